@@ -1,0 +1,260 @@
+// Command cluster runs the local development cluster: `go run ./hack/cluster up|down|status|build|demo`.
+// The Makefile's cluster-up, cluster-down and demo targets call it; tests use package localcluster
+// directly.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/certrollout/certrollout/internal/localcluster"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRoot().ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type upOptions struct {
+	dir                string
+	podStages          string
+	nodes              int
+	withoutCertManager bool
+	timeout            time.Duration
+}
+
+func defaultDir() string {
+	if d := os.Getenv("CLUSTER_DIR"); d != "" {
+		return d
+	}
+	return ".cluster"
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "cluster",
+		Short:         "Run the local Kubernetes cluster used by certrollout's tests and demo",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newBuild(), newUp(), newDown(), newStatus(), newDemo())
+	return root
+}
+
+func newBuild() *cobra.Command {
+	return &cobra.Command{
+		Use:   "build",
+		Short: "Build (or find in the cache) every component binary",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, err := localcluster.VersionsFromEnv()
+			if err != nil {
+				return err
+			}
+			bins, err := localcluster.EnsureBinaries(cmd.Context(), localcluster.BuildOptions{Versions: v, Log: os.Stderr})
+			if err != nil {
+				return err
+			}
+			for _, p := range []string{bins.Etcd, bins.APIServer, bins.ControllerManager, bins.Scheduler, bins.Kwok, bins.CertManager, bins.CertManagerCRDs} {
+				fmt.Println(p)
+			}
+			return nil
+		},
+	}
+}
+
+func addUpFlags(cmd *cobra.Command, o *upOptions) {
+	cmd.Flags().StringVar(&o.dir, "dir", defaultDir(), "Cluster folder (state, logs, kubeconfig); default $CLUSTER_DIR or .cluster.")
+	cmd.Flags().StringVar(&o.podStages, "pod-stages", "general", "kwok pod behaviour: general (like a kubelet) or fast (Ready at once, for large benchmarks).")
+	cmd.Flags().IntVar(&o.nodes, "nodes", 1, "Number of kwok nodes (1000 pods each).")
+	cmd.Flags().BoolVar(&o.withoutCertManager, "without-cert-manager", false, "Do not install cert-manager.")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "How long to wait for the cluster to be ready (building binaries is not counted).")
+}
+
+func (o *upOptions) start(ctx context.Context) (*localcluster.Cluster, error) {
+	v, err := localcluster.VersionsFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	bins, err := localcluster.EnsureBinaries(ctx, localcluster.BuildOptions{Versions: v, Log: os.Stderr})
+	if err != nil {
+		return nil, err
+	}
+	return localcluster.Start(ctx, localcluster.Options{
+		Dir: o.dir, Versions: v, Binaries: bins, PodStages: o.podStages, Nodes: o.nodes,
+		WithoutCertManager: o.withoutCertManager, Detach: true, Log: os.Stderr, Timeout: o.timeout,
+	})
+}
+
+func newUp() *cobra.Command {
+	o := &upOptions{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the cluster (or keep the healthy one already running) and write its kubeconfig",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.start(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Printf("Kubeconfig: %s\nTry: kubectl --kubeconfig %s get nodes\nStop it with: make cluster-down\n", c.Kubeconfig, c.Kubeconfig)
+			return nil
+		},
+	}
+	addUpFlags(cmd, o)
+	return cmd
+}
+
+func newDown() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop every process of the cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return err
+			}
+			stopErr := localcluster.StopDir(abs)
+			// Anything still naming the folder (a lost state file, a crashed start) goes too.
+			if left := localcluster.ProcessesUsing(abs); len(left) > 0 {
+				fmt.Fprintf(os.Stderr, "Killing %d leftover process(es) of %s: %v\n", len(left), abs, left)
+				for _, pid := range left {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+			if stopErr != nil {
+				return stopErr
+			}
+			fmt.Fprintf(os.Stderr, "Cluster in %s stopped.\n", abs)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", defaultDir(), "Cluster folder; default $CLUSTER_DIR or .cluster.")
+	return cmd
+}
+
+func newStatus() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Say whether the cluster is running and healthy",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := localcluster.Attach(cmd.Context(), dir)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("Running: %s\nKubeconfig: %s\n", c.Config.Host, c.Kubeconfig)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", defaultDir(), "Cluster folder; default $CLUSTER_DIR or .cluster.")
+	return cmd
+}
+
+func newDemo() *cobra.Command {
+	o := &upOptions{}
+	var manifests string
+	var watch time.Duration
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Start the cluster, deploy the demo application and show its certificate renewing",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, err := o.start(ctx)
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(manifests)
+			if err != nil {
+				return err
+			}
+			if err := localcluster.Apply(ctx, c.Config, data); err != nil {
+				return err
+			}
+			fmt.Println("Deployed the demo application (namespace demo): Certificate web-tls renews about every 30 s; Deployment web mounts it.")
+			return runDemo(ctx, c, watch)
+		},
+	}
+	addUpFlags(cmd, o)
+	cmd.Flags().StringVar(&manifests, "manifests", "hack/demo/demo.yaml", "Demo application manifests.")
+	cmd.Flags().DurationVar(&watch, "watch", 75*time.Second, "How long to show renewals before returning (0 to return at once).")
+	return cmd
+}
+
+// runDemo narrates the problem certrollout exists for: the certificate renews, the pods do not notice.
+func runDemo(ctx context.Context, c *localcluster.Cluster, watch time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		ready, _ := localcluster.CertificateReady(wctx, c, "demo", "web-tls")
+		dep, err := c.Client.AppsV1().Deployments("demo").Get(wctx, "web", metav1.GetOptions{})
+		if ready && err == nil && deploymentAvailable(dep) {
+			break
+		}
+		select {
+		case <-wctx.Done():
+			return errors.New("timed out waiting for Certificate demo/web-tls and Deployment demo/web")
+		case <-time.After(time.Second):
+		}
+	}
+	pods, err := c.Client.CoreV1().Pods("demo").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		return err
+	}
+	for _, p := range pods.Items {
+		fmt.Printf("Pod %s started %s.\n", p.Name, p.CreationTimestamp.Format(time.TimeOnly))
+	}
+	if watch > 0 {
+		fmt.Printf("Watching renewals for %s:\n", watch)
+		deadline := time.Now().Add(watch)
+		lastSerial := ""
+		for time.Now().Before(deadline) {
+			rev, serial, err := localcluster.CertificateRevision(ctx, c, "demo", "web-tls")
+			if err == nil && serial != lastSerial {
+				fmt.Printf("  %s  web-tls revision %d, serial %s; the web pods still run on the certificate they started with.\n",
+					time.Now().Format(time.TimeOnly), rev, serial)
+				lastSerial = serial
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	fmt.Printf(`
+The cluster keeps running. Watch it yourself:
+  export KUBECONFIG=%s
+  kubectl -n demo get certificate web-tls -o custom-columns=NAME:.metadata.name,REVISION:.status.revision,NOT_AFTER:.status.notAfter -w
+  kubectl -n demo get pods -w
+Stop it with: make cluster-down
+`, c.Kubeconfig)
+	return nil
+}
+
+func deploymentAvailable(d *appsv1.Deployment) bool {
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentAvailable && c.Status == "True" {
+			return d.Status.AvailableReplicas == *d.Spec.Replicas
+		}
+	}
+	return false
+}

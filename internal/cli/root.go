@@ -1,0 +1,79 @@
+// Package cli builds the certrollout command tree. Each subcommand keeps its flags in an Options struct
+// with Complete, Validate and Run, so flag parsing stays apart from the work and the work can be tested
+// without cobra.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// IOStreams are where a command reads and writes; tests swap them for buffers.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+}
+
+// exitError carries a specific exit code out of a command (for example `check --warn`).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// Execute runs the command line args (args[0] is the program name) and returns the process exit code.
+func Execute(args []string) int {
+	streams := IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+	root := NewRootCommand(streams, commandName(args[0]))
+	root.SetArgs(args[1:])
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(streams.ErrOut, "Error: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+// commandName is how the user invoked us: kubectl runs plugins as kubectl-<name>, and help text should
+// then show `kubectl certrollout`.
+func commandName(argv0 string) string {
+	if strings.HasPrefix(filepath.Base(argv0), "kubectl-") {
+		return "kubectl certrollout"
+	}
+	return "certrollout"
+}
+
+// NewRootCommand returns the certrollout command tree.
+func NewRootCommand(streams IOStreams, name string) *cobra.Command {
+	root := &cobra.Command{
+		Use:   name,
+		Short: "Restart the workloads that use a renewed certificate, safely",
+		Long: `certrollout makes certificate renewal safe for the programs that use the certificates.
+
+Certificates renew themselves (cert-manager, kubeadm, platform CAs); the processes that loaded them do
+not, and keep serving the old certificate until it expires. certrollout finds every workload that uses a
+certificate, knows which pods still run on an old one, and restarts them: once per renewal, rate-limited,
+in maintenance windows, in order, and only as far as health checks allow.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+	root.SetIn(streams.In)
+	root.CompletionOptions.HiddenDefaultCmd = true
+	root.AddCommand(newVersionCommand(streams))
+	return root
+}
