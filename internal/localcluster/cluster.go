@@ -227,6 +227,9 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 		"--authorization-mode=Node,RBAC",
 		"--service-cluster-ip-range=10.0.0.0/24",
 		"--allow-privileged=true",
+		// The endpoint reconciler refuses a loopback address for the kubernetes Service and would log an
+		// error every few seconds; nothing in a kwok cluster dials that Service.
+		"--endpoint-reconciler-type=none",
 		"--profiling=false")
 	if err != nil {
 		return err

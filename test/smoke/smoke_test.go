@@ -1,0 +1,159 @@
+package smoke
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"github.com/certrollout/certrollout/internal/clustertest"
+	"github.com/certrollout/certrollout/internal/localcluster"
+)
+
+func TestMain(m *testing.M) { clustertest.Main(m) }
+
+// rolledOut is kubectl's rollout-status rule for a Deployment.
+func rolledOut(d *appsv1.Deployment) bool {
+	want := ptr.Deref(d.Spec.Replicas, 1)
+	return d.Status.ObservedGeneration >= d.Generation &&
+		d.Status.UpdatedReplicas == want &&
+		d.Status.Replicas == want &&
+		d.Status.AvailableReplicas == want
+}
+
+func TestDeploymentBecomesAvailableAndRolloutRestartCompletes(t *testing.T) {
+	c := clustertest.Cluster(t)
+	ns := clustertest.Namespace(t)
+	ctx := context.Background()
+	labels := map[string]string{"app": "smoke"}
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "smoke", Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](3),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}},
+			},
+		},
+	}
+	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	get := func(ctx context.Context) (*appsv1.Deployment, error) {
+		return c.Client.AppsV1().Deployments(ns).Get(ctx, "smoke", metav1.GetOptions{})
+	}
+	clustertest.Eventually(t, 2*time.Minute, "Deployment smoke to be available", func(ctx context.Context) (bool, error) {
+		d, err := get(ctx)
+		return err == nil && rolledOut(d), err
+	})
+	before := podUIDs(t, c, ns)
+	if len(before) != 3 {
+		t.Fatalf("want 3 pods before the restart, got %d", len(before))
+	}
+
+	// What `kubectl rollout restart` does.
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`,
+		time.Now().Format(time.RFC3339))
+	if _, err := c.Client.AppsV1().Deployments(ns).Patch(ctx, "smoke", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 2*time.Minute, "the restart of Deployment smoke to complete", func(ctx context.Context) (bool, error) {
+		d, err := get(ctx)
+		if err != nil || !rolledOut(d) {
+			return false, err
+		}
+		after := podUIDs(t, c, ns)
+		if len(after) != 3 {
+			return false, nil
+		}
+		for uid := range after {
+			if before[uid] {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
+// podUIDs lists the pods of a namespace that are not being deleted.
+func podUIDs(t *testing.T, c *localcluster.Cluster, ns string) map[types.UID]bool {
+	t.Helper()
+	pods, err := c.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uids := map[types.UID]bool{}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			uids[p.UID] = true
+		}
+	}
+	return uids
+}
+
+func TestCertManagerRenewsALeafCertificateRepeatedly(t *testing.T) {
+	c := clustertest.Cluster(t)
+	ns := clustertest.Namespace(t)
+	ctx := context.Background()
+	manifests := fmt.Sprintf(`apiVersion: cert-manager.io/v1
+kind: Issuer
+metadata: {name: selfsigned, namespace: %[1]s}
+spec: {selfSigned: {}}
+---
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: ca, namespace: %[1]s}
+spec:
+  isCA: true
+  commonName: smoke-ca
+  secretName: ca
+  issuerRef: {name: selfsigned, kind: Issuer}
+---
+apiVersion: cert-manager.io/v1
+kind: Issuer
+metadata: {name: ca, namespace: %[1]s}
+spec: {ca: {secretName: ca}}
+---
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: leaf, namespace: %[1]s}
+spec:
+  secretName: leaf-tls
+  commonName: leaf.smoke
+  dnsNames: [leaf.smoke]
+  duration: 1h
+  renewBefore: 59m50s
+  issuerRef: {name: ca, kind: Issuer}
+`, ns)
+	if err := localcluster.Apply(ctx, c.Config, []byte(manifests)); err != nil {
+		t.Fatal(err)
+	}
+	// cert-manager writes the Secret a moment before it bumps status.revision, so revisions and serials
+	// are followed independently: both must advance twice past the first issuance.
+	var firstRev, lastRev int64
+	serials := map[string]bool{}
+	clustertest.Eventually(t, 3*time.Minute, "Certificate leaf to be renewed twice", func(ctx context.Context) (bool, error) {
+		rev, serial, err := localcluster.CertificateRevision(ctx, c, ns, "leaf")
+		if err != nil || rev == 0 || serial == "" {
+			return false, nil // not issued yet
+		}
+		if firstRev == 0 {
+			firstRev = rev
+		}
+		lastRev = rev
+		serials[serial] = true
+		return rev >= firstRev+2 && len(serials) >= 3, nil
+	})
+	t.Logf("revisions %d..%d, %d distinct serials", firstRev, lastRev, len(serials))
+	ready, err := localcluster.CertificateReady(ctx, c, ns, "leaf")
+	if err != nil || !ready {
+		t.Fatalf("Certificate leaf not Ready after renewals (err %v)", err)
+	}
+}
