@@ -38,7 +38,12 @@ components: ## Build the local cluster's components from Go modules (cached outs
 
 .PHONY: test
 test: components ## Run unit and integration tests (each integration package starts its own cluster).
-	$(GO) test $(TEST_FLAGS) ./...
+	@mkdir -p $(BIN)
+	@status=0; $(GO) test $(TEST_FLAGS) -v ./... 2>&1 | tee $(BIN)/test.log || status=$$?; \
+	count() { grep -cE "^[[:space:]]*--- $$1:" $(BIN)/test.log || true; }; \
+	echo; grep -E '^(ok|FAIL|---)[[:space:]]' $(BIN)/test.log | grep -v -- '--- PASS\|--- SKIP' || true; \
+	echo "$$(count PASS) passed, $$(count FAIL) failed, $$(count SKIP) skipped"; \
+	exit $$status
 
 .PHONY: unit
 unit: ## Run only the tests that need no cluster.
@@ -62,7 +67,7 @@ verify: ## Fail if go mod tidy or gofmt would change the tree.
 		|| { echo "go mod tidy changed the files above: run it and commit"; exit 1; }
 
 .PHONY: cluster-up
-cluster-up: ## Start the local cluster; kubeconfig in $(CLUSTER_DIR)/kubeconfig.
+cluster-up: ## Start the local cluster; kubeconfig in .cluster/kubeconfig (override with CLUSTER_DIR=).
 	$(CLUSTER) up --dir "$(CLUSTER_DIR)"
 
 .PHONY: cluster-down

@@ -266,6 +266,10 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 	if _, err := c.run("kwok", bins.Kwok,
 		"--kubeconfig="+c.Kubeconfig, "--manage-all-nodes=true",
 		"--server-address=127.0.0.1:0", "--node-port=0",
+		// With a --config that holds only stages, kwok's lease option stays 0 and it renews no node
+		// Lease; the node lifecycle controller then marks the node NotReady every grace period and
+		// evicts readiness from every pod. 40 s is the kubelet's lease duration.
+		"--node-lease-duration-seconds=40",
 		"--config="+stages); err != nil {
 		return err
 	}

@@ -66,17 +66,20 @@ func TestDeploymentBecomesAvailableAndRolloutRestartCompletes(t *testing.T) {
 	}
 	clustertest.Eventually(t, 2*time.Minute, "the restart of Deployment smoke to complete", func(ctx context.Context) (bool, error) {
 		d, err := get(ctx)
-		if err != nil || !rolledOut(d) {
+		if err != nil {
 			return false, err
 		}
-		after := podUIDs(t, c, ns)
-		if len(after) != 3 {
-			return false, nil
+		if !rolledOut(d) {
+			return false, fmt.Errorf("not rolled out: generation %d, status %+v", d.Generation, d.Status)
 		}
+		after := podUIDs(t, c, ns)
 		for uid := range after {
 			if before[uid] {
-				return false, nil
+				return false, fmt.Errorf("pod %s from before the restart still runs", uid)
 			}
+		}
+		if len(after) != 3 {
+			return false, fmt.Errorf("want 3 pods after the restart, have %d", len(after))
 		}
 		return true, nil
 	})
@@ -156,4 +159,26 @@ spec:
 	if err != nil || !ready {
 		t.Fatalf("Certificate leaf not Ready after renewals (err %v)", err)
 	}
+}
+
+// Without lease renewals the node lifecycle controller marks a kwok node NotReady every grace period and
+// takes readiness from all its pods, which makes every rollout in every other test flaky.
+func TestKwokNodeLeaseIsRenewed(t *testing.T) {
+	c := clustertest.Cluster(t)
+	leases := c.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+	var first time.Time
+	clustertest.Eventually(t, time.Minute, "the node Lease to be renewed", func(ctx context.Context) (bool, error) {
+		l, err := leases.Get(ctx, localcluster.NodeName(0), metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if l.Spec.RenewTime == nil {
+			return false, fmt.Errorf("lease has no renewTime")
+		}
+		if first.IsZero() {
+			first = l.Spec.RenewTime.Time
+			return false, nil
+		}
+		return l.Spec.RenewTime.After(first), nil
+	})
 }
