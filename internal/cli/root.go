@@ -59,8 +59,9 @@ func commandName(argv0 string) string {
 // NewRootCommand returns the certrollout command tree.
 func NewRootCommand(streams IOStreams, name string) *cobra.Command {
 	root := &cobra.Command{
-		Use:   name,
-		Short: "Restart the workloads that use a renewed certificate, safely",
+		Use:         "certrollout",
+		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: name},
+		Short:       "Restart the workloads that use a renewed certificate, safely",
 		Long: `certrollout makes certificate renewal safe for the programs that use the certificates.
 
 Certificates renew themselves (cert-manager, kubeadm, platform CAs); the processes that loaded them do

@@ -35,7 +35,9 @@ var shared *localcluster.Cluster
 type Option func(*localcluster.Options)
 
 // WithoutCertManager starts no cert-manager, for packages that do not need it (faster start).
-func WithoutCertManager() Option { return func(o *localcluster.Options) { o.WithoutCertManager = true } }
+func WithoutCertManager() Option {
+	return func(o *localcluster.Options) { o.WithoutCertManager = true }
+}
 
 // WithFastPods uses kwok's fast pod stages (pods Ready at once), for large-scale tests.
 func WithFastPods() Option { return func(o *localcluster.Options) { o.PodStages = "fast" } }

@@ -452,7 +452,7 @@ func (c *Cluster) waitFor(ctx context.Context, owner *proc, what string, cond fu
 		case <-ctx.Done():
 			err := fmt.Errorf("timed out waiting for %s", what)
 			if lastErr != nil {
-				err = fmt.Errorf("%w (last error: %v)", err, lastErr)
+				err = fmt.Errorf("%w (last error: %w)", err, lastErr)
 			}
 			return &ComponentError{Component: owner.Name, Err: err, LogTail: tail(owner.Log, 30)}
 		case <-time.After(250 * time.Millisecond):

@@ -252,7 +252,9 @@ func TestKilledTestRunLeavesNoProcesses(t *testing.T) {
 	if err := helper.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-exited
+	if err := <-exited; err == nil {
+		t.Fatal("the helper exited cleanly; it should have died of SIGKILL")
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for len(ProcessesUsing(dir)) > 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)

@@ -110,7 +110,7 @@ func (p *proc) exitedErr() error {
 	if p.exited != nil {
 		select {
 		case <-p.exited:
-			return &ComponentError{Component: p.Name, Err: fmt.Errorf("exited: %v", p.waitErr), LogTail: tail(p.Log, 30)}
+			return &ComponentError{Component: p.Name, Err: fmt.Errorf("exited: %w", p.waitErr), LogTail: tail(p.Log, 30)}
 		default:
 			return nil
 		}
