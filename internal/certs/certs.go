@@ -1,0 +1,206 @@
+// Package certs reads X.509 certificates out of the bytes Kubernetes objects and files hold (PEM bundles
+// such as tls.crt, ca.crt and CA bundles, or single DER certificates) and reduces each to the facts
+// certrollout reasons about. It is pure: no clients, no clock. Private keys and other non-certificate
+// blocks are counted and dropped, never decoded or kept.
+package certs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Certificate is what certrollout knows about one certificate.
+type Certificate struct {
+	// Fingerprint is the hex SHA-256 of the DER encoding: the certificate's identity.
+	Fingerprint    string    `json:"fingerprint"`
+	Subject        string    `json:"subject"`
+	Issuer         string    `json:"issuer"`
+	SerialNumber   string    `json:"serialNumber"` // hex
+	DNSNames       []string  `json:"dnsNames,omitempty"`
+	IPAddresses    []string  `json:"ipAddresses,omitempty"`
+	URIs           []string  `json:"uris,omitempty"`
+	EmailAddresses []string  `json:"emailAddresses,omitempty"`
+	NotBefore      time.Time `json:"notBefore"`
+	NotAfter       time.Time `json:"notAfter"`
+	IsCA           bool      `json:"isCA"`
+	SubjectKeyID   string    `json:"subjectKeyID,omitempty"`   // hex
+	AuthorityKeyID string    `json:"authorityKeyID,omitempty"` // hex
+}
+
+// SelfSigned reports whether the certificate names itself as issuer (a root, or a self-signed leaf).
+func (c *Certificate) SelfSigned() bool {
+	if c.AuthorityKeyID != "" && c.SubjectKeyID != "" {
+		return c.AuthorityKeyID == c.SubjectKeyID
+	}
+	return c.Subject == c.Issuer
+}
+
+// Bundle is the certificates found in one blob, in the order they appear.
+type Bundle struct {
+	Certificates []Certificate `json:"certificates"`
+	// Skipped counts PEM blocks that are not certificates (private keys, CSRs, parameters).
+	Skipped int `json:"skipped,omitempty"`
+}
+
+// Leaf returns the first certificate that is not a CA, or else the first certificate; nil if empty. In
+// a tls.crt the leaf comes first and its chain follows.
+func (b *Bundle) Leaf() *Certificate {
+	for i := range b.Certificates {
+		if !b.Certificates[i].IsCA {
+			return &b.Certificates[i]
+		}
+	}
+	if len(b.Certificates) > 0 {
+		return &b.Certificates[0]
+	}
+	return nil
+}
+
+// Fingerprints returns the fingerprints of all certificates, sorted and without duplicates.
+func (b *Bundle) Fingerprints() []string {
+	fps := make([]string, 0, len(b.Certificates))
+	for _, c := range b.Certificates {
+		fps = append(fps, c.Fingerprint)
+	}
+	slices.Sort(fps)
+	return slices.Compact(fps)
+}
+
+// EarliestNotAfter is when the first certificate of the bundle expires; zero for an empty bundle.
+func (b *Bundle) EarliestNotAfter() time.Time {
+	var t time.Time
+	for _, c := range b.Certificates {
+		if t.IsZero() || c.NotAfter.Before(t) {
+			t = c.NotAfter
+		}
+	}
+	return t
+}
+
+// ErrNoCertificate means the input holds no certificate at all.
+var ErrNoCertificate = errors.New("no certificate found")
+
+// ParseError says which part of the input is malformed and why.
+type ParseError struct {
+	Block int // 1-based index of the PEM block; 0 for DER input
+	Line  int // line where the block starts; 0 for DER input
+	Type  string
+	Err   error
+}
+
+func (e *ParseError) Error() string {
+	if e.Block == 0 {
+		return fmt.Sprintf("DER certificate: %v", e.Err)
+	}
+	return fmt.Sprintf("PEM block %d (%s) at line %d: %v", e.Block, e.Type, e.Line, e.Err)
+}
+
+func (e *ParseError) Unwrap() error { return e.Err }
+
+var (
+	pemBegin       = []byte("-----BEGIN ")
+	pemCertificate = []byte("-----BEGIN CERTIFICATE-----")
+)
+
+// HasPEMCertificate is a cheap test for data worth parsing: it contains a PEM certificate header.
+func HasPEMCertificate(data []byte) bool {
+	return bytes.Contains(data, pemCertificate)
+}
+
+// ParsePEM reads every PEM block of data. CERTIFICATE blocks become Certificates; other block types are
+// counted in Skipped without being decoded further. A block that cannot be decoded, or a CERTIFICATE that
+// is not valid DER, is an error naming the block; data with no certificate returns ErrNoCertificate.
+func ParsePEM(data []byte) (*Bundle, error) {
+	b := &Bundle{}
+	rest := data
+	for n := 1; ; n++ {
+		start := bytes.Index(rest, pemBegin)
+		if start < 0 {
+			break
+		}
+		line := 1 + bytes.Count(data[:len(data)-len(rest)+start], []byte("\n"))
+		block, after := pem.Decode(rest[start:])
+		if block == nil {
+			return nil, &ParseError{Block: n, Line: line, Type: blockType(rest[start:]), Err: errors.New("malformed PEM encoding")}
+		}
+		rest = after
+		if block.Type != "CERTIFICATE" {
+			b.Skipped++
+			continue
+		}
+		c, err := fromDER(block.Bytes)
+		if err != nil {
+			return nil, &ParseError{Block: n, Line: line, Type: block.Type, Err: err}
+		}
+		b.Certificates = append(b.Certificates, c)
+	}
+	if len(b.Certificates) == 0 {
+		return b, ErrNoCertificate
+	}
+	return b, nil
+}
+
+// Parse reads PEM, or a single DER certificate when data holds no PEM at all (as .der and .cer files do).
+func Parse(data []byte) (*Bundle, error) {
+	if bytes.Contains(data, pemBegin) {
+		return ParsePEM(data)
+	}
+	if len(data) == 0 || data[0] != 0x30 { // a DER certificate is an ASN.1 SEQUENCE
+		return &Bundle{}, ErrNoCertificate
+	}
+	c, err := fromDER(data)
+	if err != nil {
+		return nil, &ParseError{Err: err}
+	}
+	return &Bundle{Certificates: []Certificate{c}}, nil
+}
+
+// blockType extracts the label of a PEM header for error messages, bounded so garbage cannot make it long.
+func blockType(data []byte) string {
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	label := strings.TrimSuffix(strings.TrimPrefix(string(line), string(pemBegin)), "-----")
+	label = strings.TrimSpace(strings.TrimRight(label, "-\r"))
+	if len(label) > 40 {
+		label = label[:40] + "…"
+	}
+	if label == "" {
+		return "unlabelled"
+	}
+	return label
+}
+
+func fromDER(der []byte) (Certificate, error) {
+	x, err := x509.ParseCertificate(der)
+	if err != nil {
+		return Certificate{}, err
+	}
+	sum := sha256.Sum256(der)
+	c := Certificate{
+		Fingerprint:    hex.EncodeToString(sum[:]),
+		Subject:        x.Subject.String(),
+		Issuer:         x.Issuer.String(),
+		SerialNumber:   x.SerialNumber.Text(16),
+		DNSNames:       x.DNSNames,
+		EmailAddresses: x.EmailAddresses,
+		NotBefore:      x.NotBefore.UTC(),
+		NotAfter:       x.NotAfter.UTC(),
+		IsCA:           x.IsCA,
+		SubjectKeyID:   hex.EncodeToString(x.SubjectKeyId),
+		AuthorityKeyID: hex.EncodeToString(x.AuthorityKeyId),
+	}
+	for _, ip := range x.IPAddresses {
+		c.IPAddresses = append(c.IPAddresses, ip.String())
+	}
+	for _, u := range x.URIs {
+		c.URIs = append(c.URIs, u.String())
+	}
+	return c, nil
+}

@@ -1,0 +1,126 @@
+// Package testgen builds test objects: certificate chains here, Kubernetes objects with functional
+// options elsewhere. Only tests import it.
+package testgen
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"testing"
+	"time"
+)
+
+// Cert is a generated certificate with its key.
+type Cert struct {
+	X509 *x509.Certificate
+	DER  []byte
+	Key  crypto.Signer
+}
+
+// PEM is the certificate in PEM.
+func (c *Cert) PEM() []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.DER}) }
+
+// KeyPEM is the private key in PEM (PKCS#8).
+func (c *Cert) KeyPEM(t testing.TB) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(c.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+// CertOption adjusts a certificate template.
+type CertOption func(*x509.Certificate)
+
+// WithValidity sets notBefore and notAfter.
+func WithValidity(notBefore, notAfter time.Time) CertOption {
+	return func(c *x509.Certificate) { c.NotBefore, c.NotAfter = notBefore, notAfter }
+}
+
+// WithDNSNames sets the DNS SANs.
+func WithDNSNames(names ...string) CertOption {
+	return func(c *x509.Certificate) { c.DNSNames = names }
+}
+
+// WithIPs sets the IP SANs.
+func WithIPs(ips ...string) CertOption {
+	return func(c *x509.Certificate) {
+		for _, ip := range ips {
+			c.IPAddresses = append(c.IPAddresses, net.ParseIP(ip))
+		}
+	}
+}
+
+// CA generates a self-signed CA certificate valid from an hour ago for a year.
+func CA(t testing.TB, cn string, opts ...CertOption) *Cert {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: cn},
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	return issue(t, tmpl, nil, opts)
+}
+
+// Leaf generates a server certificate signed by ca, valid from an hour ago for 90 days.
+func Leaf(t testing.TB, ca *Cert, cn string, opts ...CertOption) *Cert {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{cn},
+	}
+	return issue(t, tmpl, ca, opts)
+}
+
+func issue(t testing.TB, tmpl *x509.Certificate, parent *Cert, opts []CertOption) *Cert {
+	t.Helper()
+	now := time.Now().Truncate(time.Second)
+	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(90*24*time.Hour)
+	if tmpl.IsCA {
+		tmpl.NotAfter = now.Add(365 * 24 * time.Hour)
+	}
+	for _, o := range opts {
+		o(tmpl)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl.SerialNumber = serial
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signerCert, signerKey := tmpl, crypto.Signer(key)
+	if parent != nil {
+		signerCert, signerKey = parent.X509, parent.Key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signerCert, key.Public(), signerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Cert{X509: x, DER: der, Key: key}
+}
+
+// Concat joins PEM blobs into one bundle.
+func Concat(blobs ...[]byte) []byte {
+	var out []byte
+	for _, b := range blobs {
+		out = append(out, b...)
+	}
+	return out
+}
