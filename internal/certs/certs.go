@@ -107,6 +107,7 @@ func (e *ParseError) Unwrap() error { return e.Err }
 
 var (
 	pemBegin       = []byte("-----BEGIN ")
+	pemEnd         = []byte("-----END ")
 	pemCertificate = []byte("-----BEGIN CERTIFICATE-----")
 )
 
@@ -115,32 +116,62 @@ func HasPEMCertificate(data []byte) bool {
 	return bytes.Contains(data, pemCertificate)
 }
 
+// EachBlock calls fn for every PEM block of data, in order, with its 1-based index and the line it
+// starts on. Each block is cut out (BEGIN line to END line) and decoded on its own: pem.Decode alone
+// would silently skip a malformed block when a valid one follows. A block that does not decode, or a
+// BEGIN without END, stops the walk with a ParseError; so does an error from fn.
+func EachBlock(data []byte, fn func(block *pem.Block, n, line int) error) error {
+	rest := data
+	for n := 1; ; n++ {
+		start := bytes.Index(rest, pemBegin)
+		if start < 0 {
+			return nil
+		}
+		line := 1 + bytes.Count(data[:len(data)-len(rest)+start], []byte("\n"))
+		seg := rest[start:]
+		malformed := func(why string) error {
+			return &ParseError{Block: n, Line: line, Type: blockType(seg), Err: errors.New(why)}
+		}
+		end := bytes.Index(seg, pemEnd)
+		if end < 0 {
+			return malformed("no END line")
+		}
+		eol := bytes.IndexByte(seg[end:], '\n')
+		if eol < 0 {
+			eol = len(seg) - end
+		} else {
+			eol++
+		}
+		block, _ := pem.Decode(seg[:end+eol])
+		if block == nil {
+			return malformed("malformed PEM encoding")
+		}
+		if err := fn(block, n, line); err != nil {
+			return err
+		}
+		rest = seg[end+eol:]
+	}
+}
+
 // ParsePEM reads every PEM block of data. CERTIFICATE blocks become Certificates; other block types are
 // counted in Skipped without being decoded further. A block that cannot be decoded, or a CERTIFICATE that
 // is not valid DER, is an error naming the block; data with no certificate returns ErrNoCertificate.
 func ParsePEM(data []byte) (*Bundle, error) {
 	b := &Bundle{}
-	rest := data
-	for n := 1; ; n++ {
-		start := bytes.Index(rest, pemBegin)
-		if start < 0 {
-			break
-		}
-		line := 1 + bytes.Count(data[:len(data)-len(rest)+start], []byte("\n"))
-		block, after := pem.Decode(rest[start:])
-		if block == nil {
-			return nil, &ParseError{Block: n, Line: line, Type: blockType(rest[start:]), Err: errors.New("malformed PEM encoding")}
-		}
-		rest = after
+	err := EachBlock(data, func(block *pem.Block, n, line int) error {
 		if block.Type != "CERTIFICATE" {
 			b.Skipped++
-			continue
+			return nil
 		}
 		c, err := fromDER(block.Bytes)
 		if err != nil {
-			return nil, &ParseError{Block: n, Line: line, Type: block.Type, Err: err}
+			return &ParseError{Block: n, Line: line, Type: block.Type, Err: err}
 		}
 		b.Certificates = append(b.Certificates, c)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(b.Certificates) == 0 {
 		return b, ErrNoCertificate

@@ -42,6 +42,12 @@ func TestParsePEM(t *testing.T) {
 		"names the block and line of a certificate that is not valid DER": {
 			in: testgen.Concat(ca.PEM(), []byte(garbageCert)), wantErrParts: []string{"PEM block 2 (CERTIFICATE) at line 1", "x509"},
 		},
+		"does not skip a broken certificate that a valid block follows": {
+			in: testgen.Concat([]byte(badBase64), ca.PEM()), wantErrParts: []string{"PEM block 1 (CERTIFICATE) at line 1", "malformed PEM encoding"},
+		},
+		"names a block that never ends": {
+			in: testgen.Concat(ca.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n")), wantErrParts: []string{"PEM block 2", "no END line"},
+		},
 		"names a block whose base64 is broken": {
 			in: []byte("\n\n" + badBase64), wantErrParts: []string{"PEM block 1 (CERTIFICATE) at line 3", "malformed PEM encoding"},
 		},

@@ -1,0 +1,320 @@
+// Package inventory turns Secrets and ConfigMaps into certificate sources: the certificates under each
+// key, when the data was written, and the cert-manager Certificate that owns them. It also reduces those
+// objects, before they are cached, to what certificates need, so the controller's memory does not grow
+// with Secrets it has no use for (Helm releases, tokens) and never holds a private key. Pure: no clients.
+package inventory
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/certrollout/certrollout/internal/certs"
+	"github.com/certrollout/certrollout/internal/consumers"
+)
+
+// cert-manager's annotations on the Secrets it issues.
+const (
+	AnnotationCertificateName = "cert-manager.io/certificate-name"
+	AnnotationIssuerName      = "cert-manager.io/issuer-name"
+	AnnotationIssuerKind      = "cert-manager.io/issuer-kind"
+)
+
+// BackdateAllowance bounds how far after a certificate's notBefore its Secret's data write time is still
+// taken as the issuance time. ACME CAs back-date notBefore by up to an hour; a write later than this is
+// some other change to the Secret, not the issuance.
+const BackdateAllowance = 2 * time.Hour
+
+// Source is one Secret or ConfigMap seen as a holder of certificates.
+type Source struct {
+	Namespace string
+	consumers.Ref
+	// Keys maps each key holding certificates to them.
+	Keys map[string]*certs.Bundle
+	// Invalid maps each key that looks like PEM certificates but does not parse to the reason.
+	Invalid map[string]error
+	// DataWrittenAt is when the data was last written, from managedFields; zero when unknown.
+	DataWrittenAt time.Time
+	// Certificate is the cert-manager Certificate that issues this Secret, if any.
+	Certificate string
+}
+
+// FromSecret reads a Secret (whole or reduced by ReduceSecret: both give the same Source).
+func FromSecret(s *corev1.Secret) *Source {
+	src := newSource(s.Namespace, consumers.Ref{Kind: consumers.KindSecret, Name: s.Name}, &s.ObjectMeta)
+	for k, v := range s.Data {
+		src.add(k, v)
+	}
+	return src
+}
+
+// FromConfigMap reads a ConfigMap's data and binaryData.
+func FromConfigMap(cm *corev1.ConfigMap) *Source {
+	src := newSource(cm.Namespace, consumers.Ref{Kind: consumers.KindConfigMap, Name: cm.Name}, &cm.ObjectMeta)
+	for k, v := range cm.Data {
+		src.add(k, []byte(v))
+	}
+	for k, v := range cm.BinaryData {
+		src.add(k, v)
+	}
+	return src
+}
+
+func newSource(ns string, ref consumers.Ref, meta *metav1.ObjectMeta) *Source {
+	src := &Source{
+		Namespace:     ns,
+		Ref:           ref,
+		Keys:          map[string]*certs.Bundle{},
+		Invalid:       map[string]error{},
+		DataWrittenAt: DataWriteTime(meta.ManagedFields),
+		Certificate:   meta.Annotations[AnnotationCertificateName],
+	}
+	if raw := meta.Annotations[AnnotationInvalid]; raw != "" {
+		var invalid map[string]string
+		if err := json.Unmarshal([]byte(raw), &invalid); err == nil {
+			for k, msg := range invalid {
+				src.Invalid[k] = errors.New(msg)
+			}
+		}
+	}
+	return src
+}
+
+func (s *Source) add(key string, value []byte) {
+	if !certs.HasPEMCertificate(value) {
+		return
+	}
+	b, err := certs.ParsePEM(value)
+	if err != nil {
+		s.Invalid[key] = err
+		return
+	}
+	s.Keys[key] = b
+}
+
+// HasCertificates reports whether any key holds a certificate.
+func (s *Source) HasCertificates() bool { return len(s.Keys) > 0 }
+
+// Certificates returns the certificates under keys (nil: every key), in key order.
+func (s *Source) Certificates(keys []string) []certs.Certificate {
+	if keys == nil {
+		for k := range s.Keys {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+	}
+	var out []certs.Certificate
+	for _, k := range keys {
+		if b := s.Keys[k]; b != nil {
+			out = append(out, b.Certificates...)
+		}
+	}
+	return out
+}
+
+// IssuedAt is when the certificates under keys were issued: the latest notBefore among them, or the
+// data write time when that is later but within BackdateAllowance (ACME back-dating).
+func (s *Source) IssuedAt(keys []string) time.Time {
+	var nb time.Time
+	for _, c := range s.Certificates(keys) {
+		if c.NotBefore.After(nb) {
+			nb = c.NotBefore
+		}
+	}
+	if nb.IsZero() {
+		return nb
+	}
+	if w := s.DataWrittenAt; w.After(nb) && w.Sub(nb) <= BackdateAllowance {
+		return w
+	}
+	return nb
+}
+
+// Set is the certificates a workload runs on, over all the sources and keys it uses.
+type Set struct {
+	// Fingerprints, sorted and unique.
+	Fingerprints []string
+	// Hash identifies the set: equal sets, equal hashes, whatever the bytes around them.
+	Hash string
+	// NotAfter is the earliest expiry in the set.
+	NotAfter time.Time
+	// IssuedAt is the latest issuance among the set's sources.
+	IssuedAt time.Time
+}
+
+// Empty reports whether the set holds no certificate.
+func (s Set) Empty() bool { return len(s.Fingerprints) == 0 }
+
+// SetOf builds the Set of certificates read by uses from sources (missing sources contribute nothing).
+func SetOf(uses []consumers.Use, sources map[consumers.Ref]*Source) Set {
+	var set Set
+	for _, ref := range consumers.Refs(uses) {
+		src := sources[ref]
+		if src == nil {
+			continue
+		}
+		keys := consumers.KeysOf(uses, ref)
+		for _, c := range src.Certificates(keys) {
+			set.Fingerprints = append(set.Fingerprints, c.Fingerprint)
+			if set.NotAfter.IsZero() || c.NotAfter.Before(set.NotAfter) {
+				set.NotAfter = c.NotAfter
+			}
+		}
+		if t := src.IssuedAt(keys); t.After(set.IssuedAt) {
+			set.IssuedAt = t
+		}
+	}
+	slices.Sort(set.Fingerprints)
+	set.Fingerprints = slices.Compact(set.Fingerprints)
+	if len(set.Fingerprints) > 0 {
+		sum := sha256.Sum256([]byte(strings.Join(set.Fingerprints, "\n")))
+		set.Hash = hex.EncodeToString(sum[:8])
+	}
+	return set
+}
+
+// DataWriteTime is the latest time a field manager wrote the object's data or binaryData.
+func DataWriteTime(entries []metav1.ManagedFieldsEntry) time.Time {
+	var t time.Time
+	for _, e := range entries {
+		if e.Time == nil || e.FieldsV1 == nil || !ownsData(e.FieldsV1.Raw) {
+			continue
+		}
+		if e.Time.After(t) {
+			t = e.Time.UTC()
+		}
+	}
+	return t
+}
+
+func ownsData(fields []byte) bool {
+	return bytes.Contains(fields, []byte(`"f:data"`)) || bytes.Contains(fields, []byte(`"f:binaryData"`))
+}
+
+// reducedManager names the one managedFields entry a reduced object keeps.
+const reducedManager = "certrollout-reduced"
+
+// reduceMeta drops everything of an object's metadata that certrollout never reads (managedFields beyond
+// the data write time, the last-applied annotation that may embed the whole object).
+func reduceMeta(meta *metav1.ObjectMeta) {
+	var entries []metav1.ManagedFieldsEntry
+	if t := DataWriteTime(meta.ManagedFields); !t.IsZero() {
+		entries = []metav1.ManagedFieldsEntry{{
+			Manager: reducedManager, Operation: metav1.ManagedFieldsOperationUpdate,
+			Time: &metav1.Time{Time: t}, FieldsType: "FieldsV1",
+			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{}}`)},
+		}}
+	}
+	meta.ManagedFields = entries
+	delete(meta.Annotations, corev1.LastAppliedConfigAnnotation)
+	delete(meta.Annotations, AnnotationInvalid) // ours to set, on cached copies only
+}
+
+// AnnotationInvalid is set on reduced (cached) copies only, never written to the API: a JSON object
+// mapping each key whose PEM could not be decoded to the error, since the value itself is dropped.
+const AnnotationInvalid = "certrollout.io/invalid-keys"
+
+// ReduceSecret returns the Secret as certrollout keeps it: keys without a PEM certificate are dropped and
+// the rest keep only their CERTIFICATE blocks, so private keys (tls.key, or keys inside combined PEM
+// files) never reach the cache. A key whose PEM does not decode is dropped too, its error kept in
+// AnnotationInvalid. It modifies and returns s.
+func ReduceSecret(s *corev1.Secret) *corev1.Secret {
+	reduceMeta(&s.ObjectMeta)
+	data := map[string][]byte{}
+	invalid := map[string]string{}
+	for k, v := range s.Data {
+		reduceValue(k, v, data, invalid)
+	}
+	s.Data = data
+	s.StringData = nil
+	setInvalid(&s.ObjectMeta, invalid)
+	return s
+}
+
+// ReduceConfigMap does for a ConfigMap what ReduceSecret does for a Secret.
+func ReduceConfigMap(cm *corev1.ConfigMap) *corev1.ConfigMap {
+	reduceMeta(&cm.ObjectMeta)
+	invalid := map[string]string{}
+	data := map[string][]byte{}
+	for k, v := range cm.Data {
+		reduceValue(k, []byte(v), data, invalid)
+	}
+	cm.Data = map[string]string{}
+	for k, v := range data {
+		cm.Data[k] = string(v)
+	}
+	binary := map[string][]byte{}
+	for k, v := range cm.BinaryData {
+		reduceValue(k, v, binary, invalid)
+	}
+	cm.BinaryData = binary
+	setInvalid(&cm.ObjectMeta, invalid)
+	return cm
+}
+
+func reduceValue(key string, v []byte, data map[string][]byte, invalid map[string]string) {
+	if !certs.HasPEMCertificate(v) {
+		return
+	}
+	if blocks, ok := certificateBlocks(v); ok {
+		data[key] = blocks
+		return
+	}
+	_, err := certs.ParsePEM(v)
+	if err == nil {
+		err = errors.New("malformed PEM encoding")
+	}
+	invalid[key] = err.Error()
+}
+
+func setInvalid(meta *metav1.ObjectMeta, invalid map[string]string) {
+	if len(invalid) == 0 {
+		return
+	}
+	raw, err := json.Marshal(invalid)
+	if err != nil {
+		return
+	}
+	if meta.Annotations == nil {
+		meta.Annotations = map[string]string{}
+	}
+	meta.Annotations[AnnotationInvalid] = string(raw)
+}
+
+// certificateBlocks re-encodes only the CERTIFICATE blocks of a PEM value; ok is false when some block
+// does not decode.
+func certificateBlocks(v []byte) (out []byte, ok bool) {
+	err := certs.EachBlock(v, func(block *pem.Block, _, _ int) error {
+		if block.Type == "CERTIFICATE" {
+			out = append(out, pem.EncodeToMemory(block)...)
+		}
+		return nil
+	})
+	return out, err == nil
+}
+
+// ErrNotReduced is returned by a transform given an object it does not handle.
+var ErrNotReduced = errors.New("object is neither a Secret nor a ConfigMap")
+
+// Transform is a cache transform (controller-runtime / client-go TransformFunc) applying ReduceSecret
+// and ReduceConfigMap. Other objects pass through unchanged.
+func Transform(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *corev1.Secret:
+		return ReduceSecret(o), nil
+	case *corev1.ConfigMap:
+		return ReduceConfigMap(o), nil
+	default:
+		return obj, nil
+	}
+}

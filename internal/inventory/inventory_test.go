@@ -1,0 +1,214 @@
+package inventory
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/certrollout/certrollout/internal/consumers"
+	"github.com/certrollout/certrollout/internal/testgen"
+)
+
+func managed(manager string, t time.Time, fields string) metav1.ManagedFieldsEntry {
+	return metav1.ManagedFieldsEntry{
+		Manager: manager, Operation: metav1.ManagedFieldsOperationApply, Time: &metav1.Time{Time: t},
+		FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)},
+	}
+}
+
+// issuedSecret is a Secret as cert-manager writes it.
+func issuedSecret(t *testing.T, ca, leaf *testgen.Cert, written time.Time) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "app", Name: "api-tls",
+			Annotations: map[string]string{AnnotationCertificateName: "api", corev1.LastAppliedConfigAnnotation: "{...}"},
+			ManagedFields: []metav1.ManagedFieldsEntry{
+				managed("cert-manager-certificates-issuing", written, `{"f:data":{".":{},"f:tls.crt":{}}}`),
+				managed("kubectl-annotate", written.Add(time.Hour), `{"f:metadata":{"f:annotations":{}}}`),
+			},
+		},
+		Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{
+			"tls.crt": testgen.Concat(leaf.PEM(), ca.PEM()),
+			"tls.key": leaf.KeyPEM(t),
+			"ca.crt":  ca.PEM(),
+		},
+	}
+}
+
+func TestFromSecretReadsCertificatesAndItsCertManagerOwner(t *testing.T) {
+	ca := testgen.CA(t, "root")
+	leaf := testgen.Leaf(t, ca, "api")
+	written := time.Now().UTC().Truncate(time.Second)
+	src := FromSecret(issuedSecret(t, ca, leaf, written))
+	if len(src.Keys) != 2 || src.Keys["tls.crt"] == nil || src.Keys["ca.crt"] == nil {
+		t.Fatalf("want tls.crt and ca.crt, got %v", src.Keys)
+	}
+	if len(src.Keys["tls.crt"].Certificates) != 2 {
+		t.Fatal("tls.crt holds the leaf and its CA")
+	}
+	if src.Certificate != "api" {
+		t.Errorf("Certificate %q", src.Certificate)
+	}
+	if !src.DataWrittenAt.Equal(written) {
+		t.Errorf("data written at %s, want %s (the annotate an hour later did not touch data)", src.DataWrittenAt, written)
+	}
+}
+
+func TestReducedSecretKeepsNoKeyAndReadsTheSame(t *testing.T) {
+	ca := testgen.CA(t, "root")
+	leaf := testgen.Leaf(t, ca, "api")
+	orig := issuedSecret(t, ca, leaf, time.Now().UTC().Truncate(time.Second))
+	orig.Data["combined.pem"] = testgen.Concat(leaf.PEM(), leaf.KeyPEM(t))
+	orig.Data["helm-release"] = bytes.Repeat([]byte("x"), 100_000)
+	want := FromSecret(orig.DeepCopy())
+
+	reduced := ReduceSecret(orig.DeepCopy())
+	for k, v := range reduced.Data {
+		if bytes.Contains(v, []byte("PRIVATE KEY")) {
+			t.Errorf("key %s still holds a private key", k)
+		}
+	}
+	if _, ok := reduced.Data["tls.key"]; ok {
+		t.Error("tls.key survived")
+	}
+	if _, ok := reduced.Data["helm-release"]; ok {
+		t.Error("a non-certificate value survived")
+	}
+	if _, ok := reduced.Annotations[corev1.LastAppliedConfigAnnotation]; ok {
+		t.Error("the last-applied annotation survived")
+	}
+	if len(reduced.ManagedFields) != 1 {
+		t.Errorf("want one managedFields entry carrying the data write time, got %d", len(reduced.ManagedFields))
+	}
+	got := FromSecret(reduced)
+	if !got.DataWrittenAt.Equal(want.DataWrittenAt) || got.Certificate != want.Certificate {
+		t.Errorf("reduced reads differently: %v %q vs %v %q", got.DataWrittenAt, got.Certificate, want.DataWrittenAt, want.Certificate)
+	}
+	for k, b := range want.Keys {
+		if got.Keys[k] == nil || !reflect.DeepEqual(got.Keys[k].Fingerprints(), b.Fingerprints()) {
+			t.Errorf("key %s: certificates differ after reduction", k)
+		}
+	}
+}
+
+func TestMalformedPEMIsReportedNotKept(t *testing.T) {
+	ca := testgen.CA(t, "root")
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "broken"},
+		Data: map[string][]byte{
+			"ca.crt":  ca.PEM(),
+			"tls.crt": []byte("-----BEGIN CERTIFICATE-----\n%%%\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+		},
+	}
+	direct := FromSecret(s.DeepCopy())
+	reduced := ReduceSecret(s.DeepCopy())
+	if _, ok := reduced.Data["tls.crt"]; ok {
+		t.Fatal("a malformed value must not be cached (it may hold a key)")
+	}
+	viaCache := FromSecret(reduced)
+	for name, src := range map[string]*Source{"direct": direct, "reduced": viaCache} {
+		err := src.Invalid["tls.crt"]
+		if err == nil || !strings.Contains(err.Error(), "PEM block 1 (CERTIFICATE)") {
+			t.Errorf("%s: want the malformed block named, got %v", name, err)
+		}
+		if src.Keys["ca.crt"] == nil {
+			t.Errorf("%s: the valid key is still read", name)
+		}
+	}
+}
+
+func TestAnInvalidKeysAnnotationFromOutsideIsIgnored(t *testing.T) {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "x", Annotations: map[string]string{AnnotationInvalid: `{"tls.crt":"fake"}`}}}
+	if src := FromSecret(ReduceSecret(s)); len(src.Invalid) != 0 {
+		t.Fatalf("got %v", src.Invalid)
+	}
+}
+
+func TestReduceConfigMapKeepsBundles(t *testing.T) {
+	ca := testgen.CA(t, "root")
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "bundle"},
+		Data:       map[string]string{"ca-bundle.crt": string(ca.PEM()), "config.yaml": "a: b"},
+		BinaryData: map[string][]byte{"blob": {1, 2, 3}},
+	}
+	got := FromConfigMap(ReduceConfigMap(cm))
+	if len(got.Keys) != 1 || got.Keys["ca-bundle.crt"] == nil {
+		t.Fatalf("got %v", got.Keys)
+	}
+	if got.Kind != consumers.KindConfigMap {
+		t.Fatalf("kind %s", got.Kind)
+	}
+}
+
+func TestIssuedAt(t *testing.T) {
+	ca := testgen.CA(t, "root")
+	nb := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	leaf := testgen.Leaf(t, ca, "api", testgen.WithValidity(nb, nb.Add(90*24*time.Hour)))
+	for name, tc := range map[string]struct {
+		written time.Time
+		want    time.Time
+	}{
+		"uses the data write time when an ACME CA back-dated notBefore by an hour": {written: nb.Add(time.Hour), want: nb.Add(time.Hour)},
+		"uses notBefore when the data was written much later (another change)":     {written: nb.Add(72 * time.Hour), want: nb},
+		"uses notBefore when the write time is unknown":                            {want: nb},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := &corev1.Secret{Data: map[string][]byte{"tls.crt": leaf.PEM()}}
+			if !tc.written.IsZero() {
+				s.ManagedFields = []metav1.ManagedFieldsEntry{managed("issuer", tc.written, `{"f:data":{}}`)}
+			}
+			if got := FromSecret(s).IssuedAt(nil); !got.Equal(tc.want) {
+				t.Fatalf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSetOf(t *testing.T) {
+	ca := testgen.CA(t, "root")
+	leaf1 := testgen.Leaf(t, ca, "api")
+	leaf2 := testgen.Leaf(t, ca, "api")
+	src := func(leaf *testgen.Cert, extra string) *Source {
+		return FromSecret(&corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "api-tls", Annotations: map[string]string{"note": extra}},
+			Data:       map[string][]byte{"tls.crt": testgen.Concat(leaf.PEM(), []byte(extra)), "ca.crt": ca.PEM()},
+		})
+	}
+	ref := consumers.Ref{Kind: consumers.KindSecret, Name: "api-tls"}
+	whole := []consumers.Use{{Ref: ref, Mode: consumers.ModeVolume}}
+	caOnly := []consumers.Use{{Ref: ref, Mode: consumers.ModeVolume, Keys: []string{"ca.crt"}}}
+	set := func(uses []consumers.Use, s *Source) Set { return SetOf(uses, map[consumers.Ref]*Source{ref: s}) }
+
+	a := set(whole, src(leaf1, ""))
+	if a.Empty() || len(a.Fingerprints) != 2 || len(a.Hash) != 16 {
+		t.Fatalf("set %+v", a)
+	}
+	if b := set(whole, src(leaf1, "\n# re-encoded, annotated\n")); b.Hash != a.Hash {
+		t.Error("the same certificates in different bytes must hash the same")
+	}
+	if c := set(whole, src(leaf2, "")); c.Hash == a.Hash {
+		t.Error("a renewed leaf must change the hash")
+	}
+	if set(caOnly, src(leaf1, "")).Hash != set(caOnly, src(leaf2, "")).Hash {
+		t.Error("a workload that reads only ca.crt is not affected by a new leaf")
+	}
+	if !a.NotAfter.Equal(leaf1.X509.NotAfter.UTC()) {
+		t.Errorf("NotAfter %s is not the leaf's (the earliest)", a.NotAfter)
+	}
+	if missing := SetOf(whole, nil); !missing.Empty() || missing.Hash != "" {
+		t.Errorf("a missing source gives an empty set, got %+v", missing)
+	}
+}
+
+func TestTransformPassesOtherObjectsThrough(t *testing.T) {
+	pod := &corev1.Pod{}
+	if got, err := Transform(pod); err != nil || got != pod {
+		t.Fatal("pods pass through")
+	}
+}
