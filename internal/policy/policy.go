@@ -1,0 +1,257 @@
+// Package policy decides, for one workload, whether a certificate change calls for a restart. It is
+// pure: the controller gathers an Input (what the workload runs on, its pods, its ledger, the time) and
+// Decide returns a Decision through a chain of small named checks. `certrollout plan` calls the same code,
+// so what it prints is what the controller does.
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/certrollout/certrollout/internal/inventory"
+)
+
+// Annotations certrollout reads and writes on workloads.
+const (
+	// AnnotationEnabled opts a workload in ("true") or out ("false", also under --auto).
+	AnnotationEnabled = "certrollout.io/enabled"
+	// AnnotationCertificateHash is the ledger: the certificate set the current pods were started for.
+	AnnotationCertificateHash = "certrollout.io/certificate-hash"
+	// AnnotationCertificateNotAfter is when the earliest certificate of that set expires (RFC 3339).
+	AnnotationCertificateNotAfter = "certrollout.io/certificate-not-after"
+	// AnnotationRestartedAt is when certrollout last restarted the workload (RFC 3339).
+	AnnotationRestartedAt = "certrollout.io/restarted-at"
+	// AnnotationRestartHash goes on the pod template: changing it is what rolls the pods.
+	AnnotationRestartHash = "certrollout.io/restart-hash"
+	// AnnotationDeleteStalePods lets certrollout delete bare pods that run on old certificates.
+	AnnotationDeleteStalePods = "certrollout.io/delete-stale-pods"
+)
+
+// Reasons are the outcome of a decision; Events, conditions and metric labels use the same words.
+const (
+	ReasonNoCertificates     = "NoCertificates"
+	ReasonUpToDate           = "UpToDate"
+	ReasonPodsCurrent        = "PodsCurrent"
+	ReasonNotEnabled         = "NotEnabled"
+	ReasonDeploymentPaused   = "DeploymentPaused"
+	ReasonOnDeleteStrategy   = "OnDeleteStrategy"
+	ReasonPartitioned        = "StatefulSetPartition"
+	ReasonBarePod            = "BarePod"
+	ReasonCronJob            = "CronJobRunsNewJobs"
+	ReasonCooldown           = "Cooldown"
+	ReasonCertificateRenewed = "CertificateRenewed"
+	ReasonStalePods          = "StalePods"
+)
+
+// Action is what the controller should do.
+type Action string
+
+// Actions.
+const (
+	ActionNone    Action = "None"    // nothing to write
+	ActionRecord  Action = "Record"  // write the ledger only: the pods already run on these certificates
+	ActionRestart Action = "Restart" // roll the pods and write the ledger
+	ActionBlock   Action = "Block"   // the pods are stale but a restart cannot help or is not allowed
+	ActionWait    Action = "Wait"    // restart later, after RequeueAfter
+)
+
+// Kinds of workload.
+const (
+	KindDeployment  = "Deployment"
+	KindStatefulSet = "StatefulSet"
+	KindDaemonSet   = "DaemonSet"
+	KindCronJob     = "CronJob"
+	KindPod         = "Pod"
+)
+
+// Workload is what the decision needs to know about the object that owns the pods.
+type Workload struct {
+	Kind, Namespace, Name string
+	Annotations           map[string]string
+	// Paused Deployments, OnDelete update strategies and StatefulSet partitions keep a template change from
+	// reaching (some of) the pods.
+	Paused    bool
+	OnDelete  bool
+	Partition int32
+}
+
+// Pod is one pod of the workload. Started is when its containers last started; zero if not yet.
+type Pod struct {
+	Name    string
+	Started time.Time
+}
+
+// Input is everything Decide looks at.
+type Input struct {
+	Now      time.Time
+	Workload Workload
+	// Set is the certificates the workload uses now.
+	Set  inventory.Set
+	Pods []Pod
+	// Auto makes every workload eligible unless it opts out.
+	Auto               bool
+	MinRestartInterval time.Duration
+}
+
+// Decision is the outcome for one workload.
+type Decision struct {
+	Action  Action
+	Reason  string
+	Message string
+	// Set is what the ledger should record on Record and Restart.
+	Set inventory.Set
+	// StalePods are the pods that started before the certificates they use were issued.
+	StalePods []string
+	// RequeueAfter is set with ActionWait.
+	RequeueAfter time.Duration
+}
+
+// Ledger is what a workload's annotations say about the certificates its pods run on.
+type Ledger struct {
+	Hash        string
+	NotAfter    time.Time
+	RestartedAt time.Time
+}
+
+// ReadLedger reads the ledger annotations; malformed times read as zero.
+func ReadLedger(annotations map[string]string) Ledger {
+	l := Ledger{Hash: annotations[AnnotationCertificateHash]}
+	l.NotAfter, _ = time.Parse(time.RFC3339, annotations[AnnotationCertificateNotAfter])
+	l.RestartedAt, _ = time.Parse(time.RFC3339, annotations[AnnotationRestartedAt])
+	return l
+}
+
+// Enabled reports whether certrollout may write to the workload.
+func Enabled(annotations map[string]string, auto bool) bool {
+	switch strings.ToLower(strings.TrimSpace(annotations[AnnotationEnabled])) {
+	case "true":
+		return true
+	case "false":
+		return false
+	default:
+		return auto
+	}
+}
+
+// facts are derived once from the Input and shared by the checks.
+type facts struct {
+	ledger  Ledger
+	enabled bool
+	stale   []string
+}
+
+// check returns a decision to stop the chain, or nil to go on.
+type check struct {
+	name string
+	fn   func(Input, facts) *Decision
+}
+
+// chain is evaluated in order; the first check that decides wins, and a workload that passes them all is
+// restarted.
+var chain = []check{
+	{"usesCertificates", usesCertificates},
+	{"ledgerCurrent", ledgerCurrent},
+	{"podsCurrent", podsCurrent},
+	{"enabled", enabled},
+	{"restartReachesPods", restartReachesPods},
+	{"cooldown", cooldown},
+}
+
+// Decide runs the chain.
+func Decide(in Input) Decision {
+	f := facts{ledger: ReadLedger(in.Workload.Annotations), enabled: Enabled(in.Workload.Annotations, in.Auto)}
+	for _, p := range in.Pods {
+		if !p.Started.IsZero() && p.Started.Before(in.Set.IssuedAt) {
+			f.stale = append(f.stale, p.Name)
+		}
+	}
+	for _, c := range chain {
+		if d := c.fn(in, f); d != nil {
+			d.Set, d.StalePods = in.Set, f.stale
+			return *d
+		}
+	}
+	reason, msg := ReasonCertificateRenewed, fmt.Sprintf("certificates changed (%s → %s)", short(f.ledger.Hash), in.Set.Hash)
+	if f.ledger.Hash == "" {
+		reason, msg = ReasonStalePods, fmt.Sprintf("%d pod(s) started before the certificates they use were issued at %s", len(f.stale), in.Set.IssuedAt.Format(time.RFC3339))
+	}
+	return Decision{Action: ActionRestart, Reason: reason, Message: msg, Set: in.Set, StalePods: f.stale}
+}
+
+func usesCertificates(in Input, _ facts) *Decision {
+	if in.Set.Empty() {
+		return &Decision{Action: ActionNone, Reason: ReasonNoCertificates, Message: "uses no certificates"}
+	}
+	return nil
+}
+
+func ledgerCurrent(in Input, f facts) *Decision {
+	if f.ledger.Hash == in.Set.Hash {
+		return &Decision{Action: ActionNone, Reason: ReasonUpToDate, Message: "pods run on the current certificates " + in.Set.Hash}
+	}
+	return nil
+}
+
+// podsCurrent: pods that all started after the certificates were issued already run on them (first sight
+// of a workload, or someone restarted it); only the ledger needs writing.
+func podsCurrent(in Input, f facts) *Decision {
+	if len(f.stale) > 0 {
+		return nil
+	}
+	d := &Decision{Action: ActionRecord, Reason: ReasonPodsCurrent, Message: "pods started after the certificates " + in.Set.Hash + " were issued"}
+	if !f.enabled {
+		d.Action = ActionNone
+	}
+	return d
+}
+
+func enabled(_ Input, f facts) *Decision {
+	if f.enabled {
+		return nil
+	}
+	return &Decision{Action: ActionNone, Reason: ReasonNotEnabled,
+		Message: fmt.Sprintf("%d pod(s) run on old certificates; not restarted: set %s=true to let certrollout restart it", len(f.stale), AnnotationEnabled)}
+}
+
+func restartReachesPods(in Input, f facts) *Decision {
+	w := in.Workload
+	block := func(reason, msg string) *Decision {
+		return &Decision{Action: ActionBlock, Reason: reason, Message: fmt.Sprintf("%d pod(s) run on old certificates, but %s", len(f.stale), msg)}
+	}
+	switch {
+	case w.Kind == KindPod:
+		if strings.EqualFold(w.Annotations[AnnotationDeleteStalePods], "true") {
+			return nil
+		}
+		return block(ReasonBarePod, "a bare pod cannot be rolled; set "+AnnotationDeleteStalePods+"=true to let certrollout delete it")
+	case w.Kind == KindCronJob:
+		return &Decision{Action: ActionNone, Reason: ReasonCronJob, Message: "the next Job will mount the new certificates; running Jobs keep the old ones"}
+	case w.Paused:
+		return block(ReasonDeploymentPaused, "the Deployment is paused")
+	case w.OnDelete:
+		return block(ReasonOnDeleteStrategy, "its update strategy is OnDelete: pods change only when deleted")
+	case w.Partition > 0:
+		return block(ReasonPartitioned, fmt.Sprintf("its rolling update partition %d keeps lower ordinals on the old revision", w.Partition))
+	}
+	return nil
+}
+
+func cooldown(in Input, f facts) *Decision {
+	if f.ledger.RestartedAt.IsZero() || in.MinRestartInterval <= 0 {
+		return nil
+	}
+	next := f.ledger.RestartedAt.Add(in.MinRestartInterval)
+	if !in.Now.Before(next) {
+		return nil
+	}
+	return &Decision{Action: ActionWait, Reason: ReasonCooldown, RequeueAfter: next.Sub(in.Now),
+		Message: fmt.Sprintf("restarted at %s; the next restart may start at %s", f.ledger.RestartedAt.Format(time.RFC3339), next.Format(time.RFC3339))}
+}
+
+func short(h string) string {
+	if h == "" {
+		return "none"
+	}
+	return h
+}

@@ -1,0 +1,147 @@
+package policy
+
+import (
+	"testing"
+	"time"
+
+	"github.com/certrollout/certrollout/internal/inventory"
+)
+
+func TestDecide(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	issued := now.Add(-time.Hour)
+	current := inventory.Set{Fingerprints: []string{"bb"}, Hash: "newhash", IssuedAt: issued, NotAfter: now.Add(90 * 24 * time.Hour)}
+	before, after := issued.Add(-24*time.Hour), issued.Add(time.Minute)
+	pods := func(started ...time.Time) []Pod {
+		var ps []Pod
+		for i, s := range started {
+			ps = append(ps, Pod{Name: string(rune('a' + i)), Started: s})
+		}
+		return ps
+	}
+	enabled := map[string]string{AnnotationEnabled: "true"}
+	with := func(base map[string]string, kv ...string) map[string]string {
+		out := map[string]string{}
+		for k, v := range base {
+			out[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			out[kv[i]] = kv[i+1]
+		}
+		return out
+	}
+	renewed := with(enabled, AnnotationCertificateHash, "oldhash")
+
+	for name, tc := range map[string]struct {
+		in         Input
+		wantAction Action
+		wantReason string
+		wantStale  int
+		wantAfter  time.Duration
+	}{
+		"does nothing for a workload that uses no certificates": {
+			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: enabled}, Pods: pods(before)},
+			wantAction: ActionNone, wantReason: ReasonNoCertificates,
+		},
+		"does nothing when the ledger already names the current certificates": {
+			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: with(enabled, AnnotationCertificateHash, "newhash")}, Set: current, Pods: pods(before)},
+			wantAction: ActionNone, wantReason: ReasonUpToDate, wantStale: 1,
+		},
+		"restarts when the certificates changed since the pods started": {
+			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: renewed}, Set: current, Pods: pods(before, before)},
+			wantAction: ActionRestart, wantReason: ReasonCertificateRenewed, wantStale: 2,
+		},
+		"only records the ledger on first sight when the pods started after the certificates were issued": {
+			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: enabled}, Set: current, Pods: pods(after)},
+			wantAction: ActionRecord, wantReason: ReasonPodsCurrent,
+		},
+		"restarts on first sight when the pods predate the certificates": {
+			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: enabled}, Set: current, Pods: pods(before, after)},
+			wantAction: ActionRestart, wantReason: ReasonStalePods, wantStale: 1,
+		},
+		"records without restarting when someone else already restarted the pods after a renewal": {
+			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: renewed}, Set: current, Pods: pods(after, after)},
+			wantAction: ActionRecord, wantReason: ReasonPodsCurrent,
+		},
+		"does not count pods that have not started as stale": {
+			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: renewed}, Set: current, Pods: pods(time.Time{})},
+			wantAction: ActionRecord, wantReason: ReasonPodsCurrent,
+		},
+		"reports but never writes to a workload that did not opt in": {
+			in:         Input{Workload: Workload{Kind: KindDeployment}, Set: current, Pods: pods(before)},
+			wantAction: ActionNone, wantReason: ReasonNotEnabled, wantStale: 1,
+		},
+		"does not even record the ledger of a workload that did not opt in": {
+			in:         Input{Workload: Workload{Kind: KindDeployment}, Set: current, Pods: pods(after)},
+			wantAction: ActionNone, wantReason: ReasonPodsCurrent,
+		},
+		"restarts every workload under --auto": {
+			in:         Input{Workload: Workload{Kind: KindDeployment}, Set: current, Pods: pods(before), Auto: true},
+			wantAction: ActionRestart, wantReason: ReasonStalePods, wantStale: 1,
+		},
+		"respects an explicit opt-out under --auto": {
+			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: map[string]string{AnnotationEnabled: "false"}}, Set: current, Pods: pods(before), Auto: true},
+			wantAction: ActionNone, wantReason: ReasonNotEnabled, wantStale: 1,
+		},
+		"blocks and says why when the Deployment is paused": {
+			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: renewed, Paused: true}, Set: current, Pods: pods(before)},
+			wantAction: ActionBlock, wantReason: ReasonDeploymentPaused, wantStale: 1,
+		},
+		"blocks an OnDelete StatefulSet, which a template change would not roll": {
+			in:         Input{Workload: Workload{Kind: KindStatefulSet, Annotations: renewed, OnDelete: true}, Set: current, Pods: pods(before)},
+			wantAction: ActionBlock, wantReason: ReasonOnDeleteStrategy, wantStale: 1,
+		},
+		"blocks a StatefulSet whose partition would leave pods on the old certificate": {
+			in:         Input{Workload: Workload{Kind: KindStatefulSet, Annotations: renewed, Partition: 2}, Set: current, Pods: pods(before)},
+			wantAction: ActionBlock, wantReason: ReasonPartitioned, wantStale: 1,
+		},
+		"blocks a stale bare pod unless it allows deletion": {
+			in:         Input{Workload: Workload{Kind: KindPod, Annotations: renewed}, Set: current, Pods: pods(before)},
+			wantAction: ActionBlock, wantReason: ReasonBarePod, wantStale: 1,
+		},
+		"restarts (deletes) a stale bare pod that allows it": {
+			in:         Input{Workload: Workload{Kind: KindPod, Annotations: with(renewed, AnnotationDeleteStalePods, "true")}, Set: current, Pods: pods(before)},
+			wantAction: ActionRestart, wantReason: ReasonCertificateRenewed, wantStale: 1,
+		},
+		"leaves a CronJob alone: its next Job mounts the new certificates": {
+			in:         Input{Workload: Workload{Kind: KindCronJob, Annotations: renewed}, Set: current, Pods: pods(before)},
+			wantAction: ActionNone, wantReason: ReasonCronJob, wantStale: 1,
+		},
+		"waits out the minimum restart interval and says when": {
+			in: Input{Now: now, Workload: Workload{Kind: KindDeployment, Annotations: with(renewed, AnnotationRestartedAt, now.Add(-4*time.Minute).Format(time.RFC3339))},
+				Set: current, Pods: pods(before), MinRestartInterval: 10 * time.Minute},
+			wantAction: ActionWait, wantReason: ReasonCooldown, wantStale: 1, wantAfter: 6 * time.Minute,
+		},
+		"restarts once the minimum restart interval has passed": {
+			in: Input{Now: now, Workload: Workload{Kind: KindDeployment, Annotations: with(renewed, AnnotationRestartedAt, now.Add(-11*time.Minute).Format(time.RFC3339))},
+				Set: current, Pods: pods(before), MinRestartInterval: 10 * time.Minute},
+			wantAction: ActionRestart, wantReason: ReasonCertificateRenewed, wantStale: 1,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := Decide(tc.in)
+			if d.Action != tc.wantAction || d.Reason != tc.wantReason {
+				t.Fatalf("got %s/%s (%s), want %s/%s", d.Action, d.Reason, d.Message, tc.wantAction, tc.wantReason)
+			}
+			if len(d.StalePods) != tc.wantStale {
+				t.Errorf("stale pods %v, want %d", d.StalePods, tc.wantStale)
+			}
+			if d.RequeueAfter != tc.wantAfter {
+				t.Errorf("requeue after %s, want %s", d.RequeueAfter, tc.wantAfter)
+			}
+			if d.Message == "" {
+				t.Error("every decision explains itself")
+			}
+			if d.Set.Hash != tc.in.Set.Hash {
+				t.Error("the decision carries the set to record")
+			}
+		})
+	}
+}
+
+func TestReadLedgerToleratesGarbage(t *testing.T) {
+	l := ReadLedger(map[string]string{AnnotationCertificateHash: "abc", AnnotationRestartedAt: "yesterday"})
+	if l.Hash != "abc" || !l.RestartedAt.IsZero() {
+		t.Fatalf("%+v", l)
+	}
+}
