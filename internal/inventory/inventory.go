@@ -150,6 +150,9 @@ type Set struct {
 	NotAfter time.Time
 	// IssuedAt is the latest issuance among the set's sources.
 	IssuedAt time.Time
+	// ChangedAt is the latest data write among the set's sources (zero when unknown): the settle period
+	// runs from here.
+	ChangedAt time.Time
 }
 
 // Empty reports whether the set holds no certificate.
@@ -172,6 +175,9 @@ func SetOf(uses []consumers.Use, sources map[consumers.Ref]*Source) Set {
 		}
 		if t := src.IssuedAt(keys); t.After(set.IssuedAt) {
 			set.IssuedAt = t
+		}
+		if src.DataWrittenAt.After(set.ChangedAt) {
+			set.ChangedAt = src.DataWrittenAt
 		}
 	}
 	slices.Sort(set.Fingerprints)

@@ -40,6 +40,7 @@ const (
 	ReasonBarePod            = "BarePod"
 	ReasonCronJob            = "CronJobRunsNewJobs"
 	ReasonCooldown           = "Cooldown"
+	ReasonSettling           = "Settling"
 	ReasonCertificateRenewed = "CertificateRenewed"
 	ReasonStalePods          = "StalePods"
 )
@@ -92,6 +93,8 @@ type Input struct {
 	// Auto makes every workload eligible unless it opts out.
 	Auto               bool
 	MinRestartInterval time.Duration
+	// SettlePeriod lets changes to several sources of one workload arrive before it restarts once.
+	SettlePeriod time.Duration
 }
 
 // Decision is the outcome for one workload.
@@ -155,6 +158,7 @@ var chain = []check{
 	{"podsCurrent", podsCurrent},
 	{"enabled", enabled},
 	{"restartReachesPods", restartReachesPods},
+	{"settled", settled},
 	{"cooldown", cooldown},
 }
 
@@ -235,6 +239,20 @@ func restartReachesPods(in Input, f facts) *Decision {
 		return block(ReasonPartitioned, fmt.Sprintf("its rolling update partition %d keeps lower ordinals on the old revision", w.Partition))
 	}
 	return nil
+}
+
+// settled waits until the sources have been quiet for the settle period, so that a Secret and a ConfigMap
+// (or a CA bundle and its leaf) renewed together cause one rollout, not two.
+func settled(in Input, _ facts) *Decision {
+	if in.SettlePeriod <= 0 || in.Set.ChangedAt.IsZero() {
+		return nil
+	}
+	quiet := in.Set.ChangedAt.Add(in.SettlePeriod)
+	if !in.Now.Before(quiet) {
+		return nil
+	}
+	return &Decision{Action: ActionWait, Reason: ReasonSettling, RequeueAfter: quiet.Sub(in.Now),
+		Message: fmt.Sprintf("certificates changed at %s; waiting %s for related changes", in.Set.ChangedAt.Format(time.RFC3339), in.SettlePeriod)}
 }
 
 func cooldown(in Input, f facts) *Decision {

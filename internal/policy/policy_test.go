@@ -112,6 +112,16 @@ func TestDecide(t *testing.T) {
 				Set: current, Pods: pods(before), MinRestartInterval: 10 * time.Minute},
 			wantAction: ActionWait, wantReason: ReasonCooldown, wantStale: 1, wantAfter: 6 * time.Minute,
 		},
+		"waits for the settle period after the last change so related changes coalesce": {
+			in: Input{Now: now, Workload: Workload{Kind: KindDeployment, Annotations: renewed},
+				Set: withChange(current, now.Add(-2*time.Second)), Pods: pods(before), SettlePeriod: 5 * time.Second},
+			wantAction: ActionWait, wantReason: ReasonSettling, wantStale: 1, wantAfter: 3 * time.Second,
+		},
+		"restarts once the sources have been quiet for the settle period": {
+			in: Input{Now: now, Workload: Workload{Kind: KindDeployment, Annotations: renewed},
+				Set: withChange(current, now.Add(-6*time.Second)), Pods: pods(before), SettlePeriod: 5 * time.Second},
+			wantAction: ActionRestart, wantReason: ReasonCertificateRenewed, wantStale: 1,
+		},
 		"restarts once the minimum restart interval has passed": {
 			in: Input{Now: now, Workload: Workload{Kind: KindDeployment, Annotations: with(renewed, AnnotationRestartedAt, now.Add(-11*time.Minute).Format(time.RFC3339))},
 				Set: current, Pods: pods(before), MinRestartInterval: 10 * time.Minute},
@@ -137,6 +147,11 @@ func TestDecide(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withChange(s inventory.Set, at time.Time) inventory.Set {
+	s.ChangedAt = at
+	return s
 }
 
 func TestReadLedgerToleratesGarbage(t *testing.T) {
