@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
 )
 
 // IOStreams are where a command reads and writes; tests swap them for buffers.
@@ -35,7 +36,7 @@ func Execute(args []string) int {
 	streams := IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
 	root := NewRootCommand(streams, commandName(args[0]))
 	root.SetArgs(args[1:])
-	err := root.Execute()
+	err := root.ExecuteContext(ctrl.SetupSignalHandler())
 	if err == nil {
 		return 0
 	}
@@ -75,6 +76,6 @@ in maintenance windows, in order, and only as far as health checks allow.`,
 	root.SetErr(streams.ErrOut)
 	root.SetIn(streams.In)
 	root.CompletionOptions.HiddenDefaultCmd = true
-	root.AddCommand(newVersionCommand(streams))
+	root.AddCommand(newControllerCommand(streams), newVersionCommand(streams))
 	return root
 }

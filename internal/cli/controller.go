@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2/textlogger"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/certrollout/certrollout/internal/controller"
+)
+
+// ControllerOptions holds the flags of `certrollout controller`.
+type ControllerOptions struct {
+	Kubeconfig string
+	Context    string
+	Namespaces []string
+	Verbosity  int
+
+	controller.ManagerOptions
+	IOStreams
+}
+
+func newControllerCommand(streams IOStreams) *cobra.Command {
+	o := &ControllerOptions{IOStreams: streams}
+	o.Options = controller.DefaultOptions()
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run the controller that restarts workloads when their certificates change",
+		Long: `Run the certrollout controller.
+
+It watches Secrets and ConfigMaps that hold certificates and the Deployments, StatefulSets, DaemonSets and
+bare Pods that use them. When the certificates a workload uses change, it rolls the workload once: the
+value it writes into the pod template is derived from the certificates, so a controller restart, a resync
+or a Secret rewritten with the same certificates never causes a restart.
+
+A workload takes part when annotated certrollout.io/enabled=true, or under --auto unless annotated
+certrollout.io/enabled=false. Secrets a workload uses by other means can be named in
+certrollout.io/secrets="a,b".`,
+		Example: `  # Out of cluster, against the current kubeconfig context, without leader election
+  certrollout controller --leader-elect=false --leader-election-namespace default
+
+  # Every workload in two namespaces, restarts at most every 30 minutes per workload
+  certrollout controller --auto --namespaces team-a,team-b --min-restart-interval 30m`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "Path to the kubeconfig file (default: in-cluster, $KUBECONFIG or ~/.kube/config).")
+	f.StringVar(&o.Context, "context", "", "The kubeconfig context to use.")
+	f.StringSliceVar(&o.Namespaces, "namespaces", nil, "Only watch and restart in these namespaces (comma-separated; default all).")
+	f.BoolVar(&o.Auto, "auto", false, "Make every workload eligible; opt out with the annotation certrollout.io/enabled=false.")
+	f.DurationVar(&o.SettlePeriod, "settle-period", o.SettlePeriod, "Wait this long after a certificate changes, so related changes roll a workload once.")
+	f.DurationVar(&o.MinRestartInterval, "min-restart-interval", o.MinRestartInterval, "Never restart one workload more often than this.")
+	f.Float64Var(&o.RestartRate, "restart-rate", o.RestartRate, "Restarts per second across the cluster (token bucket rate).")
+	f.IntVar(&o.RestartBurst, "restart-burst", o.RestartBurst, "Restarts that may start at once across the cluster (token bucket size).")
+	f.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "Workers per workload kind.")
+	f.BoolVar(&o.LeaderElection, "leader-elect", true, "Elect a leader through a Lease so only one replica acts.")
+	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the controller's own, in cluster).")
+	f.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	f.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz; 0 disables them.")
+	f.IntVarP(&o.Verbosity, "v", "v", 0, "Log verbosity (0: actions and errors; 1: decisions; 4: debug).")
+	return cmd
+}
+
+// Validate checks the flags.
+func (o *ControllerOptions) Validate() error {
+	var errs []error
+	if o.SettlePeriod < 0 {
+		errs = append(errs, errors.New("--settle-period must not be negative"))
+	}
+	if o.MinRestartInterval < 0 {
+		errs = append(errs, errors.New("--min-restart-interval must not be negative"))
+	}
+	if o.RestartRate <= 0 {
+		errs = append(errs, errors.New("--restart-rate must be positive"))
+	}
+	if o.RestartBurst < 1 {
+		errs = append(errs, errors.New("--restart-burst must be at least 1"))
+	}
+	for _, ns := range o.Namespaces {
+		if strings.TrimSpace(ns) == "" {
+			errs = append(errs, errors.New("--namespaces has an empty name"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Run starts the controller and blocks until it is stopped (SIGTERM, SIGINT).
+func (o *ControllerOptions) Run(cmd *cobra.Command) error {
+	logger := textlogger.NewLogger(textlogger.NewConfig(textlogger.Verbosity(o.Verbosity), textlogger.Output(o.ErrOut)))
+	ctrl.SetLogger(logger)
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.Kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.Context}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("loading the kubeconfig: %w", err)
+	}
+	cfg.UserAgent = "certrollout-controller"
+	o.ManagerOptions.Namespaces = o.Namespaces
+	mgr, err := controller.NewManager(cfg, o.ManagerOptions)
+	if err != nil {
+		return err
+	}
+	logger.Info("Starting certrollout controller", "auto", o.Auto, "settlePeriod", o.SettlePeriod.String(),
+		"minRestartInterval", o.MinRestartInterval.String(), "restartRate", o.RestartRate, "restartBurst", o.RestartBurst,
+		"namespaces", o.Namespaces, "leaderElection", o.LeaderElection)
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = ctrl.SetupSignalHandler()
+	}
+	return mgr.Start(ctx)
+}

@@ -1,0 +1,216 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/certrollout/certrollout/internal/consumers"
+	"github.com/certrollout/certrollout/internal/inventory"
+	"github.com/certrollout/certrollout/internal/policy"
+	"github.com/certrollout/certrollout/internal/restart"
+)
+
+// Event reasons of the controller's own (policy reasons are used as they are).
+const (
+	ReasonRestarted   = "Restarted"
+	ReasonRateLimited = "RateLimited"
+)
+
+// workloadReconciler reconciles one workload kind: gather, decide, act. It keeps no state between calls
+// beyond metrics: everything it needs is on the cluster (the ledger annotations).
+type workloadReconciler struct {
+	client   client.Client
+	kind     kind
+	opts     Options
+	limiter  *rate.Limiter
+	recorder events.EventRecorder
+}
+
+func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	obj := r.kind.newObj()
+	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.Namespace, req.Name)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if obj.GetDeletionTimestamp() != nil {
+		return ctrl.Result{}, nil
+	}
+	if p, ok := obj.(*corev1.Pod); ok && !barePod(p) {
+		return ctrl.Result{}, nil // its controller is the workload
+	}
+	in, err := r.gather(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	d := policy.Decide(in)
+	r.report(obj, d)
+	return r.act(ctx, obj, d, in.Now)
+}
+
+// gather builds the policy input from the cache.
+func (r *workloadReconciler) gather(ctx context.Context, obj client.Object) (policy.Input, error) {
+	uses := consumers.FromPodSpec(r.kind.podSpec(obj), obj.GetAnnotations())
+	sources := map[consumers.Ref]*inventory.Source{}
+	for _, ref := range consumers.Refs(uses) {
+		src, err := r.source(ctx, obj.GetNamespace(), ref)
+		if err != nil {
+			return policy.Input{}, err
+		}
+		if src != nil {
+			sources[ref] = src
+		}
+	}
+	pods, err := r.pods(ctx, obj)
+	if err != nil {
+		return policy.Input{}, err
+	}
+	w := policy.Workload{Kind: r.kind.name, Namespace: obj.GetNamespace(), Name: obj.GetName(), Annotations: obj.GetAnnotations()}
+	r.kind.describe(obj, &w)
+	return policy.Input{
+		Now:                r.opts.Clock(),
+		Workload:           w,
+		Set:                inventory.SetOf(uses, sources),
+		Pods:               pods,
+		Auto:               r.opts.Auto,
+		MinRestartInterval: r.opts.MinRestartInterval,
+		SettlePeriod:       r.opts.SettlePeriod,
+	}, nil
+}
+
+// source reads a Secret or ConfigMap from the cache (reduced); nil when it does not exist.
+func (r *workloadReconciler) source(ctx context.Context, ns string, ref consumers.Ref) (*inventory.Source, error) {
+	key := client.ObjectKey{Namespace: ns, Name: ref.Name}
+	var err error
+	switch ref.Kind {
+	case consumers.KindSecret:
+		s := &corev1.Secret{}
+		if err = r.client.Get(ctx, key, s); err == nil {
+			return inventory.FromSecret(s), nil
+		}
+	case consumers.KindConfigMap:
+		cm := &corev1.ConfigMap{}
+		if err = r.client.Get(ctx, key, cm); err == nil {
+			return inventory.FromConfigMap(cm), nil
+		}
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return nil, err
+}
+
+// pods lists the workload's pods that are not being deleted.
+func (r *workloadReconciler) pods(ctx context.Context, obj client.Object) ([]policy.Pod, error) {
+	if p, ok := obj.(*corev1.Pod); ok {
+		return []policy.Pod{{Name: p.Name, Started: podStarted(p)}}, nil
+	}
+	sel := r.kind.selector(obj)
+	if sel == nil {
+		return nil, nil
+	}
+	selector, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return nil, fmt.Errorf("selector of %s %s/%s: %w", r.kind.name, obj.GetNamespace(), obj.GetName(), err)
+	}
+	var list corev1.PodList
+	if err := r.client.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.MatchingLabelsSelector{Selector: selector}); err != nil {
+		return nil, err
+	}
+	pods := make([]policy.Pod, 0, len(list.Items))
+	for i := range list.Items {
+		p := &list.Items[i]
+		if p.DeletionTimestamp == nil {
+			pods = append(pods, policy.Pod{Name: p.Name, Started: podStarted(p)})
+		}
+	}
+	return pods, nil
+}
+
+// podStarted is when a pod's containers last started: the earliest start among its running containers (a
+// container restarted after a renewal re-reads its environment), else the pod's start time.
+func podStarted(p *corev1.Pod) time.Time {
+	var t time.Time
+	for _, cs := range p.Status.ContainerStatuses {
+		if run := cs.State.Running; run != nil && (t.IsZero() || run.StartedAt.Time.Before(t)) {
+			t = run.StartedAt.Time
+		}
+	}
+	if t.IsZero() && p.Status.StartTime != nil {
+		t = p.Status.StartTime.Time
+	}
+	return t
+}
+
+func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d policy.Decision, now time.Time) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	switch d.Action {
+	case policy.ActionNone:
+		return ctrl.Result{}, nil
+	case policy.ActionWait:
+		log.V(1).Info("Deferred restart", "reason", d.Reason, "after", d.RequeueAfter)
+		return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
+	case policy.ActionBlock:
+		blockedTotal.WithLabelValues(d.Reason).Inc()
+		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, d.Reason, "Restart", "%s", d.Message)
+		return ctrl.Result{}, nil
+	case policy.ActionRecord:
+		if err := restart.Record(ctx, r.client, obj, d); err != nil {
+			return ctrl.Result{}, err
+		}
+		log.V(1).Info("Recorded certificates", "hash", d.Set.Hash)
+		return ctrl.Result{}, nil
+	case policy.ActionRestart:
+		res := r.limiter.ReserveN(now, 1)
+		if delay := res.DelayFrom(now); !res.OK() || delay > 0 {
+			res.CancelAt(now)
+			blockedTotal.WithLabelValues(ReasonRateLimited).Inc()
+			log.Info("Delayed restart by the global rate limit", "after", delay)
+			return ctrl.Result{RequeueAfter: max(delay, time.Second)}, nil
+		}
+		if err := restart.Restart(ctx, r.client, r.kind.name, obj, d, now); err != nil {
+			restartsTotal.WithLabelValues(r.kind.name, "error").Inc()
+			return ctrl.Result{}, err
+		}
+		restartsTotal.WithLabelValues(r.kind.name, "success").Inc()
+		if !d.Set.ChangedAt.IsZero() {
+			renewalToRestart.Observe(now.Sub(d.Set.ChangedAt).Seconds())
+		}
+		r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, ReasonRestarted, "Restart",
+			"Restarted for certificates %s expiring %s (%s): %s", d.Set.Hash, d.Set.NotAfter.Format(time.RFC3339), d.Reason, d.Message)
+		log.Info("Restarted "+r.kind.name, "workload", klog.KObj(obj), "reason", d.Reason, "hash", d.Set.Hash, "stalePods", len(d.StalePods))
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, fmt.Errorf("unknown action %q", d.Action)
+}
+
+func (r *workloadReconciler) report(obj client.Object, d policy.Decision) {
+	labels := []string{obj.GetNamespace(), r.kind.name, obj.GetName()}
+	if d.Set.Empty() {
+		r.forget(obj.GetNamespace(), obj.GetName())
+		return
+	}
+	stale := len(d.StalePods)
+	if d.Action == policy.ActionRestart || d.Reason == policy.ReasonUpToDate {
+		stale = 0 // restarting now, or already rolling onto the current certificates
+	}
+	stalePods.WithLabelValues(labels...).Set(float64(stale))
+	certificateNotAfter.WithLabelValues(labels...).Set(float64(d.Set.NotAfter.Unix()))
+}
+
+func (r *workloadReconciler) forget(ns, name string) {
+	stalePods.DeleteLabelValues(ns, r.kind.name, name)
+	certificateNotAfter.DeleteLabelValues(ns, r.kind.name, name)
+}

@@ -1,0 +1,67 @@
+// Package restart is the only code that changes workloads. It turns a policy decision into one write:
+// a merge patch that records the ledger and, for a restart, sets the certificate-derived restart value
+// on the pod template (never a timestamp, so writing it twice changes nothing), or the deletion of a bare
+// pod that allows it.
+package restart
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/certrollout/certrollout/internal/policy"
+)
+
+// Record writes the ledger: the workload's pods run on d.Set.
+func Record(ctx context.Context, c client.Client, obj client.Object, d policy.Decision) error {
+	return patch(ctx, c, obj, ledger(d, time.Time{}), nil)
+}
+
+// Restart rolls the workload's pods onto d.Set: for Deployments, StatefulSets and DaemonSets by setting
+// the restart value on the pod template (with the ledger, in the same patch); a bare pod is deleted.
+func Restart(ctx context.Context, c client.Client, kind string, obj client.Object, d policy.Decision, now time.Time) error {
+	switch kind {
+	case policy.KindDeployment, policy.KindStatefulSet, policy.KindDaemonSet:
+		template := map[string]any{"metadata": map[string]any{"annotations": map[string]string{policy.AnnotationRestartHash: d.Set.Hash}}}
+		return patch(ctx, c, obj, ledger(d, now), map[string]any{"template": template})
+	case policy.KindPod:
+		uid := obj.GetUID()
+		if err := c.Delete(ctx, obj, &client.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil {
+			return fmt.Errorf("deleting Pod %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("cannot restart a %s", kind)
+	}
+}
+
+func ledger(d policy.Decision, restartedAt time.Time) map[string]string {
+	a := map[string]string{policy.AnnotationCertificateHash: d.Set.Hash}
+	if !d.Set.NotAfter.IsZero() {
+		a[policy.AnnotationCertificateNotAfter] = d.Set.NotAfter.UTC().Format(time.RFC3339)
+	}
+	if !restartedAt.IsZero() {
+		a[policy.AnnotationRestartedAt] = restartedAt.UTC().Format(time.RFC3339)
+	}
+	return a
+}
+
+func patch(ctx context.Context, c client.Client, obj client.Object, annotations map[string]string, spec map[string]any) error {
+	body := map[string]any{"metadata": map[string]any{"annotations": annotations}}
+	if spec != nil {
+		body["spec"] = spec
+	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	if err := c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, data)); err != nil {
+		return fmt.Errorf("patching %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
+}
