@@ -45,6 +45,9 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// Clock returns the current time; nil means time.Now.
 	Clock func() time.Time
+	// AllowRepeatedSetup permits several managers in one process (tests that restart the controller);
+	// controller-runtime otherwise refuses a second controller of the same name.
+	AllowRepeatedSetup bool
 }
 
 // DefaultOptions are the controller's defaults.
@@ -156,7 +159,7 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 			For(k.newObj(), builder.WithPredicates(preds...)).
 			Watches(&corev1.Secret{}, sourceHandler(mgr.GetClient(), k, o.SettlePeriod)).
 			Watches(&corev1.ConfigMap{}, sourceHandler(mgr.GetClient(), k, o.SettlePeriod)).
-			WithOptions(controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}).
+			WithOptions(controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles, SkipNameValidation: &o.AllowRepeatedSetup}).
 			Complete(r)
 		if err != nil {
 			return err
