@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -421,4 +422,44 @@ func TestAPausedDeploymentIsReportedNotChanged(t *testing.T) {
 	if got := e.get("paused").Spec.Template.Annotations[policy.AnnotationRestartHash]; got != "" {
 		t.Fatalf("a paused Deployment's template was changed: %q", got)
 	}
+}
+
+func TestMalformedPEMGetsAnEventAndBreaksNothingElse(t *testing.T) {
+	e := newEnv(t, testOptions())
+	ca := testgen.CA(t, "root")
+	leaf := testgen.Leaf(t, ca, "api")
+	e.tlsSecret("api-tls", leaf, ca, nil)
+	e.deploy(deployment(e.ns, "web", true, testgen.WithSecretVolume("api-tls")))
+	e.waitAvailable("web")
+	e.start()
+	e.waitLedger("web", "")
+	hash := e.get("web").Annotations[policy.AnnotationCertificateHash]
+
+	broken := []byte("-----BEGIN CERTIFICATE-----\n@@not base64@@\n-----END CERTIFICATE-----\n")
+	e.tlsSecret("api-tls", leaf, ca, map[string][]byte{"extra.crt": broken})
+	clustertest.Eventually(t, time.Minute, "an InvalidCertificate Event on the Secret", func(ctx context.Context) (bool, error) {
+		evs, err := e.c.Client.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=api-tls"})
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == ReasonInvalidCertificate && ev.Type == corev1.EventTypeWarning && ev.Regarding.Kind == "Secret" {
+				if !strings.Contains(ev.Note, "extra.crt") || !strings.Contains(ev.Note, "PEM block 1") {
+					return false, fmt.Errorf("event does not say where: %q", ev.Note)
+				}
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	e.quietly(3*time.Second, "web")
+	if got := e.get("web").Annotations[policy.AnnotationCertificateHash]; got != hash {
+		t.Fatalf("a malformed extra key changed what web runs on: %s → %s", hash, got)
+	}
+
+	// The controller still works for everything else: a real renewal of the valid key rolls web.
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, map[string][]byte{"extra.crt": broken})
+	clustertest.Eventually(t, time.Minute, "web to restart for the renewed leaf", func(ctx context.Context) (bool, error) {
+		return e.get("web").Annotations[policy.AnnotationCertificateHash] != hash, nil
+	})
 }

@@ -135,6 +135,9 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	if err := setupIndexes(ctx, mgr); err != nil {
 		return err
 	}
+	if err := setupSourceControllers(mgr, o); err != nil {
+		return err
+	}
 	limiter := rate.NewLimiter(rate.Limit(o.RestartRate), o.RestartBurst)
 	for _, k := range kinds {
 		if k.name == policy.KindCronJob {
