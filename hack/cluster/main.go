@@ -13,10 +13,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/certrollout/certrollout/internal/controller"
 	"github.com/certrollout/certrollout/internal/localcluster"
 )
 
@@ -189,17 +192,18 @@ func newDemo() *cobra.Command {
 			if err := localcluster.Apply(ctx, c.Config, data); err != nil {
 				return err
 			}
-			fmt.Println("Deployed the demo application (namespace demo): Certificate web-tls renews about every 30 s; Deployment web mounts it.")
+			fmt.Println("Deployed the demo application (namespace demo): Certificate web-tls renews about every 30 s;\nDeployment web mounts it and is annotated certrollout.io/enabled=true.")
 			return runDemo(ctx, c, watch)
 		},
 	}
 	addUpFlags(cmd, o)
 	cmd.Flags().StringVar(&manifests, "manifests", "hack/demo/demo.yaml", "Demo application manifests.")
-	cmd.Flags().DurationVar(&watch, "watch", 75*time.Second, "How long to show renewals before returning (0 to return at once).")
+	cmd.Flags().DurationVar(&watch, "watch", 75*time.Second, "How long to run the controller and show renewals turning into rollouts (0: deploy only).")
 	return cmd
 }
 
-// runDemo narrates the problem certrollout exists for: the certificate renews, the pods do not notice.
+// runDemo runs the certrollout controller against the demo application and narrates each renewal
+// turning into one rollout.
 func runDemo(ctx context.Context, c *localcluster.Cluster, watch time.Duration) error {
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -215,38 +219,61 @@ func runDemo(ctx context.Context, c *localcluster.Cluster, watch time.Duration) 
 		case <-time.After(time.Second):
 		}
 	}
-	pods, err := c.Client.CoreV1().Pods("demo").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if watch <= 0 {
+		return nil
+	}
+	opts := controller.DefaultOptions()
+	opts.SettlePeriod = 2 * time.Second
+	opts.MinRestartInterval = 0 // the demo certificate renews every 30 s; the default cooldown is 10m
+	ctrl.SetLogger(logr.Discard())
+	mgr, err := controller.NewManager(c.Config, controller.ManagerOptions{Options: opts, MetricsBindAddress: "0", HealthProbeBindAddress: "0"})
 	if err != nil {
 		return err
 	}
-	for _, p := range pods.Items {
-		fmt.Printf("Pod %s started %s.\n", p.Name, p.CreationTimestamp.Format(time.TimeOnly))
-	}
-	if watch > 0 {
-		fmt.Printf("Watching renewals for %s:\n", watch)
-		deadline := time.Now().Add(watch)
-		lastSerial := ""
-		for time.Now().Before(deadline) {
-			rev, serial, err := localcluster.CertificateRevision(ctx, c, "demo", "web-tls")
-			if err == nil && serial != lastSerial {
-				fmt.Printf("  %s  web-tls revision %d, serial %s; the web pods still run on the certificate they started with.\n",
-					time.Now().Format(time.TimeOnly), rev, serial)
-				lastSerial = serial
+	mctx, stopController := context.WithCancel(ctx)
+	defer stopController()
+	go func() { _ = mgr.Start(mctx) }()
+	fmt.Printf("Started the certrollout controller (settle period 2s, no cooldown). Watching for %s:\n", watch)
+
+	deadline := time.Now().Add(watch)
+	lastSerial, lastHash := "", ""
+	for time.Now().Before(deadline) {
+		if _, serial, err := localcluster.CertificateRevision(ctx, c, "demo", "web-tls"); err == nil && serial != lastSerial {
+			if lastSerial != "" {
+				fmt.Printf("  %s  cert-manager renewed web-tls (serial %s)\n", time.Now().Format(time.TimeOnly), serial)
 			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Second):
+			lastSerial = serial
+		}
+		dep, err := c.Client.AppsV1().Deployments("demo").Get(ctx, "web", metav1.GetOptions{})
+		if err == nil {
+			hash := dep.Annotations["certrollout.io/certificate-hash"]
+			if hash != lastHash {
+				rs, _ := c.Client.AppsV1().ReplicaSets("demo").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+				switch {
+				case lastHash == "":
+					fmt.Printf("  %s  certrollout recorded the certificates web runs on (%s)\n", time.Now().Format(time.TimeOnly), hash)
+				default:
+					fmt.Printf("  %s  certrollout rolled Deployment web once, onto certificates %s (%d ReplicaSets so far)\n",
+						time.Now().Format(time.TimeOnly), hash, len(rs.Items))
+				}
+				lastHash = hash
 			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 	fmt.Printf(`
-The cluster keeps running. Watch it yourself:
+The cluster keeps running (the controller stopped with this command). Look around:
   export KUBECONFIG=%s
-  kubectl -n demo get certificate web-tls -o custom-columns=NAME:.metadata.name,REVISION:.status.revision,NOT_AFTER:.status.notAfter -w
-  kubectl -n demo get pods -w
-Stop it with: make cluster-down
-`, c.Kubeconfig)
+  kubectl -n demo get certificate,replicasets,pods
+  kubectl -n demo get events --field-selector reason=Restarted
+Run the controller yourself:
+  make build && bin/certrollout controller --kubeconfig %s --leader-elect=false --min-restart-interval=0
+Stop the cluster with: make cluster-down
+`, c.Kubeconfig, c.Kubeconfig)
 	return nil
 }
 
