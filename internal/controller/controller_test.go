@@ -116,7 +116,10 @@ func (e *env) waitLedger(name, hash string) {
 		if hash == "" {
 			return got != "", nil
 		}
-		return got == hash, fmt.Errorf("ledger says %q", got)
+		if got != hash {
+			return false, fmt.Errorf("ledger says %q", got)
+		}
+		return true, nil
 	})
 }
 

@@ -69,6 +69,9 @@ type ManagerOptions struct {
 	LeaderElection          bool
 	LeaderElectionNamespace string
 	LeaderElectionID        string
+	// SyncPeriod is how often every cached object is reconciled again; nil keeps controller-runtime's
+	// default (10h). Tests shorten it to prove a resync restarts nothing.
+	SyncPeriod *time.Duration
 }
 
 // NewManager builds a manager whose caches keep only what certrollout needs: Secrets and ConfigMaps
@@ -79,6 +82,7 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 		return nil, err
 	}
 	cacheOpts := cache.Options{
+		SyncPeriod:       o.SyncPeriod,
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:    {Transform: inventory.Transform},

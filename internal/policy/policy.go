@@ -166,7 +166,9 @@ var chain = []check{
 func Decide(in Input) Decision {
 	f := facts{ledger: ReadLedger(in.Workload.Annotations), enabled: Enabled(in.Workload.Annotations, in.Auto)}
 	for _, p := range in.Pods {
-		if !p.Started.IsZero() && p.Started.Before(in.Set.IssuedAt) {
+		// Start and issuance times have one-second resolution: a pod that started in the same second as
+		// the issuance may have loaded the old certificate, and a spare restart beats a missed one.
+		if !p.Started.IsZero() && !p.Started.After(in.Set.IssuedAt) {
 			f.stale = append(f.stale, p.Name)
 		}
 	}

@@ -63,6 +63,10 @@ func TestDecide(t *testing.T) {
 			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: renewed}, Set: current, Pods: pods(after, after)},
 			wantAction: ActionRecord, wantReason: ReasonPodsCurrent,
 		},
+		"counts a pod that started in the same second as the issuance as stale: the clock cannot tell": {
+			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: renewed}, Set: current, Pods: pods(issued)},
+			wantAction: ActionRestart, wantReason: ReasonCertificateRenewed, wantStale: 1,
+		},
 		"does not count pods that have not started as stale": {
 			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: renewed}, Set: current, Pods: pods(time.Time{})},
 			wantAction: ActionRecord, wantReason: ReasonPodsCurrent,

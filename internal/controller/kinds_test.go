@@ -1,0 +1,220 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/certrollout/certrollout/internal/clustertest"
+	"github.com/certrollout/certrollout/internal/policy"
+	"github.com/certrollout/certrollout/internal/testgen"
+)
+
+func (e *env) hasEvent(regarding, reason string) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		evs, err := e.c.Client.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=" + regarding})
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == reason {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+}
+
+func TestStatefulSetsDaemonSetsAndOptedInBarePodsRestart(t *testing.T) {
+	e := newEnv(t, testOptions())
+	ctx := context.Background()
+	ca := testgen.CA(t, "root")
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	enabled := map[string]string{policy.AnnotationEnabled: "true"}
+	template := func(app string) corev1.PodTemplateSpec {
+		return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}}, Spec: testgen.PodSpec(testgen.WithSecretVolume("api-tls"))}
+	}
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "sts", Annotations: enabled}, Spec: appsv1.StatefulSetSpec{
+		Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "sts"}},
+		PodManagementPolicy: appsv1.ParallelPodManagement, Template: template("sts"),
+	}}
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "ds", Annotations: enabled}, Spec: appsv1.DaemonSetSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "ds"}}, Template: template("ds"),
+	}}
+	pod := func(name string, annotations map[string]string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}, Spec: testgen.PodSpec(testgen.WithSecretVolume("api-tls"))}
+	}
+	if _, err := e.c.Client.AppsV1().StatefulSets(e.ns).Create(ctx, sts, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.c.Client.AppsV1().DaemonSets(e.ns).Create(ctx, ds, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deletable := pod("deletable", map[string]string{policy.AnnotationEnabled: "true", policy.AnnotationDeleteStalePods: "true"})
+	kept := pod("kept", enabled)
+	for _, p := range []*corev1.Pod{deletable, kept} {
+		if _, err := e.c.Client.CoreV1().Pods(e.ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clustertest.Eventually(t, 2*time.Minute, "the StatefulSet, DaemonSet and pods to run", func(ctx context.Context) (bool, error) {
+		s, err := e.c.Client.AppsV1().StatefulSets(e.ns).Get(ctx, "sts", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		d, err := e.c.Client.AppsV1().DaemonSets(e.ns).Get(ctx, "ds", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		pods, err := e.c.Client.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		running := 0
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		if s.Status.ReadyReplicas != 2 || d.Status.NumberReady != 1 || running != 5 {
+			return false, fmt.Errorf("sts ready %d, ds ready %d, running pods %d", s.Status.ReadyReplicas, d.Status.NumberReady, running)
+		}
+		return true, nil
+	})
+	e.start()
+	ledger := func(get func(context.Context) (metav1.Object, error)) func(context.Context) (bool, error) {
+		return func(ctx context.Context) (bool, error) {
+			o, err := get(ctx)
+			if err != nil {
+				return false, err
+			}
+			return o.GetAnnotations()[policy.AnnotationCertificateHash] != "", nil
+		}
+	}
+	getSTS := func(ctx context.Context) (metav1.Object, error) {
+		return e.c.Client.AppsV1().StatefulSets(e.ns).Get(ctx, "sts", metav1.GetOptions{})
+	}
+	getDS := func(ctx context.Context) (metav1.Object, error) {
+		return e.c.Client.AppsV1().DaemonSets(e.ns).Get(ctx, "ds", metav1.GetOptions{})
+	}
+	clustertest.Eventually(t, time.Minute, "the StatefulSet's ledger", ledger(getSTS))
+	clustertest.Eventually(t, time.Minute, "the DaemonSet's ledger", ledger(getDS))
+
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	clustertest.Eventually(t, time.Minute, "the StatefulSet and DaemonSet templates to carry the new certificates", func(ctx context.Context) (bool, error) {
+		s, err := e.c.Client.AppsV1().StatefulSets(e.ns).Get(ctx, "sts", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		d, err := e.c.Client.AppsV1().DaemonSets(e.ns).Get(ctx, "ds", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		h1, h2 := s.Spec.Template.Annotations[policy.AnnotationRestartHash], d.Spec.Template.Annotations[policy.AnnotationRestartHash]
+		return h1 != "" && h1 == s.Annotations[policy.AnnotationCertificateHash] && h2 != "" && h2 == d.Annotations[policy.AnnotationCertificateHash], nil
+	})
+	clustertest.Eventually(t, time.Minute, "the opted-in bare pod to be deleted", func(ctx context.Context) (bool, error) {
+		p, err := e.c.Client.CoreV1().Pods(e.ns).Get(ctx, "deletable", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return err == nil && p.DeletionTimestamp != nil, err
+	})
+	clustertest.Eventually(t, time.Minute, "a BarePod Event on the pod that did not opt in to deletion", e.hasEvent("kept", policy.ReasonBarePod))
+	if p, err := e.c.Client.CoreV1().Pods(e.ns).Get(ctx, "kept", metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
+		t.Fatalf("the bare pod without delete-stale-pods must stay (err %v)", err)
+	}
+}
+
+func TestTheGlobalRateBudgetHoldsBackRestartsBeyondIt(t *testing.T) {
+	opts := testOptions()
+	opts.RestartRate, opts.RestartBurst = 0.001, 1 // one restart, then one per ~17 minutes
+	e := newEnv(t, opts)
+	ca := testgen.CA(t, "root")
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	for _, n := range []string{"a", "b", "c"} {
+		e.deploy(deployment(e.ns, n, true, testgen.WithSecretVolume("api-tls")))
+	}
+	for _, n := range []string{"a", "b", "c"} {
+		e.waitAvailable(n)
+	}
+	e.start()
+	for _, n := range []string{"a", "b", "c"} {
+		e.waitLedger(n, "")
+	}
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	clustertest.Eventually(t, time.Minute, "one restart", func(ctx context.Context) (bool, error) {
+		return e.rollouts("a")+e.rollouts("b")+e.rollouts("c") == 4, nil
+	})
+	e.quietly(5*time.Second, "a", "b", "c")
+	if total := e.rollouts("a") + e.rollouts("b") + e.rollouts("c") - 3; total != 1 {
+		t.Fatalf("a budget of one restart allowed %d", total)
+	}
+}
+
+func TestNoRestartOnFailoverOrResync(t *testing.T) {
+	resync := 2 * time.Second
+	e := newEnv(t, testOptions())
+	ca := testgen.CA(t, "root")
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	e.deploy(deployment(e.ns, "web", true, testgen.WithSecretVolume("api-tls")))
+	e.waitAvailable("web")
+	leaseID := "certrollout-failover"
+	startReplica := func() (stop func()) {
+		mgr, err := NewManager(e.c.Config, ManagerOptions{
+			Options: e.opts, MetricsBindAddress: "0", HealthProbeBindAddress: "0", SyncPeriod: &resync,
+			LeaderElection: true, LeaderElectionNamespace: e.ns, LeaderElectionID: leaseID,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- mgr.Start(ctx) }()
+		var once bool
+		stop = func() {
+			if !once {
+				once = true
+				cancel()
+				<-done
+			}
+		}
+		t.Cleanup(stop)
+		return stop
+	}
+	holder := func(ctx context.Context) string {
+		l, err := e.c.Client.CoordinationV1().Leases(e.ns).Get(ctx, leaseID, metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil {
+			return ""
+		}
+		return *l.Spec.HolderIdentity
+	}
+	stopFirst := startReplica()
+	e.waitLedger("web", "")
+	first := holder(context.Background())
+	startReplica()
+	e.quietly(3*resync, "web") // several resyncs by the leader
+
+	stopFirst() // releases the Lease; the standby takes over and sees every object again
+	clustertest.Eventually(t, time.Minute, "the standby to take the lease", func(ctx context.Context) (bool, error) {
+		h := holder(ctx)
+		return h != "" && h != first, nil
+	})
+	e.quietly(3*resync, "web")
+	if e.rollouts("web") != 1 {
+		t.Fatalf("fail-over or resync rolled web %d time(s)", e.rollouts("web")-1)
+	}
+	// The new leader does its job.
+	hash := e.get("web").Annotations[policy.AnnotationCertificateHash]
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	clustertest.Eventually(t, time.Minute, "the new leader to restart web", func(ctx context.Context) (bool, error) {
+		return e.get("web").Annotations[policy.AnnotationCertificateHash] != hash, nil
+	})
+}
