@@ -249,10 +249,9 @@ func runDemo(ctx context.Context, c *localcluster.Cluster, watch time.Duration) 
 			hash := dep.Annotations["certrollout.io/certificate-hash"]
 			if hash != lastHash {
 				rs, _ := c.Client.AppsV1().ReplicaSets("demo").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
-				switch {
-				case lastHash == "":
+				if lastHash == "" {
 					fmt.Printf("  %s  certrollout recorded the certificates web runs on (%s)\n", time.Now().Format(time.TimeOnly), hash)
-				default:
+				} else {
 					fmt.Printf("  %s  certrollout rolled Deployment web once, onto certificates %s (%d ReplicaSets so far)\n",
 						time.Now().Format(time.TimeOnly), hash, len(rs.Items))
 				}

@@ -14,7 +14,7 @@ import (
 
 // Annotation names Secrets a workload uses by means certrollout cannot see (a sidecar that fetches them,
 // an application that reads the API): "name1,name2".
-const AnnotationSecrets = "certrollout.io/secrets"
+const AnnotationSecrets = "certrollout.io/secrets" //nolint:gosec // an annotation name, not a credential
 
 // Kind of object used.
 type Kind string

@@ -183,7 +183,9 @@ func TestNoRestartOnFailoverOrResync(t *testing.T) {
 			if !once {
 				once = true
 				cancel()
-				<-done
+				if err := <-done; err != nil {
+					t.Errorf("controller replica: %v", err)
+				}
 			}
 		}
 		t.Cleanup(stop)

@@ -65,11 +65,11 @@ func (r *workloadReconciler) gather(ctx context.Context, obj client.Object) (pol
 	uses := consumers.FromPodSpec(r.kind.podSpec(obj), obj.GetAnnotations())
 	sources := map[consumers.Ref]*inventory.Source{}
 	for _, ref := range consumers.Refs(uses) {
-		src, err := r.source(ctx, obj.GetNamespace(), ref)
+		src, found, err := r.source(ctx, obj.GetNamespace(), ref)
 		if err != nil {
 			return policy.Input{}, err
 		}
-		if src != nil {
+		if found {
 			sources[ref] = src
 		}
 	}
@@ -90,26 +90,25 @@ func (r *workloadReconciler) gather(ctx context.Context, obj client.Object) (pol
 	}, nil
 }
 
-// source reads a Secret or ConfigMap from the cache (reduced); nil when it does not exist.
-func (r *workloadReconciler) source(ctx context.Context, ns string, ref consumers.Ref) (*inventory.Source, error) {
+// source reads a Secret or ConfigMap from the cache (reduced); found is false when it does not exist.
+func (r *workloadReconciler) source(ctx context.Context, ns string, ref consumers.Ref) (src *inventory.Source, found bool, err error) {
 	key := client.ObjectKey{Namespace: ns, Name: ref.Name}
-	var err error
 	switch ref.Kind {
 	case consumers.KindSecret:
 		s := &corev1.Secret{}
 		if err = r.client.Get(ctx, key, s); err == nil {
-			return inventory.FromSecret(s), nil
+			return inventory.FromSecret(s), true, nil
 		}
 	case consumers.KindConfigMap:
 		cm := &corev1.ConfigMap{}
 		if err = r.client.Get(ctx, key, cm); err == nil {
-			return inventory.FromConfigMap(cm), nil
+			return inventory.FromConfigMap(cm), true, nil
 		}
 	}
 	if apierrors.IsNotFound(err) {
-		return nil, nil
+		return nil, false, nil
 	}
-	return nil, err
+	return nil, false, err
 }
 
 // pods lists the workload's pods that are not being deleted.

@@ -193,7 +193,7 @@ func SetOf(uses []consumers.Use, sources map[consumers.Ref]*Source) Set {
 func DataWriteTime(entries []metav1.ManagedFieldsEntry) time.Time {
 	var t time.Time
 	for _, e := range entries {
-		if e.Time == nil || e.FieldsV1 == nil || !ownsData(e.FieldsV1.Raw) {
+		if e.Time == nil || e.FieldsV1 == nil || !ownsData(e.FieldsV1.GetRawBytes()) {
 			continue
 		}
 		if e.Time.After(t) {
@@ -218,7 +218,7 @@ func reduceMeta(meta *metav1.ObjectMeta) {
 		entries = []metav1.ManagedFieldsEntry{{
 			Manager: reducedManager, Operation: metav1.ManagedFieldsOperationUpdate,
 			Time: &metav1.Time{Time: t}, FieldsType: "FieldsV1",
-			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{}}`)},
+			FieldsV1: metav1.NewFieldsV1(`{"f:data":{}}`),
 		}}
 	}
 	meta.ManagedFields = entries
