@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -166,6 +165,35 @@ func (e *env) quietly(d time.Duration, names ...string) {
 	}
 }
 
+// webOnSecret creates Secret api-tls and an opted-in Deployment web that mounts it, starts the controller
+// and waits for web's ledger. It returns the CA and leaf used and the recorded hash.
+func (e *env) webOnSecret() (ca, leaf *testgen.Cert, hash string) {
+	e.t.Helper()
+	ca = testgen.CA(e.t, "root")
+	leaf = testgen.Leaf(e.t, ca, "api")
+	e.tlsSecret("api-tls", leaf, ca, nil)
+	e.deploy(deployment(e.ns, "web", true, testgen.WithSecretVolume("api-tls")))
+	e.waitAvailable("web")
+	e.start()
+	e.waitLedger("web", "")
+	return ca, leaf, e.get("web").Annotations[policy.AnnotationCertificateHash]
+}
+
+func (e *env) hasEvent(regarding, reason string) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		evs, err := e.c.Client.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=" + regarding})
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == reason {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+}
+
 func testOptions() Options {
 	o := DefaultOptions()
 	o.SettlePeriod = time.Second
@@ -214,31 +242,10 @@ func renew(t *testing.T, c *localcluster.Cluster, ns, name string) {
 	})
 }
 
-const caChain = `apiVersion: cert-manager.io/v1
-kind: Issuer
-metadata: {name: selfsigned, namespace: %[1]s}
-spec: {selfSigned: {}}
----
-apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata: {name: ca, namespace: %[1]s}
-spec: {isCA: true, commonName: test-ca, secretName: ca, issuerRef: {name: selfsigned, kind: Issuer}}
----
-apiVersion: cert-manager.io/v1
-kind: Issuer
-metadata: {name: ca, namespace: %[1]s}
-spec: {ca: {secretName: ca}}
----
-apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata: {name: api, namespace: %[1]s}
-spec: {secretName: api-tls, commonName: api, dnsNames: [api], duration: 2160h, issuerRef: {name: ca, kind: Issuer}}
-`
-
 func TestACertManagerRenewalRollsEachOptedInConsumerExactlyOnce(t *testing.T) {
 	e := newEnv(t, testOptions())
 	ctx := context.Background()
-	if err := localcluster.Apply(ctx, e.c.Config, fmt.Appendf(nil, caChain, e.ns)); err != nil {
+	if err := localcluster.Apply(ctx, e.c.Config, []byte(testgen.CertManagerChain(e.ns, "api", "api-tls", "2160h", ""))); err != nil {
 		t.Fatal(err)
 	}
 	clustertest.Eventually(t, time.Minute, "Certificate api to be issued", func(ctx context.Context) (bool, error) {
@@ -284,29 +291,14 @@ func TestACertManagerRenewalRollsEachOptedInConsumerExactlyOnce(t *testing.T) {
 			t.Errorf("Deployment %s: %d ReplicaSets, want %d", name, got, want)
 		}
 	}
-	events, err := e.c.Client.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=volume"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, ev := range events.Items {
-		found = found || ev.Reason == ReasonRestarted
-	}
-	if !found {
-		t.Errorf("no %s Event on Deployment volume", ReasonRestarted)
+	if ok, err := e.hasEvent("volume", ReasonRestarted)(ctx); !ok {
+		t.Errorf("no %s Event on Deployment volume (%v)", ReasonRestarted, err)
 	}
 }
 
 func TestNoRestartWhenTheControllerRestartsOrTheSecretIsRewrittenWithTheSameCertificates(t *testing.T) {
 	e := newEnv(t, testOptions())
-	ca := testgen.CA(t, "root")
-	leaf := testgen.Leaf(t, ca, "api")
-	e.tlsSecret("api-tls", leaf, ca, nil)
-	e.deploy(deployment(e.ns, "web", true, testgen.WithSecretVolume("api-tls")))
-	e.waitAvailable("web")
-	e.start()
-	e.waitLedger("web", "")
-	hash := e.get("web").Annotations[policy.AnnotationCertificateHash]
+	ca, leaf, hash := e.webOnSecret()
 
 	// The same certificates, re-encoded with a comment, an extra output format and new annotations.
 	e.tlsSecret("api-tls", leaf, ca, map[string][]byte{"tls-combined.pem": testgen.Concat(leaf.PEM(), leaf.KeyPEM(t)), "note": []byte("rewritten")})
@@ -354,12 +346,7 @@ func TestAFlappingSecretRestartsOnceWithinTheMinimumInterval(t *testing.T) {
 	opts := testOptions()
 	opts.MinRestartInterval = time.Hour
 	e := newEnv(t, opts)
-	ca := testgen.CA(t, "root")
-	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
-	e.deploy(deployment(e.ns, "web", true, testgen.WithSecretVolume("api-tls")))
-	e.waitAvailable("web")
-	e.start()
-	e.waitLedger("web", "")
+	ca, _, _ := e.webOnSecret()
 	for i := range 4 {
 		e.tlsSecret("api-tls", testgen.Leaf(t, ca, fmt.Sprintf("api-%d", i)), ca, nil)
 		time.Sleep(2 * time.Second)
@@ -410,18 +397,7 @@ func TestAPausedDeploymentIsReportedNotChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
-	clustertest.Eventually(t, time.Minute, "a DeploymentPaused Event", func(ctx context.Context) (bool, error) {
-		evs, err := e.c.Client.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=paused"})
-		if err != nil {
-			return false, err
-		}
-		for _, ev := range evs.Items {
-			if ev.Reason == policy.ReasonDeploymentPaused && ev.Type == corev1.EventTypeWarning {
-				return true, nil
-			}
-		}
-		return false, errors.New("no event yet")
-	})
+	clustertest.Eventually(t, time.Minute, "a DeploymentPaused Event", e.hasEvent("paused", policy.ReasonDeploymentPaused))
 	if got := e.get("paused").Spec.Template.Annotations[policy.AnnotationRestartHash]; got != "" {
 		t.Fatalf("a paused Deployment's template was changed: %q", got)
 	}
@@ -429,14 +405,7 @@ func TestAPausedDeploymentIsReportedNotChanged(t *testing.T) {
 
 func TestMalformedPEMGetsAnEventAndBreaksNothingElse(t *testing.T) {
 	e := newEnv(t, testOptions())
-	ca := testgen.CA(t, "root")
-	leaf := testgen.Leaf(t, ca, "api")
-	e.tlsSecret("api-tls", leaf, ca, nil)
-	e.deploy(deployment(e.ns, "web", true, testgen.WithSecretVolume("api-tls")))
-	e.waitAvailable("web")
-	e.start()
-	e.waitLedger("web", "")
-	hash := e.get("web").Annotations[policy.AnnotationCertificateHash]
+	ca, leaf, hash := e.webOnSecret()
 
 	broken := []byte("-----BEGIN CERTIFICATE-----\n@@not base64@@\n-----END CERTIFICATE-----\n")
 	e.tlsSecret("api-tls", leaf, ca, map[string][]byte{"extra.crt": broken})

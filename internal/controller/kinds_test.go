@@ -17,21 +17,6 @@ import (
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
-func (e *env) hasEvent(regarding, reason string) func(context.Context) (bool, error) {
-	return func(ctx context.Context) (bool, error) {
-		evs, err := e.c.Client.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=" + regarding})
-		if err != nil {
-			return false, err
-		}
-		for _, ev := range evs.Items {
-			if ev.Reason == reason {
-				return true, nil
-			}
-		}
-		return false, nil
-	}
-}
-
 func TestStatefulSetsDaemonSetsAndOptedInBarePodsRestart(t *testing.T) {
 	e := newEnv(t, testOptions())
 	ctx := context.Background()

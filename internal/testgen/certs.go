@@ -124,3 +124,32 @@ func Concat(blobs ...[]byte) []byte {
 	}
 	return out
 }
+
+// CertManagerChain is cert-manager YAML for namespace ns: a self-signed Issuer, a CA Certificate "ca",
+// a CA Issuer "ca" and a leaf Certificate named leaf writing Secret secret. renewBefore may be empty.
+func CertManagerChain(ns, leaf, secret, duration, renewBefore string) string {
+	renew := ""
+	if renewBefore != "" {
+		renew = ", renewBefore: " + renewBefore
+	}
+	return `apiVersion: cert-manager.io/v1
+kind: Issuer
+metadata: {name: selfsigned, namespace: ` + ns + `}
+spec: {selfSigned: {}}
+---
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: ca, namespace: ` + ns + `}
+spec: {isCA: true, commonName: test-ca, secretName: ca, issuerRef: {name: selfsigned, kind: Issuer}}
+---
+apiVersion: cert-manager.io/v1
+kind: Issuer
+metadata: {name: ca, namespace: ` + ns + `}
+spec: {ca: {secretName: ca}}
+---
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: ` + leaf + `, namespace: ` + ns + `}
+spec: {secretName: ` + secret + `, commonName: ` + leaf + `, dnsNames: [` + leaf + `], duration: ` + duration + renew + `, issuerRef: {name: ca, kind: Issuer}}
+`
+}

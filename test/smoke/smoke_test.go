@@ -14,6 +14,7 @@ import (
 
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/localcluster"
+	"github.com/certrollout/certrollout/internal/testgen"
 )
 
 func TestMain(m *testing.M) { clustertest.Main(m) }
@@ -105,36 +106,7 @@ func TestCertManagerRenewsALeafCertificateRepeatedly(t *testing.T) {
 	c := clustertest.Cluster(t)
 	ns := clustertest.Namespace(t)
 	ctx := context.Background()
-	manifests := fmt.Sprintf(`apiVersion: cert-manager.io/v1
-kind: Issuer
-metadata: {name: selfsigned, namespace: %[1]s}
-spec: {selfSigned: {}}
----
-apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata: {name: ca, namespace: %[1]s}
-spec:
-  isCA: true
-  commonName: smoke-ca
-  secretName: ca
-  issuerRef: {name: selfsigned, kind: Issuer}
----
-apiVersion: cert-manager.io/v1
-kind: Issuer
-metadata: {name: ca, namespace: %[1]s}
-spec: {ca: {secretName: ca}}
----
-apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata: {name: leaf, namespace: %[1]s}
-spec:
-  secretName: leaf-tls
-  commonName: leaf.smoke
-  dnsNames: [leaf.smoke]
-  duration: 1h
-  renewBefore: 59m50s
-  issuerRef: {name: ca, kind: Issuer}
-`, ns)
+	manifests := testgen.CertManagerChain(ns, "leaf", "leaf-tls", "1h", "59m50s")
 	if err := localcluster.Apply(ctx, c.Config, []byte(manifests)); err != nil {
 		t.Fatal(err)
 	}
