@@ -244,7 +244,23 @@ func ReduceSecret(s *corev1.Secret) *corev1.Secret {
 	s.Data = data
 	s.StringData = nil
 	setInvalid(&s.ObjectMeta, invalid)
+	if len(data) == 0 && len(invalid) == 0 {
+		s.Data = nil
+		identityOnly(&s.ObjectMeta)
+	}
 	return s
+}
+
+// identityOnly strips an object that holds no certificate down to what tells it apart: certrollout only
+// needs to know it exists (a workload may name it). Thousands of Helm release Secrets then cost a few
+// hundred bytes each.
+func identityOnly(meta *metav1.ObjectMeta) {
+	meta.Labels = nil
+	meta.Annotations = nil
+	meta.OwnerReferences = nil
+	meta.Finalizers = nil
+	meta.ManagedFields = nil
+	meta.GenerateName = ""
 }
 
 // ReduceConfigMap does for a ConfigMap what ReduceSecret does for a Secret.
@@ -265,6 +281,10 @@ func ReduceConfigMap(cm *corev1.ConfigMap) *corev1.ConfigMap {
 	}
 	cm.BinaryData = binary
 	setInvalid(&cm.ObjectMeta, invalid)
+	if len(cm.Data) == 0 && len(binary) == 0 && len(invalid) == 0 {
+		cm.Data, cm.BinaryData = nil, nil
+		identityOnly(&cm.ObjectMeta)
+	}
 	return cm
 }
 

@@ -130,6 +130,26 @@ func TestAnInvalidKeysAnnotationFromOutsideIsIgnored(t *testing.T) {
 	}
 }
 
+func TestASecretWithoutCertificatesKeepsOnlyItsIdentity(t *testing.T) {
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "app", Name: "sh.helm.release.v1.app.v3", UID: "u1", ResourceVersion: "42",
+			Labels:        map[string]string{"owner": "helm", "status": "deployed"},
+			Annotations:   map[string]string{"meta.helm.sh/release-name": "app"},
+			ManagedFields: []metav1.ManagedFieldsEntry{managed("helm", time.Now(), `{"f:data":{}}`)},
+		},
+		Type: "helm.sh/release.v1",
+		Data: map[string][]byte{"release": bytes.Repeat([]byte("H4sI"), 25_000)},
+	}
+	r := ReduceSecret(s)
+	if r.Data != nil || r.Labels != nil || r.Annotations != nil || r.ManagedFields != nil {
+		t.Fatalf("kept more than identity: %+v", r.ObjectMeta)
+	}
+	if r.Name != "sh.helm.release.v1.app.v3" || r.Namespace != "app" || r.UID != "u1" || r.ResourceVersion != "42" {
+		t.Fatalf("lost identity: %+v", r.ObjectMeta)
+	}
+}
+
 func TestReduceConfigMapKeepsBundles(t *testing.T) {
 	ca := testgen.CA(t, "root")
 	cm := &corev1.ConfigMap{
