@@ -122,6 +122,7 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 	if err := Setup(context.Background(), mgr, o.Options); err != nil {
 		return nil, err
 	}
+	certificates.use(mgr.GetCache())
 	return mgr, nil
 }
 
