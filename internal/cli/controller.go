@@ -105,6 +105,7 @@ func (o *ControllerOptions) Run(cmd *cobra.Command) error {
 		return fmt.Errorf("loading the kubeconfig: %w", err)
 	}
 	cfg.UserAgent = "certrollout-controller"
+	controller.CountRequests(cfg)
 	o.ManagerOptions.Namespaces = o.Namespaces
 	mgr, err := controller.NewManager(cfg, o.ManagerOptions)
 	if err != nil {

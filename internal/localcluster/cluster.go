@@ -247,6 +247,8 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 		"--root-ca-file="+certs.CACert,
 		"--cluster-signing-cert-file="+certs.CACert, "--cluster-signing-key-file="+certs.CAKey,
 		"--use-service-account-credentials",
+		// The defaults (20 QPS) would take minutes to create the thousands of pods of a benchmark.
+		"--kube-api-qps=500", "--kube-api-burst=1000",
 		// No cloud, no pod network: the controllers that need one would only log errors. The node
 		// lifecycle controller stays on: it lifts the not-ready taint from kwok nodes.
 		"--controllers=*,-nodeipam,-service,-route,-cloud-node-lifecycle")
@@ -256,7 +258,8 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 	if _, err := c.run("kube-scheduler", bins.Scheduler,
 		"--kubeconfig="+c.Kubeconfig,
 		"--authentication-kubeconfig="+c.Kubeconfig, "--authorization-kubeconfig="+c.Kubeconfig,
-		"--leader-elect=false", "--secure-port=0"); err != nil {
+		"--leader-elect=false", "--secure-port=0",
+		"--kube-api-qps=500", "--kube-api-burst=1000"); err != nil {
 		return err
 	}
 	stages, ok := bins.KwokStages[opts.PodStages]
