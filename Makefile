@@ -49,6 +49,13 @@ test: components ## Run unit and integration tests (each integration package sta
 unit: ## Run only the tests that need no cluster.
 	$(GO) test -short -race -count=1 ./...
 
+# `make bench BENCH_FLAGS="--deployments 200 --cert-secrets 400 --secrets 2000"` for a smaller run.
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: build components ## Measure renewal→restart latency against a baseline, memory and API requests (see hack/bench).
+	$(GO) run ./hack/bench --controller $(BIN)/certrollout $(BENCH_FLAGS)
+
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...

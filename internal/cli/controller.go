@@ -19,6 +19,8 @@ type ControllerOptions struct {
 	Context    string
 	Namespaces []string
 	Verbosity  int
+	QPS        float32
+	Burst      int
 
 	controller.ManagerOptions
 	IOStreams
@@ -67,6 +69,8 @@ certrollout.io/secrets="a,b".`,
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the controller's own, in cluster).")
 	f.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	f.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz; 0 disables them.")
+	f.Float32Var(&o.QPS, "kube-api-qps", 50, "Requests per second to the API server (client-side limit).")
+	f.IntVar(&o.Burst, "kube-api-burst", 100, "Burst of requests to the API server (client-side limit).")
 	f.IntVarP(&o.Verbosity, "v", "v", 0, "Log verbosity (0: actions and errors; 1: decisions; 4: debug).")
 	return cmd
 }
@@ -82,6 +86,9 @@ func (o *ControllerOptions) Validate() error {
 	}
 	if o.RestartRate <= 0 {
 		errs = append(errs, errors.New("--restart-rate must be positive"))
+	}
+	if o.QPS <= 0 || o.Burst < 1 {
+		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must be positive"))
 	}
 	if o.RestartBurst < 1 {
 		errs = append(errs, errors.New("--restart-burst must be at least 1"))
@@ -105,6 +112,7 @@ func (o *ControllerOptions) Run(cmd *cobra.Command) error {
 		return fmt.Errorf("loading the kubeconfig: %w", err)
 	}
 	cfg.UserAgent = "certrollout-controller"
+	cfg.QPS, cfg.Burst = o.QPS, o.Burst
 	controller.CountRequests(cfg)
 	o.ManagerOptions.Namespaces = o.Namespaces
 	mgr, err := controller.NewManager(cfg, o.ManagerOptions)

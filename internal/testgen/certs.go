@@ -1,5 +1,5 @@
 // Package testgen builds test objects: certificate chains here, Kubernetes objects with functional
-// options elsewhere. Only tests import it.
+// options elsewhere. Tests and the benchmark import it; nothing that ships does.
 package testgen
 
 import (
@@ -12,9 +12,14 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
-	"testing"
 	"time"
 )
+
+// TB is the part of testing.TB the builders use, so that the benchmark (not a test) can use them too.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+}
 
 // Cert is a generated certificate with its key.
 type Cert struct {
@@ -27,7 +32,7 @@ type Cert struct {
 func (c *Cert) PEM() []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.DER}) }
 
 // KeyPEM is the private key in PEM (PKCS#8).
-func (c *Cert) KeyPEM(t testing.TB) []byte {
+func (c *Cert) KeyPEM(t TB) []byte {
 	t.Helper()
 	der, err := x509.MarshalPKCS8PrivateKey(c.Key)
 	if err != nil {
@@ -59,7 +64,7 @@ func WithIPs(ips ...string) CertOption {
 }
 
 // CA generates a self-signed CA certificate valid from an hour ago for a year.
-func CA(t testing.TB, cn string, opts ...CertOption) *Cert {
+func CA(t TB, cn string, opts ...CertOption) *Cert {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		Subject:               pkix.Name{CommonName: cn},
@@ -71,7 +76,7 @@ func CA(t testing.TB, cn string, opts ...CertOption) *Cert {
 }
 
 // Leaf generates a server certificate signed by ca, valid from an hour ago for 90 days.
-func Leaf(t testing.TB, ca *Cert, cn string, opts ...CertOption) *Cert {
+func Leaf(t TB, ca *Cert, cn string, opts ...CertOption) *Cert {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		Subject:     pkix.Name{CommonName: cn},
@@ -82,7 +87,7 @@ func Leaf(t testing.TB, ca *Cert, cn string, opts ...CertOption) *Cert {
 	return issue(t, tmpl, ca, opts)
 }
 
-func issue(t testing.TB, tmpl *x509.Certificate, parent *Cert, opts []CertOption) *Cert {
+func issue(t TB, tmpl *x509.Certificate, parent *Cert, opts []CertOption) *Cert {
 	t.Helper()
 	now := time.Now().Truncate(time.Second)
 	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(90*24*time.Hour)
