@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -40,7 +41,7 @@ import (
 type config struct {
 	secrets, certSecrets, payload, deployments, replicas, renewals int
 	steady                                                         time.Duration
-	clusterDir, controller, out                                    string
+	clusterDir, controller, out, memLimit                          string
 }
 
 func main() {
@@ -55,6 +56,7 @@ func main() {
 	flag.StringVar(&c.clusterDir, "cluster-dir", "", "use the running cluster in this folder instead of starting one")
 	flag.StringVar(&c.controller, "controller", "bin/certrollout", "certrollout binary to run")
 	flag.StringVar(&c.out, "out", "bench/results", "folder for the JSON result")
+	flag.StringVar(&c.memLimit, "controller-gomemlimit", "", "GOMEMLIMIT for the controller only (e.g. 80MiB)")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -115,7 +117,7 @@ func run(ctx context.Context, c config) error {
 	stopBaseline := baseline(ctx, client)
 	defer stopBaseline()
 
-	ctl, err := startController(c.controller, cl.Kubeconfig)
+	ctl, err := startController(c.controller, cl.Kubeconfig, c.memLimit)
 	if err != nil {
 		return err
 	}
@@ -145,6 +147,12 @@ func run(ctx context.Context, c config) error {
 	s1, err := ctl.requests()
 	if err != nil {
 		return err
+	}
+	heapPath := filepath.Join(c.out, time.Now().UTC().Format("2006-01-02T15-04-05Z")+"-heap.pb.gz")
+	if err := ctl.saveHeap(heapPath); err != nil {
+		fmt.Fprintf(os.Stderr, "Could not save a heap profile: %v\n", err)
+	} else {
+		fmt.Fprintf(os.Stderr, "Saved the controller's steady-state heap profile: %s\n", heapPath)
 	}
 
 	fmt.Fprintf(os.Stderr, "Renewing %d certificates per side.\n", c.renewals)
@@ -180,7 +188,8 @@ func run(ctx context.Context, c config) error {
 	res := result{
 		Date: time.Now().UTC(),
 		Config: map[string]any{"secrets": c.secrets, "certSecrets": c.certSecrets, "payloadBytes": c.payload,
-			"deployments": c.deployments, "replicas": c.replicas, "renewalsPerSide": c.renewals, "settlePeriod": "0s"},
+			"deployments": c.deployments, "replicas": c.replicas, "renewalsPerSide": c.renewals, "settlePeriod": "0s",
+			"controllerGOMEMLIMIT": c.memLimit},
 		Certrollout: summarize(ours), Baseline: summarize(theirs),
 		PeakRSSMB:      peak,
 		SteadyRequests: diff(s0, s1, 1),
@@ -370,18 +379,43 @@ func (tc *templateChanges) waitAfter(name string, after time.Time, timeout time.
 }
 
 type controllerProc struct {
-	cmd     *exec.Cmd
-	metrics string
+	cmd            *exec.Cmd
+	metrics, pprof string
 }
 
-func startController(bin, kubeconfig string) (*controllerProc, error) {
+// saveHeap writes the controller's heap profile (after a GC) for `go tool pprof`.
+func (p *controllerProc) saveHeap(path string) error {
+	resp, err := http.Get(p.pprof + "?gc=1") //nolint:gosec // a loopback address this program chose
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
+}
+
+func startController(bin, kubeconfig, memLimit string) (*controllerProc, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(bin, "controller", "--kubeconfig", kubeconfig, "--leader-elect=false",
+	pl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	pprofAddr := pl.Addr().String()
+	pl.Close()
+	cmd := exec.Command(bin, "controller", "--kubeconfig", kubeconfig, "--leader-elect=false", "--pprof-bind-address", pprofAddr,
 		"--settle-period=0", "--min-restart-interval=0", "--restart-rate=1000", "--restart-burst=1000",
 		"--metrics-bind-address", addr, "--health-probe-bind-address", "0")
 	logf, err := os.Create(filepath.Join(os.TempDir(), "certrollout-bench-controller.log"))
@@ -389,10 +423,13 @@ func startController(bin, kubeconfig string) (*controllerProc, error) {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if memLimit != "" {
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+memLimit)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s (run `make build` first): %w", bin, err)
 	}
-	return &controllerProc{cmd: cmd, metrics: "http://" + addr + "/metrics"}, nil
+	return &controllerProc{cmd: cmd, metrics: "http://" + addr + "/metrics", pprof: "http://" + pprofAddr + "/debug/pprof/heap"}, nil
 }
 
 func (p *controllerProc) stop() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() }

@@ -71,6 +71,7 @@ certrollout.io/secrets="a,b".`,
 	f.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz; 0 disables them.")
 	f.Float32Var(&o.QPS, "kube-api-qps", 50, "Requests per second to the API server (client-side limit).")
 	f.IntVar(&o.Burst, "kube-api-burst", 100, "Burst of requests to the API server (client-side limit).")
+	f.StringVar(&o.PprofBindAddress, "pprof-bind-address", "", "Address of Go's /debug/pprof endpoints, for profiling (default off).")
 	f.IntVarP(&o.Verbosity, "v", "v", 0, "Log verbosity (0: actions and errors; 1: decisions; 4: debug).")
 	return cmd
 }

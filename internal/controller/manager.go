@@ -66,6 +66,7 @@ type ManagerOptions struct {
 	Options
 	MetricsBindAddress      string
 	HealthProbeBindAddress  string
+	PprofBindAddress        string
 	LeaderElection          bool
 	LeaderElectionNamespace string
 	LeaderElectionID        string
@@ -105,6 +106,7 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 		Cache:                         cacheOpts,
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		PprofBindAddress:              o.PprofBindAddress,
 		LeaderElection:                o.LeaderElection,
 		LeaderElectionID:              id,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
