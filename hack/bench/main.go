@@ -84,6 +84,9 @@ type latency struct {
 const ns = "bench"
 
 func run(ctx context.Context, c config) error {
+	if c.replicas < 1 || c.replicas > 1000 || c.deployments < 2 || c.renewals < 1 {
+		return errors.New("--replicas must be 1..1000, --deployments at least 2, --renewals at least 1")
+	}
 	if c.certSecrets != 2*c.deployments {
 		return fmt.Errorf("--cert-secrets must be twice --deployments (%d)", 2*c.deployments)
 	}
@@ -160,8 +163,8 @@ func run(ctx context.Context, c config) error {
 	var ours, theirs []float64
 	r0, _ := ctl.requests()
 	for i := range 2 * c.renewals {
-		group := i%2 == 0 // even: certrollout, odd: baseline
-		d := rand.IntN(c.deployments/2)*2 + map[bool]int{true: 0, false: 1}[group]
+		group := i%2 == 0                   // even: certrollout, odd: baseline
+		d := rand.IntN(c.deployments/2) * 2 //nolint:gosec // sampling which Deployment to renew, not security + map[bool]int{true: 0, false: 1}[group]
 		name := deploymentName(d)
 		before := time.Now()
 		if err := renewSecret(ctx, client, certSecretName(2*d), ca); err != nil {
@@ -284,7 +287,8 @@ func populate(ctx context.Context, c kubernetes.Interface, cfg config) error {
 			if groupOf(d) == "certrollout" {
 				opts = append(opts, testgen.WithAnnotation(policy.AnnotationEnabled, "true"))
 			}
-			dep := testgen.Deployment(ns, deploymentName(d), int32(cfg.replicas),
+			replicas := int32(cfg.replicas) //nolint:gosec // validated to 1..1000 in run
+			dep := testgen.Deployment(ns, deploymentName(d), replicas,
 				[]testgen.PodOption{testgen.WithSecretVolume(certSecretName(2 * d)), testgen.WithSecretEnv(certSecretName(2*d+1), "tls.crt")}, opts...)
 			dep.Labels = map[string]string{"bench-group": groupOf(d)}
 			_, err := c.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{})
@@ -418,7 +422,7 @@ func startController(bin, kubeconfig, memLimit string) (*controllerProc, error) 
 	cmd := exec.Command(bin, "controller", "--kubeconfig", kubeconfig, "--leader-elect=false", "--pprof-bind-address", pprofAddr,
 		"--settle-period=0", "--min-restart-interval=0", "--restart-rate=1000", "--restart-burst=1000",
 		"--metrics-bind-address", addr, "--health-probe-bind-address", "0")
-	logf, err := os.Create(filepath.Join(os.TempDir(), "certrollout-bench-controller.log"))
+	logf, err := os.CreateTemp("", "certrollout-bench-controller-*.log")
 	if err != nil {
 		return nil, err
 	}
