@@ -205,3 +205,93 @@ func TestNoRestartOnFailoverOrResync(t *testing.T) {
 		return e.get("web").Annotations[policy.AnnotationCertificateHash] != hash, nil
 	})
 }
+
+func TestOnDeleteAndPartitionedWorkloadsAreReportedNotChanged(t *testing.T) {
+	e := newEnv(t, testOptions())
+	ctx := context.Background()
+	ca := testgen.CA(t, "root")
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	enabled := map[string]string{policy.AnnotationEnabled: "true"}
+	template := func(app string) corev1.PodTemplateSpec {
+		return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}}, Spec: testgen.PodSpec(testgen.WithSecretVolume("api-tls"))}
+	}
+	sts := func(name string, strategy appsv1.StatefulSetUpdateStrategy) *appsv1.StatefulSet {
+		return &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: enabled}, Spec: appsv1.StatefulSetSpec{
+			Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			PodManagementPolicy: appsv1.ParallelPodManagement, Template: template(name), UpdateStrategy: strategy,
+		}}
+	}
+	for _, s := range []*appsv1.StatefulSet{
+		sts("ondelete", appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}),
+		sts("partitioned", appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: ptr.To[int32](1)}}),
+	} {
+		if _, err := e.c.Client.AppsV1().StatefulSets(e.ns).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "ds-ondelete", Annotations: enabled}, Spec: appsv1.DaemonSetSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "ds-ondelete"}}, Template: template("ds-ondelete"),
+		UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType},
+	}}
+	if _, err := e.c.Client.AppsV1().DaemonSets(e.ns).Create(ctx, ds, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 2*time.Minute, "the workloads to run", func(ctx context.Context) (bool, error) {
+		pods, err := e.c.Client.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		running := 0
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		if running != 5 {
+			return false, fmt.Errorf("%d of 5 pods running", running)
+		}
+		return true, nil
+	})
+	e.start()
+	clustertest.Eventually(t, time.Minute, "certrollout to record the three workloads", func(ctx context.Context) (bool, error) {
+		var objs []metav1.Object
+		for _, name := range []string{"ondelete", "partitioned"} {
+			s, err := e.c.Client.AppsV1().StatefulSets(e.ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			objs = append(objs, s)
+		}
+		d, err := e.c.Client.AppsV1().DaemonSets(e.ns).Get(ctx, "ds-ondelete", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, o := range append(objs, d) {
+			if o.GetAnnotations()[policy.AnnotationCertificateHash] == "" {
+				return false, fmt.Errorf("%s has no ledger yet", o.GetName())
+			}
+		}
+		return true, nil
+	})
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	clustertest.Eventually(t, time.Minute, "an OnDeleteStrategy Event on the StatefulSet", e.hasEvent("ondelete", policy.ReasonOnDeleteStrategy))
+	clustertest.Eventually(t, time.Minute, "a StatefulSetPartition Event", e.hasEvent("partitioned", policy.ReasonPartitioned))
+	clustertest.Eventually(t, time.Minute, "an OnDeleteStrategy Event on the DaemonSet", e.hasEvent("ds-ondelete", policy.ReasonOnDeleteStrategy))
+	for _, name := range []string{"ondelete", "partitioned"} {
+		s, err := e.c.Client.AppsV1().StatefulSets(e.ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := s.Spec.Template.Annotations[policy.AnnotationRestartHash]; h != "" {
+			t.Errorf("StatefulSet %s was changed although a restart cannot reach its pods: %q", name, h)
+		}
+	}
+	d, err := e.c.Client.AppsV1().DaemonSets(e.ns).Get(ctx, "ds-ondelete", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := d.Spec.Template.Annotations[policy.AnnotationRestartHash]; h != "" {
+		t.Errorf("the OnDelete DaemonSet was changed: %q", h)
+	}
+}
