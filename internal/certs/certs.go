@@ -74,15 +74,15 @@ func (b *Bundle) Fingerprints() []string {
 	return slices.Compact(fps)
 }
 
-// EarliestNotAfter is when the first certificate of the bundle expires; zero for an empty bundle.
-func (b *Bundle) EarliestNotAfter() time.Time {
-	var t time.Time
-	for _, c := range b.Certificates {
-		if t.IsZero() || c.NotAfter.Before(t) {
-			t = c.NotAfter
+// FirstToExpire returns the certificate of the bundle that expires first; nil for an empty bundle.
+func (b *Bundle) FirstToExpire() *Certificate {
+	var first *Certificate
+	for i := range b.Certificates {
+		if first == nil || b.Certificates[i].NotAfter.Before(first.NotAfter) {
+			first = &b.Certificates[i]
 		}
 	}
-	return t
+	return first
 }
 
 // ErrNoCertificate means the input holds no certificate at all.

@@ -117,8 +117,8 @@ func TestCertificateFacts(t *testing.T) {
 	if got.AuthorityKeyID == "" || got.AuthorityKeyID != root.SubjectKeyID {
 		t.Errorf("the leaf's authority key ID %q should be the root's subject key ID %q", got.AuthorityKeyID, root.SubjectKeyID)
 	}
-	if !b.EarliestNotAfter().Equal(na) {
-		t.Errorf("earliest notAfter %s, want the leaf's %s", b.EarliestNotAfter(), na)
+	if first := b.FirstToExpire(); first == nil || !first.NotAfter.Equal(na) {
+		t.Errorf("the first to expire should be the leaf (notAfter %s), got %+v", na, first)
 	}
 }
 

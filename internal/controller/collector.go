@@ -57,12 +57,7 @@ func (c *certificateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, src := range sources {
 		for key, b := range src.Keys {
-			first := b.Certificates[0]
-			for _, cert := range b.Certificates[1:] {
-				if cert.NotAfter.Before(first.NotAfter) {
-					first = cert
-				}
-			}
+			first := b.FirstToExpire()
 			ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, float64(first.NotAfter.Unix()),
 				src.Namespace, string(src.Kind), src.Name, key, first.Subject, first.Issuer)
 		}

@@ -65,11 +65,10 @@ var hasInvalid = predicate.NewPredicateFuncs(func(o client.Object) bool {
 })
 
 func setupSourceControllers(mgr manager.Manager, o Options) error {
-	for _, newObj := range []func() client.Object{
-		func() client.Object { return &corev1.Secret{} },
-		func() client.Object { return &corev1.ConfigMap{} },
+	for name, newObj := range map[string]func() client.Object{
+		"invalid-secret":    func() client.Object { return &corev1.Secret{} },
+		"invalid-configmap": func() client.Object { return &corev1.ConfigMap{} },
 	} {
-		name := "invalid-" + strings.ToLower(fmt.Sprintf("%T", newObj())[len("*v1."):])
 		r := &sourceReconciler{client: mgr.GetClient(), newObj: newObj, recorder: mgr.GetEventRecorder("certrollout")}
 		err := ctrl.NewControllerManagedBy(mgr).
 			Named(name).

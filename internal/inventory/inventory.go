@@ -125,8 +125,12 @@ func (s *Source) Certificates(keys []string) []certs.Certificate {
 // IssuedAt is when the certificates under keys were issued: the latest notBefore among them, or the
 // data write time when that is later but within BackdateAllowance (ACME back-dating).
 func (s *Source) IssuedAt(keys []string) time.Time {
+	return s.issuedAt(s.Certificates(keys))
+}
+
+func (s *Source) issuedAt(certs []certs.Certificate) time.Time {
 	var nb time.Time
-	for _, c := range s.Certificates(keys) {
+	for _, c := range certs {
 		if c.NotBefore.After(nb) {
 			nb = c.NotBefore
 		}
@@ -166,14 +170,14 @@ func SetOf(uses []consumers.Use, sources map[consumers.Ref]*Source) Set {
 		if src == nil {
 			continue
 		}
-		keys := consumers.KeysOf(uses, ref)
-		for _, c := range src.Certificates(keys) {
+		used := src.Certificates(consumers.KeysOf(uses, ref))
+		for _, c := range used {
 			set.Fingerprints = append(set.Fingerprints, c.Fingerprint)
 			if set.NotAfter.IsZero() || c.NotAfter.Before(set.NotAfter) {
 				set.NotAfter = c.NotAfter
 			}
 		}
-		if t := src.IssuedAt(keys); t.After(set.IssuedAt) {
+		if t := src.issuedAt(used); t.After(set.IssuedAt) {
 			set.IssuedAt = t
 		}
 		if src.DataWrittenAt.After(set.ChangedAt) {
@@ -328,9 +332,6 @@ func certificateBlocks(v []byte) (out []byte, ok bool) {
 	})
 	return out, err == nil
 }
-
-// ErrNotReduced is returned by a transform given an object it does not handle.
-var ErrNotReduced = errors.New("object is neither a Secret nor a ConfigMap")
 
 // Transform is a cache transform (controller-runtime / client-go TransformFunc) applying ReduceSecret
 // and ReduceConfigMap. Other objects pass through unchanged.

@@ -2,8 +2,6 @@ package localcluster
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"strconv"
@@ -15,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/certrollout/certrollout/internal/certs"
 )
 
 // CertificateGVR is cert-manager's Certificate resource.
@@ -121,8 +121,7 @@ func (c *Cluster) startCertManager(ctx context.Context, bins *Binaries, metricsP
 	if err := Apply(ctx, c.Config, crds); err != nil {
 		return fmt.Errorf("installing the cert-manager CRDs: %w", err)
 	}
-	apiserver := c.procs[1]
-	if err := c.waitFor(ctx, apiserver, "the cert-manager CRDs to be established", c.crdsEstablished("cert-manager.io", "acme.cert-manager.io")); err != nil {
+	if err := c.waitFor(ctx, c.apiserver, "the cert-manager CRDs to be established", c.crdsEstablished("cert-manager.io", "acme.cert-manager.io")); err != nil {
 		return err
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ProbeNamespace}}
@@ -222,13 +221,9 @@ func CertificateRevision(ctx context.Context, c *Cluster, namespace, name string
 	if err != nil {
 		return rev, "", err
 	}
-	block, _ := pem.Decode(secret.Data[corev1.TLSCertKey])
-	if block == nil {
-		return rev, "", fmt.Errorf("secret %s/%s: tls.crt holds no PEM block", namespace, secretName)
-	}
-	leaf, err := x509.ParseCertificate(block.Bytes)
+	bundle, err := certs.ParsePEM(secret.Data[corev1.TLSCertKey])
 	if err != nil {
-		return rev, "", fmt.Errorf("secret %s/%s: %w", namespace, secretName, err)
+		return rev, "", fmt.Errorf("secret %s/%s tls.crt: %w", namespace, secretName, err)
 	}
-	return rev, leaf.SerialNumber.Text(16), nil
+	return rev, bundle.Leaf().SerialNumber, nil
 }

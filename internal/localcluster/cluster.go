@@ -58,10 +58,11 @@ type Cluster struct {
 	Client     kubernetes.Interface
 	Dynamic    dynamic.Interface
 
-	state   state
-	procs   []*proc
-	spawner *spawner
-	log     io.Writer
+	state     state
+	procs     []*proc
+	apiserver *proc // whose log explains a failed wait on the API
+	spawner   *spawner
+	log       io.Writer
 }
 
 // state is what cluster-down and a later cluster-up need to know about a running cluster.
@@ -234,6 +235,7 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	c.apiserver = apiserver
 	if err := c.waitFor(ctx, apiserver, "kube-apiserver to be ready", c.apiReady); err != nil {
 		return err
 	}
@@ -298,7 +300,7 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 // run starts a component and records it in the state file at once, so that cluster-down can stop it
 // even if this process dies before the cluster is ready.
 func (c *Cluster) run(name, bin string, args ...string) (*proc, error) {
-	p, err := startProc(c.spawner, name, filepath.Join(c.Dir, "logs", name+".log"), bin, args...)
+	p, err := startProc(c.spawner, c.Dir, name, bin, args...)
 	if err != nil {
 		return nil, err
 	}

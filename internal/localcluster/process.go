@@ -61,10 +61,11 @@ func (s *spawner) close() {
 	<-s.done
 }
 
-// startProc starts a component with its output in logPath. Attached components (sp != nil) get SIGKILL
+// startProc starts a component of the cluster in dir, with its output in dir/logs/<name>.log. Attached components (sp != nil) get SIGKILL
 // when the starting process dies, however it dies; detached ones run in a session of their own and outlive
 // the process that started them (`make cluster-up`).
-func startProc(sp *spawner, name, logPath string, bin string, args ...string) (*proc, error) {
+func startProc(sp *spawner, dir, name, bin string, args ...string) (*proc, error) {
+	logPath := filepath.Join(dir, "logs", name+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, err
@@ -84,7 +85,7 @@ func startProc(sp *spawner, name, logPath string, bin string, args ...string) (*
 	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &proc{Name: name, PID: cmd.Process.Pid, Log: logPath, exited: make(chan struct{}), dir: filepath.Dir(filepath.Dir(logPath))}
+	p := &proc{Name: name, PID: cmd.Process.Pid, Log: logPath, exited: make(chan struct{}), dir: dir}
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.exited)
