@@ -179,14 +179,14 @@ func (e *env) webOnSecret() (ca, leaf *testgen.Cert, hash string) {
 	return ca, leaf, e.get("web").Annotations[policy.AnnotationCertificateHash]
 }
 
-func (e *env) hasEvent(regarding, reason string) func(context.Context) (bool, error) {
+func (e *env) hasEvent(regarding, eventType, reason string) func(context.Context) (bool, error) {
 	return func(ctx context.Context) (bool, error) {
 		evs, err := e.c.Client.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=" + regarding})
 		if err != nil {
 			return false, err
 		}
 		for _, ev := range evs.Items {
-			if ev.Reason == reason {
+			if ev.Reason == reason && ev.Type == eventType {
 				return true, nil
 			}
 		}
@@ -291,7 +291,7 @@ func TestACertManagerRenewalRollsEachOptedInConsumerExactlyOnce(t *testing.T) {
 			t.Errorf("Deployment %s: %d ReplicaSets, want %d", name, got, want)
 		}
 	}
-	if ok, err := e.hasEvent("volume", ReasonRestarted)(ctx); !ok {
+	if ok, err := e.hasEvent("volume", corev1.EventTypeNormal, ReasonRestarted)(ctx); !ok {
 		t.Errorf("no %s Event on Deployment volume (%v)", ReasonRestarted, err)
 	}
 }
@@ -397,7 +397,7 @@ func TestAPausedDeploymentIsReportedNotChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
-	clustertest.Eventually(t, time.Minute, "a DeploymentPaused Event", e.hasEvent("paused", policy.ReasonDeploymentPaused))
+	clustertest.Eventually(t, time.Minute, "a DeploymentPaused Event", e.hasEvent("paused", corev1.EventTypeWarning, policy.ReasonDeploymentPaused))
 	if got := e.get("paused").Spec.Template.Annotations[policy.AnnotationRestartHash]; got != "" {
 		t.Fatalf("a paused Deployment's template was changed: %q", got)
 	}

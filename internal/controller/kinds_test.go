@@ -17,47 +17,40 @@ import (
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
-func TestStatefulSetsDaemonSetsAndOptedInBarePodsRestart(t *testing.T) {
-	e := newEnv(t, testOptions())
-	ctx := context.Background()
-	ca := testgen.CA(t, "root")
-	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
-	enabled := map[string]string{policy.AnnotationEnabled: "true"}
-	template := func(app string) corev1.PodTemplateSpec {
-		return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}}, Spec: testgen.PodSpec(testgen.WithSecretVolume("api-tls"))}
-	}
-	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "sts", Annotations: enabled}, Spec: appsv1.StatefulSetSpec{
-		Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "sts"}},
-		PodManagementPolicy: appsv1.ParallelPodManagement, Template: template("sts"),
+var enabledAnnotations = map[string]string{policy.AnnotationEnabled: "true"}
+
+// podTemplate labels pods app=<app> and mounts Secret api-tls.
+func podTemplate(app string) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}}, Spec: testgen.PodSpec(testgen.WithSecretVolume("api-tls"))}
+}
+
+// createStatefulSet creates an opted-in two-replica StatefulSet whose pods mount api-tls.
+func (e *env) createStatefulSet(name string, strategy appsv1.StatefulSetUpdateStrategy) {
+	e.t.Helper()
+	s := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: enabledAnnotations}, Spec: appsv1.StatefulSetSpec{
+		Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+		PodManagementPolicy: appsv1.ParallelPodManagement, Template: podTemplate(name), UpdateStrategy: strategy,
 	}}
-	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "ds", Annotations: enabled}, Spec: appsv1.DaemonSetSpec{
-		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "ds"}}, Template: template("ds"),
+	if _, err := e.c.Client.AppsV1().StatefulSets(e.ns).Create(context.Background(), s, metav1.CreateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// createDaemonSet creates an opted-in DaemonSet (one pod on the one node) whose pods mount api-tls.
+func (e *env) createDaemonSet(name string, strategy appsv1.DaemonSetUpdateStrategy) {
+	e.t.Helper()
+	d := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: enabledAnnotations}, Spec: appsv1.DaemonSetSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}}, Template: podTemplate(name), UpdateStrategy: strategy,
 	}}
-	pod := func(name string, annotations map[string]string) *corev1.Pod {
-		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}, Spec: testgen.PodSpec(testgen.WithSecretVolume("api-tls"))}
+	if _, err := e.c.Client.AppsV1().DaemonSets(e.ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+		e.t.Fatal(err)
 	}
-	if _, err := e.c.Client.AppsV1().StatefulSets(e.ns).Create(ctx, sts, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.c.Client.AppsV1().DaemonSets(e.ns).Create(ctx, ds, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	deletable := pod("deletable", map[string]string{policy.AnnotationEnabled: "true", policy.AnnotationDeleteStalePods: "true"})
-	kept := pod("kept", enabled)
-	for _, p := range []*corev1.Pod{deletable, kept} {
-		if _, err := e.c.Client.CoreV1().Pods(e.ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	clustertest.Eventually(t, 2*time.Minute, "the StatefulSet, DaemonSet and pods to run", func(ctx context.Context) (bool, error) {
-		s, err := e.c.Client.AppsV1().StatefulSets(e.ns).Get(ctx, "sts", metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		d, err := e.c.Client.AppsV1().DaemonSets(e.ns).Get(ctx, "ds", metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
+}
+
+// waitPodsRunning waits until the namespace has exactly n running pods.
+func (e *env) waitPodsRunning(n int) {
+	e.t.Helper()
+	clustertest.Eventually(e.t, 2*time.Minute, fmt.Sprintf("%d pods to run", n), func(ctx context.Context) (bool, error) {
 		pods, err := e.c.Client.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -68,8 +61,42 @@ func TestStatefulSetsDaemonSetsAndOptedInBarePodsRestart(t *testing.T) {
 				running++
 			}
 		}
-		if s.Status.ReadyReplicas != 2 || d.Status.NumberReady != 1 || running != 5 {
-			return false, fmt.Errorf("sts ready %d, ds ready %d, running pods %d", s.Status.ReadyReplicas, d.Status.NumberReady, running)
+		if running != n {
+			return false, fmt.Errorf("%d of %d pods running", running, n)
+		}
+		return true, nil
+	})
+}
+
+func TestStatefulSetsDaemonSetsAndOptedInBarePodsRestart(t *testing.T) {
+	e := newEnv(t, testOptions())
+	ctx := context.Background()
+	ca := testgen.CA(t, "root")
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	e.createStatefulSet("sts", appsv1.StatefulSetUpdateStrategy{})
+	e.createDaemonSet("ds", appsv1.DaemonSetUpdateStrategy{})
+	pod := func(name string, annotations map[string]string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}, Spec: testgen.PodSpec(testgen.WithSecretVolume("api-tls"))}
+	}
+	deletable := pod("deletable", map[string]string{policy.AnnotationEnabled: "true", policy.AnnotationDeleteStalePods: "true"})
+	kept := pod("kept", enabledAnnotations)
+	for _, p := range []*corev1.Pod{deletable, kept} {
+		if _, err := e.c.Client.CoreV1().Pods(e.ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitPodsRunning(5)
+	clustertest.Eventually(t, time.Minute, "the StatefulSet and DaemonSet to be ready", func(ctx context.Context) (bool, error) {
+		s, err := e.c.Client.AppsV1().StatefulSets(e.ns).Get(ctx, "sts", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		d, err := e.c.Client.AppsV1().DaemonSets(e.ns).Get(ctx, "ds", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if s.Status.ReadyReplicas != 2 || d.Status.NumberReady != 1 {
+			return false, fmt.Errorf("sts ready %d, ds ready %d", s.Status.ReadyReplicas, d.Status.NumberReady)
 		}
 		return true, nil
 	})
@@ -112,7 +139,7 @@ func TestStatefulSetsDaemonSetsAndOptedInBarePodsRestart(t *testing.T) {
 		}
 		return err == nil && p.DeletionTimestamp != nil, err
 	})
-	clustertest.Eventually(t, time.Minute, "a BarePod Event on the pod that did not opt in to deletion", e.hasEvent("kept", policy.ReasonBarePod))
+	clustertest.Eventually(t, time.Minute, "a BarePod Event on the pod that did not opt in to deletion", e.hasEvent("kept", corev1.EventTypeWarning, policy.ReasonBarePod))
 	if p, err := e.c.Client.CoreV1().Pods(e.ns).Get(ctx, "kept", metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
 		t.Fatalf("the bare pod without delete-stale-pods must stay (err %v)", err)
 	}
@@ -211,48 +238,11 @@ func TestOnDeleteAndPartitionedWorkloadsAreReportedNotChanged(t *testing.T) {
 	ctx := context.Background()
 	ca := testgen.CA(t, "root")
 	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
-	enabled := map[string]string{policy.AnnotationEnabled: "true"}
-	template := func(app string) corev1.PodTemplateSpec {
-		return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}}, Spec: testgen.PodSpec(testgen.WithSecretVolume("api-tls"))}
-	}
-	sts := func(name string, strategy appsv1.StatefulSetUpdateStrategy) *appsv1.StatefulSet {
-		return &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: enabled}, Spec: appsv1.StatefulSetSpec{
-			Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
-			PodManagementPolicy: appsv1.ParallelPodManagement, Template: template(name), UpdateStrategy: strategy,
-		}}
-	}
-	for _, s := range []*appsv1.StatefulSet{
-		sts("ondelete", appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}),
-		sts("partitioned", appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType,
-			RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: ptr.To[int32](1)}}),
-	} {
-		if _, err := e.c.Client.AppsV1().StatefulSets(e.ns).Create(ctx, s, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "ds-ondelete", Annotations: enabled}, Spec: appsv1.DaemonSetSpec{
-		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "ds-ondelete"}}, Template: template("ds-ondelete"),
-		UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType},
-	}}
-	if _, err := e.c.Client.AppsV1().DaemonSets(e.ns).Create(ctx, ds, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	clustertest.Eventually(t, 2*time.Minute, "the workloads to run", func(ctx context.Context) (bool, error) {
-		pods, err := e.c.Client.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, err
-		}
-		running := 0
-		for _, p := range pods.Items {
-			if p.Status.Phase == corev1.PodRunning {
-				running++
-			}
-		}
-		if running != 5 {
-			return false, fmt.Errorf("%d of 5 pods running", running)
-		}
-		return true, nil
-	})
+	e.createStatefulSet("ondelete", appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType})
+	e.createStatefulSet("partitioned", appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: ptr.To[int32](1)}})
+	e.createDaemonSet("ds-ondelete", appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType})
+	e.waitPodsRunning(5)
 	e.start()
 	clustertest.Eventually(t, time.Minute, "certrollout to record the three workloads", func(ctx context.Context) (bool, error) {
 		var objs []metav1.Object
@@ -275,9 +265,9 @@ func TestOnDeleteAndPartitionedWorkloadsAreReportedNotChanged(t *testing.T) {
 		return true, nil
 	})
 	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
-	clustertest.Eventually(t, time.Minute, "an OnDeleteStrategy Event on the StatefulSet", e.hasEvent("ondelete", policy.ReasonOnDeleteStrategy))
-	clustertest.Eventually(t, time.Minute, "a StatefulSetPartition Event", e.hasEvent("partitioned", policy.ReasonPartitioned))
-	clustertest.Eventually(t, time.Minute, "an OnDeleteStrategy Event on the DaemonSet", e.hasEvent("ds-ondelete", policy.ReasonOnDeleteStrategy))
+	clustertest.Eventually(t, time.Minute, "an OnDeleteStrategy Event on the StatefulSet", e.hasEvent("ondelete", corev1.EventTypeWarning, policy.ReasonOnDeleteStrategy))
+	clustertest.Eventually(t, time.Minute, "a StatefulSetPartition Event", e.hasEvent("partitioned", corev1.EventTypeWarning, policy.ReasonPartitioned))
+	clustertest.Eventually(t, time.Minute, "an OnDeleteStrategy Event on the DaemonSet", e.hasEvent("ds-ondelete", corev1.EventTypeWarning, policy.ReasonOnDeleteStrategy))
 	for _, name := range []string{"ondelete", "partitioned"} {
 		s, err := e.c.Client.AppsV1().StatefulSets(e.ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
