@@ -51,7 +51,7 @@ func main() {
 	flag.IntVar(&c.payload, "payload", 64<<10, "bytes of each non-certificate Secret")
 	flag.IntVar(&c.deployments, "deployments", 1000, "Deployments; half opted in to certrollout, half handled by the baseline")
 	flag.IntVar(&c.replicas, "replicas", 10, "pods per Deployment")
-	flag.IntVar(&c.renewals, "renewals", 40, "renewals per side (certrollout and baseline alternate)")
+	flag.IntVar(&c.renewals, "renewals", 100, "renewals per side (certrollout and baseline alternate)")
 	flag.DurationVar(&c.steady, "steady", 30*time.Second, "steady-state window for counting API requests")
 	flag.StringVar(&c.clusterDir, "cluster-dir", "", "use the running cluster in this folder instead of starting one")
 	flag.StringVar(&c.controller, "controller", "bin/certrollout", "certrollout binary to run")
@@ -164,7 +164,10 @@ func run(ctx context.Context, c config) error {
 	r0, _ := ctl.requests()
 	for i := range 2 * c.renewals {
 		group := i%2 == 0                   // even: certrollout, odd: baseline
-		d := rand.IntN(c.deployments/2) * 2 //nolint:gosec // sampling which Deployment to renew, not security + map[bool]int{true: 0, false: 1}[group]
+		d := rand.IntN(c.deployments/2) * 2 //nolint:gosec // sampling which Deployment to renew, not security
+		if !group {
+			d++ // odd Deployments belong to the baseline
+		}
 		name := deploymentName(d)
 		before := time.Now()
 		if err := renewSecret(ctx, client, certSecretName(2*d), ca); err != nil {
