@@ -125,6 +125,15 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer ctl.stop()
+	if err := waitFor(ctx, 10*time.Minute, "certrollout to reconcile every Deployment once", func() (bool, string) {
+		n, err := ctl.scrape("controller_runtime_reconcile_total", "controller")
+		if err != nil {
+			return false, err.Error()
+		}
+		return int(n["deployment"]) >= c.deployments, fmt.Sprintf("%d/%d reconciled", int(n["deployment"]), c.deployments)
+	}); err != nil {
+		return err
+	}
 	if err := waitFor(ctx, 10*time.Minute, "certrollout to record every opted-in Deployment", func() (bool, string) {
 		list, err := client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: "bench-group=certrollout"})
 		if err != nil {
@@ -458,6 +467,11 @@ func (p *controllerProc) peakRSS() (float64, error) {
 
 // requests scrapes certrollout_api_requests_total, summed by verb.
 func (p *controllerProc) requests() (map[string]float64, error) {
+	return p.scrape("certrollout_api_requests_total", "verb")
+}
+
+// scrape sums the samples of one metric by the value of one label ("" sums them all under "").
+func (p *controllerProc) scrape(metric, label string) (map[string]float64, error) {
 	resp, err := http.Get(p.metrics) //nolint:gosec // a loopback address this program chose
 	if err != nil {
 		return nil, err
@@ -468,17 +482,20 @@ func (p *controllerProc) requests() (map[string]float64, error) {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "certrollout_api_requests_total{") {
+		if !strings.HasPrefix(line, metric+"{") && !strings.HasPrefix(line, metric+" ") {
 			continue
 		}
-		i := strings.Index(line, `verb="`)
 		j := strings.LastIndexByte(line, ' ')
-		if i < 0 || j < 0 {
+		if j < 0 {
 			continue
 		}
-		verb := line[i+6 : i+6+strings.IndexByte(line[i+6:], '"')]
 		v, _ := strconv.ParseFloat(line[j+1:], 64)
-		out[verb] += v
+		key := ""
+		if i := strings.Index(line, label+`="`); label != "" && i >= 0 {
+			rest := line[i+len(label)+2:]
+			key = rest[:strings.IndexByte(rest, '"')]
+		}
+		out[key] += v
 	}
 	return out, sc.Err()
 }

@@ -38,3 +38,27 @@ certrollout_certificate_expiry_timestamp_seconds{issuer="CN=root",key="tls.crt",
 		t.Fatal(err)
 	}
 }
+
+func TestWorkloadGaugesReportSetStateAndForgetDeletedWorkloads(t *testing.T) {
+	g := &workloadGauges{state: map[workloadKey]workloadState{}}
+	g.set(workloadKey{"app", "Deployment", "web"}, workloadState{stalePods: 3, notAfter: 1_800_000_000})
+	g.set(workloadKey{"app", "StatefulSet", "db"}, workloadState{stalePods: 0, notAfter: 1_900_000_000})
+	g.set(workloadKey{"app", "Deployment", "web"}, workloadState{stalePods: 0, notAfter: 1_850_000_000})
+	g.set(workloadKey{"app", "DaemonSet", "gone"}, workloadState{stalePods: 1, notAfter: 1})
+	g.forget(workloadKey{"app", "DaemonSet", "gone"})
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(g)
+	want := `
+# HELP certrollout_workload_certificate_expiry_timestamp_seconds When the earliest-expiring certificate a workload's pods run on expires (Unix time).
+# TYPE certrollout_workload_certificate_expiry_timestamp_seconds gauge
+certrollout_workload_certificate_expiry_timestamp_seconds{kind="Deployment",name="web",namespace="app"} 1.85e+09
+certrollout_workload_certificate_expiry_timestamp_seconds{kind="StatefulSet",name="db",namespace="app"} 1.9e+09
+# HELP certrollout_workload_stale_pods Pods of a workload that started before the certificates they use were issued.
+# TYPE certrollout_workload_stale_pods gauge
+certrollout_workload_stale_pods{kind="Deployment",name="web",namespace="app"} 0
+certrollout_workload_stale_pods{kind="StatefulSet",name="db",namespace="app"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -294,6 +294,17 @@ func TestACertManagerRenewalRollsEachOptedInConsumerExactlyOnce(t *testing.T) {
 	if ok, err := e.hasEvent("volume", corev1.EventTypeNormal, ReasonRestarted)(ctx); !ok {
 		t.Errorf("no %s Event on Deployment volume (%v)", ReasonRestarted, err)
 	}
+	// The Event names the cert-manager Certificate and its revision; cert-manager writes the Secret before
+	// its status, so the revision may not have caught up, and then the Event says so.
+	evs, err := e.c.Client.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=volume,reason=" + ReasonRestarted})
+	if err != nil || len(evs.Items) == 0 {
+		t.Fatalf("Restarted Events of volume: %v", err)
+	}
+	note := evs.Items[0].Note
+	if !strings.Contains(note, "Secret api-tls from cert-manager Certificate api revision 2 (Ready)") &&
+		!strings.Contains(note, "Secret api-tls from cert-manager Certificate api (its status still describes the previous certificate, revision 1)") {
+		t.Errorf("the Restarted Event does not name the Certificate and its revision: %q", note)
+	}
 }
 
 func TestNoRestartWhenTheControllerRestartsOrTheSecretIsRewrittenWithTheSameCertificates(t *testing.T) {

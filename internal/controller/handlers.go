@@ -17,18 +17,25 @@ import (
 
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/inventory"
+	"github.com/certrollout/certrollout/internal/policy"
 )
 
 // sourceHandler maps a changed Secret or ConfigMap to the workloads of one kind that use it, through the
 // uses index, and enqueues them after the settle period: changes to several sources of a workload within
 // it become one reconcile (the delaying queue keeps the earliest deadline of an item already waiting).
-func sourceHandler(c client.Reader, k kind, settle time.Duration) handler.EventHandler {
+func sourceHandler(c client.Reader, pods *podCache, k kind, settle time.Duration) handler.EventHandler {
 	enqueue := func(ctx context.Context, obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		ref := consumers.Ref{Kind: consumers.KindSecret, Name: obj.GetName()}
 		if _, ok := obj.(*corev1.ConfigMap); ok {
 			ref.Kind = consumers.KindConfigMap
 		}
-		list, err := listUsers(ctx, c, k, obj.GetNamespace(), ref)
+		var list []string
+		var err error
+		if k.name == policy.KindPod {
+			list, err = pods.users(obj.GetNamespace(), ref)
+		} else {
+			list, err = listUsers(ctx, c, k, obj.GetNamespace(), ref)
+		}
 		if err != nil {
 			log.FromContext(ctx).Error(err, "Failed to find the workloads that use an object", "object", ref.String(), "namespace", obj.GetNamespace())
 			return

@@ -76,8 +76,3 @@ var kinds = []kind{
 		describe: func(client.Object, *policy.Workload) {},
 	},
 }
-
-// barePod reports whether a pod has no controlling owner: only those are workloads of their own.
-func barePod(p *corev1.Pod) bool {
-	return metav1.GetControllerOf(p) == nil
-}

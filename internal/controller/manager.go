@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -19,11 +20,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/policy"
 )
@@ -75,20 +78,27 @@ type ManagerOptions struct {
 	SyncPeriod *time.Duration
 }
 
+// HelmReleaseSecretType is the type of the Secrets in which Helm stores releases: often 100 KB each, the
+// bulk of many clusters' Secrets, and never a certificate source. The API server filters them out of
+// certrollout's watch, so they never reach the process.
+const HelmReleaseSecretType = "helm.sh/release.v1"
+
 // NewManager builds a manager whose caches keep only what certrollout needs: Secrets and ConfigMaps
-// reduced to their certificates, pods reduced to identity and start times.
+// reduced to their certificates, pods reduced to identity, labels and start times (cachedPod).
 func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := certmanager.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
 	cacheOpts := cache.Options{
 		SyncPeriod:       o.SyncPeriod,
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}:    {Transform: inventory.Transform},
+			&corev1.Secret{}:    {Transform: inventory.Transform, Field: fields.OneTermNotEqualSelector("type", HelmReleaseSecretType)},
 			&corev1.ConfigMap{}: {Transform: inventory.Transform},
-			&corev1.Pod{}:       {Transform: reducePod},
 		},
 	}
 	if len(o.Namespaces) > 0 {
@@ -145,6 +155,17 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	if err := setupSourceControllers(mgr, o); err != nil {
 		return err
 	}
+	pods, err := newPodCache(mgr.GetConfig(), o.Namespaces)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(pods); err != nil {
+		return err
+	}
+	linker, err := setupCertificates(ctx, mgr)
+	if err != nil {
+		return err
+	}
 	limiter := rate.NewLimiter(rate.Limit(o.RestartRate), o.RestartBurst)
 	for _, k := range kinds {
 		if k.name == policy.KindCronJob {
@@ -152,23 +173,27 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		}
 		r := &workloadReconciler{
 			client:   mgr.GetClient(),
+			pods:     pods,
+			linker:   linker,
 			kind:     k,
 			opts:     o,
 			limiter:  limiter,
 			recorder: mgr.GetEventRecorder("certrollout"),
 		}
-		preds := []predicate.Predicate{predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})}
+		b := ctrl.NewControllerManagedBy(mgr).Named(strings.ToLower(k.name))
+		changed := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})
 		if k.name == policy.KindPod {
-			preds = append(preds, predicate.NewPredicateFuncs(func(o client.Object) bool {
-				p, ok := o.(*corev1.Pod)
-				return ok && barePod(p)
-			}))
+			bare := predicate.NewPredicateFuncs(func(o client.Object) bool {
+				p, ok := o.(*cachedPod)
+				return ok && p.Bare
+			})
+			b = b.WatchesRawSource(pods.source(&handler.EnqueueRequestForObject{}, changed, bare))
+		} else {
+			b = b.For(k.newObj(), builder.WithPredicates(changed)).WatchesRawSource(pods.source(nil))
 		}
-		err := ctrl.NewControllerManagedBy(mgr).
-			Named(strings.ToLower(k.name)).
-			For(k.newObj(), builder.WithPredicates(preds...)).
-			Watches(&corev1.Secret{}, sourceHandler(mgr.GetClient(), k, o.SettlePeriod)).
-			Watches(&corev1.ConfigMap{}, sourceHandler(mgr.GetClient(), k, o.SettlePeriod)).
+		err := b.
+			Watches(&corev1.Secret{}, sourceHandler(mgr.GetClient(), pods, k, o.SettlePeriod)).
+			Watches(&corev1.ConfigMap{}, sourceHandler(mgr.GetClient(), pods, k, o.SettlePeriod)).
 			WithOptions(controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles, SkipNameValidation: &o.AllowRepeatedSetup}).
 			Complete(r)
 		if err != nil {
@@ -176,27 +201,4 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		}
 	}
 	return nil
-}
-
-// reducePod keeps of a pod what certrollout reads: identity, labels, annotations and owners; the spec only
-// of bare pods (their own uses); of the status only the start times.
-func reducePod(obj any) (any, error) {
-	p, ok := obj.(*corev1.Pod)
-	if !ok {
-		return obj, nil
-	}
-	p.ManagedFields = nil
-	if !barePod(p) {
-		p.Spec = corev1.PodSpec{}
-	}
-	status := corev1.PodStatus{Phase: p.Status.Phase, StartTime: p.Status.StartTime}
-	for _, cs := range p.Status.ContainerStatuses {
-		if cs.State.Running != nil {
-			status.ContainerStatuses = append(status.ContainerStatuses, corev1.ContainerStatus{
-				Name: cs.Name, State: corev1.ContainerState{Running: cs.State.Running},
-			})
-		}
-	}
-	p.Status = status
-	return p, nil
 }

@@ -3,12 +3,15 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -30,6 +33,8 @@ const (
 // beyond metrics: everything it needs is on the cluster (the ledger annotations).
 type workloadReconciler struct {
 	client   client.Client
+	pods     *podCache
+	linker   *certificateLinker
 	kind     kind
 	opts     Options
 	limiter  *rate.Limiter
@@ -37,45 +42,65 @@ type workloadReconciler struct {
 }
 
 func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	obj := r.kind.newObj()
-	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.forget(req.Namespace, req.Name)
-			return ctrl.Result{}, nil
-		}
+	obj, err := r.get(ctx, req.NamespacedName)
+	if apierrors.IsNotFound(err) {
+		r.forget(req.Namespace, req.Name)
+		return ctrl.Result{}, nil
+	}
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if obj.GetDeletionTimestamp() != nil {
 		return ctrl.Result{}, nil
 	}
-	if p, ok := obj.(*corev1.Pod); ok && !barePod(p) {
-		return ctrl.Result{}, nil // its controller is the workload
-	}
-	in, err := r.gather(ctx, obj)
+	in, issuers, err := r.gather(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	d := policy.Decide(in)
 	r.report(obj, d)
-	return r.act(ctx, obj, d, in.Now)
+	return r.act(ctx, obj, d, in.Now, issuers)
 }
 
-// gather builds the policy input from the cache.
-func (r *workloadReconciler) gather(ctx context.Context, obj client.Object) (policy.Input, error) {
+// get reads the workload from the cache; a pod only if it is bare (the workload of other pods is their
+// controller).
+func (r *workloadReconciler) get(ctx context.Context, key types.NamespacedName) (client.Object, error) {
+	if r.kind.name == policy.KindPod {
+		p := r.pods.get(key.Namespace, key.Name)
+		if p == nil || !p.Bare {
+			return nil, apierrors.NewNotFound(corev1.Resource("pods"), key.Name)
+		}
+		return p.pod(), nil
+	}
+	obj := r.kind.newObj()
+	return obj, r.client.Get(ctx, key, obj)
+}
+
+// gather builds the policy input from the cache, and describes the cert-manager Certificates that issue
+// the Secrets the workload uses.
+func (r *workloadReconciler) gather(ctx context.Context, obj client.Object) (policy.Input, []string, error) {
 	uses := consumers.FromPodSpec(r.kind.podSpec(obj), obj.GetAnnotations())
 	sources := map[consumers.Ref]*inventory.Source{}
+	var issuers []string
 	for _, ref := range consumers.Refs(uses) {
 		src, found, err := r.source(ctx, obj.GetNamespace(), ref)
 		if err != nil {
-			return policy.Input{}, err
+			return policy.Input{}, nil, err
 		}
-		if found {
-			sources[ref] = src
+		if !found {
+			continue
+		}
+		sources[ref] = src
+		if err := r.linker.link(ctx, src); err != nil {
+			return policy.Input{}, nil, err
+		}
+		if src.Issuance != nil {
+			issuers = append(issuers, "Secret "+src.Name+" from cert-manager "+src.Issuance.String())
 		}
 	}
-	pods, err := r.pods(ctx, obj)
+	pods, err := r.podsOf(obj)
 	if err != nil {
-		return policy.Input{}, err
+		return policy.Input{}, nil, err
 	}
 	w := policy.Workload{Kind: r.kind.name, Namespace: obj.GetNamespace(), Name: obj.GetName(), Annotations: obj.GetAnnotations()}
 	r.kind.describe(obj, &w)
@@ -87,7 +112,7 @@ func (r *workloadReconciler) gather(ctx context.Context, obj client.Object) (pol
 		Auto:               r.opts.Auto,
 		MinRestartInterval: r.opts.MinRestartInterval,
 		SettlePeriod:       r.opts.SettlePeriod,
-	}, nil
+	}, issuers, nil
 }
 
 // source reads a Secret or ConfigMap from the cache (reduced); found is false when it does not exist.
@@ -111,10 +136,13 @@ func (r *workloadReconciler) source(ctx context.Context, ns string, ref consumer
 	return nil, false, err
 }
 
-// pods lists the workload's pods that are not being deleted.
-func (r *workloadReconciler) pods(ctx context.Context, obj client.Object) ([]policy.Pod, error) {
-	if p, ok := obj.(*corev1.Pod); ok {
-		return []policy.Pod{{Name: p.Name, Started: podStarted(p)}}, nil
+// podsOf lists the workload's pods that are not being deleted (a bare pod is its own).
+func (r *workloadReconciler) podsOf(obj client.Object) ([]policy.Pod, error) {
+	if r.kind.name == policy.KindPod {
+		if p := r.pods.get(obj.GetNamespace(), obj.GetName()); p != nil {
+			return []policy.Pod{{Name: p.Name, Started: p.Started}}, nil
+		}
+		return nil, nil
 	}
 	sel := r.kind.selector(obj)
 	if sel == nil {
@@ -124,36 +152,10 @@ func (r *workloadReconciler) pods(ctx context.Context, obj client.Object) ([]pol
 	if err != nil {
 		return nil, fmt.Errorf("selector of %s %s/%s: %w", r.kind.name, obj.GetNamespace(), obj.GetName(), err)
 	}
-	var list corev1.PodList
-	if err := r.client.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.MatchingLabelsSelector{Selector: selector}); err != nil {
-		return nil, err
-	}
-	pods := make([]policy.Pod, 0, len(list.Items))
-	for i := range list.Items {
-		p := &list.Items[i]
-		if p.DeletionTimestamp == nil {
-			pods = append(pods, policy.Pod{Name: p.Name, Started: podStarted(p)})
-		}
-	}
-	return pods, nil
+	return r.pods.selected(obj.GetNamespace(), selector)
 }
 
-// podStarted is when a pod's containers last started: the earliest start among its running containers (a
-// container restarted after a renewal re-reads its environment), else the pod's start time.
-func podStarted(p *corev1.Pod) time.Time {
-	var t time.Time
-	for _, cs := range p.Status.ContainerStatuses {
-		if run := cs.State.Running; run != nil && (t.IsZero() || run.StartedAt.Time.Before(t)) {
-			t = run.StartedAt.Time
-		}
-	}
-	if t.IsZero() && p.Status.StartTime != nil {
-		t = p.Status.StartTime.Time
-	}
-	return t
-}
-
-func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d policy.Decision, now time.Time) (ctrl.Result, error) {
+func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d policy.Decision, now time.Time, issuers []string) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
 	switch d.Action {
 	case policy.ActionNone:
@@ -187,16 +189,18 @@ func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d polic
 		if !d.Set.ChangedAt.IsZero() {
 			renewalToRestart.Observe(now.Sub(d.Set.ChangedAt).Seconds())
 		}
-		r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, ReasonRestarted, "Restart",
-			"Restarted for certificates %s expiring %s (%s): %s", d.Set.Hash, d.Set.NotAfter.Format(time.RFC3339), d.Reason, d.Message)
-		log.Info("Restarted "+r.kind.name, "workload", klog.KObj(obj), "reason", d.Reason, "hash", d.Set.Hash, "stalePods", len(d.StalePods))
+		note := fmt.Sprintf("Restarted for certificates %s expiring %s (%s): %s", d.Set.Hash, d.Set.NotAfter.Format(time.RFC3339), d.Reason, d.Message)
+		if len(issuers) > 0 {
+			note += "; " + strings.Join(issuers, "; ")
+		}
+		r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, ReasonRestarted, "Restart", "%s", fitNote(note))
+		log.Info("Restarted "+r.kind.name, "workload", klog.KObj(obj), "reason", d.Reason, "hash", d.Set.Hash, "stalePods", len(d.StalePods), "issuers", issuers)
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{}, fmt.Errorf("unknown action %q", d.Action)
 }
 
 func (r *workloadReconciler) report(obj client.Object, d policy.Decision) {
-	labels := []string{obj.GetNamespace(), r.kind.name, obj.GetName()}
 	if d.Set.Empty() {
 		r.forget(obj.GetNamespace(), obj.GetName())
 		return
@@ -205,11 +209,24 @@ func (r *workloadReconciler) report(obj client.Object, d policy.Decision) {
 	if d.Action == policy.ActionRestart || d.Reason == policy.ReasonUpToDate {
 		stale = 0 // restarting now, or already rolling onto the current certificates
 	}
-	stalePods.WithLabelValues(labels...).Set(float64(stale))
-	certificateNotAfter.WithLabelValues(labels...).Set(float64(d.Set.NotAfter.Unix()))
+	workloads.set(workloadKey{obj.GetNamespace(), r.kind.name, obj.GetName()}, workloadState{stalePods: stale, notAfter: d.Set.NotAfter.Unix()})
 }
 
 func (r *workloadReconciler) forget(ns, name string) {
-	stalePods.DeleteLabelValues(ns, r.kind.name, name)
-	certificateNotAfter.DeleteLabelValues(ns, r.kind.name, name)
+	workloads.forget(workloadKey{ns, r.kind.name, name})
+}
+
+// maxNote is the longest Event note the API server accepts.
+const maxNote = 1024
+
+// fitNote shortens a note to what an Event can carry, marking the cut.
+func fitNote(note string) string {
+	if len(note) <= maxNote {
+		return note
+	}
+	cut := maxNote - len("…")
+	for cut > 0 && !utf8.RuneStart(note[cut]) {
+		cut--
+	}
+	return note[:cut] + "…"
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/certs"
 	"github.com/certrollout/certrollout/internal/consumers"
 )
@@ -45,8 +47,10 @@ type Source struct {
 	Invalid map[string]error
 	// DataWrittenAt is when the data was last written, from managedFields; zero when unknown.
 	DataWrittenAt time.Time
-	// Certificate is the cert-manager Certificate that issues this Secret, if any.
+	// Certificate is the cert-manager Certificate named by the Secret's annotation, if any.
 	Certificate string
+	// Issuance is the linked Certificate's status (LinkCertificate); nil when unknown.
+	Issuance *Issuance
 }
 
 // FromSecret reads a Secret (whole or reduced by ReduceSecret: both give the same Source).
@@ -324,13 +328,15 @@ func setInvalid(meta *metav1.ObjectMeta, invalid map[string]string) {
 // certificateBlocks re-encodes only the CERTIFICATE blocks of a PEM value; ok is false when some block
 // does not decode.
 func certificateBlocks(v []byte) (out []byte, ok bool) {
+	var buf bytes.Buffer
 	err := certs.EachBlock(v, func(block *pem.Block, _, _ int) error {
 		if block.Type == "CERTIFICATE" {
-			out = append(out, pem.EncodeToMemory(block)...)
+			return pem.Encode(&buf, block)
 		}
 		return nil
 	})
-	return out, err == nil
+	// A copy of exactly the right size: the cache keeps it for the Secret's lifetime.
+	return bytes.Clone(buf.Bytes()), err == nil
 }
 
 // Transform is a cache transform (controller-runtime / client-go TransformFunc) applying ReduceSecret
@@ -344,4 +350,83 @@ func Transform(obj any) (any, error) {
 	default:
 		return obj, nil
 	}
+}
+
+// Issuance is what cert-manager reports about the Certificate that issues a Secret.
+type Issuance struct {
+	// Certificate is the name of the cert-manager Certificate, in the Secret's namespace.
+	Certificate string
+	// Revision counts the Certificate's issuances; zero before the first.
+	Revision int
+	// Ready is the Certificate's Ready condition; ReadyMessage explains it when it is not True.
+	Ready        bool
+	ReadyMessage string
+	// RenewalTime is when cert-manager will renew next; NotAfter when the current certificate expires.
+	RenewalTime, NotAfter time.Time
+	// Current is false when the status describes another certificate than the Secret's leaf (cert-manager
+	// writes the Secret first and its status after, so a reader can see the new Secret with the old status).
+	Current bool
+}
+
+// String reads like "Certificate web-tls revision 3 (Ready)".
+func (i *Issuance) String() string {
+	state := "Ready"
+	if !i.Ready {
+		state = "not Ready"
+		if i.ReadyMessage != "" {
+			state += ": " + i.ReadyMessage
+		}
+	}
+	if !i.Current {
+		return fmt.Sprintf("Certificate %s (its status still describes the previous certificate, revision %d)", i.Certificate, i.Revision)
+	}
+	return fmt.Sprintf("Certificate %s revision %d (%s)", i.Certificate, i.Revision, state)
+}
+
+// LinkCertificate finds, among the cert-manager Certificates of a Secret's namespace, the one that issues
+// the Secret src, or returns nil. A Certificate whose spec.secretName is the Secret wins, the one the
+// Secret's cert-manager.io/certificate-name annotation names first among several; with none, the
+// annotated Certificate still counts (cert-manager wrote that name when it last issued the Secret).
+func LinkCertificate(src *Source, list []certmanager.Certificate) *Issuance {
+	if src.Kind != consumers.KindSecret {
+		return nil
+	}
+	var named, writer *certmanager.Certificate
+	for i := range list {
+		c := &list[i]
+		if c.Namespace != src.Namespace {
+			continue
+		}
+		if c.Name == src.Certificate {
+			named = c
+		}
+		if c.Spec.SecretName == src.Name && (writer == nil || c.Name < writer.Name) {
+			writer = c
+		}
+	}
+	c := writer
+	if named != nil && (writer == nil || named.Spec.SecretName == src.Name) {
+		c = named
+	}
+	if c == nil {
+		return nil
+	}
+	is := &Issuance{Certificate: c.Name, Ready: c.Ready()}
+	if c.Status.Revision != nil {
+		is.Revision = *c.Status.Revision
+	}
+	if cond := c.Condition(certmanager.ConditionReady); cond != nil && !is.Ready {
+		is.ReadyMessage = cond.Message
+	}
+	if t := c.Status.RenewalTime; t != nil {
+		is.RenewalTime = t.Time
+	}
+	if t := c.Status.NotAfter; t != nil {
+		is.NotAfter = t.Time
+	}
+	if b := src.Keys[corev1.TLSCertKey]; b != nil {
+		leaf := b.Leaf()
+		is.Current = leaf != nil && leaf.NotAfter.Equal(is.NotAfter)
+	}
+	return is
 }
