@@ -446,3 +446,23 @@ func TestMalformedPEMGetsAnEventAndBreaksNothingElse(t *testing.T) {
 		return e.get("web").Annotations[policy.AnnotationCertificateHash] != hash, nil
 	})
 }
+
+func TestHelmReleaseSecretsNeverReachTheController(t *testing.T) {
+	e := newEnv(t, testOptions())
+	ctx := context.Background()
+	ca := testgen.CA(t, "root")
+	helm := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "helm-release-web-v1", Namespace: e.ns},
+		Type:       HelmReleaseSecretType,
+		Data:       map[string][]byte{"release": ca.PEM()}, // even one that happens to hold a certificate
+	}
+	if _, err := e.c.Client.CoreV1().Secrets(e.ns).Create(ctx, helm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.deploy(deployment(e.ns, "on-helm", true, testgen.WithSecretVolume(helm.Name)))
+	e.waitAvailable("on-helm")
+	e.webOnSecret() // a workload on an ordinary Secret gets its ledger: the controller is running
+	if h := e.get("on-helm").Annotations[policy.AnnotationCertificateHash]; h != "" {
+		t.Fatalf("a Helm release Secret was read as a certificate source: ledger %q", h)
+	}
+}

@@ -3,10 +3,12 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -283,5 +285,61 @@ func TestOnDeleteAndPartitionedWorkloadsAreReportedNotChanged(t *testing.T) {
 	}
 	if h := d.Spec.Template.Annotations[policy.AnnotationRestartHash]; h != "" {
 		t.Errorf("the OnDelete DaemonSet was changed: %q", h)
+	}
+}
+
+func TestACronJobsStaleRunningJobsAreReportedAndNothingIsRestarted(t *testing.T) {
+	e := newEnv(t, testOptions())
+	ctx := context.Background()
+	ca := testgen.CA(t, "root")
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	tmpl := podTemplate("nightly")
+	tmpl.Spec.RestartPolicy = corev1.RestartPolicyNever
+	// kwok completes a Job's pod after a few seconds; this one keeps running for the test's length.
+	tmpl.Annotations = map[string]string{"pod-complete.stage.kwok.x-k8s.io/delay": "3600000"}
+	cj := &batchv1.CronJob{
+		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Annotations: enabledAnnotations},
+		Spec: batchv1.CronJobSpec{
+			Schedule: "* * * * *", ConcurrencyPolicy: batchv1.ForbidConcurrent,
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: tmpl}},
+		},
+	}
+	if _, err := e.c.Client.BatchV1().CronJobs(e.ns).Create(ctx, cj, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	clustertest.Eventually(t, 2*time.Minute, "the CronJob's first Job to run", func(ctx context.Context) (bool, error) {
+		got, err := e.c.Client.BatchV1().CronJobs(e.ns).Get(ctx, "nightly", metav1.GetOptions{})
+		if err != nil || len(got.Status.Active) == 0 {
+			return false, err
+		}
+		return true, nil
+	})
+	e.waitPodsRunning(1)
+	before, err := e.c.Client.BatchV1().CronJobs(e.ns).Get(ctx, "nightly", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := before.Status.Active[0].Name
+
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	clustertest.Eventually(t, time.Minute, "a StaleRunningJobs Event on the CronJob", e.hasEvent("nightly", corev1.EventTypeWarning, policy.ReasonStaleRunningJobs))
+	evs, err := e.c.Client.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=nightly,reason=" + policy.ReasonStaleRunningJobs})
+	if err != nil || len(evs.Items) == 0 {
+		t.Fatalf("events: %v", err)
+	}
+	if note := evs.Items[0].Note; !strings.Contains(note, "1 pod(s) of running Job(s) "+job+" started before") {
+		t.Errorf("the Event must name the stale Job %s: %q", job, note)
+	}
+	after, err := e.c.Client.BatchV1().CronJobs(e.ns).Get(ctx, "nightly", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Generation != before.Generation || after.Annotations[policy.AnnotationCertificateHash] != "" {
+		t.Errorf("the CronJob must not be changed: generation %d → %d, annotations %v", before.Generation, after.Generation, after.Annotations)
+	}
+	pods, err := e.c.Client.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + job})
+	if err != nil || len(pods.Items) != 1 || pods.Items[0].DeletionTimestamp != nil {
+		t.Fatalf("the running Job's pod must be left alone: %v, %d pods", err, len(pods.Items))
 	}
 }

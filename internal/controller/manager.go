@@ -168,9 +168,6 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	}
 	limiter := rate.NewLimiter(rate.Limit(o.RestartRate), o.RestartBurst)
 	for _, k := range kinds {
-		if k.name == policy.KindCronJob {
-			continue // reported by check and plan; nothing to restart
-		}
 		r := &workloadReconciler{
 			client:   mgr.GetClient(),
 			pods:     pods,

@@ -39,6 +39,8 @@ type cachedPod struct {
 	podLabels podLabels
 	// Bare is true when no controller owns the pod.
 	Bare bool
+	// Finished is true once the pod has succeeded or failed: its processes hold no certificate any more.
+	Finished bool
 	// Started is when the pod's containers last started (see podStarted); zero if not yet.
 	Started time.Time
 	// Spec is kept for bare pods only.
@@ -47,7 +49,7 @@ type cachedPod struct {
 
 // DeepCopyObject implements runtime.Object.
 func (p *cachedPod) DeepCopyObject() runtime.Object {
-	out := &cachedPod{TypeMeta: p.TypeMeta, Bare: p.Bare, Started: p.Started, podLabels: append(podLabels(nil), p.podLabels...)}
+	out := &cachedPod{TypeMeta: p.TypeMeta, Bare: p.Bare, Finished: p.Finished, Started: p.Started, podLabels: append(podLabels(nil), p.podLabels...)}
 	p.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
 	if p.Spec != nil {
 		out.Spec = p.Spec.DeepCopy()
@@ -129,6 +131,7 @@ func reducePod(obj any) (any, error) {
 		},
 		podLabels: newPodLabels(p.Labels),
 		Bare:      metav1.GetControllerOf(p) == nil,
+		Finished:  p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed,
 		Started:   podStarted(p),
 	}
 	if out.Bare {
@@ -252,10 +255,10 @@ func (c *podCache) get(ns, name string) *cachedPod {
 	return p
 }
 
-// selected returns the pods of ns that sel matches and that are not being deleted.
+// selected returns the pods of ns that sel matches and that still run: not finished, not being deleted.
 func (c *podCache) selected(ns string, sel labels.Selector) ([]policy.Pod, error) {
 	return each(c, ns, toolscache.NamespaceIndex, ns, func(p *cachedPod) (policy.Pod, bool) {
-		return policy.Pod{Name: p.Name, Started: p.Started}, p.DeletionTimestamp == nil && sel.Matches(p.podLabels)
+		return policy.Pod{Name: p.Name, Started: p.Started}, !p.Finished && p.DeletionTimestamp == nil && sel.Matches(p.podLabels)
 	})
 }
 

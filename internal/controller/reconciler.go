@@ -8,9 +8,11 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/time/rate"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -144,6 +146,9 @@ func (r *workloadReconciler) podsOf(obj client.Object) ([]policy.Pod, error) {
 		}
 		return nil, nil
 	}
+	if cj, ok := obj.(*batchv1.CronJob); ok {
+		return r.jobPods(cj)
+	}
 	sel := r.kind.selector(obj)
 	if sel == nil {
 		return nil, nil
@@ -153,6 +158,26 @@ func (r *workloadReconciler) podsOf(obj client.Object) ([]policy.Pod, error) {
 		return nil, fmt.Errorf("selector of %s %s/%s: %w", r.kind.name, obj.GetNamespace(), obj.GetName(), err)
 	}
 	return r.pods.selected(obj.GetNamespace(), selector)
+}
+
+// jobPods lists the running pods of a CronJob's active Jobs, as the CronJob controller records them.
+func (r *workloadReconciler) jobPods(cj *batchv1.CronJob) ([]policy.Pod, error) {
+	var out []policy.Pod
+	for _, job := range cj.Status.Active {
+		if job.UID == "" {
+			continue
+		}
+		sel := labels.SelectorFromSet(labels.Set{batchv1.ControllerUidLabel: string(job.UID)})
+		pods, err := r.pods.selected(cj.Namespace, sel)
+		if err != nil {
+			return nil, err
+		}
+		for i := range pods {
+			pods[i].Job = job.Name
+		}
+		out = append(out, pods...)
+	}
+	return out, nil
 }
 
 func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d policy.Decision, now time.Time, issuers []string) (ctrl.Result, error) {

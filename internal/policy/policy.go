@@ -6,6 +6,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +40,7 @@ const (
 	ReasonPartitioned        = "StatefulSetPartition"
 	ReasonBarePod            = "BarePod"
 	ReasonCronJob            = "CronJobRunsNewJobs"
+	ReasonStaleRunningJobs   = "StaleRunningJobs"
 	ReasonCooldown           = "Cooldown"
 	ReasonSettling           = "Settling"
 	ReasonCertificateRenewed = "CertificateRenewed"
@@ -81,6 +83,8 @@ type Workload struct {
 type Pod struct {
 	Name    string
 	Started time.Time
+	// Job names the Job a CronJob's pod belongs to.
+	Job string
 }
 
 // Input is everything Decide looks at.
@@ -142,6 +146,8 @@ type facts struct {
 	ledger  Ledger
 	enabled bool
 	stale   []string
+	// staleJobs are the Jobs of the stale pods (CronJobs only), sorted and unique.
+	staleJobs []string
 }
 
 // check returns a decision to stop the chain, or nil to go on.
@@ -170,8 +176,13 @@ func Decide(in Input) Decision {
 		// the issuance may have loaded the old certificate, and a spare restart beats a missed one.
 		if !p.Started.IsZero() && !p.Started.After(in.Set.IssuedAt) {
 			f.stale = append(f.stale, p.Name)
+			if p.Job != "" {
+				f.staleJobs = append(f.staleJobs, p.Job)
+			}
 		}
 	}
+	slices.Sort(f.staleJobs)
+	f.staleJobs = slices.Compact(f.staleJobs)
 	for _, c := range chain {
 		if d := c.fn(in, f); d != nil {
 			d.Set, d.StalePods = in.Set, f.stale
@@ -200,10 +211,14 @@ func ledgerCurrent(in Input, f facts) *Decision {
 }
 
 // podsCurrent: pods that all started after the certificates were issued already run on them (first sight
-// of a workload, or someone restarted it); only the ledger needs writing.
+// of a workload, or someone restarted it); only the ledger needs writing. A CronJob has no ledger: each
+// Job mounts the certificates of its day.
 func podsCurrent(in Input, f facts) *Decision {
 	if len(f.stale) > 0 {
 		return nil
+	}
+	if in.Workload.Kind == KindCronJob {
+		return &Decision{Action: ActionNone, Reason: ReasonCronJob, Message: "no running Job uses old certificates; the next Job mounts the current ones"}
 	}
 	d := &Decision{Action: ActionRecord, Reason: ReasonPodsCurrent, Message: "pods started after the certificates " + in.Set.Hash + " were issued"}
 	if !f.enabled {
@@ -232,7 +247,9 @@ func restartReachesPods(in Input, f facts) *Decision {
 		}
 		return block(ReasonBarePod, "a bare pod cannot be rolled; set "+AnnotationDeleteStalePods+"=true to let certrollout delete it")
 	case w.Kind == KindCronJob:
-		return &Decision{Action: ActionNone, Reason: ReasonCronJob, Message: "the next Job will mount the new certificates; running Jobs keep the old ones"}
+		return &Decision{Action: ActionBlock, Reason: ReasonStaleRunningJobs, Message: fmt.Sprintf(
+			"%d pod(s) of running Job(s) %s started before the certificates were issued and keep the old ones until they finish; CronJobs are not restarted, the next Job mounts the current certificates",
+			len(f.stale), strings.Join(f.staleJobs, ", "))}
 	case w.Paused:
 		return block(ReasonDeploymentPaused, "the Deployment is paused")
 	case w.OnDelete:

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,13 @@ func TestDecide(t *testing.T) {
 		var ps []Pod
 		for i, s := range started {
 			ps = append(ps, Pod{Name: string(rune('a' + i)), Started: s})
+		}
+		return ps
+	}
+	jobPods := func(started ...time.Time) []Pod {
+		ps := pods(started...)
+		for i := range ps {
+			ps[i].Job = "job-" + ps[i].Name
 		}
 		return ps
 	}
@@ -107,9 +115,17 @@ func TestDecide(t *testing.T) {
 			in:         Input{Workload: Workload{Kind: KindPod, Annotations: with(renewed, AnnotationDeleteStalePods, "true")}, Set: current, Pods: pods(before)},
 			wantAction: ActionRestart, wantReason: ReasonCertificateRenewed, wantStale: 1,
 		},
-		"leaves a CronJob alone: its next Job mounts the new certificates": {
-			in:         Input{Workload: Workload{Kind: KindCronJob, Annotations: renewed}, Set: current, Pods: pods(before)},
-			wantAction: ActionNone, wantReason: ReasonCronJob, wantStale: 1,
+		"reports, never restarts, the running Jobs of a CronJob that started before the renewal": {
+			in:         Input{Workload: Workload{Kind: KindCronJob, Annotations: enabled}, Set: current, Pods: jobPods(before, after)},
+			wantAction: ActionBlock, wantReason: ReasonStaleRunningJobs, wantStale: 1,
+		},
+		"leaves a CronJob alone and writes it no ledger when no running Job is stale": {
+			in:         Input{Workload: Workload{Kind: KindCronJob, Annotations: enabled}, Set: current, Pods: jobPods(after)},
+			wantAction: ActionNone, wantReason: ReasonCronJob,
+		},
+		"counts stale Jobs of a CronJob that did not opt in, without an Event": {
+			in:         Input{Workload: Workload{Kind: KindCronJob}, Set: current, Pods: jobPods(before)},
+			wantAction: ActionNone, wantReason: ReasonNotEnabled, wantStale: 1,
 		},
 		"waits out the minimum restart interval and says when": {
 			in: Input{Now: now, Workload: Workload{Kind: KindDeployment, Annotations: with(renewed, AnnotationRestartedAt, now.Add(-4*time.Minute).Format(time.RFC3339))},
@@ -150,6 +166,19 @@ func TestDecide(t *testing.T) {
 				t.Error("the decision carries the set to record")
 			}
 		})
+	}
+}
+
+func TestStaleRunningJobsAreNamedOnce(t *testing.T) {
+	issued := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	set := inventory.Set{Fingerprints: []string{"b"}, Hash: "new", IssuedAt: issued}
+	before := issued.Add(-time.Minute)
+	d := Decide(Input{
+		Workload: Workload{Kind: KindCronJob, Annotations: map[string]string{AnnotationEnabled: "true"}}, Set: set,
+		Pods: []Pod{{Name: "b-1", Started: before, Job: "nightly-2"}, {Name: "a-1", Started: before, Job: "nightly-1"}, {Name: "a-2", Started: before, Job: "nightly-1"}},
+	})
+	if want := "3 pod(s) of running Job(s) nightly-1, nightly-2 started"; !strings.HasPrefix(d.Message, want) {
+		t.Errorf("message %q, want it to start with %q", d.Message, want)
 	}
 }
 
