@@ -104,7 +104,7 @@ func (c *Certificate) DeepCopy() *Certificate {
 		return nil
 	}
 	out := &Certificate{TypeMeta: c.TypeMeta, Spec: c.Spec}
-	c.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	c.ObjectMeta.DeepCopyInto(&out.ObjectMeta) //nolint:staticcheck // ObjectMeta's, not a Certificate's DeepCopyInto
 	c.Status.deepCopyInto(&out.Status)
 	return out
 }
@@ -130,7 +130,7 @@ func (l *CertificateList) DeepCopyObject() runtime.Object {
 		return nil
 	}
 	out := &CertificateList{TypeMeta: l.TypeMeta}
-	l.ListMeta.DeepCopyInto(&out.ListMeta)
+	l.ListMeta.DeepCopyInto(&out.ListMeta) //nolint:staticcheck // ListMeta's DeepCopyInto, named for clarity
 	if l.Items != nil {
 		out.Items = make([]Certificate, len(l.Items))
 		for i := range l.Items {

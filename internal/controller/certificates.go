@@ -16,8 +16,8 @@ import (
 // secretNameIndex indexes cert-manager Certificates by spec.secretName.
 const secretNameIndex = "spec.secretName"
 
-// certificateLinker links Secrets to the cert-manager Certificates that issue them, from the cache. It is
-// nil when the cluster does not serve cert-manager's Certificates: Secrets then stand alone.
+// certificateLinker links Secrets to the cert-manager Certificates that issue them, from the cache. Its
+// reader is nil when the cluster does not serve cert-manager's Certificates: Secrets then stand alone.
 type certificateLinker struct {
 	reader client.Reader
 }
@@ -29,7 +29,7 @@ func setupCertificates(ctx context.Context, mgr manager.Manager) (*certificateLi
 	if _, err := mgr.GetRESTMapper().RESTMapping(gk, certmanager.GroupVersion.Version); err != nil {
 		if apimeta.IsNoMatchError(err) {
 			ctrl.Log.Info("cert-manager Certificates are not served; Secrets are not linked to them (restart certrollout after installing cert-manager)")
-			return nil, nil
+			return &certificateLinker{}, nil
 		}
 		return nil, err
 	}
@@ -47,7 +47,7 @@ func setupCertificates(ctx context.Context, mgr manager.Manager) (*certificateLi
 
 // link sets src.Issuance from the Certificates that name the Secret or that its annotation names.
 func (l *certificateLinker) link(ctx context.Context, src *inventory.Source) error {
-	if l == nil || src.Kind != "Secret" {
+	if l.reader == nil || src.Kind != "Secret" {
 		return nil
 	}
 	var list certmanager.CertificateList

@@ -81,7 +81,7 @@ type ManagerOptions struct {
 // HelmReleaseSecretType is the type of the Secrets in which Helm stores releases: often 100 KB each, the
 // bulk of many clusters' Secrets, and never a certificate source. The API server filters them out of
 // certrollout's watch, so they never reach the process.
-const HelmReleaseSecretType = "helm.sh/release.v1"
+const HelmReleaseSecretType = "helm.sh/release.v1" //nolint:gosec // a Secret type name, not a credential
 
 // NewManager builds a manager whose caches keep only what certrollout needs: Secrets and ConfigMaps
 // reduced to their certificates, pods reduced to identity, labels and start times (cachedPod).

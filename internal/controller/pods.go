@@ -50,7 +50,7 @@ type cachedPod struct {
 // DeepCopyObject implements runtime.Object.
 func (p *cachedPod) DeepCopyObject() runtime.Object {
 	out := &cachedPod{TypeMeta: p.TypeMeta, Bare: p.Bare, Finished: p.Finished, Started: p.Started, podLabels: append(podLabels(nil), p.podLabels...)}
-	p.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	p.ObjectMeta.DeepCopyInto(&out.ObjectMeta) //nolint:staticcheck // ObjectMeta's, not a cachedPod's DeepCopyInto
 	if p.Spec != nil {
 		out.Spec = p.Spec.DeepCopy()
 	}
@@ -59,7 +59,7 @@ func (p *cachedPod) DeepCopyObject() runtime.Object {
 
 // pod rebuilds the corev1.Pod a bare pod's reconcile works on.
 func (p *cachedPod) pod() *corev1.Pod {
-	out := &corev1.Pod{ObjectMeta: *p.ObjectMeta.DeepCopy()}
+	out := &corev1.Pod{ObjectMeta: *p.DeepCopy()}
 	out.Labels = p.podLabels.Map()
 	if p.Spec != nil {
 		out.Spec = *p.Spec.DeepCopy()
