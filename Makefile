@@ -17,6 +17,8 @@ LDFLAGS := -X github.com/certrollout/certrollout/internal/version.gitVersion=$(V
 # Tools are installed from the Go module proxy into bin/, pinned here.
 GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+CONTROLLER_GEN_VERSION ?= v0.23.0
+CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 
 # Integration packages each start a control plane; on 2 cores, two at a time is the useful limit.
 TEST_FLAGS ?= -race -count=1 -timeout 45m -p 2
@@ -65,8 +67,19 @@ $(GOLANGCI_LINT):
 	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(BIN)/golangci-lint $@
 
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Regenerate the API's deep-copy functions and CRD manifests (config/crd/bases).
+	$(CONTROLLER_GEN) object paths=./api/...
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+
+$(CONTROLLER_GEN):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(BIN)/controller-gen $@
+
 .PHONY: verify
-verify: ## Fail if go mod tidy or gofmt would change the tree.
+verify: generate ## Fail if generated files, go mod tidy or gofmt would change the tree.
+	@git diff --exit-code -- api config/crd || { echo "make generate changed the files above: commit them"; exit 1; }
 	$(GO) mod tidy
 	@for d in hack/cluster/components/*/; do (cd $$d && $(GO) mod tidy); done
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -40,7 +40,7 @@ import (
 
 type config struct {
 	secrets, certSecrets, payload, deployments, replicas, renewals int
-	steady                                                         time.Duration
+	steady, gap                                                    time.Duration
 	clusterDir, controller, out, memLimit                          string
 }
 
@@ -53,6 +53,7 @@ func main() {
 	flag.IntVar(&c.replicas, "replicas", 10, "pods per Deployment")
 	flag.IntVar(&c.renewals, "renewals", 100, "renewals per side (certrollout and baseline alternate)")
 	flag.DurationVar(&c.steady, "steady", 30*time.Second, "steady-state window for counting API requests")
+	flag.DurationVar(&c.gap, "gap", time.Second, "pause after each renewal, so the rollout it caused settles before the next")
 	flag.StringVar(&c.clusterDir, "cluster-dir", "", "use the running cluster in this folder instead of starting one")
 	flag.StringVar(&c.controller, "controller", "bin/certrollout", "certrollout binary to run")
 	flag.StringVar(&c.out, "out", "bench/results", "folder for the JSON result")
@@ -172,7 +173,9 @@ func run(ctx context.Context, c config) error {
 	var ours, theirs []float64
 	r0, _ := ctl.requests()
 	for i := range 2 * c.renewals {
-		group := i%2 == 0                   // even: certrollout, odd: baseline
+		// Pairs alternate their order (certrollout first, then baseline first) so neither side always
+		// follows the other's rollout.
+		group := (i%2 == 0) == (i/2%2 == 0)
 		d := rand.IntN(c.deployments/2) * 2 //nolint:gosec // sampling which Deployment to renew, not security
 		if !group {
 			d++ // odd Deployments belong to the baseline
@@ -192,7 +195,7 @@ func run(ctx context.Context, c config) error {
 		} else {
 			theirs = append(theirs, ms)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(c.gap)
 	}
 	r1, _ := ctl.requests()
 	peak, err := ctl.peakRSS()
@@ -203,7 +206,7 @@ func run(ctx context.Context, c config) error {
 	res := result{
 		Date: time.Now().UTC(),
 		Config: map[string]any{"secrets": c.secrets, "certSecrets": c.certSecrets, "payloadBytes": c.payload,
-			"deployments": c.deployments, "replicas": c.replicas, "renewalsPerSide": c.renewals, "settlePeriod": "0s",
+			"deployments": c.deployments, "replicas": c.replicas, "renewalsPerSide": c.renewals, "settlePeriod": "0s", "gap": c.gap.String(),
 			"controllerGOMEMLIMIT": c.memLimit},
 		Certrollout: summarize(ours), Baseline: summarize(theirs),
 		PeakRSSMB:      peak,

@@ -1,0 +1,221 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// CertRollout is the durable record of one orchestrated restart: which workloads, why, under which
+// policy, and how far it got. The controller creates one when workloads a RolloutPolicy governs run on old
+// certificates; create one yourself (kubectl create -f, or certrollout restart) to restart by hand. Its
+// status is the whole progress, so a controller that crashes resumes where it stopped, and every quiesced
+// workload's original replica count is kept here and on the workload itself.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=crl,categories=certrollout
+// +kubebuilder:printcolumn:name="Policy",type=string,JSONPath=`.spec.policy`
+// +kubebuilder:printcolumn:name="Trigger",type=string,JSONPath=`.spec.trigger.type`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Progress",type=string,JSONPath=`.status.progress`
+// +kubebuilder:printcolumn:name="Started",type=date,JSONPath=`.status.startTime`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="(has(self.spec.policy) && self.spec.policy != '') || (has(self.spec.targets) && size(self.spec.targets) > 0)",message="a CertRollout needs a policy or targets"
+type CertRollout struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   CertRolloutSpec   `json:"spec"`
+	Status CertRolloutStatus `json:"status,omitempty"`
+}
+
+// CertRolloutSpec is what to restart and why. It cannot change once created.
+// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable: create a new CertRollout"
+type CertRolloutSpec struct {
+	// policy names the RolloutPolicy in this namespace whose windows, quiesce list, order and timeouts
+	// the rollout follows. Empty: no window, nothing quiesced, serial, default timeouts.
+	// +optional
+	Policy string `json:"policy,omitempty"`
+
+	// targets are the workloads to restart, in order. Empty: every workload the policy selects.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
+	Targets []WorkloadReference `json:"targets,omitempty"`
+
+	// trigger is why the rollout exists.
+	// +optional
+	// +kubebuilder:default={type: Manual}
+	Trigger RolloutTrigger `json:"trigger,omitempty"`
+}
+
+// WorkloadReference names a workload in the CertRollout's (or policy's) namespace.
+type WorkloadReference struct {
+	// kind of the workload.
+	// +kubebuilder:validation:Enum=Deployment;StatefulSet;DaemonSet
+	Kind string `json:"kind"`
+	// name of the workload.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// namespace may only repeat the rollout's own; a different value fails the rollout.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// RolloutTrigger is why a rollout exists.
+type RolloutTrigger struct {
+	// type: CertificateRenewed (the targets' certificates changed), Deadline (a certificate the targets run
+	// on expires within the policy's expiryDeadline) or Manual.
+	// +kubebuilder:validation:Enum=CertificateRenewed;Deadline;Manual
+	Type TriggerType `json:"type"`
+	// certificates is the certificate set the targets are restarted onto, per target, as the controller
+	// computed it when it created the rollout.
+	// +optional
+	Certificates map[string]string `json:"certificates,omitempty"`
+	// message explains the trigger (which Secrets changed, which certificate expires when).
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// TriggerType is why a rollout exists.
+type TriggerType string
+
+// Trigger types.
+const (
+	TriggerCertificateRenewed TriggerType = "CertificateRenewed"
+	TriggerDeadline           TriggerType = "Deadline"
+	TriggerManual             TriggerType = "Manual"
+)
+
+// RolloutPhase is where a rollout is.
+// +kubebuilder:validation:Enum=Pending;WaitingForWindow;Quiescing;Restarting;Restoring;Succeeded;Failed
+type RolloutPhase string
+
+// Phases, in order.
+const (
+	PhasePending          RolloutPhase = "Pending"
+	PhaseWaitingForWindow RolloutPhase = "WaitingForWindow"
+	PhaseQuiescing        RolloutPhase = "Quiescing"
+	PhaseRestarting       RolloutPhase = "Restarting"
+	PhaseRestoring        RolloutPhase = "Restoring"
+	PhaseSucceeded        RolloutPhase = "Succeeded"
+	PhaseFailed           RolloutPhase = "Failed"
+)
+
+// Finished reports whether the phase is final.
+func (p RolloutPhase) Finished() bool { return p == PhaseSucceeded || p == PhaseFailed }
+
+// CertRolloutStatus is the rollout's progress.
+type CertRolloutStatus struct {
+	// phase: Pending, WaitingForWindow, Quiescing, Restarting, Restoring, then Succeeded or Failed.
+	// +optional
+	Phase RolloutPhase `json:"phase,omitempty"`
+	// progress reads like "2/3 restarted".
+	// +optional
+	Progress string `json:"progress,omitempty"`
+	// message says what the rollout is doing or why it failed.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// conditions: Complete, and Failed with the reason.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// nextWindow is when the rollout may start, while it waits for a window.
+	// +optional
+	NextWindow *metav1.Time `json:"nextWindow,omitempty"`
+	// startTime is when the rollout left Pending and WaitingForWindow.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// completionTime is when it succeeded or failed.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// quiesced are the workloads scaled to zero for the rollout, with their original replica counts.
+	// +optional
+	// +listType=atomic
+	Quiesced []QuiescedWorkload `json:"quiesced,omitempty"`
+	// targets are the restarted workloads, in order, with their progress.
+	// +optional
+	// +listType=atomic
+	Targets []TargetStatus `json:"targets,omitempty"`
+}
+
+// QuiescedWorkload is a workload scaled to zero for a rollout.
+type QuiescedWorkload struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// originalReplicas is the replica count it had before it was scaled to zero, and gets back.
+	// +optional
+	OriginalReplicas *int32 `json:"originalReplicas,omitempty"`
+	// state: Pending, Draining, Drained, DrainTimedOut, Restored.
+	State QuiesceState `json:"state"`
+	// scaledDownAt, drainedAt and restoredAt are when it reached those states.
+	// +optional
+	ScaledDownAt *metav1.Time `json:"scaledDownAt,omitempty"`
+	// +optional
+	DrainedAt *metav1.Time `json:"drainedAt,omitempty"`
+	// +optional
+	RestoredAt *metav1.Time `json:"restoredAt,omitempty"`
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// QuiesceState is where a quiesced workload is.
+type QuiesceState string
+
+// Quiesce states.
+const (
+	QuiescePending       QuiesceState = "Pending"
+	QuiesceDraining      QuiesceState = "Draining"
+	QuiesceDrained       QuiesceState = "Drained"
+	QuiesceDrainTimedOut QuiesceState = "DrainTimedOut"
+	QuiesceRestored      QuiesceState = "Restored"
+)
+
+// TargetStatus is the progress of one restarted workload.
+type TargetStatus struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// state: Pending, Restarting, Succeeded, Failed, Skipped.
+	State TargetState `json:"state"`
+	// restartValue is what was written to the pod template to roll it.
+	// +optional
+	RestartValue string `json:"restartValue,omitempty"`
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// +optional
+	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// TargetState is where a target is.
+type TargetState string
+
+// Target states.
+const (
+	TargetPending    TargetState = "Pending"
+	TargetRestarting TargetState = "Restarting"
+	TargetSucceeded  TargetState = "Succeeded"
+	TargetFailed     TargetState = "Failed"
+	TargetSkipped    TargetState = "Skipped"
+)
+
+// Condition types of CertRollout.
+const (
+	ConditionComplete = "Complete"
+	ConditionFailed   = "Failed"
+)
+
+// +kubebuilder:object:root=true
+
+// CertRolloutList is a list of CertRollouts.
+type CertRolloutList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []CertRollout `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&CertRollout{}, &CertRolloutList{})
+}

@@ -1,0 +1,221 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// RolloutPolicy governs how and when the workloads it selects restart onto renewed certificates: only
+// inside maintenance windows (unless the certificate they run on is about to expire), after quiescing the
+// workloads that must not be interrupted, in order, one health-checked step at a time. A workload selected
+// by a policy is restarted only through a CertRollout that follows it; workloads no policy selects are
+// restarted by the controller directly.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=rpol,categories=certrollout
+// +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
+// +kubebuilder:printcolumn:name="Suspended",type=boolean,JSONPath=`.spec.suspend`
+// +kubebuilder:printcolumn:name="Workloads",type=integer,JSONPath=`.status.workloads`
+// +kubebuilder:printcolumn:name="Stale",type=integer,JSONPath=`.status.staleWorkloadCount`
+// +kubebuilder:printcolumn:name="Next Window",type=date,JSONPath=`.status.nextWindow`
+// +kubebuilder:printcolumn:name="Last Rollout",type=string,JSONPath=`.status.lastRollout.name`
+// +kubebuilder:printcolumn:name="Result",type=string,JSONPath=`.status.lastRollout.phase`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type RolloutPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   RolloutPolicySpec   `json:"spec"`
+	Status RolloutPolicyStatus `json:"status,omitempty"`
+}
+
+// RolloutPolicySpec is how the selected workloads restart.
+type RolloutPolicySpec struct {
+	// selector picks, by label, the Deployments, StatefulSets and DaemonSets in the policy's namespace
+	// that it governs. Quiesced workloads need not match it.
+	Selector metav1.LabelSelector `json:"selector"`
+
+	// quiesce lists workloads in the policy's namespace to scale to zero before the targets restart and to
+	// restore afterwards to their exact replica count (recorded on the workload itself first, so it
+	// survives a controller crash). Use it for workers that must finish their work before a service they
+	// depend on restarts.
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	Quiesce []QuiesceTarget `json:"quiesce,omitempty"`
+
+	// onDrainTimeout says what happens when a quiesced workload's pods are not gone within its
+	// drainTimeout: Abort restores the quiesced workloads and fails the rollout without restarting
+	// anything; Proceed restarts the targets anyway.
+	// +optional
+	// +kubebuilder:default=Abort
+	OnDrainTimeout DrainTimeoutAction `json:"onDrainTimeout,omitempty"`
+
+	// windows are the maintenance windows in which rollouts may start. Empty means any time. A rollout
+	// that is due outside every window waits for the next one to open.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	Windows []MaintenanceWindow `json:"windows,omitempty"`
+
+	// expiryDeadline lets a rollout start outside the windows when a certificate the targets' pods run on
+	// expires within this duration (for example "72h"), so a renewal 30 days before expiry waits for a
+	// quiet hour but never for an outage. Empty means windows always apply.
+	// +optional
+	ExpiryDeadline *metav1.Duration `json:"expiryDeadline,omitempty"`
+
+	// order is Serial (one target at a time, in the order of the CertRollout's targets, each healthy
+	// before the next starts) or Parallel (up to maxConcurrent at once).
+	// +optional
+	// +kubebuilder:default=Serial
+	Order RolloutOrder `json:"order,omitempty"`
+
+	// maxConcurrent bounds the targets restarting at once with order Parallel.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	MaxConcurrent int32 `json:"maxConcurrent,omitempty"`
+
+	// healthTimeout is how long a restarted target may take to finish its rollout (every pod updated and
+	// available, as `kubectl rollout status` judges it) before it counts as failed.
+	// +optional
+	// +kubebuilder:default="10m"
+	HealthTimeout metav1.Duration `json:"healthTimeout,omitempty"`
+
+	// onFailure says what happens when a target fails its health check: Halt leaves the remaining
+	// targets alone and fails the rollout; Continue goes on with them. Quiesced workloads are restored in
+	// both cases.
+	// +optional
+	// +kubebuilder:default=Halt
+	OnFailure FailureAction `json:"onFailure,omitempty"`
+
+	// minRestartInterval is the least time between two restarts of one workload under this policy; it
+	// replaces the controller's --min-restart-interval for these workloads.
+	// +optional
+	MinRestartInterval *metav1.Duration `json:"minRestartInterval,omitempty"`
+
+	// suspend stops the policy from starting rollouts. Stale workloads are still reported in the status
+	// and their rollouts start once the policy is resumed; a rollout already running completes.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// QuiesceTarget is a workload to scale to zero while the targets restart.
+type QuiesceTarget struct {
+	// kind of the workload.
+	// +kubebuilder:validation:Enum=Deployment;StatefulSet
+	Kind string `json:"kind"`
+	// name of the workload, in the policy's namespace.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// namespace may only repeat the policy's own: a policy never reaches another namespace. A different
+	// value makes the policy invalid.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// drainTimeout is how long to wait for the workload's pods to be gone (their termination grace
+	// period included) after scaling it to zero.
+	// +optional
+	// +kubebuilder:default="1h"
+	DrainTimeout metav1.Duration `json:"drainTimeout,omitempty"`
+}
+
+// MaintenanceWindow is a recurring period in which rollouts may start.
+type MaintenanceWindow struct {
+	// schedule is when the window opens, as a 5-field cron expression (minute hour day-of-month month
+	// day-of-week), for example "0 2 * * 6" for Saturdays at 02:00. Across daylight-saving changes it
+	// behaves like a CronJob schedule: a local time the change skips does not occur that day, one it
+	// repeats occurs twice.
+	// +kubebuilder:validation:MinLength=1
+	Schedule string `json:"schedule"`
+	// duration is how long the window stays open; a rollout must start inside it and then runs to its end.
+	Duration metav1.Duration `json:"duration"`
+	// timeZone is the IANA time zone of the schedule, for example "Europe/Berlin"; default UTC.
+	// +optional
+	TimeZone string `json:"timeZone,omitempty"`
+}
+
+// DrainTimeoutAction is what happens when quiesced workloads do not drain in time.
+// +kubebuilder:validation:Enum=Abort;Proceed
+type DrainTimeoutAction string
+
+// Drain timeout actions.
+const (
+	DrainTimeoutAbort   DrainTimeoutAction = "Abort"
+	DrainTimeoutProceed DrainTimeoutAction = "Proceed"
+)
+
+// RolloutOrder is how targets are restarted.
+// +kubebuilder:validation:Enum=Serial;Parallel
+type RolloutOrder string
+
+// Rollout orders.
+const (
+	OrderSerial   RolloutOrder = "Serial"
+	OrderParallel RolloutOrder = "Parallel"
+)
+
+// FailureAction is what happens after a target fails.
+// +kubebuilder:validation:Enum=Halt;Continue
+type FailureAction string
+
+// Failure actions.
+const (
+	FailureHalt     FailureAction = "Halt"
+	FailureContinue FailureAction = "Continue"
+)
+
+// RolloutPolicyStatus is what the controller observed of the policy and its workloads.
+type RolloutPolicyStatus struct {
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions: Valid (the spec can be followed; False names what is wrong), Pending (workloads run on
+	// old certificates and wait for a rollout: for a window, a resume, or one in progress).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// workloads is how many workloads the selector matches.
+	// +optional
+	Workloads int32 `json:"workloads"`
+	// staleWorkloadCount is how many of them have pods on old certificates.
+	// +optional
+	StaleWorkloadCount int32 `json:"staleWorkloadCount"`
+	// staleWorkloads names them (at most 50).
+	// +optional
+	// +kubebuilder:validation:MaxItems=50
+	StaleWorkloads []WorkloadReference `json:"staleWorkloads,omitempty"`
+	// nextWindow is when the next maintenance window opens; empty when a window is open now or the policy
+	// has none.
+	// +optional
+	NextWindow *metav1.Time `json:"nextWindow,omitempty"`
+	// lastRollout is the policy's most recent CertRollout.
+	// +optional
+	LastRollout *RolloutReference `json:"lastRollout,omitempty"`
+}
+
+// RolloutReference names a CertRollout and its phase.
+type RolloutReference struct {
+	Name  string       `json:"name"`
+	Phase RolloutPhase `json:"phase,omitempty"`
+}
+
+// Condition types and reasons of RolloutPolicy.
+const (
+	ConditionValid   = "Valid"
+	ConditionPending = "Pending"
+)
+
+// +kubebuilder:object:root=true
+
+// RolloutPolicyList is a list of RolloutPolicies.
+type RolloutPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []RolloutPolicy `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&RolloutPolicy{}, &RolloutPolicyList{})
+}
