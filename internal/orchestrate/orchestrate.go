@@ -1,0 +1,615 @@
+// Package orchestrate decides the next step of a CertRollout: wait for a window, quiesce, restart the
+// targets in order with health gates, restore. It is pure: the controller observes the workloads and
+// passes what it saw; Next returns the new status and the writes to make. Every write is idempotent and
+// every step is derived from what is observed on the cluster (annotations on the workloads), not only
+// from the status, so a controller killed between a write and its status update resumes correctly:
+// nothing is scaled twice, no replica count is lost, no target restarts twice for the same rollout.
+package orchestrate
+
+import (
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/schedule"
+)
+
+// Defaults for fields a policy leaves empty (the CRD defaults them too).
+const (
+	DefaultDrainTimeout  = time.Hour
+	DefaultHealthTimeout = 10 * time.Minute
+	// pollInterval bounds how long a waiting rollout sleeps when no watch event is due to wake it.
+	pollInterval = 5 * time.Second
+)
+
+// Event reasons on CertRollouts.
+const (
+	ReasonStarted          = "Started"
+	ReasonDeadlineOverride = "DeadlineOverride"
+	ReasonWaitingForWindow = "WaitingForWindow"
+	ReasonScaledDown       = "ScaledDown"
+	ReasonDrained          = "Drained"
+	ReasonDrainTimedOut    = "DrainTimedOut"
+	ReasonRestarted        = "Restarted"
+	ReasonTargetHealthy    = "TargetHealthy"
+	ReasonTargetFailed     = "TargetFailed"
+	ReasonRestored         = "Restored"
+	ReasonSucceeded        = "Succeeded"
+	ReasonFailed           = "Failed"
+	ReasonInvalid          = "InvalidRollout"
+	ReasonPolicySuspended  = "PolicySuspended"
+	ReasonPolicyInvalid    = "PolicyInvalid"
+	ReasonConcurrencyLimit = "ConcurrencyLimit"
+	ReasonQuiesceConflict  = "QuiesceConflict"
+)
+
+// Policy is the RolloutPolicy a rollout follows, parsed.
+type Policy struct {
+	Name string
+	Spec api.RolloutPolicySpec
+	// Windows are the parsed spec.windows.
+	Windows []schedule.Window
+	// Invalid says why the policy cannot be followed; empty when it can.
+	Invalid string
+}
+
+// Workload is what the controller observed of one quiesce target or restart target.
+type Workload struct {
+	Exists bool
+	// Replicas is spec.replicas (Deployments, StatefulSets).
+	Replicas int32
+	// QuiescedBy and QuiescedReplicas are the workload's quiesce annotations: which rollout scaled it to
+	// zero and the replica count it had.
+	QuiescedBy       string
+	QuiescedReplicas *int32
+	// Pods still present (running or terminating).
+	Pods int
+	// RolledBy is the pod template's rollout annotation: the rollout that last restarted it.
+	RolledBy string
+	// RestartValue is the certificate-derived value a restart writes (the current certificate set hash);
+	// empty when the workload uses no certificates.
+	RestartValue string
+	// RunningNotAfter is when the earliest certificate its pods run on expires (the ledger); zero if
+	// unknown.
+	RunningNotAfter time.Time
+	// Rollout is the workload's rollout progress after a restart.
+	Rollout Progress
+}
+
+// Progress is a workload's rollout status, as `kubectl rollout status` judges it.
+type Progress struct {
+	Done bool
+	// Failed is set when the rollout cannot finish (a Deployment's progress deadline exceeded).
+	Failed string
+	// Message says what it is waiting for.
+	Message string
+}
+
+// Input is everything Next looks at.
+type Input struct {
+	Now     time.Time
+	Rollout *api.CertRollout
+	// Policy is nil when the rollout names none. PolicyMissing is true when it names one that does not
+	// exist.
+	Policy        *Policy
+	PolicyMissing bool
+	// Selected are the workloads the policy selects, used as targets when the rollout names none.
+	Selected []api.WorkloadReference
+	// Workloads are the observed quiesce targets and targets, by Key.
+	Workloads map[Key]Workload
+	// Running is how many other rollouts are past Pending and not finished; MaxRunning the global limit
+	// (0: none).
+	Running, MaxRunning int
+}
+
+// Key identifies a workload in the rollout's namespace.
+type Key struct{ Kind, Name string }
+
+// Action is a write for the controller to make, in order.
+type Action struct {
+	Type ActionType
+	Key  Key
+	// Replicas: ScaleDown records it as the original count; Restore sets it.
+	Replicas int32
+	// RestartValue is written by Restart.
+	RestartValue string
+	// Event fields.
+	Warning bool
+	Reason  string
+	Message string
+}
+
+// ActionType is what an Action does.
+type ActionType string
+
+// Action types.
+const (
+	// ScaleDown records the replica count on the workload and scales it to zero, in one patch, unless it
+	// is already quiesced by this rollout.
+	ScaleDown ActionType = "ScaleDown"
+	// Restart writes RestartValue and the rollout's name into the pod template.
+	Restart ActionType = "Restart"
+	// Restore sets the recorded replica count back and removes the quiesce annotations, in one patch.
+	Restore ActionType = "Restore"
+	// Event records an Event on the CertRollout.
+	Event ActionType = "Event"
+)
+
+// Result is Next's answer.
+type Result struct {
+	Status  api.CertRolloutStatus
+	Actions []Action
+	// RequeueAfter asks to be called again after this long; zero means when something changes.
+	RequeueAfter time.Duration
+}
+
+// Next decides the rollout's next step.
+func Next(in Input) Result {
+	s := &stepper{in: in, status: *in.Rollout.Status.DeepCopy()}
+	s.step()
+	s.status.Progress = s.progress()
+	return Result{Status: s.status, Actions: s.actions, RequeueAfter: s.requeue}
+}
+
+type stepper struct {
+	in      Input
+	status  api.CertRolloutStatus
+	actions []Action
+	requeue time.Duration
+}
+
+func (s *stepper) step() {
+	// Each phase hands over to the next as soon as it can, so one call goes as far as it can without
+	// waiting for the cluster to react to its own writes.
+	for range 8 {
+		before := s.status.Phase
+		switch before {
+		case "":
+			s.initialize()
+		case api.PhasePending, api.PhaseWaitingForWindow:
+			s.start()
+		case api.PhaseQuiescing:
+			s.quiesce()
+		case api.PhaseRestarting:
+			s.restart()
+		case api.PhaseRestoring:
+			s.restore()
+		default:
+			return // finished
+		}
+		if s.status.Phase == before {
+			return
+		}
+	}
+}
+
+func (s *stepper) event(warning bool, reason, format string, args ...any) {
+	s.actions = append(s.actions, Action{Type: Event, Warning: warning, Reason: reason, Message: fmt.Sprintf(format, args...)})
+}
+
+func (s *stepper) wait(d time.Duration) {
+	if d <= 0 {
+		d = time.Second
+	}
+	if s.requeue == 0 || d < s.requeue {
+		s.requeue = d
+	}
+}
+
+func (s *stepper) now() *metav1.Time { return &metav1.Time{Time: s.in.Now} }
+
+// fail ends the rollout without touching any workload: only for rollouts that never started.
+func (s *stepper) fail(reason, msg string) {
+	s.status.Phase = api.PhaseFailed
+	s.status.Message = msg
+	s.status.CompletionTime = s.now()
+	s.setCondition(api.ConditionFailed, metav1.ConditionTrue, reason, msg)
+	s.setCondition(api.ConditionComplete, metav1.ConditionFalse, reason, msg)
+	s.event(true, ReasonFailed, "%s", msg)
+}
+
+func (s *stepper) setCondition(t string, st metav1.ConditionStatus, reason, msg string) {
+	for i := range s.status.Conditions {
+		c := &s.status.Conditions[i]
+		if c.Type == t {
+			if c.Status != st {
+				c.LastTransitionTime = *s.now()
+			}
+			c.Status, c.Reason, c.Message = st, reason, msg
+			c.ObservedGeneration = s.in.Rollout.Generation
+			return
+		}
+	}
+	s.status.Conditions = append(s.status.Conditions, metav1.Condition{
+		Type: t, Status: st, Reason: reason, Message: msg, LastTransitionTime: *s.now(), ObservedGeneration: s.in.Rollout.Generation,
+	})
+}
+
+// initialize fixes the targets and the quiesce list: later changes to the policy do not change a rollout
+// in flight, so what was scaled down is always what gets restored.
+func (s *stepper) initialize() {
+	r := s.in.Rollout
+	if s.in.PolicyMissing {
+		s.fail(ReasonInvalid, fmt.Sprintf("RolloutPolicy %q does not exist in namespace %s", r.Spec.Policy, r.Namespace))
+		return
+	}
+	targets := r.Spec.Targets
+	if len(targets) == 0 {
+		targets = s.in.Selected
+	}
+	if len(targets) == 0 {
+		s.fail(ReasonInvalid, "no targets: the rollout names none and its policy selects no workload")
+		return
+	}
+	seen := map[Key]bool{}
+	for _, t := range targets {
+		if t.Namespace != "" && t.Namespace != r.Namespace {
+			s.fail(ReasonInvalid, fmt.Sprintf("target %s %s/%s is in another namespace: a rollout only reaches its own (%s)", t.Kind, t.Namespace, t.Name, r.Namespace))
+			return
+		}
+		k := Key{t.Kind, t.Name}
+		if !s.in.Workloads[k].Exists {
+			s.fail(ReasonInvalid, fmt.Sprintf("target %s %s does not exist", t.Kind, t.Name))
+			return
+		}
+		if !seen[k] {
+			seen[k] = true
+			s.status.Targets = append(s.status.Targets, api.TargetStatus{Kind: t.Kind, Name: t.Name, State: api.TargetPending})
+		}
+	}
+	if p := s.in.Policy; p != nil {
+		for _, q := range p.Spec.Quiesce {
+			s.status.Quiesced = append(s.status.Quiesced, api.QuiescedWorkload{Kind: q.Kind, Name: q.Name, State: api.QuiescePending})
+		}
+	}
+	s.status.Phase = api.PhasePending
+}
+
+func (s *stepper) start() {
+	p := s.in.Policy
+	if p != nil && p.Invalid != "" {
+		s.pending(ReasonPolicyInvalid, fmt.Sprintf("waiting: RolloutPolicy %s is invalid: %s", p.Name, p.Invalid))
+		return
+	}
+	if p != nil && p.Spec.Suspend {
+		s.pending(ReasonPolicySuspended, fmt.Sprintf("waiting: RolloutPolicy %s is suspended", p.Name))
+		return
+	}
+	if s.in.MaxRunning > 0 && s.in.Running >= s.in.MaxRunning {
+		s.pending(ReasonConcurrencyLimit, fmt.Sprintf("waiting: %d rollouts are running, the most --max-concurrent-rollouts allows", s.in.Running))
+		s.wait(pollInterval)
+		return
+	}
+	override := ""
+	if p != nil {
+		st := schedule.At(p.Windows, s.in.Now)
+		if !st.Open {
+			override = s.deadlineOverride(p)
+			if override == "" {
+				s.waitForWindow(st.NextOpen)
+				return
+			}
+		}
+	}
+	s.status.NextWindow = nil
+	s.status.StartTime = s.now()
+	s.status.Phase = api.PhaseQuiescing
+	s.status.Message = "quiescing"
+	if override != "" {
+		s.event(true, ReasonDeadlineOverride, "%s", override)
+	}
+	s.event(false, ReasonStarted, "Started: %d target(s), %d workload(s) to quiesce", len(s.status.Targets), len(s.status.Quiesced))
+}
+
+// pending keeps the rollout Pending for a reason, with an Event when the reason is new.
+func (s *stepper) pending(reason, msg string) {
+	if s.status.Message != msg {
+		s.event(false, reason, "%s", msg)
+	}
+	s.status.Phase, s.status.Message = api.PhasePending, msg
+}
+
+func (s *stepper) waitForWindow(next time.Time) {
+	if s.status.Phase != api.PhaseWaitingForWindow {
+		s.event(false, ReasonWaitingForWindow, "Waiting for the next maintenance window, at %s", next.UTC().Format(time.RFC3339))
+	}
+	s.status.Phase = api.PhaseWaitingForWindow
+	s.status.NextWindow = &metav1.Time{Time: next}
+	s.status.Message = "waiting for the maintenance window at " + next.UTC().Format(time.RFC3339)
+	s.wait(next.Sub(s.in.Now))
+	if d := s.in.Policy.Spec.ExpiryDeadline; d != nil {
+		// Also wake up when the deadline arrives, if that is before the window.
+		if at := s.earliestNotAfter().Add(-d.Duration); !s.earliestNotAfter().IsZero() && at.After(s.in.Now) {
+			s.wait(at.Sub(s.in.Now))
+		}
+	}
+}
+
+// deadlineOverride explains why the rollout starts outside the windows, or returns "" if it must wait.
+func (s *stepper) deadlineOverride(p *Policy) string {
+	if p.Spec.ExpiryDeadline == nil {
+		return ""
+	}
+	na := s.earliestNotAfter()
+	if na.IsZero() || na.Sub(s.in.Now) > p.Spec.ExpiryDeadline.Duration {
+		return ""
+	}
+	return fmt.Sprintf("Started outside the maintenance windows: a certificate the targets run on expires at %s, within the policy's expiryDeadline of %s",
+		na.UTC().Format(time.RFC3339), p.Spec.ExpiryDeadline.Duration)
+}
+
+func (s *stepper) earliestNotAfter() time.Time {
+	var t time.Time
+	for _, ts := range s.status.Targets {
+		na := s.in.Workloads[Key{ts.Kind, ts.Name}].RunningNotAfter
+		if !na.IsZero() && (t.IsZero() || na.Before(t)) {
+			t = na
+		}
+	}
+	return t
+}
+
+func (s *stepper) quiesceSpec(k Key) api.QuiesceTarget {
+	if s.in.Policy != nil {
+		for _, q := range s.in.Policy.Spec.Quiesce {
+			if q.Kind == k.Kind && q.Name == k.Name {
+				return q
+			}
+		}
+	}
+	return api.QuiesceTarget{Kind: k.Kind, Name: k.Name}
+}
+
+func (s *stepper) quiesce() {
+	name := s.in.Rollout.Name
+	settled := true
+	for i := range s.status.Quiesced {
+		q := &s.status.Quiesced[i]
+		k := Key{q.Kind, q.Name}
+		w := s.in.Workloads[k]
+		switch q.State {
+		case api.QuiescePending:
+			switch {
+			case !w.Exists:
+				q.State, q.Message = api.QuiesceDrained, "does not exist; nothing to quiesce"
+				q.DrainedAt = s.now()
+				continue
+			case w.QuiescedBy == name:
+				// Scaled down by this rollout before a crash: the annotation holds the original count.
+				q.OriginalReplicas = w.QuiescedReplicas
+			case w.QuiescedBy != "":
+				msg := "is quiesced by rollout " + w.QuiescedBy + "; waiting for it to restore the workload"
+				if q.Message != msg {
+					s.event(true, ReasonQuiesceConflict, "%s %s %s", k.Kind, k.Name, msg)
+				}
+				q.Message = msg
+				settled = false
+				s.wait(pollInterval)
+				continue
+			default:
+				replicas := w.Replicas
+				q.OriginalReplicas = &replicas
+				s.actions = append(s.actions, Action{Type: ScaleDown, Key: k, Replicas: replicas})
+				s.event(false, ReasonScaledDown, "Scaled %s %s from %d to 0 replicas", k.Kind, k.Name, replicas)
+			}
+			q.State, q.ScaledDownAt, q.Message = api.QuiesceDraining, s.now(), ""
+			settled = false
+			s.wait(pollInterval)
+		case api.QuiesceDraining:
+			timeout := s.quiesceSpec(k).DrainTimeout.Duration
+			if timeout <= 0 {
+				timeout = DefaultDrainTimeout
+			}
+			switch {
+			case !w.Exists || w.Pods == 0:
+				q.State, q.DrainedAt = api.QuiesceDrained, s.now()
+				s.event(false, ReasonDrained, "%s %s has no pods left", k.Kind, k.Name)
+			case !s.in.Now.Before(q.ScaledDownAt.Add(timeout)):
+				q.State = api.QuiesceDrainTimedOut
+				q.Message = fmt.Sprintf("%d pod(s) still present after the drain timeout of %s", w.Pods, timeout)
+				s.event(true, ReasonDrainTimedOut, "%s %s: %s", k.Kind, k.Name, q.Message)
+			default:
+				q.Message = fmt.Sprintf("waiting for %d pod(s) to terminate", w.Pods)
+				settled = false
+				s.wait(min(pollInterval, q.ScaledDownAt.Add(timeout).Sub(s.in.Now)))
+			}
+		}
+	}
+	if !settled {
+		s.status.Message = "quiescing: " + s.quiesceSummary()
+		for _, q := range s.status.Quiesced {
+			if q.Message != "" && q.State == api.QuiescePending {
+				s.status.Message += fmt.Sprintf("; %s %s %s", q.Kind, q.Name, q.Message)
+			}
+		}
+		return
+	}
+	for _, q := range s.status.Quiesced {
+		if q.State == api.QuiesceDrainTimedOut && s.onDrainTimeout() == api.DrainTimeoutAbort {
+			msg := fmt.Sprintf("aborted: %s %s did not drain in time (onDrainTimeout: Abort); no target was restarted", q.Kind, q.Name)
+			for i := range s.status.Targets {
+				s.status.Targets[i].State, s.status.Targets[i].Message = api.TargetSkipped, "rollout aborted"
+			}
+			// Recorded now, so a crash before the end still knows the rollout failed.
+			s.setCondition(api.ConditionFailed, metav1.ConditionTrue, ReasonDrainTimedOut, msg)
+			s.status.Message = msg
+			s.status.Phase = api.PhaseRestoring
+			return
+		}
+	}
+	s.status.Phase = api.PhaseRestarting
+	s.status.Message = "restarting"
+}
+
+func (s *stepper) quiesceSummary() string {
+	drained := 0
+	for _, q := range s.status.Quiesced {
+		if q.State == api.QuiesceDrained || q.State == api.QuiesceDrainTimedOut {
+			drained++
+		}
+	}
+	return fmt.Sprintf("%d/%d drained", drained, len(s.status.Quiesced))
+}
+
+func (s *stepper) onDrainTimeout() api.DrainTimeoutAction {
+	if s.in.Policy != nil && s.in.Policy.Spec.OnDrainTimeout != "" {
+		return s.in.Policy.Spec.OnDrainTimeout
+	}
+	return api.DrainTimeoutAbort
+}
+
+func (s *stepper) restart() {
+	spec := api.RolloutPolicySpec{}
+	if s.in.Policy != nil {
+		spec = s.in.Policy.Spec
+	}
+	maxActive := 1
+	if spec.Order == api.OrderParallel && spec.MaxConcurrent > 1 {
+		maxActive = int(spec.MaxConcurrent)
+	}
+	health := spec.HealthTimeout.Duration
+	if health <= 0 {
+		health = DefaultHealthTimeout
+	}
+	name := s.in.Rollout.Name
+	active, halted := 0, false
+	// First settle the targets in flight, then start new ones in order.
+	for i := range s.status.Targets {
+		t := &s.status.Targets[i]
+		if t.State != api.TargetRestarting {
+			continue
+		}
+		w := s.in.Workloads[Key{t.Kind, t.Name}]
+		switch {
+		case !w.Exists:
+			s.targetFailed(t, "the workload was deleted during its rollout")
+		case w.Rollout.Done:
+			t.State, t.FinishedAt, t.Message = api.TargetSucceeded, s.now(), ""
+			s.event(false, ReasonTargetHealthy, "%s %s finished its rollout", t.Kind, t.Name)
+		case w.Rollout.Failed != "":
+			s.targetFailed(t, w.Rollout.Failed)
+		case !s.in.Now.Before(t.StartedAt.Add(health)):
+			s.targetFailed(t, fmt.Sprintf("rollout not finished within the health timeout of %s: %s", health, w.Rollout.Message))
+		default:
+			t.Message = w.Rollout.Message
+			active++
+			s.wait(min(pollInterval, t.StartedAt.Add(health).Sub(s.in.Now)))
+		}
+	}
+	for _, t := range s.status.Targets {
+		if t.State == api.TargetFailed && spec.OnFailure != api.FailureContinue {
+			halted = true
+		}
+	}
+	for i := range s.status.Targets {
+		t := &s.status.Targets[i]
+		if t.State != api.TargetPending {
+			continue
+		}
+		if halted {
+			t.State, t.Message = api.TargetSkipped, "not restarted: an earlier target failed (onFailure: Halt)"
+			continue
+		}
+		if active >= maxActive {
+			break // in order: later targets wait for a free slot
+		}
+		k := Key{t.Kind, t.Name}
+		w := s.in.Workloads[k]
+		if !w.Exists {
+			t.State, t.Message = api.TargetSkipped, "the workload no longer exists"
+			continue
+		}
+		t.State, t.StartedAt, t.RestartValue = api.TargetRestarting, s.now(), w.RestartValue
+		if w.RolledBy != name { // else restarted by this rollout before a crash: only wait for health
+			s.actions = append(s.actions, Action{Type: Restart, Key: k, RestartValue: w.RestartValue})
+			s.event(false, ReasonRestarted, "Restarted %s %s", k.Kind, k.Name)
+		}
+		active++
+		s.wait(pollInterval)
+	}
+	if active > 0 {
+		s.status.Message = "restarting: " + s.progress()
+		return
+	}
+	s.status.Phase = api.PhaseRestoring
+}
+
+func (s *stepper) targetFailed(t *api.TargetStatus, msg string) {
+	t.State, t.FinishedAt, t.Message = api.TargetFailed, s.now(), msg
+	s.event(true, ReasonTargetFailed, "%s %s failed: %s", t.Kind, t.Name, msg)
+}
+
+func (s *stepper) restore() {
+	name := s.in.Rollout.Name
+	for i := range s.status.Quiesced {
+		q := &s.status.Quiesced[i]
+		if q.State == api.QuiescePending || q.State == api.QuiesceRestored {
+			continue
+		}
+		k := Key{q.Kind, q.Name}
+		w := s.in.Workloads[k]
+		if w.Exists && w.QuiescedBy == name {
+			replicas := q.OriginalReplicas
+			if w.QuiescedReplicas != nil {
+				replicas = w.QuiescedReplicas // the workload's own record wins: it was written with the scale-down
+			}
+			if replicas == nil {
+				zero := int32(0)
+				replicas = &zero
+			}
+			s.actions = append(s.actions, Action{Type: Restore, Key: k, Replicas: *replicas})
+			s.event(false, ReasonRestored, "Restored %s %s to %d replicas", k.Kind, k.Name, *replicas)
+		}
+		q.State, q.RestoredAt = api.QuiesceRestored, s.now()
+	}
+	s.finish()
+}
+
+func (s *stepper) finish() {
+	s.status.CompletionTime = s.now()
+	failed := 0
+	for _, t := range s.status.Targets {
+		if t.State == api.TargetFailed {
+			failed++
+		}
+	}
+	reason, msg := "", ""
+	for _, c := range s.status.Conditions {
+		if c.Type == api.ConditionFailed && c.Status == metav1.ConditionTrue {
+			reason, msg = c.Reason, c.Message // aborted earlier
+		}
+	}
+	if reason == "" && failed > 0 {
+		reason, msg = ReasonTargetFailed, fmt.Sprintf("%d of %d target(s) failed", failed, len(s.status.Targets))
+	}
+	if reason != "" {
+		if len(s.status.Quiesced) > 0 {
+			msg += "; quiesced workloads restored"
+		}
+		s.status.Phase, s.status.Message = api.PhaseFailed, msg
+		s.setCondition(api.ConditionFailed, metav1.ConditionTrue, reason, msg)
+		s.setCondition(api.ConditionComplete, metav1.ConditionFalse, reason, msg)
+		s.event(true, ReasonFailed, "Failed: %s", msg)
+		return
+	}
+	s.status.Phase = api.PhaseSucceeded
+	s.status.Message = fmt.Sprintf("%d target(s) restarted", len(s.status.Targets))
+	if len(s.status.Quiesced) > 0 {
+		s.status.Message += fmt.Sprintf(", %d quiesced workload(s) restored", len(s.status.Quiesced))
+	}
+	s.setCondition(api.ConditionComplete, metav1.ConditionTrue, ReasonSucceeded, s.status.Message)
+	s.setCondition(api.ConditionFailed, metav1.ConditionFalse, ReasonSucceeded, s.status.Message)
+	s.event(false, ReasonSucceeded, "Succeeded: %s", s.status.Message)
+}
+
+func (s *stepper) progress() string {
+	done := 0
+	for _, t := range s.status.Targets {
+		if t.State == api.TargetSucceeded {
+			done++
+		}
+	}
+	return fmt.Sprintf("%d/%d restarted", done, len(s.status.Targets))
+}

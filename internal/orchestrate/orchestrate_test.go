@@ -1,0 +1,349 @@
+package orchestrate
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/schedule"
+)
+
+var (
+	now      = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	build    = Key{"Deployment", "build"}
+	api2     = Key{"Deployment", "api"}
+	workers  = Key{"Deployment", "workers"}
+	database = Key{"StatefulSet", "db"}
+)
+
+func rollout(phase api.RolloutPhase, targets ...Key) *api.CertRollout {
+	r := &api.CertRollout{ObjectMeta: metav1.ObjectMeta{Name: "ops-1", Namespace: "ops"}, Spec: api.CertRolloutSpec{Policy: "ops"}}
+	r.Status.Phase = phase
+	for _, t := range targets {
+		r.Spec.Targets = append(r.Spec.Targets, api.WorkloadReference{Kind: t.Kind, Name: t.Name})
+		if phase != "" {
+			r.Status.Targets = append(r.Status.Targets, api.TargetStatus{Kind: t.Kind, Name: t.Name, State: api.TargetPending})
+		}
+	}
+	return r
+}
+
+func policy(mods ...func(*Policy)) *Policy {
+	p := &Policy{Name: "ops", Spec: api.RolloutPolicySpec{
+		Quiesce:       []api.QuiesceTarget{{Kind: "Deployment", Name: "workers", DrainTimeout: metav1.Duration{Duration: time.Hour}}},
+		HealthTimeout: metav1.Duration{Duration: 5 * time.Minute},
+	}}
+	for _, m := range mods {
+		m(p)
+	}
+	return p
+}
+
+func window(t *testing.T, spec string, d time.Duration) func(*Policy) {
+	w, err := schedule.Parse(spec, d, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(p *Policy) { p.Windows = append(p.Windows, w) }
+}
+
+func quiesced(state api.QuiesceState, original int32, scaledAgo time.Duration) func(*api.CertRollout) {
+	return func(r *api.CertRollout) {
+		q := api.QuiescedWorkload{Kind: workers.Kind, Name: workers.Name, State: state, OriginalReplicas: ptr.To(original)}
+		if state != api.QuiescePending {
+			q.ScaledDownAt = &metav1.Time{Time: now.Add(-scaledAgo)}
+		}
+		r.Status.Quiesced = append(r.Status.Quiesced, q)
+	}
+}
+
+func target(k Key, state api.TargetState, startedAgo time.Duration) func(*api.CertRollout) {
+	return func(r *api.CertRollout) {
+		for i := range r.Status.Targets {
+			if r.Status.Targets[i].Kind == k.Kind && r.Status.Targets[i].Name == k.Name {
+				r.Status.Targets[i].State = state
+				r.Status.Targets[i].StartedAt = &metav1.Time{Time: now.Add(-startedAgo)}
+			}
+		}
+	}
+}
+
+func with(r *api.CertRollout, mods ...func(*api.CertRollout)) *api.CertRollout {
+	for _, m := range mods {
+		m(r)
+	}
+	return r
+}
+
+// world is the observed workloads: workers (3 replicas, pods running), build and api (certificate
+// users), db.
+func world(mods ...func(map[Key]Workload)) map[Key]Workload {
+	w := map[Key]Workload{
+		workers:  {Exists: true, Replicas: 3, Pods: 3},
+		build:    {Exists: true, Replicas: 1, Pods: 1, RestartValue: "hash-build", RunningNotAfter: now.Add(30 * 24 * time.Hour)},
+		api2:     {Exists: true, Replicas: 2, Pods: 2, RestartValue: "hash-api", RunningNotAfter: now.Add(30 * 24 * time.Hour)},
+		database: {Exists: true, Replicas: 1, Pods: 1},
+	}
+	for _, m := range mods {
+		m(w)
+	}
+	return w
+}
+
+func set(k Key, f func(*Workload)) func(map[Key]Workload) {
+	return func(m map[Key]Workload) {
+		w := m[k]
+		f(&w)
+		m[k] = w
+	}
+}
+
+type want struct {
+	phase    api.RolloutPhase
+	actions  []string // "ScaleDown Deployment/workers 3", "Restart Deployment/build hash-build", "Restore ..."
+	events   []string // reasons, in order
+	requeue  time.Duration
+	message  string // substring of status.message
+	progress string
+}
+
+func TestNext(t *testing.T) {
+	for name, tc := range map[string]struct {
+		in   Input
+		want want
+	}{
+		"fails a rollout whose policy does not exist, touching nothing": {
+			in:   Input{Rollout: rollout("", build), PolicyMissing: true, Workloads: world()},
+			want: want{phase: api.PhaseFailed, events: []string{ReasonFailed}, message: `RolloutPolicy "ops" does not exist`},
+		},
+		"fails a manual rollout that names a workload that does not exist": {
+			in:   Input{Rollout: rollout("", Key{"Deployment", "nope"}), Policy: policy(), Workloads: world()},
+			want: want{phase: api.PhaseFailed, events: []string{ReasonFailed}, message: "target Deployment nope does not exist"},
+		},
+		"rejects a target in another namespace": {
+			in: Input{Rollout: func() *api.CertRollout {
+				r := rollout("", build)
+				r.Spec.Targets[0].Namespace = "other"
+				return r
+			}(), Policy: policy(), Workloads: world()},
+			want: want{phase: api.PhaseFailed, events: []string{ReasonFailed}, message: "in another namespace"},
+		},
+		"takes the policy's selected workloads when the rollout names no target": {
+			in: Input{Rollout: rollout(""), Policy: policy(func(p *Policy) { p.Spec.Quiesce = nil }), Selected: []api.WorkloadReference{{Kind: "Deployment", Name: "api"}}, Workloads: world()},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonStarted, ReasonRestarted}, requeue: pollInterval, progress: "0/1 restarted"},
+		},
+		"starts at once without windows: records the workers' replicas and scales them to zero": {
+			in:   Input{Now: now, Rollout: rollout("", build), Policy: policy(), Workloads: world()},
+			want: want{phase: api.PhaseQuiescing, actions: []string{"ScaleDown Deployment/workers 3"}, events: []string{ReasonStarted, ReasonScaledDown}, requeue: pollInterval},
+		},
+		"waits for the next window and wakes up when it opens": {
+			in:   Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(window(t, "0 2 * * *", time.Hour)), Workloads: world()},
+			want: want{phase: api.PhaseWaitingForWindow, events: []string{ReasonWaitingForWindow}, requeue: 14 * time.Hour, message: "2026-11-24T02:00:00Z"},
+		},
+		"starts inside an open window": {
+			in:   Input{Now: now, Rollout: rollout(api.PhaseWaitingForWindow, build), Policy: policy(window(t, "30 11 * * *", time.Hour)), Workloads: world(set(workers, func(w *Workload) { w.Exists = false }))},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{ReasonStarted, ReasonRestarted}, requeue: pollInterval},
+		},
+		"starts outside the windows when the running certificate expires within the deadline, and says so": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseWaitingForWindow, build), quiesced(api.QuiescePending, 0, 0)), Policy: policy(window(t, "0 2 * * *", time.Hour), func(p *Policy) {
+				p.Spec.ExpiryDeadline = &metav1.Duration{Duration: 72 * time.Hour}
+			}), Workloads: world(set(build, func(w *Workload) { w.RunningNotAfter = now.Add(48 * time.Hour) }))},
+			want: want{phase: api.PhaseQuiescing, actions: []string{"ScaleDown Deployment/workers 3"}, events: []string{ReasonDeadlineOverride, ReasonStarted, ReasonScaledDown}, requeue: pollInterval},
+		},
+		"keeps waiting for the window when the running certificate expires after the deadline, and wakes up for the deadline": {
+			in: Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(window(t, "0 2 * * 6", time.Hour), func(p *Policy) {
+				p.Spec.ExpiryDeadline = &metav1.Duration{Duration: 72 * time.Hour}
+			}), Workloads: world(set(build, func(w *Workload) { w.RunningNotAfter = now.Add(80 * time.Hour) }))},
+			want: want{phase: api.PhaseWaitingForWindow, events: []string{ReasonWaitingForWindow}, requeue: 8 * time.Hour},
+		},
+		"starts nothing while the policy is suspended": {
+			in:   Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(func(p *Policy) { p.Spec.Suspend = true }), Workloads: world()},
+			want: want{phase: api.PhasePending, events: []string{ReasonPolicySuspended}, message: "suspended"},
+		},
+		"starts nothing while the policy is invalid": {
+			in:   Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(func(p *Policy) { p.Invalid = "windows[0]: bad cron" }), Workloads: world()},
+			want: want{phase: api.PhasePending, events: []string{ReasonPolicyInvalid}, message: "is invalid: windows[0]: bad cron"},
+		},
+		"waits while the global limit of running rollouts is reached": {
+			in:   Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(), Workloads: world(), Running: 2, MaxRunning: 2},
+			want: want{phase: api.PhasePending, events: []string{ReasonConcurrencyLimit}, requeue: pollInterval, message: "--max-concurrent-rollouts"},
+		},
+		"waits for the workers' pods to terminate": {
+			in:   Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiesceDraining, 3, 10*time.Minute)), Policy: policy(), Workloads: world(set(workers, func(w *Workload) { w.Replicas, w.Pods, w.QuiescedBy = 0, 2, "ops-1" }))},
+			want: want{phase: api.PhaseQuiescing, requeue: pollInterval, message: "0/1 drained"},
+		},
+		"restarts the build service once the workers are gone": {
+			in:   Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiesceDraining, 3, 10*time.Minute)), Policy: policy(), Workloads: world(set(workers, func(w *Workload) { w.Replicas, w.Pods, w.QuiescedBy = 0, 0, "ops-1" }))},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{ReasonDrained, ReasonRestarted}, requeue: pollInterval},
+		},
+		"does not scale down twice after a crash between the scale-down and the status update": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiescePending, 0, 0)), Policy: policy(), Workloads: world(set(workers, func(w *Workload) {
+				w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 3, "ops-1", ptr.To[int32](3)
+			}))},
+			want: want{phase: api.PhaseQuiescing, requeue: pollInterval},
+		},
+		"waits for another rollout that quiesced the same workload": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiescePending, 0, 0)), Policy: policy(), Workloads: world(set(workers, func(w *Workload) {
+				w.Replicas, w.QuiescedBy, w.QuiescedReplicas = 0, "other-7", ptr.To[int32](3)
+			}))},
+			want: want{phase: api.PhaseQuiescing, events: []string{ReasonQuiesceConflict}, requeue: pollInterval, message: "quiesced by rollout other-7"},
+		},
+		"aborts and restores the workers when they do not drain in time (onDrainTimeout: Abort)": {
+			in:   Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiesceDraining, 3, 2*time.Hour)), Policy: policy(), Workloads: world(set(workers, func(w *Workload) { w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 1, "ops-1", ptr.To[int32](3) }))},
+			want: want{phase: api.PhaseFailed, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonDrainTimedOut, ReasonRestored, ReasonFailed}, message: "did not drain in time"},
+		},
+		"restarts anyway when the workers do not drain in time with onDrainTimeout: Proceed": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiesceDraining, 3, 2*time.Hour)), Policy: policy(func(p *Policy) { p.Spec.OnDrainTimeout = api.DrainTimeoutProceed }),
+				Workloads: world(set(workers, func(w *Workload) { w.Replicas, w.Pods, w.QuiescedBy = 0, 1, "ops-1" }))},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{ReasonDrainTimedOut, ReasonRestarted}, requeue: pollInterval},
+		},
+		"restarts serially: the second target waits for the first to be healthy": {
+			in:   Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), target(build, api.TargetRestarting, time.Minute)), Policy: policy(), Workloads: world(set(build, func(w *Workload) { w.Rollout.Message = "1 of 2 updated replicas are available" }))},
+			want: want{phase: api.PhaseRestarting, requeue: pollInterval, progress: "0/2 restarted"},
+		},
+		"starts the next target in order once the previous one is healthy": {
+			in:   Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), target(build, api.TargetRestarting, time.Minute)), Policy: policy(), Workloads: world(set(build, func(w *Workload) { w.Rollout.Done = true }))},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonTargetHealthy, ReasonRestarted}, requeue: pollInterval, progress: "1/2 restarted"},
+		},
+		"restarts up to maxConcurrent targets at once in parallel": {
+			in: Input{Now: now, Rollout: rollout(api.PhaseRestarting, build, api2, database), Policy: policy(func(p *Policy) { p.Spec.Order, p.Spec.MaxConcurrent = api.OrderParallel, 2 }), Workloads: world()},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build", "Restart Deployment/api hash-api"}, events: []string{ReasonRestarted, ReasonRestarted}, requeue: pollInterval},
+		},
+		"does not restart a target twice after a crash between its restart and the status update": {
+			in:   Input{Now: now, Rollout: rollout(api.PhaseRestarting, build), Policy: policy(), Workloads: world(set(build, func(w *Workload) { w.RolledBy = "ops-1" }))},
+			want: want{phase: api.PhaseRestarting, requeue: pollInterval},
+		},
+		"fails a target that is not healthy within the health timeout, skips the rest (Halt) and restores the workers": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), target(build, api.TargetRestarting, 6*time.Minute), quiesced(api.QuiesceDrained, 3, time.Hour)), Policy: policy(),
+				Workloads: world(set(build, func(w *Workload) { w.Rollout.Message = "0 of 1 updated replicas are available" }), set(workers, func(w *Workload) { w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 0, "ops-1", ptr.To[int32](3) }))},
+			want: want{phase: api.PhaseFailed, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonTargetFailed, ReasonRestored, ReasonFailed}, message: "1 of 2 target(s) failed; quiesced workloads restored"},
+		},
+		"goes on with the next target after a failure with onFailure: Continue": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), target(build, api.TargetRestarting, time.Minute)), Policy: policy(func(p *Policy) { p.Spec.OnFailure = api.FailureContinue }),
+				Workloads: world(set(build, func(w *Workload) { w.Rollout.Failed = "ProgressDeadlineExceeded" }))},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonTargetFailed, ReasonRestarted}, requeue: pollInterval},
+		},
+		"restores the exact replica count recorded on the workload, then succeeds": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build), target(build, api.TargetRestarting, time.Minute), quiesced(api.QuiesceDrained, 2, time.Hour)), Policy: policy(),
+				Workloads: world(set(build, func(w *Workload) { w.Rollout.Done = true }), set(workers, func(w *Workload) { w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 0, "ops-1", ptr.To[int32](3) }))},
+			want: want{phase: api.PhaseSucceeded, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonTargetHealthy, ReasonRestored, ReasonSucceeded}, progress: "1/1 restarted"},
+		},
+		"does not restore twice after a crash between the restore and the status update": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestoring, build), target(build, api.TargetSucceeded, time.Minute), quiesced(api.QuiesceDrained, 3, time.Hour)), Policy: policy(),
+				Workloads: world()},
+			want: want{phase: api.PhaseSucceeded, events: []string{ReasonSucceeded}, progress: "1/1 restarted"},
+		},
+		"says why it waits only once": {
+			in: Input{Now: now, Rollout: func() *api.CertRollout {
+				r := rollout(api.PhasePending, build)
+				r.Status.Message = "waiting: RolloutPolicy ops is suspended"
+				return r
+			}(), Policy: policy(func(p *Policy) { p.Spec.Suspend = true }), Workloads: world()},
+			want: want{phase: api.PhasePending, message: "suspended"},
+		},
+		"does nothing once finished": {
+			in:   Input{Now: now, Rollout: rollout(api.PhaseSucceeded, build), Policy: policy(), Workloads: world()},
+			want: want{phase: api.PhaseSucceeded},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			res := Next(tc.in)
+			if res.Status.Phase != tc.want.phase {
+				t.Fatalf("phase %s, want %s (message %q)", res.Status.Phase, tc.want.phase, res.Status.Message)
+			}
+			var actions, events []string
+			for _, a := range res.Actions {
+				switch a.Type {
+				case Event:
+					events = append(events, a.Reason)
+				case ScaleDown, Restore:
+					actions = append(actions, strings.Join([]string{string(a.Type), a.Key.Kind + "/" + a.Key.Name, strconv.Itoa(int(a.Replicas))}, " "))
+				case Restart:
+					actions = append(actions, strings.Join([]string{string(a.Type), a.Key.Kind + "/" + a.Key.Name, a.RestartValue}, " "))
+				}
+			}
+			if strings.Join(actions, ", ") != strings.Join(tc.want.actions, ", ") {
+				t.Errorf("actions %q, want %q", actions, tc.want.actions)
+			}
+			if strings.Join(events, ", ") != strings.Join(tc.want.events, ", ") {
+				t.Errorf("events %q, want %q", events, tc.want.events)
+			}
+			if res.RequeueAfter != tc.want.requeue {
+				t.Errorf("requeue after %s, want %s", res.RequeueAfter, tc.want.requeue)
+			}
+			if !strings.Contains(res.Status.Message, tc.want.message) {
+				t.Errorf("message %q, want it to contain %q", res.Status.Message, tc.want.message)
+			}
+			if tc.want.progress != "" && res.Status.Progress != tc.want.progress {
+				t.Errorf("progress %q, want %q", res.Status.Progress, tc.want.progress)
+			}
+		})
+	}
+}
+
+func TestNextDoesNotModifyItsInput(t *testing.T) {
+	r := with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiesceDraining, 3, time.Minute))
+	before := r.Status.DeepCopy()
+	Next(Input{Now: now, Rollout: r, Policy: policy(), Workloads: world(set(workers, func(w *Workload) { w.Pods = 0 }))})
+	if r.Status.Quiesced[0].State != before.Quiesced[0].State || r.Status.Phase != before.Phase {
+		t.Fatal("Next changed the rollout it was given")
+	}
+}
+
+func TestARolloutRunsToCompletionAgainstASimulatedCluster(t *testing.T) {
+	// Drive Next to the end, applying its actions to a simulated cluster that needs a few steps to drain
+	// and to roll out, the way the controller would.
+	w := world()
+	r := rollout("", build, api2)
+	p := policy()
+	clock := now
+	scaledDowns, restarts := 0, map[Key]int{}
+	for step := 0; step < 50 && !r.Status.Phase.Finished(); step++ {
+		res := Next(Input{Now: clock, Rollout: r, Policy: p, Workloads: w})
+		for _, a := range res.Actions {
+			cur := w[a.Key]
+			switch a.Type {
+			case ScaleDown:
+				scaledDowns++
+				cur.QuiescedBy, cur.QuiescedReplicas, cur.Replicas = r.Name, ptr.To(cur.Replicas), 0
+			case Restart:
+				restarts[a.Key]++
+				cur.RolledBy, cur.Rollout = r.Name, Progress{Message: "rolling"}
+			case Restore:
+				cur.Replicas, cur.QuiescedBy, cur.QuiescedReplicas = a.Replicas, "", nil
+			}
+			w[a.Key] = cur
+		}
+		r.Status = res.Status
+		// The cluster catches up: one pod terminates per step, a rollout finishes the step after it began.
+		for k, cur := range w {
+			if cur.Replicas == 0 && cur.Pods > 0 {
+				cur.Pods--
+			}
+			if cur.RolledBy == r.Name && !cur.Rollout.Done && cur.Rollout.Message == "rolling" {
+				cur.Rollout.Message = "almost"
+			} else if cur.Rollout.Message == "almost" {
+				cur.Rollout.Done = true
+			}
+			w[k] = cur
+		}
+		clock = clock.Add(res.RequeueAfter)
+	}
+	if r.Status.Phase != api.PhaseSucceeded {
+		t.Fatalf("phase %s: %s", r.Status.Phase, r.Status.Message)
+	}
+	if scaledDowns != 1 || restarts[build] != 1 || restarts[api2] != 1 {
+		t.Errorf("scale-downs %d, restarts %v: want each exactly once", scaledDowns, restarts)
+	}
+	if got := w[workers]; got.Replicas != 3 || got.QuiescedBy != "" {
+		t.Errorf("workers end with %d replicas (quiesced by %q), want 3 and no annotation", got.Replicas, got.QuiescedBy)
+	}
+	if r.Status.StartTime == nil || r.Status.CompletionTime == nil || r.Status.Progress != "2/2 restarted" {
+		t.Errorf("status incomplete: %+v", r.Status)
+	}
+}
