@@ -21,23 +21,27 @@ type kind struct {
 	selector func(client.Object) *metav1.LabelSelector
 	// describe fills what policy needs beyond name and annotations.
 	describe func(client.Object, *policy.Workload)
+	// orchestrated kinds can be governed by a RolloutPolicy and restarted by a CertRollout.
+	orchestrated bool
 }
 
 var kinds = []kind{
 	{
-		name:     policy.KindDeployment,
-		newObj:   func() client.Object { return &appsv1.Deployment{} },
-		newList:  func() client.ObjectList { return &appsv1.DeploymentList{} },
-		podSpec:  func(o client.Object) *corev1.PodSpec { return &o.(*appsv1.Deployment).Spec.Template.Spec },
-		selector: func(o client.Object) *metav1.LabelSelector { return o.(*appsv1.Deployment).Spec.Selector },
-		describe: func(o client.Object, w *policy.Workload) { w.Paused = o.(*appsv1.Deployment).Spec.Paused },
+		name:         policy.KindDeployment,
+		orchestrated: true,
+		newObj:       func() client.Object { return &appsv1.Deployment{} },
+		newList:      func() client.ObjectList { return &appsv1.DeploymentList{} },
+		podSpec:      func(o client.Object) *corev1.PodSpec { return &o.(*appsv1.Deployment).Spec.Template.Spec },
+		selector:     func(o client.Object) *metav1.LabelSelector { return o.(*appsv1.Deployment).Spec.Selector },
+		describe:     func(o client.Object, w *policy.Workload) { w.Paused = o.(*appsv1.Deployment).Spec.Paused },
 	},
 	{
-		name:     policy.KindStatefulSet,
-		newObj:   func() client.Object { return &appsv1.StatefulSet{} },
-		newList:  func() client.ObjectList { return &appsv1.StatefulSetList{} },
-		podSpec:  func(o client.Object) *corev1.PodSpec { return &o.(*appsv1.StatefulSet).Spec.Template.Spec },
-		selector: func(o client.Object) *metav1.LabelSelector { return o.(*appsv1.StatefulSet).Spec.Selector },
+		name:         policy.KindStatefulSet,
+		orchestrated: true,
+		newObj:       func() client.Object { return &appsv1.StatefulSet{} },
+		newList:      func() client.ObjectList { return &appsv1.StatefulSetList{} },
+		podSpec:      func(o client.Object) *corev1.PodSpec { return &o.(*appsv1.StatefulSet).Spec.Template.Spec },
+		selector:     func(o client.Object) *metav1.LabelSelector { return o.(*appsv1.StatefulSet).Spec.Selector },
 		describe: func(o client.Object, w *policy.Workload) {
 			s := o.(*appsv1.StatefulSet).Spec.UpdateStrategy
 			w.OnDelete = s.Type == appsv1.OnDeleteStatefulSetStrategyType
@@ -47,11 +51,12 @@ var kinds = []kind{
 		},
 	},
 	{
-		name:     policy.KindDaemonSet,
-		newObj:   func() client.Object { return &appsv1.DaemonSet{} },
-		newList:  func() client.ObjectList { return &appsv1.DaemonSetList{} },
-		podSpec:  func(o client.Object) *corev1.PodSpec { return &o.(*appsv1.DaemonSet).Spec.Template.Spec },
-		selector: func(o client.Object) *metav1.LabelSelector { return o.(*appsv1.DaemonSet).Spec.Selector },
+		name:         policy.KindDaemonSet,
+		orchestrated: true,
+		newObj:       func() client.Object { return &appsv1.DaemonSet{} },
+		newList:      func() client.ObjectList { return &appsv1.DaemonSetList{} },
+		podSpec:      func(o client.Object) *corev1.PodSpec { return &o.(*appsv1.DaemonSet).Spec.Template.Spec },
+		selector:     func(o client.Object) *metav1.LabelSelector { return o.(*appsv1.DaemonSet).Spec.Selector },
 		describe: func(o client.Object, w *policy.Workload) {
 			w.OnDelete = o.(*appsv1.DaemonSet).Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType
 		},

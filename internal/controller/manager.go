@@ -26,6 +26,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/policy"
@@ -46,6 +47,9 @@ type Options struct {
 	RestartBurst int
 	// MaxConcurrentReconciles per workload kind.
 	MaxConcurrentReconciles int
+	// MaxConcurrentRollouts bounds the CertRollouts quiescing, restarting or restoring at once across the
+	// cluster; 0 means no bound.
+	MaxConcurrentRollouts int
 	// Clock returns the current time; nil means time.Now.
 	Clock func() time.Time
 	// AllowRepeatedSetup permits several managers in one process (tests that restart the controller);
@@ -61,6 +65,7 @@ func DefaultOptions() Options {
 		RestartRate:             1,
 		RestartBurst:            10,
 		MaxConcurrentReconciles: 4,
+		MaxConcurrentRollouts:   5,
 	}
 }
 
@@ -91,6 +96,9 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 		return nil, err
 	}
 	if err := certmanager.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := api.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
 	cacheOpts := cache.Options{
@@ -166,16 +174,18 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	if err != nil {
 		return err
 	}
+	policies, err := setupPolicies(mgr)
+	if err != nil {
+		return err
+	}
+	disc := &discovery{client: mgr.GetClient(), pods: pods, linker: linker, opts: o, policies: policies}
 	limiter := rate.NewLimiter(rate.Limit(o.RestartRate), o.RestartBurst)
 	for _, k := range kinds {
 		r := &workloadReconciler{
-			client:   mgr.GetClient(),
-			pods:     pods,
-			linker:   linker,
-			kind:     k,
-			opts:     o,
-			limiter:  limiter,
-			recorder: mgr.GetEventRecorder("certrollout"),
+			discovery: disc,
+			kind:      k,
+			limiter:   limiter,
+			recorder:  mgr.GetEventRecorder("certrollout"),
 		}
 		b := ctrl.NewControllerManagedBy(mgr).Named(strings.ToLower(k.name))
 		changed := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})
@@ -196,6 +206,9 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		if err != nil {
 			return err
 		}
+	}
+	if policies {
+		return setupOrchestration(mgr, disc)
 	}
 	return nil
 }

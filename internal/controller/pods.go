@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -82,25 +83,26 @@ func newPodLabels(m map[string]string) podLabels {
 	return out
 }
 
-// Has implements labels.Labels.
-func (l podLabels) Has(key string) bool {
+// Has implements labels.Labels. The methods take a pointer so that matching a selector against a pod's
+// labels does not box the slice into an interface (an allocation per pod per scan).
+func (l *podLabels) Has(key string) bool {
 	_, ok := l.lookup(key)
 	return ok
 }
 
 // Get implements labels.Labels.
-func (l podLabels) Get(key string) string {
+func (l *podLabels) Get(key string) string {
 	v, _ := l.lookup(key)
 	return v
 }
 
 // Lookup implements labels.Labels.
-func (l podLabels) Lookup(key string) (string, bool) { return l.lookup(key) }
+func (l *podLabels) Lookup(key string) (string, bool) { return l.lookup(key) }
 
-func (l podLabels) lookup(key string) (string, bool) {
-	for i := 0; i+1 < len(l); i += 2 {
-		if l[i] == key {
-			return l[i+1], true
+func (l *podLabels) lookup(key string) (string, bool) {
+	for i := 0; i+1 < len(*l); i += 2 {
+		if (*l)[i] == key {
+			return (*l)[i+1], true
 		}
 	}
 	return "", false
@@ -160,6 +162,10 @@ func podStarted(p *corev1.Pod) time.Time {
 // podUsesIndex maps each bare pod to the Secrets and ConfigMaps it uses ("ns/Secret/name").
 const podUsesIndex = "certrollout.io/pod-uses"
 
+// podLabelIndex maps each label of a pod to it ("ns/key=value"), so a workload finds its pods among
+// thousands in its namespace without scanning them: the reconcile after a renewal is on the hot path.
+const podLabelIndex = "certrollout.io/pod-label"
+
 // podCache holds the pods of the watched namespaces as cachedPods, in informers of its own: the manager's
 // cache would hand them to its client, which cannot read a type other than corev1.Pod. It runs on every
 // replica, leader or not, like the manager's cache, so a new leader starts warm.
@@ -183,7 +189,7 @@ func newPodCache(cfg *rest.Config, namespaces []string) (*podCache, error) {
 	for _, ns := range namespaces {
 		lw := toolscache.NewListWatchFromClient(cs.CoreV1().RESTClient(), "pods", ns, fields.Everything())
 		inf := toolscache.NewSharedIndexInformerWithOptions(lw, &corev1.Pod{}, toolscache.SharedIndexInformerOptions{
-			Indexers: toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc, podUsesIndex: indexPodUses},
+			Indexers: toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc, podUsesIndex: indexPodUses, podLabelIndex: indexPodLabels},
 		})
 		if err := inf.SetTransform(reducePod); err != nil {
 			return nil, err
@@ -191,6 +197,33 @@ func newPodCache(cfg *rest.Config, namespaces []string) (*podCache, error) {
 		c.informers[ns] = inf
 	}
 	return c, nil
+}
+
+func indexPodLabels(obj any) ([]string, error) {
+	p, ok := obj.(*cachedPod)
+	if !ok {
+		return nil, nil
+	}
+	out := make([]string, 0, len(p.podLabels)/2)
+	for i := 0; i+1 < len(p.podLabels); i += 2 {
+		out = append(out, p.Namespace+"/"+p.podLabels[i]+"="+p.podLabels[i+1])
+	}
+	return out, nil
+}
+
+// candidates narrows a selector's pods through podLabelIndex by one of its equality requirements, or
+// falls back to the namespace.
+func candidates(ns string, sel labels.Selector) (index, key string) {
+	reqs, _ := sel.Requirements()
+	for _, r := range reqs {
+		switch r.Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In:
+			if vals := r.Values(); vals.Len() == 1 {
+				return podLabelIndex, ns + "/" + r.Key() + "=" + vals.UnsortedList()[0]
+			}
+		}
+	}
+	return toolscache.NamespaceIndex, ns
 }
 
 func indexPodUses(obj any) ([]string, error) {
@@ -257,9 +290,20 @@ func (c *podCache) get(ns, name string) *cachedPod {
 
 // selected returns the pods of ns that sel matches and that still run: not finished, not being deleted.
 func (c *podCache) selected(ns string, sel labels.Selector) ([]policy.Pod, error) {
-	return each(c, ns, toolscache.NamespaceIndex, ns, func(p *cachedPod) (policy.Pod, bool) {
-		return policy.Pod{Name: p.Name, Started: p.Started}, !p.Finished && p.DeletionTimestamp == nil && sel.Matches(p.podLabels)
+	index, key := candidates(ns, sel)
+	return each(c, ns, index, key, func(p *cachedPod) (policy.Pod, bool) {
+		return policy.Pod{Name: p.Name, Started: p.Started}, !p.Finished && p.DeletionTimestamp == nil && sel.Matches(&p.podLabels)
 	})
+}
+
+// present counts the pods of ns that sel matches and that have not finished, terminating ones included:
+// a quiesced workload is drained when this reaches zero.
+func (c *podCache) present(ns string, sel labels.Selector) int {
+	index, key := candidates(ns, sel)
+	pods, _ := each(c, ns, index, key, func(p *cachedPod) (struct{}, bool) {
+		return struct{}{}, !p.Finished && sel.Matches(&p.podLabels)
+	})
+	return len(pods)
 }
 
 // users names the bare pods of ns that use ref.

@@ -34,13 +34,21 @@ const (
 // workloadReconciler reconciles one workload kind: gather, decide, act. It keeps no state between calls
 // beyond metrics: everything it needs is on the cluster (the ledger annotations).
 type workloadReconciler struct {
-	client   client.Client
-	pods     *podCache
-	linker   *certificateLinker
+	*discovery
 	kind     kind
-	opts     Options
 	limiter  *rate.Limiter
 	recorder events.EventRecorder
+}
+
+// discovery reads the caches and builds policy inputs. The workload, RolloutPolicy and CertRollout
+// controllers share it, so they decide alike.
+type discovery struct {
+	client client.Client
+	pods   *podCache
+	linker *certificateLinker
+	opts   Options
+	// policies is true when the cluster serves RolloutPolicies.
+	policies bool
 }
 
 func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -55,7 +63,7 @@ func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if obj.GetDeletionTimestamp() != nil {
 		return ctrl.Result{}, nil
 	}
-	in, issuers, err := r.gather(ctx, obj)
+	in, issuers, err := r.gather(ctx, r.kind, obj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -80,8 +88,8 @@ func (r *workloadReconciler) get(ctx context.Context, key types.NamespacedName) 
 
 // gather builds the policy input from the cache, and describes the cert-manager Certificates that issue
 // the Secrets the workload uses.
-func (r *workloadReconciler) gather(ctx context.Context, obj client.Object) (policy.Input, []string, error) {
-	uses := consumers.FromPodSpec(r.kind.podSpec(obj), obj.GetAnnotations())
+func (r *discovery) gather(ctx context.Context, k kind, obj client.Object) (policy.Input, []string, error) {
+	uses := consumers.FromPodSpec(k.podSpec(obj), obj.GetAnnotations())
 	sources := map[consumers.Ref]*inventory.Source{}
 	var issuers []string
 	for _, ref := range consumers.Refs(uses) {
@@ -100,13 +108,13 @@ func (r *workloadReconciler) gather(ctx context.Context, obj client.Object) (pol
 			issuers = append(issuers, "Secret "+src.Name+" from cert-manager "+src.Issuance.String())
 		}
 	}
-	pods, err := r.podsOf(obj)
+	pods, err := r.podsOf(k, obj)
 	if err != nil {
 		return policy.Input{}, nil, err
 	}
-	w := policy.Workload{Kind: r.kind.name, Namespace: obj.GetNamespace(), Name: obj.GetName(), Annotations: obj.GetAnnotations()}
-	r.kind.describe(obj, &w)
-	return policy.Input{
+	w := policy.Workload{Kind: k.name, Namespace: obj.GetNamespace(), Name: obj.GetName(), Annotations: obj.GetAnnotations()}
+	k.describe(obj, &w)
+	in := policy.Input{
 		Now:                r.opts.Clock(),
 		Workload:           w,
 		Set:                inventory.SetOf(uses, sources),
@@ -114,11 +122,24 @@ func (r *workloadReconciler) gather(ctx context.Context, obj client.Object) (pol
 		Auto:               r.opts.Auto,
 		MinRestartInterval: r.opts.MinRestartInterval,
 		SettlePeriod:       r.opts.SettlePeriod,
-	}, issuers, nil
+	}
+	if k.orchestrated {
+		p, found, err := r.governing(ctx, obj)
+		if err != nil {
+			return policy.Input{}, nil, err
+		}
+		if found {
+			in.Policy = p.Name
+			if p.Spec.MinRestartInterval != nil {
+				in.MinRestartInterval = p.Spec.MinRestartInterval.Duration
+			}
+		}
+	}
+	return in, issuers, nil
 }
 
 // source reads a Secret or ConfigMap from the cache (reduced); found is false when it does not exist.
-func (r *workloadReconciler) source(ctx context.Context, ns string, ref consumers.Ref) (src *inventory.Source, found bool, err error) {
+func (r *discovery) source(ctx context.Context, ns string, ref consumers.Ref) (src *inventory.Source, found bool, err error) {
 	key := client.ObjectKey{Namespace: ns, Name: ref.Name}
 	switch ref.Kind {
 	case consumers.KindSecret:
@@ -139,8 +160,8 @@ func (r *workloadReconciler) source(ctx context.Context, ns string, ref consumer
 }
 
 // podsOf lists the workload's pods that are not being deleted (a bare pod is its own).
-func (r *workloadReconciler) podsOf(obj client.Object) ([]policy.Pod, error) {
-	if r.kind.name == policy.KindPod {
+func (r *discovery) podsOf(k kind, obj client.Object) ([]policy.Pod, error) {
+	if k.name == policy.KindPod {
 		if p := r.pods.get(obj.GetNamespace(), obj.GetName()); p != nil {
 			return []policy.Pod{{Name: p.Name, Started: p.Started}}, nil
 		}
@@ -149,19 +170,19 @@ func (r *workloadReconciler) podsOf(obj client.Object) ([]policy.Pod, error) {
 	if cj, ok := obj.(*batchv1.CronJob); ok {
 		return r.jobPods(cj)
 	}
-	sel := r.kind.selector(obj)
+	sel := k.selector(obj)
 	if sel == nil {
 		return nil, nil
 	}
 	selector, err := metav1.LabelSelectorAsSelector(sel)
 	if err != nil {
-		return nil, fmt.Errorf("selector of %s %s/%s: %w", r.kind.name, obj.GetNamespace(), obj.GetName(), err)
+		return nil, fmt.Errorf("selector of %s %s/%s: %w", k.name, obj.GetNamespace(), obj.GetName(), err)
 	}
 	return r.pods.selected(obj.GetNamespace(), selector)
 }
 
 // jobPods lists the running pods of a CronJob's active Jobs, as the CronJob controller records them.
-func (r *workloadReconciler) jobPods(cj *batchv1.CronJob) ([]policy.Pod, error) {
+func (r *discovery) jobPods(cj *batchv1.CronJob) ([]policy.Pod, error) {
 	var out []policy.Pod
 	for _, job := range cj.Status.Active {
 		if job.UID == "" {
@@ -184,6 +205,9 @@ func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d polic
 	log := ctrl.LoggerFrom(ctx)
 	switch d.Action {
 	case policy.ActionNone:
+		return ctrl.Result{}, nil
+	case policy.ActionDelegate:
+		log.V(1).Info("Left the restart to a RolloutPolicy", "message", d.Message)
 		return ctrl.Result{}, nil
 	case policy.ActionWait:
 		log.V(1).Info("Deferred restart", "reason", d.Reason, "after", d.RequeueAfter)

@@ -27,6 +27,12 @@ const (
 	AnnotationRestartHash = "certrollout.io/restart-hash"
 	// AnnotationDeleteStalePods lets certrollout delete bare pods that run on old certificates.
 	AnnotationDeleteStalePods = "certrollout.io/delete-stale-pods"
+	// AnnotationRollout goes on the pod template with an orchestrated restart: the CertRollout that made it.
+	AnnotationRollout = "certrollout.io/rollout"
+	// AnnotationQuiescedBy and AnnotationQuiescedReplicas are written on a workload a CertRollout scales
+	// to zero, in the same patch: which rollout did it and the replica count it gets back.
+	AnnotationQuiescedBy       = "certrollout.io/quiesced-by"
+	AnnotationQuiescedReplicas = "certrollout.io/quiesced-replicas"
 )
 
 // Reasons are the outcome of a decision; Events, conditions and metric labels use the same words.
@@ -45,6 +51,7 @@ const (
 	ReasonSettling           = "Settling"
 	ReasonCertificateRenewed = "CertificateRenewed"
 	ReasonStalePods          = "StalePods"
+	ReasonGovernedByPolicy   = "GovernedByPolicy"
 )
 
 // Action is what the controller should do.
@@ -57,6 +64,9 @@ const (
 	ActionRestart Action = "Restart" // roll the pods and write the ledger
 	ActionBlock   Action = "Block"   // the pods are stale but a restart cannot help or is not allowed
 	ActionWait    Action = "Wait"    // restart later, after RequeueAfter
+	// ActionDelegate: the restart is due, but a RolloutPolicy governs the workload, so it happens through
+	// the policy's CertRollout.
+	ActionDelegate Action = "Delegate"
 )
 
 // Kinds of workload.
@@ -99,6 +109,9 @@ type Input struct {
 	MinRestartInterval time.Duration
 	// SettlePeriod lets changes to several sources of one workload arrive before it restarts once.
 	SettlePeriod time.Duration
+	// Policy names the RolloutPolicy that governs the workload, if any: selecting a workload opts it in,
+	// and its restarts are delegated to the policy's CertRollouts.
+	Policy string
 }
 
 // Decision is the outcome for one workload.
@@ -166,11 +179,12 @@ var chain = []check{
 	{"restartReachesPods", restartReachesPods},
 	{"settled", settled},
 	{"cooldown", cooldown},
+	{"governed", governed},
 }
 
 // Decide runs the chain.
 func Decide(in Input) Decision {
-	f := facts{ledger: ReadLedger(in.Workload.Annotations), enabled: Enabled(in.Workload.Annotations, in.Auto)}
+	f := facts{ledger: ReadLedger(in.Workload.Annotations), enabled: Enabled(in.Workload.Annotations, in.Auto || in.Policy != "")}
 	for _, p := range in.Pods {
 		// Start and issuance times have one-second resolution: a pod that started in the same second as
 		// the issuance may have loaded the old certificate, and a spare restart beats a missed one.
@@ -284,6 +298,15 @@ func cooldown(in Input, f facts) *Decision {
 	}
 	return &Decision{Action: ActionWait, Reason: ReasonCooldown, RequeueAfter: next.Sub(in.Now),
 		Message: fmt.Sprintf("restarted at %s; the next restart may start at %s", f.ledger.RestartedAt.Format(time.RFC3339), next.Format(time.RFC3339))}
+}
+
+// governed hands a due restart to the workload's RolloutPolicy.
+func governed(in Input, f facts) *Decision {
+	if in.Policy == "" {
+		return nil
+	}
+	return &Decision{Action: ActionDelegate, Reason: ReasonGovernedByPolicy,
+		Message: fmt.Sprintf("%d pod(s) run on old certificates; RolloutPolicy %s restarts them through a CertRollout", len(f.stale), in.Policy)}
 }
 
 func short(h string) string {

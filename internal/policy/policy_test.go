@@ -127,6 +127,18 @@ func TestDecide(t *testing.T) {
 			in:         Input{Workload: Workload{Kind: KindCronJob}, Set: current, Pods: jobPods(before)},
 			wantAction: ActionNone, wantReason: ReasonNotEnabled, wantStale: 1,
 		},
+		"delegates a due restart of a governed workload to its RolloutPolicy": {
+			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: map[string]string{AnnotationCertificateHash: "oldhash"}}, Set: current, Pods: pods(before), Policy: "ops"},
+			wantAction: ActionDelegate, wantReason: ReasonGovernedByPolicy, wantStale: 1,
+		},
+		"still blocks a governed Deployment that is paused": {
+			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: renewed, Paused: true}, Set: current, Pods: pods(before), Policy: "ops"},
+			wantAction: ActionBlock, wantReason: ReasonDeploymentPaused, wantStale: 1,
+		},
+		"respects an explicit opt-out of a workload a policy selects": {
+			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: map[string]string{AnnotationEnabled: "false"}}, Set: current, Pods: pods(before), Policy: "ops"},
+			wantAction: ActionNone, wantReason: ReasonNotEnabled, wantStale: 1,
+		},
 		"waits out the minimum restart interval and says when": {
 			in: Input{Now: now, Workload: Workload{Kind: KindDeployment, Annotations: with(renewed, AnnotationRestartedAt, now.Add(-4*time.Minute).Format(time.RFC3339))},
 				Set: current, Pods: pods(before), MinRestartInterval: 10 * time.Minute},

@@ -1,0 +1,192 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/consumers"
+	"github.com/certrollout/certrollout/internal/policy"
+)
+
+// setupPolicies reports whether the cluster serves certrollout's CRDs. Without them the controller still
+// restarts workloads directly, and says how to enable policies.
+func setupPolicies(mgr manager.Manager) (bool, error) {
+	_, err := mgr.GetRESTMapper().RESTMapping(api.GroupVersion.WithKind("RolloutPolicy").GroupKind(), api.GroupVersion.Version)
+	if apimeta.IsNoMatchError(err) {
+		ctrl.Log.Info("RolloutPolicy and CertRollout are not served; workloads restart without policies (install config/crd and restart certrollout to use them)")
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// setupOrchestration registers the RolloutPolicy and CertRollout controllers.
+func setupOrchestration(mgr manager.Manager, disc *discovery) error {
+	recorder := mgr.GetEventRecorder("certrollout")
+	c := mgr.GetClient()
+	skip := &disc.opts.AllowRepeatedSetup
+	toPolicies := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+		return policiesFor(ctx, c, obj)
+	})
+	err := ctrl.NewControllerManagedBy(mgr).Named("rolloutpolicy").
+		For(&api.RolloutPolicy{}).
+		Watches(&api.CertRollout{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+			if p := obj.GetLabels()[LabelPolicy]; p != "" {
+				return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: p}}}
+			}
+			return nil
+		})).
+		Watches(disc.kindObj("Deployment"), toPolicies).
+		Watches(disc.kindObj("StatefulSet"), toPolicies).
+		Watches(disc.kindObj("DaemonSet"), toPolicies).
+		Watches(&corev1.Secret{}, sourceToPolicies(c, disc.opts.SettlePeriod)).
+		Watches(&corev1.ConfigMap{}, sourceToPolicies(c, disc.opts.SettlePeriod)).
+		WatchesRawSource(disc.pods.source(nil)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: skip}).
+		Complete(&policyReconciler{discovery: disc, recorder: recorder})
+	if err != nil {
+		return err
+	}
+	toRollouts := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+		return rolloutsFor(ctx, c, obj)
+	})
+	return ctrl.NewControllerManagedBy(mgr).Named("certrollout").
+		For(&api.CertRollout{}).
+		Watches(&api.RolloutPolicy{}, toRollouts).
+		Watches(disc.kindObj("Deployment"), toRollouts).
+		Watches(disc.kindObj("StatefulSet"), toRollouts).
+		Watches(disc.kindObj("DaemonSet"), toRollouts).
+		WatchesRawSource(disc.pods.source(nil)).
+		// One at a time: the global limit on running rollouts is counted from the cache.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: skip}).
+		Complete(&rolloutReconciler{discovery: disc, recorder: recorder})
+}
+
+func (r *discovery) kindObj(name string) client.Object {
+	k, _ := kindNamed(name)
+	return k.newObj()
+}
+
+// policiesFor maps a workload to the policies of its namespace that select or quiesce it.
+func policiesFor(ctx context.Context, c client.Reader, obj client.Object) []reconcile.Request {
+	var list api.RolloutPolicyList
+	if err := c.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list RolloutPolicies")
+		return nil
+	}
+	kindName := kindOf(obj)
+	var out []reconcile.Request
+	for _, p := range list.Items {
+		match := false
+		if sel, err := metav1.LabelSelectorAsSelector(&p.Spec.Selector); err == nil && sel.Matches(labels.Set(obj.GetLabels())) {
+			match = true
+		}
+		for _, q := range p.Spec.Quiesce {
+			if q.Kind == kindName && q.Name == obj.GetName() {
+				match = true
+			}
+		}
+		if match {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+		}
+	}
+	return out
+}
+
+// rolloutsFor maps a RolloutPolicy or a workload to the unfinished CertRollouts that follow or touch it.
+func rolloutsFor(ctx context.Context, c client.Reader, obj client.Object) []reconcile.Request {
+	var list api.CertRolloutList
+	if err := c.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list CertRollouts")
+		return nil
+	}
+	_, isPolicy := obj.(*api.RolloutPolicy)
+	kindName := kindOf(obj)
+	var out []reconcile.Request
+	for _, ro := range list.Items {
+		if ro.Status.Phase.Finished() {
+			continue
+		}
+		match := isPolicy && ro.Spec.Policy == obj.GetName()
+		for _, t := range ro.Status.Targets {
+			match = match || (!isPolicy && t.Kind == kindName && t.Name == obj.GetName())
+		}
+		for _, q := range ro.Status.Quiesced {
+			match = match || (!isPolicy && q.Kind == kindName && q.Name == obj.GetName())
+		}
+		if match {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}})
+		}
+	}
+	return out
+}
+
+func kindOf(obj client.Object) string {
+	switch obj.(type) {
+	case *appsv1.Deployment:
+		return policy.KindDeployment
+	case *appsv1.StatefulSet:
+		return policy.KindStatefulSet
+	case *appsv1.DaemonSet:
+		return policy.KindDaemonSet
+	}
+	return ""
+}
+
+// sourceToPolicies maps a changed Secret or ConfigMap to the policies that govern its users, after the
+// settle period.
+func sourceToPolicies(c client.Reader, settle time.Duration) handler.EventHandler {
+	enqueue := func(ctx context.Context, obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		ref := consumers.Ref{Kind: consumers.KindSecret, Name: obj.GetName()}
+		if _, ok := obj.(*corev1.ConfigMap); ok {
+			ref.Kind = consumers.KindConfigMap
+		}
+		for _, k := range kinds {
+			if !k.orchestrated {
+				continue
+			}
+			list := k.newList()
+			if err := c.List(ctx, list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{usesIndex: ref.String()}); err != nil {
+				log.FromContext(ctx).Error(err, "Failed to find the workloads that use an object", "object", ref.String())
+				return
+			}
+			objs, _ := apimeta.ExtractList(list)
+			for _, o := range objs {
+				if w, ok := o.(client.Object); ok {
+					for _, req := range policiesFor(ctx, c, w) {
+						q.AddAfter(req, settle)
+					}
+				}
+			}
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.Object, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if !sameCertificateData(e.ObjectOld, e.ObjectNew) {
+				enqueue(ctx, e.ObjectNew, q)
+			}
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.Object, q)
+		},
+	}
+}

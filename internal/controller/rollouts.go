@@ -1,0 +1,285 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/orchestrate"
+	"github.com/certrollout/certrollout/internal/policy"
+	"github.com/certrollout/certrollout/internal/restart"
+)
+
+// FinalizerRestore keeps a CertRollout that has quiesced workloads until they are restored, even when
+// someone deletes it mid-way.
+const FinalizerRestore = "certrollout.io/restore-quiesced"
+
+// rolloutReconciler drives CertRollouts through orchestrate.Next: observe the workloads, decide, make
+// the writes, record the status.
+type rolloutReconciler struct {
+	*discovery
+	recorder events.EventRecorder
+}
+
+// observed is one workload as the reconcile saw it, with what a restart needs.
+type observed struct {
+	obj      client.Object
+	kind     kind
+	state    orchestrate.Workload
+	notAfter time.Time
+}
+
+func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var ro api.CertRollout
+	if err := r.client.Get(ctx, req.NamespacedName, &ro); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if ro.DeletionTimestamp != nil {
+		return ctrl.Result{}, r.abandon(ctx, &ro)
+	}
+	if ro.Status.Phase.Finished() {
+		return ctrl.Result{}, r.removeFinalizer(ctx, &ro)
+	}
+	if !controllerutil.ContainsFinalizer(&ro, FinalizerRestore) {
+		patch := client.MergeFromWithOptions(ro.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		controllerutil.AddFinalizer(&ro, FinalizerRestore)
+		if err := r.client.Patch(ctx, &ro, patch); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	in := orchestrate.Input{Now: r.opts.Clock(), Rollout: &ro, MaxRunning: r.opts.MaxConcurrentRollouts}
+	if ro.Spec.Policy != "" {
+		var p api.RolloutPolicy
+		err := r.client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.Policy}, &p)
+		switch {
+		case apierrors.IsNotFound(err):
+			in.PolicyMissing = true
+		case err != nil:
+			return ctrl.Result{}, err
+		default:
+			governed, err := r.governed(ctx, &p)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			parsed, err := r.parsePolicy(ctx, &p, governed)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			in.Policy = &parsed
+			for _, g := range governed {
+				in.Selected = append(in.Selected, g.ref())
+			}
+		}
+	}
+	seen, err := r.observe(ctx, &ro, &in)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if in.Running, err = r.running(ctx, &ro); err != nil {
+		return ctrl.Result{}, err
+	}
+	res := orchestrate.Next(in)
+	for _, a := range res.Actions {
+		if err := r.act(ctx, &ro, a, seen, in.Now); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if !equality.Semantic.DeepEqual(res.Status, ro.Status) {
+		ro.Status = res.Status
+		if err := r.client.Status().Update(ctx, &ro); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if ro.Status.Phase.Finished() {
+		return ctrl.Result{}, r.removeFinalizer(ctx, &ro)
+	}
+	return ctrl.Result{RequeueAfter: res.RequeueAfter}, nil
+}
+
+// observe reads every workload the rollout may touch: its targets and the workloads it quiesces.
+func (r *rolloutReconciler) observe(ctx context.Context, ro *api.CertRollout, in *orchestrate.Input) (map[orchestrate.Key]*observed, error) {
+	keys := map[orchestrate.Key]bool{}
+	for _, t := range ro.Status.Targets {
+		keys[orchestrate.Key{Kind: t.Kind, Name: t.Name}] = true
+	}
+	for _, t := range ro.Spec.Targets {
+		keys[orchestrate.Key{Kind: t.Kind, Name: t.Name}] = true
+	}
+	for _, t := range in.Selected {
+		keys[orchestrate.Key{Kind: t.Kind, Name: t.Name}] = true
+	}
+	for _, q := range ro.Status.Quiesced {
+		keys[orchestrate.Key{Kind: q.Kind, Name: q.Name}] = true
+	}
+	if in.Policy != nil {
+		for _, q := range in.Policy.Spec.Quiesce {
+			keys[orchestrate.Key{Kind: q.Kind, Name: q.Name}] = true
+		}
+	}
+	in.Workloads = map[orchestrate.Key]orchestrate.Workload{}
+	seen := map[orchestrate.Key]*observed{}
+	for key := range keys {
+		o, err := r.observeOne(ctx, ro.Namespace, key)
+		if err != nil {
+			return nil, err
+		}
+		in.Workloads[key] = o.state
+		if o.state.Exists {
+			seen[key] = o
+		}
+	}
+	return seen, nil
+}
+
+func (r *rolloutReconciler) observeOne(ctx context.Context, ns string, key orchestrate.Key) (*observed, error) {
+	k, ok := kindNamed(key.Kind)
+	if !ok || !k.orchestrated {
+		return &observed{}, nil
+	}
+	obj := k.newObj()
+	if err := r.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: key.Name}, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return &observed{}, nil
+		}
+		return nil, err
+	}
+	o := &observed{obj: obj, kind: k, state: orchestrate.Workload{
+		Exists:           obj.GetDeletionTimestamp() == nil,
+		QuiescedBy:       obj.GetAnnotations()[policy.AnnotationQuiescedBy],
+		QuiescedReplicas: restart.QuiescedReplicas(obj),
+		RolledBy:         restart.RolledBy(obj),
+		RunningNotAfter:  policy.ReadLedger(obj.GetAnnotations()).NotAfter,
+	}}
+	switch w := obj.(type) {
+	case *appsv1.Deployment:
+		o.state.Replicas = replicasOf(w.Spec.Replicas)
+	case *appsv1.StatefulSet:
+		o.state.Replicas = replicasOf(w.Spec.Replicas)
+	}
+	p := restart.RolloutStatus(obj)
+	o.state.Rollout = orchestrate.Progress{Done: p.Done, Failed: p.Failed, Message: p.Message}
+	if sel := k.selector(obj); sel != nil {
+		selector, err := metav1.LabelSelectorAsSelector(sel)
+		if err != nil {
+			return nil, fmt.Errorf("selector of %s %s/%s: %w", k.name, ns, key.Name, err)
+		}
+		o.state.Pods = r.pods.present(ns, selector)
+	}
+	in, _, err := r.gather(ctx, k, obj)
+	if err != nil {
+		return nil, err
+	}
+	o.state.RestartValue, o.notAfter = in.Set.Hash, in.Set.NotAfter
+	return o, nil
+}
+
+func replicasOf(p *int32) int32 {
+	if p == nil {
+		return 1
+	}
+	return *p
+}
+
+// running counts the other rollouts that are past waiting and not finished.
+func (r *rolloutReconciler) running(ctx context.Context, self *api.CertRollout) (int, error) {
+	var list api.CertRolloutList
+	if err := r.client.List(ctx, &list); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ro := range list.Items {
+		if ro.UID == self.UID {
+			continue
+		}
+		switch ro.Status.Phase {
+		case api.PhaseQuiescing, api.PhaseRestarting, api.PhaseRestoring:
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (r *rolloutReconciler) act(ctx context.Context, ro *api.CertRollout, a orchestrate.Action, seen map[orchestrate.Key]*observed, now time.Time) error {
+	log := ctrl.LoggerFrom(ctx)
+	if a.Type == orchestrate.Event {
+		t := corev1.EventTypeNormal
+		if a.Warning {
+			t = corev1.EventTypeWarning
+		}
+		r.recorder.Eventf(ro, nil, t, a.Reason, "Rollout", "%s", fitNote(a.Message))
+		return nil
+	}
+	o := seen[a.Key]
+	if o == nil {
+		return fmt.Errorf("%s %s %s vanished while the rollout acted on it", a.Type, a.Key.Kind, a.Key.Name)
+	}
+	switch a.Type {
+	case orchestrate.ScaleDown:
+		if err := restart.Quiesce(ctx, r.client, o.obj, ro.Name, a.Replicas); err != nil {
+			return err
+		}
+		log.Info("Scaled "+a.Key.Kind+" to zero", "workload", a.Key.Name, "replicas", a.Replicas, "rollout", ro.Name)
+	case orchestrate.Restart:
+		if err := restart.Rollout(ctx, r.client, o.obj, ro.Name, a.RestartValue, o.notAfter, now); err != nil {
+			restartsTotal.WithLabelValues(a.Key.Kind, "error").Inc()
+			return err
+		}
+		restartsTotal.WithLabelValues(a.Key.Kind, "success").Inc()
+		log.Info("Restarted "+a.Key.Kind, "workload", a.Key.Name, "rollout", ro.Name, "hash", a.RestartValue)
+	case orchestrate.Restore:
+		if err := restart.Restore(ctx, r.client, o.obj, a.Replicas); err != nil {
+			return err
+		}
+		log.Info("Restored "+a.Key.Kind, "workload", a.Key.Name, "replicas", a.Replicas, "rollout", ro.Name)
+	}
+	return nil
+}
+
+// abandon restores what a deleted rollout quiesced, then lets it go.
+func (r *rolloutReconciler) abandon(ctx context.Context, ro *api.CertRollout) error {
+	if !controllerutil.ContainsFinalizer(ro, FinalizerRestore) {
+		return nil
+	}
+	for _, q := range ro.Status.Quiesced {
+		o, err := r.observeOne(ctx, ro.Namespace, orchestrate.Key{Kind: q.Kind, Name: q.Name})
+		if err != nil {
+			return err
+		}
+		if !o.state.Exists || o.state.QuiescedBy != ro.Name {
+			continue
+		}
+		replicas := q.OriginalReplicas
+		if o.state.QuiescedReplicas != nil {
+			replicas = o.state.QuiescedReplicas
+		}
+		if replicas == nil {
+			continue // nothing recorded to restore; leave the workload as it is
+		}
+		if err := restart.Restore(ctx, r.client, o.obj, *replicas); err != nil {
+			return err
+		}
+		r.recorder.Eventf(o.obj, nil, corev1.EventTypeNormal, orchestrate.ReasonRestored, "Restore",
+			"Restored to %d replicas: CertRollout %s was deleted mid-way", *replicas, ro.Name)
+	}
+	return r.removeFinalizer(ctx, ro)
+}
+
+func (r *rolloutReconciler) removeFinalizer(ctx context.Context, ro *api.CertRollout) error {
+	if !controllerutil.ContainsFinalizer(ro, FinalizerRestore) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(ro.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(ro, FinalizerRestore)
+	return client.IgnoreNotFound(r.client.Patch(ctx, ro, patch))
+}
