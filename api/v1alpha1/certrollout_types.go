@@ -43,9 +43,9 @@ type CertRolloutSpec struct {
 	// +kubebuilder:validation:MaxItems=256
 	Targets []WorkloadReference `json:"targets,omitempty"`
 
-	// trigger is why the rollout exists.
+	// trigger is why the rollout exists; Manual unless said otherwise.
 	// +optional
-	// +kubebuilder:default={type: Manual}
+	// +kubebuilder:default={}
 	Trigger RolloutTrigger `json:"trigger,omitempty"`
 }
 
@@ -66,8 +66,10 @@ type WorkloadReference struct {
 type RolloutTrigger struct {
 	// type: CertificateRenewed (the targets' certificates changed), Deadline (a certificate the targets run
 	// on expires within the policy's expiryDeadline) or Manual.
+	// +optional
+	// +kubebuilder:default=Manual
 	// +kubebuilder:validation:Enum=CertificateRenewed;Deadline;Manual
-	Type TriggerType `json:"type"`
+	Type TriggerType `json:"type,omitempty"`
 	// certificates is the certificate set the targets are restarted onto, per target, as the controller
 	// computed it when it created the rollout.
 	// +optional

@@ -43,7 +43,12 @@ or a Secret rewritten with the same certificates never causes a restart.
 
 A workload takes part when annotated certrollout.io/enabled=true, or under --auto unless annotated
 certrollout.io/enabled=false. Secrets a workload uses by other means can be named in
-certrollout.io/secrets="a,b".`,
+certrollout.io/secrets="a,b".
+
+Workloads a RolloutPolicy selects restart only through CertRollouts that follow it: inside its
+maintenance windows (unless the certificate they run on expires within its expiryDeadline), after scaling
+its quiesce list to zero and before restoring it, in order, each healthy before the next.
+--max-concurrent-rollouts bounds how many CertRollouts run at once across the cluster.`,
 		Example: `  # Out of cluster, against the current kubeconfig context, without leader election
   certrollout controller --leader-elect=false --leader-election-namespace default
 
@@ -67,6 +72,7 @@ certrollout.io/secrets="a,b".`,
 	f.Float64Var(&o.RestartRate, "restart-rate", o.RestartRate, "Restarts per second across the cluster (token bucket rate).")
 	f.IntVar(&o.RestartBurst, "restart-burst", o.RestartBurst, "Restarts that may start at once across the cluster (token bucket size).")
 	f.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "Workers per workload kind.")
+	f.IntVar(&o.MaxConcurrentRollouts, "max-concurrent-rollouts", o.MaxConcurrentRollouts, "CertRollouts quiescing, restarting or restoring at once across the cluster (0: no limit).")
 	f.BoolVar(&o.LeaderElection, "leader-elect", true, "Elect a leader through a Lease so only one replica acts.")
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the controller's own, in cluster).")
 	f.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
@@ -92,6 +98,9 @@ func (o *ControllerOptions) Validate() error {
 	}
 	if o.QPS <= 0 || o.Burst < 1 {
 		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must be positive"))
+	}
+	if o.MaxConcurrentRollouts < 0 {
+		errs = append(errs, errors.New("--max-concurrent-rollouts must not be negative (0 means no limit)"))
 	}
 	if o.RestartBurst < 1 {
 		errs = append(errs, errors.New("--restart-burst must be at least 1"))

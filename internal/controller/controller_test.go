@@ -4,23 +4,32 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/config/crd"
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/localcluster"
 	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
-func TestMain(m *testing.M) { clustertest.Main(m) }
+func TestMain(m *testing.M) {
+	ctrl.SetLogger(logr.Discard()) // the managers under test log nothing; their Events and status are asserted
+	clustertest.Main(m)
+}
 
 // env is one test's namespace with a controller running in it.
 type env struct {
@@ -29,13 +38,41 @@ type env struct {
 	ns   string
 	opts Options
 	stop func()
+	cr   client.Client // see crClient
 }
 
 func newEnv(t *testing.T, opts Options) *env {
 	t.Helper()
 	e := &env{t: t, c: clustertest.Cluster(t), ns: clustertest.Namespace(t), opts: opts}
 	e.opts.Namespaces = []string{e.ns}
+	installCRDs(t, e.c)
 	return e
+}
+
+var (
+	crdsOnce sync.Once
+	crdsErr  error
+)
+
+// installCRDs installs certrollout's CRDs once per test cluster: every test runs the controller as it is
+// shipped, policies included.
+func installCRDs(t *testing.T, c *localcluster.Cluster) {
+	t.Helper()
+	crdsOnce.Do(func() {
+		manifests, err := crd.Manifests()
+		if err != nil {
+			crdsErr = err
+			return
+		}
+		var all [][]byte
+		for _, m := range manifests {
+			all = append(all, m)
+		}
+		crdsErr = c.InstallCRDs(context.Background(), api.GroupVersion.Group, all...)
+	})
+	if crdsErr != nil {
+		t.Fatal(crdsErr)
+	}
 }
 
 // start runs a controller manager scoped to the test's namespace until stopController or the test ends.

@@ -227,3 +227,25 @@ func CertificateRevision(ctx context.Context, c *Cluster, namespace, name string
 	}
 	return rev, bundle.Leaf().SerialNumber, nil
 }
+
+// InstallCRDs applies CustomResourceDefinition manifests (server-side, so it is idempotent) and waits
+// until the CRDs of group are established.
+func (c *Cluster) InstallCRDs(ctx context.Context, group string, manifests ...[]byte) error {
+	for _, m := range manifests {
+		if err := Apply(ctx, c.Config, m); err != nil {
+			return fmt.Errorf("installing the %s CRDs: %w", group, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	established := c.crdsEstablished(group)
+	for {
+		ok, err := established(ctx)
+		if ok && err == nil {
+			return nil
+		}
+		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+			return fmt.Errorf("waiting for the %s CRDs to be established: %w", group, err)
+		}
+	}
+}
