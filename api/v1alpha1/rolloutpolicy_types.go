@@ -95,6 +95,12 @@ type RolloutPolicySpec struct {
 	// +optional
 	MinRestartInterval *metav1.Duration `json:"minRestartInterval,omitempty"`
 
+	// rolloutHistoryLimit is how many finished CertRollouts of the policy to keep; older ones are deleted.
+	// +optional
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=1
+	RolloutHistoryLimit int32 `json:"rolloutHistoryLimit,omitempty"`
+
 	// suspend stops the policy from starting rollouts. Stale workloads are still reported in the status
 	// and their rollouts start once the policy is resumed; a rollout already running completes.
 	// +optional
@@ -171,7 +177,8 @@ type RolloutPolicyStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// conditions: Valid (the spec can be followed; False names what is wrong), Pending (workloads run on
-	// old certificates and wait for a rollout: for a window, a resume, or one in progress).
+	// old certificates and wait for a rollout: for a window, a resume, or one in progress),
+	// LastRolloutSucceeded (the result of the most recent finished rollout).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -203,8 +210,9 @@ type RolloutReference struct {
 
 // Condition types and reasons of RolloutPolicy.
 const (
-	ConditionValid   = "Valid"
-	ConditionPending = "Pending"
+	ConditionValid                = "Valid"
+	ConditionPending              = "Pending"
+	ConditionLastRolloutSucceeded = "LastRolloutSucceeded"
 )
 
 // +kubebuilder:object:root=true

@@ -208,7 +208,7 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		}
 	}
 	if policies {
-		return setupOrchestration(mgr, disc)
+		return setupOrchestration(ctx, mgr, disc)
 	}
 	return nil
 }

@@ -18,6 +18,10 @@ var (
 		Name: "certrollout_restarts_blocked_total",
 		Help: "Restarts that were due but did not happen, by reason (DeploymentPaused, OnDeleteStrategy, StatefulSetPartition, BarePod, RateLimited).",
 	}, []string{"reason"})
+	rolloutsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "certrollout_rollouts_total",
+		Help: "CertRollouts that finished, by result (Succeeded or Failed).",
+	}, []string{"result"})
 	renewalToRestart = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "certrollout_renewal_to_restart_seconds",
 		Help:    "Time from a certificate's data being written to certrollout starting the restart of a workload that uses it.",
@@ -37,7 +41,7 @@ var (
 var workloads = &workloadGauges{state: map[workloadKey]workloadState{}}
 
 func init() {
-	metrics.Registry.MustRegister(restartsTotal, blockedTotal, renewalToRestart, workloads)
+	metrics.Registry.MustRegister(restartsTotal, blockedTotal, rolloutsTotal, renewalToRestart, workloads)
 }
 
 type workloadKey struct{ namespace, kind, name string }

@@ -36,19 +36,31 @@ func setupPolicies(mgr manager.Manager) (bool, error) {
 	return err == nil, err
 }
 
+// rolloutPolicyIndex indexes CertRollouts by spec.policy.
+const rolloutPolicyIndex = "spec.policy"
+
 // setupOrchestration registers the RolloutPolicy and CertRollout controllers.
-func setupOrchestration(mgr manager.Manager, disc *discovery) error {
+func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discovery) error {
+	err := mgr.GetFieldIndexer().IndexField(ctx, &api.CertRollout{}, rolloutPolicyIndex, func(o client.Object) []string {
+		if ro, ok := o.(*api.CertRollout); ok && ro.Spec.Policy != "" {
+			return []string{ro.Spec.Policy}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	recorder := mgr.GetEventRecorder("certrollout")
 	c := mgr.GetClient()
 	skip := &disc.opts.AllowRepeatedSetup
 	toPolicies := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 		return policiesFor(ctx, c, obj)
 	})
-	err := ctrl.NewControllerManagedBy(mgr).Named("rolloutpolicy").
+	err = ctrl.NewControllerManagedBy(mgr).Named("rolloutpolicy").
 		For(&api.RolloutPolicy{}).
 		Watches(&api.CertRollout{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
-			if p := obj.GetLabels()[LabelPolicy]; p != "" {
-				return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: p}}}
+			if ro, ok := obj.(*api.CertRollout); ok && ro.Spec.Policy != "" {
+				return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ro.Namespace, Name: ro.Spec.Policy}}}
 			}
 			return nil
 		})).

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -194,6 +195,18 @@ func (e *env) watchTimeline(ctx context.Context) *podTimeline {
 func TestTheOpsChainProcedure(t *testing.T) {
 	e := newEnv(t, testOptions())
 	e.opsChain(8 * time.Second)
+	// The workers are autoscaled: the HPA must neither fight the quiesce nor keep the restore from
+	// giving back exactly the count they had.
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "workers"}, Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+		ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "workers"},
+		MinReplicas:    ptr.To[int32](2), MaxReplicas: 5,
+		Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+			Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To[int32](80)},
+		}}},
+	}}
+	if _, err := e.c.Client.AutoscalingV2().HorizontalPodAutoscalers(e.ns).Create(context.Background(), hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	e.start()
 	clustertest.Eventually(t, time.Minute, "the policy to report its workloads", func(context.Context) (bool, error) {
 		p := e.policyStatus("build")
@@ -518,5 +531,44 @@ func TestAControllerKilledMidDrainAndMidRestartResumesAndLosesNothing(t *testing
 	}
 	if got := e.rollouts("build"); got != buildSets+1 {
 		t.Errorf("build rolled %d times across the controller restarts, want once", got-buildSets)
+	}
+}
+
+func TestAPolicyKeepsItsRolloutHistoryShortAndReportsTheLastResult(t *testing.T) {
+	e := newEnv(t, testOptions())
+	ctx := context.Background()
+	target := testgen.Deployment(e.ns, "a", 1, nil)
+	target.Labels = map[string]string{"role": "a"}
+	e.deploy(target)
+	e.waitAvailable("a")
+	e.createPolicy("a", api.RolloutPolicySpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "a"}}, RolloutHistoryLimit: 1})
+	e.start()
+	for i := range 2 {
+		ro := &api.CertRollout{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: fmt.Sprintf("by-hand-%d", i)}, Spec: api.CertRolloutSpec{Policy: "a"}}
+		if err := e.crClient().Create(ctx, ro); err != nil {
+			t.Fatal(err)
+		}
+		clustertest.Eventually(t, 2*time.Minute, ro.Name+" to succeed", func(ctx context.Context) (bool, error) {
+			if err := e.crClient().Get(ctx, client.ObjectKeyFromObject(ro), ro); err != nil {
+				return false, err
+			}
+			return ro.Status.Phase == api.PhaseSucceeded, nil
+		})
+		time.Sleep(time.Second) // distinct creation timestamps
+	}
+	clustertest.Eventually(t, time.Minute, "only the newest rollout kept, and the last result reported", func(context.Context) (bool, error) {
+		if n := e.rolloutCount(); n != 1 {
+			return false, fmt.Errorf("%d CertRollouts", n)
+		}
+		p := e.policyStatus("a")
+		c := apimeta.FindStatusCondition(p.Status.Conditions, api.ConditionLastRolloutSucceeded)
+		if c == nil || c.Status != metav1.ConditionTrue || p.Status.LastRollout == nil || p.Status.LastRollout.Name != "by-hand-1" {
+			return false, fmt.Errorf("condition %+v, last %+v", c, p.Status.LastRollout)
+		}
+		return true, nil
+	})
+	var kept api.CertRollout
+	if err := e.crClient().Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "by-hand-1"}, &kept); err != nil {
+		t.Fatalf("the newest rollout must be the one kept: %v", err)
 	}
 }

@@ -29,7 +29,7 @@ import (
 
 // Labels and annotations on CertRollouts.
 const (
-	// LabelPolicy names the RolloutPolicy a CertRollout follows, for listing a policy's rollouts.
+	// LabelPolicy names the RolloutPolicy a CertRollout the controller created follows (for kubectl -l).
 	LabelPolicy = "certrollout.io/policy"
 	// AnnotationOrder orders a policy's targets in its rollouts: lower first (default 0), then by kind
 	// and name.
@@ -239,15 +239,20 @@ func (r *policyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	var active, last *api.CertRollout
+	var active, last, lastFinished *api.CertRollout
 	for i := range rollouts {
 		ro := &rollouts[i]
 		if !ro.Status.Phase.Finished() {
 			active = ro
+		} else if lastFinished == nil || newer(ro, lastFinished) {
+			lastFinished = ro
 		}
-		if last == nil || ro.CreationTimestamp.After(last.CreationTimestamp.Time) {
+		if last == nil || newer(ro, last) {
 			last = ro
 		}
+	}
+	if err := r.pruneHistory(ctx, &p, rollouts); err != nil {
+		return ctrl.Result{}, err
 	}
 
 	status := p.Status.DeepCopy()
@@ -315,6 +320,17 @@ func (r *policyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if last != nil {
 		status.LastRollout = &api.RolloutReference{Name: last.Name, Phase: last.Status.Phase}
 	}
+	if lastFinished != nil {
+		result := metav1.Condition{Type: api.ConditionLastRolloutSucceeded, Status: metav1.ConditionTrue, Reason: orchestrate.ReasonSucceeded,
+			Message: fmt.Sprintf("CertRollout %s: %s", lastFinished.Name, lastFinished.Status.Message), ObservedGeneration: p.Generation}
+		if lastFinished.Status.Phase == api.PhaseFailed {
+			result.Status, result.Reason = metav1.ConditionFalse, orchestrate.ReasonFailed
+			if c := apimeta.FindStatusCondition(lastFinished.Status.Conditions, api.ConditionFailed); c != nil && c.Reason != "" {
+				result.Reason = c.Reason
+			}
+		}
+		apimeta.SetStatusCondition(&status.Conditions, result)
+	}
 	if !equality.Semantic.DeepEqual(status, &p.Status) {
 		p.Status = *status
 		if err := r.client.Status().Update(ctx, &p); err != nil {
@@ -324,6 +340,38 @@ func (r *policyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
+func newer(a, b *api.CertRollout) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.After(b.CreationTimestamp.Time)
+	}
+	return a.Name > b.Name
+}
+
+// pruneHistory deletes the policy's oldest finished CertRollouts beyond its rolloutHistoryLimit.
+func (r *policyReconciler) pruneHistory(ctx context.Context, p *api.RolloutPolicy, rollouts []api.CertRollout) error {
+	limit := int(p.Spec.RolloutHistoryLimit)
+	if limit <= 0 {
+		limit = 10
+	}
+	var finished []*api.CertRollout
+	for i := range rollouts {
+		if rollouts[i].Status.Phase.Finished() && rollouts[i].DeletionTimestamp == nil {
+			finished = append(finished, &rollouts[i])
+		}
+	}
+	if len(finished) <= limit {
+		return nil
+	}
+	sort.Slice(finished, func(i, j int) bool { return newer(finished[i], finished[j]) })
+	for _, ro := range finished[limit:] {
+		if err := client.IgnoreNotFound(r.client.Delete(ctx, ro, client.Preconditions{UID: &ro.UID})); err != nil {
+			return err
+		}
+		ctrl.LoggerFrom(ctx).Info("Deleted an old CertRollout", "certrollout", ro.Name, "policy", p.Name, "historyLimit", limit)
+	}
+	return nil
+}
+
 func orDefault(s, d string) string {
 	if s == "" {
 		return d
@@ -331,9 +379,10 @@ func orDefault(s, d string) string {
 	return s
 }
 
+// rolloutsOf lists the CertRollouts that follow p, the controller's and those created by hand.
 func (r *discovery) rolloutsOf(ctx context.Context, p *api.RolloutPolicy) ([]api.CertRollout, error) {
 	var list api.CertRolloutList
-	if err := r.client.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingLabels{LabelPolicy: p.Name}); err != nil {
+	if err := r.client.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingFields{rolloutPolicyIndex: p.Name}); err != nil {
 		return nil, err
 	}
 	return list.Items, nil

@@ -96,9 +96,13 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 	}
 	if !equality.Semantic.DeepEqual(res.Status, ro.Status) {
+		finishing := !ro.Status.Phase.Finished() && res.Status.Phase.Finished()
 		ro.Status = res.Status
 		if err := r.client.Status().Update(ctx, &ro); err != nil {
 			return ctrl.Result{}, err
+		}
+		if finishing {
+			rolloutsTotal.WithLabelValues(string(ro.Status.Phase)).Inc()
 		}
 	}
 	if ro.Status.Phase.Finished() {
