@@ -218,6 +218,3 @@ type CertRolloutList struct {
 	Items           []CertRollout `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&CertRollout{}, &CertRolloutList{})
-}

@@ -224,6 +224,3 @@ type RolloutPolicyList struct {
 	Items           []RolloutPolicy `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&RolloutPolicy{}, &RolloutPolicyList{})
-}

@@ -137,10 +137,9 @@ func (e *env) replicas(name string) int32 { return *e.get(name).Spec.Replicas }
 // podTimeline records, from a watch, when the last pod of app=workers went away and when the build
 // Deployment's template changed.
 type podTimeline struct {
-	mu                 sync.Mutex
-	workersGone        time.Time
-	buildRestarted     time.Time
-	workerPods, builds int
+	mu             sync.Mutex
+	workersGone    time.Time
+	buildRestarted time.Time
 }
 
 func (e *env) watchTimeline(ctx context.Context) *podTimeline {

@@ -221,6 +221,7 @@ func candidates(ns string, sel labels.Selector) (index, key string) {
 			if vals := r.Values(); vals.Len() == 1 {
 				return podLabelIndex, ns + "/" + r.Key() + "=" + vals.UnsortedList()[0]
 			}
+		default: // not an equality: cannot narrow by it
 		}
 	}
 	return toolscache.NamespaceIndex, ns

@@ -233,6 +233,7 @@ func (r *policyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			if requeue == 0 || d.RequeueAfter < requeue {
 				requeue = d.RequeueAfter
 			}
+		default: // up to date, recorded, blocked (the workload reconciler reports those)
 		}
 	}
 	rollouts, err := r.rolloutsOf(ctx, &p)

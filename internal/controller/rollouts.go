@@ -209,6 +209,7 @@ func (r *rolloutReconciler) running(ctx context.Context, self *api.CertRollout) 
 		switch ro.Status.Phase {
 		case api.PhaseQuiescing, api.PhaseRestarting, api.PhaseRestoring:
 			n++
+		default: // waiting or finished
 		}
 	}
 	return n, nil
@@ -246,6 +247,8 @@ func (r *rolloutReconciler) act(ctx context.Context, ro *api.CertRollout, a orch
 			return err
 		}
 		log.Info("Restored "+a.Key.Kind, "workload", a.Key.Name, "replicas", a.Replicas, "rollout", ro.Name)
+	default:
+		return fmt.Errorf("unknown rollout action %q", a.Type)
 	}
 	return nil
 }

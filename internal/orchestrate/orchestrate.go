@@ -415,6 +415,7 @@ func (s *stepper) quiesce() {
 				settled = false
 				s.wait(min(pollInterval, q.ScaledDownAt.Add(timeout).Sub(s.in.Now)))
 			}
+		default: // drained, timed out or restored: settled
 		}
 	}
 	if !settled {

@@ -265,6 +265,8 @@ func TestNext(t *testing.T) {
 					actions = append(actions, strings.Join([]string{string(a.Type), a.Key.Kind + "/" + a.Key.Name, strconv.Itoa(int(a.Replicas))}, " "))
 				case Restart:
 					actions = append(actions, strings.Join([]string{string(a.Type), a.Key.Kind + "/" + a.Key.Name, a.RestartValue}, " "))
+				default:
+					t.Fatalf("unknown action %q", a.Type)
 				}
 			}
 			if strings.Join(actions, ", ") != strings.Join(tc.want.actions, ", ") {
@@ -308,6 +310,8 @@ func TestARolloutRunsToCompletionAgainstASimulatedCluster(t *testing.T) {
 		for _, a := range res.Actions {
 			cur := w[a.Key]
 			switch a.Type {
+			case Event:
+				continue
 			case ScaleDown:
 				scaledDowns++
 				cur.QuiescedBy, cur.QuiescedReplicas, cur.Replicas = r.Name, ptr.To(cur.Replicas), 0
