@@ -223,4 +223,3 @@ type RolloutPolicyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []RolloutPolicy `json:"items"`
 }
-

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -258,7 +258,7 @@ func (r *policyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 
 	status := p.Status.DeepCopy()
 	status.ObservedGeneration = p.Generation
-	status.Workloads = int32(len(workloads))    //nolint:gosec // bounded by the cache
+	status.Workloads = int32(len(workloads))      //nolint:gosec // bounded by the cache
 	status.StaleWorkloadCount = int32(len(stale)) //nolint:gosec // bounded by the cache
 	status.StaleWorkloads = nil
 	for i, w := range stale {

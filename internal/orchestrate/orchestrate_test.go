@@ -134,7 +134,7 @@ func TestNext(t *testing.T) {
 			want: want{phase: api.PhaseFailed, events: []string{ReasonFailed}, message: "in another namespace"},
 		},
 		"takes the policy's selected workloads when the rollout names no target": {
-			in: Input{Rollout: rollout(""), Policy: policy(func(p *Policy) { p.Spec.Quiesce = nil }), Selected: []api.WorkloadReference{{Kind: "Deployment", Name: "api"}}, Workloads: world()},
+			in:   Input{Rollout: rollout(""), Policy: policy(func(p *Policy) { p.Spec.Quiesce = nil }), Selected: []api.WorkloadReference{{Kind: "Deployment", Name: "api"}}, Workloads: world()},
 			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonStarted, ReasonRestarted}, requeue: pollInterval, progress: "0/1 restarted"},
 		},
 		"starts at once without windows: records the workers' replicas and scales them to zero": {
@@ -194,7 +194,9 @@ func TestNext(t *testing.T) {
 			want: want{phase: api.PhaseQuiescing, events: []string{ReasonQuiesceConflict}, requeue: pollInterval, message: "quiesced by rollout other-7"},
 		},
 		"aborts and restores the workers when they do not drain in time (onDrainTimeout: Abort)": {
-			in:   Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiesceDraining, 3, 2*time.Hour)), Policy: policy(), Workloads: world(set(workers, func(w *Workload) { w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 1, "ops-1", ptr.To[int32](3) }))},
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiesceDraining, 3, 2*time.Hour)), Policy: policy(), Workloads: world(set(workers, func(w *Workload) {
+				w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 1, "ops-1", ptr.To[int32](3)
+			}))},
 			want: want{phase: api.PhaseFailed, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonDrainTimedOut, ReasonRestored, ReasonFailed}, message: "did not drain in time"},
 		},
 		"restarts anyway when the workers do not drain in time with onDrainTimeout: Proceed": {
@@ -211,7 +213,7 @@ func TestNext(t *testing.T) {
 			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonTargetHealthy, ReasonRestarted}, requeue: pollInterval, progress: "1/2 restarted"},
 		},
 		"restarts up to maxConcurrent targets at once in parallel": {
-			in: Input{Now: now, Rollout: rollout(api.PhaseRestarting, build, api2, database), Policy: policy(func(p *Policy) { p.Spec.Order, p.Spec.MaxConcurrent = api.OrderParallel, 2 }), Workloads: world()},
+			in:   Input{Now: now, Rollout: rollout(api.PhaseRestarting, build, api2, database), Policy: policy(func(p *Policy) { p.Spec.Order, p.Spec.MaxConcurrent = api.OrderParallel, 2 }), Workloads: world()},
 			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build", "Restart Deployment/api hash-api"}, events: []string{ReasonRestarted, ReasonRestarted}, requeue: pollInterval},
 		},
 		"does not restart a target twice after a crash between its restart and the status update": {
@@ -220,7 +222,9 @@ func TestNext(t *testing.T) {
 		},
 		"fails a target that is not healthy within the health timeout, skips the rest (Halt) and restores the workers": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), target(build, api.TargetRestarting, 6*time.Minute), quiesced(api.QuiesceDrained, 3, time.Hour)), Policy: policy(),
-				Workloads: world(set(build, func(w *Workload) { w.Rollout.Message = "0 of 1 updated replicas are available" }), set(workers, func(w *Workload) { w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 0, "ops-1", ptr.To[int32](3) }))},
+				Workloads: world(set(build, func(w *Workload) { w.Rollout.Message = "0 of 1 updated replicas are available" }), set(workers, func(w *Workload) {
+					w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 0, "ops-1", ptr.To[int32](3)
+				}))},
 			want: want{phase: api.PhaseFailed, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonTargetFailed, ReasonRestored, ReasonFailed}, message: "1 of 2 target(s) failed; quiesced workloads restored"},
 		},
 		"goes on with the next target after a failure with onFailure: Continue": {
@@ -230,7 +234,9 @@ func TestNext(t *testing.T) {
 		},
 		"restores the exact replica count recorded on the workload, then succeeds": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build), target(build, api.TargetRestarting, time.Minute), quiesced(api.QuiesceDrained, 2, time.Hour)), Policy: policy(),
-				Workloads: world(set(build, func(w *Workload) { w.Rollout.Done = true }), set(workers, func(w *Workload) { w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 0, "ops-1", ptr.To[int32](3) }))},
+				Workloads: world(set(build, func(w *Workload) { w.Rollout.Done = true }), set(workers, func(w *Workload) {
+					w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 0, "ops-1", ptr.To[int32](3)
+				}))},
 			want: want{phase: api.PhaseSucceeded, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonTargetHealthy, ReasonRestored, ReasonSucceeded}, progress: "1/1 restarted"},
 		},
 		"does not restore twice after a crash between the restore and the status update": {
