@@ -20,7 +20,7 @@ import (
 // +kubebuilder:printcolumn:name="Started",type=date,JSONPath=`.status.startTime`
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="(has(self.spec.policy) && self.spec.policy != ”) || (has(self.spec.targets) && size(self.spec.targets) > 0)",message="a CertRollout needs a policy or targets"
+// +kubebuilder:validation:XValidation:rule="(has(self.spec.policy) && size(self.spec.policy) > 0) || (has(self.spec.targets) && size(self.spec.targets) > 0)",message="a CertRollout needs a policy or targets"
 type CertRollout struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -1,0 +1,36 @@
+package crd
+
+import (
+	"strings"
+	"testing"
+	"unicode"
+)
+
+// gofmt rewrites '' in doc comments as a typographic quote, and controller-gen copies markers from doc
+// comments: a CEL rule written with '' would reach the CRD broken. Rules must stay plain ASCII.
+func TestValidationRulesArePlainASCII(t *testing.T) {
+	manifests, err := Manifests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(manifests) != 2 {
+		t.Fatalf("want the RolloutPolicy and CertRollout CRDs, got %d manifests", len(manifests))
+	}
+	rules := 0
+	for name, m := range manifests {
+		for i, line := range strings.Split(string(m), "\n") {
+			if !strings.Contains(line, "rule:") {
+				continue
+			}
+			rules++
+			for _, r := range line {
+				if r > unicode.MaxASCII {
+					t.Errorf("%s:%d: non-ASCII %q in a CEL rule: %s", name, i+1, r, strings.TrimSpace(line))
+				}
+			}
+		}
+	}
+	if rules == 0 {
+		t.Error("no CEL rule found: the CRDs lost their validation")
+	}
+}
