@@ -240,6 +240,9 @@ func TestTheOpsChainProcedure(t *testing.T) {
 	if got := e.rollouts("build"); got != buildSets+1 {
 		t.Errorf("build rolled %d times, want once", got-buildSets)
 	}
+	for workload, reason := range map[string]string{"workers": orchestrate.ReasonRestored, "build": ReasonRestarted} {
+		clustertest.Eventually(t, 30*time.Second, "a "+reason+" Event on "+workload, e.hasEvent(workload, corev1.EventTypeNormal, reason))
+	}
 	if ro.Spec.Trigger.Type != api.TriggerCertificateRenewed || len(ro.Status.Quiesced) != 1 || ro.Status.Quiesced[0].OriginalReplicas == nil || *ro.Status.Quiesced[0].OriginalReplicas != 3 {
 		t.Errorf("the CertRollout does not record the trigger and the workers' 3 replicas: %+v %+v", ro.Spec.Trigger, ro.Status.Quiesced)
 	}

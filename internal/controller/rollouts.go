@@ -229,11 +229,14 @@ func (r *rolloutReconciler) act(ctx context.Context, ro *api.CertRollout, a orch
 	if o == nil {
 		return fmt.Errorf("%s %s %s vanished while the rollout acted on it", a.Type, a.Key.Kind, a.Key.Name)
 	}
+	// The workload gets an Event too, so `kubectl describe` on it shows what the rollout did to it.
 	switch a.Type {
 	case orchestrate.ScaleDown:
 		if err := restart.Quiesce(ctx, r.client, o.obj, ro.Name, a.Replicas); err != nil {
 			return err
 		}
+		r.recorder.Eventf(o.obj, ro, corev1.EventTypeNormal, orchestrate.ReasonScaledDown, "Quiesce",
+			"Scaled from %d to 0 replicas for CertRollout %s; the count is recorded in %s", a.Replicas, ro.Name, policy.AnnotationQuiescedReplicas)
 		log.Info("Scaled "+a.Key.Kind+" to zero", "workload", a.Key.Name, "replicas", a.Replicas, "rollout", ro.Name)
 	case orchestrate.Restart:
 		if err := restart.Rollout(ctx, r.client, o.obj, ro.Name, a.RestartValue, o.notAfter, now); err != nil {
@@ -241,11 +244,13 @@ func (r *rolloutReconciler) act(ctx context.Context, ro *api.CertRollout, a orch
 			return err
 		}
 		restartsTotal.WithLabelValues(a.Key.Kind, "success").Inc()
+		r.recorder.Eventf(o.obj, ro, corev1.EventTypeNormal, ReasonRestarted, "Restart", "Restarted by CertRollout %s (%s)", ro.Name, ro.Spec.Trigger.Type)
 		log.Info("Restarted "+a.Key.Kind, "workload", a.Key.Name, "rollout", ro.Name, "hash", a.RestartValue)
 	case orchestrate.Restore:
 		if err := restart.Restore(ctx, r.client, o.obj, a.Replicas); err != nil {
 			return err
 		}
+		r.recorder.Eventf(o.obj, ro, corev1.EventTypeNormal, orchestrate.ReasonRestored, "Restore", "Restored to %d replicas by CertRollout %s", a.Replicas, ro.Name)
 		log.Info("Restored "+a.Key.Kind, "workload", a.Key.Name, "replicas", a.Replicas, "rollout", ro.Name)
 	default:
 		return fmt.Errorf("unknown rollout action %q", a.Type)
