@@ -6,8 +6,9 @@ import (
 	"unicode"
 )
 
-// gofmt rewrites '' in doc comments as a typographic quote, and controller-gen copies markers from doc
-// comments: a CEL rule written with '' would reach the CRD broken. Rules must stay plain ASCII.
+// gofmt rewrites two single quotes in a doc comment as one typographic quote, and controller-gen copies
+// markers from doc comments: a CEL rule comparing with the empty string literal would reach the CRD
+// broken. Rules must stay plain ASCII.
 func TestValidationRulesArePlainASCII(t *testing.T) {
 	manifests, err := Manifests()
 	if err != nil {
