@@ -1,0 +1,244 @@
+// Package disk finds certificates on disk for `certrollout check`: PEM and DER files, kubeconfigs (the
+// certificates they embed and the files they reference), and a kubeadm control plane's PKI folder. It reads
+// files and parses; it never keeps a private key (certs skips key blocks) and never writes.
+package disk
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/certrollout/certrollout/internal/certs"
+)
+
+// Source is one place a certificate was found.
+type Source struct {
+	// Path is the file.
+	Path string `json:"path"`
+	// Entry is where in a kubeconfig: "cluster/<name>" or "user/<name>"; empty for a certificate file.
+	Entry string `json:"entry,omitempty"`
+	// Name is a short name for tables: the kubeadm name ("apiserver", "etcd-peer", "admin.conf") or the
+	// path relative to the folder searched.
+	Name string `json:"name"`
+}
+
+// Found is a certificate and where it was.
+type Found struct {
+	Source      Source            `json:"source"`
+	Certificate certs.Certificate `json:"certificate"`
+}
+
+// Problem is a file that could not be read or parsed, and why.
+type Problem struct {
+	Path string `json:"path"`
+	Err  error  `json:"-"`
+	// Message is Err's text, for JSON.
+	Message string `json:"message"`
+}
+
+func (p Problem) Error() string { return p.Path + ": " + p.Message }
+
+// Result is everything a scan found.
+type Result struct {
+	Certificates []Found   `json:"certificates"`
+	Problems     []Problem `json:"problems,omitempty"`
+}
+
+func (r *Result) problem(path string, err error) {
+	r.Problems = append(r.Problems, Problem{Path: path, Err: err, Message: err.Error()})
+}
+
+// Files scans the files that patterns (shell globs) match. A pattern that matches nothing is a problem:
+// a typo must not look like "no certificates". A folder is walked.
+func Files(patterns []string) Result {
+	var r Result
+	seen := map[string]bool{}
+	for _, pattern := range patterns {
+		matches, err := filepath.Glob(pattern)
+		if err != nil {
+			r.problem(pattern, fmt.Errorf("bad pattern: %w", err))
+			continue
+		}
+		if len(matches) == 0 {
+			r.problem(pattern, errors.New("no such file"))
+			continue
+		}
+		for _, m := range matches {
+			r.walk(m, seen)
+		}
+	}
+	r.sort()
+	return r
+}
+
+func (r *Result) walk(root string, seen map[string]bool) {
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			r.problem(path, err)
+			return nil
+		}
+		if d.IsDir() || seen[path] {
+			return nil
+		}
+		seen[path] = true
+		name, _ := filepath.Rel(filepath.Dir(root), path)
+		if root == path {
+			name = filepath.Base(path)
+		}
+		r.file(path, name)
+		return nil
+	})
+	if err != nil {
+		r.problem(root, err)
+	}
+}
+
+// file reads one file as a kubeconfig if it looks like one, else as certificates. Files that hold neither
+// (keys, sa.pub, notes) are skipped silently when found by walking a folder.
+func (r *Result) file(path, name string) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		r.problem(path, err)
+		return
+	}
+	if looksLikeKubeconfig(data) {
+		r.kubeconfig(path, name, data)
+		return
+	}
+	b, err := certs.Parse(data)
+	if errors.Is(err, certs.ErrNoCertificate) {
+		return
+	}
+	if err != nil {
+		r.problem(path, err)
+		return
+	}
+	for _, c := range b.Certificates {
+		r.Certificates = append(r.Certificates, Found{Source: Source{Path: path, Name: name}, Certificate: c})
+	}
+}
+
+func looksLikeKubeconfig(data []byte) bool {
+	s := string(data)
+	return strings.Contains(s, "kind: Config") || (strings.Contains(s, "clusters:") && strings.Contains(s, "users:"))
+}
+
+// kubeconfig reads the certificates a kubeconfig embeds or references: each cluster's certificate
+// authority and each user's client certificate. Referenced paths are relative to the kubeconfig's folder.
+func (r *Result) kubeconfig(path, name string, data []byte) {
+	cfg, err := clientcmd.Load(data)
+	if err != nil {
+		r.problem(path, fmt.Errorf("not a valid kubeconfig: %w", err))
+		return
+	}
+	dir := filepath.Dir(path)
+	add := func(entry string, inline []byte, file string) {
+		if len(inline) == 0 && file == "" {
+			return
+		}
+		from := path
+		if len(inline) == 0 {
+			if !filepath.IsAbs(file) {
+				file = filepath.Join(dir, file)
+			}
+			data, err := os.ReadFile(file)
+			if err != nil {
+				r.problem(path, fmt.Errorf("%s references %s: %w", entry, file, err))
+				return
+			}
+			inline, from = data, file
+		}
+		b, err := certs.Parse(inline)
+		if err != nil {
+			r.problem(from, fmt.Errorf("%s: %w", entry, err))
+			return
+		}
+		for _, c := range b.Certificates {
+			r.Certificates = append(r.Certificates, Found{Source: Source{Path: path, Entry: entry, Name: name}, Certificate: c})
+		}
+	}
+	for _, n := range sortedKeys(cfg.Clusters) {
+		c := cfg.Clusters[n]
+		add("cluster/"+n, c.CertificateAuthorityData, c.CertificateAuthority)
+	}
+	for _, n := range sortedKeys(cfg.AuthInfos) {
+		u := cfg.AuthInfos[n]
+		add("user/"+n, u.ClientCertificateData, u.ClientCertificate)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (r *Result) sort() {
+	sort.SliceStable(r.Certificates, func(i, j int) bool {
+		a, b := r.Certificates[i], r.Certificates[j]
+		if !a.Certificate.NotAfter.Equal(b.Certificate.NotAfter) {
+			return a.Certificate.NotAfter.Before(b.Certificate.NotAfter)
+		}
+		return a.Source.Name+a.Source.Entry < b.Source.Name+b.Source.Entry
+	})
+}
+
+// DefaultKubeadmDir is where kubeadm keeps a control plane's configuration.
+const DefaultKubeadmDir = "/etc/kubernetes"
+
+// kubeadmLayout names what kubeadm writes under its folder, as `kubeadm certs check-expiration` lists it.
+var kubeadmLayout = []struct{ name, path string }{
+	{"admin.conf", "admin.conf"},
+	{"super-admin.conf", "super-admin.conf"},
+	{"controller-manager.conf", "controller-manager.conf"},
+	{"scheduler.conf", "scheduler.conf"},
+	{"kubelet.conf", "kubelet.conf"},
+	{"apiserver", "pki/apiserver.crt"},
+	{"apiserver-kubelet-client", "pki/apiserver-kubelet-client.crt"},
+	{"apiserver-etcd-client", "pki/apiserver-etcd-client.crt"},
+	{"front-proxy-client", "pki/front-proxy-client.crt"},
+	{"etcd-server", "pki/etcd/server.crt"},
+	{"etcd-peer", "pki/etcd/peer.crt"},
+	{"etcd-healthcheck-client", "pki/etcd/healthcheck-client.crt"},
+	{"ca", "pki/ca.crt"},
+	{"front-proxy-ca", "pki/front-proxy-ca.crt"},
+	{"etcd-ca", "pki/etcd/ca.crt"},
+}
+
+// Kubeadm scans a kubeadm control plane's folder (DefaultKubeadmDir when dir is empty): the certificates
+// and kubeconfigs kubeadm writes, by their kubeadm names. Files kubeadm may not have written (an external
+// etcd, super-admin.conf before v1.29, kubelet.conf on a control plane that rotates it) are skipped when
+// absent; a folder without any of them is a problem.
+func Kubeadm(dir string) Result {
+	if dir == "" {
+		dir = DefaultKubeadmDir
+	}
+	var r Result
+	if _, err := os.Stat(dir); err != nil {
+		r.problem(dir, err)
+		return r
+	}
+	found := 0
+	for _, f := range kubeadmLayout {
+		path := filepath.Join(dir, f.path)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		found++
+		r.file(path, f.name)
+	}
+	if found == 0 {
+		r.problem(dir, errors.New("no kubeadm certificates or kubeconfigs here (expected pki/ca.crt, admin.conf...)"))
+	}
+	r.sort()
+	return r
+}
