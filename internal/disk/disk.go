@@ -147,7 +147,7 @@ func (r *Result) kubeconfig(path, name string, data []byte) {
 			if !filepath.IsAbs(file) {
 				file = filepath.Join(dir, file)
 			}
-			data, err := os.ReadFile(file)
+			data, err := os.ReadFile(file) //nolint:gosec // the file a kubeconfig the user named references, as kubectl reads it
 			if err != nil {
 				r.problem(path, fmt.Errorf("%s references %s: %w", entry, file, err))
 				return
