@@ -64,9 +64,9 @@ func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discover
 			}
 			return nil
 		})).
-		Watches(disc.kindObj("Deployment"), toPolicies).
-		Watches(disc.kindObj("StatefulSet"), toPolicies).
-		Watches(disc.kindObj("DaemonSet"), toPolicies).
+		Watches(objOfKind("Deployment"), toPolicies).
+		Watches(objOfKind("StatefulSet"), toPolicies).
+		Watches(objOfKind("DaemonSet"), toPolicies).
 		Watches(&corev1.Secret{}, sourceToPolicies(c, disc.opts.SettlePeriod)).
 		Watches(&corev1.ConfigMap{}, sourceToPolicies(c, disc.opts.SettlePeriod)).
 		WatchesRawSource(disc.pods.source(nil)).
@@ -81,16 +81,17 @@ func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discover
 	return ctrl.NewControllerManagedBy(mgr).Named("certrollout").
 		For(&api.CertRollout{}).
 		Watches(&api.RolloutPolicy{}, toRollouts).
-		Watches(disc.kindObj("Deployment"), toRollouts).
-		Watches(disc.kindObj("StatefulSet"), toRollouts).
-		Watches(disc.kindObj("DaemonSet"), toRollouts).
+		Watches(objOfKind("Deployment"), toRollouts).
+		Watches(objOfKind("StatefulSet"), toRollouts).
+		Watches(objOfKind("DaemonSet"), toRollouts).
 		WatchesRawSource(disc.pods.source(nil)).
 		// One at a time: the global limit on running rollouts is counted from the cache.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: skip}).
 		Complete(&rolloutReconciler{discovery: disc, recorder: recorder})
 }
 
-func (r *discovery) kindObj(name string) client.Object {
+// objOfKind returns an empty object of the named workload kind, for watches.
+func objOfKind(name string) client.Object {
 	k, _ := kindNamed(name)
 	return k.newObj()
 }

@@ -85,6 +85,21 @@ func (e *env) workers(name string, replicas int32, delay time.Duration) *appsv1.
 	return d
 }
 
+// roleWeb selects the Deployment governedWeb creates.
+var roleWeb = metav1.LabelSelector{MatchLabels: map[string]string{"role": "web"}}
+
+// governedWeb creates Secret api-tls and Deployment web (labels role=web) that mounts it, and returns the
+// CA that signed the leaf.
+func (e *env) governedWeb() *testgen.Cert {
+	e.t.Helper()
+	ca := testgen.CA(e.t, "root")
+	e.tlsSecret("api-tls", testgen.Leaf(e.t, ca, "api"), ca, nil)
+	web := deployment(e.ns, "web", false, testgen.WithSecretVolume("api-tls"))
+	web.Labels = map[string]string{"role": "web"}
+	e.deploy(web)
+	return ca
+}
+
 func (e *env) createPolicy(name string, spec api.RolloutPolicySpec) {
 	e.t.Helper()
 	p := &api.RolloutPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name}, Spec: spec}
@@ -257,11 +272,7 @@ func TestTheOpsChainProcedure(t *testing.T) {
 func TestAStatefulSetIsQuiescedAndRestored(t *testing.T) {
 	e := newEnv(t, testOptions())
 	ctx := context.Background()
-	ca := testgen.CA(t, "root")
-	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
-	web := deployment(e.ns, "web", false, testgen.WithSecretVolume("api-tls"))
-	web.Labels = map[string]string{"role": "web"}
-	e.deploy(web)
+	ca := e.governedWeb()
 	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "queue"}, Spec: appsv1.StatefulSetSpec{
 		Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "queue"}},
 		PodManagementPolicy: appsv1.ParallelPodManagement, Template: podTemplate("queue"),
@@ -273,7 +284,7 @@ func TestAStatefulSetIsQuiescedAndRestored(t *testing.T) {
 	e.waitAvailable("web")
 	e.waitPodsRunning(4)
 	e.createPolicy("web", api.RolloutPolicySpec{
-		Selector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "web"}},
+		Selector: roleWeb,
 		Quiesce:  []api.QuiesceTarget{{Kind: "StatefulSet", Name: "queue"}},
 	})
 	e.start()
@@ -297,18 +308,14 @@ func TestAStatefulSetIsQuiescedAndRestored(t *testing.T) {
 
 func TestARolloutWaitsForAWindowThatOpensAMinuteLater(t *testing.T) {
 	e := newEnv(t, testOptions())
-	ca := testgen.CA(t, "root")
-	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
-	web := deployment(e.ns, "web", false, testgen.WithSecretVolume("api-tls"))
-	web.Labels = map[string]string{"role": "web"}
-	e.deploy(web)
+	ca := e.governedWeb()
 	e.waitAvailable("web")
 	opens := time.Now().UTC().Truncate(time.Minute).Add(time.Minute)
 	if time.Until(opens) < 20*time.Second {
 		opens = opens.Add(time.Minute) // leave time to renew and observe the wait
 	}
 	e.createPolicy("web", api.RolloutPolicySpec{
-		Selector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "web"}},
+		Selector: roleWeb,
 		Windows:  []api.MaintenanceWindow{{Schedule: fmt.Sprintf("%d %d * * *", opens.Minute(), opens.Hour()), Duration: metav1.Duration{Duration: time.Hour}, TimeZone: "UTC"}},
 	})
 	e.start()
@@ -335,14 +342,10 @@ func TestARolloutWaitsForAWindowThatOpensAMinuteLater(t *testing.T) {
 
 func TestTheExpiryDeadlineOverridesTheWindow(t *testing.T) {
 	e := newEnv(t, testOptions())
-	ca := testgen.CA(t, "root")
-	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil) // valid for 90 days: within a 2-year deadline
-	web := deployment(e.ns, "web", false, testgen.WithSecretVolume("api-tls"))
-	web.Labels = map[string]string{"role": "web"}
-	e.deploy(web)
+	ca := e.governedWeb() // its leaf is valid for 90 days: within a 2-year deadline
 	e.waitAvailable("web")
 	e.createPolicy("web", api.RolloutPolicySpec{
-		Selector:       metav1.LabelSelector{MatchLabels: map[string]string{"role": "web"}},
+		Selector:       roleWeb,
 		Windows:        []api.MaintenanceWindow{{Schedule: "0 3 29 2 *", Duration: metav1.Duration{Duration: time.Hour}}}, // leap days only
 		ExpiryDeadline: &metav1.Duration{Duration: 2 * 365 * 24 * time.Hour},
 	})
@@ -426,13 +429,9 @@ func TestAManualCertRolloutRestartsItsTargetsOnce(t *testing.T) {
 func TestASuspendedPolicyStartsNothingAndKeepsThePendingWork(t *testing.T) {
 	e := newEnv(t, testOptions())
 	ctx := context.Background()
-	ca := testgen.CA(t, "root")
-	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
-	web := deployment(e.ns, "web", false, testgen.WithSecretVolume("api-tls"))
-	web.Labels = map[string]string{"role": "web"}
-	e.deploy(web)
+	ca := e.governedWeb()
 	e.waitAvailable("web")
-	e.createPolicy("web", api.RolloutPolicySpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "web"}}, Suspend: true})
+	e.createPolicy("web", api.RolloutPolicySpec{Selector: roleWeb, Suspend: true})
 	e.start()
 	e.waitLedger("web", "")
 	sets := e.rollouts("web")
@@ -468,7 +467,7 @@ func TestAnInvalidPolicyIsReportedAndTheRestOfTheClusterKeepsWorking(t *testing.
 	e.waitAvailable("governed")
 	e.waitAvailable("free")
 	e.createPolicy("web", api.RolloutPolicySpec{
-		Selector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "web"}},
+		Selector: roleWeb,
 		Windows:  []api.MaintenanceWindow{{Schedule: "every night", Duration: metav1.Duration{Duration: time.Hour}, TimeZone: "Mars/Olympus"}},
 		Quiesce:  []api.QuiesceTarget{{Kind: "Deployment", Name: "missing"}, {Kind: "Deployment", Name: "x", Namespace: "elsewhere"}},
 	})
