@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -439,9 +440,9 @@ func TestAPausedDeploymentIsReportedNotChanged(t *testing.T) {
 	e.waitAvailable("paused")
 	e.start()
 	e.waitLedger("paused", "")
-	d := e.get("paused")
-	d.Spec.Paused = true
-	if _, err := e.c.Client.AppsV1().Deployments(e.ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
+	// A patch, not get-and-update: the Deployment controller writes the status concurrently.
+	if _, err := e.c.Client.AppsV1().Deployments(e.ns).Patch(context.Background(), "paused", types.MergePatchType,
+		[]byte(`{"spec":{"paused":true}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)

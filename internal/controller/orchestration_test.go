@@ -14,6 +14,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
@@ -500,9 +501,8 @@ func TestAControllerKilledMidDrainAndMidRestartResumesAndLosesNothing(t *testing
 	e := newEnv(t, testOptions())
 	e.opsChain(20*time.Second, func(s *api.RolloutPolicySpec) { s.HealthTimeout = metav1.Duration{Duration: 2 * time.Minute} })
 	// minReadySeconds keeps the build service's rollout in progress long enough to stop the controller in it.
-	d := e.get("build")
-	d.Spec.MinReadySeconds = 15
-	if _, err := e.c.Client.AppsV1().Deployments(e.ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
+	if _, err := e.c.Client.AppsV1().Deployments(e.ns).Patch(context.Background(), "build", types.MergePatchType,
+		[]byte(`{"spec":{"minReadySeconds":15}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitAvailable("build")
