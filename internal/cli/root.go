@@ -75,7 +75,9 @@ in maintenance windows, in order, and only as far as health checks allow.`,
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	root.SetIn(streams.In)
-	root.CompletionOptions.HiddenDefaultCmd = true
-	root.AddCommand(newControllerCommand(streams), newVersionCommand(streams))
+	root.AddCommand(
+		newCheckCommand(streams), newPlanCommand(streams), newRestartCommand(streams), newStatusCommand(streams),
+		newRenewCommand(streams), newControllerCommand(streams), newVersionCommand(streams),
+	)
 	return root
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,8 +18,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	api "github.com/certrollout/certrollout/api/v1alpha1"
-	"github.com/certrollout/certrollout/config/crd"
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/localcluster"
 	"github.com/certrollout/certrollout/internal/policy"
@@ -46,34 +43,8 @@ func newEnv(t *testing.T, opts Options) *env {
 	t.Helper()
 	e := &env{t: t, c: clustertest.Cluster(t), ns: clustertest.Namespace(t), opts: opts}
 	e.opts.Namespaces = []string{e.ns}
-	installCRDs(t, e.c)
+	clustertest.InstallCRDs(t)
 	return e
-}
-
-var (
-	crdsOnce sync.Once
-	crdsErr  error
-)
-
-// installCRDs installs certrollout's CRDs once per test cluster: every test runs the controller as it is
-// shipped, policies included.
-func installCRDs(t *testing.T, c *localcluster.Cluster) {
-	t.Helper()
-	crdsOnce.Do(func() {
-		manifests, err := crd.Manifests()
-		if err != nil {
-			crdsErr = err
-			return
-		}
-		var all [][]byte
-		for _, m := range manifests {
-			all = append(all, m)
-		}
-		crdsErr = c.InstallCRDs(context.Background(), api.GroupVersion.Group, all...)
-	})
-	if crdsErr != nil {
-		t.Fatal(crdsErr)
-	}
 }
 
 // start runs a controller manager scoped to the test's namespace until stopController or the test ends.

@@ -91,30 +91,12 @@ const HelmReleaseSecretType = "helm.sh/release.v1" //nolint:gosec // a Secret ty
 // NewManager builds a manager whose caches keep only what certrollout needs: Secrets and ConfigMaps
 // reduced to their certificates, pods reduced to identity, labels and start times (cachedPod).
 func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+	scheme, err := newScheme()
+	if err != nil {
 		return nil, err
 	}
-	if err := certmanager.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	if err := api.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	cacheOpts := cache.Options{
-		SyncPeriod:       o.SyncPeriod,
-		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}:    {Transform: inventory.Transform, Field: fields.OneTermNotEqualSelector("type", HelmReleaseSecretType)},
-			&corev1.ConfigMap{}: {Transform: inventory.Transform},
-		},
-	}
-	if len(o.Namespaces) > 0 {
-		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range o.Namespaces {
-			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
-		}
-	}
+	cacheOpts := cacheOptions(o.Namespaces)
+	cacheOpts.SyncPeriod = o.SyncPeriod
 	id := o.LeaderElectionID
 	if id == "" {
 		id = "certrollout-controller"
@@ -144,6 +126,42 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 	}
 	certificates.use(mgr.GetCache())
 	return mgr, nil
+}
+
+// newScheme knows the built-in types, cert-manager's Certificates (the fields certrollout reads) and
+// certrollout.io.
+func newScheme() (*runtime.Scheme, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := certmanager.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := api.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	return scheme, nil
+}
+
+// cacheOptions keep only what certrollout needs: Secrets and ConfigMaps reduced to their certificates
+// (Helm release Secrets filtered out by the API server), no managedFields, only the given namespaces
+// (all when empty).
+func cacheOptions(namespaces []string) cache.Options {
+	opts := cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}:    {Transform: inventory.Transform, Field: fields.OneTermNotEqualSelector("type", HelmReleaseSecretType)},
+			&corev1.ConfigMap{}: {Transform: inventory.Transform},
+		},
+	}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
 }
 
 // Setup registers the indexes and the workload controllers with mgr.

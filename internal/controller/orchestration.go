@@ -39,15 +39,19 @@ func setupPolicies(mgr manager.Manager) (bool, error) {
 // rolloutPolicyIndex indexes CertRollouts by spec.policy.
 const rolloutPolicyIndex = "spec.policy"
 
-// setupOrchestration registers the RolloutPolicy and CertRollout controllers.
-func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discovery) error {
-	err := mgr.GetFieldIndexer().IndexField(ctx, &api.CertRollout{}, rolloutPolicyIndex, func(o client.Object) []string {
+// indexRollouts indexes CertRollouts by the policy they follow.
+func indexRollouts(ctx context.Context, mgr manager.Manager) error {
+	return mgr.GetFieldIndexer().IndexField(ctx, &api.CertRollout{}, rolloutPolicyIndex, func(o client.Object) []string {
 		if ro, ok := o.(*api.CertRollout); ok && ro.Spec.Policy != "" {
 			return []string{ro.Spec.Policy}
 		}
 		return nil
 	})
-	if err != nil {
+}
+
+// setupOrchestration registers the RolloutPolicy and CertRollout controllers.
+func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discovery) error {
+	if err := indexRollouts(ctx, mgr); err != nil {
 		return err
 	}
 	recorder := mgr.GetEventRecorder("certrollout")
@@ -56,7 +60,7 @@ func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discover
 	toPolicies := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 		return policiesFor(ctx, c, obj)
 	})
-	err = ctrl.NewControllerManagedBy(mgr).Named("rolloutpolicy").
+	err := ctrl.NewControllerManagedBy(mgr).Named("rolloutpolicy").
 		For(&api.RolloutPolicy{}).
 		Watches(&api.CertRollout{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
 			if ro, ok := obj.(*api.CertRollout); ok && ro.Spec.Policy != "" {

@@ -307,6 +307,22 @@ func (c *podCache) present(ns string, sel labels.Selector) int {
 	return len(pods)
 }
 
+// bare returns the bare pods of ns ("" for every namespace watched) that still run.
+func (c *podCache) bare(ns string) []*cachedPod {
+	var out []*cachedPod
+	for infNS, inf := range c.informers {
+		if ns != "" && infNS != "" && infNS != ns {
+			continue
+		}
+		for _, o := range inf.GetIndexer().List() {
+			if p, ok := o.(*cachedPod); ok && p.Bare && !p.Finished && p.DeletionTimestamp == nil && (ns == "" || p.Namespace == ns) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
 // users names the bare pods of ns that use ref.
 func (c *podCache) users(ns string, ref consumers.Ref) ([]string, error) {
 	return each(c, ns, podUsesIndex, ns+"/"+ref.String(), func(p *cachedPod) (string, bool) { return p.Name, true })

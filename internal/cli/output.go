@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/duration"
+	"sigs.k8s.io/yaml"
+)
+
+// Output formats of -o.
+const (
+	OutputTable = "table"
+	OutputWide  = "wide"
+	OutputJSON  = "json"
+	OutputYAML  = "yaml"
+)
+
+// ReportAPIVersion is the apiVersion of every JSON/YAML document the CLI prints. The documents are
+// versioned schemas of their own (documented in docs/cli.md), not the internal types: fields are only
+// added within a version.
+const ReportAPIVersion = "certrollout.io/v1alpha1"
+
+// OutputFlag is -o/--output.
+type OutputFlag struct {
+	Output string
+}
+
+func (o *OutputFlag) addOutputFlag(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&o.Output, "output", "o", OutputTable, "Output format: table, wide (more columns), json or yaml.")
+	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{OutputTable, OutputWide, OutputJSON, OutputYAML}, cobra.ShellCompDirectiveNoFileComp
+	})
+}
+
+// validateOutput checks -o.
+func (o *OutputFlag) validateOutput() error {
+	switch o.Output {
+	case OutputTable, OutputWide, OutputJSON, OutputYAML:
+		return nil
+	case "":
+		o.Output = OutputTable
+		return nil
+	default:
+		return fmt.Errorf("--output must be table, wide, json or yaml, not %q", o.Output)
+	}
+}
+
+// structured reports whether -o asks for JSON or YAML.
+func (o *OutputFlag) structured() bool { return o.Output == OutputJSON || o.Output == OutputYAML }
+
+// wide reports whether -o wide.
+func (o *OutputFlag) wide() bool { return o.Output == OutputWide }
+
+// printDocument writes v as indented JSON or as YAML, per -o.
+func (o *OutputFlag) printDocument(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if o.Output == OutputYAML {
+		if b, err = yaml.JSONToYAML(b); err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+// table writes aligned columns the way kubectl does: upper-case headers, three spaces between columns,
+// "<none>" for an empty cell.
+type table struct {
+	tw *tabwriter.Writer
+}
+
+func newTable(w io.Writer, headers ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)}
+	t.row(headers...)
+	return t
+}
+
+func (t *table) row(cells ...string) {
+	for i, c := range cells {
+		if c == "" {
+			cells[i] = "<none>"
+		}
+		cells[i] = strings.ReplaceAll(cells[i], "\t", " ")
+	}
+	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
+
+func (t *table) flush() error { return t.tw.Flush() }
+
+// residual is how long until t, as kubectl prints ages ("364d", "5h12m"), or "expired 3d ago" when past.
+func residual(t, now time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	d := t.Sub(now)
+	if d < 0 {
+		return "expired " + duration.HumanDuration(-d) + " ago"
+	}
+	return duration.HumanDuration(d)
+}
+
+// age is how long ago t was, as kubectl prints ages; "" for the zero time.
+func age(t, now time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return duration.HumanDuration(now.Sub(t))
+}
+
+// timestamp formats t in UTC, RFC 3339, to the second; "" for the zero time.
+func timestamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}

@@ -1,0 +1,457 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/certmanager"
+	"github.com/certrollout/certrollout/internal/consumers"
+	"github.com/certrollout/certrollout/internal/inventory"
+	"github.com/certrollout/certrollout/internal/orchestrate"
+	"github.com/certrollout/certrollout/internal/policy"
+	"github.com/certrollout/certrollout/internal/schedule"
+)
+
+// Snapshot is the cluster as the controller sees it, read once: the same reduced caches, the same
+// discovery and the same policy decisions, for the CLI (check, plan, restart --secret). What a command
+// prints from it is what the controller does.
+type Snapshot struct {
+	disc *discovery
+	// CertManager is true when the cluster serves cert-manager's Certificates.
+	CertManager bool
+	// Policies is true when the cluster serves certrollout.io.
+	Policies bool
+	stop     context.CancelFunc
+	done     chan error
+}
+
+// SnapshotResources are what a Snapshot lists, in the order its access check tries them: the CLI needs
+// list and watch on each (watch because the snapshot is an informer cache).
+var SnapshotResources = []string{"secrets", "configmaps", "pods", "deployments", "statefulsets", "daemonsets", "cronjobs"}
+
+// NewSnapshot fills caches for o.Namespaces (one namespace, or all when empty) and returns when they are
+// synced. It checks access first, so a forbidden list is an error naming the resource rather than a cache
+// that never syncs. Close it when done.
+func NewSnapshot(ctx context.Context, cfg *rest.Config, o Options) (*Snapshot, error) {
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if len(o.Namespaces) > 1 {
+		return nil, errors.New("a snapshot covers one namespace or all of them")
+	}
+	scheme, err := newScheme()
+	if err != nil {
+		return nil, err
+	}
+	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	ns := ""
+	if len(o.Namespaces) == 1 {
+		ns = o.Namespaces[0]
+	}
+	if err := checkAccess(ctx, direct, ns); err != nil {
+		return nil, err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Cache:                  cacheOptions(o.Namespaces),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := setupIndexes(ctx, mgr); err != nil {
+		return nil, err
+	}
+	pods, err := newPodCache(cfg, o.Namespaces)
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(pods); err != nil {
+		return nil, err
+	}
+	linker, err := setupCertificates(ctx, mgr)
+	if err != nil {
+		return nil, err
+	}
+	policies, err := setupPolicies(mgr)
+	if err != nil {
+		return nil, err
+	}
+	if policies {
+		if err := indexRollouts(ctx, mgr); err != nil {
+			return nil, err
+		}
+	}
+	s := &Snapshot{
+		disc:        &discovery{client: mgr.GetClient(), pods: pods, linker: linker, opts: o, policies: policies},
+		CertManager: linker.reader != nil,
+		Policies:    policies,
+		done:        make(chan error, 1),
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = cancel
+	go func() { s.done <- mgr.Start(runCtx) }()
+	if err := s.sync(ctx, mgr, pods); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// sync starts the informers of every type the snapshot reads and waits for them.
+func (s *Snapshot) sync(ctx context.Context, mgr manager.Manager, pods *podCache) error {
+	objs := []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}
+	for _, k := range kinds {
+		if k.name != policy.KindPod {
+			objs = append(objs, k.newObj())
+		}
+	}
+	if s.CertManager {
+		objs = append(objs, &certmanager.Certificate{})
+	}
+	if s.Policies {
+		objs = append(objs, &api.RolloutPolicy{}, &api.CertRollout{})
+	}
+	for _, o := range objs {
+		if _, err := mgr.GetCache().GetInformer(ctx, o); err != nil {
+			return err
+		}
+	}
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		return fmt.Errorf("caches not synced: %w", ctx.Err())
+	}
+	return pods.WaitForSync(ctx)
+}
+
+// checkAccess lists one object of each resource the snapshot reads, so that a user without access gets
+// the API server's Forbidden (verb and resource) at once.
+func checkAccess(ctx context.Context, c client.Client, ns string) error {
+	lists := []client.ObjectList{
+		&corev1.SecretList{}, &corev1.ConfigMapList{}, &corev1.PodList{},
+		&appsv1.DeploymentList{}, &appsv1.StatefulSetList{}, &appsv1.DaemonSetList{}, &batchv1.CronJobList{},
+	}
+	for _, l := range lists {
+		if err := c.List(ctx, l, client.InNamespace(ns), client.Limit(1)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops the caches.
+func (s *Snapshot) Close() {
+	if s.stop != nil {
+		s.stop()
+		<-s.done
+		s.stop = nil
+	}
+}
+
+// Reader reads the snapshot's caches (Secrets and ConfigMaps reduced to their certificates).
+func (s *Snapshot) Reader() client.Reader { return s.disc.client }
+
+// Sources returns the Secrets and ConfigMaps of ns ("" for all) that hold certificates or certificate
+// data that does not parse, each Secret linked to the cert-manager Certificate that issues it.
+func (s *Snapshot) Sources(ctx context.Context, ns string) ([]*inventory.Source, error) {
+	var out []*inventory.Source
+	var secrets corev1.SecretList
+	if err := s.disc.client.List(ctx, &secrets, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	for i := range secrets.Items {
+		src := inventory.FromSecret(&secrets.Items[i])
+		if !src.HasCertificates() && len(src.Invalid) == 0 {
+			continue
+		}
+		if err := s.disc.linker.link(ctx, src); err != nil {
+			return nil, err
+		}
+		out = append(out, src)
+	}
+	var cms corev1.ConfigMapList
+	if err := s.disc.client.List(ctx, &cms, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	for i := range cms.Items {
+		if src := inventory.FromConfigMap(&cms.Items[i]); src.HasCertificates() || len(src.Invalid) > 0 {
+			out = append(out, src)
+		}
+	}
+	return out, nil
+}
+
+// Certificates returns cert-manager's Certificates in ns ("" for all); none when cert-manager is absent.
+func (s *Snapshot) Certificates(ctx context.Context, ns string) ([]certmanager.Certificate, error) {
+	if !s.CertManager {
+		return nil, nil
+	}
+	var list certmanager.CertificateList
+	if err := s.disc.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// Workload is one workload as the controller sees it: what it uses, its pods and the controller's
+// decision about it.
+type Workload struct {
+	Kind, Namespace, Name string
+	Object                client.Object
+	// Uses are how its pods use Secrets and ConfigMaps.
+	Uses []consumers.Use
+	// Sources are the Secrets and ConfigMaps it uses that exist (Secrets linked to cert-manager).
+	Sources map[consumers.Ref]*inventory.Source
+	// Missing are those it names that do not exist.
+	Missing []consumers.Ref
+	// Input is what the decision was made from (pods, certificate set, ledger annotations, time).
+	Input    policy.Input
+	Decision policy.Decision
+	// Policy is the RolloutPolicy that governs it; nil when none does.
+	Policy *PolicyView
+}
+
+// PolicyView is a RolloutPolicy with what the controller derives from it.
+type PolicyView struct {
+	Policy api.RolloutPolicy
+	// Invalid says what is wrong with it (cron, time zone, quiesce targets); empty when valid.
+	Invalid string
+	// Window is whether a maintenance window is open now and when the next opens.
+	Window schedule.State
+	// Active is the policy's CertRollout that has not finished, if any.
+	Active *api.CertRollout
+	// Deadline is when the expiry deadline lets a rollout start outside the windows for this workload:
+	// the expiry of the certificate its pods run on minus spec.expiryDeadline; zero without a deadline.
+	Deadline time.Time
+}
+
+// Workloads returns every workload of ns ("" for all) whose pods use a Secret or ConfigMap, with the
+// controller's decision, sorted by namespace, kind and name.
+func (s *Snapshot) Workloads(ctx context.Context, ns string) ([]Workload, error) {
+	var out []Workload
+	policies := map[string]*PolicyView{}
+	for _, k := range kinds {
+		var objs []client.Object
+		if k.name == policy.KindPod {
+			for _, p := range s.disc.pods.bare(ns) {
+				objs = append(objs, p.pod())
+			}
+		} else {
+			list := k.newList()
+			if err := s.disc.client.List(ctx, list, client.InNamespace(ns)); err != nil {
+				return nil, err
+			}
+			items, err := apimeta.ExtractList(list)
+			if err != nil {
+				return nil, err
+			}
+			for _, o := range items {
+				if obj, ok := o.(client.Object); ok && obj.GetDeletionTimestamp() == nil {
+					objs = append(objs, obj)
+				}
+			}
+		}
+		for _, obj := range objs {
+			w, ok, err := s.workload(ctx, k, obj, policies)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				out = append(out, w)
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		return a.Name < b.Name
+	})
+	return out, nil
+}
+
+// Workload returns one workload by kind and name; found is false when it does not exist.
+func (s *Snapshot) Workload(ctx context.Context, kindName, ns, name string) (w Workload, found bool, err error) {
+	k, ok := kindNamed(kindName)
+	if !ok {
+		return Workload{}, false, fmt.Errorf("unknown workload kind %q", kindName)
+	}
+	var obj client.Object
+	if k.name == policy.KindPod {
+		p := s.disc.pods.get(ns, name)
+		if p == nil || !p.Bare {
+			return Workload{}, false, nil
+		}
+		obj = p.pod()
+	} else {
+		obj = k.newObj()
+		if err := s.disc.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				return Workload{}, false, nil
+			}
+			return Workload{}, false, err
+		}
+	}
+	w, _, err = s.workload(ctx, k, obj, map[string]*PolicyView{})
+	return w, err == nil, err
+}
+
+func (s *Snapshot) workload(ctx context.Context, k kind, obj client.Object, policies map[string]*PolicyView) (Workload, bool, error) {
+	uses := consumers.FromPodSpec(k.podSpec(obj), obj.GetAnnotations())
+	if len(uses) == 0 {
+		return Workload{}, false, nil
+	}
+	w := Workload{Kind: k.name, Namespace: obj.GetNamespace(), Name: obj.GetName(), Object: obj, Uses: uses, Sources: map[consumers.Ref]*inventory.Source{}}
+	for _, ref := range consumers.Refs(uses) {
+		src, found, err := s.disc.source(ctx, w.Namespace, ref)
+		if err != nil {
+			return Workload{}, false, err
+		}
+		if !found {
+			w.Missing = append(w.Missing, ref)
+			continue
+		}
+		if err := s.disc.linker.link(ctx, src); err != nil {
+			return Workload{}, false, err
+		}
+		w.Sources[ref] = src
+	}
+	in, _, err := s.disc.gather(ctx, k, obj)
+	if err != nil {
+		return Workload{}, false, err
+	}
+	w.Input, w.Decision = in, policy.Decide(in)
+	if in.Policy != "" {
+		key := w.Namespace + "/" + in.Policy
+		pv, ok := policies[key]
+		if !ok {
+			if pv, err = s.policyView(ctx, w.Namespace, in.Policy); err != nil {
+				return Workload{}, false, err
+			}
+			policies[key] = pv
+		}
+		view := *pv
+		if d := pv.Policy.Spec.ExpiryDeadline; d != nil {
+			if na := policy.ReadLedger(obj.GetAnnotations()).NotAfter; !na.IsZero() {
+				view.Deadline = na.Add(-d.Duration)
+			}
+		}
+		w.Policy = &view
+	}
+	return w, true, nil
+}
+
+func (s *Snapshot) policyView(ctx context.Context, ns, name string) (*PolicyView, error) {
+	var p api.RolloutPolicy
+	if err := s.disc.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
+		return nil, err
+	}
+	targets, err := s.disc.governed(ctx, &p)
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := s.disc.parsePolicy(ctx, &p, targets)
+	if err != nil {
+		return nil, err
+	}
+	pv := &PolicyView{Policy: p, Invalid: parsed.Invalid, Window: schedule.At(parsed.Windows, s.disc.opts.Clock())}
+	rollouts, err := s.disc.rolloutsOf(ctx, &p)
+	if err != nil {
+		return nil, err
+	}
+	for i := range rollouts {
+		if !rollouts[i].Status.Phase.Finished() {
+			pv.Active = &rollouts[i]
+		}
+	}
+	return pv, nil
+}
+
+// Governed returns the workloads a RolloutPolicy governs, in its rollout order (as "Kind/name").
+func (s *Snapshot) Governed(ctx context.Context, ns, name string) ([]api.WorkloadReference, error) {
+	var p api.RolloutPolicy
+	if err := s.disc.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
+		return nil, err
+	}
+	targets, err := s.disc.governed(ctx, &p)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.WorkloadReference, 0, len(targets))
+	for _, t := range targets {
+		out = append(out, t.ref())
+	}
+	return out, nil
+}
+
+// Consumers returns the workloads of ns that use the Secret or ConfigMap ref, as the controller's index
+// finds them (bare pods included).
+func (s *Snapshot) Consumers(ctx context.Context, ns string, ref consumers.Ref) ([]api.WorkloadReference, error) {
+	var out []api.WorkloadReference
+	for _, k := range kinds {
+		if k.name == policy.KindPod {
+			names, err := s.disc.pods.users(ns, ref)
+			if err != nil {
+				return nil, err
+			}
+			for _, n := range names {
+				out = append(out, api.WorkloadReference{Kind: k.name, Name: n})
+			}
+			continue
+		}
+		list := k.newList()
+		if err := s.disc.client.List(ctx, list, client.InNamespace(ns), client.MatchingFields{usesIndex: ref.String()}); err != nil {
+			return nil, err
+		}
+		items, err := apimeta.ExtractList(list)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range items {
+			if obj, ok := o.(client.Object); ok {
+				out = append(out, api.WorkloadReference{Kind: k.name, Name: obj.GetName()})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b api.WorkloadReference) int {
+		if a.Kind != b.Kind {
+			return strings.Compare(a.Kind, b.Kind)
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out, nil
+}
+
+// ParsePolicy checks a RolloutPolicy as the controller does; it returns what is wrong ("" when valid).
+func (s *Snapshot) ParsePolicy(ctx context.Context, p *api.RolloutPolicy) (orchestrate.Policy, error) {
+	targets, err := s.disc.governed(ctx, p)
+	if err != nil {
+		return orchestrate.Policy{}, err
+	}
+	return s.disc.parsePolicy(ctx, p, targets)
+}
+
