@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/certrollout/certrollout/internal/policy"
+)
+
+// WorkloadArg is a KIND/NAME argument, with the kind as certrollout names it (Deployment, StatefulSet,
+// DaemonSet, CronJob, Pod).
+type WorkloadArg struct {
+	Kind, Name string
+}
+
+func (w WorkloadArg) String() string { return w.Kind + "/" + w.Name }
+
+// workloadKinds maps what kubectl accepts for each kind (singular, plural, short name, any case) to it.
+var workloadKinds = map[string]string{
+	"deployment": policy.KindDeployment, "deployments": policy.KindDeployment, "deploy": policy.KindDeployment,
+	"statefulset": policy.KindStatefulSet, "statefulsets": policy.KindStatefulSet, "sts": policy.KindStatefulSet,
+	"daemonset": policy.KindDaemonSet, "daemonsets": policy.KindDaemonSet, "ds": policy.KindDaemonSet,
+	"cronjob": policy.KindCronJob, "cronjobs": policy.KindCronJob, "cj": policy.KindCronJob,
+	"pod": policy.KindPod, "pods": policy.KindPod, "po": policy.KindPod,
+}
+
+// ParseWorkloadArg reads "deployment/web", "deploy/web", "sts/db", "Deployment/web"...
+func ParseWorkloadArg(s string) (WorkloadArg, error) {
+	kind, name, ok := strings.Cut(s, "/")
+	if !ok || name == "" || strings.Contains(name, "/") {
+		return WorkloadArg{}, fmt.Errorf("%q is not KIND/NAME (for example deployment/web, sts/db, ds/agent)", s)
+	}
+	k, known := workloadKinds[strings.ToLower(kind)]
+	if !known {
+		return WorkloadArg{}, fmt.Errorf("%q: unknown kind %q; certrollout knows deployment, statefulset, daemonset, cronjob and pod", s, kind)
+	}
+	return WorkloadArg{Kind: k, Name: name}, nil
+}
+
+// completeWorkloads completes KIND/NAME arguments from the cluster: kinds first, then names of that kind.
+func completeWorkloads(k *KubeFlags) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		kind, prefix, ok := strings.Cut(toComplete, "/")
+		if !ok {
+			return []string{"deployment/", "statefulset/", "daemonset/", "cronjob/", "pod/"}, cobra.ShellCompDirectiveNoSpace | cobra.ShellCompDirectiveNoFileComp
+		}
+		w, err := ParseWorkloadArg(kind + "/x")
+		if err != nil || k.Complete() != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		c, err := k.Client()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		lists := map[string]client.ObjectList{
+			policy.KindDeployment: &appsv1.DeploymentList{}, policy.KindStatefulSet: &appsv1.StatefulSetList{},
+			policy.KindDaemonSet: &appsv1.DaemonSetList{}, policy.KindCronJob: &batchv1.CronJobList{}, policy.KindPod: &corev1.PodList{},
+		}
+		list := lists[w.Kind]
+		ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+		defer cancel()
+		if err := c.List(ctx, list, client.InNamespace(k.ResolvedNamespace())); err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []string
+		_ = forEachObject(list, func(o client.Object) {
+			if strings.HasPrefix(o.GetName(), prefix) {
+				out = append(out, kind+"/"+o.GetName())
+			}
+		})
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// forEachObject calls fn for each item of a typed list.
+func forEachObject(list client.ObjectList, fn func(client.Object)) error {
+	items, err := apimeta.ExtractList(list)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if o, ok := it.(client.Object); ok {
+			fn(o)
+		}
+	}
+	return nil
+}
