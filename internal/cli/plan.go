@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/certs"
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/controller"
+	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/policy"
 )
 
@@ -323,8 +325,8 @@ func planOf(w *controller.Workload, now time.Time) WorkloadPlan {
 			}
 		}
 		if src := w.Sources[ref]; src != nil {
-			if cs := src.Certificates(ps.Keys); len(cs) > 0 {
-				ps.Leaf = planCertificate(&cs[0])
+			if leaf := leafOf(src, ps.Keys); leaf != nil {
+				ps.Leaf = planCertificate(leaf)
 				ps.IssuedAt = optTime(src.IssuedAt(ps.Keys))
 			}
 			if src.Issuance != nil {
@@ -356,6 +358,39 @@ func planOf(w *controller.Workload, now time.Time) WorkloadPlan {
 	}
 	p.Next, p.NextAt = nextStep(&p, d, now)
 	return p
+}
+
+// leafOf is the certificate a workload is served or identified by among the keys it reads (nil: all):
+// the first non-CA certificate, looking at tls.crt first, else the first certificate (a CA bundle).
+func leafOf(src *inventory.Source, keys []string) *certs.Certificate {
+	if keys == nil {
+		for k := range src.Keys {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b string) int {
+			if (a == corev1.TLSCertKey) != (b == corev1.TLSCertKey) {
+				if a == corev1.TLSCertKey {
+					return -1
+				}
+				return 1
+			}
+			return strings.Compare(a, b)
+		})
+	}
+	var first *certs.Certificate
+	for _, k := range keys {
+		b := src.Keys[k]
+		if b == nil {
+			continue
+		}
+		if l := b.Leaf(); l != nil && !l.IsCA {
+			return l
+		}
+		if first == nil && len(b.Certificates) > 0 {
+			first = &b.Certificates[0]
+		}
+	}
+	return first
 }
 
 func planCertificate(c *certs.Certificate) *PlanCertificate {
