@@ -108,9 +108,9 @@ func TestPlanOutputFromTheControllersDecisions(t *testing.T) {
 	cases := map[string]struct {
 		name, action, reason, next string
 	}{
-		"an enabled workload on a renewed certificate restarts now":                {"web", "Restart", policy.ReasonCertificateRenewed, "restarts it now"},
-		"a workload that did not opt in is reported, not restarted":                {"idle", "None", policy.ReasonNotEnabled, "nothing: not enabled"},
-		"a paused Deployment is blocked and says why":                              {"frozen", "Block", policy.ReasonDeploymentPaused, "the Deployment is paused"},
+		"an enabled workload on a renewed certificate restarts now":                 {"web", "Restart", policy.ReasonCertificateRenewed, "restarts it now"},
+		"a workload that did not opt in is reported, not restarted":                 {"idle", "None", policy.ReasonNotEnabled, "nothing: not enabled"},
+		"a paused Deployment is blocked and says why":                               {"frozen", "Block", policy.ReasonDeploymentPaused, "the Deployment is paused"},
 		"a governed workload waits for its deadline, which comes before the window": {"build", "Delegate", policy.ReasonGovernedByPolicy, "RolloutPolicy build-service starts a CertRollout now, outside its windows"},
 	}
 	for sentence, c := range cases {

@@ -455,3 +455,46 @@ func (s *Snapshot) ParsePolicy(ctx context.Context, p *api.RolloutPolicy) (orche
 	return s.disc.parsePolicy(ctx, p, targets)
 }
 
+// Governance answers, through any client, the two questions about RolloutPolicies that a command needs
+// without a whole Snapshot (restart WORKLOAD, restart --policy): which policy governs a workload, and what a
+// policy governs. It applies the controller's own rules (first policy by name whose selector matches;
+// deleted policies ignored), so the CLI and the controller never disagree.
+type Governance struct {
+	disc *discovery
+}
+
+// NewGovernance returns a Governance reading through c (typically a direct client). The cluster must
+// serve certrollout.io; c's errors (NoKindMatch when it does not) are returned as they are.
+func NewGovernance(c client.Client) *Governance {
+	return &Governance{disc: &discovery{client: c, policies: true}}
+}
+
+// Governing returns the name of the RolloutPolicy that governs obj; ok is false when none does.
+func (g *Governance) Governing(ctx context.Context, obj client.Object) (name string, ok bool, err error) {
+	p, ok, err := g.disc.governing(ctx, obj)
+	return p.Name, ok, err
+}
+
+// Governed returns the workloads policy p governs, in its rollout order.
+func (g *Governance) Governed(ctx context.Context, p *api.RolloutPolicy) ([]api.WorkloadReference, error) {
+	targets, err := g.disc.governed(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.WorkloadReference, 0, len(targets))
+	for _, t := range targets {
+		out = append(out, t.ref())
+	}
+	return out, nil
+}
+
+// NewWorkloadObject returns an empty object of the workload kind ("Deployment", "StatefulSet",
+// "DaemonSet", "CronJob", "Pod"); ok is false for other kinds. orchestrated reports whether a CertRollout
+// can restart that kind.
+func NewWorkloadObject(kindName string) (obj client.Object, orchestrated, ok bool) {
+	k, ok := kindNamed(kindName)
+	if !ok {
+		return nil, false, false
+	}
+	return k.newObj(), k.orchestrated, true
+}
