@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -174,9 +175,15 @@ func (s *Snapshot) Reader() client.Reader { return s.disc.client }
 // Sources returns the Secrets and ConfigMaps of ns ("" for all) that hold certificates or certificate
 // data that does not parse, each Secret linked to the cert-manager Certificate that issues it.
 func (s *Snapshot) Sources(ctx context.Context, ns string) ([]*inventory.Source, error) {
+	return s.SourcesMatching(ctx, ns, labels.Everything())
+}
+
+// SourcesMatching is Sources restricted to the Secrets and ConfigMaps whose labels sel matches (the
+// CLI's -l). Reduced objects keep their labels when they hold certificate data, so the cache can filter.
+func (s *Snapshot) SourcesMatching(ctx context.Context, ns string, sel labels.Selector) ([]*inventory.Source, error) {
 	var out []*inventory.Source
 	var secrets corev1.SecretList
-	if err := s.disc.client.List(ctx, &secrets, client.InNamespace(ns)); err != nil {
+	if err := s.disc.client.List(ctx, &secrets, client.InNamespace(ns), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return nil, err
 	}
 	for i := range secrets.Items {
@@ -190,7 +197,7 @@ func (s *Snapshot) Sources(ctx context.Context, ns string) ([]*inventory.Source,
 		out = append(out, src)
 	}
 	var cms corev1.ConfigMapList
-	if err := s.disc.client.List(ctx, &cms, client.InNamespace(ns)); err != nil {
+	if err := s.disc.client.List(ctx, &cms, client.InNamespace(ns), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return nil, err
 	}
 	for i := range cms.Items {

@@ -1,0 +1,373 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/duration"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+)
+
+// progressPrinter shows followed rollouts as they change. observe gets every followed rollout, in the
+// order they were created, after each change; tick gets them once a second, so a printer can advance
+// elapsed times or notice that nothing happens.
+type progressPrinter interface {
+	observe(ros []api.CertRollout)
+	tick(ros []api.CertRollout)
+}
+
+// newProgressPrinter picks the redrawn block for a terminal and timestamped lines otherwise (logs, CI,
+// pipes), where cursor movement would be garbage.
+func newProgressPrinter(w io.Writer, now func() time.Time) progressPrinter {
+	if isTerminalWriter(w) {
+		return &blockPrinter{w: w, now: now}
+	}
+	return newLinePrinter(w, now)
+}
+
+// unclaimedAfter is how long a rollout may stay without a phase before the printers say that no
+// controller seems to run: a CertRollout is only a request, and nothing happens without one.
+const unclaimedAfter = 30 * time.Second
+
+// linePrinter prints one timestamped line per change:
+//
+//	2026-11-24T01:02:03Z  build-x7k2p  Quiescing         Deployment/workers scaled from 3 to 0 replicas, draining
+//
+// Lines are only printed when something changed, so a log of a long wait stays short.
+type linePrinter struct {
+	w     io.Writer
+	now   func() time.Time
+	start time.Time
+	seen  map[types.NamespacedName]*seenRollout
+	width int // of the widest rollout name, to align the phase column
+}
+
+// seenRollout is what a printer last showed of one rollout.
+type seenRollout struct {
+	phase    api.RolloutPhase
+	message  string
+	quiesced map[string]api.QuiescedWorkload
+	targets  map[string]api.TargetStatus
+	warned   bool
+}
+
+func newLinePrinter(w io.Writer, now func() time.Time) *linePrinter {
+	return &linePrinter{w: w, now: now, start: now(), seen: map[types.NamespacedName]*seenRollout{}}
+}
+
+func (p *linePrinter) tick(ros []api.CertRollout) {
+	for i := range ros {
+		ro := &ros[i]
+		s := p.state(ro)
+		if ro.Status.Phase == "" && !s.warned && p.now().Sub(p.start) >= unclaimedAfter {
+			s.warned = true
+			p.line(ro, "Pending", unclaimedMessage(p.now().Sub(p.start)))
+		}
+	}
+}
+
+func unclaimedMessage(d time.Duration) string {
+	return fmt.Sprintf("no controller has picked the rollout up in %s: is `certrollout controller` running and watching this namespace?", duration.HumanDuration(d))
+}
+
+func (p *linePrinter) state(ro *api.CertRollout) *seenRollout {
+	k := rolloutKey(ro)
+	s, ok := p.seen[k]
+	if !ok {
+		s = &seenRollout{quiesced: map[string]api.QuiescedWorkload{}, targets: map[string]api.TargetStatus{}}
+		p.seen[k] = s
+	}
+	if len(ro.Name) > p.width {
+		p.width = len(ro.Name)
+	}
+	return s
+}
+
+func (p *linePrinter) line(ro *api.CertRollout, phase, text string) {
+	fmt.Fprintf(p.w, "%s  %-*s  %-16s  %s\n", timestamp(p.now()), p.width, ro.Name, phase, text)
+}
+
+func (p *linePrinter) observe(ros []api.CertRollout) {
+	for i := range ros {
+		p.state(&ros[i]) // widths first, so every line of this round aligns
+	}
+	for i := range ros {
+		ro := &ros[i]
+		s := p.state(ro)
+		st := ro.Status
+		if st.Phase == "" {
+			continue // not picked up yet
+		}
+		phase := string(st.Phase)
+		if st.Phase != s.phase && !st.Phase.Finished() {
+			p.line(ro, phase, phaseMessage(ro))
+		} else if st.Message != s.message && (st.Phase == api.PhasePending || st.Phase == api.PhaseWaitingForWindow) {
+			// While it waits the message is the reason; later phases are told through their steps.
+			p.line(ro, phase, phaseMessage(ro))
+		}
+		for _, q := range st.Quiesced {
+			key := q.Kind + "/" + q.Name
+			if old, ok := s.quiesced[key]; !ok || old.State != q.State || old.Message != q.Message {
+				if text := quiesceLine(q, old, ok); text != "" {
+					p.line(ro, phase, text)
+				}
+			}
+			s.quiesced[key] = q
+		}
+		for _, t := range st.Targets {
+			key := t.Kind + "/" + t.Name
+			if old, ok := s.targets[key]; !ok || old.State != t.State || old.Message != t.Message {
+				if text := targetLine(t, old, ok); text != "" {
+					p.line(ro, phase, text)
+				}
+			}
+			s.targets[key] = t
+		}
+		if st.Phase != s.phase && st.Phase.Finished() {
+			p.line(ro, phase, finishedMessage(ro))
+		}
+		s.phase, s.message = st.Phase, st.Message
+	}
+}
+
+// phaseMessage is the line for a rollout entering a phase (or changing why it waits).
+func phaseMessage(ro *api.CertRollout) string {
+	st := ro.Status
+	switch st.Phase {
+	case api.PhaseWaitingForWindow:
+		if st.NextWindow != nil {
+			return "waiting for the maintenance window at " + timestamp(st.NextWindow.Time)
+		}
+	case api.PhaseQuiescing:
+		return fmt.Sprintf("scaling %d workload(s) to zero: %s", len(st.Quiesced), quiescedNames(st.Quiesced))
+	case api.PhaseRestarting:
+		return fmt.Sprintf("restarting %d target(s) in order: %s", len(st.Targets), targetNames(st.Targets))
+	case api.PhaseRestoring:
+		return fmt.Sprintf("restoring %d quiesced workload(s)", len(st.Quiesced))
+	case api.PhasePending, api.PhaseSucceeded, api.PhaseFailed:
+	}
+	return orElse(st.Message, strings.ToLower(string(st.Phase)))
+}
+
+func quiescedNames(qs []api.QuiescedWorkload) string {
+	s := make([]string, len(qs))
+	for i, q := range qs {
+		s[i] = q.Kind + "/" + q.Name
+	}
+	return strings.Join(s, ", ")
+}
+
+func targetNames(ts []api.TargetStatus) string {
+	s := make([]string, len(ts))
+	for i, t := range ts {
+		s[i] = t.Kind + "/" + t.Name
+	}
+	return strings.Join(s, ", ")
+}
+
+// finishedMessage is the last line of a rollout: the result, the controller's summary and how long it
+// took.
+func finishedMessage(ro *api.CertRollout) string {
+	st := ro.Status
+	msg := st.Message
+	if st.Progress != "" {
+		msg = st.Progress + ": " + msg
+	}
+	if st.StartTime != nil && st.CompletionTime != nil {
+		msg += " (took " + spanString(st.CompletionTime.Sub(st.StartTime.Time)) + ")"
+	}
+	return msg
+}
+
+func replicaCount(p *int32) string {
+	if p == nil {
+		return "?"
+	}
+	return fmt.Sprint(*p)
+}
+
+// quiesceLine describes a quiesced workload's new state; "" when there is nothing worth a line.
+func quiesceLine(q, old api.QuiescedWorkload, seen bool) string {
+	name := q.Kind + "/" + q.Name
+	switch q.State {
+	case api.QuiesceDraining:
+		if seen && old.State == api.QuiesceDraining {
+			if q.Message == "" {
+				return ""
+			}
+			return name + " draining: " + q.Message
+		}
+		s := fmt.Sprintf("%s scaled from %s to 0 replicas, draining", name, replicaCount(q.OriginalReplicas))
+		if q.Message != "" {
+			s += ": " + q.Message
+		}
+		return s
+	case api.QuiesceDrained:
+		if q.Message != "" {
+			return name + " drained: " + q.Message
+		}
+		if q.ScaledDownAt != nil && q.DrainedAt != nil {
+			return fmt.Sprintf("%s drained in %s", name, spanString(q.DrainedAt.Sub(q.ScaledDownAt.Time)))
+		}
+		return name + " drained"
+	case api.QuiesceDrainTimedOut:
+		return name + " did not drain in time: " + q.Message
+	case api.QuiesceRestored:
+		return fmt.Sprintf("%s restored to %s replicas", name, replicaCount(q.OriginalReplicas))
+	case api.QuiescePending:
+		return ""
+	}
+	return name + " " + string(q.State)
+}
+
+// targetLine describes a target's new state; "" when there is nothing worth a line.
+func targetLine(t, old api.TargetStatus, seen bool) string {
+	name := t.Kind + "/" + t.Name
+	switch t.State {
+	case api.TargetRestarting:
+		if seen && old.State == api.TargetRestarting {
+			if t.Message == "" {
+				return ""
+			}
+			return name + ": " + t.Message
+		}
+		if t.Message != "" {
+			return name + " restarting: " + t.Message
+		}
+		return name + " restarting"
+	case api.TargetSucceeded:
+		if t.StartedAt != nil && t.FinishedAt != nil {
+			return fmt.Sprintf("%s restarted and healthy in %s", name, spanString(t.FinishedAt.Sub(t.StartedAt.Time)))
+		}
+		return name + " restarted and healthy"
+	case api.TargetFailed:
+		return name + " failed: " + t.Message
+	case api.TargetSkipped:
+		return name + " skipped: " + t.Message
+	case api.TargetPending:
+		return ""
+	}
+	return name + " " + string(t.State)
+}
+
+// spanString is kubectl's age format ("12s", "3m4s", "2d"), "0s" for none.
+func spanString(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	return duration.HumanDuration(d)
+}
+
+// blockPrinter redraws a compact block in place on a terminal:
+//
+//	build-x7k2p  Restarting  1/2 restarted  policy build  1m5s
+//	  quiesce  Deployment/workers  3→0  Drained     12s
+//	  target   Deployment/build         Succeeded   15s
+//	  target   Deployment/api           Restarting  5s   Waiting for deployment "api" rollout to finish...
+//
+// Long lines are clipped by the terminal rather than wrapped (autowrap is off while drawing), so moving
+// the cursor up by the lines drawn always lands on the block's first line.
+type blockPrinter struct {
+	w     io.Writer
+	now   func() time.Time
+	start time.Time
+	lines int
+}
+
+const (
+	ansiAutowrapOff = "\x1b[?7l"
+	ansiAutowrapOn  = "\x1b[?7h"
+	ansiClearDown   = "\x1b[J"
+)
+
+func (p *blockPrinter) observe(ros []api.CertRollout) { p.draw(ros) }
+func (p *blockPrinter) tick(ros []api.CertRollout)    { p.draw(ros) }
+
+func (p *blockPrinter) draw(ros []api.CertRollout) {
+	now := p.now()
+	if p.start.IsZero() {
+		p.start = now
+	}
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 8, 2, ' ', 0)
+	for i := range ros {
+		ro := &ros[i]
+		st := ro.Status
+		header := []string{ro.Name, orElse(string(st.Phase), "Pending"), st.Progress}
+		if ro.Spec.Policy != "" {
+			header = append(header, "policy "+ro.Spec.Policy)
+		}
+		header = append(header, rolloutElapsed(st.StartTime, st.CompletionTime, now))
+		switch {
+		case st.Phase == "" && now.Sub(p.start) >= unclaimedAfter:
+			header = append(header, unclaimedMessage(now.Sub(p.start)))
+		case st.Phase == api.PhaseWaitingForWindow && st.NextWindow != nil:
+			header = append(header, "next window "+timestamp(st.NextWindow.Time)+" (in "+residual(st.NextWindow.Time, now)+")")
+		case st.Phase.Finished() || st.Phase == api.PhasePending:
+			header = append(header, st.Message)
+		}
+		fmt.Fprintln(tw, strings.Join(header, "\t"))
+		for _, q := range st.Quiesced {
+			var since *time.Time
+			if q.ScaledDownAt != nil {
+				since = &q.ScaledDownAt.Time
+			}
+			var until *time.Time
+			if q.DrainedAt != nil {
+				until = &q.DrainedAt.Time
+			}
+			fmt.Fprintf(tw, "  quiesce\t%s/%s\t%s→0\t%s\t%s\t%s\n", q.Kind, q.Name, replicaCount(q.OriginalReplicas), q.State, elapsedTimes(since, until, now), q.Message)
+		}
+		for _, t := range st.Targets {
+			var since, until *time.Time
+			if t.StartedAt != nil {
+				since = &t.StartedAt.Time
+			}
+			if t.FinishedAt != nil {
+				until = &t.FinishedAt.Time
+			}
+			fmt.Fprintf(tw, "  target\t%s/%s\t\t%s\t%s\t%s\n", t.Kind, t.Name, t.State, elapsedTimes(since, until, now), t.Message)
+		}
+	}
+	_ = tw.Flush()
+	var out strings.Builder
+	out.WriteString(ansiAutowrapOff)
+	if p.lines > 0 {
+		fmt.Fprintf(&out, "\x1b[%dA\r", p.lines)
+	}
+	out.WriteString(ansiClearDown)
+	out.Write(buf.Bytes())
+	out.WriteString(ansiAutowrapOn)
+	p.lines = strings.Count(buf.String(), "\n")
+	_, _ = io.WriteString(p.w, out.String())
+}
+
+// elapsed is how long a rollout has run (or ran); "" before it started.
+func rolloutElapsed(start, end *metav1.Time, now time.Time) string {
+	var since, until *time.Time
+	if start != nil {
+		since = &start.Time
+	}
+	if end != nil {
+		until = &end.Time
+	}
+	return elapsedTimes(since, until, now)
+}
+
+// elapsedTimes is until-since, or now-since while until is unset; "" without since.
+func elapsedTimes(since, until *time.Time, now time.Time) string {
+	if since == nil {
+		return ""
+	}
+	if until != nil {
+		return spanString(until.Sub(*since))
+	}
+	return spanString(now.Sub(*since))
+}
