@@ -1,12 +1,280 @@
 package cli
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/certrollout/certrollout/internal/disk"
 )
 
-// Placeholder until the command is built (issue 5); replaced, not extended.
-func newCheckCommand(_ IOStreams) *cobra.Command {
-	return &cobra.Command{Use: "check", Hidden: true, RunE: func(*cobra.Command, []string) error { return errors.New("not built yet") }}
+// Exit codes of `certrollout check`, as monitoring plugins (Nagios, Icinga, Sensu) read them, so the
+// command can run from cron or CI as it is.
+const (
+	checkExitOK       = 0
+	checkExitWarning  = 1
+	checkExitCritical = 2
+	// checkExitUnknown: the check itself could not run (bad flags, no cluster, forbidden).
+	checkExitUnknown = 3
+)
+
+// Severities of an item and of the whole report.
+const (
+	SeverityOK       = "OK"
+	SeverityWarning  = "Warning"
+	SeverityCritical = "Critical"
+)
+
+// CheckOptions holds the flags of `certrollout check`.
+type CheckOptions struct {
+	KubeFlags
+	OutputFlag
+	// Selector is -l: a label selector on the Secrets and ConfigMaps (and cert-manager Certificates).
+	Selector string
+	// Files are --files globs (and arguments after them, for globs the shell expanded).
+	Files []string
+	// Kubeadm is --kubeadm's folder; empty when not asked for.
+	Kubeadm string
+	// Cluster reads the cluster too when disk flags are given.
+	Cluster bool
+	// Warn and Critical are the thresholds as the user wrote them ("30d", "36h"); empty when unset.
+	Warn, Critical string
+	// Now is the clock; tests fix it.
+	Now func() time.Time
+
+	warn, critical time.Duration
+	selector       labels.Selector
+	readCluster    bool
+	IOStreams
+}
+
+func newCheckCommand(streams IOStreams) *cobra.Command {
+	return newCheckCommandFor(&CheckOptions{IOStreams: streams, Now: time.Now})
+}
+
+// newCheckCommandFor builds the command around o, so tests can fix o.Now.
+func newCheckCommandFor(o *CheckOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "check [--files GLOB]... [--kubeadm[=DIR]] [--cluster]",
+		Short: "List certificates soonest-expiring first, in the cluster and on disk",
+		Long: `List certificates, soonest-expiring first, with what uses them.
+
+In the cluster (the default): one row per key of each Secret and ConfigMap that holds certificates
+(tls.crt, ca.crt, CA bundles), showing the key's earliest-expiring certificate, the cert-manager
+Certificate that issues it (revision, Ready, renewal time), how many workloads use it and how many of
+their pods are stale (started before that certificate was issued, so they still run on an older one).
+cert-manager Certificates whose Secret holds no certificate yet are listed too. Secrets and ConfigMaps
+are read through the controller's caches, reduced to certificates as they arrive: private keys are never
+kept and Helm release Secrets are filtered out by the API server.
+
+On disk: --files reads PEM and DER files, folders and kubeconfigs (embedded and referenced
+certificates); --kubeadm reads a kubeadm control plane (pki/, pki/etcd/, *.conf) and prints the columns
+of 'kubeadm certs check-expiration'. With disk flags alone no cluster is contacted (-n, -A and -l then
+need --cluster); add --cluster to check both.
+
+Malformed certificate data and unreadable files are listed under PROBLEM, never skipped.
+
+Exit codes, for cron jobs and CI:
+  0  nothing expires within --warn or --critical
+  1  a certificate expires within --warn
+  2  a certificate expires within --critical or has expired, or some certificate data could not be
+     read or parsed
+  3  the check could not run (bad flags, cluster unreachable, access forbidden)
+With a non-zero code, one line on stderr names the soonest offender and why. Durations take a d
+(days) suffix as well as Go units: 30d, 36h, 1d12h.
+
+-o json and -o yaml print a CheckReport (apiVersion certrollout.io/v1alpha1), documented in
+docs/check.md.`,
+		Example: `  # Certificates of the current namespace, soonest first
+  certrollout check
+
+  # Every namespace, only Secrets labelled app=web, with serials, fingerprints and consumers
+  certrollout check -A -l app=web -o wide
+
+  # A kubeadm control plane, as kubeadm prints it (run as root: the kubeconfigs are private)
+  sudo certrollout check --kubeadm
+
+  # From cron: exit 1 within 30 days, 2 within 7 days
+  certrollout check -A --warn 30d --critical 7d -o json > /var/lib/certs/report.json
+
+  # Files on this machine and the cluster, in one report
+  certrollout check --files '/etc/ssl/private/*.pem' --files ~/.kube/config --cluster`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(cmd, args); err != nil {
+				return &exitError{code: checkExitUnknown, err: err}
+			}
+			if err := o.Validate(); err != nil {
+				return &exitError{code: checkExitUnknown, err: err}
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	// A mistyped flag means the check did not run: that is "unknown", not "warning".
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: checkExitUnknown, err: err} })
+	o.addKubeFlags(cmd, true)
+	o.addOutputFlag(cmd)
+	f := cmd.Flags()
+	f.StringVarP(&o.Selector, "selector", "l", "", "Label selector on the Secrets, ConfigMaps and cert-manager Certificates (e.g. app=web,tier!=dev).")
+	f.StringArrayVar(&o.Files, "files", nil, "PEM or DER certificate files, folders or kubeconfigs; a shell glob (quote it). Repeatable.")
+	f.StringVar(&o.Kubeadm, "kubeadm", "", "Check a kubeadm control plane's certificates and kubeconfigs in this folder (--kubeadm alone: "+disk.DefaultKubeadmDir+"; another folder: --kubeadm=DIR).")
+	f.Lookup("kubeadm").NoOptDefVal = disk.DefaultKubeadmDir
+	f.BoolVar(&o.Cluster, "cluster", false, "With --files or --kubeadm, check the cluster too (disk flags alone contact no cluster).")
+	f.StringVar(&o.Warn, "warn", "", "Exit 1 when a certificate expires within this duration (e.g. 30d, 36h).")
+	f.StringVar(&o.Critical, "critical", "", "Exit 2 when a certificate expires within this duration (e.g. 7d). Expired certificates always count as critical.")
+	return cmd
+}
+
+// Complete decides what to read and parses the flags that need parsing. It loads the kubeconfig only
+// when the cluster is read, so disk checks work on machines without one.
+func (o *CheckOptions) Complete(cmd *cobra.Command, args []string) error {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if len(args) > 0 {
+		switch {
+		case len(o.Files) > 0:
+			// `--files /etc/ssl/*.pem` unquoted: the shell expanded the glob into arguments.
+			o.Files = append(o.Files, args...)
+		case o.Kubeadm != "":
+			return fmt.Errorf("unexpected argument %q: to check a kubeadm folder other than %s, write --kubeadm=%s", args[0], disk.DefaultKubeadmDir, args[0])
+		default:
+			return fmt.Errorf("unexpected argument %q: check takes no arguments; files are read with --files", args[0])
+		}
+	}
+	disk := len(o.Files) > 0 || o.Kubeadm != ""
+	if disk && !o.Cluster {
+		// Silently ignoring a namespace would read as "nothing there"; say what to add instead.
+		for _, name := range []string{"namespace", "all-namespaces", "selector"} {
+			if cmd != nil && cmd.Flags().Changed(name) {
+				return fmt.Errorf("--%s selects what to read from the cluster, and with --files or --kubeadm the cluster is read only with --cluster: add --cluster", name)
+			}
+		}
+	}
+	o.readCluster = !disk || o.Cluster
+	var err error
+	if o.warn, err = parseThreshold("warn", o.Warn); err != nil {
+		return err
+	}
+	if o.critical, err = parseThreshold("critical", o.Critical); err != nil {
+		return err
+	}
+	if o.selector, err = labels.Parse(o.Selector); err != nil {
+		return fmt.Errorf("invalid --selector %q: %w", o.Selector, err)
+	}
+	if o.readCluster {
+		return o.KubeFlags.Complete()
+	}
+	return nil
+}
+
+// Validate checks flags against each other.
+func (o *CheckOptions) Validate() error {
+	if err := o.validateOutput(); err != nil {
+		return err
+	}
+	if o.warn > 0 && o.critical > 0 && o.critical > o.warn {
+		return fmt.Errorf("--critical %s is longer than --warn %s: a certificate would be critical before it is a warning; swap them", o.Critical, o.Warn)
+	}
+	return nil
+}
+
+// Run reads the sources, prints the report and returns an exitError when something is due.
+func (o *CheckOptions) Run(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	now := o.Now().UTC().Truncate(time.Second)
+	r := &checkResult{now: now}
+	if o.Kubeadm != "" {
+		r.kubeadm = kubeadmItems(o.Kubeadm, disk.Kubeadm(o.Kubeadm))
+	}
+	if len(o.Files) > 0 {
+		r.files = checkFileItems(disk.Files(o.Files))
+	}
+	if o.readCluster {
+		c, err := o.clusterItems(ctx, now)
+		if err != nil {
+			return &exitError{code: checkExitUnknown, err: err}
+		}
+		r.cluster = c
+	}
+	report := r.report(o)
+	if o.structured() {
+		if err := o.printDocument(o.Out, report); err != nil {
+			return err
+		}
+	} else if err := o.printTables(r); err != nil {
+		return err
+	}
+	code := map[string]int{SeverityOK: checkExitOK, SeverityWarning: checkExitWarning, SeverityCritical: checkExitCritical}[report.Status]
+	if code == checkExitOK {
+		return nil
+	}
+	return &exitError{code: code, err: errors.New(report.Reason)}
+}
+
+// parseThreshold reads a duration with an optional leading number of days ("30d", "1d12h", "36h",
+// "1.5d"): certificates live for days, and Go's durations stop at hours.
+func parseThreshold(flag, s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	bad := func() error {
+		return fmt.Errorf("invalid --%s %q: want a duration such as 30d, 36h or 1d12h", flag, s)
+	}
+	var d time.Duration
+	rest := s
+	if i := strings.IndexByte(s, 'd'); i >= 0 {
+		if !isDecimal(s[:i]) {
+			return 0, bad()
+		}
+		days, err := strconv.ParseFloat(s[:i], 64)
+		if err != nil {
+			return 0, bad()
+		}
+		if days > 100*365 {
+			return 0, fmt.Errorf("invalid --%s %q: more than a century", flag, s)
+		}
+		d = time.Duration(days * float64(24*time.Hour))
+		rest = s[i+1:]
+	}
+	if rest != "" {
+		if strings.ContainsAny(rest[:1], "+-") {
+			return 0, bad() // "1d-2h" is a typo more often than an intention
+		}
+		more, err := time.ParseDuration(rest)
+		if err != nil {
+			return 0, bad()
+		}
+		d += more
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("invalid --%s %q: must not be negative", flag, s)
+	}
+	return d, nil
+}
+
+// isDecimal reports whether s is a plain decimal number (digits with at most one dot).
+func isDecimal(s string) bool {
+	if s == "" || s == "." {
+		return false
+	}
+	dot := false
+	for _, r := range s {
+		switch {
+		case r == '.' && !dot:
+			dot = true
+		case r >= '0' && r <= '9':
+		default:
+			return false
+		}
+	}
+	return true
 }

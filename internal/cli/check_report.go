@@ -1,0 +1,329 @@
+package cli
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/certrollout/certrollout/internal/certs"
+)
+
+// The document `check -o json|yaml` prints. These types are the schema (docs/check.md): fields are only
+// added within certrollout.io/v1alpha1, never renamed or removed. They are not the internal types, which
+// may change freely.
+
+// CheckReport is everything one check found.
+type CheckReport struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	// GeneratedAt is the time residual times and severities were computed against.
+	GeneratedAt time.Time `json:"generatedAt"`
+	// Status is the worst severity: OK, Warning or Critical (the exit code 0, 1 or 2).
+	Status string `json:"status"`
+	// Reason is the line printed on stderr when Status is not OK.
+	Reason     string          `json:"reason,omitempty"`
+	Thresholds CheckThresholds `json:"thresholds"`
+	// Items are soonest-expiring first; items without a certificate come last.
+	Items []CheckItem `json:"items"`
+	// Problems are sources that could not be read or parsed.
+	Problems []CheckProblem `json:"problems"`
+}
+
+// CheckThresholds are --warn and --critical as given (empty when not set).
+type CheckThresholds struct {
+	Warn     string `json:"warn,omitempty"`
+	Critical string `json:"critical,omitempty"`
+}
+
+// CheckItem is one place certificates are kept: a key of a Secret or ConfigMap, a file, or one entry of
+// a kubeconfig.
+type CheckItem struct {
+	Source CheckSource `json:"source"`
+	// Certificate is the earliest-expiring certificate there; absent when none is (a cert-manager
+	// Certificate not issued yet).
+	Certificate *CheckCertificate `json:"certificate,omitempty"`
+	// Certificates counts the certificates there (a chain or a CA bundle holds several).
+	Certificates int `json:"certificates"`
+	// Severity is OK, Warning or Critical; absent for items without a certificate.
+	Severity string `json:"severity,omitempty"`
+	// CertManager is the cert-manager Certificate that issues the Secret.
+	CertManager *CheckCertManager `json:"certManager,omitempty"`
+	// Consumers are the workloads that use this key (cluster items only).
+	Consumers []CheckConsumer `json:"consumers,omitempty"`
+	// StalePods counts the consumers' pods that started before this key's certificates were issued.
+	StalePods int `json:"stalePods,omitempty"`
+	// Kubeadm is set for the files of a kubeadm control plane.
+	Kubeadm *CheckKubeadm `json:"kubeadm,omitempty"`
+}
+
+// CheckSource says where certificates were found.
+type CheckSource struct {
+	// Kind is Secret, ConfigMap or File.
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	// Name is the object's name; for a file, its short name (kubeadm's name, or the path relative to
+	// the folder or glob it was found by).
+	Name string `json:"name"`
+	// Key is the data key of a Secret or ConfigMap.
+	Key string `json:"key,omitempty"`
+	// Path is the file's path.
+	Path string `json:"path,omitempty"`
+	// Entry is where in a kubeconfig: cluster/<name> or user/<name>.
+	Entry string `json:"entry,omitempty"`
+}
+
+// CheckCertificate is one certificate's facts.
+type CheckCertificate struct {
+	Subject    string `json:"subject"`
+	CommonName string `json:"commonName,omitempty"`
+	Issuer     string `json:"issuer"`
+	// IssuerCommonName is the issuer's CN.
+	IssuerCommonName string `json:"issuerCommonName,omitempty"`
+	// SerialNumber is hex.
+	SerialNumber string `json:"serialNumber"`
+	// Fingerprint is the hex SHA-256 of the DER encoding.
+	Fingerprint string    `json:"fingerprint"`
+	NotBefore   time.Time `json:"notBefore"`
+	NotAfter    time.Time `json:"notAfter"`
+	IsCA        bool      `json:"isCA"`
+	DNSNames    []string  `json:"dnsNames,omitempty"`
+	IPAddresses []string  `json:"ipAddresses,omitempty"`
+}
+
+// CheckCertManager is what cert-manager reports about the Certificate that issues a Secret.
+type CheckCertManager struct {
+	// Name of the Certificate, in the Secret's namespace.
+	Name     string `json:"name"`
+	Revision int    `json:"revision"`
+	Ready    bool   `json:"ready"`
+	// Message explains a Ready condition that is not True.
+	Message string `json:"message,omitempty"`
+	// RenewalTime is when cert-manager renews next.
+	RenewalTime *time.Time `json:"renewalTime,omitempty"`
+	// StatusCurrent is false when the Certificate's status still describes the previous certificate
+	// (cert-manager writes the Secret before its status).
+	StatusCurrent bool `json:"statusCurrent"`
+}
+
+// CheckConsumer is a workload that uses a key.
+type CheckConsumer struct {
+	// Kind is Deployment, StatefulSet, DaemonSet, CronJob or Pod.
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// StalePods are its pods that started before the key's certificates were issued.
+	StalePods []string `json:"stalePods,omitempty"`
+}
+
+// CheckKubeadm is a kubeadm control plane file as `kubeadm certs check-expiration` names it.
+type CheckKubeadm struct {
+	// Name is kubeadm's: apiserver, etcd-peer, admin.conf, ca...
+	Name string `json:"name"`
+	// CertificateAuthority is the kubeadm name of the CA that signed it (ca, etcd-ca, front-proxy-ca);
+	// empty for the CAs themselves and when no CA of the folder signed it.
+	CertificateAuthority string `json:"certificateAuthority,omitempty"`
+	// ExternallyManaged is true when the signing CA's key is not in the folder: kubeadm cannot renew it.
+	ExternallyManaged bool `json:"externallyManaged"`
+}
+
+// CheckProblem is a source whose certificates could not be read, and why.
+type CheckProblem struct {
+	Source  CheckSource `json:"source"`
+	Message string      `json:"message"`
+}
+
+// checkResult is what Run read, in sections; nil sections were not asked for.
+type checkResult struct {
+	now     time.Time
+	cluster *checkSection
+	kubeadm *checkSection
+	files   *checkSection
+}
+
+// checkSection is the items and problems of one kind of source, and how to print them.
+type checkSection struct {
+	items    []CheckItem
+	problems []CheckProblem
+	// namespace is the namespace read, "" for all (cluster sections).
+	namespace string
+	// dir is the kubeadm folder.
+	dir string
+}
+
+func (r *checkResult) sections() []*checkSection {
+	var out []*checkSection
+	for _, s := range []*checkSection{r.kubeadm, r.files, r.cluster} {
+		if s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// report builds the document and sets each item's severity from the thresholds.
+func (r *checkResult) report(o *CheckOptions) CheckReport {
+	rep := CheckReport{
+		APIVersion: ReportAPIVersion, Kind: "CheckReport", GeneratedAt: r.now,
+		Thresholds: CheckThresholds{Warn: o.Warn, Critical: o.Critical},
+		Items:      []CheckItem{}, Problems: []CheckProblem{},
+	}
+	for _, s := range r.sections() {
+		for i := range s.items {
+			if c := s.items[i].Certificate; c != nil {
+				s.items[i].Severity = checkSeverity(c.NotAfter, r.now, o.warn, o.critical)
+			}
+		}
+		rep.Items = append(rep.Items, s.items...)
+		rep.Problems = append(rep.Problems, s.problems...)
+	}
+	sortCheckItems(rep.Items)
+	rep.Status, rep.Reason = checkVerdict(rep.Items, rep.Problems, r.now, o)
+	return rep
+}
+
+// checkSeverity applies the thresholds to one expiry. An expired certificate is critical with or without
+// --critical: nothing that serves or trusts it works any more.
+func checkSeverity(notAfter, now time.Time, warn, critical time.Duration) string {
+	left := notAfter.Sub(now)
+	switch {
+	case left <= 0:
+		return SeverityCritical
+	case critical > 0 && left <= critical:
+		return SeverityCritical
+	case warn > 0 && left <= warn:
+		return SeverityWarning
+	default:
+		return SeverityOK
+	}
+}
+
+// sortCheckItems orders items soonest-expiring first, then by where they are; items without a certificate
+// last.
+func sortCheckItems(items []CheckItem) {
+	sort.SliceStable(items, func(i, j int) bool {
+		a, b := items[i], items[j]
+		if (a.Certificate == nil) != (b.Certificate == nil) {
+			return a.Certificate != nil
+		}
+		if a.Certificate != nil && !a.Certificate.NotAfter.Equal(b.Certificate.NotAfter) {
+			return a.Certificate.NotAfter.Before(b.Certificate.NotAfter)
+		}
+		return a.Source.sortKey() < b.Source.sortKey()
+	})
+}
+
+func (s CheckSource) sortKey() string {
+	return strings.Join([]string{s.Kind, s.Namespace, s.Name, s.Key, s.Path, s.Entry}, "\x00")
+}
+
+// checkVerdict is the report's status and the one line that says why: the soonest item of the worst
+// severity, or the first problem.
+func checkVerdict(items []CheckItem, problems []CheckProblem, now time.Time, o *CheckOptions) (status, reason string) {
+	var worst *CheckItem
+	due := 0
+	for i := range items {
+		it := &items[i]
+		if it.Severity == "" || it.Severity == SeverityOK {
+			continue
+		}
+		due++
+		// items are soonest first, so the first of the worst severity is the soonest offender.
+		if worst == nil || (it.Severity == SeverityCritical && worst.Severity != SeverityCritical) {
+			worst = it
+		}
+	}
+	status = SeverityOK
+	if worst != nil {
+		status = worst.Severity
+		c := worst.Certificate
+		when := fmt.Sprintf("expires in %s (%s)", residual(c.NotAfter, now), timestamp(c.NotAfter))
+		switch {
+		case !c.NotAfter.After(now):
+			when = fmt.Sprintf("%s (%s)", residual(c.NotAfter, now), timestamp(c.NotAfter))
+		case worst.Severity == SeverityCritical:
+			when += ", within --critical " + o.Critical
+		default:
+			when += ", within --warn " + o.Warn
+		}
+		reason = fmt.Sprintf("%s: %s %s", strings.ToUpper(status), worst.Source.describe(), when)
+		if due > 1 {
+			reason += fmt.Sprintf(" (%d certificates in all need attention)", due)
+		}
+	}
+	if len(problems) > 0 {
+		// Certificate data that cannot be parsed breaks whatever loads it as surely as an expiry.
+		p := problems[0]
+		what := fmt.Sprintf("%s: %s", p.Source.describe(), p.Message)
+		if len(problems) > 1 {
+			what = fmt.Sprintf("%d certificate sources could not be read; the first: %s", len(problems), what)
+		} else {
+			what = "certificate data could not be read: " + what
+		}
+		if status == SeverityCritical {
+			reason += "; " + what
+		} else {
+			status = SeverityCritical
+			reason = "CRITICAL: " + what
+		}
+	}
+	return status, reason
+}
+
+// describe names a source in messages: "Secret prod/api-tls tls.crt", "file /etc/kubernetes/admin.conf
+// (user/kubernetes-admin)".
+func (s CheckSource) describe() string {
+	if s.Kind == checkKindFile {
+		d := "file " + s.Path
+		if s.Entry != "" {
+			d += " (" + s.Entry + ")"
+		}
+		return d
+	}
+	d := s.Kind + " " + s.Namespace + "/" + s.Name
+	if s.Key != "" {
+		d += " " + s.Key
+	}
+	return d
+}
+
+// checkKindFile is CheckSource.Kind for certificates on disk.
+const checkKindFile = "File"
+
+// checkCertificate converts certs' facts to the schema.
+func checkCertificate(c *certs.Certificate) *CheckCertificate {
+	return &CheckCertificate{
+		Subject: c.Subject, CommonName: checkCommonName(c.Subject), Issuer: c.Issuer, IssuerCommonName: checkCommonName(c.Issuer),
+		SerialNumber: c.SerialNumber, Fingerprint: c.Fingerprint,
+		NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(), IsCA: c.IsCA,
+		DNSNames: c.DNSNames, IPAddresses: c.IPAddresses,
+	}
+}
+
+// checkCommonName extracts CN from a distinguished name as pkix.Name.String writes it ("CN=a\,b,O=x"),
+// honouring backslash escapes; "" when there is none.
+func checkCommonName(dn string) string {
+	var parts []string
+	var cur strings.Builder
+	escaped := false
+	for _, r := range dn {
+		switch {
+		case escaped:
+			cur.WriteRune(r)
+			escaped = false
+		case r == '\\':
+			escaped = true
+		case r == ',' || r == '+':
+			parts = append(parts, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteRune(r)
+		}
+	}
+	parts = append(parts, cur.String())
+	for _, p := range parts {
+		if v, ok := strings.CutPrefix(p, "CN="); ok {
+			return v
+		}
+	}
+	return ""
+}
