@@ -2,7 +2,8 @@
 // takes to become a pod-template patch, against a minimal reactor that watches Secrets and sends one PATCH
 // per change (the floor any controller can reach), measured in the same run and alternating; the
 // controller's peak memory with many large non-certificate Secrets; and its API requests by verb in steady
-// state and per renewal. Table on stdout, JSON in --out.
+// state and per renewal. Table on stdout, JSON in --out. With --check it measures `certrollout check`
+// instead (check.go).
 package main
 
 import (
@@ -58,8 +59,15 @@ func main() {
 	flag.StringVar(&c.controller, "controller", "bin/certrollout", "certrollout binary to run")
 	flag.StringVar(&c.out, "out", "bench/results", "folder for the JSON result")
 	flag.StringVar(&c.memLimit, "controller-gomemlimit", "", "GOMEMLIMIT for the controller only (e.g. 80MiB)")
+	check := flag.Bool("check", false, "measure `certrollout check -A -o json` instead of the controller (see the --check-* flags)")
+	var cc checkConfig
+	cc.register(flag.CommandLine)
 	flag.Parse()
-	if err := run(context.Background(), c); err != nil {
+	do := func(ctx context.Context) error { return run(ctx, c) }
+	if *check {
+		do = func(ctx context.Context) error { return runCheckBench(ctx, c, cc) }
+	}
+	if err := do(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
