@@ -84,10 +84,10 @@ go on in the cluster).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Workloads = args
 			o.args = restartCommandLine(cmd, args)
-			if err := o.Complete(); err != nil {
+			if err := o.Validate(); err != nil {
 				return err
 			}
-			if err := o.Validate(); err != nil {
+			if err := o.Complete(); err != nil {
 				return err
 			}
 			return o.Run(cmd.Context())
@@ -258,7 +258,7 @@ func runRollouts(ctx context.Context, c client.WithWatch, cfg *rest.Config, r ro
 		info = r.streams.ErrOut
 	}
 	for _, n := range r.notes {
-		fmt.Fprintf(r.streams.ErrOut, "Warning: %s %s uses the Secret but is not restarted: %s\n", n.Kind, n.Name, n.Reason)
+		fmt.Fprintf(r.streams.ErrOut, "Warning: %s/%s uses the Secret but is not restarted: %s\n", n.Kind, n.Name, n.Reason)
 	}
 	err := createRollouts(ctx, c, r.plans, r.dryRun, func(p plannedRollout) {
 		if !r.output.structured() {

@@ -246,10 +246,10 @@ func secretConsumers(ctx context.Context, snap *controller.Snapshot, ns string, 
 				refs = append(refs, w)
 			case policy.KindCronJob:
 				notes = append(notes, WorkloadNote{Namespace: ns, Kind: w.Kind, Name: w.Name,
-					Reason: "a CronJob is not restarted: the Jobs it starts next read the Secret afresh"})
+					Reason: "its next Jobs read the Secret afresh"})
 			case policy.KindPod:
 				notes = append(notes, WorkloadNote{Namespace: ns, Kind: w.Kind, Name: w.Name,
-					Reason: "a bare Pod has no controller to roll it: delete it (or let the controller do so when it is opted in)"})
+					Reason: "a bare Pod has no controller to roll it: delete it to restart it"})
 			default:
 				notes = append(notes, WorkloadNote{Namespace: ns, Kind: w.Kind, Name: w.Name, Reason: "not a Deployment, StatefulSet or DaemonSet"})
 			}
@@ -511,7 +511,19 @@ func waitResult(ros []api.CertRollout, err error, timeout time.Duration, cfgErr 
 	var failed []string
 	for _, ro := range ros {
 		if ro.Status.Phase == api.PhaseFailed {
-			failed = append(failed, fmt.Sprintf("CertRollout %s failed: %s", ro.Name, ro.Status.Message))
+			msg := fmt.Sprintf("CertRollout %s failed: %s", ro.Name, ro.Status.Message)
+			// The rollout's message counts; the targets' say why.
+			for _, t := range ro.Status.Targets {
+				if t.State == api.TargetFailed {
+					msg += fmt.Sprintf("; %s/%s: %s", t.Kind, t.Name, t.Message)
+				}
+			}
+			for _, q := range ro.Status.Quiesced {
+				if q.State == api.QuiesceDrainTimedOut {
+					msg += fmt.Sprintf("; %s/%s did not drain: %s", q.Kind, q.Name, q.Message)
+				}
+			}
+			failed = append(failed, msg)
 		}
 	}
 	if len(failed) > 0 {

@@ -91,13 +91,18 @@ func (p *linePrinter) state(ro *api.CertRollout) *seenRollout {
 }
 
 func (p *linePrinter) line(ro *api.CertRollout, phase, text string) {
-	fmt.Fprintf(p.w, "%s  %-*s  %-16s  %s\n", timestamp(p.now()), p.width, ro.Name, phase, text)
+	p.lineAt(timestamp(p.now()), ro, phase, text)
+}
+
+func (p *linePrinter) lineAt(ts string, ro *api.CertRollout, phase, text string) {
+	fmt.Fprintf(p.w, "%s  %-*s  %-16s  %s\n", ts, p.width, ro.Name, phase, text)
 }
 
 func (p *linePrinter) observe(ros []api.CertRollout) {
 	for i := range ros {
 		p.state(&ros[i]) // widths first, so every line of this round aligns
 	}
+	ts := timestamp(p.now())
 	for i := range ros {
 		ro := &ros[i]
 		s := p.state(ro)
@@ -106,17 +111,20 @@ func (p *linePrinter) observe(ros []api.CertRollout) {
 			continue // not picked up yet
 		}
 		phase := string(st.Phase)
-		if st.Phase != s.phase && !st.Phase.Finished() {
-			p.line(ro, phase, phaseMessage(ro))
-		} else if st.Message != s.message && (st.Phase == api.PhasePending || st.Phase == api.PhaseWaitingForWindow) {
-			// While it waits the message is the reason; later phases are told through their steps.
-			p.line(ro, phase, phaseMessage(ro))
-		}
+		// One status can carry several steps at once. Steps that ended come before the phase line and
+		// steps that began after it, so the lines read in the order things happened: "workers drained",
+		// "Restarting", "build restarting".
+		var ended, began []string
 		for _, q := range st.Quiesced {
 			key := q.Kind + "/" + q.Name
 			if old, ok := s.quiesced[key]; !ok || old.State != q.State || old.Message != q.Message {
-				if text := quiesceLine(q, old, ok); text != "" {
-					p.line(ro, phase, text)
+				text := quiesceLine(q, old, ok)
+				switch {
+				case text == "":
+				case q.State == api.QuiesceDrained || q.State == api.QuiesceDrainTimedOut:
+					ended = append(ended, text)
+				default:
+					began = append(began, text)
 				}
 			}
 			s.quiesced[key] = q
@@ -124,14 +132,32 @@ func (p *linePrinter) observe(ros []api.CertRollout) {
 		for _, t := range st.Targets {
 			key := t.Kind + "/" + t.Name
 			if old, ok := s.targets[key]; !ok || old.State != t.State || old.Message != t.Message {
-				if text := targetLine(t, old, ok); text != "" {
-					p.line(ro, phase, text)
+				text := targetLine(t, old, ok)
+				switch {
+				case text == "":
+				case t.State == api.TargetRestarting:
+					began = append(began, text)
+				default:
+					ended = append(ended, text)
 				}
 			}
 			s.targets[key] = t
 		}
+		for _, text := range ended {
+			p.lineAt(ts, ro, phase, text)
+		}
+		switch {
+		case st.Phase != s.phase && !st.Phase.Finished():
+			p.lineAt(ts, ro, phase, phaseMessage(ro))
+		case st.Message != s.message && (st.Phase == api.PhasePending || st.Phase == api.PhaseWaitingForWindow):
+			// While it waits the message is the reason; later phases are told through their steps.
+			p.lineAt(ts, ro, phase, phaseMessage(ro))
+		}
+		for _, text := range began {
+			p.lineAt(ts, ro, phase, text)
+		}
 		if st.Phase != s.phase && st.Phase.Finished() {
-			p.line(ro, phase, finishedMessage(ro))
+			p.lineAt(ts, ro, phase, finishedMessage(ro))
 		}
 		s.phase, s.message = st.Phase, st.Message
 	}
@@ -313,7 +339,9 @@ func (p *blockPrinter) draw(ros []api.CertRollout) {
 		case st.Phase.Finished() || st.Phase == api.PhasePending:
 			header = append(header, st.Message)
 		}
-		fmt.Fprintln(tw, strings.Join(header, "\t"))
+		// The header has no tabs: it ends the tabwriter's column block, so each rollout's steps align
+		// among themselves.
+		fmt.Fprintln(tw, joinNonEmpty(header, "  "))
 		for _, q := range st.Quiesced {
 			var since *time.Time
 			if q.ScaledDownAt != nil {
@@ -337,15 +365,16 @@ func (p *blockPrinter) draw(ros []api.CertRollout) {
 		}
 	}
 	_ = tw.Flush()
+	block := trimLines(buf.String())
 	var out strings.Builder
 	out.WriteString(ansiAutowrapOff)
 	if p.lines > 0 {
 		fmt.Fprintf(&out, "\x1b[%dA\r", p.lines)
 	}
 	out.WriteString(ansiClearDown)
-	out.Write(buf.Bytes())
+	out.WriteString(block)
 	out.WriteString(ansiAutowrapOn)
-	p.lines = strings.Count(buf.String(), "\n")
+	p.lines = strings.Count(block, "\n")
 	_, _ = io.WriteString(p.w, out.String())
 }
 
@@ -370,4 +399,23 @@ func elapsedTimes(since, until *time.Time, now time.Time) string {
 		return spanString(until.Sub(*since))
 	}
 	return spanString(now.Sub(*since))
+}
+
+func joinNonEmpty(parts []string, sep string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, sep)
+}
+
+// trimLines drops the spaces tabwriter pads empty trailing cells with.
+func trimLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.Join(lines, "\n")
 }

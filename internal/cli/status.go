@@ -136,10 +136,10 @@ restart --wait.`,
 		ValidArgsFunction: completeRollouts(&o.KubeFlags),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Names = args
-			if err := o.Complete(); err != nil {
+			if err := o.Validate(); err != nil {
 				return err
 			}
-			if err := o.Validate(); err != nil {
+			if err := o.Complete(); err != nil {
 				return err
 			}
 			return o.Run(cmd.Context())
