@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/certmanager"
+	"github.com/certrollout/certrollout/internal/clustertest"
+	"github.com/certrollout/certrollout/internal/localcluster"
+	"github.com/certrollout/certrollout/internal/testgen"
+)
+
+// issuedCertificate creates cert-manager's test chain in the namespace (Certificate name writing
+// Secret secret) and waits until it is issued.
+func (e *restartEnv) issuedCertificate(name, secret string) {
+	e.t.Helper()
+	c := clustertest.Cluster(e.t)
+	if err := localcluster.Apply(context.Background(), c.Config, []byte(testgen.CertManagerChain(e.ns, name, secret, "2160h", ""))); err != nil {
+		e.t.Fatal(err)
+	}
+	clustertest.Eventually(e.t, 2*time.Minute, "Certificate "+name+" to be issued", func(ctx context.Context) (bool, error) {
+		return localcluster.CertificateReady(ctx, c, e.ns, name)
+	})
+}
+
+func (e *restartEnv) certificate(name string) certmanager.Certificate {
+	e.t.Helper()
+	var crt certmanager.Certificate
+	if err := e.cl.Get(context.Background(), client.ObjectKey{Namespace: e.ns, Name: name}, &crt); err != nil {
+		e.t.Fatal(err)
+	}
+	return crt
+}
+
+var rfc3339 = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
+
+func TestRenewWaitsUntilTheNextRevisionIsReady(t *testing.T) {
+	e := newRestartEnv(t)
+	e.issuedCertificate("api", "api-tls")
+	before := e.certificate("api")
+	if before.Status.Revision == nil || *before.Status.Revision != 1 {
+		t.Fatalf("revision before: %v", before.Status.Revision)
+	}
+	out, stderr, err := e.run("renew", "api", "--wait", "--timeout", "2m")
+	if err != nil {
+		t.Fatalf("%v\n%s%s", err, out, stderr)
+	}
+	if !strings.HasPrefix(out, "certificate.cert-manager.io/api renewal triggered (revision 1)\n") {
+		t.Errorf("first line:\n%s", out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	last := lines[len(lines)-1]
+	if !timestamped.MatchString(last) || !strings.Contains(last, "Issued    revision 2, Ready, valid until ") {
+		t.Errorf("last line %q", last)
+	}
+	after := e.certificate("api")
+	if after.Status.Revision == nil || *after.Status.Revision != 2 || !after.Ready() {
+		t.Fatalf("after: revision %v, ready %v", after.Status.Revision, after.Ready())
+	}
+	// The patch named only the Issuing condition: cert-manager's Ready condition was never lost, and the
+	// issuance left no Issuing condition behind.
+	if after.Condition(certmanager.ConditionIssuing) != nil {
+		t.Errorf("Issuing condition left: %+v", after.Condition(certmanager.ConditionIssuing))
+	}
+
+	// -o json: the RenewReport; a second renewal moves on to revision 3.
+	out, stderr, err = e.run("renew", "api", "--wait", "--timeout", "2m", "-o", "json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	var report RenewReport
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("not a RenewReport: %v\n%s", err, out)
+	}
+	if report.Kind != "RenewReport" || len(report.Certificates) != 1 {
+		t.Fatalf("report: %+v", report)
+	}
+	rc := report.Certificates[0]
+	if rc.Result != RenewIssued || rc.SecretName != "api-tls" || *rc.PreviousRevision != 2 || *rc.Revision != 3 || !rc.Ready {
+		t.Errorf("certificate: %+v", rc)
+	}
+	if !strings.Contains(stderr, "renewal triggered (revision 2)") {
+		t.Errorf("progress belongs on stderr under -o json:\n%s", stderr)
+	}
+}
+
+func TestRenewSkipsACertificateAlreadyIssuingAndTimesOut(t *testing.T) {
+	e := newRestartEnv(t)
+	// An issuer that does not exist: cert-manager marks the Certificate Issuing and never finishes.
+	stuck := `apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: stuck, namespace: ` + e.ns + `}
+spec: {secretName: stuck-tls, commonName: stuck, issuerRef: {name: nowhere, kind: Issuer}}
+`
+	if err := localcluster.Apply(context.Background(), clustertest.Cluster(t).Config, []byte(stuck)); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, time.Minute, "cert-manager to mark Certificate stuck Issuing", func(context.Context) (bool, error) {
+		c := e.certificate("stuck")
+		i := c.Condition(certmanager.ConditionIssuing)
+		return i != nil && i.Status == "True", nil
+	})
+	out, stderr, err := e.run("renew", "stuck", "--wait", "--timeout", "3s")
+	var ee *exitError
+	if !errors.Is(err, ErrWaitTimedOut) || !errors.As(err, &ee) || ee.code != exitTimedOut {
+		t.Fatalf("want exit %d after the timeout, got %v\n%s%s", exitTimedOut, err, out, stderr)
+	}
+	if crt := e.certificate("stuck"); crt.Condition(certmanager.ConditionIssuing).Reason == reasonManuallyTriggered {
+		t.Errorf("an issuing Certificate was triggered again: %+v", crt.Condition(certmanager.ConditionIssuing))
+	}
+	golden(t, "renew-already-issuing", rfc3339.ReplaceAllString(out, "<time>")+"--- error\n"+err.Error()+"\n")
+}
+
+func TestRenewNamesUnknownCertificatesAndRenewsNone(t *testing.T) {
+	e := newRestartEnv(t)
+	e.issuedCertificate("api", "api-tls")
+	_, _, err := e.run("renew", "api", "nope")
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf(`Certificate "nope" not found in namespace %q`, e.ns)) || !strings.Contains(err.Error(), "nothing was renewed") {
+		t.Fatalf("want the unknown Certificate named, got %v", err)
+	}
+	if crt := e.certificate("api"); crt.Condition(certmanager.ConditionIssuing) != nil {
+		t.Errorf("api was triggered although the command failed: %+v", crt.Condition(certmanager.ConditionIssuing))
+	}
+	_, _, err = e.run("renew", "-l", "team=none")
+	if err == nil || !strings.Contains(err.Error(), `no Certificate matches "team=none" in namespace `+e.ns) {
+		t.Errorf("empty selection: %v", err)
+	}
+}
+
+func TestRenewWithoutCertManagerSaysSo(t *testing.T) {
+	// The shared cluster runs cert-manager; a REST mapper without cert-manager.io answers as a cluster
+	// without it does.
+	c := clustertest.Cluster(t)
+	mapper := apimeta.NewDefaultRESTMapper(nil)
+	mapper.Add(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}, apimeta.RESTScopeNamespace)
+	cl, err := client.NewWithWatch(c.Config, client.Options{Scheme: Scheme(), Mapper: mapper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &RenewOptions{Names: []string{"api"}, KubeFlags: KubeFlags{config: c.Config, namespace: "default"}}
+	_, err = o.certificates(context.Background(), cl)
+	if !errors.Is(err, ErrCertManagerMissing) || !strings.Contains(err.Error(), "install cert-manager") {
+		t.Fatalf("want the cert-manager hint, got %v", err)
+	}
+}
+
+func TestRenewRestartRollsTheConsumersOnce(t *testing.T) {
+	e := newRestartEnv(t)
+	e.issuedCertificate("api", "api-tls")
+	// web is not opted in: only the rollout renew --restart creates restarts it.
+	e.deploy(testgen.Deployment(e.ns, "web", 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")}), true)
+	e.deploy(testgen.Deployment(e.ns, "other", 1, nil), true)
+	e.startController()
+	before, beforeOther := e.replicaSets("web"), e.replicaSets("other")
+	out, stderr, err := e.run("renew", "api", "--restart", "--timeout", "3m")
+	if err != nil {
+		t.Fatalf("%v\n%s%s", err, out, stderr)
+	}
+	ros := e.rollouts()
+	if len(ros) != 1 {
+		t.Fatalf("%d CertRollouts, want 1", len(ros))
+	}
+	ro := ros[0]
+	if ro.Status.Phase != api.PhaseSucceeded || refsString(ro.Spec.Targets) != "Deployment/web" || !strings.HasPrefix(ro.Name, "web-") ||
+		ro.Spec.Trigger.Message != "renewed by certrollout renew: Certificate api" {
+		t.Fatalf("rollout %s: %s, targets %s, trigger %q", ro.Name, ro.Status.Phase, refsString(ro.Spec.Targets), ro.Spec.Trigger.Message)
+	}
+	for _, want := range []string{"renewal triggered (revision 1)", "Issued    revision 2, Ready", "certrollout.certrollout.io/" + ro.Name + " created: Deployment/web", "Deployment/web restarted and healthy"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	waitDeploymentAvailable(t, e.ns, "web")
+	time.Sleep(2 * time.Second) // a second restart would show as another ReplicaSet by now
+	if got := e.replicaSets("web"); got != before+1 {
+		t.Errorf("web has %d ReplicaSets, had %d: want exactly one new rollout", got, before)
+	}
+	if got := e.replicaSets("other"); got != beforeOther {
+		t.Errorf("other rolled: %d ReplicaSets, had %d", got, beforeOther)
+	}
+}
