@@ -547,8 +547,8 @@ func (o *RenewOptions) waitFailed(err error, report *RenewReport) error {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("stopped waiting for %s; cert-manager goes on issuing: %w", strings.Join(waiting, ", "), err)
 	}
-	return &exitError{code: exitTimedOut, err: fmt.Errorf("%w: %s passed and %s not issued yet; cert-manager goes on (watch with `kubectl get certificates -w`)",
-		ErrWaitTimedOut, o.Timeout, strings.Join(waiting, ", "))}
+	return &exitError{code: exitTimedOut, err: fmt.Errorf("%w: %s passed and %s not issued yet; cert-manager goes on (watch with `kubectl get certificates -w -n %s`)",
+		ErrWaitTimedOut, o.Timeout, strings.Join(waiting, ", "), report.Certificates[0].Namespace)}
 }
 
 // restart rolls the consumers of the renewed Certificates' Secrets through their policies, namespace by

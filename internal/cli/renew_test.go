@@ -12,6 +12,7 @@ import (
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
@@ -74,7 +75,14 @@ func TestRenewWaitsUntilTheNextRevisionIsReady(t *testing.T) {
 		t.Errorf("Issuing condition left: %+v", after.Condition(certmanager.ConditionIssuing))
 	}
 
-	// -o json: the RenewReport; a second renewal moves on to revision 3.
+	// A failed issuance leaves Issuing=False: the next renewal replaces that condition rather than adding
+	// a second one (which the CRD's list-map would refuse). -o json prints the RenewReport.
+	failed := e.certificate("api")
+	failedCond := fmt.Sprintf(`[{"op":"add","path":"/status/conditions/-","value":{"type":"Issuing","status":"False","reason":"Failed","message":"simulated","lastTransitionTime":%q}}]`,
+		time.Now().UTC().Format(time.RFC3339))
+	if err := e.cl.Status().Patch(context.Background(), &failed, client.RawPatch(types.JSONPatchType, []byte(failedCond))); err != nil {
+		t.Fatal(err)
+	}
 	out, stderr, err = e.run("renew", "api", "--wait", "--timeout", "2m", "-o", "json")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
@@ -119,7 +127,8 @@ spec: {secretName: stuck-tls, commonName: stuck, issuerRef: {name: nowhere, kind
 	if crt := e.certificate("stuck"); crt.Condition(certmanager.ConditionIssuing).Reason == reasonManuallyTriggered {
 		t.Errorf("an issuing Certificate was triggered again: %+v", crt.Condition(certmanager.ConditionIssuing))
 	}
-	golden(t, "renew-already-issuing", rfc3339.ReplaceAllString(out, "<time>")+"--- error\n"+err.Error()+"\n")
+	normal := strings.ReplaceAll(rfc3339.ReplaceAllString(out, "<time>")+"--- error\n"+err.Error()+"\n", e.ns, "<namespace>")
+	golden(t, "renew-already-issuing", normal)
 }
 
 func TestRenewNamesUnknownCertificatesAndRenewsNone(t *testing.T) {
