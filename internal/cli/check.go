@@ -147,8 +147,8 @@ func (o *CheckOptions) Complete(cmd *cobra.Command, args []string) error {
 			return fmt.Errorf("unexpected argument %q: check takes no arguments; files are read with --files", args[0])
 		}
 	}
-	disk := len(o.Files) > 0 || o.Kubeadm != ""
-	if disk && !o.Cluster {
+	onDisk := len(o.Files) > 0 || o.Kubeadm != ""
+	if onDisk && !o.Cluster {
 		// Silently ignoring a namespace would read as "nothing there"; say what to add instead.
 		for _, name := range []string{"namespace", "all-namespaces", "selector"} {
 			if cmd != nil && cmd.Flags().Changed(name) {
@@ -156,7 +156,9 @@ func (o *CheckOptions) Complete(cmd *cobra.Command, args []string) error {
 			}
 		}
 	}
-	o.readCluster = !disk || o.Cluster
+	o.readCluster = !onDisk || o.Cluster
+	// Messages quote the thresholds as given: "within --warn 30d".
+	o.Warn, o.Critical = strings.TrimSpace(o.Warn), strings.TrimSpace(o.Critical)
 	var err error
 	if o.warn, err = parseThreshold("warn", o.Warn); err != nil {
 		return err

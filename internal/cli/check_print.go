@@ -33,8 +33,12 @@ func (o *CheckOptions) printTables(r *checkResult) error {
 			add(func() error { return o.kubeadmTable(cas, r.now, true) })
 		}
 	}
-	if s := r.files; s != nil && len(s.items) > 0 {
-		add(func() error { return o.filesTable(s.items, r.now) })
+	if s := r.files; s != nil {
+		if len(s.items) > 0 {
+			add(func() error { return o.filesTable(s.items, r.now) })
+		} else if len(s.problems) == 0 {
+			fmt.Fprintln(o.ErrOut, "No certificates found in the --files given.")
+		}
 	}
 	if s := r.cluster; s != nil {
 		if len(s.items) > 0 {
