@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +25,10 @@ const (
 	// checkExitUnknown: the check itself could not run (bad flags, no cluster, forbidden).
 	checkExitUnknown = 3
 )
+
+// checkMemoryLimit is the Go runtime's soft memory limit while check reads a cluster (unless GOMEMLIMIT
+// is set).
+const checkMemoryLimit = 40 << 20
 
 // Severities of an item and of the whole report.
 const (
@@ -200,6 +206,14 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 		r.files = checkFileItems(disk.Files(o.Files))
 	}
 	if o.readCluster {
+		if os.Getenv("GOMEMLIMIT") == "" {
+			// Filling the caches decodes every Secret the API server sends (large Opaque ones included)
+			// and keeps only certificate blocks: the live heap stays near 20 MB at 20,000 Secrets, but
+			// with the default GOGC the garbage doubles it before each collection. A soft limit makes the
+			// GC collect sooner: in `make bench-check`, 85 → 65 MB peak RSS for about 0.1 s more. It is
+			// soft: past it the runtime caps GC at half the CPU, so a bigger cluster is slower, not killed.
+			defer debug.SetMemoryLimit(debug.SetMemoryLimit(checkMemoryLimit))
+		}
 		c, err := o.clusterItems(ctx, now)
 		if err != nil {
 			return &exitError{code: checkExitUnknown, err: err}
