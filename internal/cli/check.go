@@ -91,7 +91,7 @@ Exit codes, for cron jobs and CI:
   1  a certificate expires within --warn
   2  a certificate expires within --critical or has expired, or some certificate data could not be
      read or parsed
-  3  the check could not run (bad flags, cluster unreachable, access forbidden)
+  3  the check could not run (bad flags, cluster unreachable, access forbidden, no kubeadm folder)
 With a non-zero code, one line on stderr names the soonest offender and why. Durations take a d
 (days) suffix as well as Go units: 30d, 36h, 1d12h.
 
@@ -200,7 +200,13 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 	now := o.Now().UTC().Truncate(time.Second)
 	r := &checkResult{now: now}
 	if o.Kubeadm != "" {
-		r.kubeadm = kubeadmItems(o.Kubeadm, disk.Kubeadm(o.Kubeadm))
+		found := disk.Kubeadm(o.Kubeadm)
+		if len(found.Certificates) == 0 && len(found.Problems) == 1 && found.Problems[0].Path == o.Kubeadm {
+			// Not a kubeadm folder at all (missing, or none of kubeadm's files): the check did not run,
+			// which is not the same as a control plane with a broken certificate.
+			return &exitError{code: checkExitUnknown, err: fmt.Errorf("--kubeadm %s: %s (pass --kubeadm=DIR for a control plane kept elsewhere)", o.Kubeadm, found.Problems[0].Message)}
+		}
+		r.kubeadm = kubeadmItems(o.Kubeadm, found)
 	}
 	if len(o.Files) > 0 {
 		r.files = checkFileItems(disk.Files(o.Files))

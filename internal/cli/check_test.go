@@ -300,6 +300,8 @@ func TestCheckRejectsBadFlagsWithExitCode3(t *testing.T) {
 		"an unknown output":                         {[]string{"--files", "x", "-o", "xml"}, `--output must be table, wide, json or yaml, not "xml"`},
 		"an invalid selector":                       {[]string{"--files", "x", "--cluster", "-l", "a=(b"}, `invalid --selector "a=(b"`},
 		"an unknown flag (cobra's own flag errors)": {[]string{"--colour"}, "unknown flag: --colour"},
+		"a --kubeadm folder that does not exist":    {[]string{"--kubeadm=testdata/no-such-dir"}, "--kubeadm testdata/no-such-dir: stat testdata/no-such-dir: no such file or directory (pass --kubeadm=DIR"},
+		"a --kubeadm folder that is not kubeadm's":  {[]string{"--kubeadm=testdata/files"}, "--kubeadm testdata/files: no kubeadm certificates or kubeconfigs here"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, stderr, code := runCheck(t, checkNow, tc.args...)
