@@ -238,7 +238,7 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 	if code == checkExitOK {
 		return nil
 	}
-	return &exitError{code: code, err: errors.New(report.Reason)}
+	return &exitError{code: code, err: errors.New(report.Reason), verdict: true}
 }
 
 // parseThreshold reads a duration with an optional leading number of days ("30d", "1d12h", "36h",

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +17,7 @@ import (
 )
 
 // runCheck runs `check args...` with the clock at now, as Execute would: the exit code and, on error,
-// the "Error: " line on stderr.
+// what Execute prints on stderr.
 func runCheck(t *testing.T, now time.Time, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
@@ -29,12 +28,7 @@ func runCheck(t *testing.T, now time.Time, args ...string) (stdout, stderr strin
 	cmd.SetErr(&errOut)
 	err := cmd.ExecuteContext(context.Background())
 	if err != nil {
-		errOut.WriteString("Error: " + err.Error() + "\n")
-		code = 1
-		var ee *exitError
-		if errors.As(err, &ee) {
-			code = ee.code
-		}
+		code = reportError(&errOut, err)
 	}
 	return out.String(), errOut.String(), code
 }

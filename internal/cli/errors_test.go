@@ -59,7 +59,7 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 			t.Errorf("%s: the original error is no longer wrapped", sentence)
 		}
 	}
-	if err := errors.New("something else"); explain(err, cfg) != err {
+	if err := errors.New("something else"); explain(err, cfg) != err { //nolint:errorlint // the very same error must come back
 		t.Error("an error explain does not know is returned as it is")
 	}
 }

@@ -26,6 +26,9 @@ type IOStreams struct {
 type exitError struct {
 	code int
 	err  error
+	// verdict marks a result rather than a failure (`check`'s "CRITICAL: ..."): printed as it is, without
+	// the "Error: " prefix.
+	verdict bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -40,8 +43,18 @@ func Execute(args []string) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(streams.ErrOut, "Error: %v\n", err)
+	return reportError(streams.ErrOut, err)
+}
+
+// reportError prints a command's error to w and returns the exit code: a verdict as it is, anything else
+// after "Error: "; exitError's code, else 1.
+func reportError(w io.Writer, err error) int {
 	var ee *exitError
+	if errors.As(err, &ee) && ee.verdict {
+		fmt.Fprintln(w, err)
+		return ee.code
+	}
+	fmt.Fprintf(w, "Error: %v\n", err)
 	if errors.As(err, &ee) {
 		return ee.code
 	}
