@@ -55,7 +55,10 @@ unit: ## Run only the tests that need no cluster.
 BENCH_FLAGS ?=
 
 .PHONY: bench
-bench: build components ## Measure renewal→restart latency against a baseline, memory and API requests (see hack/bench).
+bench: bench-restart bench-check ## Run both benchmarks: renewal→restart (bench-restart) and check over 20,000 Secrets (bench-check).
+
+.PHONY: bench-restart
+bench-restart: build components ## Measure renewal→restart latency against a baseline, memory and API requests (see hack/bench).
 	$(GO) run ./hack/bench --controller $(BIN)/certrollout $(BENCH_FLAGS)
 
 # `make bench-check BENCH_CHECK_FLAGS="--check-helm 1500 --check-others 300"` for a smaller run.
