@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/localcluster"
@@ -309,18 +308,7 @@ func TestCheckCluster(t *testing.T) {
 	})
 
 	t.Run("a user without RBAC is told the verb and resource", func(t *testing.T) {
-		cfg, err := clientcmd.LoadFromFile(kubeconfig)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, u := range cfg.AuthInfos {
-			u.Impersonate = "nobody@example.com"
-		}
-		path := t.TempDir() + "/kubeconfig"
-		if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-			t.Fatal(err)
-		}
-		_, stderr, code := runCheck(t, time.Now(), "--kubeconfig", path, "-n", e.ns)
+		_, stderr, code := runCheck(t, time.Now(), "--kubeconfig", impersonating(t, kubeconfig, "nobody@example.com"), "-n", e.ns)
 		want := `forbidden: User "nobody@example.com" cannot list resource "secrets" in API group "" in the namespace "` + e.ns + `"`
 		if code != checkExitUnknown || !strings.Contains(stderr, want) {
 			t.Fatalf("exit %d (want 3), want %q in:\n%s", code, want, stderr)

@@ -67,20 +67,8 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 // TestAForbiddenListNamesTheVerbAndResource runs plan as a user without any RBAC (impersonated through
 // the kubeconfig, as `kubectl --as` does).
 func TestAForbiddenListNamesTheVerbAndResource(t *testing.T) {
-	c := clustertest.Cluster(t)
 	ns := clustertest.Namespace(t)
-	cfg, err := clientcmd.LoadFromFile(c.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range cfg.AuthInfos {
-		u.Impersonate = "nobody@example.com"
-	}
-	path := t.TempDir() + "/kubeconfig"
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
-	_, _, err = run(t, "certrollout", "plan", "--kubeconfig", path, "-n", ns)
+	_, _, err := run(t, "certrollout", "plan", "--kubeconfig", impersonating(t, clustertest.Cluster(t).Kubeconfig, "nobody@example.com"), "-n", ns)
 	want := `forbidden: User "nobody@example.com" cannot list resource "secrets" in API group "" in the namespace "` + ns + `"`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("want %q, got %v", want, err)
@@ -94,4 +82,21 @@ func TestCompletionScriptsAreGenerated(t *testing.T) {
 			t.Errorf("%s: %v (%d bytes)", shell, err, len(out))
 		}
 	}
+}
+
+// impersonating writes a copy of kubeconfig whose users act as user (kubectl --as), and returns its path.
+func impersonating(t *testing.T, kubeconfig, user string) string {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range cfg.AuthInfos {
+		u.Impersonate = user
+	}
+	path := t.TempDir() + "/kubeconfig"
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
