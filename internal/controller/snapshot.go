@@ -405,15 +405,7 @@ func (s *Snapshot) Governed(ctx context.Context, ns, name string) ([]api.Workloa
 	if err := s.disc.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
 		return nil, err
 	}
-	targets, err := s.disc.governed(ctx, &p)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]api.WorkloadReference, 0, len(targets))
-	for _, t := range targets {
-		out = append(out, t.ref())
-	}
-	return out, nil
+	return (&Governance{disc: s.disc}).Governed(ctx, &p)
 }
 
 // Consumers returns the workloads of ns that use the Secret or ConfigMap ref, as the controller's index
