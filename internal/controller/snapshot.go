@@ -25,7 +25,6 @@ import (
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/inventory"
-	"github.com/certrollout/certrollout/internal/orchestrate"
 	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/schedule"
 )
@@ -170,17 +169,10 @@ func (s *Snapshot) Close() {
 	}
 }
 
-// Reader reads the snapshot's caches (Secrets and ConfigMaps reduced to their certificates).
-func (s *Snapshot) Reader() client.Reader { return s.disc.client }
-
-// Sources returns the Secrets and ConfigMaps of ns ("" for all) that hold certificates or certificate
-// data that does not parse, each Secret linked to the cert-manager Certificate that issues it.
-func (s *Snapshot) Sources(ctx context.Context, ns string) ([]*inventory.Source, error) {
-	return s.SourcesMatching(ctx, ns, labels.Everything())
-}
-
-// SourcesMatching is Sources restricted to the Secrets and ConfigMaps whose labels sel matches (the
-// CLI's -l). Reduced objects keep their labels when they hold certificate data, so the cache can filter.
+// SourcesMatching returns the Secrets and ConfigMaps of ns ("" for all) whose labels sel matches (the
+// CLI's -l) and that hold certificates or certificate data that does not parse, each Secret linked to the
+// cert-manager Certificate that issues it. Reduced objects keep their labels when they hold certificate
+// data, so the cache can filter.
 func (s *Snapshot) SourcesMatching(ctx context.Context, ns string, sel labels.Selector) ([]*inventory.Source, error) {
 	var out []*inventory.Source
 	var secrets corev1.SecretList
@@ -399,15 +391,6 @@ func (s *Snapshot) policyView(ctx context.Context, ns, name string) (*PolicyView
 	return pv, nil
 }
 
-// Governed returns the workloads a RolloutPolicy governs, in its rollout order (as "Kind/name").
-func (s *Snapshot) Governed(ctx context.Context, ns, name string) ([]api.WorkloadReference, error) {
-	var p api.RolloutPolicy
-	if err := s.disc.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
-		return nil, err
-	}
-	return (&Governance{disc: s.disc}).Governed(ctx, &p)
-}
-
 // Consumers returns the workloads of ns that use the Secret or ConfigMap ref, as the controller's index
 // finds them (bare pods included).
 func (s *Snapshot) Consumers(ctx context.Context, ns string, ref consumers.Ref) ([]api.WorkloadReference, error) {
@@ -444,15 +427,6 @@ func (s *Snapshot) Consumers(ctx context.Context, ns string, ref consumers.Ref) 
 		return strings.Compare(a.Name, b.Name)
 	})
 	return out, nil
-}
-
-// ParsePolicy checks a RolloutPolicy as the controller does; it returns what is wrong ("" when valid).
-func (s *Snapshot) ParsePolicy(ctx context.Context, p *api.RolloutPolicy) (orchestrate.Policy, error) {
-	targets, err := s.disc.governed(ctx, p)
-	if err != nil {
-		return orchestrate.Policy{}, err
-	}
-	return s.disc.parsePolicy(ctx, p, targets)
 }
 
 // Governance answers, through any client, the two questions about RolloutPolicies that a command needs
