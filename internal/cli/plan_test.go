@@ -337,3 +337,24 @@ func TestPlanExplainsAnUnreachableCluster(t *testing.T) {
 		t.Fatalf("want a message naming the server, got %v", err)
 	}
 }
+
+func TestWorkloadNamesCompleteFromTheCluster(t *testing.T) {
+	c := clustertest.Cluster(t)
+	ns := clustertest.Namespace(t)
+	for _, name := range []string{"web", "worker", "db"} {
+		if _, err := c.Client.AppsV1().Deployments(ns).Create(context.Background(), testgen.Deployment(ns, name, 0, nil), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, _, err := run(t, "certrollout", "__complete", "plan", "--kubeconfig", c.Kubeconfig, "-n", ns, "deploy/w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(out); len(got) < 2 || got[0] != "deploy/web" || got[1] != "deploy/worker" || strings.Contains(out, "db") {
+		t.Fatalf("want deploy/web and deploy/worker, got:\n%s", out)
+	}
+	out, _, _ = run(t, "certrollout", "__complete", "plan", "--kubeconfig", c.Kubeconfig, "-n", ns, "")
+	if !strings.Contains(out, "deployment/\nstatefulset/\n") {
+		t.Fatalf("want the kinds first, got:\n%s", out)
+	}
+}

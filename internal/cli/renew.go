@@ -98,9 +98,11 @@ being issued is not triggered twice.
 
 --wait blocks until each Certificate's status.revision has moved past the one it had and it is Ready,
 printing one timestamped line per change; it stops at the first sign of a failed issuance.
---restart (implies --wait) then restarts the workloads that use the Certificates' Secrets, exactly as
+--restart (implies --wait) then restarts the workloads that use the Certificates' Secrets, as
 certrollout restart --secret does: through the RolloutPolicies that govern them, and follows those
-rollouts to the end.
+rollouts to the end. It restarts each workload once for the renewal, even alongside the controller: a
+workload its policy's rollout already covers is left to that rollout (followed instead), and one the
+controller already restarted onto the new certificates is skipped.
 
 Exit status: 0 when done, 1 when an issuance or rollout failed, 2 when --timeout passed first (what was
 started goes on in the cluster).`,
@@ -138,28 +140,7 @@ started goes on in the cluster).`,
 
 // completeCertificates completes Certificate names of the namespace.
 func completeCertificates(k *KubeFlags) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	return func(cmd *cobra.Command, _ []string, prefix string) ([]string, cobra.ShellCompDirective) {
-		if k.Complete() != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		c, err := k.Client()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-		defer cancel()
-		var list certmanager.CertificateList
-		if err := c.List(ctx, &list, client.InNamespace(k.ResolvedNamespace())); err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		var out []string
-		for _, c := range list.Items {
-			if strings.HasPrefix(c.Name, prefix) {
-				out = append(out, c.Name)
-			}
-		}
-		return out, cobra.ShellCompDirectiveNoFileComp
-	}
+	return completeNames(k, func() client.ObjectList { return &certmanager.CertificateList{} })
 }
 
 // Validate checks the flags.
@@ -552,7 +533,12 @@ func (o *RenewOptions) waitFailed(err error, report *RenewReport) error {
 }
 
 // restart rolls the consumers of the renewed Certificates' Secrets through their policies, namespace by
-// namespace, with the same planning as restart --secret, and follows the rollouts.
+// namespace, with the same planning as restart --secret, and follows the rollouts. Unlike restart
+// --secret it is tied to one renewal: each rollout records the certificates each consumer uses now
+// (spec.trigger.certificates), so a consumer the controller restarts onto them on its own (opted in) is
+// skipped rather than restarted again, and a governed consumer that its policy's unfinished rollout
+// already covers is left to that rollout, which is followed instead. One renewal, one rollout per
+// workload.
 func (o *RenewOptions) restart(ctx context.Context, c client.WithWatch, report *RenewReport) error {
 	secrets := map[string][]string{}
 	var certNames []string
@@ -579,7 +565,7 @@ func (o *RenewOptions) restart(ctx context.Context, c client.WithWatch, report *
 		namespaces = append(namespaces, ns)
 	}
 	sort.Strings(namespaces)
-	var plans []plannedRollout
+	var plans, followed []plannedRollout
 	for _, ns := range namespaces {
 		refs, notes, err := secretConsumers(ctx, snap, ns, secrets[ns])
 		if err != nil {
@@ -590,22 +576,52 @@ func (o *RenewOptions) restart(ctx context.Context, c client.WithWatch, report *
 			fmt.Fprintf(o.ErrOut, "No workload in namespace %s uses Secret %s: nothing to restart.\n", ns, strings.Join(secrets[ns], ", "))
 			continue
 		}
-		p := &planner{c: c, ns: ns, message: message}
-		base := secrets[ns][0]
-		got, err := p.forWorkloads(ctx, refs, base)
+		hashes, err := certificateHashes(ctx, snap, ns, refs)
 		if err != nil {
 			return explain(err, o.Config())
 		}
+		p := &planner{c: c, ns: ns, message: message}
+		found, rest := []plannedRollout(nil), refs
+		if snap.Policies {
+			if found, rest, err = p.coveredByPolicyRollouts(ctx, refs, hashes); err != nil {
+				return explain(err, o.Config())
+			}
+		}
+		followed = append(followed, found...)
+		if len(rest) == 0 {
+			continue
+		}
+		got, err := p.forWorkloads(ctx, rest, secrets[ns][0])
+		if err != nil {
+			return explain(err, o.Config())
+		}
+		withCertificates(got, hashes)
 		plans = append(plans, got...)
 	}
-	if len(plans) == 0 {
+	if len(plans) == 0 && len(followed) == 0 {
 		return nil
 	}
 	// ctx carries the deadline of --timeout: the rollouts get what the renewals left of it.
 	return runRollouts(ctx, c, o.Config(), rolloutRun{
-		plans: plans, notes: report.NotRestartable, wait: true, timeout: o.Timeout,
+		plans: plans, followed: followed, notes: report.NotRestartable, wait: true, timeout: o.Timeout,
 		output: o.OutputFlag, now: o.Now, tick: o.Tick, streams: o.IOStreams,
 	}, &report.Rollouts)
+}
+
+// certificateHashes returns the certificate set each of refs uses now, as the controller computes it
+// (the hash its ledger records once its pods run on it); a workload that uses none is left out.
+func certificateHashes(ctx context.Context, snap *controller.Snapshot, ns string, refs []api.WorkloadReference) (map[api.WorkloadReference]string, error) {
+	out := map[api.WorkloadReference]string{}
+	for _, ref := range refs {
+		w, found, err := snap.Workload(ctx, ref.Kind, ns, ref.Name)
+		if err != nil {
+			return nil, err
+		}
+		if found && w.Input.Set.Hash != "" {
+			out[api.WorkloadReference{Kind: ref.Kind, Name: ref.Name}] = w.Input.Set.Hash
+		}
+	}
+	return out, nil
 }
 
 func contains(list []string, s string) bool {

@@ -156,28 +156,7 @@ restart --wait.`,
 
 // completeRollouts completes CertRollout names of the namespace.
 func completeRollouts(k *KubeFlags) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	return func(cmd *cobra.Command, _ []string, prefix string) ([]string, cobra.ShellCompDirective) {
-		if k.Complete() != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		c, err := k.Client()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-		defer cancel()
-		var list api.CertRolloutList
-		if err := c.List(ctx, &list, client.InNamespace(k.ResolvedNamespace())); err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		var out []string
-		for _, ro := range list.Items {
-			if strings.HasPrefix(ro.Name, prefix) {
-				out = append(out, ro.Name)
-			}
-		}
-		return out, cobra.ShellCompDirectiveNoFileComp
-	}
+	return completeNames(k, func() client.ObjectList { return &api.CertRolloutList{} })
 }
 
 // Complete loads the kubeconfig.

@@ -54,27 +54,44 @@ func completeWorkloads(k *KubeFlags) func(*cobra.Command, []string, string) ([]s
 			return []string{"deployment/", "statefulset/", "daemonset/", "cronjob/", "pod/"}, cobra.ShellCompDirectiveNoSpace | cobra.ShellCompDirectiveNoFileComp
 		}
 		w, err := ParseWorkloadArg(kind + "/x")
-		if err != nil || k.Complete() != nil {
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		lists := map[string]func() client.ObjectList{
+			policy.KindDeployment:  func() client.ObjectList { return &appsv1.DeploymentList{} },
+			policy.KindStatefulSet: func() client.ObjectList { return &appsv1.StatefulSetList{} },
+			policy.KindDaemonSet:   func() client.ObjectList { return &appsv1.DaemonSetList{} },
+			policy.KindCronJob:     func() client.ObjectList { return &batchv1.CronJobList{} },
+			policy.KindPod:         func() client.ObjectList { return &corev1.PodList{} },
+		}
+		names, directive := completeNames(k, lists[w.Kind])(cmd, nil, prefix)
+		for i := range names {
+			names[i] = kind + "/" + names[i]
+		}
+		return names, directive
+	}
+}
+
+// completeNames completes the names of the objects newList lists in the namespace of k's flags.
+func completeNames(k *KubeFlags, newList func() client.ObjectList) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(cmd *cobra.Command, _ []string, prefix string) ([]string, cobra.ShellCompDirective) {
+		if k.Complete() != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		c, err := k.Client()
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		lists := map[string]client.ObjectList{
-			policy.KindDeployment: &appsv1.DeploymentList{}, policy.KindStatefulSet: &appsv1.StatefulSetList{},
-			policy.KindDaemonSet: &appsv1.DaemonSetList{}, policy.KindCronJob: &batchv1.CronJobList{}, policy.KindPod: &corev1.PodList{},
-		}
-		list := lists[w.Kind]
 		ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 		defer cancel()
+		list := newList()
 		if err := c.List(ctx, list, client.InNamespace(k.ResolvedNamespace())); err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		var out []string
 		_ = forEachObject(list, func(o client.Object) {
 			if strings.HasPrefix(o.GetName(), prefix) {
-				out = append(out, kind+"/"+o.GetName())
+				out = append(out, o.GetName())
 			}
 		})
 		return out, cobra.ShellCompDirectiveNoFileComp
