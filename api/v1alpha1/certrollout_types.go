@@ -70,8 +70,10 @@ type RolloutTrigger struct {
 	// +kubebuilder:default=Manual
 	// +kubebuilder:validation:Enum=CertificateRenewed;Deadline;Manual
 	Type TriggerType `json:"type,omitempty"`
-	// certificates is the certificate set the targets are restarted onto, per target, as the controller
-	// computed it when it created the rollout.
+	// certificates is the certificate set each target is restarted onto, keyed "Kind/name", as the
+	// controller (or certrollout renew --restart) computed it when it created the rollout. A target whose
+	// ledger already records that set, because something else restarted it, is skipped rather than
+	// restarted a second time for one renewal. A target without an entry is always restarted.
 	// +optional
 	Certificates map[string]string `json:"certificates,omitempty"`
 	// message explains the trigger (which Secrets changed, which certificate expires when).

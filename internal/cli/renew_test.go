@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,6 +21,7 @@ import (
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/localcluster"
+	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -197,5 +200,157 @@ func TestRenewRestartRollsTheConsumersOnce(t *testing.T) {
 	}
 	if got := e.replicaSets("other"); got != beforeOther {
 		t.Errorf("other rolled: %d ReplicaSets, had %d", got, beforeOther)
+	}
+}
+
+// ledgerHash is the certificate set the controller's ledger says a Deployment's pods run on.
+func (e *restartEnv) ledgerHash(name string) string {
+	e.t.Helper()
+	var d appsv1.Deployment
+	if err := e.cl.Get(context.Background(), client.ObjectKey{Namespace: e.ns, Name: name}, &d); err != nil {
+		e.t.Fatal(err)
+	}
+	return d.Annotations[policy.AnnotationCertificateHash]
+}
+
+// renewalRollouts checks what renew --restart left for one renewal of the certificates hash that
+// Deployment web uses: web restarted by exactly one CertRollout, and skipped as up to date by any other
+// rollout that targets it. It returns the rollout that restarted web, or nil when none did (the
+// controller restarted it directly), and the rollouts that skipped it.
+func (e *restartEnv) renewalRollouts(hash string) (restarted *api.CertRollout, skipped []api.CertRollout) {
+	e.t.Helper()
+	for _, ro := range e.rollouts() {
+		if ro.Status.Phase != api.PhaseSucceeded {
+			e.t.Errorf("rollout %s ended %s: %s", ro.Name, ro.Status.Phase, ro.Status.Message)
+		}
+		for _, tg := range ro.Status.Targets {
+			if tg.Kind != "Deployment" || tg.Name != "web" {
+				continue
+			}
+			switch {
+			case tg.State == api.TargetSucceeded && tg.RestartValue == hash:
+				if restarted != nil {
+					e.t.Errorf("web restarted by both %s and %s", restarted.Name, ro.Name)
+				}
+				restarted = &ro
+			case tg.State == api.TargetSkipped && strings.HasPrefix(tg.Message, "already runs on certificates "+hash+" "):
+				skipped = append(skipped, ro)
+			default:
+				e.t.Errorf("rollout %s: web %s (restart value %q, want %q): %s", ro.Name, tg.State, tg.RestartValue, hash, tg.Message)
+			}
+		}
+	}
+	return restarted, skipped
+}
+
+func TestRenewRestartDoesNotRestartAgainWhatTheControllerRestartedOnItsOwn(t *testing.T) {
+	e := newRestartEnv(t)
+	e.issuedCertificate("api", "api-tls")
+	// web is opted in: the controller restarts it on the renewal by itself, as soon as the Secret changes
+	// (no settle period), normally before renew --restart has read the cluster.
+	e.deploy(testgen.Deployment(e.ns, "web", 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")},
+		testgen.WithAnnotation(policy.AnnotationEnabled, "true")), true)
+	e.startControllerSettling(0)
+	var first string
+	clustertest.Eventually(t, time.Minute, "the controller to record web's certificates", func(context.Context) (bool, error) {
+		first = e.ledgerHash("web")
+		return first != "", nil
+	})
+	before := e.replicaSets("web")
+	out, stderr, err := e.run("renew", "api", "--restart", "--timeout", "3m")
+	if err != nil {
+		t.Fatalf("%v\n%s%s", err, out, stderr)
+	}
+	t.Logf("renew --restart printed:\n%s", out)
+	waitDeploymentAvailable(t, e.ns, "web")
+	time.Sleep(2 * time.Second) // a second restart would show as another ReplicaSet by now
+	renewed := e.ledgerHash("web")
+	if renewed == first {
+		t.Fatalf("web's ledger still names the certificates %s from before the renewal", first)
+	}
+	if got := e.replicaSets("web"); got != before+1 {
+		t.Errorf("web has %d ReplicaSets, had %d: want exactly one new rollout for the renewal\n%s", got, before, out)
+	}
+	ros := e.rollouts()
+	if len(ros) != 1 {
+		t.Fatalf("%d CertRollouts, want the 1 renew created", len(ros))
+	}
+	if got := ros[0].Spec.Trigger.Certificates["Deployment/web"]; got != renewed {
+		t.Errorf("the rollout rolls web onto certificates %q, want the renewed %s", got, renewed)
+	}
+	restarted, skipped := e.renewalRollouts(renewed)
+	// Which comes first is the cluster's timing; either way the output says what happened.
+	switch {
+	case len(skipped) == 1:
+		want := "Deployment/web skipped: already runs on certificates " + renewed + " (rolled onto them before this rollout reached it); not restarted again"
+		if !strings.Contains(out, want) || !strings.Contains(out, "0/1 restarted, 1 up to date") {
+			t.Errorf("output lacks %q and the up-to-date count:\n%s", want, out)
+		}
+	case restarted != nil:
+		t.Logf("renew's rollout restarted web before the controller did; the controller then left it alone")
+		if !strings.Contains(out, "Deployment/web restarted and healthy") {
+			t.Errorf("output lacks the restart:\n%s", out)
+		}
+	}
+}
+
+func TestRenewRestartRollsAGovernedConsumerOnceWithItsPolicy(t *testing.T) {
+	e := newRestartEnv(t)
+	e.issuedCertificate("api", "api-tls")
+	// The policy governs web: on the renewal its controller creates a CertificateRenewed rollout at once
+	// (no settle period), and renew --restart must not add a second restart of web.
+	e.deploy(withLabels(testgen.Deployment(e.ns, "web", 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")}), map[string]string{"tier": "web"}), true)
+	e.policy("web", api.RolloutPolicySpec{
+		Selector:      metav1.LabelSelector{MatchLabels: map[string]string{"tier": "web"}},
+		HealthTimeout: metav1.Duration{Duration: 2 * time.Minute},
+	})
+	e.startControllerSettling(0)
+	var first string
+	clustertest.Eventually(t, time.Minute, "the controller to record web's certificates", func(context.Context) (bool, error) {
+		first = e.ledgerHash("web")
+		return first != "", nil
+	})
+	before := e.replicaSets("web")
+	out, stderr, err := e.run("renew", "api", "--restart", "--timeout", "3m")
+	if err != nil {
+		t.Fatalf("%v\n%s%s", err, out, stderr)
+	}
+	t.Logf("renew --restart printed:\n%s", out)
+	waitDeploymentAvailable(t, e.ns, "web")
+	time.Sleep(2 * time.Second) // a second restart would show as another ReplicaSet by now
+	renewed := e.ledgerHash("web")
+	if renewed == first {
+		t.Fatalf("web's ledger still names the certificates %s from before the renewal", first)
+	}
+	if got := e.replicaSets("web"); got != before+1 {
+		t.Errorf("web has %d ReplicaSets, had %d: want exactly one new rollout for the renewal\n%s", got, before, out)
+	}
+	restarted, skipped := e.renewalRollouts(renewed)
+	if restarted == nil {
+		t.Fatalf("no rollout restarted web (skipped by %d)\n%s", len(skipped), out)
+	}
+	all := e.rollouts()
+	created := func(ro *api.CertRollout) string {
+		return "certrollout.certrollout.io/" + ro.Name + " created: policy web: Deployment/web\n"
+	}
+	// Which comes first is the cluster's timing; each way, one rollout restarts web and the output says
+	// which.
+	switch {
+	case restarted.Spec.Trigger.Type == api.TriggerCertificateRenewed &&
+		strings.Contains(out, "certrollout.certrollout.io/"+restarted.Name+" exists for policy web: Deployment/web (CertificateRenewed, "):
+		if len(all) != 1 || !strings.Contains(out, "following it instead of creating another") || !strings.Contains(out, "Deployment/web restarted and healthy") {
+			t.Errorf("%d rollouts; renew should follow the policy's and create none:\n%s", len(all), out)
+		}
+	case restarted.Spec.Trigger.Type == api.TriggerCertificateRenewed:
+		t.Logf("the policy's rollout %s finished before renew looked; renew's own found web up to date", restarted.Name)
+		if len(skipped) != 1 || !strings.Contains(out, created(&skipped[0])) || !strings.Contains(out, "Deployment/web skipped: already runs on certificates "+renewed) {
+			t.Errorf("renew's rollout should have skipped web (skipped by %d):\n%s", len(skipped), out)
+		}
+	default:
+		t.Logf("renew created the policy's rollout before the controller did; the controller then created none")
+		if len(all) != 1 || restarted.Spec.Policy != "web" || restarted.Spec.Trigger.Certificates["Deployment/web"] != renewed ||
+			!strings.Contains(out, created(restarted)) || !strings.Contains(out, "Deployment/web restarted and healthy") {
+			t.Errorf("%d rollouts; renew's %s: policy %q, certificates %v\n%s", len(all), restarted.Name, restarted.Spec.Policy, restarted.Spec.Trigger.Certificates, out)
+		}
 	}
 }

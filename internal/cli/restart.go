@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -237,15 +238,18 @@ func notesString(notes []WorkloadNote) string {
 
 // rolloutRun is one create-and-maybe-follow of planned rollouts, shared by restart and renew --restart.
 type rolloutRun struct {
-	plans   []plannedRollout
-	notes   []WorkloadNote
-	dryRun  bool
-	wait    bool
-	timeout time.Duration
-	output  OutputFlag
-	now     func() time.Time
-	tick    <-chan time.Time
-	streams IOStreams
+	plans []plannedRollout
+	// followed are existing rollouts to follow along with the created ones (renew --restart: the policy's
+	// rollout for the same renewal), first.
+	followed []plannedRollout
+	notes    []WorkloadNote
+	dryRun   bool
+	wait     bool
+	timeout  time.Duration
+	output   OutputFlag
+	now      func() time.Time
+	tick     <-chan time.Time
+	streams  IOStreams
 }
 
 // runRollouts creates the planned rollouts, prints what it created, follows them with --wait and prints
@@ -260,6 +264,11 @@ func runRollouts(ctx context.Context, c client.WithWatch, cfg *rest.Config, r ro
 	for _, n := range r.notes {
 		fmt.Fprintf(r.streams.ErrOut, "Warning: %s/%s uses the Secret but is not restarted: %s\n", n.Kind, n.Name, n.Reason)
 	}
+	for _, p := range r.followed {
+		if !r.output.structured() {
+			fmt.Fprintln(info, followedLine(p))
+		}
+	}
 	err := createRollouts(ctx, c, r.plans, r.dryRun, func(p plannedRollout) {
 		if !r.output.structured() {
 			fmt.Fprintln(info, createdLine(p, r.dryRun))
@@ -268,9 +277,10 @@ func runRollouts(ctx context.Context, c client.WithWatch, cfg *rest.Config, r ro
 	if err != nil {
 		return explain(err, cfg)
 	}
-	ros := make([]api.CertRollout, len(r.plans))
-	keys := make([]types.NamespacedName, len(r.plans))
-	for i, p := range r.plans {
+	all := append(slices.Clip(r.followed), r.plans...)
+	ros := make([]api.CertRollout, len(all))
+	keys := make([]types.NamespacedName, len(all))
+	for i, p := range all {
 		ros[i], keys[i] = *p.Rollout, rolloutKey(p.Rollout)
 	}
 	var waitErr error

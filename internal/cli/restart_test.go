@@ -300,9 +300,16 @@ func newRestartEnv(t *testing.T) *restartEnv {
 // startController runs the controller in-process, watching only the test's namespace.
 func (e *restartEnv) startController() {
 	e.t.Helper()
+	e.startControllerSettling(time.Second)
+}
+
+// startControllerSettling is startController with the given settle period (0: restart as soon as a
+// certificate changes).
+func (e *restartEnv) startControllerSettling(settle time.Duration) {
+	e.t.Helper()
 	o := controller.DefaultOptions()
 	o.Namespaces = []string{e.ns}
-	o.SettlePeriod, o.MinRestartInterval = time.Second, 0
+	o.SettlePeriod, o.MinRestartInterval = settle, 0
 	o.RestartRate, o.RestartBurst = 100, 100
 	o.AllowRepeatedSetup = true
 	mgr, err := controller.NewManager(clustertest.Cluster(e.t).Config, controller.ManagerOptions{Options: o, MetricsBindAddress: "0", HealthProbeBindAddress: "0"})

@@ -209,6 +209,118 @@ func (p *planner) forWorkloads(ctx context.Context, refs []api.WorkloadReference
 	return out, nil
 }
 
+// coveredByPolicyRollouts splits refs for a renewal's restart: those an unfinished CertRollout of their
+// RolloutPolicy will already roll onto hashes[ref] (the certificates they use now), typically the one the
+// controller created when it saw the renewal, and the rest. A second rollout for those would restart them
+// twice for one renewal; following the existing one shows the same thing. found holds each such rollout
+// once, in the order its first ref came.
+func (p *planner) coveredByPolicyRollouts(ctx context.Context, refs []api.WorkloadReference, hashes map[api.WorkloadReference]string) (found []plannedRollout, rest []api.WorkloadReference, err error) {
+	var list api.CertRolloutList
+	if err := p.c.List(ctx, &list, client.InNamespace(p.ns)); err != nil {
+		return nil, nil, err
+	}
+	sortRollouts(list.Items)
+	gov := controller.NewGovernance(p.c)
+	selected := map[string][]api.WorkloadReference{}
+	taken := map[string]bool{}
+	for _, ref := range refs {
+		obj, _, ok := controller.NewWorkloadObject(ref.Kind)
+		if !ok {
+			rest = append(rest, ref)
+			continue
+		}
+		if err := p.c.Get(ctx, client.ObjectKey{Namespace: p.ns, Name: ref.Name}, obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				rest = append(rest, ref) // forWorkloads names it as missing
+				continue
+			}
+			return nil, nil, err
+		}
+		name, governed, err := gov.Governing(ctx, obj)
+		if err != nil {
+			return nil, nil, err
+		}
+		var cover *api.CertRollout
+		for i := range list.Items {
+			ro := &list.Items[i]
+			if !governed || ro.Spec.Policy != name || ro.Status.Phase.Finished() || ro.DeletionTimestamp != nil {
+				continue
+			}
+			if _, ok := selected[name]; !ok && len(ro.Spec.Targets) == 0 && len(ro.Status.Targets) == 0 {
+				var pol api.RolloutPolicy
+				if err := p.c.Get(ctx, client.ObjectKey{Namespace: p.ns, Name: name}, &pol); err != nil {
+					return nil, nil, err
+				}
+				if selected[name], err = gov.Governed(ctx, &pol); err != nil {
+					return nil, nil, err
+				}
+			}
+			if rolloutCovers(ro, ref, hashes[ref], selected[name]) {
+				cover = ro
+				break
+			}
+		}
+		if cover == nil {
+			rest = append(rest, ref)
+			continue
+		}
+		if !taken[cover.Name] {
+			taken[cover.Name] = true
+			cover.APIVersion, cover.Kind, cover.ManagedFields = api.GroupVersion.String(), "CertRollout", nil
+			found = append(found, plannedRollout{Rollout: cover, Selected: selected[name]})
+		}
+	}
+	return found, rest, nil
+}
+
+// rolloutCovers reports whether the unfinished rollout ro will leave ref running on the certificates
+// hash: ref is one of its targets (its policy's selected workloads when it names none) and it has not
+// restarted ref onto other certificates, nor been created for other ones.
+func rolloutCovers(ro *api.CertRollout, ref api.WorkloadReference, hash string, selected []api.WorkloadReference) bool {
+	if h := ro.Spec.Trigger.Certificates[refString(ref)]; h != "" && h != hash {
+		return false
+	}
+	same := func(kind, name string) bool { return kind == ref.Kind && name == ref.Name }
+	if len(ro.Status.Targets) > 0 {
+		// Started: the status holds the targets, fixed, and how far each got.
+		for _, t := range ro.Status.Targets {
+			if !same(t.Kind, t.Name) {
+				continue
+			}
+			switch t.State {
+			case api.TargetPending:
+				return true // it restarts ref onto the certificates ref uses when it gets there
+			case api.TargetRestarting, api.TargetSucceeded:
+				return hash != "" && t.RestartValue == hash
+			case api.TargetFailed, api.TargetSkipped:
+			}
+			return false
+		}
+		return false
+	}
+	targets := ro.Spec.Targets
+	if len(targets) == 0 {
+		targets = selected
+	}
+	return slices.ContainsFunc(targets, func(t api.WorkloadReference) bool { return same(t.Kind, t.Name) })
+}
+
+// withCertificates records on each planned rollout the certificates each of its targets is rolled onto
+// (spec.trigger.certificates): a target something else already restarted onto them is then skipped
+// instead of restarted a second time.
+func withCertificates(plans []plannedRollout, hashes map[api.WorkloadReference]string) {
+	for _, pl := range plans {
+		for _, t := range pl.Rollout.Spec.Targets {
+			if h := hashes[api.WorkloadReference{Kind: t.Kind, Name: t.Name}]; h != "" {
+				if pl.Rollout.Spec.Trigger.Certificates == nil {
+					pl.Rollout.Spec.Trigger.Certificates = map[string]string{}
+				}
+				pl.Rollout.Spec.Trigger.Certificates[refString(t)] = h
+			}
+		}
+	}
+}
+
 // sortLike orders refs as they appear in order (the policy's rollout order); others keep their place
 // after those.
 func sortLike(refs, order []api.WorkloadReference) {
@@ -294,6 +406,13 @@ func describePlan(p plannedRollout) string {
 	default:
 		return refsString(spec.Targets)
 	}
+}
+
+// followedLine says that an existing rollout is followed rather than a new one created.
+func followedLine(p plannedRollout) string {
+	ro := p.Rollout
+	return fmt.Sprintf("certrollout.certrollout.io/%s exists for %s (%s, %s): following it instead of creating another",
+		ro.Name, describePlan(p), orElse(string(ro.Spec.Trigger.Type), string(api.TriggerManual)), orElse(string(ro.Status.Phase), "not started"))
 }
 
 // createdLine is what kubectl prints for a created object, with what the rollout restarts.

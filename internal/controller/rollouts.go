@@ -92,6 +92,12 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	res := orchestrate.Next(in)
 	for _, a := range res.Actions {
 		if err := r.act(ctx, &ro, a, seen, in.Now); err != nil {
+			if a.Type == orchestrate.Restart && apierrors.IsConflict(err) {
+				// The target changed since it was observed, maybe restarted by someone else onto the
+				// same certificates: decide again from a fresh observation rather than restart blindly.
+				ctrl.LoggerFrom(ctx).V(1).Info("Target changed before its restart; observing it again", "workload", a.Key.Name)
+				return ctrl.Result{RequeueAfter: time.Second}, nil
+			}
 			return ctrl.Result{}, err
 		}
 	}
@@ -163,8 +169,9 @@ func (r *rolloutReconciler) observeOne(ctx context.Context, ns string, key orche
 		QuiescedBy:       obj.GetAnnotations()[policy.AnnotationQuiescedBy],
 		QuiescedReplicas: restart.QuiescedReplicas(obj),
 		RolledBy:         restart.RolledBy(obj),
-		RunningNotAfter:  policy.ReadLedger(obj.GetAnnotations()).NotAfter,
 	}}
+	ledger := policy.ReadLedger(obj.GetAnnotations())
+	o.state.LedgerHash, o.state.RunningNotAfter = ledger.Hash, ledger.NotAfter
 	switch w := obj.(type) {
 	case *appsv1.Deployment:
 		o.state.Replicas = replicasOf(w.Spec.Replicas)

@@ -4,10 +4,15 @@
 // every step is derived from what is observed on the cluster (annotations on the workloads), not only
 // from the status, so a controller killed between a write and its status update resumes correctly:
 // nothing is scaled twice, no replica count is lost, no target restarts twice for the same rollout.
+// A target that already runs on the certificates the rollout's trigger names for it (its ledger says so,
+// and another restart put it there) is skipped, so that two rollouts, or a rollout and the controller's
+// direct restart, for one renewal roll each workload once; a rollout whose targets all are is done at once,
+// without quiescing anything.
 package orchestrate
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,6 +39,7 @@ const (
 	ReasonDrainTimedOut    = "DrainTimedOut"
 	ReasonRestarted        = "Restarted"
 	ReasonTargetHealthy    = "TargetHealthy"
+	ReasonTargetUpToDate   = "TargetUpToDate"
 	ReasonTargetFailed     = "TargetFailed"
 	ReasonRestored         = "Restored"
 	ReasonSucceeded        = "Succeeded"
@@ -68,6 +74,9 @@ type Workload struct {
 	Pods int
 	// RolledBy is the pod template's rollout annotation: the rollout that last restarted it.
 	RolledBy string
+	// LedgerHash is the certificate set its pods run on, as its ledger annotation records it (written by
+	// every restart certrollout makes, direct or through a rollout); empty when none is recorded.
+	LedgerHash string
 	// RestartValue is the certificate-derived value a restart writes (the current certificate set hash);
 	// empty when the workload uses no certificates.
 	RestartValue string
@@ -277,6 +286,16 @@ func (s *stepper) start() {
 		s.pending(ReasonPolicySuspended, fmt.Sprintf("waiting: RolloutPolicy %s is suspended", p.Name))
 		return
 	}
+	if s.skipUpToDate() {
+		// Nothing to restart, so nothing to quiesce and no reason to wait for a window or a free slot.
+		s.status.NextWindow = nil
+		s.status.StartTime = s.now()
+		for i := range s.status.Quiesced {
+			s.status.Quiesced[i].Message = "not quiesced: no target needed a restart"
+		}
+		s.status.Phase = api.PhaseRestoring
+		return
+	}
 	if s.in.MaxRunning > 0 && s.in.Running >= s.in.MaxRunning {
 		s.pending(ReasonConcurrencyLimit, fmt.Sprintf("waiting: %d rollouts are running, the most --max-concurrent-rollouts allows", s.in.Running))
 		s.wait(pollInterval)
@@ -364,6 +383,18 @@ func (s *stepper) quiesceSpec(k Key) api.QuiesceTarget {
 
 func (s *stepper) quiesce() {
 	name := s.in.Rollout.Name
+	if s.skipUpToDate() {
+		// Another restart (the controller's direct one, or another rollout this one waited behind) rolled
+		// every target onto its certificates meanwhile: scaling the quiesce list down now would disrupt it
+		// for nothing. Whatever this rollout already scaled down is restored.
+		for i := range s.status.Quiesced {
+			if q := &s.status.Quiesced[i]; q.State == api.QuiescePending {
+				q.Message = "not quiesced: no target needed a restart"
+			}
+		}
+		s.status.Phase = api.PhaseRestoring
+		return
+	}
 	settled := true
 	for i := range s.status.Quiesced {
 		q := &s.status.Quiesced[i]
@@ -522,6 +553,10 @@ func (s *stepper) restart() {
 			t.State, t.Message = api.TargetSkipped, "the workload no longer exists"
 			continue
 		}
+		if s.upToDate(k, w) {
+			s.skipTarget(t, w)
+			continue
+		}
 		t.State, t.StartedAt, t.RestartValue = api.TargetRestarting, s.now(), w.RestartValue
 		if w.RolledBy != name { // else restarted by this rollout before a crash: only wait for health
 			s.actions = append(s.actions, Action{Type: Restart, Key: k, RestartValue: w.RestartValue})
@@ -535,6 +570,59 @@ func (s *stepper) restart() {
 		return
 	}
 	s.status.Phase = api.PhaseRestoring
+}
+
+// upToDatePrefix starts the message of a target skipped because it already runs on the certificates the
+// rollout was created for; finish and progress count those apart from the other skips.
+const upToDatePrefix = "already runs on certificates "
+
+// upToDate reports whether target k already runs on the certificates the trigger rolls it onto
+// (spec.trigger.certificates), restarted by someone else: the controller's direct restart, another
+// rollout, or a restart certrollout recorded. Restarting it again would be a second rollout for one
+// renewal. A target this rollout restarted before a crash is not up to date in this sense: it is waited
+// for. Without a hash for k (a manual `certrollout restart`) a target is never up to date: restart means
+// restart.
+func (s *stepper) upToDate(k Key, w Workload) bool {
+	want := s.in.Rollout.Spec.Trigger.Certificates[k.Kind+"/"+k.Name]
+	return want != "" && w.LedgerHash == want && w.RolledBy != s.in.Rollout.Name
+}
+
+func (s *stepper) skipTarget(t *api.TargetStatus, w Workload) {
+	t.State, t.FinishedAt = api.TargetSkipped, s.now()
+	t.Message = upToDatePrefix + w.LedgerHash + " (rolled onto them before this rollout reached it); not restarted again"
+	s.event(false, ReasonTargetUpToDate, "%s %s %s", t.Kind, t.Name, t.Message)
+}
+
+// skipUpToDate skips every pending target when all of them are up to date and reports whether it did;
+// it changes nothing when any target still needs this rollout.
+func (s *stepper) skipUpToDate() bool {
+	pending := 0
+	for _, t := range s.status.Targets {
+		switch t.State {
+		case api.TargetPending:
+			w := s.in.Workloads[Key{t.Kind, t.Name}]
+			if !w.Exists || !s.upToDate(Key{t.Kind, t.Name}, w) {
+				return false
+			}
+			pending++
+		case api.TargetSkipped:
+		default:
+			return false // restarting or restarted by this rollout: it goes on
+		}
+	}
+	if pending == 0 {
+		return false
+	}
+	for i := range s.status.Targets {
+		if t := &s.status.Targets[i]; t.State == api.TargetPending {
+			s.skipTarget(t, s.in.Workloads[Key{t.Kind, t.Name}])
+		}
+	}
+	return true
+}
+
+func isUpToDate(t api.TargetStatus) bool {
+	return t.State == api.TargetSkipped && strings.HasPrefix(t.Message, upToDatePrefix)
 }
 
 func (s *stepper) targetFailed(t *api.TargetStatus, msg string) {
@@ -595,10 +683,27 @@ func (s *stepper) finish() {
 		s.event(true, ReasonFailed, "Failed: %s", msg)
 		return
 	}
+	restarted, upToDate, restored := 0, 0, 0
+	for _, t := range s.status.Targets {
+		switch {
+		case t.State == api.TargetSucceeded:
+			restarted++
+		case isUpToDate(t):
+			upToDate++
+		}
+	}
+	for _, q := range s.status.Quiesced {
+		if q.State == api.QuiesceRestored {
+			restored++
+		}
+	}
 	s.status.Phase = api.PhaseSucceeded
-	s.status.Message = fmt.Sprintf("%d target(s) restarted", len(s.status.Targets))
-	if len(s.status.Quiesced) > 0 {
-		s.status.Message += fmt.Sprintf(", %d quiesced workload(s) restored", len(s.status.Quiesced))
+	s.status.Message = fmt.Sprintf("%d target(s) restarted", restarted)
+	if upToDate > 0 {
+		s.status.Message += fmt.Sprintf(", %d already on their certificates", upToDate)
+	}
+	if restored > 0 {
+		s.status.Message += fmt.Sprintf(", %d quiesced workload(s) restored", restored)
 	}
 	s.setCondition(api.ConditionComplete, metav1.ConditionTrue, ReasonSucceeded, s.status.Message)
 	s.setCondition(api.ConditionFailed, metav1.ConditionFalse, ReasonSucceeded, s.status.Message)
@@ -606,11 +711,18 @@ func (s *stepper) finish() {
 }
 
 func (s *stepper) progress() string {
-	done := 0
+	done, upToDate := 0, 0
 	for _, t := range s.status.Targets {
-		if t.State == api.TargetSucceeded {
+		switch {
+		case t.State == api.TargetSucceeded:
 			done++
+		case isUpToDate(t):
+			upToDate++
 		}
 	}
-	return fmt.Sprintf("%d/%d restarted", done, len(s.status.Targets))
+	p := fmt.Sprintf("%d/%d restarted", done, len(s.status.Targets))
+	if upToDate > 0 {
+		p += fmt.Sprintf(", %d up to date", upToDate)
+	}
+	return p
 }

@@ -73,6 +73,16 @@ func target(k Key, state api.TargetState, startedAgo time.Duration) func(*api.Ce
 	}
 }
 
+// onto sets the trigger's certificates: the hash each target is rolled onto.
+func onto(hashes map[Key]string) func(*api.CertRollout) {
+	return func(r *api.CertRollout) {
+		r.Spec.Trigger.Certificates = map[string]string{}
+		for k, h := range hashes {
+			r.Spec.Trigger.Certificates[k.Kind+"/"+k.Name] = h
+		}
+	}
+}
+
 func with(r *api.CertRollout, mods ...func(*api.CertRollout)) *api.CertRollout {
 	for _, m := range mods {
 		m(r)
@@ -110,6 +120,9 @@ type want struct {
 	requeue  time.Duration
 	message  string // substring of status.message
 	progress string
+	// targets are "Kind/name State: message" of each target, when set; the message only if the target has
+	// one.
+	targets []string
 }
 
 func TestNext(t *testing.T) {
@@ -252,6 +265,55 @@ func TestNext(t *testing.T) {
 			}(), Policy: policy(func(p *Policy) { p.Spec.Suspend = true }), Workloads: world()},
 			want: want{phase: api.PhasePending, message: "suspended"},
 		},
+		"does not restart a target that already runs on the trigger's certificates, and says so": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), onto(map[Key]string{build: "hash-build", api2: "hash-api"})), Policy: policy(),
+				Workloads: world(set(build, func(w *Workload) { w.LedgerHash, w.RolledBy = "hash-build", "ops-0" }), set(api2, func(w *Workload) { w.LedgerHash = "hash-api-old" }))},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonTargetUpToDate, ReasonRestarted}, requeue: pollInterval,
+				progress: "0/2 restarted, 1 up to date",
+				targets: []string{
+					"Deployment/build Skipped: already runs on certificates hash-build (rolled onto them before this rollout reached it); not restarted again",
+					"Deployment/api Restarting",
+				}},
+		},
+		"restarts a target that runs on other certificates than the trigger's": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build), onto(map[Key]string{build: "hash-build"})), Policy: policy(),
+				Workloads: world(set(build, func(w *Workload) { w.LedgerHash = "hash-old" }))},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{ReasonRestarted}, requeue: pollInterval,
+				targets: []string{"Deployment/build Restarting"}},
+		},
+		"restarts a target of a rollout without trigger certificates even if it runs on the current ones: restart means restart": {
+			in: Input{Now: now, Rollout: rollout(api.PhaseRestarting, build), Policy: policy(),
+				Workloads: world(set(build, func(w *Workload) { w.LedgerHash = "hash-build" }))},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{ReasonRestarted}, requeue: pollInterval,
+				targets: []string{"Deployment/build Restarting"}},
+		},
+		"waits for the health of a target it restarted onto the trigger's certificates before a crash, not skipping it": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build), onto(map[Key]string{build: "hash-build"})), Policy: policy(),
+				Workloads: world(set(build, func(w *Workload) { w.LedgerHash, w.RolledBy = "hash-build", "ops-1" }))},
+			want: want{phase: api.PhaseRestarting, requeue: pollInterval, progress: "0/1 restarted", targets: []string{"Deployment/build Restarting"}},
+		},
+		"ends at once, quiescing nothing and not waiting for the window, when every target already runs on the trigger's certificates": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseWaitingForWindow, build), onto(map[Key]string{build: "hash-build"}), quiesced(api.QuiescePending, 0, 0)),
+				Policy: policy(window(t, "0 2 * * *", time.Hour)), Workloads: world(set(build, func(w *Workload) { w.LedgerHash = "hash-build" }))},
+			want: want{phase: api.PhaseSucceeded, events: []string{ReasonTargetUpToDate, ReasonSucceeded},
+				message: "0 target(s) restarted, 1 already on their certificates", progress: "0/1 restarted, 1 up to date",
+				targets: []string{"Deployment/build Skipped: already runs on certificates hash-build (rolled onto them before this rollout reached it); not restarted again"}},
+		},
+		"stops quiescing and restores the workers when its targets were rolled onto the trigger's certificates meanwhile": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), onto(map[Key]string{build: "hash-build"}), quiesced(api.QuiesceDraining, 3, time.Minute)), Policy: policy(),
+				Workloads: world(set(build, func(w *Workload) { w.LedgerHash = "hash-build" }), set(workers, func(w *Workload) {
+					w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 1, "ops-1", ptr.To[int32](3)
+				}))},
+			want: want{phase: api.PhaseSucceeded, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonTargetUpToDate, ReasonRestored, ReasonSucceeded},
+				message: "0 target(s) restarted, 1 already on their certificates, 1 quiesced workload(s) restored"},
+		},
+		"keeps quiescing when only some targets already run on the trigger's certificates": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build, api2), onto(map[Key]string{build: "hash-build", api2: "hash-api"}), quiesced(api.QuiesceDraining, 3, time.Minute)), Policy: policy(),
+				Workloads: world(set(build, func(w *Workload) { w.LedgerHash = "hash-build" }), set(workers, func(w *Workload) {
+					w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 1, "ops-1", ptr.To[int32](3)
+				}))},
+			want: want{phase: api.PhaseQuiescing, requeue: pollInterval, message: "0/1 drained", targets: []string{"Deployment/build Pending", "Deployment/api Pending"}},
+		},
 		"does nothing once finished": {
 			in:   Input{Now: now, Rollout: rollout(api.PhaseSucceeded, build), Policy: policy(), Workloads: world()},
 			want: want{phase: api.PhaseSucceeded},
@@ -290,6 +352,19 @@ func TestNext(t *testing.T) {
 			if tc.want.progress != "" && res.Status.Progress != tc.want.progress {
 				t.Errorf("progress %q, want %q", res.Status.Progress, tc.want.progress)
 			}
+			if tc.want.targets != nil {
+				var got []string
+				for _, ts := range res.Status.Targets {
+					line := ts.Kind + "/" + ts.Name + " " + string(ts.State)
+					if ts.Message != "" {
+						line += ": " + ts.Message
+					}
+					got = append(got, line)
+				}
+				if strings.Join(got, "\n") != strings.Join(tc.want.targets, "\n") {
+					t.Errorf("targets:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want.targets, "\n"))
+				}
+			}
 		})
 	}
 }
@@ -303,57 +378,115 @@ func TestNextDoesNotModifyItsInput(t *testing.T) {
 	}
 }
 
+// cluster simulates the workloads for Next: it applies actions as the controller's writes would (a
+// restart records the ledger too, as restart.Rollout does) and catches up a little per step: one pod of a
+// scaled-down workload terminates, a rollout finishes the step after it began.
+type cluster struct {
+	w          map[Key]Workload
+	scaleDowns int
+	restarts   map[Key]int
+}
+
+func newCluster() *cluster { return &cluster{w: world(), restarts: map[Key]int{}} }
+
+func (c *cluster) apply(r *api.CertRollout, actions []Action) {
+	for _, a := range actions {
+		cur := c.w[a.Key]
+		switch a.Type {
+		case Event:
+			continue
+		case ScaleDown:
+			c.scaleDowns++
+			cur.QuiescedBy, cur.QuiescedReplicas, cur.Replicas = r.Name, ptr.To(cur.Replicas), 0
+		case Restart:
+			c.restarts[a.Key]++
+			cur.RolledBy, cur.LedgerHash, cur.Rollout = r.Name, a.RestartValue, Progress{Message: "rolling"}
+		case Restore:
+			cur.Replicas, cur.QuiescedBy, cur.QuiescedReplicas = a.Replicas, "", nil
+		}
+		c.w[a.Key] = cur
+	}
+}
+
+func (c *cluster) catchUp() {
+	for k, cur := range c.w {
+		if cur.Replicas == 0 && cur.Pods > 0 {
+			cur.Pods--
+		}
+		if cur.Replicas > 0 && cur.Pods < int(cur.Replicas) {
+			cur.Pods++
+		}
+		if cur.Rollout.Message == "rolling" {
+			cur.Rollout.Message = "almost"
+		} else if cur.Rollout.Message == "almost" {
+			cur.Rollout = Progress{Done: true}
+		}
+		c.w[k] = cur
+	}
+}
+
 func TestARolloutRunsToCompletionAgainstASimulatedCluster(t *testing.T) {
 	// Drive Next to the end, applying its actions to a simulated cluster that needs a few steps to drain
 	// and to roll out, the way the controller would.
-	w := world()
+	c := newCluster()
 	r := rollout("", build, api2)
 	p := policy()
 	clock := now
-	scaledDowns, restarts := 0, map[Key]int{}
 	for step := 0; step < 50 && !r.Status.Phase.Finished(); step++ {
-		res := Next(Input{Now: clock, Rollout: r, Policy: p, Workloads: w})
-		for _, a := range res.Actions {
-			cur := w[a.Key]
-			switch a.Type {
-			case Event:
-				continue
-			case ScaleDown:
-				scaledDowns++
-				cur.QuiescedBy, cur.QuiescedReplicas, cur.Replicas = r.Name, ptr.To(cur.Replicas), 0
-			case Restart:
-				restarts[a.Key]++
-				cur.RolledBy, cur.Rollout = r.Name, Progress{Message: "rolling"}
-			case Restore:
-				cur.Replicas, cur.QuiescedBy, cur.QuiescedReplicas = a.Replicas, "", nil
-			}
-			w[a.Key] = cur
-		}
+		res := Next(Input{Now: clock, Rollout: r, Policy: p, Workloads: c.w})
+		c.apply(r, res.Actions)
 		r.Status = res.Status
-		// The cluster catches up: one pod terminates per step, a rollout finishes the step after it began.
-		for k, cur := range w {
-			if cur.Replicas == 0 && cur.Pods > 0 {
-				cur.Pods--
-			}
-			if cur.RolledBy == r.Name && !cur.Rollout.Done && cur.Rollout.Message == "rolling" {
-				cur.Rollout.Message = "almost"
-			} else if cur.Rollout.Message == "almost" {
-				cur.Rollout.Done = true
-			}
-			w[k] = cur
-		}
+		c.catchUp()
 		clock = clock.Add(res.RequeueAfter)
 	}
 	if r.Status.Phase != api.PhaseSucceeded {
 		t.Fatalf("phase %s: %s", r.Status.Phase, r.Status.Message)
 	}
-	if scaledDowns != 1 || restarts[build] != 1 || restarts[api2] != 1 {
-		t.Errorf("scale-downs %d, restarts %v: want each exactly once", scaledDowns, restarts)
+	if c.scaleDowns != 1 || c.restarts[build] != 1 || c.restarts[api2] != 1 {
+		t.Errorf("scale-downs %d, restarts %v: want each exactly once", c.scaleDowns, c.restarts)
 	}
-	if got := w[workers]; got.Replicas != 3 || got.QuiescedBy != "" {
+	if got := c.w[workers]; got.Replicas != 3 || got.QuiescedBy != "" {
 		t.Errorf("workers end with %d replicas (quiesced by %q), want 3 and no annotation", got.Replicas, got.QuiescedBy)
 	}
 	if r.Status.StartTime == nil || r.Status.CompletionTime == nil || r.Status.Progress != "2/2 restarted" {
 		t.Errorf("status incomplete: %+v", r.Status)
+	}
+}
+
+func TestTwoRolloutsForOneRenewalRestartEachTargetOnce(t *testing.T) {
+	// The policy's CertificateRenewed rollout and the one `renew --restart` created for the same renewal
+	// run side by side, stepped in turns (either first): each target restarts once, the workers are
+	// quiesced once, and both rollouts succeed.
+	for _, first := range []int{0, 1} {
+		c := newCluster()
+		certs := onto(map[Key]string{build: "hash-build", api2: "hash-api"})
+		ros := []*api.CertRollout{with(rollout("", build, api2), certs), with(rollout("", build, api2), certs)}
+		ros[1].Name, ros[1].Spec.Trigger.Type = "ops-2", api.TriggerManual
+		p := policy()
+		clock := now
+		for step := 0; step < 100 && !(ros[0].Status.Phase.Finished() && ros[1].Status.Phase.Finished()); step++ {
+			for i := range ros {
+				r := ros[(i+first)%2]
+				res := Next(Input{Now: clock, Rollout: r, Policy: p, Workloads: c.w})
+				c.apply(r, res.Actions)
+				r.Status = res.Status
+			}
+			c.catchUp()
+			clock = clock.Add(time.Second)
+		}
+		for _, r := range ros {
+			if r.Status.Phase != api.PhaseSucceeded {
+				t.Fatalf("first %s: rollout %s ended %s: %s", ros[first].Name, r.Name, r.Status.Phase, r.Status.Message)
+			}
+		}
+		if c.scaleDowns != 1 || c.restarts[build] != 1 || c.restarts[api2] != 1 {
+			t.Errorf("first %s: scale-downs %d, restarts %v: want each exactly once", ros[first].Name, c.scaleDowns, c.restarts)
+		}
+		if got := c.w[workers]; got.Replicas != 3 || got.QuiescedBy != "" {
+			t.Errorf("first %s: workers end with %d replicas (quiesced by %q), want 3 and no annotation", ros[first].Name, got.Replicas, got.QuiescedBy)
+		}
+		if second := ros[1-first]; second.Status.Progress != "0/2 restarted, 2 up to date" {
+			t.Errorf("first %s: the other rollout's progress %q, want both targets up to date", ros[first].Name, second.Status.Progress)
+		}
 	}
 }

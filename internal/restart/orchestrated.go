@@ -58,7 +58,9 @@ func QuiescedReplicas(obj client.Object) *int32 {
 
 // Rollout restarts obj for a CertRollout: the pod template gets the rollout's name and, when obj uses
 // certificates, their restart value; the ledger records them. Writing it again changes nothing, so a
-// rollout resumed after a crash never restarts a target twice.
+// rollout resumed after a crash never restarts a target twice. The patch fails with a conflict if obj
+// changed since it was read: the rollout decided from that version (notably its ledger, which tells
+// whether someone else already restarted it onto these certificates), and must decide again.
 func Rollout(ctx context.Context, c client.Client, obj client.Object, rollout, value string, notAfter, now time.Time) error {
 	templateAnnotations := map[string]string{policy.AnnotationRollout: rollout}
 	annotations := map[string]string{policy.AnnotationRestartedAt: now.UTC().Format(time.RFC3339)}
@@ -70,7 +72,7 @@ func Rollout(ctx context.Context, c client.Client, obj client.Object, rollout, v
 		}
 	}
 	body := map[string]any{
-		"metadata": map[string]any{"annotations": annotations},
+		"metadata": map[string]any{"resourceVersion": obj.GetResourceVersion(), "annotations": annotations},
 		"spec":     map[string]any{"template": map[string]any{"metadata": map[string]any{"annotations": templateAnnotations}}},
 	}
 	return mergePatch(ctx, c, obj, body, "restarting")
