@@ -416,9 +416,10 @@ func (c *cluster) catchUp() {
 		if cur.Replicas > 0 && cur.Pods < int(cur.Replicas) {
 			cur.Pods++
 		}
-		if cur.Rollout.Message == "rolling" {
+		switch cur.Rollout.Message {
+		case "rolling":
 			cur.Rollout.Message = "almost"
-		} else if cur.Rollout.Message == "almost" {
+		case "almost":
 			cur.Rollout = Progress{Done: true}
 		}
 		c.w[k] = cur
@@ -464,7 +465,7 @@ func TestTwoRolloutsForOneRenewalRestartEachTargetOnce(t *testing.T) {
 		ros[1].Name, ros[1].Spec.Trigger.Type = "ops-2", api.TriggerManual
 		p := policy()
 		clock := now
-		for step := 0; step < 100 && !(ros[0].Status.Phase.Finished() && ros[1].Status.Phase.Finished()); step++ {
+		for step := 0; step < 100 && (!ros[0].Status.Phase.Finished() || !ros[1].Status.Phase.Finished()); step++ {
 			for i := range ros {
 				r := ros[(i+first)%2]
 				res := Next(Input{Now: clock, Rollout: r, Policy: p, Workloads: c.w})
