@@ -79,10 +79,18 @@ type RenewedCert struct {
 	// Issued, Failed, TimedOut.
 	Result string `json:"result"`
 	// PreviousRevision is status.revision before; Revision the one at the end (with --wait).
-	PreviousRevision *int   `json:"previousRevision,omitempty"`
-	Revision         *int   `json:"revision,omitempty"`
-	Ready            bool   `json:"ready"`
-	Message          string `json:"message,omitempty"`
+	PreviousRevision *int `json:"previousRevision,omitempty"`
+	Revision         *int `json:"revision,omitempty"`
+	// PreviousNotAfter is status.notAfter before; NotAfter the one at the end (with --wait).
+	PreviousNotAfter *time.Time `json:"previousNotAfter,omitempty"`
+	NotAfter         *time.Time `json:"notAfter,omitempty"`
+	Ready            bool       `json:"ready"`
+	Message          string     `json:"message,omitempty"`
+
+	// datesTellApart is false when the previous certificate was issued in the second the renewal was
+	// triggered: certificates have one-second dates, so the new one may carry the very same, and only the
+	// revision can say the renewal is done.
+	datesTellApart bool
 }
 
 func newRenewCommand(streams IOStreams) *cobra.Command {
@@ -219,7 +227,8 @@ func (o *RenewOptions) Run(ctx context.Context) error {
 	report := RenewReport{APIVersion: ReportAPIVersion, Kind: "RenewReport"}
 	for i := range certs {
 		crt := &certs[i]
-		rc := RenewedCert{Namespace: crt.Namespace, Name: crt.Name, SecretName: crt.Spec.SecretName, PreviousRevision: crt.Status.Revision, Ready: crt.Ready()}
+		rc := RenewedCert{Namespace: crt.Namespace, Name: crt.Name, SecretName: crt.Spec.SecretName, PreviousRevision: crt.Status.Revision, PreviousNotAfter: notAfterOf(crt), Ready: crt.Ready(),
+			datesTellApart: crt.Status.NotBefore == nil || o.Now().Sub(crt.Status.NotBefore.Time) > 2*time.Second}
 		if issuing := crt.Condition(certmanager.ConditionIssuing); issuing != nil && issuing.Status == string(metav1.ConditionTrue) {
 			rc.Result, rc.Message = RenewAlreadyIssuing, "already being issued: "+orElse(issuing.Message, issuing.Reason)
 			fmt.Fprintf(info, "%s already issuing (%s): not triggered again\n", o.certName(crt), revisionString(crt.Status.Revision))
@@ -394,20 +403,41 @@ func triggerIssuance(ctx context.Context, c client.Client, crt *certmanager.Cert
 
 // certProgress is what the renewal printer last showed of a Certificate.
 type certProgress struct {
-	issuing  string // status of the Issuing condition
-	message  string
-	revision *int
-	ready    bool
-	done     bool
-	failed   bool
+	message string
+	done    bool
+	failed  bool
 }
 
-// renewDone reports whether crt has a revision past prev and is Ready.
-func renewDone(crt *certmanager.Certificate, prev *int) bool {
+// renewDone reports whether crt has a revision past prevRevision, is Ready, and describes the new
+// certificate. cert-manager's issuing controller moves the revision on; its readiness controller updates
+// notAfter a moment later, and Ready stays True from the previous certificate meanwhile: until notAfter
+// moves past prevNotAfter the status still describes the old certificate.
+func renewDone(crt *certmanager.Certificate, prevRevision *int, prevNotAfter *time.Time) bool {
 	if crt.Status.Revision == nil || !crt.Ready() {
 		return false
 	}
-	return prev == nil || *crt.Status.Revision > *prev
+	if prevRevision != nil && *crt.Status.Revision <= *prevRevision {
+		return false
+	}
+	na := notAfterOf(crt)
+	return prevNotAfter == nil || (na != nil && !na.Equal(*prevNotAfter))
+}
+
+// previousNotAfterIfDistinct is PreviousNotAfter when a new certificate's expiry must differ from it.
+func (rc *RenewedCert) previousNotAfterIfDistinct() *time.Time {
+	if !rc.datesTellApart {
+		return nil
+	}
+	return rc.PreviousNotAfter
+}
+
+// notAfterOf is the expiry of the certificate crt's status describes; nil before the first issuance.
+func notAfterOf(crt *certmanager.Certificate) *time.Time {
+	if crt.Status.NotAfter == nil {
+		return nil
+	}
+	t := crt.Status.NotAfter.UTC()
+	return &t
 }
 
 // renewFailed reports cert-manager's sign of a failed issuance: Issuing=False with reason Failed. It
@@ -474,9 +504,9 @@ func (o *RenewOptions) wait(ctx context.Context, c client.WithWatch, info io.Wri
 			return fmt.Errorf("Certificate %s/%s was deleted while waiting for its renewal", crt.Namespace, crt.Name) //nolint:staticcheck // a kind name starts the sentence
 		}
 		s := &seen[i]
-		rc.Revision, rc.Ready = crt.Status.Revision, crt.Ready()
+		rc.Revision, rc.NotAfter, rc.Ready = crt.Status.Revision, notAfterOf(crt), crt.Ready()
 		switch msg, failed := renewFailed(crt); {
-		case renewDone(crt, rc.PreviousRevision):
+		case renewDone(crt, rc.PreviousRevision, rc.previousNotAfterIfDistinct()):
 			s.done, rc.Result, rc.Message = true, RenewIssued, ""
 			pending--
 			text := fmt.Sprintf("%s, Ready", revisionString(crt.Status.Revision))

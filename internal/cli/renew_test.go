@@ -354,3 +354,30 @@ func TestRenewRestartRollsAGovernedConsumerOnceWithItsPolicy(t *testing.T) {
 		}
 	}
 }
+
+func TestARenewalIsDoneOnlyWhenTheStatusDescribesTheNewCertificate(t *testing.T) {
+	old := time.Date(2027, 2, 22, 1, 38, 32, 0, time.UTC)
+	renewed := old.Add(25 * time.Second)
+	ready := []certmanager.Condition{{Type: certmanager.ConditionReady, Status: "True"}}
+	crt := func(revision int, notAfter time.Time, conds []certmanager.Condition) *certmanager.Certificate {
+		return &certmanager.Certificate{Status: certmanager.CertificateStatus{Revision: &revision, NotAfter: &metav1.Time{Time: notAfter}, Conditions: conds}}
+	}
+	prevRev := 1
+	cases := map[string]struct {
+		crt  *certmanager.Certificate
+		done bool
+	}{
+		"the revision moved but the status still has the old expiry (readiness not updated yet)": {crt(2, old, ready), false},
+		"the revision moved and the expiry is the new certificate's":                             {crt(2, renewed, ready), true},
+		"the revision has not moved":       {crt(1, renewed, ready), false},
+		"the new certificate is not Ready": {crt(2, renewed, nil), false},
+	}
+	for sentence, c := range cases {
+		if got := renewDone(c.crt, &prevRev, &old); got != c.done {
+			t.Errorf("%s: done %v, want %v", sentence, got, c.done)
+		}
+	}
+	if !renewDone(crt(1, renewed, ready), nil, nil) {
+		t.Error("a first issuance is done when Ready")
+	}
+}
