@@ -1,5 +1,5 @@
 // Package certmanager holds the few fields of cert-manager's API that certrollout reads: a Certificate's
-// Secret, issuer and status (revision, renewal time, Ready). Only these fields are decoded, so a cached
+// Secret, issuer and status (revision, renewal time, Ready), and an Issuer's or ClusterIssuer's CA Secret. Only these fields are decoded, so a cached
 // Certificate costs little memory, and certrollout does not depend on cert-manager's module and its
 // dependency tree (see design/2026-11-23-certificate-aware-restarts.md). The types are registered under
 // cert-manager's own group and version; fields certrollout does not know are dropped on decode, so these
@@ -18,9 +18,21 @@ var GroupVersion = schema.GroupVersion{Group: "cert-manager.io", Version: "v1"}
 // CertificateResource is the resource of Certificates, for discovery and RBAC checks.
 var CertificateResource = GroupVersion.WithResource("certificates")
 
-// AddToScheme registers Certificate and CertificateList.
+// IssuerResource and ClusterIssuerResource are the resources of Issuers and ClusterIssuers.
+var (
+	IssuerResource        = GroupVersion.WithResource("issuers")
+	ClusterIssuerResource = GroupVersion.WithResource("clusterissuers")
+)
+
+// Issuer kinds, as a Certificate's spec.issuerRef.kind names them.
+const (
+	KindIssuer        = "Issuer"
+	KindClusterIssuer = "ClusterIssuer"
+)
+
+// AddToScheme registers Certificate, Issuer and ClusterIssuer and their lists.
 func AddToScheme(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &Certificate{}, &CertificateList{})
+	s.AddKnownTypes(GroupVersion, &Certificate{}, &CertificateList{}, &Issuer{}, &IssuerList{}, &ClusterIssuer{}, &ClusterIssuerList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }
@@ -133,6 +145,143 @@ func (l *CertificateList) DeepCopyObject() runtime.Object {
 	l.ListMeta.DeepCopyInto(&out.ListMeta) //nolint:staticcheck // ListMeta's DeepCopyInto, named for clarity
 	if l.Items != nil {
 		out.Items = make([]Certificate, len(l.Items))
+		for i := range l.Items {
+			out.Items[i] = *l.Items[i].DeepCopy()
+		}
+	}
+	return out
+}
+
+// Issuer is a cert-manager Issuer, reduced to what certrollout reads: whether it is a CA issuer and
+// which Secret holds its CA.
+type Issuer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              IssuerSpec   `json:"spec,omitempty"`
+	Status            IssuerStatus `json:"status,omitempty"`
+}
+
+// ClusterIssuer is a cluster-scoped Issuer. Its CA Secret lives in cert-manager's cluster resource
+// namespace (cert-manager's --cluster-resource-namespace).
+type ClusterIssuer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              IssuerSpec   `json:"spec,omitempty"`
+	Status            IssuerStatus `json:"status,omitempty"`
+}
+
+// IssuerSpec is the spec of an Issuer or ClusterIssuer. Only the CA issuer type is decoded: CA is nil for
+// ACME, Vault, self-signed and the other types.
+type IssuerSpec struct {
+	CA *CAIssuer `json:"ca,omitempty"`
+}
+
+// CAIssuer signs with the key pair in a Secret (tls.crt and tls.key).
+type CAIssuer struct {
+	SecretName string `json:"secretName"`
+}
+
+// IssuerStatus holds an issuer's conditions (Ready).
+type IssuerStatus struct {
+	Conditions []Condition `json:"conditions,omitempty"`
+}
+
+// IssuerList is a list of Issuers.
+type IssuerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Issuer `json:"items"`
+}
+
+// ClusterIssuerList is a list of ClusterIssuers.
+type ClusterIssuerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ClusterIssuer `json:"items"`
+}
+
+// Ready reports whether the Ready condition is True.
+func (s *IssuerStatus) Ready() bool {
+	for _, c := range s.Conditions {
+		if c.Type == ConditionReady {
+			return c.Status == string(metav1.ConditionTrue)
+		}
+	}
+	return false
+}
+
+func (s *IssuerSpec) deepCopyInto(out *IssuerSpec) {
+	if s.CA != nil {
+		ca := *s.CA
+		out.CA = &ca
+	}
+}
+
+func (s *IssuerStatus) deepCopyInto(out *IssuerStatus) {
+	if s.Conditions != nil {
+		out.Conditions = make([]Condition, len(s.Conditions))
+		for i, c := range s.Conditions {
+			c.LastTransitionTime = c.LastTransitionTime.DeepCopy()
+			out.Conditions[i] = c
+		}
+	}
+}
+
+// DeepCopyObject implements runtime.Object.
+func (i *Issuer) DeepCopyObject() runtime.Object { return i.DeepCopy() }
+
+// DeepCopy returns a copy sharing no memory with i.
+func (i *Issuer) DeepCopy() *Issuer {
+	if i == nil {
+		return nil
+	}
+	out := &Issuer{TypeMeta: i.TypeMeta}
+	i.ObjectMeta.DeepCopyInto(&out.ObjectMeta) //nolint:staticcheck // ObjectMeta's, not an Issuer's DeepCopyInto
+	i.Spec.deepCopyInto(&out.Spec)
+	i.Status.deepCopyInto(&out.Status)
+	return out
+}
+
+// DeepCopyObject implements runtime.Object.
+func (i *ClusterIssuer) DeepCopyObject() runtime.Object { return i.DeepCopy() }
+
+// DeepCopy returns a copy sharing no memory with i.
+func (i *ClusterIssuer) DeepCopy() *ClusterIssuer {
+	if i == nil {
+		return nil
+	}
+	out := &ClusterIssuer{TypeMeta: i.TypeMeta}
+	i.ObjectMeta.DeepCopyInto(&out.ObjectMeta) //nolint:staticcheck // ObjectMeta's, not a ClusterIssuer's DeepCopyInto
+	i.Spec.deepCopyInto(&out.Spec)
+	i.Status.deepCopyInto(&out.Status)
+	return out
+}
+
+// DeepCopyObject implements runtime.Object.
+func (l *IssuerList) DeepCopyObject() runtime.Object {
+	if l == nil {
+		return nil
+	}
+	out := &IssuerList{TypeMeta: l.TypeMeta}
+	l.ListMeta.DeepCopyInto(&out.ListMeta) //nolint:staticcheck // ListMeta's DeepCopyInto, named for clarity
+	if l.Items != nil {
+		out.Items = make([]Issuer, len(l.Items))
+		for i := range l.Items {
+			out.Items[i] = *l.Items[i].DeepCopy()
+		}
+	}
+	return out
+}
+
+// DeepCopyObject implements runtime.Object.
+func (l *ClusterIssuerList) DeepCopyObject() runtime.Object {
+	if l == nil {
+		return nil
+	}
+	out := &ClusterIssuerList{TypeMeta: l.TypeMeta}
+	l.ListMeta.DeepCopyInto(&out.ListMeta) //nolint:staticcheck // ListMeta's DeepCopyInto, named for clarity
+	if l.Items != nil {
+		out.Items = make([]ClusterIssuer, len(l.Items))
 		for i := range l.Items {
 			out.Items[i] = *l.Items[i].DeepCopy()
 		}

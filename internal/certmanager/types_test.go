@@ -57,3 +57,41 @@ func TestDecodesWhatCertManagerServes(t *testing.T) {
 		t.Error("list DeepCopyObject shares items")
 	}
 }
+
+func TestDecodesCAAndOtherIssuers(t *testing.T) {
+	s := runtime.NewScheme()
+	if err := AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	decode := serializer.NewCodecFactory(s).UniversalDeserializer().Decode
+	obj, _, err := decode([]byte(`{"apiVersion": "cert-manager.io/v1", "kind": "Issuer",
+  "metadata": {"name": "ca", "namespace": "demo", "annotations": {"certrollout.io/cascade": "true"}},
+  "spec": {"ca": {"secretName": "ca-key-pair", "crlDistributionPoints": ["http://crl"]}},
+  "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KeyPairVerified"}]}}`), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, ok := obj.(*Issuer)
+	if !ok || is.Spec.CA == nil || is.Spec.CA.SecretName != "ca-key-pair" || !is.Status.Ready() {
+		t.Fatalf("decoded %T %+v", obj, is)
+	}
+	cp := is.DeepCopy()
+	cp.Spec.CA.SecretName = "other"
+	cp.Status.Conditions[0].Status = "False"
+	if is.Spec.CA.SecretName != "ca-key-pair" || !is.Status.Ready() {
+		t.Error("Issuer DeepCopy shares memory with the original")
+	}
+	obj, _, err = decode([]byte(`{"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+  "metadata": {"name": "letsencrypt"}, "spec": {"acme": {"server": "https://acme"}}}`), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, ok := obj.(*ClusterIssuer)
+	if !ok || ci.Spec.CA != nil || ci.Status.Ready() {
+		t.Fatalf("an ACME ClusterIssuer has no CA: %T %+v", obj, ci)
+	}
+	list := &ClusterIssuerList{Items: []ClusterIssuer{*ci}}
+	if lc := list.DeepCopyObject().(*ClusterIssuerList); lc.Items[0].Name != "letsencrypt" {
+		t.Errorf("list copy: %+v", lc.Items)
+	}
+}
