@@ -20,7 +20,7 @@ import (
 // +kubebuilder:printcolumn:name="Started",type=date,JSONPath=`.status.startTime`
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="(has(self.spec.policy) && size(self.spec.policy) > 0) || (has(self.spec.targets) && size(self.spec.targets) > 0)",message="a CertRollout needs a policy or targets"
+// +kubebuilder:validation:XValidation:rule="(has(self.spec.policy) && size(self.spec.policy) > 0) || (has(self.spec.targets) && size(self.spec.targets) > 0) || has(self.spec.cascade)",message="a CertRollout needs a policy, targets or a cascade"
 type CertRollout struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -47,6 +47,36 @@ type CertRolloutSpec struct {
 	// +optional
 	// +kubebuilder:default={}
 	Trigger RolloutTrigger `json:"trigger,omitempty"`
+
+	// cascade, on the rollouts the controller creates when a CA rotates (trigger CARotated), re-issues the
+	// leaf Certificates a CA issuer signed under a previous CA certificate, after the workloads that trust
+	// the CA have rolled onto the new one.
+	// +optional
+	Cascade *CascadeSpec `json:"cascade,omitempty"`
+}
+
+// CascadeSpec says which CA rotated and how fast to re-issue what it signed.
+type CascadeSpec struct {
+	// issuerRef is the cert-manager CA Issuer (in the rollout's namespace) or ClusterIssuer.
+	IssuerRef IssuerReference `json:"issuerRef"`
+	// caFingerprint is the SHA-256 fingerprint of the CA certificate the leaves are re-issued under.
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{64}$`
+	CAFingerprint string `json:"caFingerprint"`
+	// maxConcurrent bounds the leaves being re-issued at once.
+	// +optional
+	// +kubebuilder:default=5
+	// +kubebuilder:validation:Minimum=1
+	MaxConcurrent int32 `json:"maxConcurrent,omitempty"`
+}
+
+// IssuerReference names a cert-manager issuer.
+type IssuerReference struct {
+	// kind: Issuer or ClusterIssuer.
+	// +kubebuilder:validation:Enum=Issuer;ClusterIssuer
+	Kind string `json:"kind"`
+	// name of the issuer.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
 }
 
 // WorkloadReference names a workload in the CertRollout's (or policy's) namespace.
@@ -65,10 +95,11 @@ type WorkloadReference struct {
 // RolloutTrigger is why a rollout exists.
 type RolloutTrigger struct {
 	// type: CertificateRenewed (the targets' certificates changed), Deadline (a certificate the targets run
-	// on expires within the policy's expiryDeadline) or Manual.
+	// on expires within the policy's expiryDeadline), Manual, or CARotated (a CA issuer's certificate
+	// changed: see cascade).
 	// +optional
 	// +kubebuilder:default=Manual
-	// +kubebuilder:validation:Enum=CertificateRenewed;Deadline;Manual
+	// +kubebuilder:validation:Enum=CertificateRenewed;Deadline;Manual;CARotated
 	Type TriggerType `json:"type,omitempty"`
 	// certificates is the certificate set each target is restarted onto, keyed "Kind/name", as the
 	// controller (or certrollout renew --restart) computed it when it created the rollout. A target whose
@@ -89,16 +120,21 @@ const (
 	TriggerCertificateRenewed TriggerType = "CertificateRenewed"
 	TriggerDeadline           TriggerType = "Deadline"
 	TriggerManual             TriggerType = "Manual"
+	TriggerCARotated          TriggerType = "CARotated"
 )
 
 // RolloutPhase is where a rollout is.
-// +kubebuilder:validation:Enum=Pending;WaitingForWindow;Quiescing;Restarting;Restoring;Succeeded;Failed
+// +kubebuilder:validation:Enum=Pending;WaitingForWindow;RefreshingTrust;Reissuing;Quiescing;Restarting;Restoring;Succeeded;Failed
 type RolloutPhase string
 
 // Phases, in order.
 const (
 	PhasePending          RolloutPhase = "Pending"
 	PhaseWaitingForWindow RolloutPhase = "WaitingForWindow"
+	// PhaseRefreshingTrust: a cascade waits for the workloads that trust the CA to roll onto it.
+	PhaseRefreshingTrust RolloutPhase = "RefreshingTrust"
+	// PhaseReissuing: a cascade re-issues the CA's leaves.
+	PhaseReissuing RolloutPhase = "Reissuing"
 	PhaseQuiescing        RolloutPhase = "Quiescing"
 	PhaseRestarting       RolloutPhase = "Restarting"
 	PhaseRestoring        RolloutPhase = "Restoring"
@@ -134,6 +170,15 @@ type CertRolloutStatus struct {
 	// completionTime is when it succeeded or failed.
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// trustedBy are the workloads a cascade waits for before it re-issues any leaf: they use the CA's
+	// certificate (the CA Secret, a bundle holding it, a leaf Secret's ca.crt only).
+	// +optional
+	// +listType=atomic
+	TrustedBy []TrustingWorkload `json:"trustedBy,omitempty"`
+	// certificates are the leaves a cascade re-issues, with their progress.
+	// +optional
+	// +listType=atomic
+	Certificates []LeafStatus `json:"certificates,omitempty"`
 	// quiesced are the workloads scaled to zero for the rollout, with their original replica counts.
 	// +optional
 	// +listType=atomic
@@ -219,3 +264,63 @@ type CertRolloutList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []CertRollout `json:"items"`
 }
+
+// TrustingWorkload is a workload that uses a rotated CA's certificate, as a cascade waits for it.
+type TrustingWorkload struct {
+	// kind of the workload.
+	Kind string `json:"kind"`
+	// namespace and name of the workload.
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// state: Pending (its pods run on the previous CA), Current (they run on the new one), or NotWaitedFor
+	// (certrollout may not or cannot restart it: not enabled, paused, OnDelete; see message).
+	State TrustState `json:"state"`
+	// message says why, for NotWaitedFor.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// TrustState is where a trusting workload is.
+// +kubebuilder:validation:Enum=Pending;Current;NotWaitedFor
+type TrustState string
+
+// Trust states.
+const (
+	TrustPending      TrustState = "Pending"
+	TrustCurrent      TrustState = "Current"
+	TrustNotWaitedFor TrustState = "NotWaitedFor"
+)
+
+// LeafStatus is one leaf Certificate a cascade re-issues.
+type LeafStatus struct {
+	// namespace and name of the cert-manager Certificate.
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// state: Pending, Issuing, Issued or Failed.
+	State LeafState `json:"state"`
+	// previousRevision is status.revision when the cascade triggered it; revision the one it reached.
+	// +optional
+	PreviousRevision *int32 `json:"previousRevision,omitempty"`
+	// +optional
+	Revision *int32 `json:"revision,omitempty"`
+	// startedAt is when re-issuance was triggered; finishedAt when it was issued or failed.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// +optional
+	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+	// message is cert-manager's, when it failed.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// LeafState is where a leaf's re-issuance is.
+// +kubebuilder:validation:Enum=Pending;Issuing;Issued;Failed
+type LeafState string
+
+// Leaf states.
+const (
+	LeafPending LeafState = "Pending"
+	LeafIssuing LeafState = "Issuing"
+	LeafIssued  LeafState = "Issued"
+	LeafFailed  LeafState = "Failed"
+)

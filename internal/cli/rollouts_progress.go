@@ -177,6 +177,10 @@ func phaseMessage(ro *api.CertRollout) string {
 		return fmt.Sprintf("restarting %d target(s) in order: %s", len(st.Targets), targetNames(st.Targets))
 	case api.PhaseRestoring:
 		return fmt.Sprintf("restoring %d quiesced workload(s)", len(st.Quiesced))
+	case api.PhaseRefreshingTrust:
+		return fmt.Sprintf("waiting for %d workload(s) that trust the CA to roll onto it", len(st.TrustedBy))
+	case api.PhaseReissuing:
+		return fmt.Sprintf("re-issuing %d certificate(s) under the new CA", len(st.Certificates))
 	case api.PhasePending, api.PhaseSucceeded, api.PhaseFailed:
 	}
 	return orElse(st.Message, strings.ToLower(string(st.Phase)))

@@ -244,6 +244,12 @@ func (s *stepper) initialize() {
 		s.fail(ReasonInvalid, fmt.Sprintf("RolloutPolicy %q does not exist in namespace %s", r.Spec.Policy, r.Namespace))
 		return
 	}
+	if r.Spec.Cascade != nil {
+		// The API carries cascades ahead of the controller that runs them (issue 6): say so rather than
+		// report "no targets".
+		s.fail(ReasonInvalid, "spec.cascade: this controller version does not run CA cascades yet")
+		return
+	}
 	targets := r.Spec.Targets
 	if len(targets) == 0 {
 		targets = s.in.Selected
