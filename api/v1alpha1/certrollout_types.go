@@ -134,12 +134,12 @@ const (
 	// PhaseRefreshingTrust: a cascade waits for the workloads that trust the CA to roll onto it.
 	PhaseRefreshingTrust RolloutPhase = "RefreshingTrust"
 	// PhaseReissuing: a cascade re-issues the CA's leaves.
-	PhaseReissuing RolloutPhase = "Reissuing"
-	PhaseQuiescing        RolloutPhase = "Quiescing"
-	PhaseRestarting       RolloutPhase = "Restarting"
-	PhaseRestoring        RolloutPhase = "Restoring"
-	PhaseSucceeded        RolloutPhase = "Succeeded"
-	PhaseFailed           RolloutPhase = "Failed"
+	PhaseReissuing  RolloutPhase = "Reissuing"
+	PhaseQuiescing  RolloutPhase = "Quiescing"
+	PhaseRestarting RolloutPhase = "Restarting"
+	PhaseRestoring  RolloutPhase = "Restoring"
+	PhaseSucceeded  RolloutPhase = "Succeeded"
+	PhaseFailed     RolloutPhase = "Failed"
 )
 
 // Finished reports whether the phase is final.
