@@ -63,16 +63,34 @@ func WithIPs(ips ...string) CertOption {
 	}
 }
 
+// WithSubjectKeyID sets the subject key ID instead of deriving it from the key: a CA that claims another
+// CA's key ID, whose leaves name the right ID yet do not verify.
+func WithSubjectKeyID(id []byte) CertOption {
+	return func(c *x509.Certificate) { c.SubjectKeyId = id }
+}
+
 // CA generates a self-signed CA certificate valid from an hour ago for a year.
 func CA(t TB, cn string, opts ...CertOption) *Cert {
 	t.Helper()
-	tmpl := &x509.Certificate{
+	return issue(t, caTemplate(cn), nil, nil, opts)
+}
+
+// RenewCA re-issues a self-signed CA with the same subject and the same key, as cert-manager renews a CA
+// Certificate with privateKey.rotationPolicy Never (the default before v1.18): a new certificate whose
+// leaves' signatures and key IDs still match the old one's.
+func RenewCA(t TB, ca *Cert, opts ...CertOption) *Cert {
+	t.Helper()
+	tmpl := caTemplate(ca.X509.Subject.CommonName)
+	return issue(t, tmpl, nil, ca.Key, opts)
+}
+
+func caTemplate(cn string) *x509.Certificate {
+	return &x509.Certificate{
 		Subject:               pkix.Name{CommonName: cn},
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	return issue(t, tmpl, nil, opts)
 }
 
 // Leaf generates a server certificate signed by ca, valid from an hour ago for 90 days.
@@ -84,10 +102,11 @@ func Leaf(t TB, ca *Cert, cn string, opts ...CertOption) *Cert {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:    []string{cn},
 	}
-	return issue(t, tmpl, ca, opts)
+	return issue(t, tmpl, ca, nil, opts)
 }
 
-func issue(t TB, tmpl *x509.Certificate, parent *Cert, opts []CertOption) *Cert {
+// issue signs tmpl with parent (nil: self-signed) for key (nil: a new P-256 key).
+func issue(t TB, tmpl *x509.Certificate, parent *Cert, key crypto.Signer, opts []CertOption) *Cert {
 	t.Helper()
 	now := time.Now().Truncate(time.Second)
 	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(90*24*time.Hour)
@@ -102,11 +121,12 @@ func issue(t TB, tmpl *x509.Certificate, parent *Cert, opts []CertOption) *Cert 
 		t.Fatal(err)
 	}
 	tmpl.SerialNumber = serial
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	if key == nil {
+		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			t.Fatal(err)
+		}
 	}
-	signerCert, signerKey := tmpl, crypto.Signer(key)
+	signerCert, signerKey := tmpl, key
 	if parent != nil {
 		signerCert, signerKey = parent.X509, parent.Key
 	}
