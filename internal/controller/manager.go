@@ -50,6 +50,9 @@ type Options struct {
 	// MaxConcurrentRollouts bounds the CertRollouts quiescing, restarting or restoring at once across the
 	// cluster; 0 means no bound.
 	MaxConcurrentRollouts int
+	// ClusterResourceNamespace is cert-manager's --cluster-resource-namespace: where the CA Secrets of
+	// ClusterIssuers live. Empty means cert-manager's default (DefaultClusterResourceNamespace).
+	ClusterResourceNamespace string
 	// Clock returns the current time; nil means time.Now.
 	Clock func() time.Time
 	// AllowRepeatedSetup permits several managers in one process (tests that restart the controller);
@@ -60,12 +63,13 @@ type Options struct {
 // DefaultOptions are the controller's defaults.
 func DefaultOptions() Options {
 	return Options{
-		SettlePeriod:            5 * time.Second,
-		MinRestartInterval:      10 * time.Minute,
-		RestartRate:             1,
-		RestartBurst:            10,
-		MaxConcurrentReconciles: 4,
-		MaxConcurrentRollouts:   5,
+		SettlePeriod:             5 * time.Second,
+		MinRestartInterval:       10 * time.Minute,
+		RestartRate:              1,
+		RestartBurst:             10,
+		MaxConcurrentReconciles:  4,
+		MaxConcurrentRollouts:    5,
+		ClusterResourceNamespace: DefaultClusterResourceNamespace,
 	}
 }
 

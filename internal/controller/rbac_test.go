@@ -92,7 +92,8 @@ func TestShippedRBACSufficesAndGrantsNoSecretWrites(t *testing.T) {
 	if can("update", "", "configmaps", "") || can("delete", "apps", "deployments", "") {
 		t.Error("the shipped RBAC grants writes beyond what the controller does")
 	}
-	if !can("watch", "", "secrets", "") || !can("patch", "apps", "deployments", "default") {
+	if !can("watch", "", "secrets", "") || !can("patch", "apps", "deployments", "default") ||
+		!can("watch", "cert-manager.io", "issuers", "") || !can("list", "cert-manager.io", "clusterissuers", "") {
 		t.Error("the shipped RBAC lacks what the controller needs")
 	}
 

@@ -38,7 +38,11 @@ type Snapshot struct {
 	CertManager bool
 	// Policies is true when the cluster serves certrollout.io.
 	Policies bool
-	stop     context.CancelFunc
+	// issuers says which cert-manager issuer kinds are cached, for the CA graph.
+	issuers issuerAccess
+	// direct reads what lies outside the caches' namespace (a ClusterIssuer's CA Secret).
+	direct client.Client
+	stop   context.CancelFunc
 	done     chan error
 }
 
@@ -94,6 +98,12 @@ func NewSnapshot(ctx context.Context, cfg *rest.Config, o Options) (*Snapshot, e
 	if err != nil {
 		return nil, err
 	}
+	var issuers issuerAccess
+	if linker.reader != nil {
+		if issuers, err = setupIssuers(ctx, mgr, direct, ns); err != nil {
+			return nil, err
+		}
+	}
 	policies, err := setupPolicies(mgr)
 	if err != nil {
 		return nil, err
@@ -107,6 +117,8 @@ func NewSnapshot(ctx context.Context, cfg *rest.Config, o Options) (*Snapshot, e
 		disc:        &discovery{client: mgr.GetClient(), pods: pods, linker: linker, opts: o, policies: policies},
 		CertManager: linker.reader != nil,
 		Policies:    policies,
+		issuers:     issuers,
+		direct:      direct,
 		done:        make(chan error, 1),
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -129,6 +141,12 @@ func (s *Snapshot) sync(ctx context.Context, mgr manager.Manager, pods *podCache
 	}
 	if s.CertManager {
 		objs = append(objs, &certmanager.Certificate{})
+	}
+	if s.issuers.issuers {
+		objs = append(objs, &certmanager.Issuer{})
+	}
+	if s.issuers.clusterIssuers {
+		objs = append(objs, &certmanager.ClusterIssuer{})
 	}
 	if s.Policies {
 		objs = append(objs, &api.RolloutPolicy{}, &api.CertRollout{})
