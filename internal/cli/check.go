@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/certrollout/certrollout/internal/controller"
 	"github.com/certrollout/certrollout/internal/disk"
 )
 
@@ -51,6 +52,9 @@ type CheckOptions struct {
 	Cluster bool
 	// Warn and Critical are the thresholds as the user wrote them ("30d", "36h"); empty when unset.
 	Warn, Critical string
+	// ClusterResourceNamespace is cert-manager's --cluster-resource-namespace, where ClusterIssuers' CA
+	// Secrets live.
+	ClusterResourceNamespace string
 	// Now is the clock; tests fix it.
 	Now func() time.Time
 
@@ -133,6 +137,7 @@ docs/check.md.`,
 	f.BoolVar(&o.Cluster, "cluster", false, "With --files or --kubeadm, check the cluster too (disk flags alone contact no cluster).")
 	f.StringVar(&o.Warn, "warn", "", "Exit 1 when a certificate expires within this duration (e.g. 30d, 36h).")
 	f.StringVar(&o.Critical, "critical", "", "Exit 2 when a certificate expires within this duration (e.g. 7d). Expired certificates always count as critical.")
+	addClusterResourceNamespaceFlag(cmd, &o.ClusterResourceNamespace)
 	return cmd
 }
 
@@ -239,6 +244,13 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 		return nil
 	}
 	return &exitError{code: code, err: errors.New(report.Reason), verdict: true}
+}
+
+// addClusterResourceNamespaceFlag registers --cluster-resource-namespace, which must match cert-manager's
+// own flag for ClusterIssuers' CA Secrets to be found.
+func addClusterResourceNamespaceFlag(cmd *cobra.Command, v *string) {
+	cmd.Flags().StringVar(v, "cluster-resource-namespace", controller.DefaultClusterResourceNamespace,
+		"cert-manager's --cluster-resource-namespace: where the CA Secrets of CA ClusterIssuers are.")
 }
 
 // parseThreshold reads a duration with an optional leading number of days ("30d", "1d12h", "36h",

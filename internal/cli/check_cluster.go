@@ -6,8 +6,11 @@ import (
 	"sort"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/certrollout/certrollout/internal/cagraph"
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/controller"
@@ -18,7 +21,7 @@ import (
 // holds certificate facts rather than Secret payloads) and makes one item per certificate key, with its
 // cert-manager Certificate, consumers and stale pods.
 func (o *CheckOptions) clusterItems(ctx context.Context, now time.Time) (*checkSection, error) {
-	snap, err := o.Snapshot(ctx, controller.Options{Clock: func() time.Time { return now }})
+	snap, err := o.Snapshot(ctx, controller.Options{Clock: func() time.Time { return now }, ClusterResourceNamespace: o.ClusterResourceNamespace})
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +39,13 @@ func (o *CheckOptions) clusterItems(ctx context.Context, now time.Time) (*checkS
 	if err != nil {
 		return nil, explain(err, o.Config())
 	}
-	return buildClusterSection(ns, sources, workloads, certificates, o.selector), nil
+	graph, err := snap.CAGraph(ctx, ns)
+	if err != nil {
+		return nil, explain(err, o.Config())
+	}
+	s := buildClusterSection(ns, sources, workloads, certificates, o.selector, graph)
+	s.caIncomplete = snap.CAGraphIncomplete()
+	return s, nil
 }
 
 // userKey is a source in a namespace, as workloads name it.
@@ -46,7 +55,7 @@ type userKey struct {
 }
 
 // buildClusterSection is the pure part of clusterItems.
-func buildClusterSection(ns string, sources []*inventory.Source, workloads []controller.Workload, certificates []certmanager.Certificate, sel labels.Selector) *checkSection {
+func buildClusterSection(ns string, sources []*inventory.Source, workloads []controller.Workload, certificates []certmanager.Certificate, sel labels.Selector, graph *cagraph.Graph) *checkSection {
 	s := &checkSection{namespace: ns}
 	users := map[userKey][]*controller.Workload{}
 	for i := range workloads {
@@ -87,6 +96,7 @@ func buildClusterSection(ns string, sources []*inventory.Source, workloads []con
 		it.Consumers, it.StalePods = checkConsumersOf(users[k], k.ref, "", time.Time{})
 		s.items = append(s.items, it)
 	}
+	addCAGraph(s, graph)
 	sortCheckItems(s.items)
 	slices.SortFunc(s.problems, func(a, b CheckProblem) int {
 		if a.Source.sortKey() < b.Source.sortKey() {
@@ -177,6 +187,52 @@ func certManagerOf(c *certmanager.Certificate) *CheckCertManager {
 		cm.RenewalTime = &u
 	}
 	return cm
+}
+
+// addCAGraph marks each leaf's tls.crt (or not-issued item) with its CA chain, each CA Secret's tls.crt
+// with the issuers it is the CA of, and lists the CA issuers.
+func addCAGraph(s *checkSection, graph *cagraph.Graph) {
+	if graph == nil {
+		return
+	}
+	type secretKey struct{ namespace, name string }
+	cas := map[secretKey][]CheckIssuerRef{}
+	for i := range graph.Issuers {
+		is := &graph.Issuers[i]
+		ref := CheckIssuerRef{Kind: is.Kind, Namespace: is.Namespace, Name: is.Name}
+		ci := CheckCAIssuer{CheckIssuerRef: ref, Problem: is.Problem, Ready: is.Ready, Cascade: is.Cascade,
+			Secret:     CheckSource{Kind: string(consumers.KindSecret), Namespace: is.Secret.Namespace, Name: is.Secret.Name, Key: corev1.TLSCertKey},
+			Leaves:     len(is.Leaves),
+			NotCurrent: is.NotCurrent(),
+		}
+		if is.CA != nil {
+			ci.CA = checkCertificate(is.CA)
+		}
+		s.caIssuers = append(s.caIssuers, ci)
+		k := secretKey{is.Secret.Namespace, is.Secret.Name}
+		cas[k] = append(cas[k], ref)
+	}
+	for i := range s.items {
+		it := &s.items[i]
+		if it.Source.Kind != string(consumers.KindSecret) || (it.Source.Key != corev1.TLSCertKey && it.Source.Key != "") {
+			continue
+		}
+		if it.Source.Key == corev1.TLSCertKey {
+			it.CAOf = cas[secretKey{it.Source.Namespace, it.Source.Name}]
+		}
+		is, leaf := graph.LeafOfSecret(types.NamespacedName{Namespace: it.Source.Namespace, Name: it.Source.Name})
+		if leaf == nil {
+			continue
+		}
+		it.CAChain = &CheckCAChain{
+			Issuer:      CheckIssuerRef{Kind: is.Kind, Namespace: is.Namespace, Name: is.Name},
+			Certificate: leaf.Certificate.Name,
+			Status:      string(leaf.Status), Message: leaf.Message,
+		}
+		if is.CA != nil {
+			it.CAChain.CAFingerprint = is.CA.Fingerprint
+		}
+	}
 }
 
 func checkSortedKeys[V any](m map[string]V) []string {

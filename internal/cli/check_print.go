@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/duration"
+
+	"github.com/certrollout/certrollout/internal/cagraph"
 )
 
 // kubeadmTime is how `kubeadm certs check-expiration` prints expiry: "Feb 20, 2026 17:12 UTC".
@@ -43,6 +45,9 @@ func (o *CheckOptions) printTables(r *checkResult) error {
 	if s := r.cluster; s != nil {
 		if len(s.items) > 0 {
 			add(func() error { return o.clusterTable(s, r.now) })
+			if stale := staleLeaves(s.items); len(stale) > 0 {
+				add(func() error { return o.staleLeavesTable(s, stale) })
+			}
 		} else {
 			where := "in any namespace"
 			if s.namespace != "" {
@@ -72,6 +77,12 @@ func (o *CheckOptions) printTables(r *checkResult) error {
 	if s := r.cluster; s != nil && len(s.problems) > 0 {
 		add(func() error { return o.clusterProblems(s) })
 	}
+	if s := r.cluster; s != nil && o.wide() && len(s.caIssuers) > 0 {
+		add(func() error { return o.caIssuersTable(s, r.now) })
+	}
+	if s := r.cluster; s != nil && s.caIncomplete != "" {
+		fmt.Fprintf(o.ErrOut, "Note: %s.\n", s.caIncomplete)
+	}
 	for i, f := range tables {
 		if i > 0 {
 			if _, err := fmt.Fprintln(o.Out); err != nil {
@@ -85,15 +96,28 @@ func (o *CheckOptions) printTables(r *checkResult) error {
 	return nil
 }
 
-// clusterTable has one row per certificate key. NAMESPACE comes first under -A, as in kubectl.
+// clusterTable has one row per certificate key. NAMESPACE comes first under -A, as in kubectl. CA CHAIN
+// (and CA ISSUER under -o wide) appear only when a CA issuer signs a Certificate listed, so a cluster
+// without CA issuers reads as before.
 func (o *CheckOptions) clusterTable(s *checkSection, now time.Time) error {
 	all := s.namespace == ""
+	chain := false
+	for _, it := range s.items {
+		chain = chain || it.CAChain != nil
+	}
 	headers := []string{"NAME", "KEY", "SUBJECT", "ISSUER", "EXPIRES", "RESIDUAL", "CERTIFICATE", "REVISION", "READY", "RENEWS IN", "CONSUMERS", "STALE PODS"}
 	if all {
 		headers = append([]string{"NAMESPACE"}, headers...)
 	}
+	if chain {
+		headers = append(headers, "CA CHAIN")
+	}
 	if o.wide() {
-		headers = append(headers, "CERTS", "SERIAL", "FINGERPRINT", "NOT BEFORE", "USED BY")
+		headers = append(headers, "CERTS", "SERIAL", "FINGERPRINT", "NOT BEFORE")
+		if chain {
+			headers = append(headers, "CA ISSUER")
+		}
+		headers = append(headers, "USED BY")
 	}
 	t := newTable(o.Out, headers...)
 	for _, it := range s.items {
@@ -121,8 +145,18 @@ func (o *CheckOptions) clusterTable(s *checkSection, now time.Time) error {
 			row = append(row, "", "", "", "")
 		}
 		row = append(row, strconv.Itoa(len(it.Consumers)), strconv.Itoa(it.StalePods))
+		if chain {
+			row = append(row, chainCell(it))
+		}
 		if o.wide() {
 			row = append(row, wideCells(it)...)
+			if chain {
+				issuer := ""
+				if it.CAChain != nil {
+					issuer = issuerRefName(it.CAChain.Issuer)
+				}
+				row = append(row, issuer)
+			}
 			var used []string
 			for _, c := range it.Consumers {
 				used = append(used, strings.ToLower(c.Kind)+"/"+c.Name)
@@ -132,6 +166,78 @@ func (o *CheckOptions) clusterTable(s *checkSection, now time.Time) error {
 		t.row(row...)
 	}
 	return t.flush()
+}
+
+// chainCell is the CA CHAIN column: a leaf's status, or which issuers a CA Secret's tls.crt is the CA of.
+func chainCell(it CheckItem) string {
+	if it.CAChain != nil {
+		return it.CAChain.Status
+	}
+	if len(it.CAOf) > 0 {
+		names := make([]string, 0, len(it.CAOf))
+		for _, r := range it.CAOf {
+			names = append(names, issuerRefName(r))
+		}
+		return "CA of " + strings.Join(names, ",")
+	}
+	return ""
+}
+
+// issuerRefName is kubectl's kind/name: issuer/ca, clusterissuer/root.
+func issuerRefName(r CheckIssuerRef) string {
+	return strings.ToLower(r.Kind) + "/" + r.Name
+}
+
+// staleLeaves are the items whose certificate their issuer's current CA did not issue.
+func staleLeaves(items []CheckItem) []CheckItem {
+	var out []CheckItem
+	for _, it := range items {
+		if it.CAChain != nil && cagraph.Status(it.CAChain.Status).NeedsReissue() {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// staleLeavesTable lists the leaves not issued by their issuer's current CA, why, and the command that
+// re-issues each.
+func (o *CheckOptions) staleLeavesTable(s *checkSection, items []CheckItem) error {
+	headers := []string{"LEAF", "ISSUER", "CA CHAIN", "WHY"}
+	if s.namespace == "" {
+		headers = append([]string{"NAMESPACE"}, headers...)
+	}
+	t := newTable(o.Out, headers...)
+	for _, it := range items {
+		ch := it.CAChain
+		row := []string{"certificate/" + ch.Certificate, issuerRefName(ch.Issuer), ch.Status, ch.Message + "; re-issue it: " + renewHint(ch.Certificate, it.Source.Namespace)}
+		if s.namespace == "" {
+			row = append([]string{it.Source.Namespace}, row...)
+		}
+		t.row(row...)
+	}
+	return t.flush()
+}
+
+// caIssuersTable (-o wide) lists the CA issuers with their CA certificate and how many leaves each signs.
+func (o *CheckOptions) caIssuersTable(s *checkSection, now time.Time) error {
+	t := newTable(o.Out, "CA ISSUER", "NAMESPACE", "CA SECRET", "CA SUBJECT", "CA EXPIRES", "CA FINGERPRINT", "READY", "CASCADE", "LEAVES", "NOT CURRENT", "PROBLEM")
+	for _, ci := range s.caIssuers {
+		subject, expires, fp := "", "", ""
+		if c := ci.CA; c != nil {
+			subject, expires, fp = orDN(c.CommonName, c.Subject), timestamp(c.NotAfter)+" ("+residual(c.NotAfter, now)+")", shortHash16(c.Fingerprint)
+		}
+		t.row(issuerRefName(ci.CheckIssuerRef), ci.Namespace, ci.Secret.Namespace+"/"+ci.Secret.Name, subject, expires, fp,
+			strconv.FormatBool(ci.Ready), strconv.FormatBool(ci.Cascade), strconv.Itoa(ci.Leaves), strconv.Itoa(ci.NotCurrent), ci.Problem)
+	}
+	return t.flush()
+}
+
+// shortHash16 is the first 16 hex digits of a fingerprint, as FINGERPRINT shows it.
+func shortHash16(fp string) string {
+	if len(fp) > 16 {
+		return fp[:16]
+	}
+	return fp
 }
 
 func (o *CheckOptions) clusterProblems(s *checkSection) error {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certrollout/certrollout/internal/cagraph"
 	"github.com/certrollout/certrollout/internal/certs"
 )
 
@@ -28,6 +29,50 @@ type CheckReport struct {
 	Items []CheckItem `json:"items"`
 	// Problems are sources that could not be read or parsed.
 	Problems []CheckProblem `json:"problems"`
+	// CAIssuers are the cert-manager CA Issuers and ClusterIssuers in scope (a namespace's Issuers and
+	// the ClusterIssuers that sign Certificates there; all under -A), with their CA and leaf counts.
+	CAIssuers []CheckCAIssuer `json:"caIssuers,omitempty"`
+	// CAIssuersIncomplete says which issuers could not be listed, and why (Forbidden).
+	CAIssuersIncomplete string `json:"caIssuersIncomplete,omitempty"`
+}
+
+// CheckIssuerRef names a cert-manager Issuer (with its namespace) or ClusterIssuer.
+type CheckIssuerRef struct {
+	// Kind is Issuer or ClusterIssuer.
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+}
+
+// CheckCAChain is how a leaf relates to the CA issuer that signs it (design/2026-11-24-ca-rotation.md).
+type CheckCAChain struct {
+	Issuer CheckIssuerRef `json:"issuer"`
+	// Certificate is the cert-manager Certificate, in the Secret's namespace.
+	Certificate string `json:"certificate"`
+	// Status is Current, IssuedUnderPreviousCA, NotSignedByCurrentCA, NotIssued or Unknown (the CA
+	// certificate could not be read). IssuedUnderPreviousCA and NotSignedByCurrentCA make the item a
+	// Warning at least.
+	Status string `json:"status"`
+	// Message says why the leaf is not current.
+	Message string `json:"message,omitempty"`
+	// CAFingerprint is the hex SHA-256 of the issuer's current CA certificate.
+	CAFingerprint string `json:"caFingerprint,omitempty"`
+}
+
+// CheckCAIssuer is one CA Issuer or ClusterIssuer.
+type CheckCAIssuer struct {
+	CheckIssuerRef `json:",inline"`
+	// Secret is its CA Secret (a ClusterIssuer's is in cert-manager's cluster resource namespace).
+	Secret CheckSource `json:"secret"`
+	// CA is the certificate it signs with; absent when Problem says why.
+	CA      *CheckCertificate `json:"ca,omitempty"`
+	Problem string            `json:"problem,omitempty"`
+	Ready   bool              `json:"ready"`
+	// Cascade is its certrollout.io/cascade annotation.
+	Cascade bool `json:"cascade"`
+	// Leaves counts the Certificates in scope that name it; NotCurrent those not issued by its current CA.
+	Leaves     int `json:"leaves"`
+	NotCurrent int `json:"notCurrent"`
 }
 
 // CheckThresholds are --warn and --critical as given (empty when not set).
@@ -55,6 +100,11 @@ type CheckItem struct {
 	StalePods int `json:"stalePods,omitempty"`
 	// Kubeadm is set for the files of a kubeadm control plane.
 	Kubeadm *CheckKubeadm `json:"kubeadm,omitempty"`
+	// CAChain is set on the tls.crt of a Certificate signed by a cert-manager CA issuer (and on its
+	// not-issued item): whether it chains to the issuer's current CA.
+	CAChain *CheckCAChain `json:"caChain,omitempty"`
+	// CAOf names the CA issuers whose CA Secret this key is.
+	CAOf []CheckIssuerRef `json:"caOf,omitempty"`
 }
 
 // CheckSource says where certificates were found.
@@ -148,6 +198,9 @@ type checkSection struct {
 	namespace string
 	// dir is the kubeadm folder.
 	dir string
+	// caIssuers and caIncomplete are the CA graph (cluster sections).
+	caIssuers    []CheckCAIssuer
+	caIncomplete string
 }
 
 func (r *checkResult) sections() []*checkSection {
@@ -173,8 +226,19 @@ func (r *checkResult) report(o *CheckOptions) CheckReport {
 				s.items[i].Severity = checkSeverity(c.NotAfter, r.now, o.warn, o.critical)
 			}
 		}
+		for i := range s.items {
+			// A leaf its issuer's current CA did not issue still works, but its ca.crt names a CA on its
+			// way out (or, with a rotated key, one that no longer signs): a warning, whatever its expiry.
+			if it := &s.items[i]; it.Severity == SeverityOK && it.CAChain != nil && cagraph.Status(it.CAChain.Status).NeedsReissue() {
+				it.Severity = SeverityWarning
+			}
+		}
 		rep.Items = append(rep.Items, s.items...)
 		rep.Problems = append(rep.Problems, s.problems...)
+		rep.CAIssuers = append(rep.CAIssuers, s.caIssuers...)
+		if s.caIncomplete != "" {
+			rep.CAIssuersIncomplete = s.caIncomplete
+		}
 	}
 	sortCheckItems(rep.Items)
 	rep.Status, rep.Reason = checkVerdict(rep.Items, rep.Problems, r.now, o)
@@ -238,6 +302,10 @@ func checkVerdict(items []CheckItem, problems []CheckProblem, now time.Time, o *
 		c := worst.Certificate
 		when := fmt.Sprintf("expires in %s (%s)", residual(c.NotAfter, now), timestamp(c.NotAfter))
 		switch {
+		case worst.Severity != checkSeverity(c.NotAfter, now, o.warn, o.critical):
+			// Raised by its CA chain, not by its expiry.
+			ch := worst.CAChain
+			when = fmt.Sprintf("is not issued by the current CA of %s (%s: %s); re-issue it: %s", issuerRefString(ch.Issuer), ch.Status, ch.Message, renewHint(ch.Certificate, worst.Source.Namespace))
 		case !c.NotAfter.After(now):
 			when = fmt.Sprintf("%s (%s)", residual(c.NotAfter, now), timestamp(c.NotAfter))
 		case worst.Severity == SeverityCritical:
@@ -284,6 +352,19 @@ func (s CheckSource) describe() string {
 		d += " " + s.Key
 	}
 	return d
+}
+
+// issuerRefString reads like "Issuer shop/ca" or "ClusterIssuer root".
+func issuerRefString(r CheckIssuerRef) string {
+	if r.Namespace == "" {
+		return r.Kind + " " + r.Name
+	}
+	return r.Kind + " " + r.Namespace + "/" + r.Name
+}
+
+// renewHint is the command that re-issues a cert-manager Certificate.
+func renewHint(certificate, ns string) string {
+	return "certrollout renew " + certificate + " -n " + ns
 }
 
 // checkKindFile is CheckSource.Kind for certificates on disk.

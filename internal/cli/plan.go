@@ -12,8 +12,10 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/cagraph"
 	"github.com/certrollout/certrollout/internal/certs"
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/controller"
@@ -90,6 +92,7 @@ quiesce list, and what blocks it.`,
 	f.BoolVar(&o.Controller.Auto, "auto", false, "Decide as a controller started with --auto (every workload eligible unless opted out).")
 	f.DurationVar(&o.Controller.MinRestartInterval, "min-restart-interval", o.Controller.MinRestartInterval, "The controller's --min-restart-interval.")
 	f.DurationVar(&o.Controller.SettlePeriod, "settle-period", o.Controller.SettlePeriod, "The controller's --settle-period.")
+	addClusterResourceNamespaceFlag(cmd, &o.Controller.ClusterResourceNamespace)
 	return cmd
 }
 
@@ -136,6 +139,14 @@ func (o *PlanOptions) Run(ctx context.Context) error {
 	}
 	defer snap.Close()
 	var found []controller.Workload
+	graphNS := o.ListNamespace()
+	if len(o.Workloads) > 0 {
+		graphNS = o.ResolvedNamespace()
+	}
+	graph, err := snap.CAGraph(ctx, graphNS)
+	if err != nil {
+		return explain(err, o.Config())
+	}
 	if len(o.Workloads) > 0 {
 		for _, a := range o.Workloads {
 			w, ok, err := snap.Workload(ctx, a.Kind, o.ResolvedNamespace(), a.Name)
@@ -160,7 +171,7 @@ func (o *PlanOptions) Run(ctx context.Context) error {
 		if o.selector != nil && !o.selector.Matches(labels.Set(w.Object.GetLabels())) {
 			continue
 		}
-		p := planOf(w, o.Now())
+		p := planOf(w, o.Now(), graph)
 		if len(o.Workloads) == 0 && p.Reason == policy.ReasonNoCertificates {
 			continue // uses Secrets or ConfigMaps, none with certificates
 		}
@@ -253,6 +264,9 @@ type PlanSource struct {
 	IssuedAt *time.Time       `json:"issuedAt,omitempty"`
 	// CertManager names the cert-manager Certificate that issues it.
 	CertManager string `json:"certManager,omitempty"`
+	// CAChain is set when that Certificate is signed by a cert-manager CA Issuer or ClusterIssuer: whether
+	// the Secret's certificate was issued by the issuer's current CA (as in CheckReport).
+	CAChain *CheckCAChain `json:"caChain,omitempty"`
 }
 
 // PlanCertificate identifies one certificate.
@@ -301,8 +315,9 @@ func optTime(t time.Time) *time.Time {
 	return &u
 }
 
-// planOf turns the controller's view of a workload into its plan.
-func planOf(w *controller.Workload, now time.Time) WorkloadPlan {
+// planOf turns the controller's view of a workload into its plan; graph (may be nil) says which of its
+// Secrets are leaves of a CA issuer.
+func planOf(w *controller.Workload, now time.Time, graph *cagraph.Graph) WorkloadPlan {
 	d := w.Decision
 	ledger := policy.ReadLedger(w.Object.GetAnnotations())
 	p := WorkloadPlan{
@@ -331,6 +346,15 @@ func planOf(w *controller.Workload, now time.Time) WorkloadPlan {
 			}
 			if src.Issuance != nil {
 				ps.CertManager = src.Issuance.String()
+			}
+		}
+		if ref.Kind == consumers.KindSecret {
+			if is, leaf := graph.LeafOfSecret(types.NamespacedName{Namespace: w.Namespace, Name: ref.Name}); leaf != nil {
+				ps.CAChain = &CheckCAChain{Issuer: CheckIssuerRef{Kind: is.Kind, Namespace: is.Namespace, Name: is.Name},
+					Certificate: leaf.Certificate.Name, Status: string(leaf.Status), Message: leaf.Message}
+				if is.CA != nil {
+					ps.CAChain.CAFingerprint = is.CA.Fingerprint
+				}
 			}
 		}
 		p.Sources = append(p.Sources, ps)
@@ -481,6 +505,28 @@ func quiesceNote(pp *PlanPolicy) string {
 	return ", after scaling " + strings.Join(names, ", ") + " to zero"
 }
 
+// describeCAChain says whether a leaf Secret was issued by its CA issuer's current CA, and what to do
+// when it was not.
+func describeCAChain(ch *CheckCAChain, ns string) string {
+	issuer := issuerRefString(ch.Issuer)
+	if ch.Issuer.Namespace != "" {
+		issuer = ch.Issuer.Kind + " " + ch.Issuer.Name // the workload's namespace
+	}
+	if ch.CAFingerprint != "" {
+		issuer += " (CA sha256 " + shortHash(ch.CAFingerprint) + ")"
+	}
+	switch cagraph.Status(ch.Status) {
+	case cagraph.Current:
+		return "issued by " + issuer + ": current"
+	case cagraph.NotIssued:
+		return "to be issued by " + issuer + ": not issued yet (" + ch.Message + ")"
+	case cagraph.Unknown:
+		return "issued by " + issuer + ": cannot tell whether by its current CA (" + ch.Message + ")"
+	case cagraph.IssuedUnderPreviousCA, cagraph.NotSignedByCurrentCA:
+	}
+	return fmt.Sprintf("issued by %s; not issued under its current CA (%s: %s): re-issue it (%s)", issuer, ch.Status, ch.Message, renewHint(ch.Certificate, ns))
+}
+
 // planTable prints one line per workload.
 func planTable(w io.Writer, items []WorkloadPlan, allNamespaces, wide bool, now time.Time) error {
 	headers := []string{"WORKLOAD", "PODS", "STALE", "CERTIFICATES", "EXPIRES", "POLICY", "ACTION", "WHY"}
@@ -626,6 +672,9 @@ func describePlans(w io.Writer, items []WorkloadPlan, now time.Time) error {
 			}
 			if s.CertManager != "" {
 				fmt.Fprintf(&b, "    from cert-manager %s\n", s.CertManager)
+			}
+			if s.CAChain != nil {
+				fmt.Fprintf(&b, "    %s\n", describeCAChain(s.CAChain, p.Namespace))
 			}
 		}
 		for _, m := range p.Missing {

@@ -98,7 +98,7 @@ func TestPlanOutputFromTheControllersDecisions(t *testing.T) {
 	workloads, replace := planFixture(t, now, renewed)
 	var items []WorkloadPlan
 	for i := range workloads {
-		items = append(items, planOf(&workloads[i], now))
+		items = append(items, planOf(&workloads[i], now, nil))
 	}
 	byName := map[string]WorkloadPlan{}
 	for _, p := range items {
