@@ -43,7 +43,7 @@ type Snapshot struct {
 	// direct reads what lies outside the caches' namespace (a ClusterIssuer's CA Secret).
 	direct client.Client
 	stop   context.CancelFunc
-	done     chan error
+	done   chan error
 }
 
 // SnapshotResources are what a Snapshot lists, in the order its access check tries them: the CLI needs
