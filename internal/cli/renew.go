@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,12 +14,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/controller"
+	"github.com/certrollout/certrollout/internal/reissue"
 )
 
 // RenewOptions holds the flags of `certrollout renew`.
@@ -233,7 +232,7 @@ func (o *RenewOptions) Run(ctx context.Context) error {
 			rc.Result, rc.Message = RenewAlreadyIssuing, "already being issued: "+orElse(issuing.Message, issuing.Reason)
 			fmt.Fprintf(info, "%s already issuing (%s): not triggered again\n", o.certName(crt), revisionString(crt.Status.Revision))
 		} else {
-			if err := triggerIssuance(ctx, c, crt, o.Now()); err != nil {
+			if err := reissue.Trigger(ctx, c, crt, reasonManuallyTriggered, issuingMessage, o.Now()); err != nil {
 				return o.explainCert(err, crt)
 			}
 			rc.Result = RenewTriggered
@@ -344,63 +343,6 @@ func (o *RenewOptions) certificates(ctx context.Context, c client.Client) ([]cer
 	return list.Items, nil
 }
 
-// triggerIssuance sets Issuing=True on the Certificate's status, as cmctl renew does. It is a JSON
-// patch that touches only that one condition (replacing an Issuing=False left by a failed issuance, or
-// adding it), under the resourceVersion it was computed from: cert-manager writes the other conditions
-// concurrently, and neither a merge patch (which replaces the whole list) nor an update of our reduced
-// Certificate type (which would drop fields it does not know) may clobber them. A conflict re-reads and
-// tries again.
-func triggerIssuance(ctx context.Context, c client.Client, crt *certmanager.Certificate, now time.Time) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cond := map[string]any{
-			"type": certmanager.ConditionIssuing, "status": string(metav1.ConditionTrue), "reason": reasonManuallyTriggered,
-			"message": issuingMessage, "lastTransitionTime": now.UTC().Format(time.RFC3339), "observedGeneration": crt.Generation,
-		}
-		ops := []map[string]any{{"op": "replace", "path": "/metadata/resourceVersion", "value": crt.ResourceVersion}}
-		idx := -1
-		for i, cnd := range crt.Status.Conditions {
-			if cnd.Type == certmanager.ConditionIssuing {
-				idx = i
-			}
-		}
-		var patch client.Patch
-		if len(crt.Status.Conditions) == 0 {
-			// No conditions yet (cert-manager has not looked at it): there is no list to append to, and
-			// status itself may be absent. A merge patch creates both and, naming only conditions,
-			// leaves any other status field alone.
-			body, err := json.Marshal(map[string]any{
-				"metadata": map[string]any{"resourceVersion": crt.ResourceVersion},
-				"status":   map[string]any{"conditions": []any{cond}},
-			})
-			if err != nil {
-				return err
-			}
-			patch = client.RawPatch(types.MergePatchType, body)
-		} else {
-			if idx >= 0 {
-				ops = append(ops, map[string]any{"op": "replace", "path": fmt.Sprintf("/status/conditions/%d", idx), "value": cond})
-			} else {
-				ops = append(ops, map[string]any{"op": "add", "path": "/status/conditions/-", "value": cond})
-			}
-			body, err := json.Marshal(ops)
-			if err != nil {
-				return err
-			}
-			patch = client.RawPatch(types.JSONPatchType, body)
-		}
-		err := c.Status().Patch(ctx, crt, patch)
-		if apierrors.IsConflict(err) {
-			if gerr := c.Get(ctx, client.ObjectKeyFromObject(crt), crt); gerr != nil {
-				return gerr
-			}
-			if i := crt.Condition(certmanager.ConditionIssuing); i != nil && i.Status == string(metav1.ConditionTrue) {
-				return nil // someone else triggered it meanwhile: that issuance is ours too
-			}
-		}
-		return err
-	})
-}
-
 // certProgress is what the renewal printer last showed of a Certificate.
 type certProgress struct {
 	message string
@@ -438,16 +380,6 @@ func notAfterOf(crt *certmanager.Certificate) *time.Time {
 	}
 	t := crt.Status.NotAfter.UTC()
 	return &t
-}
-
-// renewFailed reports cert-manager's sign of a failed issuance: Issuing=False with reason Failed. It
-// backs off (an hour at first) before trying again, so waiting longer would only hide the problem.
-func renewFailed(crt *certmanager.Certificate) (string, bool) {
-	i := crt.Condition(certmanager.ConditionIssuing)
-	if i != nil && i.Status == string(metav1.ConditionFalse) && i.Reason == "Failed" {
-		return i.Message, true
-	}
-	return "", false
 }
 
 // wait watches the Certificates until each is issued (or failed), printing a line per change.
@@ -505,7 +437,7 @@ func (o *RenewOptions) wait(ctx context.Context, c client.WithWatch, info io.Wri
 		}
 		s := &seen[i]
 		rc.Revision, rc.NotAfter, rc.Ready = crt.Status.Revision, notAfterOf(crt), crt.Ready()
-		switch msg, failed := renewFailed(crt); {
+		switch msg, failed := reissue.Failed(crt); {
 		case renewDone(crt, rc.PreviousRevision, rc.previousNotAfterIfDistinct()):
 			s.done, rc.Result, rc.Message = true, RenewIssued, ""
 			pending--
