@@ -73,6 +73,7 @@ its quiesce list to zero and before restoring it, in order, each healthy before 
 	f.IntVar(&o.RestartBurst, "restart-burst", o.RestartBurst, "Restarts that may start at once across the cluster (token bucket size).")
 	f.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "Workers per workload kind.")
 	f.IntVar(&o.MaxConcurrentRollouts, "max-concurrent-rollouts", o.MaxConcurrentRollouts, "CertRollouts quiescing, restarting or restoring at once across the cluster (0: no limit).")
+	addClusterResourceNamespaceFlag(cmd, &o.ClusterResourceNamespace)
 	f.BoolVar(&o.LeaderElection, "leader-elect", true, "Elect a leader through a Lease so only one replica acts.")
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the controller's own, in cluster).")
 	f.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/policy"
 )
@@ -82,7 +83,14 @@ func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discover
 	toRollouts := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 		return rolloutsFor(ctx, c, obj)
 	})
-	return ctrl.NewControllerManagedBy(mgr).Named("certrollout").
+	b := ctrl.NewControllerManagedBy(mgr).Named("certrollout")
+	if disc.linker.reader != nil {
+		// A leaf's issuance progress wakes its cascade; the cascade's requeue is only a fallback.
+		b = b.Watches(&certmanager.Certificate{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+			return cascadesFor(ctx, c, obj)
+		}))
+	}
+	return b.
 		For(&api.CertRollout{}).
 		Watches(&api.RolloutPolicy{}, toRollouts).
 		Watches(objOfKind("Deployment"), toRollouts).
@@ -91,7 +99,7 @@ func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discover
 		WatchesRawSource(disc.pods.source(nil)).
 		// One at a time: the global limit on running rollouts is counted from the cache.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: skip}).
-		Complete(&rolloutReconciler{discovery: disc, recorder: recorder})
+		Complete(&rolloutReconciler{discovery: disc, recorder: recorder, apiReader: mgr.GetAPIReader()})
 }
 
 // objOfKind returns an empty object of the named workload kind, for watches.
@@ -126,10 +134,12 @@ func policiesFor(ctx context.Context, c client.Reader, obj client.Object) []reco
 	return out
 }
 
-// rolloutsFor maps a RolloutPolicy or a workload to the unfinished CertRollouts that follow or touch it.
+// rolloutsFor maps a RolloutPolicy or a workload to the unfinished CertRollouts that follow or touch it,
+// or, for a cascade, wait for it to trust the new CA (a ClusterIssuer's cascade waits for workloads of
+// every namespace, hence the list across namespaces).
 func rolloutsFor(ctx context.Context, c client.Reader, obj client.Object) []reconcile.Request {
 	var list api.CertRolloutList
-	if err := c.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+	if err := c.List(ctx, &list); err != nil {
 		log.FromContext(ctx).Error(err, "Failed to list CertRollouts")
 		return nil
 	}
@@ -138,6 +148,14 @@ func rolloutsFor(ctx context.Context, c client.Reader, obj client.Object) []reco
 	var out []reconcile.Request
 	for _, ro := range list.Items {
 		if ro.Status.Phase.Finished() {
+			continue
+		}
+		for _, t := range ro.Status.TrustedBy {
+			if !isPolicy && t.Kind == kindName && t.Namespace == obj.GetNamespace() && t.Name == obj.GetName() {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}})
+			}
+		}
+		if ro.Namespace != obj.GetNamespace() {
 			continue
 		}
 		match := isPolicy && ro.Spec.Policy == obj.GetName()

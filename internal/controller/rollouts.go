@@ -30,6 +30,8 @@ const FinalizerRestore = "certrollout.io/restore-quiesced"
 type rolloutReconciler struct {
 	*discovery
 	recorder events.EventRecorder
+	// apiReader reads what lies outside the watched namespaces (a ClusterIssuer's CA Secret).
+	apiReader client.Reader
 }
 
 // observed is one workload as the reconcile saw it, with what a restart needs.
@@ -50,6 +52,9 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 	if ro.Status.Phase.Finished() {
 		return ctrl.Result{}, r.removeFinalizer(ctx, &ro)
+	}
+	if ro.Spec.Cascade != nil {
+		return r.reconcileCascade(ctx, &ro)
 	}
 	if !controllerutil.ContainsFinalizer(&ro, FinalizerRestore) {
 		patch := client.MergeFromWithOptions(ro.DeepCopy(), client.MergeFromWithOptimisticLock{})

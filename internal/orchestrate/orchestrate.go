@@ -245,9 +245,9 @@ func (s *stepper) initialize() {
 		return
 	}
 	if r.Spec.Cascade != nil {
-		// The API carries cascades ahead of the controller that runs them (issue 6): say so rather than
-		// report "no targets".
-		s.fail(ReasonInvalid, "spec.cascade: this controller version does not run CA cascades yet")
+		// Package cascade runs these; the controller never passes one here. Say so rather than report
+		// "no targets" should it ever happen.
+		s.fail(ReasonInvalid, "spec.cascade: a CA cascade is run by package cascade, not orchestrate")
 		return
 	}
 	targets := r.Spec.Targets

@@ -1,0 +1,347 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/cagraph"
+	"github.com/certrollout/certrollout/internal/cascade"
+	"github.com/certrollout/certrollout/internal/certmanager"
+	"github.com/certrollout/certrollout/internal/consumers"
+	"github.com/certrollout/certrollout/internal/inventory"
+	"github.com/certrollout/certrollout/internal/policy"
+	"github.com/certrollout/certrollout/internal/reissue"
+)
+
+// reconcileCascade drives a CA cascade rollout through cascade.Next: observe the issuer, its leaves and
+// the workloads that trust its CA, decide, trigger the re-issuances, record the status. A cascade touches
+// no workload itself (each rolls through its own path), so it needs no restore finalizer.
+func (r *rolloutReconciler) reconcileCascade(ctx context.Context, ro *api.CertRollout) (ctrl.Result, error) {
+	in, certificates, err := r.observeCascade(ctx, ro)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	res := cascade.Next(in)
+	for _, a := range res.Actions {
+		if err := r.actCascade(ctx, ro, a, certificates, in); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	for _, e := range res.Events {
+		t := corev1.EventTypeNormal
+		if e.Warning {
+			t = corev1.EventTypeWarning
+		}
+		r.recorder.Eventf(ro, nil, t, e.Reason, "Cascade", "%s", fitNote(e.Message))
+	}
+	if !equality.Semantic.DeepEqual(res.Status, ro.Status) {
+		finishing := !ro.Status.Phase.Finished() && res.Status.Phase.Finished()
+		ro.Status = res.Status
+		if err := r.client.Status().Update(ctx, ro); err != nil {
+			return ctrl.Result{}, err
+		}
+		if finishing {
+			rolloutsTotal.WithLabelValues(string(ro.Status.Phase)).Inc()
+		}
+	}
+	return ctrl.Result{RequeueAfter: res.RequeueAfter}, nil
+}
+
+func (r *rolloutReconciler) actCascade(ctx context.Context, ro *api.CertRollout, a cascade.Action, certificates map[types.NamespacedName]*certmanager.Certificate, in cascade.Input) error {
+	if a.Type != cascade.TriggerIssuance {
+		return fmt.Errorf("unknown cascade action %q", a.Type)
+	}
+	crt := certificates[a.Certificate]
+	if crt == nil {
+		return fmt.Errorf("Certificate %s vanished while the cascade re-issued it", a.Certificate) //nolint:staticcheck // a kind name starts the sentence
+	}
+	if err := reissue.Trigger(ctx, r.client, crt, a.Reason, a.Message, in.Now); err != nil {
+		return fmt.Errorf("triggering the re-issuance of Certificate %s: %w", a.Certificate, err)
+	}
+	r.recorder.Eventf(crt, ro, corev1.EventTypeNormal, cascade.ReasonReissuing, "Reissue", "%s", fitNote(a.Message))
+	ctrl.LoggerFrom(ctx).Info("Triggered the re-issuance of Certificate", "certificate", klog.KObj(crt), "rollout", ro.Name, "caFingerprint", ro.Spec.Cascade.CAFingerprint)
+	return nil
+}
+
+// clusterResourceNamespace is where ClusterIssuers' CA Secrets live.
+func (r *discovery) clusterResourceNamespace() string {
+	if r.opts.ClusterResourceNamespace != "" {
+		return r.opts.ClusterResourceNamespace
+	}
+	return DefaultClusterResourceNamespace
+}
+
+// watches reports whether the controller's caches cover namespace ns.
+func (r *discovery) watches(ns string) bool {
+	return len(r.opts.Namespaces) == 0 || slices.Contains(r.opts.Namespaces, ns)
+}
+
+// observeCascade reads the cascade's issuer, its CA Secret, the Certificates that name the issuer and
+// their Secrets, judges them with cagraph, and finds the workloads that trust the CA.
+func (r *rolloutReconciler) observeCascade(ctx context.Context, ro *api.CertRollout) (cascade.Input, map[types.NamespacedName]*certmanager.Certificate, error) {
+	in := cascade.Input{Now: r.opts.Clock(), Rollout: ro, Leaves: map[types.NamespacedName]cascade.Leaf{}, Trusting: map[cascade.TrustKey]cascade.Trust{}}
+	spec := ro.Spec.Cascade
+	if ro.Status.Phase.Finished() {
+		return in, nil, nil
+	}
+	if ro.Spec.Policy != "" {
+		var p api.RolloutPolicy
+		err := r.client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.Policy}, &p)
+		if client.IgnoreNotFound(err) != nil {
+			return in, nil, err
+		}
+		if err == nil && p.Spec.HealthTimeout.Duration > 0 {
+			in.TrustTimeout = p.Spec.HealthTimeout.Duration
+		}
+	}
+	if r.linker.reader == nil {
+		return in, nil, nil // cert-manager is not served: the issuer does not exist
+	}
+	var cas []cagraph.CAIssuer
+	var ns string // where its leaves are: the Issuer's namespace, or all ("") for a ClusterIssuer
+	switch spec.IssuerRef.Kind {
+	case certmanager.KindClusterIssuer:
+		var is certmanager.ClusterIssuer
+		found, err := getIssuer(ctx, r.client, client.ObjectKey{Name: spec.IssuerRef.Name}, &is)
+		if err != nil || !found {
+			return in, nil, err
+		}
+		in.Issuer.Exists = true
+		cas = cagraph.Issuers(nil, []certmanager.ClusterIssuer{is}, r.clusterResourceNamespace())
+	default:
+		var is certmanager.Issuer
+		found, err := getIssuer(ctx, r.client, client.ObjectKey{Namespace: ro.Namespace, Name: spec.IssuerRef.Name}, &is)
+		if err != nil || !found {
+			return in, nil, err
+		}
+		in.Issuer.Exists = true
+		cas = cagraph.Issuers([]certmanager.Issuer{is}, nil, "")
+		ns = ro.Namespace
+	}
+	if len(cas) == 0 {
+		in.Issuer.Problem = "it is not a CA issuer (spec.ca is not set)"
+		return in, nil, nil
+	}
+	var list certmanager.CertificateList
+	if err := r.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return in, nil, err
+	}
+	var mine []certmanager.Certificate
+	for i := range list.Items {
+		if ref, ok := cagraph.IssuerOf(&list.Items[i]); ok && ref == cas[0].IssuerRef {
+			mine = append(mine, list.Items[i])
+		}
+	}
+	gin := cagraph.Input{Issuers: cas, Certificates: mine, Secrets: map[types.NamespacedName][]byte{}, Unreadable: map[types.NamespacedName]string{}}
+	for _, name := range cagraph.SecretsNeeded(cas, mine) {
+		data, found, err := r.secretCertificate(ctx, name)
+		switch {
+		case apierrors.IsForbidden(err):
+			gin.Unreadable[name] = err.Error()
+		case err != nil:
+			return in, nil, err
+		case found:
+			gin.Secrets[name] = data
+		}
+	}
+	g := cagraph.Build(gin)
+	is := g.Issuers[0]
+	if is.CA == nil {
+		in.Issuer.Problem = is.Problem
+		return in, nil, nil
+	}
+	in.Issuer.CAFingerprint = is.CA.Fingerprint
+	certificates := map[types.NamespacedName]*certmanager.Certificate{}
+	for i := range mine {
+		certificates[types.NamespacedName{Namespace: mine[i].Namespace, Name: mine[i].Name}] = &mine[i]
+	}
+	// The CA's key IDs, new and old: the old CA certificate is gone from the issuer's Secret, but the
+	// leaves it signed name its key.
+	keys := map[string]bool{}
+	if is.CA.SubjectKeyID != "" {
+		keys[is.CA.SubjectKeyID] = true
+	}
+	leafSecrets := map[types.NamespacedName]bool{}
+	for _, l := range is.Leaves {
+		crt := certificates[l.Certificate]
+		leaf := cascade.Leaf{Exists: true, Current: l.Status == cagraph.Current, NeedsReissue: l.Status.NeedsReissue(), Issuing: reissue.Issuing(crt), Message: l.Message}
+		if crt.Status.Revision != nil {
+			rev := int32(*crt.Status.Revision) //nolint:gosec // revisions count issuances
+			leaf.Revision = &rev
+		}
+		if msg, failed := reissue.Failed(crt); failed {
+			leaf.Failed, leaf.FailedMessage = true, msg
+			if c := crt.Condition(certmanager.ConditionIssuing); c.LastTransitionTime != nil {
+				leaf.FailedAt = c.LastTransitionTime.Time
+			}
+		}
+		in.Leaves[l.Certificate] = leaf
+		leafSecrets[l.Secret] = true
+		if l.Leaf != nil && l.Leaf.AuthorityKeyID != "" {
+			keys[l.Leaf.AuthorityKeyID] = true
+		}
+	}
+	trusting, err := r.trusting(ctx, ns, is.CA.Fingerprint, keys, leafSecrets)
+	if err != nil {
+		return in, nil, err
+	}
+	in.Trusting = trusting
+	return in, certificates, nil
+}
+
+// getIssuer reads an Issuer or ClusterIssuer; found is false when it, or its kind, does not exist.
+func getIssuer(ctx context.Context, c client.Reader, key client.ObjectKey, obj client.Object) (found bool, err error) {
+	err = c.Get(ctx, key, obj)
+	if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// secretCertificate reads a Secret's tls.crt: from the cache, or with one direct GET when the Secret lies
+// outside the watched namespaces (a ClusterIssuer's CA Secret in cert-manager's namespace).
+func (r *rolloutReconciler) secretCertificate(ctx context.Context, name types.NamespacedName) (data []byte, found bool, err error) {
+	var s corev1.Secret
+	if r.watches(name.Namespace) {
+		err = r.client.Get(ctx, name, &s)
+	} else {
+		err = r.apiReader.Get(ctx, name, &s)
+		inventory.ReduceSecret(&s) // drop the private key at once
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return s.Data[corev1.TLSCertKey], true, nil
+}
+
+// trusting finds the workloads of ns ("" for all) that trust the CA: they use a certificate that is the
+// CA's (its fingerprint, or a CA certificate with one of its key IDs, old or new) and none of the
+// cascade's leaves. A workload that uses a leaf's tls.crt is a leaf consumer: it rolls when its leaf is
+// re-issued, not before.
+func (r *rolloutReconciler) trusting(ctx context.Context, ns, fingerprint string, keys map[string]bool, leafSecrets map[types.NamespacedName]bool) (map[cascade.TrustKey]cascade.Trust, error) {
+	out := map[cascade.TrustKey]cascade.Trust{}
+	for _, k := range kinds {
+		if k.name == policy.KindPod {
+			continue // bare pods are not waited for: certrollout can only delete them, when they opted in
+		}
+		list := k.newList()
+		if err := r.client.List(ctx, list, client.InNamespace(ns)); err != nil {
+			return nil, err
+		}
+		items, err := apimeta.ExtractList(list)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range items {
+			obj, ok := o.(client.Object)
+			if !ok || obj.GetDeletionTimestamp() != nil {
+				continue
+			}
+			trusts, err := r.trustsCA(ctx, k, obj, fingerprint, keys, leafSecrets)
+			if err != nil {
+				return nil, err
+			}
+			if !trusts {
+				continue
+			}
+			in, _, err := r.gather(ctx, k, obj)
+			if err != nil {
+				return nil, err
+			}
+			out[cascade.TrustKey{Kind: k.name, Namespace: obj.GetNamespace(), Name: obj.GetName()}] = trustOf(policy.Decide(in))
+		}
+	}
+	return out, nil
+}
+
+func (r *rolloutReconciler) trustsCA(ctx context.Context, k kind, obj client.Object, fingerprint string, keys map[string]bool, leafSecrets map[types.NamespacedName]bool) (bool, error) {
+	uses := consumers.FromPodSpec(k.podSpec(obj), obj.GetAnnotations())
+	trusts := false
+	for _, ref := range consumers.Refs(uses) {
+		src, found, err := r.source(ctx, obj.GetNamespace(), ref)
+		if err != nil {
+			return false, err
+		}
+		if !found {
+			continue
+		}
+		used := consumers.KeysOf(uses, ref)
+		if ref.Kind == consumers.KindSecret && leafSecrets[types.NamespacedName{Namespace: obj.GetNamespace(), Name: ref.Name}] &&
+			(used == nil || slices.Contains(used, corev1.TLSCertKey)) {
+			return false, nil // a leaf consumer
+		}
+		for _, c := range src.Certificates(used) {
+			if c.Fingerprint == fingerprint || (c.IsCA && keys[c.SubjectKeyID]) {
+				trusts = true
+			}
+		}
+	}
+	return trusts, nil
+}
+
+// trustOf turns the controller's decision about a trusting workload into what the cascade waits for:
+// Current when its pods run on the certificates it uses now (the new CA among them), Pending when a
+// restart is coming, NotWaitedFor when certrollout may not or cannot restart it.
+func trustOf(d policy.Decision) cascade.Trust {
+	switch d.Action {
+	case policy.ActionRestart, policy.ActionWait, policy.ActionDelegate:
+		return cascade.Trust{State: api.TrustPending, Message: d.Reason + ": " + d.Message}
+	case policy.ActionBlock:
+		return cascade.Trust{State: api.TrustNotWaitedFor, Message: d.Reason + ": " + d.Message}
+	case policy.ActionNone, policy.ActionRecord:
+	}
+	if d.Reason == policy.ReasonNotEnabled {
+		return cascade.Trust{State: api.TrustNotWaitedFor, Message: d.Reason + ": " + d.Message}
+	}
+	return cascade.Trust{State: api.TrustCurrent}
+}
+
+// cascadesFor maps a cert-manager Certificate to the unfinished cascade rollouts of its issuer, so that
+// a leaf's progress wakes its cascade at once.
+func cascadesFor(ctx context.Context, c client.Reader, obj client.Object) []reconcile.Request {
+	crt, ok := obj.(*certmanager.Certificate)
+	if !ok {
+		return nil
+	}
+	ref, ok := cagraph.IssuerOf(crt)
+	if !ok {
+		return nil
+	}
+	var list api.CertRolloutList
+	opts := []client.ListOption{}
+	if ref.Kind == certmanager.KindIssuer {
+		opts = append(opts, client.InNamespace(ref.Namespace))
+	}
+	if err := c.List(ctx, &list, opts...); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list CertRollouts")
+		return nil
+	}
+	var out []reconcile.Request
+	for _, ro := range list.Items {
+		cs := ro.Spec.Cascade
+		if cs == nil || ro.Status.Phase.Finished() || cs.IssuerRef.Kind != ref.Kind || cs.IssuerRef.Name != ref.Name {
+			continue
+		}
+		if ref.Kind == certmanager.KindIssuer && ro.Namespace != ref.Namespace {
+			continue
+		}
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}})
+	}
+	return out
+}
