@@ -90,9 +90,14 @@ need --cluster); add --cluster to check both.
 
 Malformed certificate data and unreadable files are listed under PROBLEM, never skipped.
 
+When a cert-manager CA Issuer or ClusterIssuer signs a listed Certificate, CA CHAIN says whether the leaf
+was issued by its issuer's current CA certificate (Current, IssuedUnderPreviousCA, NotSignedByCurrentCA,
+NotIssued, Unknown); the leaves that were not are listed below the table with the command that re-issues
+them. -o wide adds the CA issuers with their CA and leaf counts.
+
 Exit codes, for cron jobs and CI:
   0  nothing expires within --warn or --critical
-  1  a certificate expires within --warn
+  1  a certificate expires within --warn, or a CA issuer's leaf was not issued by its current CA
   2  a certificate expires within --critical or has expired, or some certificate data could not be
      read or parsed
   3  the check could not run (bad flags, cluster unreachable, access forbidden, no kubeadm folder)
