@@ -188,7 +188,8 @@ func TestCheckCluster(t *testing.T) {
 	t.Run("the table reads like kubectl, problems below it", func(t *testing.T) {
 		out, _, _ := runCheck(t, time.Now(), "--kubeconfig", kubeconfig, "-n", e.ns, "-o", "wide")
 		lines := strings.Split(out, "\n")
-		for _, h := range []string{"NAME", "KEY", "SUBJECT", "ISSUER", "EXPIRES", "RESIDUAL", "CERTIFICATE", "REVISION", "READY", "RENEWS IN", "CONSUMERS", "STALE PODS", "FINGERPRINT", "USED BY"} {
+		// CA CHAIN and CA ISSUER: Issuer ca of cert-manager's test chain signs api.
+		for _, h := range []string{"NAME", "KEY", "SUBJECT", "ISSUER", "EXPIRES", "RESIDUAL", "CERTIFICATE", "REVISION", "READY", "RENEWS IN", "CONSUMERS", "STALE PODS", "CA CHAIN", "FINGERPRINT", "CA ISSUER", "USED BY"} {
 			if !strings.Contains(lines[0], h) {
 				t.Errorf("header lacks %s: %s", h, lines[0])
 			}
@@ -210,11 +211,11 @@ func TestCheckCluster(t *testing.T) {
 				problem = f
 			}
 		}
-		// web-tls: 1 consumer, 2 stale pods, used by deployment/web (wide).
-		if web == nil || web[len(web)-1] != "deployment/web" || !strings.Contains(strings.Join(web, " "), " 1 2 2 ") {
+		// web-tls: 1 consumer, 2 stale pods, no CA issuer, 2 certificates, used by deployment/web (wide).
+		if web == nil || web[len(web)-1] != "deployment/web" || !strings.Contains(strings.Join(web, " "), " 1 2 <none> 2 ") {
 			t.Errorf("web-tls row: %v", web)
 		}
-		if api == nil || !strings.Contains(strings.Join(api, " "), " api 1 True ") {
+		if api == nil || !strings.Contains(strings.Join(api, " "), " api 1 True ") || !strings.Contains(strings.Join(api, " "), " Current ") || !strings.Contains(strings.Join(api, " "), " issuer/ca ") {
 			t.Errorf("api-tls row should show Certificate api, revision 1, Ready: %v", api)
 		}
 		if pending == nil || !strings.Contains(strings.Join(pending, " "), "not issued pending <none> False") {
