@@ -125,7 +125,7 @@ func failingSnapshots() [][]api.CertRollout {
 }
 
 func TestRestartProgressLinesPrintOnlyWhatChanged(t *testing.T) {
-	for name, snapshots := range map[string][][]api.CertRollout{"opschain": opsChainSnapshots(), "failed": failingSnapshots()} {
+	for name, snapshots := range map[string][][]api.CertRollout{"opschain": opsChainSnapshots(), "failed": failingSnapshots(), "cascade": cascadeSnapshots()} {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
 			p := newLinePrinter(&out, fakeClock(t0, time.Second))

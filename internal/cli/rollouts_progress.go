@@ -55,6 +55,8 @@ type seenRollout struct {
 	message  string
 	quiesced map[string]api.QuiescedWorkload
 	targets  map[string]api.TargetStatus
+	trusted  map[string]api.TrustingWorkload
+	leaves   map[string]api.LeafStatus
 	warned   bool
 }
 
@@ -81,7 +83,8 @@ func (p *linePrinter) state(ro *api.CertRollout) *seenRollout {
 	k := rolloutKey(ro)
 	s, ok := p.seen[k]
 	if !ok {
-		s = &seenRollout{quiesced: map[string]api.QuiescedWorkload{}, targets: map[string]api.TargetStatus{}}
+		s = &seenRollout{quiesced: map[string]api.QuiescedWorkload{}, targets: map[string]api.TargetStatus{},
+			trusted: map[string]api.TrustingWorkload{}, leaves: map[string]api.LeafStatus{}}
 		p.seen[k] = s
 	}
 	if len(ro.Name) > p.width {
@@ -128,6 +131,27 @@ func (p *linePrinter) observe(ros []api.CertRollout) {
 				}
 			}
 			s.quiesced[key] = q
+		}
+		for _, tw := range st.TrustedBy {
+			key := tw.Kind + "/" + tw.Namespace + "/" + tw.Name
+			if old, ok := s.trusted[key]; (!ok || old.State != tw.State) && tw.State != api.TrustPending {
+				ended = append(ended, trustLine(tw, ro.Namespace))
+			}
+			s.trusted[key] = tw
+		}
+		for _, c := range st.Certificates {
+			key := c.Namespace + "/" + c.Name
+			if old, ok := s.leaves[key]; !ok || old.State != c.State {
+				text := leafLine(c, ro.Namespace)
+				switch c.State {
+				case api.LeafPending:
+				case api.LeafIssuing:
+					began = append(began, text)
+				case api.LeafIssued, api.LeafFailed:
+					ended = append(ended, text)
+				}
+			}
+			s.leaves[key] = c
 		}
 		for _, t := range st.Targets {
 			key := t.Kind + "/" + t.Name
@@ -258,6 +282,40 @@ func quiesceLine(q, old api.QuiescedWorkload, seen bool) string {
 }
 
 // targetLine describes a target's new state; "" when there is nothing worth a line.
+// trustLine tells that a workload trusting a rotated CA rolled onto it, or is not waited for.
+func trustLine(tw api.TrustingWorkload, own string) string {
+	name := tw.Kind + "/" + tw.Name + namespaceSuffix(tw.Namespace, own)
+	if tw.State == api.TrustCurrent {
+		return name + " trusts the new CA certificate"
+	}
+	return name + " not waited for: " + tw.Message
+}
+
+// leafLine tells where a cascade's leaf Certificate is.
+func leafLine(c api.LeafStatus, own string) string {
+	name := "certificate/" + c.Name + namespaceSuffix(c.Namespace, own)
+	switch c.State {
+	case api.LeafIssuing:
+		if c.PreviousRevision == nil {
+			return name + " re-issuing"
+		}
+		return fmt.Sprintf("%s re-issuing from revision %d", name, *c.PreviousRevision)
+	case api.LeafIssued:
+		msg := name + " re-issued"
+		if r := revisionChange(c.PreviousRevision, c.Revision); r != "" {
+			msg += " (revision " + r + ")"
+		}
+		if c.StartedAt != nil && c.FinishedAt != nil {
+			msg += " in " + spanString(c.FinishedAt.Sub(c.StartedAt.Time))
+		}
+		return msg
+	case api.LeafFailed:
+		return name + " failed: " + c.Message
+	case api.LeafPending:
+	}
+	return ""
+}
+
 func targetLine(t, old api.TargetStatus, seen bool) string {
 	name := t.Kind + "/" + t.Name
 	switch t.State {
@@ -356,6 +414,19 @@ func (p *blockPrinter) draw(ros []api.CertRollout) {
 				until = &q.DrainedAt.Time
 			}
 			fmt.Fprintf(tw, "  quiesce\t%s/%s\t%s→0\t%s\t%s\t%s\n", q.Kind, q.Name, replicaCount(q.OriginalReplicas), q.State, elapsedTimes(since, until, now), q.Message)
+		}
+		for _, w := range st.TrustedBy {
+			fmt.Fprintf(tw, "  trust\t%s/%s%s\t\t%s\t\t%s\n", w.Kind, w.Name, namespaceSuffix(w.Namespace, ro.Namespace), w.State, w.Message)
+		}
+		for _, c := range st.Certificates {
+			var since, until *time.Time
+			if c.StartedAt != nil {
+				since = &c.StartedAt.Time
+			}
+			if c.FinishedAt != nil {
+				until = &c.FinishedAt.Time
+			}
+			fmt.Fprintf(tw, "  leaf\t%s%s\t%s\t%s\t%s\t%s\n", c.Name, namespaceSuffix(c.Namespace, ro.Namespace), revisionChange(c.PreviousRevision, c.Revision), c.State, elapsedTimes(since, until, now), c.Message)
 		}
 		for _, t := range st.Targets {
 			var since, until *time.Time

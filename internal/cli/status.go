@@ -55,7 +55,7 @@ type RolloutStatus struct {
 	// Policy is the RolloutPolicy it follows; empty for none.
 	Policy  string         `json:"policy,omitempty"`
 	Trigger RolloutTrigger `json:"trigger"`
-	// Phase is Pending, WaitingForWindow, Quiescing, Restarting, Restoring, Succeeded or Failed; empty
+	// Phase is Pending, WaitingForWindow, RefreshingTrust, Reissuing, Quiescing, Restarting, Restoring, Succeeded or Failed; empty
 	// until a controller picks the rollout up.
 	Phase    string `json:"phase"`
 	Progress string `json:"progress,omitempty"`
@@ -69,14 +69,49 @@ type RolloutStatus struct {
 	DurationSeconds *int64 `json:"durationSeconds,omitempty"`
 	// RequestedTargets are spec.targets; empty when the rollout takes all its policy governs.
 	RequestedTargets []string           `json:"requestedTargets,omitempty"`
-	Quiesced         []QuiescedStep     `json:"quiesced,omitempty"`
-	Targets          []TargetStep       `json:"targets,omitempty"`
-	Conditions       []RolloutCondition `json:"conditions,omitempty"`
+	// Cascade is spec.cascade: the CA issuer whose leaves a CA cascade re-issues.
+	Cascade *CascadeInfo `json:"cascade,omitempty"`
+	// TrustedBy are the workloads a cascade waits for; Certificates the leaves it re-issues.
+	TrustedBy    []TrustStep        `json:"trustedBy,omitempty"`
+	Certificates []LeafStep         `json:"certificates,omitempty"`
+	Quiesced     []QuiescedStep     `json:"quiesced,omitempty"`
+	Targets      []TargetStep       `json:"targets,omitempty"`
+	Conditions   []RolloutCondition `json:"conditions,omitempty"`
+}
+
+// CascadeInfo is a cascade's issuer and CA certificate.
+type CascadeInfo struct {
+	IssuerKind    string `json:"issuerKind"`
+	IssuerName    string `json:"issuerName"`
+	CAFingerprint string `json:"caFingerprint"`
+	MaxConcurrent int32  `json:"maxConcurrent,omitempty"`
+}
+
+// TrustStep is a workload that trusts the rotated CA: Pending, Current or NotWaitedFor.
+type TrustStep struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	Message   string `json:"message,omitempty"`
+}
+
+// LeafStep is a leaf Certificate a cascade re-issues: Pending, Issuing, Issued or Failed.
+type LeafStep struct {
+	Namespace        string     `json:"namespace"`
+	Name             string     `json:"name"`
+	State            string     `json:"state"`
+	PreviousRevision *int32     `json:"previousRevision,omitempty"`
+	Revision         *int32     `json:"revision,omitempty"`
+	StartedAt        *time.Time `json:"startedAt,omitempty"`
+	FinishedAt       *time.Time `json:"finishedAt,omitempty"`
+	DurationSeconds  *int64     `json:"durationSeconds,omitempty"`
+	Message          string     `json:"message,omitempty"`
 }
 
 // RolloutTrigger is why a rollout exists.
 type RolloutTrigger struct {
-	// Type is CertificateRenewed, Deadline or Manual.
+	// Type is CertificateRenewed, Deadline, Manual or CARotated.
 	Type    string `json:"type"`
 	Message string `json:"message,omitempty"`
 }
@@ -398,6 +433,20 @@ func rolloutStatus(ro *api.CertRollout, now time.Time, typed bool) RolloutStatus
 	for _, t := range ro.Spec.Targets {
 		out.RequestedTargets = append(out.RequestedTargets, refString(t))
 	}
+	if c := ro.Spec.Cascade; c != nil {
+		out.Cascade = &CascadeInfo{IssuerKind: c.IssuerRef.Kind, IssuerName: c.IssuerRef.Name, CAFingerprint: c.CAFingerprint, MaxConcurrent: c.MaxConcurrent}
+	}
+	for _, t := range st.TrustedBy {
+		out.TrustedBy = append(out.TrustedBy, TrustStep{Kind: t.Kind, Namespace: t.Namespace, Name: t.Name, State: string(t.State), Message: t.Message})
+	}
+	for _, c := range st.Certificates {
+		step := LeafStep{Namespace: c.Namespace, Name: c.Name, State: string(c.State), PreviousRevision: c.PreviousRevision, Revision: c.Revision,
+			StartedAt: timePtr(c.StartedAt), FinishedAt: timePtr(c.FinishedAt), Message: c.Message}
+		if c.State != api.LeafPending {
+			step.DurationSeconds = seconds(c.StartedAt, c.FinishedAt, now)
+		}
+		out.Certificates = append(out.Certificates, step)
+	}
 	for _, q := range st.Quiesced {
 		out.Quiesced = append(out.Quiesced, QuiescedStep{
 			Kind: q.Kind, Name: q.Name, OriginalReplicas: q.OriginalReplicas, State: string(q.State),
@@ -465,7 +514,11 @@ func describeRollout(w io.Writer, ro *api.CertRollout, now time.Time) error {
 		trigger += ": " + ro.Spec.Trigger.Message
 	}
 	field("Trigger", trigger)
-	field("Targets", orElse(refsString(ro.Spec.Targets), "all the policy governs"))
+	if c := ro.Spec.Cascade; c != nil {
+		field("Cascade", fmt.Sprintf("%s %s, CA certificate %s, at most %d leaf Certificate(s) re-issued at once", c.IssuerRef.Kind, c.IssuerRef.Name, c.CAFingerprint, maxConcurrentOf(c)))
+	} else {
+		field("Targets", orElse(refsString(ro.Spec.Targets), "all the policy governs"))
+	}
 	field("Phase", orElse(string(st.Phase), "<none> (no controller has picked it up)"))
 	field("Progress", st.Progress)
 	field("Message", st.Message)
@@ -481,6 +534,31 @@ func describeRollout(w io.Writer, ro *api.CertRollout, now time.Time) error {
 			d += " so far"
 		}
 		field("Duration", d)
+	}
+	if len(st.TrustedBy) > 0 {
+		fmt.Fprintln(w, "Trusted by:")
+		t := newTable(indent(w), "WORKLOAD", "STATE", "MESSAGE")
+		for _, tw := range st.TrustedBy {
+			t.row(tw.Kind+"/"+tw.Name+namespaceSuffix(tw.Namespace, ro.Namespace), string(tw.State), tw.Message)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if len(st.Certificates) > 0 {
+		fmt.Fprintln(w, "Certificates:")
+		t := newTable(indent(w), "CERTIFICATE", "STATE", "REVISION", "STARTED", "FINISHED", "DURATION", "MESSAGE")
+		for _, c := range st.Certificates {
+			d := ""
+			if c.State != api.LeafPending {
+				d = rolloutElapsed(c.StartedAt, c.FinishedAt, now)
+			}
+			t.row(c.Name+namespaceSuffix(c.Namespace, ro.Namespace), string(c.State), revisionChange(c.PreviousRevision, c.Revision),
+				metaTimestamp(c.StartedAt), metaTimestamp(c.FinishedAt), d, c.Message)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
 	}
 	if len(st.Quiesced) > 0 {
 		fmt.Fprintln(w, "Quiesced:")
@@ -518,6 +596,36 @@ func describeRollout(w io.Writer, ro *api.CertRollout, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// maxConcurrentOf is spec.cascade.maxConcurrent as the controller applies it (the CRD defaults it to 5).
+func maxConcurrentOf(c *api.CascadeSpec) int32 {
+	if c.MaxConcurrent > 0 {
+		return c.MaxConcurrent
+	}
+	return 5
+}
+
+// namespaceSuffix names the namespace of an object outside the rollout's own (a ClusterIssuer's leaves and
+// trusting workloads are anywhere): " -n ns".
+func namespaceSuffix(ns, own string) string {
+	if ns == "" || ns == own {
+		return ""
+	}
+	return " -n " + ns
+}
+
+// revisionChange reads "2 → 3", "2 →" while issuing, or "" before the trigger.
+func revisionChange(prev, cur *int32) string {
+	switch {
+	case prev == nil && cur == nil:
+		return ""
+	case prev == nil:
+		return fmt.Sprintf("→ %d", *cur)
+	case cur == nil:
+		return fmt.Sprintf("%d →", *prev)
+	}
+	return fmt.Sprintf("%d → %d", *prev, *cur)
 }
 
 func metaTimestamp(t *metav1.Time) string {
