@@ -456,6 +456,8 @@ func nextStep(p *WorkloadPlan, d policy.Decision, now time.Time) (string, *time.
 			what = "waits for the per-workload cooldown"
 		case policy.ReasonSettling:
 			what = "waits for the settle period"
+		case policy.ReasonCascadeInProgress:
+			what = "waits for the CA cascade to re-issue its leaf (" + d.Message + ")"
 		}
 		if p.Policy != nil {
 			return fmt.Sprintf("%s, then hands it to RolloutPolicy %s, at %s", what, p.Policy.Name, at.Format(time.RFC3339)), &at

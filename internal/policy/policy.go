@@ -52,6 +52,7 @@ const (
 	ReasonCertificateRenewed = "CertificateRenewed"
 	ReasonStalePods          = "StalePods"
 	ReasonGovernedByPolicy   = "GovernedByPolicy"
+	ReasonCascadeInProgress  = "CascadeInProgress"
 )
 
 // Action is what the controller should do.
@@ -112,6 +113,15 @@ type Input struct {
 	// Policy names the RolloutPolicy that governs the workload, if any: selecting a workload opts it in,
 	// and its restarts are delegated to the policy's CertRollouts.
 	Policy string
+	// Hold, when set, holds a due restart: the workload uses a leaf certificate that a CA cascade is about
+	// to re-issue, and restarting now would roll it twice (once for the CA, once for its leaf).
+	Hold *Hold
+}
+
+// Hold says why a due restart waits for something else to finish first, and when to look again.
+type Hold struct {
+	Message      string
+	RequeueAfter time.Duration
 }
 
 // Decision is the outcome for one workload.
@@ -177,6 +187,7 @@ var chain = []check{
 	{"podsCurrent", podsCurrent},
 	{"enabled", enabled},
 	{"restartReachesPods", restartReachesPods},
+	{"notHeld", notHeld},
 	{"settled", settled},
 	{"cooldown", cooldown},
 	{"governed", governed},
@@ -272,6 +283,15 @@ func restartReachesPods(in Input, f facts) *Decision {
 		return block(ReasonPartitioned, fmt.Sprintf("its rolling update partition %d keeps lower ordinals on the old revision", w.Partition))
 	}
 	return nil
+}
+
+// notHeld waits while a CA cascade re-issues a leaf the workload uses: it rolls once, onto its new leaf,
+// instead of once for the CA and again for the leaf.
+func notHeld(in Input, _ facts) *Decision {
+	if in.Hold == nil {
+		return nil
+	}
+	return &Decision{Action: ActionWait, Reason: ReasonCascadeInProgress, Message: in.Hold.Message, RequeueAfter: in.Hold.RequeueAfter}
 }
 
 // settled waits until the sources have been quiet for the settle period, so that a Secret and a ConfigMap

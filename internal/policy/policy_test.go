@@ -55,6 +55,21 @@ func TestDecide(t *testing.T) {
 			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: with(enabled, AnnotationCertificateHash, "newhash")}, Set: current, Pods: pods(before)},
 			wantAction: ActionNone, wantReason: ReasonUpToDate, wantStale: 1,
 		},
+		"waits, rather than rolling twice, while a CA cascade re-issues a leaf it uses": {
+			in: Input{Workload: Workload{Kind: KindDeployment, Annotations: renewed}, Set: current, Pods: pods(before),
+				Hold: &Hold{Message: "Certificate api is being re-issued under the new CA", RequeueAfter: 30 * time.Second}},
+			wantAction: ActionWait, wantReason: ReasonCascadeInProgress, wantStale: 1, wantAfter: 30 * time.Second,
+		},
+		"a hold does not make a blocked workload restartable": {
+			in: Input{Workload: Workload{Kind: KindDeployment, Annotations: renewed, Paused: true}, Set: current, Pods: pods(before),
+				Hold: &Hold{Message: "held", RequeueAfter: time.Second}},
+			wantAction: ActionBlock, wantReason: ReasonDeploymentPaused, wantStale: 1,
+		},
+		"a hold keeps a governed workload from being handed to its policy yet": {
+			in: Input{Workload: Workload{Kind: KindDeployment, Annotations: renewed}, Set: current, Pods: pods(before), Policy: "p",
+				Hold: &Hold{Message: "held", RequeueAfter: time.Second}},
+			wantAction: ActionWait, wantReason: ReasonCascadeInProgress, wantStale: 1, wantAfter: time.Second,
+		},
 		"restarts when the certificates changed since the pods started": {
 			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: renewed}, Set: current, Pods: pods(before, before)},
 			wantAction: ActionRestart, wantReason: ReasonCertificateRenewed, wantStale: 2,
