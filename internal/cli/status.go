@@ -68,7 +68,7 @@ type RolloutStatus struct {
 	// DurationSeconds is Completed-Started, or now-Started while it runs.
 	DurationSeconds *int64 `json:"durationSeconds,omitempty"`
 	// RequestedTargets are spec.targets; empty when the rollout takes all its policy governs.
-	RequestedTargets []string           `json:"requestedTargets,omitempty"`
+	RequestedTargets []string `json:"requestedTargets,omitempty"`
 	// Cascade is spec.cascade: the CA issuer whose leaves a CA cascade re-issues.
 	Cascade *CascadeInfo `json:"cascade,omitempty"`
 	// TrustedBy are the workloads a cascade waits for; Certificates the leaves it re-issues.
