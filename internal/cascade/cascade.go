@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -240,18 +241,8 @@ func (s *stepper) fail(reason, msg string) {
 }
 
 func (s *stepper) setCondition(t string, st metav1.ConditionStatus, reason, msg string) {
-	for i := range s.status.Conditions {
-		c := &s.status.Conditions[i]
-		if c.Type == t {
-			if c.Status != st {
-				c.LastTransitionTime = *s.now()
-			}
-			c.Status, c.Reason, c.Message = st, reason, msg
-			c.ObservedGeneration = s.in.Rollout.Generation
-			return
-		}
-	}
-	s.status.Conditions = append(s.status.Conditions, metav1.Condition{
+	// The transition time comes from the input's clock, not apimeta's: the state machine stays pure.
+	apimeta.SetStatusCondition(&s.status.Conditions, metav1.Condition{
 		Type: t, Status: st, Reason: reason, Message: msg, LastTransitionTime: *s.now(), ObservedGeneration: s.in.Rollout.Generation,
 	})
 }
