@@ -243,13 +243,12 @@ func (e *restartEnv) renewalRollouts(hash string) (restarted *api.CertRollout, s
 	return restarted, skipped
 }
 
-func TestRenewRestartDoesNotRestartAgainWhatTheControllerRestartedOnItsOwn(t *testing.T) {
-	e := newRestartEnv(t)
-	e.issuedCertificate("api", "api-tls")
-	// web is opted in: the controller restarts it on the renewal by itself, as soon as the Secret changes
-	// (no settle period), normally before renew --restart has read the cluster.
-	e.deploy(testgen.Deployment(e.ns, "web", 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")},
-		testgen.WithAnnotation(policy.AnnotationEnabled, "true")), true)
+// renewRestartingWebOnce starts the controller (no settle period), waits for it to record web's
+// certificates, runs renew api --restart, and checks that web rolled exactly once onto new certificates.
+// It returns what renew printed and web's new certificate hash.
+func (e *restartEnv) renewRestartingWebOnce() (out, renewed string) {
+	t := e.t
+	t.Helper()
 	e.startControllerSettling(0)
 	var first string
 	clustertest.Eventually(t, time.Minute, "the controller to record web's certificates", func(context.Context) (bool, error) {
@@ -257,20 +256,33 @@ func TestRenewRestartDoesNotRestartAgainWhatTheControllerRestartedOnItsOwn(t *te
 		return first != "", nil
 	})
 	before := e.replicaSets("web")
-	out, stderr, err := e.run("renew", "api", "--restart", "--timeout", "3m")
+	var stderr string
+	var err error
+	out, stderr, err = e.run("renew", "api", "--restart", "--timeout", "3m")
 	if err != nil {
 		t.Fatalf("%v\n%s%s", err, out, stderr)
 	}
 	t.Logf("renew --restart printed:\n%s", out)
 	waitDeploymentAvailable(t, e.ns, "web")
 	time.Sleep(2 * time.Second) // a second restart would show as another ReplicaSet by now
-	renewed := e.ledgerHash("web")
+	renewed = e.ledgerHash("web")
 	if renewed == first {
 		t.Fatalf("web's ledger still names the certificates %s from before the renewal", first)
 	}
 	if got := e.replicaSets("web"); got != before+1 {
 		t.Errorf("web has %d ReplicaSets, had %d: want exactly one new rollout for the renewal\n%s", got, before, out)
 	}
+	return out, renewed
+}
+
+func TestRenewRestartDoesNotRestartAgainWhatTheControllerRestartedOnItsOwn(t *testing.T) {
+	e := newRestartEnv(t)
+	e.issuedCertificate("api", "api-tls")
+	// web is opted in: the controller restarts it on the renewal by itself, as soon as the Secret changes
+	// (no settle period), normally before renew --restart has read the cluster.
+	e.deploy(testgen.Deployment(e.ns, "web", 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")},
+		testgen.WithAnnotation(policy.AnnotationEnabled, "true")), true)
+	out, renewed := e.renewRestartingWebOnce()
 	ros := e.rollouts()
 	if len(ros) != 1 {
 		t.Fatalf("%d CertRollouts, want the 1 renew created", len(ros))
@@ -304,27 +316,7 @@ func TestRenewRestartRollsAGovernedConsumerOnceWithItsPolicy(t *testing.T) {
 		Selector:      metav1.LabelSelector{MatchLabels: map[string]string{"tier": "web"}},
 		HealthTimeout: metav1.Duration{Duration: 2 * time.Minute},
 	})
-	e.startControllerSettling(0)
-	var first string
-	clustertest.Eventually(t, time.Minute, "the controller to record web's certificates", func(context.Context) (bool, error) {
-		first = e.ledgerHash("web")
-		return first != "", nil
-	})
-	before := e.replicaSets("web")
-	out, stderr, err := e.run("renew", "api", "--restart", "--timeout", "3m")
-	if err != nil {
-		t.Fatalf("%v\n%s%s", err, out, stderr)
-	}
-	t.Logf("renew --restart printed:\n%s", out)
-	waitDeploymentAvailable(t, e.ns, "web")
-	time.Sleep(2 * time.Second) // a second restart would show as another ReplicaSet by now
-	renewed := e.ledgerHash("web")
-	if renewed == first {
-		t.Fatalf("web's ledger still names the certificates %s from before the renewal", first)
-	}
-	if got := e.replicaSets("web"); got != before+1 {
-		t.Errorf("web has %d ReplicaSets, had %d: want exactly one new rollout for the renewal\n%s", got, before, out)
-	}
+	out, renewed := e.renewRestartingWebOnce()
 	restarted, skipped := e.renewalRollouts(renewed)
 	if restarted == nil {
 		t.Fatalf("no rollout restarted web (skipped by %d)\n%s", len(skipped), out)
