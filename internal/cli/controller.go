@@ -48,7 +48,12 @@ certrollout.io/secrets="a,b".
 Workloads a RolloutPolicy selects restart only through CertRollouts that follow it: inside its
 maintenance windows (unless the certificate they run on expires within its expiryDeadline), after scaling
 its quiesce list to zero and before restoring it, in order, each healthy before the next.
---max-concurrent-rollouts bounds how many CertRollouts run at once across the cluster.`,
+--max-concurrent-rollouts bounds how many CertRollouts run at once across the cluster.
+
+When a cert-manager CA issuer (Issuer or ClusterIssuer with spec.ca) annotated certrollout.io/cascade=true,
+or any CA issuer under --ca-cascade, has leaf Certificates issued under another CA certificate than its
+current one, the controller creates a CertRollout (trigger CARotated) that rolls the workloads trusting the
+CA first, then re-issues each such leaf once; the workloads using a leaf wait for it and roll once.`,
 		Example: `  # Out of cluster, against the current kubeconfig context, without leader election
   certrollout controller --leader-elect=false --leader-election-namespace default
 
@@ -73,6 +78,7 @@ its quiesce list to zero and before restoring it, in order, each healthy before 
 	f.IntVar(&o.RestartBurst, "restart-burst", o.RestartBurst, "Restarts that may start at once across the cluster (token bucket size).")
 	f.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "Workers per workload kind.")
 	f.IntVar(&o.MaxConcurrentRollouts, "max-concurrent-rollouts", o.MaxConcurrentRollouts, "CertRollouts quiescing, restarting or restoring at once across the cluster (0: no limit).")
+	f.BoolVar(&o.CACascade, "ca-cascade", false, "Re-issue the leaves of every cert-manager CA issuer when its CA certificate changes, not only of issuers annotated certrollout.io/cascade=true.")
 	addClusterResourceNamespaceFlag(cmd, &o.ClusterResourceNamespace)
 	f.BoolVar(&o.LeaderElection, "leader-elect", true, "Elect a leader through a Lease so only one replica acts.")
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the controller's own, in cluster).")

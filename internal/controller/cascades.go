@@ -107,62 +107,16 @@ func (r *rolloutReconciler) observeCascade(ctx context.Context, ro *api.CertRoll
 			in.TrustTimeout = p.Spec.HealthTimeout.Duration
 		}
 	}
-	if r.linker.reader == nil {
-		return in, nil, nil // cert-manager is not served: the issuer does not exist
-	}
-	var cas []cagraph.CAIssuer
-	var ns string // where its leaves are: the Issuer's namespace, or all ("") for a ClusterIssuer
-	switch spec.IssuerRef.Kind {
-	case certmanager.KindClusterIssuer:
-		var is certmanager.ClusterIssuer
-		found, err := getIssuer(ctx, r.client, client.ObjectKey{Name: spec.IssuerRef.Name}, &is)
-		if err != nil || !found {
-			return in, nil, err
-		}
-		in.Issuer.Exists = true
-		cas = cagraph.Issuers(nil, []certmanager.ClusterIssuer{is}, r.clusterResourceNamespace())
-	default:
-		var is certmanager.Issuer
-		found, err := getIssuer(ctx, r.client, client.ObjectKey{Namespace: ro.Namespace, Name: spec.IssuerRef.Name}, &is)
-		if err != nil || !found {
-			return in, nil, err
-		}
-		in.Issuer.Exists = true
-		cas = cagraph.Issuers([]certmanager.Issuer{is}, nil, "")
-		ns = ro.Namespace
-	}
-	if len(cas) == 0 {
-		in.Issuer.Problem = "it is not a CA issuer (spec.ca is not set)"
-		return in, nil, nil
-	}
-	var list certmanager.CertificateList
-	if err := r.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+	obs, err := r.observeIssuer(ctx, spec.IssuerRef, ro.Namespace)
+	if err != nil || !obs.exists {
 		return in, nil, err
 	}
-	var mine []certmanager.Certificate
-	for i := range list.Items {
-		if ref, ok := cagraph.IssuerOf(&list.Items[i]); ok && ref == cas[0].IssuerRef {
-			mine = append(mine, list.Items[i])
-		}
-	}
-	gin := cagraph.Input{Issuers: cas, Certificates: mine, Secrets: map[types.NamespacedName][]byte{}, Unreadable: map[types.NamespacedName]string{}}
-	for _, name := range cagraph.SecretsNeeded(cas, mine) {
-		data, found, err := r.secretCertificate(ctx, name)
-		switch {
-		case apierrors.IsForbidden(err):
-			gin.Unreadable[name] = err.Error()
-		case err != nil:
-			return in, nil, err
-		case found:
-			gin.Secrets[name] = data
-		}
-	}
-	g := cagraph.Build(gin)
-	is := g.Issuers[0]
-	if is.CA == nil {
-		in.Issuer.Problem = is.Problem
+	in.Issuer.Exists = true
+	if obs.issuer == nil {
+		in.Issuer.Problem = obs.problem
 		return in, nil, nil
 	}
+	is, mine, ns := obs.issuer, obs.certificates, obs.leavesNamespace
 	in.Issuer.CAFingerprint = is.CA.Fingerprint
 	certificates := map[types.NamespacedName]*certmanager.Certificate{}
 	for i := range mine {
@@ -202,6 +156,84 @@ func (r *rolloutReconciler) observeCascade(ctx context.Context, ro *api.CertRoll
 	return in, certificates, nil
 }
 
+// issuerObservation is a CA issuer as the cluster shows it now: its object, its CA certificate and the
+// Certificates that name it, judged by cagraph.
+type issuerObservation struct {
+	// exists is false when the issuer, or its kind, does not exist (or cert-manager is not served).
+	exists bool
+	object client.Object
+	// issuer is nil when problem says why it cannot be judged (not a CA issuer, CA Secret unreadable).
+	issuer  *cagraph.Issuer
+	problem string
+	// certificates are the Certificates that name the issuer; leavesNamespace is where they are: the
+	// Issuer's namespace, or all ("") for a ClusterIssuer.
+	certificates    []certmanager.Certificate
+	leavesNamespace string
+}
+
+// observeIssuer reads an issuer (an Issuer of namespace ns, or a ClusterIssuer), its CA Secret, the
+// Certificates that name it and their Secrets, and judges them with cagraph. The cascade rollouts and
+// the cascade trigger share it, so they judge the leaves alike.
+func (r *discovery) observeIssuer(ctx context.Context, ref api.IssuerReference, ns string) (issuerObservation, error) {
+	var obs issuerObservation
+	if r.linker.reader == nil {
+		return obs, nil // cert-manager is not served: the issuer does not exist
+	}
+	var cas []cagraph.CAIssuer
+	switch ref.Kind {
+	case certmanager.KindClusterIssuer:
+		is := &certmanager.ClusterIssuer{}
+		found, err := getIssuer(ctx, r.client, client.ObjectKey{Name: ref.Name}, is)
+		if err != nil || !found {
+			return obs, err
+		}
+		obs.object = is
+		cas = cagraph.Issuers(nil, []certmanager.ClusterIssuer{*is}, r.clusterResourceNamespace())
+	default:
+		is := &certmanager.Issuer{}
+		found, err := getIssuer(ctx, r.client, client.ObjectKey{Namespace: ns, Name: ref.Name}, is)
+		if err != nil || !found {
+			return obs, err
+		}
+		obs.object = is
+		cas = cagraph.Issuers([]certmanager.Issuer{*is}, nil, "")
+		obs.leavesNamespace = ns
+	}
+	obs.exists = true
+	if len(cas) == 0 {
+		obs.problem = "it is not a CA issuer (spec.ca is not set)"
+		return obs, nil
+	}
+	var list certmanager.CertificateList
+	if err := r.client.List(ctx, &list, client.InNamespace(obs.leavesNamespace)); err != nil {
+		return obs, err
+	}
+	for i := range list.Items {
+		if ref, ok := cagraph.IssuerOf(&list.Items[i]); ok && ref == cas[0].IssuerRef {
+			obs.certificates = append(obs.certificates, list.Items[i])
+		}
+	}
+	gin := cagraph.Input{Issuers: cas, Certificates: obs.certificates, Secrets: map[types.NamespacedName][]byte{}, Unreadable: map[types.NamespacedName]string{}}
+	for _, name := range cagraph.SecretsNeeded(cas, obs.certificates) {
+		data, found, err := r.secretCertificate(ctx, name)
+		switch {
+		case apierrors.IsForbidden(err):
+			gin.Unreadable[name] = err.Error()
+		case err != nil:
+			return obs, err
+		case found:
+			gin.Secrets[name] = data
+		}
+	}
+	g := cagraph.Build(gin)
+	if is := &g.Issuers[0]; is.CA != nil {
+		obs.issuer = is
+	} else {
+		obs.problem = is.Problem
+	}
+	return obs, nil
+}
+
 // getIssuer reads an Issuer or ClusterIssuer; found is false when it, or its kind, does not exist.
 func getIssuer(ctx context.Context, c client.Reader, key client.ObjectKey, obj client.Object) (found bool, err error) {
 	err = c.Get(ctx, key, obj)
@@ -213,12 +245,12 @@ func getIssuer(ctx context.Context, c client.Reader, key client.ObjectKey, obj c
 
 // secretCertificate reads a Secret's tls.crt: from the cache, or with one direct GET when the Secret lies
 // outside the watched namespaces (a ClusterIssuer's CA Secret in cert-manager's namespace).
-func (r *rolloutReconciler) secretCertificate(ctx context.Context, name types.NamespacedName) (data []byte, found bool, err error) {
+func (r *discovery) secretCertificate(ctx context.Context, name types.NamespacedName) (data []byte, found bool, err error) {
 	var s corev1.Secret
 	if r.watches(name.Namespace) {
 		err = r.client.Get(ctx, name, &s)
 	} else {
-		err = r.apiReader.Get(ctx, name, &s)
+		err = r.direct.Get(ctx, name, &s)
 		inventory.ReduceSecret(&s) // drop the private key at once
 	}
 	if apierrors.IsNotFound(err) {

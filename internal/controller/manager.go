@@ -50,6 +50,9 @@ type Options struct {
 	// MaxConcurrentRollouts bounds the CertRollouts quiescing, restarting or restoring at once across the
 	// cluster; 0 means no bound.
 	MaxConcurrentRollouts int
+	// CACascade makes every CA issuer cascade, as if annotated certrollout.io/cascade=true: when its CA
+	// certificate changes, the leaves it signed are re-issued under the new one.
+	CACascade bool
 	// ClusterResourceNamespace is cert-manager's --cluster-resource-namespace: where the CA Secrets of
 	// ClusterIssuers live. Empty means cert-manager's default (DefaultClusterResourceNamespace).
 	ClusterResourceNamespace string
@@ -200,7 +203,7 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	if err != nil {
 		return err
 	}
-	disc := &discovery{client: mgr.GetClient(), pods: pods, linker: linker, opts: o, policies: policies}
+	disc := &discovery{client: mgr.GetClient(), direct: mgr.GetAPIReader(), pods: pods, linker: linker, opts: o, policies: policies}
 	limiter := rate.NewLimiter(rate.Limit(o.RestartRate), o.RestartBurst)
 	for _, k := range kinds {
 		r := &workloadReconciler{

@@ -80,6 +80,9 @@ func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discover
 	if err != nil {
 		return err
 	}
+	if err := setupCascadeTrigger(ctx, mgr, disc); err != nil {
+		return err
+	}
 	toRollouts := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 		return rolloutsFor(ctx, c, obj)
 	})
@@ -99,7 +102,7 @@ func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discover
 		WatchesRawSource(disc.pods.source(nil)).
 		// One at a time: the global limit on running rollouts is counted from the cache.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: skip}).
-		Complete(&rolloutReconciler{discovery: disc, recorder: recorder, apiReader: mgr.GetAPIReader()})
+		Complete(&rolloutReconciler{discovery: disc, recorder: recorder})
 }
 
 // objOfKind returns an empty object of the named workload kind, for watches.

@@ -44,11 +44,16 @@ type workloadReconciler struct {
 // controllers share it, so they decide alike.
 type discovery struct {
 	client client.Client
+	// direct reads what lies outside the watched namespaces (a ClusterIssuer's CA Secret).
+	direct client.Reader
 	pods   *podCache
 	linker *certificateLinker
 	opts   Options
 	// policies is true when the cluster serves RolloutPolicies.
 	policies bool
+	// cascades is true when the index of cascade rollouts exists (certrollout.io and cert-manager's
+	// issuers are served): a workload's restart may then be held for a cascade (cascadeHold).
+	cascades bool
 }
 
 func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -122,6 +127,13 @@ func (r *discovery) gather(ctx context.Context, k kind, obj client.Object) (poli
 		Auto:               r.opts.Auto,
 		MinRestartInterval: r.opts.MinRestartInterval,
 		SettlePeriod:       r.opts.SettlePeriod,
+	}
+	hold, held, err := r.cascadeHold(ctx, obj.GetNamespace(), uses, sources)
+	if err != nil {
+		return policy.Input{}, nil, err
+	}
+	if held {
+		in.Hold = &hold
 	}
 	if k.orchestrated {
 		p, found, err := r.governing(ctx, obj)

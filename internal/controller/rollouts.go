@@ -30,8 +30,6 @@ const FinalizerRestore = "certrollout.io/restore-quiesced"
 type rolloutReconciler struct {
 	*discovery
 	recorder events.EventRecorder
-	// apiReader reads what lies outside the watched namespaces (a ClusterIssuer's CA Secret).
-	apiReader client.Reader
 }
 
 // observed is one workload as the reconcile saw it, with what a restart needs.

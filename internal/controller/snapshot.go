@@ -114,7 +114,7 @@ func NewSnapshot(ctx context.Context, cfg *rest.Config, o Options) (*Snapshot, e
 		}
 	}
 	s := &Snapshot{
-		disc:        &discovery{client: mgr.GetClient(), pods: pods, linker: linker, opts: o, policies: policies},
+		disc:        &discovery{client: mgr.GetClient(), direct: direct, pods: pods, linker: linker, opts: o, policies: policies},
 		CertManager: linker.reader != nil,
 		Policies:    policies,
 		issuers:     issuers,

@@ -1,0 +1,352 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/cagraph"
+	"github.com/certrollout/certrollout/internal/certmanager"
+	"github.com/certrollout/certrollout/internal/consumers"
+	"github.com/certrollout/certrollout/internal/inventory"
+	"github.com/certrollout/certrollout/internal/policy"
+)
+
+// Event reasons on CA issuers.
+const (
+	// ReasonCascadeStarted: the controller created a cascade CertRollout for the issuer's new CA.
+	ReasonCascadeStarted = "CascadeStarted"
+)
+
+// cascadeIssuerIndex indexes the unfinished cascade CertRollouts by the issuer they re-issue for
+// (cascadeIssuerKey). Finished rollouts are left out, so "is a cascade running for this issuer?" is one
+// lookup in memory, cheap enough for every workload reconcile.
+const cascadeIssuerIndex = "spec.cascade.issuerRef"
+
+// holdRequeue is how soon a held workload looks again. Only a fallback: the re-issued leaf's Secret
+// re-enqueues its users at once.
+const holdRequeue = 15 * time.Second
+
+// outsideRecheck is how often an issuer whose CA Secret lies outside the watched namespaces (a
+// ClusterIssuer's) is looked at again: its Secret's changes are not seen.
+const outsideRecheck = 5 * time.Minute
+
+// cascadeIssuerKey is "Issuer/<namespace>/<name>" or "ClusterIssuer/<name>".
+func cascadeIssuerKey(kind, ns, name string) string {
+	if kind == certmanager.KindClusterIssuer {
+		return kind + "/" + name
+	}
+	return certmanager.KindIssuer + "/" + ns + "/" + name
+}
+
+// setupCascadeTrigger registers the index of cascade rollouts and the controller that creates them,
+// when the cluster serves both certrollout.io and cert-manager's Certificates and issuers.
+func setupCascadeTrigger(ctx context.Context, mgr manager.Manager, disc *discovery) error {
+	if disc.linker.reader == nil {
+		return nil
+	}
+	for _, kind := range []string{certmanager.KindIssuer, certmanager.KindClusterIssuer} {
+		gk := certmanager.GroupVersion.WithKind(kind).GroupKind()
+		if _, err := mgr.GetRESTMapper().RESTMapping(gk, certmanager.GroupVersion.Version); err != nil {
+			if apimeta.IsNoMatchError(err) {
+				ctrl.Log.Info("cert-manager's " + kind + "s are not served; CA cascades are not started (restart certrollout after installing cert-manager)")
+				return nil
+			}
+			return err
+		}
+	}
+	err := mgr.GetFieldIndexer().IndexField(ctx, &api.CertRollout{}, cascadeIssuerIndex, func(o client.Object) []string {
+		ro, ok := o.(*api.CertRollout)
+		if !ok || ro.Spec.Cascade == nil || ro.Status.Phase.Finished() {
+			return nil
+		}
+		return []string{cascadeIssuerKey(ro.Spec.Cascade.IssuerRef.Kind, ro.Namespace, ro.Spec.Cascade.IssuerRef.Name)}
+	})
+	if err != nil {
+		return err
+	}
+	disc.cascades = true
+	c := mgr.GetClient()
+	crn := disc.clusterResourceNamespace()
+	return ctrl.NewControllerManagedBy(mgr).Named("cascadetrigger").
+		// One controller for both kinds: a request without a namespace is a ClusterIssuer.
+		For(&certmanager.Issuer{}).
+		Watches(&certmanager.ClusterIssuer{}, &handler.EnqueueRequestForObject{}).
+		Watches(&corev1.Secret{}, secretToIssuers(c, crn)).
+		Watches(&certmanager.Certificate{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+			if crt, ok := obj.(*certmanager.Certificate); ok {
+				if ref, ok := cagraph.IssuerOf(crt); ok {
+					return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}}}
+				}
+			}
+			return nil
+		})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &disc.opts.AllowRepeatedSetup}).
+		Complete(&cascadeTrigger{discovery: disc, recorder: mgr.GetEventRecorder("certrollout")})
+}
+
+// secretToIssuers maps a Secret whose certificate changed to the issuers it concerns: the issuers whose
+// CA Secret it is, and the issuer of the Certificate that writes it (a leaf).
+func secretToIssuers(c client.Reader, clusterResourceNamespace string) handler.EventHandler {
+	enqueue := func(ctx context.Context, obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		add := func(ns, name string) {
+			q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
+		}
+		var issuers certmanager.IssuerList
+		if err := c.List(ctx, &issuers, client.InNamespace(obj.GetNamespace())); err != nil {
+			log.FromContext(ctx).Error(err, "Failed to list Issuers")
+			return
+		}
+		for _, is := range issuers.Items {
+			if is.Spec.CA != nil && is.Spec.CA.SecretName == obj.GetName() {
+				add(is.Namespace, is.Name)
+			}
+		}
+		if obj.GetNamespace() == clusterResourceNamespace {
+			var cis certmanager.ClusterIssuerList
+			if err := c.List(ctx, &cis); err != nil {
+				log.FromContext(ctx).Error(err, "Failed to list ClusterIssuers")
+				return
+			}
+			for _, is := range cis.Items {
+				if is.Spec.CA != nil && is.Spec.CA.SecretName == obj.GetName() {
+					add("", is.Name)
+				}
+			}
+		}
+		var crts certmanager.CertificateList
+		if err := c.List(ctx, &crts, client.InNamespace(obj.GetNamespace()), client.MatchingFields{secretNameIndex: obj.GetName()}); err != nil {
+			log.FromContext(ctx).Error(err, "Failed to list Certificates")
+			return
+		}
+		for i := range crts.Items {
+			if ref, ok := cagraph.IssuerOf(&crts.Items[i]); ok {
+				add(ref.Namespace, ref.Name)
+			}
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.Object, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if !sameCertificateData(e.ObjectOld, e.ObjectNew) {
+				enqueue(ctx, e.ObjectNew, q)
+			}
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.Object, q)
+		},
+	}
+}
+
+// cascadeTrigger creates the cascade CertRollout of a CA issuer whose leaves were issued under another
+// CA certificate than its current one. It is level-based: it compares the leaves with the CA as it is,
+// so a rotation it missed while down, or leaves it sees for the first time, start a cascade all the same.
+type cascadeTrigger struct {
+	*discovery
+	recorder events.EventRecorder
+}
+
+func (r *cascadeTrigger) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	ref := api.IssuerReference{Kind: certmanager.KindIssuer, Name: req.Name}
+	home := req.Namespace // where the rollout goes: the Issuer's namespace, a ClusterIssuer's CA Secret's
+	if req.Namespace == "" {
+		ref.Kind, home = certmanager.KindClusterIssuer, r.clusterResourceNamespace()
+	}
+	obs, err := r.observeIssuer(ctx, ref, req.Namespace)
+	if err != nil || !obs.exists || obs.issuer == nil {
+		return ctrl.Result{}, err
+	}
+	var res ctrl.Result
+	if !r.watches(obs.issuer.Secret.Namespace) {
+		res.RequeueAfter = outsideRecheck
+	}
+	due, message := cascadeDue(obs.issuer, r.opts.CACascade)
+	if !due {
+		return res, nil
+	}
+	if !r.watches(home) {
+		ctrl.LoggerFrom(ctx).Info("Not starting a CA cascade: its CertRollout would be in a namespace the controller does not watch", "namespace", home)
+		return res, nil
+	}
+	ro := cascadeRollout(ref, home, obs.issuer.CA.Fingerprint, message)
+	err = r.client.Create(ctx, ro)
+	if apierrors.IsAlreadyExists(err) {
+		// The cascade for this CA certificate exists: running, or finished. A finished one is not
+		// created again, so a leaf that failed to re-issue stays reported on it (and by check) rather
+		// than retried in a loop; deleting that CertRollout retries.
+		return res, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	r.recorder.Eventf(obs.object, ro, corev1.EventTypeNormal, ReasonCascadeStarted, "Cascade", "%s", fitNote("Created CertRollout "+ro.Namespace+"/"+ro.Name+": "+message))
+	ctrl.LoggerFrom(ctx).Info("Started a CA cascade", "issuer", ref.Kind+" "+klog.KRef(req.Namespace, req.Name).String(), "certrollout", klog.KObj(ro), "caFingerprint", obs.issuer.CA.Fingerprint)
+	return res, nil
+}
+
+// cascadeDue decides whether an issuer needs a cascade: it cascades (annotated, or all under
+// --ca-cascade), its CA certificate could be read, and some leaves need re-issuing. message says why.
+func cascadeDue(is *cagraph.Issuer, all bool) (due bool, message string) {
+	if is == nil || is.CA == nil || (!is.Cascade && !all) {
+		return false, ""
+	}
+	var stale []string
+	for _, l := range is.Leaves {
+		if l.Status.NeedsReissue() {
+			stale = append(stale, l.Certificate.String())
+		}
+	}
+	if len(stale) == 0 {
+		return false, ""
+	}
+	const shown = 10
+	list := strings.Join(stale[:min(len(stale), shown)], ", ")
+	if len(stale) > shown {
+		list += fmt.Sprintf(" and %d more", len(stale)-shown)
+	}
+	return true, fmt.Sprintf("%s has CA certificate %s; %d leaf Certificate(s) were issued under another: %s",
+		is.IssuerRef, short(is.CA.Fingerprint), len(stale), list)
+}
+
+// cascadeRollout is the cascade CertRollout for the issuer's CA certificate fingerprint, in namespace ns.
+func cascadeRollout(ref api.IssuerReference, ns, fingerprint, message string) *api.CertRollout {
+	return &api.CertRollout{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: cascadeRolloutName(ref.Name, fingerprint)},
+		Spec: api.CertRolloutSpec{
+			Trigger: api.RolloutTrigger{Type: api.TriggerCARotated, Message: message},
+			Cascade: &api.CascadeSpec{IssuerRef: ref, CAFingerprint: fingerprint},
+		},
+	}
+}
+
+// cascadeRolloutName is "cascade-<issuer>-<fingerprint[:10]>": one name per issuer and CA certificate, so
+// a controller that crashes after creating it, or a second replica, finds it instead of creating another.
+// A long issuer name is cut so the whole stays a valid object name (a DNS subdomain: no label may end
+// in "-" or ".").
+func cascadeRolloutName(issuer, fingerprint string) string {
+	const maxLen = 253
+	suffix := short(fingerprint)
+	prefix := "cascade-" + issuer
+	if len(prefix)+1+len(suffix) > maxLen {
+		prefix = strings.TrimRight(prefix[:maxLen-1-len(suffix)], "-.")
+	}
+	return prefix + "-" + suffix
+}
+
+// short is the first 10 characters of a fingerprint, as names and messages show it.
+func short(fingerprint string) string {
+	return fingerprint[:min(len(fingerprint), 10)]
+}
+
+// cascadeHold holds a due restart of a workload that uses a leaf (its tls.crt, or every key of its
+// Secret) which an unfinished cascade CertRollout is about to re-issue: restarting now would roll it
+// twice, once for the CA and once for its new leaf. It holds only while such a rollout runs and the leaf
+// still needs re-issuing, so nothing is held for ever. held is false when nothing holds it.
+func (r *discovery) cascadeHold(ctx context.Context, ns string, uses []consumers.Use, sources map[consumers.Ref]*inventory.Source) (hold policy.Hold, held bool, err error) {
+	if !r.cascades {
+		return policy.Hold{}, false, nil
+	}
+	for _, ref := range consumers.Refs(uses) { // in order, so the message names the same leaf each time
+		src := sources[ref]
+		if ref.Kind != consumers.KindSecret || src == nil || src.Issuance == nil {
+			continue // only Secrets cert-manager writes can be leaves
+		}
+		if keys := consumers.KeysOf(uses, ref); keys != nil && !slices.Contains(keys, corev1.TLSCertKey) {
+			continue // uses the Secret's ca.crt only: a trusting workload, which the cascade rolls first
+		}
+		crt := &certmanager.Certificate{}
+		if err := r.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: src.Issuance.Certificate}, crt); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return policy.Hold{}, false, err
+		}
+		issuer, ok := cagraph.IssuerOf(crt)
+		if !ok {
+			continue
+		}
+		var rollouts api.CertRolloutList
+		if err := r.client.List(ctx, &rollouts, client.MatchingFields{cascadeIssuerIndex: cascadeIssuerKey(issuer.Kind, issuer.Namespace, issuer.Name)}); err != nil {
+			return policy.Hold{}, false, err
+		}
+		if len(rollouts.Items) == 0 {
+			continue
+		}
+		stale, err := r.leafNeedsReissue(ctx, issuer, crt)
+		if err != nil {
+			return policy.Hold{}, false, err
+		}
+		if !stale {
+			continue // re-issued already: another leaf the workload uses may still hold it
+		}
+		ro := rollouts.Items[0]
+		return policy.Hold{
+			Message: fmt.Sprintf("Certificate %s (Secret %s) is being re-issued under the new CA of %s by CertRollout %s/%s; the restart waits for the new leaf",
+				crt.Name, ref.Name, issuer, ro.Namespace, ro.Name),
+			RequeueAfter: holdRequeue,
+		}, true, nil
+	}
+	return policy.Hold{}, false, nil
+}
+
+// leafNeedsReissue judges one leaf against its issuer's current CA certificate; false when that cannot
+// be judged (the issuer or its CA Secret is missing or unreadable), so a broken issuer holds nothing.
+func (r *discovery) leafNeedsReissue(ctx context.Context, ref cagraph.IssuerRef, crt *certmanager.Certificate) (bool, error) {
+	var cas []cagraph.CAIssuer
+	if ref.Kind == certmanager.KindClusterIssuer {
+		is := certmanager.ClusterIssuer{}
+		if found, err := getIssuer(ctx, r.client, client.ObjectKey{Name: ref.Name}, &is); err != nil || !found {
+			return false, err
+		}
+		cas = cagraph.Issuers(nil, []certmanager.ClusterIssuer{is}, r.clusterResourceNamespace())
+	} else {
+		is := certmanager.Issuer{}
+		if found, err := getIssuer(ctx, r.client, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, &is); err != nil || !found {
+			return false, err
+		}
+		cas = cagraph.Issuers([]certmanager.Issuer{is}, nil, "")
+	}
+	if len(cas) == 0 {
+		return false, nil
+	}
+	in := cagraph.Input{Issuers: cas, Certificates: []certmanager.Certificate{*crt}, Secrets: map[types.NamespacedName][]byte{}}
+	for _, name := range cagraph.SecretsNeeded(cas, in.Certificates) {
+		data, found, err := r.secretCertificate(ctx, name)
+		if apierrors.IsForbidden(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if found {
+			in.Secrets[name] = data
+		}
+	}
+	g := cagraph.Build(in)
+	if len(g.Issuers) == 0 || len(g.Issuers[0].Leaves) == 0 {
+		return false, nil
+	}
+	return g.Issuers[0].Leaves[0].Status.NeedsReissue(), nil
+}

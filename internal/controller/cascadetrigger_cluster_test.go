@@ -1,0 +1,131 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/clustertest"
+	"github.com/certrollout/certrollout/internal/localcluster"
+	"github.com/certrollout/certrollout/internal/policy"
+	"github.com/certrollout/certrollout/internal/testgen"
+)
+
+// TestAutomaticCascadeRollsEachWorkloadOnce renews the CA of an issuer annotated certrollout.io/cascade
+// and lets the controller do the rest: it creates the cascade, which rolls the trusting workload, then
+// re-issues each leaf once; the workload that uses the CA and a leaf is held until its leaf is new and
+// rolls once. A second CA issuer on the same CA Secret, not annotated, gets no cascade.
+func TestAutomaticCascadeRollsEachWorkloadOnce(t *testing.T) {
+	e := newEnv(t, testOptions())
+	ctx := context.Background()
+	leaves := []string{"api", "web"}
+	plain := "metadata: {name: ca, namespace: " + e.ns + "}\nspec: {ca:"
+	chain := caChain(e.ns, leaves, nil)
+	if !strings.Contains(chain, plain) {
+		t.Fatal("caChain changed: cannot annotate its CA Issuer")
+	}
+	chain = strings.Replace(chain, plain, "metadata: {name: ca, namespace: "+e.ns+", annotations: {certrollout.io/cascade: \"true\"}}\nspec: {ca:", 1)
+	chain += `---
+apiVersion: cert-manager.io/v1
+kind: Issuer
+metadata: {name: plain, namespace: ` + e.ns + `}
+spec: {ca: {secretName: ca}}
+---
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: other, namespace: ` + e.ns + `}
+spec: {secretName: other-tls, commonName: other, dnsNames: [other], duration: 2160h, issuerRef: {name: plain, kind: Issuer}}
+`
+	if err := localcluster.Apply(ctx, e.c.Config, []byte(chain)); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"ca", "api", "web", "other"} {
+		clustertest.Eventually(t, 3*time.Minute, "Certificate "+n+" to be issued", func(ctx context.Context) (bool, error) {
+			return localcluster.CertificateReady(ctx, e.c, e.ns, n)
+		})
+	}
+	e.deploy(deployment(e.ns, "trust", true, testgen.WithSecretVolume("ca", "ca.crt")))
+	e.deploy(deployment(e.ns, "api", true, testgen.WithSecretVolume("api-tls")))
+	e.deploy(deployment(e.ns, "web", true, testgen.WithSecretVolume("web-tls")))
+	e.deploy(deployment(e.ns, "both", true, testgen.WithSecretVolume("ca", "ca.crt"), testgen.WithSecretVolume("api-tls")))
+	workloads := []string{"trust", "api", "web", "both"}
+	for _, n := range workloads {
+		e.waitAvailable(n)
+	}
+	e.start()
+	for _, n := range workloads {
+		e.waitLedger(n, "")
+	}
+	if n := e.rolloutCount(); n != 0 {
+		t.Fatalf("%d CertRollouts before the CA renewed: every leaf was current", n)
+	}
+	before := map[string]int64{}
+	for _, l := range append([]string{"other"}, leaves...) {
+		before[l] = e.revision(l)
+	}
+
+	renew(t, e.c, e.ns, "ca")
+	fingerprint := e.caFingerprint()
+	ro := e.waitRollout(5*time.Minute, "the controller's cascade to succeed", func(ro *api.CertRollout) bool {
+		if ro.Status.Phase == api.PhaseFailed {
+			t.Fatalf("cascade failed: %s", ro.Status.Message)
+		}
+		return ro.Status.Phase == api.PhaseSucceeded
+	})
+	if ro.Name != cascadeRolloutName("ca", fingerprint) || ro.Spec.Trigger.Type != api.TriggerCARotated ||
+		ro.Spec.Cascade == nil || ro.Spec.Cascade.IssuerRef != (api.IssuerReference{Kind: "Issuer", Name: "ca"}) || ro.Spec.Cascade.CAFingerprint != fingerprint {
+		t.Fatalf("rollout %s: %+v", ro.Name, ro.Spec)
+	}
+	clustertest.Eventually(t, time.Minute, "Event CascadeStarted on Issuer ca", e.hasEvent("ca", "Normal", ReasonCascadeStarted))
+	for _, l := range leaves {
+		if got := e.revision(l); got != before[l]+1 {
+			t.Errorf("Certificate %s: revision %d, want %d (re-issued exactly once)", l, got, before[l]+1)
+		}
+	}
+	if got := e.revision("other"); got != before["other"] {
+		t.Errorf("Certificate other of the issuer without the annotation: revision %d, want %d (no cascade)", got, before["other"])
+	}
+
+	for _, n := range workloads {
+		e.waitAvailable(n)
+	}
+	e.quietly(3*time.Second, workloads...)
+	for _, n := range workloads {
+		if got := e.rollouts(n); got != 2 {
+			t.Errorf("Deployment %s: %d ReplicaSets, want 2 (rolled exactly once)", n, got)
+		}
+	}
+	// both uses the CA and leaf api: it rolled once, after api was re-issued.
+	restarted, err := time.Parse(time.RFC3339, e.get("both").Annotations[policy.AnnotationRestartedAt])
+	if err != nil {
+		t.Fatalf("Deployment both was not restarted: %v", err)
+	}
+	if started := leafOf(ro, "api").StartedAt; started == nil || restarted.Before(started.Time) {
+		t.Errorf("Deployment both restarted at %s, before its leaf api was re-issued (%v)", restarted, started)
+	}
+	if n := e.rolloutCount(); n != 1 {
+		t.Errorf("%d CertRollouts, want the one cascade", n)
+	}
+
+	// As check sees it: no leaf of the cascading issuer needs re-issuing; the other issuer's still does.
+	snap, err := NewSnapshot(ctx, e.c.Config, Options{Namespaces: []string{e.ns}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	g, err := snap.CAGraph(ctx, e.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, is := range g.Issuers {
+		want := map[string]int{"ca": 0, "plain": 1}[is.Name]
+		if got := is.NotCurrent(); got != want {
+			t.Errorf("%s: %d leaves need re-issuing, want %d", is.IssuerRef, got, want)
+		}
+	}
+	if len(g.Issuers) != 2 {
+		t.Errorf("CA graph has %d issuers, want ca and plain", len(g.Issuers))
+	}
+}
