@@ -36,6 +36,9 @@ import (
 const (
 	// ReasonCascadeStarted: the controller created a cascade CertRollout for the issuer's new CA.
 	ReasonCascadeStarted = "CascadeStarted"
+	// ReasonInvalidCA: a cascading issuer's CA cannot be read (its Secret is missing, or holds no
+	// certificate), so nothing it signed can be checked or re-issued.
+	ReasonInvalidCA = "InvalidCA"
 )
 
 // cascadeIssuerIndex indexes the unfinished cascade CertRollouts by the issuer they re-issue for
@@ -175,8 +178,16 @@ func (r *cascadeTrigger) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		ref.Kind, home = certmanager.KindClusterIssuer, r.clusterResourceNamespace()
 	}
 	obs, err := r.observeIssuer(ctx, ref, req.Namespace)
-	if err != nil || !obs.exists || obs.issuer == nil {
+	if err != nil || !obs.exists {
 		return ctrl.Result{}, err
+	}
+	if obs.issuer == nil {
+		if problem := cascadeBlocked(ref, req.Namespace, obs.object, obs.problem, r.opts.CACascade); problem != "" {
+			// Bad input on the issuer: say so where its owner looks. Reconciles follow changes to the
+			// issuer and its Secret, so this repeats only when something changed.
+			r.recorder.Eventf(obs.object, nil, corev1.EventTypeWarning, ReasonInvalidCA, "Cascade", "%s", fitNote(problem))
+		}
+		return ctrl.Result{}, nil
 	}
 	var res ctrl.Result
 	if !r.watches(obs.issuer.Secret.Namespace) {
@@ -228,6 +239,19 @@ func cascadeDue(is *cagraph.Issuer, all bool) (due bool, message string) {
 	}
 	return true, fmt.Sprintf("%s has CA certificate %s; %d leaf Certificate(s) were issued under another: %s",
 		is.IssuerRef, short(is.CA.Fingerprint), len(stale), list)
+}
+
+// cascadeBlocked says why a cascading issuer (annotated, or every one under --ca-cascade) cannot
+// cascade: problem, why its CA certificate cannot be read. Empty when it does not cascade.
+func cascadeBlocked(ref api.IssuerReference, ns string, obj client.Object, problem string, all bool) string {
+	if problem == "" || obj == nil || (!all && !strings.EqualFold(obj.GetAnnotations()[cagraph.AnnotationCascade], "true")) {
+		return ""
+	}
+	name := ref.Name
+	if ns != "" {
+		name = ns + "/" + name
+	}
+	return fmt.Sprintf("%s %s cascades, but %s; the leaves it signed are neither checked nor re-issued", ref.Kind, name, problem)
 }
 
 // cascadeRollout is the cascade CertRollout for the issuer's CA certificate fingerprint, in namespace ns.

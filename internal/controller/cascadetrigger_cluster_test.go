@@ -129,3 +129,22 @@ spec: {secretName: other-tls, commonName: other, dnsNames: [other], duration: 21
 		t.Errorf("CA graph has %d issuers, want ca and plain", len(g.Issuers))
 	}
 }
+
+// TestACascadingIssuerWithoutItsCASecretGetsAnEvent: bad input on an issuer is said on the issuer, and
+// nothing is started for it.
+func TestACascadingIssuerWithoutItsCASecretGetsAnEvent(t *testing.T) {
+	e := newEnv(t, testOptions())
+	issuer := `apiVersion: cert-manager.io/v1
+kind: Issuer
+metadata: {name: broken, namespace: ` + e.ns + `, annotations: {certrollout.io/cascade: "true"}}
+spec: {ca: {secretName: missing}}
+`
+	if err := localcluster.Apply(context.Background(), e.c.Config, []byte(issuer)); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	clustertest.Eventually(t, time.Minute, "an InvalidCA Event on Issuer broken", e.hasEvent("broken", "Warning", ReasonInvalidCA))
+	if n := e.rolloutCount(); n != 0 {
+		t.Fatalf("%d CertRollouts for an issuer whose CA cannot be read", n)
+	}
+}

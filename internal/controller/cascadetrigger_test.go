@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -106,5 +107,29 @@ func TestCascadeIssuerKeys(t *testing.T) {
 	// A ClusterIssuer's rollout lives in the cluster resource namespace; the key must not depend on it.
 	if got := cascadeIssuerKey(certmanager.KindClusterIssuer, "cert-manager", "root"); got != "ClusterIssuer/root" {
 		t.Errorf("ClusterIssuer key %q", got)
+	}
+}
+
+func TestACascadingIssuerWhoseCACannotBeReadIsReported(t *testing.T) {
+	ref := api.IssuerReference{Kind: certmanager.KindIssuer, Name: "ca"}
+	annotated := &certmanager.Issuer{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "ca", Annotations: map[string]string{cagraph.AnnotationCascade: "true"}}}
+	plain := &certmanager.Issuer{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "ca"}}
+	problem := "CA Secret shop/ca-key-pair not found"
+	for name, tc := range map[string]struct {
+		obj     *certmanager.Issuer
+		problem string
+		all     bool
+		want    string
+	}{
+		"an annotated issuer with a missing CA Secret is reported": {annotated, problem, false,
+			"Issuer shop/ca cascades, but CA Secret shop/ca-key-pair not found; the leaves it signed are neither checked nor re-issued"},
+		"an issuer that does not cascade is not reported": {plain, problem, false, ""},
+		"under --ca-cascade every CA issuer is":           {plain, problem, true, "Issuer shop/ca cascades, but CA Secret"},
+		"an issuer whose CA can be read is not reported":  {annotated, "", true, ""},
+	} {
+		got := cascadeBlocked(ref, "shop", tc.obj, tc.problem, tc.all)
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: got %q, want %q", name, got, tc.want)
+		}
 	}
 }
