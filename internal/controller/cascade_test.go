@@ -171,6 +171,7 @@ func TestCascadeRefreshesTrustThenReissuesEachLeafOnce(t *testing.T) {
 	}
 	// Each Deployment rolled exactly once: trust for the CA, each leaf consumer for its new leaf.
 	for _, n := range append([]string{"trust"}, leaves...) {
+		waitRollouts(e, n, 2) // a leaf's consumer may roll just after the cascade ends
 		e.waitAvailable(n)
 	}
 	e.quietly(3*time.Second, append([]string{"trust"}, leaves...)...)

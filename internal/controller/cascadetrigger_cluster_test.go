@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/localcluster"
@@ -89,6 +92,7 @@ spec: {secretName: other-tls, commonName: other, dnsNames: [other], duration: 21
 	}
 
 	for _, n := range workloads {
+		waitRollouts(e, n, 2) // the leaves' consumers roll onto their new leaves as the cascade ends
 		e.waitAvailable(n)
 	}
 	e.quietly(3*time.Second, workloads...)
@@ -146,5 +150,112 @@ spec: {ca: {secretName: missing}}
 	clustertest.Eventually(t, time.Minute, "an InvalidCA Event on Issuer broken", e.hasEvent("broken", "Warning", ReasonInvalidCA))
 	if n := e.rolloutCount(); n != 0 {
 		t.Fatalf("%d CertRollouts for an issuer whose CA cannot be read", n)
+	}
+}
+
+// TestAnAnnotatedClusterIssuerCascadesAcrossNamespaces is issue 6's acceptance case: the root CA of an
+// annotated CA ClusterIssuer renews (its Secret in cert-manager's cluster resource namespace); every
+// leaf it signed, in another namespace, is re-issued exactly once and every consumer rolls exactly once,
+// the one that reads only a leaf Secret's ca.crt included (it changes with the leaf). Trust-first order
+// is tested with an Issuer, whose CA Secret a workload can mount.
+func TestAnAnnotatedClusterIssuerCascadesAcrossNamespaces(t *testing.T) {
+	e := newEnv(t, testOptions())
+	ctx := context.Background()
+	home := localcluster.ProbeNamespace // the local cluster's cluster resource namespace
+	e.opts.Namespaces = append(e.opts.Namespaces, home)
+	e.opts.ClusterResourceNamespace = home
+	root, secret := "root-"+e.ns, "root-ca-"+e.ns
+	manifests := `apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: ` + secret + `, namespace: ` + home + `}
+spec: {isCA: true, commonName: root-ca, secretName: ` + secret + `, privateKey: {rotationPolicy: Always}, issuerRef: {name: probe-selfsigned, kind: Issuer}}
+---
+apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: {name: ` + root + `, annotations: {certrollout.io/cascade: "true"}}
+spec: {ca: {secretName: ` + secret + `}}
+`
+	leaves := []string{"api", "web"}
+	for _, l := range leaves {
+		manifests += `---
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: ` + l + `, namespace: ` + e.ns + `}
+spec: {secretName: ` + l + `-tls, commonName: ` + l + `, dnsNames: [` + l + `], duration: 2160h, issuerRef: {name: ` + root + `, kind: ClusterIssuer}}
+`
+	}
+	if err := localcluster.Apply(ctx, e.c.Config, []byte(manifests)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, res := range []struct{ gvr, ns, name string }{{"clusterissuers", "", root}, {"certificates", home, secret}} {
+			_ = e.c.Dynamic.Resource(localcluster.CertificateGVR.GroupVersion().WithResource(res.gvr)).Namespace(res.ns).Delete(context.Background(), res.name, metav1.DeleteOptions{})
+		}
+		_ = e.c.Client.CoreV1().Secrets(home).Delete(context.Background(), secret, metav1.DeleteOptions{})
+		var list api.CertRolloutList
+		if err := e.crClient().List(context.Background(), &list, client.InNamespace(home)); err == nil {
+			for i := range list.Items {
+				if c := list.Items[i].Spec.Cascade; c != nil && c.IssuerRef.Name == root {
+					_ = e.crClient().Delete(context.Background(), &list.Items[i])
+				}
+			}
+		}
+	})
+	clustertest.Eventually(t, 3*time.Minute, "the root CA to be issued", func(ctx context.Context) (bool, error) {
+		return localcluster.CertificateReady(ctx, e.c, home, secret)
+	})
+	for _, l := range leaves {
+		clustertest.Eventually(t, 3*time.Minute, "Certificate "+l+" to be issued", func(ctx context.Context) (bool, error) {
+			return localcluster.CertificateReady(ctx, e.c, e.ns, l)
+		})
+	}
+	e.deploy(deployment(e.ns, "trust", true, testgen.WithSecretVolume("api-tls", "ca.crt")))
+	e.deploy(deployment(e.ns, "api", true, testgen.WithSecretVolume("api-tls")))
+	e.deploy(deployment(e.ns, "web", true, testgen.WithSecretVolume("web-tls")))
+	workloads := []string{"trust", "api", "web"}
+	for _, n := range workloads {
+		e.waitAvailable(n)
+	}
+	e.start()
+	for _, n := range workloads {
+		e.waitLedger(n, "")
+	}
+	before := map[string]int64{}
+	for _, l := range leaves {
+		before[l] = e.revision(l)
+	}
+
+	renew(t, e.c, home, secret)
+	var ro *api.CertRollout
+	clustertest.Eventually(t, 5*time.Minute, "the ClusterIssuer's cascade to succeed", func(ctx context.Context) (bool, error) {
+		var list api.CertRolloutList
+		if err := e.crClient().List(ctx, &list, client.InNamespace(home)); err != nil {
+			return false, err
+		}
+		for i := range list.Items {
+			if c := list.Items[i].Spec.Cascade; c != nil && c.IssuerRef == (api.IssuerReference{Kind: "ClusterIssuer", Name: root}) {
+				ro = &list.Items[i]
+				if ro.Status.Phase == api.PhaseFailed {
+					t.Fatalf("cascade failed: %s", ro.Status.Message)
+				}
+				return ro.Status.Phase == api.PhaseSucceeded, nil
+			}
+		}
+		return false, nil
+	})
+	for _, l := range leaves {
+		if got := e.revision(l); got != before[l]+1 {
+			t.Errorf("Certificate %s: revision %d, want %d (re-issued exactly once)", l, got, before[l]+1)
+		}
+	}
+	for _, n := range workloads {
+		waitRollouts(e, n, 2) // each consumer rolls onto its new leaf
+		e.waitAvailable(n)
+	}
+	e.quietly(3*time.Second, workloads...)
+	for _, n := range workloads {
+		if got := e.rollouts(n); got != 2 {
+			t.Errorf("Deployment %s: %d ReplicaSets, want 2 (rolled exactly once)", n, got)
+		}
 	}
 }
