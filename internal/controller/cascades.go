@@ -263,9 +263,9 @@ func (r *discovery) secretCertificate(ctx context.Context, name types.Namespaced
 }
 
 // trusting finds the workloads of ns ("" for all) that trust the CA: they use a certificate that is the
-// CA's (its fingerprint, or a CA certificate with one of its key IDs, old or new) and none of the
-// cascade's leaves. A workload that uses a leaf's tls.crt is a leaf consumer: it rolls when its leaf is
-// re-issued, not before.
+// CA's (its fingerprint, or a CA certificate with one of its key IDs, old or new) from a source that is
+// not one of the cascade's leaves. A workload that uses a leaf's tls.crt is a leaf consumer: it rolls
+// when its leaf is re-issued, not before.
 func (r *rolloutReconciler) trusting(ctx context.Context, ns, fingerprint string, keys map[string]bool, leafSecrets map[types.NamespacedName]bool) (map[cascade.TrustKey]cascade.Trust, error) {
 	out := map[cascade.TrustKey]cascade.Trust{}
 	for _, k := range kinds {
@@ -296,7 +296,7 @@ func (r *rolloutReconciler) trusting(ctx context.Context, ns, fingerprint string
 			if err != nil {
 				return nil, err
 			}
-			out[cascade.TrustKey{Kind: k.name, Namespace: obj.GetNamespace(), Name: obj.GetName()}] = trustOf(policy.Decide(in))
+			out[cascade.TrustKey{Kind: k.name, Namespace: obj.GetNamespace(), Name: obj.GetName()}] = trustOf(policy.Decide(in), fingerprint)
 		}
 	}
 	return out, nil
@@ -314,9 +314,13 @@ func (r *rolloutReconciler) trustsCA(ctx context.Context, k kind, obj client.Obj
 			continue
 		}
 		used := consumers.KeysOf(uses, ref)
-		if ref.Kind == consumers.KindSecret && leafSecrets[types.NamespacedName{Namespace: obj.GetNamespace(), Name: ref.Name}] &&
-			(used == nil || slices.Contains(used, corev1.TLSCertKey)) {
-			return false, nil // a leaf consumer
+		if ref.Kind == consumers.KindSecret && leafSecrets[types.NamespacedName{Namespace: obj.GetNamespace(), Name: ref.Name}] {
+			if used == nil || slices.Contains(used, corev1.TLSCertKey) {
+				return false, nil // a leaf consumer
+			}
+			// A leaf Secret's ca.crt changes with the leaf: it cannot carry the new CA before the leaf is
+			// re-issued, so waiting for it would only hold the cascade up. It does not make a truster.
+			continue
 		}
 		for _, c := range src.Certificates(used) {
 			if c.Fingerprint == fingerprint || (c.IsCA && keys[c.SubjectKeyID]) {
@@ -330,7 +334,10 @@ func (r *rolloutReconciler) trustsCA(ctx context.Context, k kind, obj client.Obj
 // trustOf turns the controller's decision about a trusting workload into what the cascade waits for:
 // Current when its pods run on the certificates it uses now (the new CA among them), Pending when a
 // restart is coming, NotWaitedFor when certrollout may not or cannot restart it.
-func trustOf(d policy.Decision) cascade.Trust {
+// A workload whose certificates do not hold the new CA yet is Pending even when nothing is due: its
+// Secret or bundle has not caught up (a cache a moment behind, a trust-manager bundle not yet updated),
+// and it is the new CA that it must trust before any leaf is re-issued.
+func trustOf(d policy.Decision, fingerprint string) cascade.Trust {
 	switch d.Action {
 	case policy.ActionRestart, policy.ActionWait, policy.ActionDelegate:
 		return cascade.Trust{State: api.TrustPending, Message: d.Reason + ": " + d.Message}
@@ -340,6 +347,9 @@ func trustOf(d policy.Decision) cascade.Trust {
 	}
 	if d.Reason == policy.ReasonNotEnabled {
 		return cascade.Trust{State: api.TrustNotWaitedFor, Message: d.Reason + ": " + d.Message}
+	}
+	if !slices.Contains(d.Set.Fingerprints, fingerprint) {
+		return cascade.Trust{State: api.TrustPending, Message: "its certificates do not hold the new CA certificate yet"}
 	}
 	return cascade.Trust{State: api.TrustCurrent}
 }

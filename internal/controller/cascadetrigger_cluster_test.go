@@ -109,6 +109,16 @@ spec: {secretName: other-tls, commonName: other, dnsNames: [other], duration: 21
 	if started := leafOf(ro, "api").StartedAt; started == nil || restarted.Before(started.Time) {
 		t.Errorf("Deployment both restarted at %s, before its leaf api was re-issued (%v)", restarted, started)
 	}
+	// trust mounts the CA Secret: it rolled onto the new CA before any leaf was re-issued.
+	trusted, err := time.Parse(time.RFC3339, e.get("trust").Annotations[policy.AnnotationRestartedAt])
+	if err != nil {
+		t.Fatalf("Deployment trust was not restarted: %v", err)
+	}
+	for _, l := range leaves {
+		if started := leafOf(ro, l).StartedAt; started == nil || started.Time.Before(trusted) {
+			t.Errorf("leaf %s was re-issued at %v, before the trusting workload rolled at %s", l, started, trusted)
+		}
+	}
 	if n := e.rolloutCount(); n != 1 {
 		t.Errorf("%d CertRollouts, want the one cascade", n)
 	}
