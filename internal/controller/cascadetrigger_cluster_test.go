@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -267,5 +268,69 @@ spec: {secretName: ` + l + `-tls, commonName: ` + l + `, dnsNames: [` + l + `], 
 		if got := e.rollouts(n); got != 2 {
 			t.Errorf("Deployment %s: %d ReplicaSets, want 2 (rolled exactly once)", n, got)
 		}
+	}
+}
+
+// TestUnderCACascadeAnIssuerWithoutTheAnnotationCascadesAndGovernedConsumersRollThroughTheirPolicy: with
+// --ca-cascade every CA issuer cascades; a leaf consumer that a RolloutPolicy governs rolls once, after its
+// new leaf exists, through a CertRollout of its policy.
+func TestUnderCACascadeAnIssuerWithoutTheAnnotationCascadesAndGovernedConsumersRollThroughTheirPolicy(t *testing.T) {
+	opts := testOptions()
+	opts.CACascade = true
+	e := newEnv(t, opts)
+	ctx := context.Background()
+	if err := localcluster.Apply(ctx, e.c.Config, []byte(caChain(e.ns, []string{"api"}, nil))); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"ca", "api"} {
+		clustertest.Eventually(t, 3*time.Minute, "Certificate "+n+" to be issued", func(ctx context.Context) (bool, error) {
+			return localcluster.CertificateReady(ctx, e.c, e.ns, n)
+		})
+	}
+	api1 := deployment(e.ns, "api", false, testgen.WithSecretVolume("api-tls"))
+	api1.Labels = map[string]string{"tier": "api"}
+	e.deploy(api1)
+	e.waitAvailable("api")
+	e.createPolicy("api", api.RolloutPolicySpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"tier": "api"}},
+		HealthTimeout: metav1.Duration{Duration: 2 * time.Minute}})
+	e.start()
+	e.waitLedger("api", "")
+	before := e.revision("api")
+
+	renew(t, e.c, e.ns, "ca")
+	fingerprint := e.caFingerprint()
+	var cascadeRO, policyRO *api.CertRollout
+	clustertest.Eventually(t, 5*time.Minute, "the cascade to succeed and the policy's rollout to restart api", func(ctx context.Context) (bool, error) {
+		var list api.CertRolloutList
+		if err := e.crClient().List(ctx, &list, client.InNamespace(e.ns)); err != nil {
+			return false, err
+		}
+		cascadeRO, policyRO = nil, nil
+		for i := range list.Items {
+			ro := &list.Items[i]
+			if ro.Spec.Cascade != nil {
+				cascadeRO = ro
+			} else if ro.Spec.Policy == "api" {
+				policyRO = ro
+			}
+		}
+		if cascadeRO == nil || policyRO == nil {
+			return false, fmt.Errorf("cascade %v, policy rollout %v", cascadeRO != nil, policyRO != nil)
+		}
+		return cascadeRO.Status.Phase == api.PhaseSucceeded && policyRO.Status.Phase == api.PhaseSucceeded, nil
+	})
+	if cascadeRO.Name != cascadeRolloutName("ca", fingerprint) {
+		t.Errorf("cascade %s, want %s", cascadeRO.Name, cascadeRolloutName("ca", fingerprint))
+	}
+	if got := e.revision("api"); got != before+1 {
+		t.Errorf("Certificate api: revision %d, want %d (re-issued exactly once)", got, before+1)
+	}
+	e.waitAvailable("api")
+	e.quietly(3*time.Second, "api")
+	if got := e.rollouts("api"); got != 2 {
+		t.Errorf("Deployment api: %d ReplicaSets, want 2 (rolled once, after its new leaf)", got)
+	}
+	if n := e.rolloutCount(); n != 2 {
+		t.Errorf("%d CertRollouts, want the cascade and one rollout of the policy", n)
 	}
 }
