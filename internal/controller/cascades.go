@@ -23,6 +23,7 @@ import (
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/policy"
+	"github.com/certrollout/certrollout/internal/restart"
 	"github.com/certrollout/certrollout/internal/reissue"
 )
 
@@ -296,7 +297,18 @@ func (r *rolloutReconciler) trusting(ctx context.Context, ns, fingerprint string
 			if err != nil {
 				return nil, err
 			}
-			out[cascade.TrustKey{Kind: k.name, Namespace: obj.GetNamespace(), Name: obj.GetName()}] = trustOf(policy.Decide(in), fingerprint)
+			tr := trustOf(policy.Decide(in), fingerprint)
+			if tr.State == api.TrustCurrent {
+				// Restarted onto the new CA is not yet running on it: wait for the rollout, as kubectl
+				// rollout status would, before a leaf signed by the new key reaches its peers.
+				switch p := restart.RolloutStatus(obj); {
+				case p.Failed != "":
+					tr = cascade.Trust{State: api.TrustNotWaitedFor, Message: "its rollout onto the new CA cannot finish: " + p.Failed}
+				case !p.Done:
+					tr = cascade.Trust{State: api.TrustPending, Message: "rolling onto the new CA certificate: " + p.Message}
+				}
+			}
+			out[cascade.TrustKey{Kind: k.name, Namespace: obj.GetNamespace(), Name: obj.GetName()}] = tr
 		}
 	}
 	return out, nil
