@@ -23,8 +23,8 @@ import (
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/policy"
-	"github.com/certrollout/certrollout/internal/restart"
 	"github.com/certrollout/certrollout/internal/reissue"
+	"github.com/certrollout/certrollout/internal/restart"
 )
 
 // reconcileCascade drives a CA cascade rollout through cascade.Next: observe the issuer, its leaves and

@@ -44,15 +44,20 @@ func sourceHandler(c client.Reader, pods *podCache, k kind, settle time.Duration
 			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}, settle)
 		}
 	}
+	return onCertificateChange(enqueue)
+}
+
+// onCertificateChange calls enqueue for a Secret or ConfigMap that appears, goes, or changes its
+// certificate data; other updates (labels, other keys, Helm bookkeeping) wake nothing.
+func onCertificateChange(enqueue func(context.Context, client.Object, workqueue.TypedRateLimitingInterface[reconcile.Request])) handler.EventHandler {
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			enqueue(ctx, e.Object, q)
 		},
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			if sameCertificateData(e.ObjectOld, e.ObjectNew) {
-				return
+			if !sameCertificateData(e.ObjectOld, e.ObjectNew) {
+				enqueue(ctx, e.ObjectNew, q)
 			}
-			enqueue(ctx, e.ObjectNew, q)
 		},
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			enqueue(ctx, e.Object, q)
