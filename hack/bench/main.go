@@ -169,7 +169,11 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	heapPath := filepath.Join(c.out, time.Now().UTC().Format("2006-01-02T15-04-05Z")+"-heap.pb.gz")
+	// The heap profile is a build output (bin/, ignored); only the small JSON result is committed.
+	if err := os.MkdirAll("bin", 0o755); err != nil {
+		return err
+	}
+	heapPath := filepath.Join("bin", time.Now().UTC().Format("2006-01-02T15-04-05Z")+"-bench-heap.pb.gz")
 	if err := ctl.saveHeap(heapPath); err != nil {
 		fmt.Fprintf(os.Stderr, "Could not save a heap profile: %v\n", err)
 	} else {
