@@ -4,6 +4,9 @@ package main
 
 import (
 	"os"
+	// The container image has no /usr/share/zoneinfo, and RolloutPolicy windows name IANA time zones that
+	// time.LoadLocation resolves: embed the zone database in the binary (about 450 KB).
+	_ "time/tzdata"
 
 	"github.com/certrollout/certrollout/internal/cli"
 )
