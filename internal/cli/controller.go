@@ -6,9 +6,14 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
+	"time"
 
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/textlogger"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -21,6 +26,7 @@ type ControllerOptions struct {
 	Context    string
 	Namespaces []string
 	Verbosity  int
+	LogFormat  string
 	QPS        float32
 	Burst      int
 
@@ -82,12 +88,16 @@ CA first, then re-issues each such leaf once; the workloads using a leaf wait fo
 	addClusterResourceNamespaceFlag(cmd, &o.ClusterResourceNamespace)
 	f.BoolVar(&o.LeaderElection, "leader-elect", true, "Elect a leader through a Lease so only one replica acts.")
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the controller's own, in cluster).")
+	f.DurationVar(&o.LeaseDuration, "leader-election-lease-duration", 15*time.Second, "How long a replica waits after the leader's last renewal before it takes over.")
+	f.DurationVar(&o.RenewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps retrying a renewal before it gives up leading (less than the lease duration).")
+	f.DurationVar(&o.RetryPeriod, "leader-election-retry-period", 2*time.Second, "How often replicas try to acquire or renew the lease.")
 	f.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	f.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz; 0 disables them.")
 	f.Float32Var(&o.QPS, "kube-api-qps", 50, "Requests per second to the API server (client-side limit).")
 	f.IntVar(&o.Burst, "kube-api-burst", 100, "Burst of requests to the API server (client-side limit).")
 	f.StringVar(&o.PprofBindAddress, "pprof-bind-address", "", "Address of Go's /debug/pprof endpoints, for profiling (default off).")
 	f.IntVarP(&o.Verbosity, "v", "v", 0, "Log verbosity (0: actions and errors; 1: decisions; 4: debug).")
+	f.StringVar(&o.LogFormat, "log-format", "text", "Log format: text (klog's key=value lines) or json (one object per line, for log pipelines).")
 	return cmd
 }
 
@@ -108,6 +118,13 @@ func (o *ControllerOptions) Validate() error {
 	}
 	if o.MaxConcurrentRollouts < 0 {
 		errs = append(errs, errors.New("--max-concurrent-rollouts must not be negative (0 means no limit)"))
+	}
+	if o.LeaderElection && (o.LeaseDuration <= o.RenewDeadline || o.RenewDeadline <= o.RetryPeriod || o.RetryPeriod <= 0) {
+		errs = append(errs, fmt.Errorf("leader election needs --leader-election-lease-duration (%s) > --leader-election-renew-deadline (%s) > --leader-election-retry-period (%s) > 0",
+			o.LeaseDuration, o.RenewDeadline, o.RetryPeriod))
+	}
+	if o.LogFormat != "text" && o.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format must be text or json, not %q", o.LogFormat))
 	}
 	if o.RestartBurst < 1 {
 		errs = append(errs, errors.New("--restart-burst must be at least 1"))
@@ -138,10 +155,25 @@ func collectGarbageEarly() int {
 	return defaultGCPercent
 }
 
+// logger writes to ErrOut in --log-format at --v.
+func (o *ControllerOptions) logger() logr.Logger {
+	if o.LogFormat == "json" {
+		out := o.ErrOut
+		var mu sync.Mutex
+		return funcr.NewJSON(func(obj string) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintln(out, obj)
+		}, funcr.Options{LogTimestamp: true, TimestampFormat: time.RFC3339Nano, Verbosity: o.Verbosity})
+	}
+	return textlogger.NewLogger(textlogger.NewConfig(textlogger.Verbosity(o.Verbosity), textlogger.Output(o.ErrOut)))
+}
+
 // Run starts the controller and blocks until it is stopped (SIGTERM, SIGINT).
 func (o *ControllerOptions) Run(cmd *cobra.Command) error {
-	logger := textlogger.NewLogger(textlogger.NewConfig(textlogger.Verbosity(o.Verbosity), textlogger.Output(o.ErrOut)))
+	logger := o.logger()
 	ctrl.SetLogger(logger)
+	klog.SetLogger(logger) // client-go's own messages (leader election, reflectors) in the same format
 	gcPercent := collectGarbageEarly()
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.Kubeconfig

@@ -85,6 +85,9 @@ type ManagerOptions struct {
 	LeaderElection          bool
 	LeaderElectionNamespace string
 	LeaderElectionID        string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election (client-go's meanings); zero keeps
+	// controller-runtime's defaults (15 s, 10 s, 2 s).
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// SyncPeriod is how often every cached object is reconciled again; nil keeps controller-runtime's
 	// default (10h). Tests shorten it to prove a resync restarts nothing.
 	SyncPeriod *time.Duration
@@ -118,6 +121,9 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 		LeaderElectionID:              id,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 nonZero(o.LeaseDuration),
+		RenewDeadline:                 nonZero(o.RenewDeadline),
+		RetryPeriod:                   nonZero(o.RetryPeriod),
 	})
 	if err != nil {
 		return nil, err
@@ -133,6 +139,14 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 	}
 	certificates.use(mgr.GetCache())
 	return mgr, nil
+}
+
+// nonZero is d, or nil for zero (controller-runtime's default).
+func nonZero(d time.Duration) *time.Duration {
+	if d == 0 {
+		return nil
+	}
+	return &d
 }
 
 // newScheme knows the built-in types, cert-manager's Certificates (the fields certrollout reads) and
