@@ -12,7 +12,7 @@ import (
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=crl,categories=certrollout
+// +kubebuilder:resource:shortName=cro,categories=certrollout-all
 // +kubebuilder:printcolumn:name="Policy",type=string,JSONPath=`.spec.policy`
 // +kubebuilder:printcolumn:name="Trigger",type=string,JSONPath=`.spec.trigger.type`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`

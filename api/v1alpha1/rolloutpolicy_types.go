@@ -12,12 +12,12 @@ import (
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=rpol,categories=certrollout
+// +kubebuilder:resource:shortName=rpol,categories=certrollout-all
 // +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
 // +kubebuilder:printcolumn:name="Suspended",type=boolean,JSONPath=`.spec.suspend`
 // +kubebuilder:printcolumn:name="Workloads",type=integer,JSONPath=`.status.workloads`
 // +kubebuilder:printcolumn:name="Stale",type=integer,JSONPath=`.status.staleWorkloadCount`
-// +kubebuilder:printcolumn:name="Next Window",type=date,JSONPath=`.status.nextWindow`
+// +kubebuilder:printcolumn:name="Next Window",type=string,JSONPath=`.status.nextWindow`
 // +kubebuilder:printcolumn:name="Last Rollout",type=string,JSONPath=`.status.lastRollout.name`
 // +kubebuilder:printcolumn:name="Result",type=string,JSONPath=`.status.lastRollout.phase`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

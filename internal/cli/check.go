@@ -137,7 +137,7 @@ docs/check.md.`,
 	f := cmd.Flags()
 	f.StringVarP(&o.Selector, "selector", "l", "", "Label selector on the Secrets, ConfigMaps and cert-manager Certificates (e.g. app=web,tier!=dev).")
 	f.StringArrayVar(&o.Files, "files", nil, "PEM or DER certificate files, folders or kubeconfigs; a shell glob (quote it). Repeatable.")
-	f.StringVar(&o.Kubeadm, "kubeadm", "", "Check a kubeadm control plane's certificates and kubeconfigs in this folder (--kubeadm alone: "+disk.DefaultKubeadmDir+"; another folder: --kubeadm=DIR).")
+	f.StringVar(&o.Kubeadm, "kubeadm", "", "Check a kubeadm control plane's certificates and kubeconfigs in this folder (--kubeadm alone: "+disk.DefaultKubeadmDir+"; another folder: --kubeadm DIR or --kubeadm=DIR).")
 	f.Lookup("kubeadm").NoOptDefVal = disk.DefaultKubeadmDir
 	f.BoolVar(&o.Cluster, "cluster", false, "With --files or --kubeadm, check the cluster too (disk flags alone contact no cluster).")
 	f.StringVar(&o.Warn, "warn", "", "Exit 1 when a certificate expires within this duration (e.g. 30d, 36h).")
@@ -152,13 +152,14 @@ func (o *CheckOptions) Complete(cmd *cobra.Command, args []string) error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	args = o.takeKubeadmDir(cmd, args)
 	if len(args) > 0 {
 		switch {
 		case len(o.Files) > 0:
 			// `--files /etc/ssl/*.pem` unquoted: the shell expanded the glob into arguments.
 			o.Files = append(o.Files, args...)
 		case o.Kubeadm != "":
-			return fmt.Errorf("unexpected argument %q: to check a kubeadm folder other than %s, write --kubeadm=%s", args[0], disk.DefaultKubeadmDir, args[0])
+			return fmt.Errorf("unexpected argument %q: --kubeadm takes a folder (--kubeadm DIR or --kubeadm=DIR), and %s is not one", args[0], args[0])
 		default:
 			return fmt.Errorf("unexpected argument %q: check takes no arguments; files are read with --files", args[0])
 		}
@@ -191,6 +192,22 @@ func (o *CheckOptions) Complete(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
+// takeKubeadmDir lets `--kubeadm DIR` work as `--kubeadm=DIR` does. --kubeadm alone means the default
+// folder, so the flag parser leaves DIR among the arguments; when --kubeadm was given without a value, the
+// first argument that is a folder is taken as its value (files given to --files are never folders).
+func (o *CheckOptions) takeKubeadmDir(cmd *cobra.Command, args []string) []string {
+	if cmd == nil || !cmd.Flags().Changed("kubeadm") || o.Kubeadm != disk.DefaultKubeadmDir {
+		return args
+	}
+	for i, a := range args {
+		if st, err := os.Stat(a); err == nil && st.IsDir() {
+			o.Kubeadm = a
+			return append(append([]string{}, args[:i]...), args[i+1:]...)
+		}
+	}
+	return args
+}
+
 // Validate checks flags against each other.
 func (o *CheckOptions) Validate() error {
 	if err := o.validateOutput(); err != nil {
@@ -214,7 +231,7 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 		if len(found.Certificates) == 0 && len(found.Problems) == 1 && found.Problems[0].Path == o.Kubeadm {
 			// Not a kubeadm folder at all (missing, or none of kubeadm's files): the check did not run,
 			// which is not the same as a control plane with a broken certificate.
-			return &exitError{code: checkExitUnknown, err: fmt.Errorf("--kubeadm %s: %s (pass --kubeadm=DIR for a control plane kept elsewhere)", o.Kubeadm, found.Problems[0].Message)}
+			return &exitError{code: checkExitUnknown, err: fmt.Errorf("--kubeadm %s: %s (pass --kubeadm DIR for a control plane kept elsewhere)", o.Kubeadm, found.Problems[0].Message)}
 		}
 		r.kubeadm = kubeadmItems(o.Kubeadm, found)
 	}

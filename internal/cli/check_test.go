@@ -355,3 +355,31 @@ func TestCommonNameHonoursEscapes(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckKubeadmTakesItsFolderAfterASpaceAsAfterAnEqualsSign(t *testing.T) {
+	fixtures(t)
+	kubeconfig := closedKubeconfig(t)
+	withEquals, _, code := runCheck(t, checkNow, "--kubeadm=testdata/kubeadm", "--kubeconfig", kubeconfig)
+	if code != 0 {
+		t.Fatalf("--kubeadm=DIR: exit %d", code)
+	}
+	for name, args := range map[string][]string{
+		"--kubeadm DIR":              {"--kubeadm", "testdata/kubeadm"},
+		"--kubeadm DIR before flags": {"--kubeadm", "testdata/kubeadm", "--kubeconfig", kubeconfig},
+		"flags, then --kubeadm DIR":  {"-o", "table", "--kubeadm", "testdata/kubeadm"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, stderr, code := runCheck(t, checkNow, args...)
+			if code != 0 {
+				t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+			}
+			if out != withEquals {
+				t.Errorf("output differs from --kubeadm=DIR:\n%s\n--- want\n%s", out, withEquals)
+			}
+		})
+	}
+	_, stderr, code := runCheck(t, checkNow, "--kubeadm", "testdata/kubeadm/admin.conf")
+	if code != checkExitUnknown || !strings.Contains(stderr, "--kubeadm takes a folder") {
+		t.Errorf("a file after --kubeadm: exit %d, want %d with a message saying it takes a folder; stderr:\n%s", code, checkExitUnknown, stderr)
+	}
+}

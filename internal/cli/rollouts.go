@@ -101,7 +101,7 @@ func (p *planner) newRollout(policyName, base string, targets []api.WorkloadRefe
 		},
 	}
 	if policyName != "" {
-		// The controller labels its own rollouts this way; ours too, so `kubectl get crl -l` and the
+		// The controller labels its own rollouts this way; ours too, so `kubectl get cro -l` and the
 		// policy's history see both.
 		ro.Labels = map[string]string{controller.LabelPolicy: policyName}
 	}
