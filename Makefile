@@ -81,6 +81,15 @@ $(GOLANGCI_LINT):
 generate: $(CONTROLLER_GEN) ## Regenerate the API's deep-copy functions and CRD manifests (config/crd/bases).
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	cp config/crd/bases/*.yaml charts/certrollout/files/crds/
+
+# Helm at the version go.mod pins (the chart's tests use the same version's Go packages).
+HELM_VERSION ?= $(shell $(GO) list -m -f '{{.Version}}' helm.sh/helm/v4)
+
+.PHONY: helm
+helm: ## Build bin/helm from the Helm Go module at the version in go.mod.
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(BIN)
