@@ -71,7 +71,7 @@ func newCheckCommand(streams IOStreams) *cobra.Command {
 // newCheckCommandFor builds the command around o, so tests can fix o.Now.
 func newCheckCommandFor(o *CheckOptions) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "check [--files GLOB]... [--kubeadm[=DIR]] [--cluster]",
+		Use:   "check [--files GLOB]... [--kubeadm [DIR]] [--include-cluster]",
 		Short: "List certificates soonest-expiring first, in the cluster and on disk",
 		Long: `List certificates, soonest-expiring first, with what uses them.
 
@@ -86,7 +86,7 @@ kept and Helm release Secrets are filtered out by the API server.
 On disk: --files reads PEM and DER files, folders and kubeconfigs (embedded and referenced
 certificates); --kubeadm reads a kubeadm control plane (pki/, pki/etcd/, *.conf) and prints the columns
 of 'kubeadm certs check-expiration'. With disk flags alone no cluster is contacted (-n, -A and -l then
-need --cluster); add --cluster to check both.
+need --include-cluster); add --include-cluster to check both.
 
 Malformed certificate data and unreadable files are listed under PROBLEM, never skipped.
 
@@ -119,7 +119,7 @@ docs/check.md.`,
   certrollout check -A --warn 30d --critical 7d -o json > /var/lib/certs/report.json
 
   # Files on this machine and the cluster, in one report
-  certrollout check --files '/etc/ssl/private/*.pem' --files ~/.kube/config --cluster`,
+  certrollout check --files '/etc/ssl/private/*.pem' --files ~/.kube/config --include-cluster`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(cmd, args); err != nil {
 				return &exitError{code: checkExitUnknown, err: err}
@@ -139,7 +139,7 @@ docs/check.md.`,
 	f.StringArrayVar(&o.Files, "files", nil, "PEM or DER certificate files, folders or kubeconfigs; a shell glob (quote it). Repeatable.")
 	f.StringVar(&o.Kubeadm, "kubeadm", "", "Check a kubeadm control plane's certificates and kubeconfigs in this folder (--kubeadm alone: "+disk.DefaultKubeadmDir+"; another folder: --kubeadm DIR or --kubeadm=DIR).")
 	f.Lookup("kubeadm").NoOptDefVal = disk.DefaultKubeadmDir
-	f.BoolVar(&o.Cluster, "cluster", false, "With --files or --kubeadm, check the cluster too (disk flags alone contact no cluster).")
+	f.BoolVar(&o.Cluster, "include-cluster", false, "With --files or --kubeadm, check the cluster too (disk flags alone contact no cluster).")
 	f.StringVar(&o.Warn, "warn", "", "Exit 1 when a certificate expires within this duration (e.g. 30d, 36h).")
 	f.StringVar(&o.Critical, "critical", "", "Exit 2 when a certificate expires within this duration (e.g. 7d). Expired certificates always count as critical.")
 	addClusterResourceNamespaceFlag(cmd, &o.ClusterResourceNamespace)
@@ -169,7 +169,7 @@ func (o *CheckOptions) Complete(cmd *cobra.Command, args []string) error {
 		// Silently ignoring a namespace would read as "nothing there"; say what to add instead.
 		for _, name := range []string{"namespace", "all-namespaces", "selector"} {
 			if cmd != nil && cmd.Flags().Changed(name) {
-				return fmt.Errorf("--%s selects what to read from the cluster, and with --files or --kubeadm the cluster is read only with --cluster: add --cluster", name)
+				return fmt.Errorf("--%s selects what to read from the cluster, and with --files or --kubeadm the cluster is read only with --include-cluster: add --include-cluster", name)
 			}
 		}
 	}

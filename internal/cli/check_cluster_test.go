@@ -292,9 +292,9 @@ func TestCheckCluster(t *testing.T) {
 		e.item(t, rep, e.other, "Secret", "other-tls", "tls.crt")
 	})
 
-	t.Run("--cluster with --files reports both", func(t *testing.T) {
+	t.Run("--include-cluster with --files reports both", func(t *testing.T) {
 		fixtures(t)
-		rep, _, _ := checkJSON(t, "--kubeconfig", kubeconfig, "-n", e.other, "--cluster", "--files", "testdata/files/web.pem")
+		rep, _, _ := checkJSON(t, "--kubeconfig", kubeconfig, "-n", e.other, "--include-cluster", "--files", "testdata/files/web.pem")
 		kinds := map[string]bool{}
 		for _, it := range rep.Items {
 			kinds[it.Source.Kind] = true
@@ -302,14 +302,14 @@ func TestCheckCluster(t *testing.T) {
 		if !kinds["File"] || !kinds["Secret"] {
 			t.Errorf("want files and Secrets, got %v", kinds)
 		}
-		out, _, _ := runCheck(t, time.Now(), "--kubeconfig", kubeconfig, "-n", e.other, "--cluster", "--files", "testdata/files/web.pem")
+		out, _, _ := runCheck(t, time.Now(), "--kubeconfig", kubeconfig, "-n", e.other, "--include-cluster", "--files", "testdata/files/web.pem")
 		if !strings.HasPrefix(out, "FILE ") || !strings.Contains(out, "\n\nNAME ") {
 			t.Errorf("want the files table, a blank line, the cluster table:\n%s", out)
 		}
 	})
 
 	t.Run("a user without RBAC is told the verb and resource", func(t *testing.T) {
-		_, stderr, code := runCheck(t, time.Now(), "--kubeconfig", impersonating(t, kubeconfig, "nobody@example.com"), "-n", e.ns)
+		_, stderr, code := runCheck(t, time.Now(), "--kubeconfig", kubeconfig, "--as", "nobody@example.com", "-n", e.ns)
 		want := `forbidden: User "nobody@example.com" cannot list resource "secrets" in API group "" in the namespace "` + e.ns + `"`
 		if code != checkExitUnknown || !strings.Contains(stderr, want) {
 			t.Fatalf("exit %d (want 3), want %q in:\n%s", code, want, stderr)

@@ -272,10 +272,10 @@ func TestCheckDiskAloneContactsNoCluster(t *testing.T) {
 			t.Errorf("%v printed nothing", args)
 		}
 	}
-	// And with --cluster it does, and says so.
-	_, stderr, code := runCheck(t, checkNow, "--kubeadm=testdata/kubeadm", "--cluster", "--request-timeout", "5s")
+	// And with --include-cluster it does, and says so.
+	_, stderr, code := runCheck(t, checkNow, "--kubeadm=testdata/kubeadm", "--include-cluster", "--request-timeout", "5s")
 	if code != checkExitUnknown || !strings.Contains(stderr, "cannot reach the Kubernetes API server at https://127.0.0.1:1") {
-		t.Fatalf("--cluster with an unreachable cluster: exit %d\n%s", code, stderr)
+		t.Fatalf("--include-cluster with an unreachable cluster: exit %d\n%s", code, stderr)
 	}
 }
 
@@ -287,12 +287,12 @@ func TestCheckRejectsBadFlagsWithExitCode3(t *testing.T) {
 		"an unparseable --warn":                     {[]string{"--files", "x", "--warn", "soon"}, `invalid --warn "soon": want a duration such as 30d, 36h or 1d12h`},
 		"a negative --critical":                     {[]string{"--files", "x", "--critical", "-3d"}, `invalid --critical "-3d"`},
 		"--critical longer than --warn":             {[]string{"--files", "x", "--warn", "7d", "--critical", "30d"}, "--critical 30d is longer than --warn 7d"},
-		"-n with disk flags and no --cluster":       {[]string{"--files", "x", "-n", "prod"}, "--namespace selects what to read from the cluster"},
-		"-l with disk flags and no --cluster":       {[]string{"--kubeadm", "-l", "a=b"}, "--selector selects what to read from the cluster"},
+		"-n with disk flags and no --include-cluster":       {[]string{"--files", "x", "-n", "prod"}, "--namespace selects what to read from the cluster"},
+		"-l with disk flags and no --include-cluster":       {[]string{"--kubeadm", "-l", "a=b"}, "--selector selects what to read from the cluster"},
 		"a folder after a bare --kubeadm":           {[]string{"--kubeadm", "/srv/kubernetes"}, "write --kubeadm=/srv/kubernetes"},
 		"an argument without --files":               {[]string{"cert.pem"}, `unexpected argument "cert.pem"`},
 		"an unknown output":                         {[]string{"--files", "x", "-o", "xml"}, `--output must be table, wide, json or yaml, not "xml"`},
-		"an invalid selector":                       {[]string{"--files", "x", "--cluster", "-l", "a=(b"}, `invalid --selector "a=(b"`},
+		"an invalid selector":                       {[]string{"--files", "x", "--include-cluster", "-l", "a=(b"}, `invalid --selector "a=(b"`},
 		"an unknown flag (cobra's own flag errors)": {[]string{"--colour"}, "unknown flag: --colour"},
 		"a --kubeadm folder that does not exist":    {[]string{"--kubeadm=testdata/no-such-dir"}, "--kubeadm testdata/no-such-dir: stat testdata/no-such-dir: no such file or directory (pass --kubeadm=DIR"},
 		"a --kubeadm folder that is not kubeadm's":  {[]string{"--kubeadm=testdata/files"}, "--kubeadm testdata/files: no kubeadm certificates or kubeconfigs here"},

@@ -14,7 +14,6 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/certrollout/certrollout/internal/clustertest"
 )
@@ -64,11 +63,10 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 	}
 }
 
-// TestAForbiddenListNamesTheVerbAndResource runs plan as a user without any RBAC (impersonated through
-// the kubeconfig, as `kubectl --as` does).
+// TestAForbiddenListNamesTheVerbAndResource runs plan as a user without any RBAC (--as, as kubectl).
 func TestAForbiddenListNamesTheVerbAndResource(t *testing.T) {
 	ns := clustertest.Namespace(t)
-	_, _, err := run(t, "certrollout", "plan", "--kubeconfig", impersonating(t, clustertest.Cluster(t).Kubeconfig, "nobody@example.com"), "-n", ns)
+	_, _, err := run(t, "certrollout", "plan", "--kubeconfig", clustertest.Cluster(t).Kubeconfig, "--as", "nobody@example.com", "-n", ns)
 	want := `forbidden: User "nobody@example.com" cannot list resource "secrets" in API group "" in the namespace "` + ns + `"`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("want %q, got %v", want, err)
@@ -82,21 +80,4 @@ func TestCompletionScriptsAreGenerated(t *testing.T) {
 			t.Errorf("%s: %v (%d bytes)", shell, err, len(out))
 		}
 	}
-}
-
-// impersonating writes a copy of kubeconfig whose users act as user (kubectl --as), and returns its path.
-func impersonating(t *testing.T, kubeconfig, user string) string {
-	t.Helper()
-	cfg, err := clientcmd.LoadFromFile(kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range cfg.AuthInfos {
-		u.Impersonate = user
-	}
-	path := t.TempDir() + "/kubeconfig"
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

@@ -13,7 +13,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -22,8 +21,9 @@ import (
 	"github.com/certrollout/certrollout/internal/controller"
 )
 
-// KubeFlags are the kubectl-style flags that say which cluster, context and namespaces a command talks
-// to. They are our own rather than cli-runtime's: five flags do not justify its dependency tree.
+// KubeFlags are kubectl's connection flags: which kubeconfig, context, cluster, user and namespace a
+// command talks to, and the overrides kubectl accepts (--server, --token, --as, --as-group, ...), bound
+// through client-go's clientcmd so they mean exactly what they mean to kubectl.
 type KubeFlags struct {
 	Kubeconfig    string
 	Context       string
@@ -31,6 +31,8 @@ type KubeFlags struct {
 	AllNamespaces bool
 	// RequestTimeout bounds each request to the API server (not a whole --wait).
 	RequestTimeout time.Duration
+	// Overrides hold the other kubectl flags (--server, --token, --as, --cluster, --user, ...).
+	Overrides clientcmd.ConfigOverrides
 
 	// config is set by Complete; tests may set it directly.
 	config *rest.Config
@@ -48,7 +50,20 @@ func (k *KubeFlags) addKubeFlags(cmd *cobra.Command, allNamespaces bool) {
 	if allNamespaces {
 		f.BoolVarP(&k.AllNamespaces, "all-namespaces", "A", false, "Look in every namespace (overrides --namespace).")
 	}
+	// The rest of kubectl's set, from client-go itself; context, namespace and timeout are ours above.
+	names := clientcmd.RecommendedConfigOverrideFlags("")
+	names.CurrentContext.LongName = ""
+	names.ContextOverrideFlags.Namespace.LongName, names.ContextOverrideFlags.Namespace.ShortName = "", ""
+	names.Timeout.LongName = ""
+	clientcmd.BindOverrideFlags(&k.Overrides, f, names)
+	for _, name := range kubectlOnlyFlags {
+		_ = f.MarkHidden(name) // accepted as kubectl accepts them, but not advertised
+	}
 }
+
+// kubectlOnlyFlags are accepted for kubectl compatibility but hidden from --help: basic authentication
+// is long gone from Kubernetes, and the others are rarely wanted.
+var kubectlOnlyFlags = []string{"username", "password", "proxy-url", "disable-compression"}
 
 // Complete loads the kubeconfig and resolves the namespace. It contacts no server.
 func (k *KubeFlags) Complete() error {
@@ -63,10 +78,10 @@ func (k *KubeFlags) Complete() error {
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = k.Kubeconfig
-	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{
-		CurrentContext: k.Context,
-		Context:        clientcmdapi.Context{Namespace: k.Namespace},
-	})
+	overrides := k.Overrides
+	overrides.CurrentContext = k.Context
+	overrides.Context.Namespace = k.Namespace
+	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &overrides)
 	cfg, err := loader.ClientConfig()
 	if err != nil {
 		if clientcmd.IsEmptyConfig(err) {
