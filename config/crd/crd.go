@@ -6,6 +6,7 @@ import (
 	"embed"
 	"io/fs"
 	"path"
+	"sort"
 )
 
 //go:embed bases/*.yaml
@@ -26,4 +27,22 @@ func Manifests() (map[string][]byte, error) {
 		out[e.Name()] = data
 	}
 	return out, nil
+}
+
+// All returns every CRD manifest, in file name order.
+func All() ([][]byte, error) {
+	m, err := Manifests()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	all := make([][]byte, 0, len(names))
+	for _, n := range names {
+		all = append(all, m[n])
+	}
+	return all, nil
 }

@@ -19,8 +19,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/config/crd"
 	"github.com/certrollout/certrollout/internal/controller"
 	"github.com/certrollout/certrollout/internal/localcluster"
+	"github.com/certrollout/certrollout/internal/policy"
 )
 
 func main() {
@@ -37,6 +40,7 @@ type upOptions struct {
 	podStages          string
 	nodes              int
 	withoutCertManager bool
+	withoutCRDs        bool
 	timeout            time.Duration
 }
 
@@ -85,6 +89,7 @@ func addUpFlags(cmd *cobra.Command, o *upOptions) {
 	cmd.Flags().StringVar(&o.podStages, "pod-stages", "general", "kwok pod behaviour: general (like a kubelet) or fast (Ready at once, for large benchmarks).")
 	cmd.Flags().IntVar(&o.nodes, "nodes", 1, "Number of kwok nodes (1000 pods each).")
 	cmd.Flags().BoolVar(&o.withoutCertManager, "without-cert-manager", false, "Do not install cert-manager.")
+	cmd.Flags().BoolVar(&o.withoutCRDs, "without-crds", false, "Do not install certrollout's CRDs (CertRollout, RolloutPolicy).")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "How long to wait for the cluster to be ready (building binaries is not counted).")
 }
 
@@ -97,10 +102,23 @@ func (o *upOptions) start(ctx context.Context) (*localcluster.Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	return localcluster.Start(ctx, localcluster.Options{
+	c, err := localcluster.Start(ctx, localcluster.Options{
 		Dir: o.dir, Versions: v, Binaries: bins, PodStages: o.podStages, Nodes: o.nodes,
 		WithoutCertManager: o.withoutCertManager, Detach: true, Log: os.Stderr, Timeout: o.timeout,
 	})
+	if err != nil || o.withoutCRDs {
+		return c, err
+	}
+	// The CLI's status and restart, and the controller's policies, need certrollout's own API.
+	all, err := crd.All()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.InstallCRDs(ctx, api.GroupVersion.Group, all...); err != nil {
+		return nil, fmt.Errorf("installing certrollout's CRDs: %w", err)
+	}
+	fmt.Fprintln(os.Stderr, "Installed certrollout's CRDs (CertRollout, RolloutPolicy).")
+	return c, nil
 }
 
 func newUp() *cobra.Command {
@@ -230,13 +248,23 @@ func runDemo(ctx context.Context, c *localcluster.Cluster, watch time.Duration) 
 	if err != nil {
 		return err
 	}
+	// Start from what the Deployment holds now (a second `make demo` finds the first one's annotations).
+	var seen bool
+	var lastLedger, lastRestart string
+	if dep, err := c.Client.AppsV1().Deployments("demo").Get(ctx, "web", metav1.GetOptions{}); err == nil {
+		lastLedger, lastRestart = dep.Annotations[policy.AnnotationCertificateHash], dep.Spec.Template.Annotations[policy.AnnotationRestartHash]
+		seen = lastLedger != ""
+	}
 	mctx, stopController := context.WithCancel(ctx)
 	defer stopController()
 	go func() { _ = mgr.Start(mctx) }()
 	fmt.Printf("Started the certrollout controller (settle period 2s, no cooldown). Watching for %s:\n", watch)
 
 	deadline := time.Now().Add(watch)
-	lastSerial, lastHash := "", ""
+	lastSerial := ""
+	// What the controller did is read off the Deployment: the ledger (the certificates its pods run on)
+	// and the pod template's restart hash (changing it is what rolls the pods). A new ledger with the same
+	// template means certrollout recorded certificates the pods already run on; a new template, a rollout.
 	for time.Now().Before(deadline) {
 		if _, serial, err := localcluster.CertificateRevision(ctx, c, "demo", "web-tls"); err == nil && serial != lastSerial {
 			if lastSerial != "" {
@@ -244,18 +272,21 @@ func runDemo(ctx context.Context, c *localcluster.Cluster, watch time.Duration) 
 			}
 			lastSerial = serial
 		}
-		dep, err := c.Client.AppsV1().Deployments("demo").Get(ctx, "web", metav1.GetOptions{})
-		if err == nil {
-			hash := dep.Annotations["certrollout.io/certificate-hash"]
-			if hash != lastHash {
+		if dep, err := c.Client.AppsV1().Deployments("demo").Get(ctx, "web", metav1.GetOptions{}); err == nil {
+			ledger := dep.Annotations[policy.AnnotationCertificateHash]
+			restart := dep.Spec.Template.Annotations[policy.AnnotationRestartHash]
+			if ledger != "" && (ledger != lastLedger || restart != lastRestart) {
 				rs, _ := c.Client.AppsV1().ReplicaSets("demo").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
-				if lastHash == "" {
-					fmt.Printf("  %s  certrollout recorded the certificates web runs on (%s)\n", time.Now().Format(time.TimeOnly), hash)
-				} else {
-					fmt.Printf("  %s  certrollout rolled Deployment web once, onto certificates %s (%d ReplicaSets so far)\n",
-						time.Now().Format(time.TimeOnly), hash, len(rs.Items))
+				now := time.Now().Format(time.TimeOnly)
+				switch {
+				case restart != lastRestart && !seen:
+					fmt.Printf("  %s  certrollout rolled Deployment web at first sight: its pods had started before the certificate they mount was issued (onto %s; %d ReplicaSets so far)\n", now, ledger, len(rs.Items))
+				case restart != lastRestart:
+					fmt.Printf("  %s  certrollout rolled Deployment web once, onto certificates %s (%d ReplicaSets so far)\n", now, ledger, len(rs.Items))
+				default:
+					fmt.Printf("  %s  certrollout recorded the certificates web's pods already run on (%s): no rollout needed\n", now, ledger)
 				}
-				lastHash = hash
+				seen, lastLedger, lastRestart = true, ledger, restart
 			}
 		}
 		select {

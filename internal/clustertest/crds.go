@@ -20,14 +20,10 @@ func InstallCRDs(t testing.TB) {
 	t.Helper()
 	c := Cluster(t)
 	crdsOnce.Do(func() {
-		manifests, err := crd.Manifests()
+		all, err := crd.All()
 		if err != nil {
 			crdsErr = err
 			return
-		}
-		all := make([][]byte, 0, len(manifests))
-		for _, m := range manifests {
-			all = append(all, m)
 		}
 		crdsErr = c.InstallCRDs(context.Background(), api.GroupVersion.Group, all...)
 	})
