@@ -284,18 +284,18 @@ func TestCheckRejectsBadFlagsWithExitCode3(t *testing.T) {
 		args []string
 		want string
 	}{
-		"an unparseable --warn":                     {[]string{"--files", "x", "--warn", "soon"}, `invalid --warn "soon": want a duration such as 30d, 36h or 1d12h`},
-		"a negative --critical":                     {[]string{"--files", "x", "--critical", "-3d"}, `invalid --critical "-3d"`},
-		"--critical longer than --warn":             {[]string{"--files", "x", "--warn", "7d", "--critical", "30d"}, "--critical 30d is longer than --warn 7d"},
-		"-n with disk flags and no --include-cluster":       {[]string{"--files", "x", "-n", "prod"}, "--namespace selects what to read from the cluster"},
-		"-l with disk flags and no --include-cluster":       {[]string{"--kubeadm", "-l", "a=b"}, "--selector selects what to read from the cluster"},
-		"a folder after a bare --kubeadm":           {[]string{"--kubeadm", "/srv/kubernetes"}, "write --kubeadm=/srv/kubernetes"},
-		"an argument without --files":               {[]string{"cert.pem"}, `unexpected argument "cert.pem"`},
-		"an unknown output":                         {[]string{"--files", "x", "-o", "xml"}, `--output must be table, wide, json or yaml, not "xml"`},
-		"an invalid selector":                       {[]string{"--files", "x", "--include-cluster", "-l", "a=(b"}, `invalid --selector "a=(b"`},
-		"an unknown flag (cobra's own flag errors)": {[]string{"--colour"}, "unknown flag: --colour"},
-		"a --kubeadm folder that does not exist":    {[]string{"--kubeadm=testdata/no-such-dir"}, "--kubeadm testdata/no-such-dir: stat testdata/no-such-dir: no such file or directory (pass --kubeadm=DIR"},
-		"a --kubeadm folder that is not kubeadm's":  {[]string{"--kubeadm=testdata/files"}, "--kubeadm testdata/files: no kubeadm certificates or kubeconfigs here"},
+		"an unparseable --warn":                       {[]string{"--files", "x", "--warn", "soon"}, `invalid --warn "soon": want a duration such as 30d, 36h or 1d12h`},
+		"a negative --critical":                       {[]string{"--files", "x", "--critical", "-3d"}, `invalid --critical "-3d"`},
+		"--critical longer than --warn":               {[]string{"--files", "x", "--warn", "7d", "--critical", "30d"}, "--critical 30d is longer than --warn 7d"},
+		"-n with disk flags and no --include-cluster": {[]string{"--files", "x", "-n", "prod"}, "--namespace selects what to read from the cluster"},
+		"-l with disk flags and no --include-cluster": {[]string{"--kubeadm", "-l", "a=b"}, "--selector selects what to read from the cluster"},
+		"a missing folder after a bare --kubeadm":     {[]string{"--kubeadm", "/srv/kubernetes"}, `unexpected argument "/srv/kubernetes": --kubeadm takes a folder`},
+		"an argument without --files":                 {[]string{"cert.pem"}, `unexpected argument "cert.pem"`},
+		"an unknown output":                           {[]string{"--files", "x", "-o", "xml"}, `--output must be table, wide, json or yaml, not "xml"`},
+		"an invalid selector":                         {[]string{"--files", "x", "--include-cluster", "-l", "a=(b"}, `invalid --selector "a=(b"`},
+		"an unknown flag (cobra's own flag errors)":   {[]string{"--colour"}, "unknown flag: --colour"},
+		"a --kubeadm folder that does not exist":      {[]string{"--kubeadm=testdata/no-such-dir"}, "--kubeadm testdata/no-such-dir: stat testdata/no-such-dir: no such file or directory (pass --kubeadm DIR"},
+		"a --kubeadm folder that is not kubeadm's":    {[]string{"--kubeadm=testdata/files"}, "--kubeadm testdata/files: no kubeadm certificates or kubeconfigs here"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, stderr, code := runCheck(t, checkNow, tc.args...)
