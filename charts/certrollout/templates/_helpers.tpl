@@ -96,6 +96,10 @@ Gi, Ti; decimals allowed) to bytes, as a float. Anything else fails rendering wi
 value.
 */}}
 {{- define "certrollout.bytes" -}}
+{{- if or (kindIs "float64" .) (kindIs "int64" .) (kindIs "int" .) }}
+{{- /* a YAML number: bytes (printing it as a string could give 2.68435456e+08) */}}
+{{- float64 . }}
+{{- else }}
 {{- $q := toString . | trim }}
 {{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $q }}
 {{- $unit := trimPrefix $number $q }}
@@ -104,6 +108,7 @@ value.
 {{- fail (printf "resources.limits.memory %q: cannot compute GOMEMLIMIT from it; write it as bytes or with a suffix k, M, G, T, Ki, Mi, Gi or Ti, or set goMemLimit.enabled=false" $q) }}
 {{- end }}
 {{- mulf (float64 $number) (float64 (get $factors $unit)) }}
+{{- end }}
 {{- end }}
 
 {{/*
