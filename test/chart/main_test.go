@@ -91,12 +91,27 @@ func render(t testing.TB, ns string, vals map[string]any) rendered {
 	return r
 }
 
+// renderRelease is render for a release of another name.
+func renderRelease(t testing.TB, name, ns string, vals map[string]any) rendered {
+	t.Helper()
+	r, err := tryRenderRelease(t, name, ns, vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // tryRender is render, returning the error instead of failing the test.
 func tryRender(t testing.TB, ns string, vals map[string]any) (rendered, error) {
 	t.Helper()
+	return tryRenderRelease(t, "certrollout", ns, vals)
+}
+
+func tryRenderRelease(t testing.TB, name, ns string, vals map[string]any) (rendered, error) {
+	t.Helper()
 	install := action.NewInstall(action.NewConfiguration(action.ConfigurationSetLogger(quiet)))
 	install.DryRunStrategy = action.DryRunClient
-	install.ReleaseName = "certrollout"
+	install.ReleaseName = name
 	install.Namespace = ns
 	kv, err := common.ParseKubeVersion(kubeVersion)
 	if err != nil {

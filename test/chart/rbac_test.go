@@ -1,0 +1,232 @@
+package chart
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"sigs.k8s.io/yaml"
+
+	"github.com/certrollout/certrollout/internal/clustertest"
+)
+
+// normalise sorts each rule's lists and the rules, so rule sets compare by content, not by order.
+func normalise(rules []rbacv1.PolicyRule) []string {
+	out := make([]string, 0, len(rules))
+	for _, r := range rules {
+		s := func(v []string) string { v = slices.Clone(v); slices.Sort(v); return strings.Join(v, ",") }
+		out = append(out, fmt.Sprintf("groups=%s resources=%s verbs=%s names=%s urls=%s",
+			s(r.APIGroups), s(r.Resources), s(r.Verbs), s(r.ResourceNames), s(r.NonResourceURLs)))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// shippedRules reads the rules of a Role or ClusterRole document in config/rbac.
+func shippedRules(t *testing.T, file, kind string) []rbacv1.PolicyRule {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "config", "rbac", file)) //nolint:gosec // the checkout's own file
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range bytes.Split(data, []byte("\n---\n")) {
+		var role rbacv1.ClusterRole // a Role has the same rules field
+		if err := yaml.Unmarshal(doc, &role); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if role.Kind == kind {
+			if len(role.Rules) == 0 {
+				t.Fatalf("%s: a %s without rules", file, kind)
+			}
+			return role.Rules
+		}
+	}
+	t.Fatalf("%s holds no %s", file, kind)
+	return nil
+}
+
+// renderedRules returns the rules of a rendered Role or ClusterRole.
+func renderedRules(t *testing.T, u *unstructured.Unstructured) []rbacv1.PolicyRule {
+	t.Helper()
+	var role rbacv1.ClusterRole
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, &role, true); err != nil {
+		t.Fatalf("%s: %v", key(u), err)
+	}
+	return role.Rules
+}
+
+// diff fails the test when two normalised rule sets differ, showing what each lacks.
+func diffRules(t *testing.T, what string, got, want []rbacv1.PolicyRule) {
+	t.Helper()
+	g, w := normalise(got), normalise(want)
+	if slices.Equal(g, w) {
+		return
+	}
+	var missing, extra []string
+	for _, r := range w {
+		if !slices.Contains(g, r) {
+			missing = append(missing, r)
+		}
+	}
+	for _, r := range g {
+		if !slices.Contains(w, r) {
+			extra = append(extra, r)
+		}
+	}
+	t.Errorf("%s differ:\n missing %q\n extra   %q", what, missing, extra)
+}
+
+func TestTheChartGrantsExactlyTheRulesOfConfigRBAC(t *testing.T) {
+	r := render(t, releaseNamespace, nil)
+	diffRules(t, "the ClusterRole's rules and config/rbac/cluster_role.yaml's",
+		renderedRules(t, r.get(t, "ClusterRole", "certrollout")), shippedRules(t, "cluster_role.yaml", "ClusterRole"))
+	diffRules(t, "the leader election Role's rules and config/rbac/leader_election_role.yaml's",
+		renderedRules(t, r.get(t, "Role", "certrollout-leader-election")), shippedRules(t, "leader_election_role.yaml", "Role"))
+	// The comparison is live: a rule more or less is caught.
+	if slices.Equal(normalise(shippedRules(t, "cluster_role.yaml", "ClusterRole")[1:]), normalise(shippedRules(t, "cluster_role.yaml", "ClusterRole"))) {
+		t.Fatal("normalise does not tell rule sets apart")
+	}
+}
+
+// splitByScope splits rules into the part a Role can grant (namespaced resources) and the part only a
+// ClusterRole can (cluster-scoped resources), asking the API server which resource is which. A rule
+// naming both kinds is split in two with the same verbs.
+func splitByScope(t *testing.T, dc discovery.DiscoveryInterface, rules []rbacv1.PolicyRule) (namespaced, clusterScoped []rbacv1.PolicyRule) {
+	t.Helper()
+	_, lists, err := dc.ServerGroupsAndResources()
+	if err != nil && len(lists) == 0 {
+		t.Fatal(err)
+	}
+	scope := map[schema.GroupResource]bool{} // true: namespaced
+	for _, l := range lists {
+		gv, err := schema.ParseGroupVersion(l.GroupVersion)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, res := range l.APIResources {
+			scope[schema.GroupResource{Group: gv.Group, Resource: res.Name}] = res.Namespaced // includes subresources ("certificates/status")
+		}
+	}
+	for _, rule := range rules {
+		ns, cl := rule.DeepCopy(), rule.DeepCopy()
+		ns.Resources, cl.Resources = nil, nil
+		for _, g := range rule.APIGroups {
+			for _, res := range rule.Resources {
+				namespaced, known := scope[schema.GroupResource{Group: g, Resource: res}]
+				if !known {
+					t.Fatalf("the API server does not serve %s in group %q (is its CRD installed?)", res, g)
+				}
+				if namespaced {
+					ns.Resources = append(ns.Resources, res)
+				} else {
+					cl.Resources = append(cl.Resources, res)
+				}
+			}
+		}
+		if len(ns.Resources) > 0 {
+			namespaced = append(namespaced, *ns)
+		}
+		if len(cl.Resources) > 0 {
+			clusterScoped = append(clusterScoped, *cl)
+		}
+	}
+	return namespaced, clusterScoped
+}
+
+func TestNamespacedModeGrantsTheNamespacedRulesPerNamespaceAndOnlyTheClusterScopedOnesClusterWide(t *testing.T) {
+	c := clustertest.Cluster(t)
+	clustertest.InstallCRDs(t)
+	dc, err := discovery.NewDiscoveryClientForConfig(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	namespaced, clusterScoped := splitByScope(t, dc, shippedRules(t, "cluster_role.yaml", "ClusterRole"))
+	if len(clusterScoped) == 0 || len(namespaced) == 0 {
+		t.Fatalf("config/rbac's rules split into %d namespaced and %d cluster-scoped: the split is not live", len(namespaced), len(clusterScoped))
+	}
+	r := render(t, releaseNamespace, values(t, "watchNamespaces: [team-a, team-b]"))
+	for _, ns := range []string{"team-a", "team-b"} {
+		var role *unstructured.Unstructured
+		for _, u := range r.ofKind("Role") {
+			if u.GetNamespace() == ns && u.GetName() == "certrollout" {
+				role = u
+			}
+		}
+		if role == nil {
+			t.Fatalf("no Role certrollout in %s: %v", ns, r.keys())
+		}
+		diffRules(t, "the Role in "+ns+" and config/rbac's namespaced rules", renderedRules(t, role), namespaced)
+	}
+	diffRules(t, "the namespaced mode's ClusterRole and config/rbac's cluster-scoped rules",
+		renderedRules(t, r.get(t, "ClusterRole", "certrollout")), clusterScoped)
+}
+
+func TestTheChartsCRDsAreThoseOfConfigCRDBases(t *testing.T) {
+	bases, err := filepath.Glob(filepath.Join(repoRoot(t), "config", "crd", "bases", "*.yaml"))
+	if err != nil || len(bases) == 0 {
+		t.Fatalf("no CRDs in config/crd/bases: %v", err)
+	}
+	copies, err := filepath.Glob(filepath.Join(chartDir(t), "files", "crds", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(paths []string) []string {
+		var out []string
+		for _, p := range paths {
+			out = append(out, filepath.Base(p))
+		}
+		return out
+	}
+	if !slices.Equal(names(bases), names(copies)) {
+		t.Fatalf("charts/certrollout/files/crds holds %v, config/crd/bases %v: run make generate", names(copies), names(bases))
+	}
+	for i := range bases {
+		want, err := os.ReadFile(bases[i]) //nolint:gosec // the checkout's own files
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(copies[i]) //nolint:gosec // the checkout's own files
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("charts/certrollout/files/crds/%s differs from config/crd/bases/%[1]s: run make generate", filepath.Base(bases[i]))
+		}
+	}
+	// And the chart renders each of them with its spec unchanged.
+	r := render(t, releaseNamespace, nil)
+	for _, path := range bases {
+		data, _ := os.ReadFile(path) //nolint:gosec // the checkout's own files
+		objs, err := decode(string(data))
+		if err != nil || len(objs) != 1 {
+			t.Fatalf("%s: %v", path, err)
+		}
+		got := r.get(t, "CustomResourceDefinition", objs[0].GetName())
+		if !equalJSON(t, got.Object["spec"], objs[0].Object["spec"]) {
+			t.Errorf("the rendered CRD %s's spec differs from %s", got.GetName(), filepath.Base(path))
+		}
+	}
+}
+
+// equalJSON compares two values by their JSON encoding.
+func equalJSON(t *testing.T, a, b any) bool {
+	t.Helper()
+	ja, err := yaml.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jb, err := yaml.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Equal(ja, jb)
+}
