@@ -136,7 +136,7 @@ func TestCascadeRefreshesTrustThenReissuesEachLeafOnce(t *testing.T) {
 	for _, l := range leaves {
 		before[l] = e.revision(l)
 	}
-	renew(t, e.c, e.ns, "ca")
+	clustertest.Renew(t, e.c, e.ns, "ca")
 	e.createCascade(e.caFingerprint(), 1)
 
 	ro := e.waitRollout(4*time.Minute, "the cascade to succeed", func(ro *api.CertRollout) bool {
@@ -186,7 +186,7 @@ func TestCascadeRecordsAFailedLeafAndReissuesTheOthers(t *testing.T) {
 	// bad has a slow key: its issuance takes seconds, in which the test makes it fail as cert-manager
 	// does (Issuing=False, reason Failed).
 	e := cascadeEnv(t, []string{"bad", "good"}, map[string]bool{"bad": true})
-	renew(t, e.c, e.ns, "ca")
+	clustertest.Renew(t, e.c, e.ns, "ca")
 	e.createCascade(e.caFingerprint(), 2)
 
 	certsAPI := e.c.Dynamic.Resource(localcluster.CertificateGVR).Namespace(e.ns)

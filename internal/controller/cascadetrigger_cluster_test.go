@@ -70,7 +70,7 @@ spec: {secretName: other-tls, commonName: other, dnsNames: [other], duration: 21
 		before[l] = e.revision(l)
 	}
 
-	renew(t, e.c, e.ns, "ca")
+	clustertest.Renew(t, e.c, e.ns, "ca")
 	fingerprint := e.caFingerprint()
 	ro := e.waitRollout(5*time.Minute, "the controller's cascade to succeed", func(ro *api.CertRollout) bool {
 		if ro.Status.Phase == api.PhaseFailed {
@@ -236,7 +236,7 @@ spec: {secretName: ` + l + `-tls, commonName: ` + l + `, dnsNames: [` + l + `], 
 		before[l] = e.revision(l)
 	}
 
-	renew(t, e.c, home, secret)
+	clustertest.Renew(t, e.c, home, secret)
 	var ro *api.CertRollout
 	clustertest.Eventually(t, 5*time.Minute, "the ClusterIssuer's cascade to succeed", func(ctx context.Context) (bool, error) {
 		var list api.CertRolloutList
@@ -297,7 +297,7 @@ func TestUnderCACascadeAnIssuerWithoutTheAnnotationCascadesAndGovernedConsumersR
 	e.waitLedger("api", "")
 	before := e.revision("api")
 
-	renew(t, e.c, e.ns, "ca")
+	clustertest.Renew(t, e.c, e.ns, "ca")
 	fingerprint := e.caFingerprint()
 	var cascadeRO, policyRO *api.CertRollout
 	clustertest.Eventually(t, 5*time.Minute, "the cascade to succeed and the policy's rollout to restart api", func(ctx context.Context) (bool, error) {

@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -220,37 +219,6 @@ func deployment(ns, name string, enabled bool, pod ...testgen.PodOption) *appsv1
 	return testgen.Deployment(ns, name, 2, pod, opts...)
 }
 
-// renew triggers a real cert-manager re-issuance the way `cmctl renew` does and waits for the new revision.
-func renew(t *testing.T, c *localcluster.Cluster, ns, name string) {
-	t.Helper()
-	ctx := context.Background()
-	certs := c.Dynamic.Resource(localcluster.CertificateGVR).Namespace(ns)
-	cert, err := certs.Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rev, _, _ := unstructured.NestedInt64(cert.Object, "status", "revision")
-	conds, _, _ := unstructured.NestedSlice(cert.Object, "status", "conditions")
-	conds = append(conds, map[string]any{
-		"type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
-		"message": "Certificate re-issuance manually triggered", "lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
-	})
-	if err := unstructured.SetNestedSlice(cert.Object, conds, "status", "conditions"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := certs.UpdateStatus(ctx, cert, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	clustertest.Eventually(t, 2*time.Minute, "Certificate "+name+" to be re-issued", func(ctx context.Context) (bool, error) {
-		r, _, err := localcluster.CertificateRevision(ctx, c, ns, name)
-		if err != nil {
-			return false, nil
-		}
-		ready, _ := localcluster.CertificateReady(ctx, c, ns, name)
-		return r > rev && ready, nil
-	})
-}
-
 func TestACertManagerRenewalRollsEachOptedInConsumerExactlyOnce(t *testing.T) {
 	e := newEnv(t, testOptions())
 	ctx := context.Background()
@@ -281,7 +249,7 @@ func TestACertManagerRenewalRollsEachOptedInConsumerExactlyOnce(t *testing.T) {
 	}
 	oldHash := e.get("volume").Annotations[policy.AnnotationCertificateHash]
 
-	renew(t, e.c, e.ns, "api")
+	clustertest.Renew(t, e.c, e.ns, "api")
 	clustertest.Eventually(t, time.Minute, "the consumers of api-tls to restart", func(ctx context.Context) (bool, error) {
 		for _, n := range []string{"volume", "env"} {
 			d := e.get(n)

@@ -236,7 +236,7 @@ func TestTheOpsChainProcedure(t *testing.T) {
 	tl := e.watchTimeline(ctx)
 	buildSets := e.rollouts("build")
 
-	renew(t, e.c, e.ns, "build")
+	clustertest.Renew(t, e.c, e.ns, "build")
 	ro := e.waitRollout(3*time.Minute, "the CertRollout to succeed", func(r *api.CertRollout) bool { return r.Status.Phase.Finished() })
 	if ro.Status.Phase != api.PhaseSucceeded {
 		t.Fatalf("rollout %s: %s", ro.Status.Phase, ro.Status.Message)
@@ -511,7 +511,7 @@ func TestAControllerKilledMidDrainAndMidRestartResumesAndLosesNothing(t *testing
 		return e.policyStatus("build").Status.Workloads == 1, nil
 	})
 	buildSets := e.rollouts("build")
-	renew(t, e.c, e.ns, "build")
+	clustertest.Renew(t, e.c, e.ns, "build")
 	e.waitRollout(time.Minute, "the workers to be draining", func(r *api.CertRollout) bool {
 		return r.Status.Phase == api.PhaseQuiescing && len(r.Status.Quiesced) == 1 && r.Status.Quiesced[0].State == api.QuiesceDraining
 	})
