@@ -34,6 +34,16 @@ build: ## Build bin/certrollout (and bin/kubectl-certrollout, the kubectl plugin
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/certrollout ./cmd/certrollout
 	ln -sf certrollout $(BIN)/kubectl-certrollout
 
+# image and release run hack/release: no container engine, and reproducible (every timestamp, the
+# binaries' build date included, is SOURCE_DATE_EPOCH or else the commit time).
+.PHONY: image
+image: ## Build the OCI image (linux/amd64, linux/arm64) into dist/image/ and dist/certrollout-<version>-image.oci.tar.
+	$(GO) run ./hack/release --version "$(VERSION)" --ldflags "$(LDFLAGS)" image
+
+.PHONY: release
+release: ## Build a release into dist/<version>/: make release VERSION=v0.1.0 (archives, image, chart, krew, CRDs, checksums).
+	$(GO) run ./hack/release --version "$(VERSION)" --ldflags "$(LDFLAGS)" release
+
 .PHONY: components
 components: ## Build the local cluster's components from Go modules (cached outside the checkout).
 	$(CLUSTER) build >/dev/null
