@@ -162,6 +162,7 @@ func TestARealReleaseForThisPlatform(t *testing.T) {
 		}
 		want := []string{"certrollout" + suffix, "certrollout-0.1.0.tgz", "certrollout-crds.yaml", "certrollout-v0.1.0-image.oci.tar",
 			"certrollout.yaml", "checksums.txt", "image/", "kubectl-certrollout" + suffix}
+		slices.Sort(want) // as ReadDir lists them
 		if !slices.Equal(names, want) {
 			t.Errorf("dist/v0.1.0 holds\n  %q\nwant\n  %q", names, want)
 		}
