@@ -122,6 +122,11 @@ func splitByScope(t *testing.T, dc discovery.DiscoveryInterface, rules []rbacv1.
 		for _, g := range rule.APIGroups {
 			for _, res := range rule.Resources {
 				namespaced, known := scope[schema.GroupResource{Group: g, Resource: res}]
+				if parent, _, sub := strings.Cut(res, "/"); !known && sub {
+					// Discovery lists served subresources (status, scale) but not RBAC-only ones
+					// (finalizers): those take their resource's scope.
+					namespaced, known = scope[schema.GroupResource{Group: g, Resource: parent}]
+				}
 				if !known {
 					t.Fatalf("the API server does not serve %s in group %q (is its CRD installed?)", res, g)
 				}
@@ -168,6 +173,10 @@ func TestNamespacedModeGrantsTheNamespacedRulesPerNamespaceAndOnlyTheClusterScop
 	}
 	diffRules(t, "the namespaced mode's ClusterRole and config/rbac's cluster-scoped rules",
 		renderedRules(t, r.get(t, "ClusterRole", "certrollout")), clusterScoped)
+	// The Lease's namespace is not watched, so the leader's Event there needs its own grant.
+	leader := append(shippedRules(t, "leader_election_role.yaml", "Role"), rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}})
+	diffRules(t, "the namespaced mode's leader election Role and config/rbac's, with Events",
+		renderedRules(t, r.get(t, "Role", "certrollout-leader-election")), leader)
 }
 
 func TestTheChartsCRDsAreThoseOfConfigCRDBases(t *testing.T) {

@@ -32,8 +32,12 @@ var defaultObjects = []string{
 // deployment returns the rendered controller Deployment, typed.
 func (r rendered) deployment(t testing.TB) *appsv1.Deployment {
 	t.Helper()
+	ds := r.ofKind("Deployment")
+	if len(ds) != 1 {
+		t.Fatalf("want one Deployment, got %v", r.keys())
+	}
 	var d appsv1.Deployment
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(r.get(t, "Deployment", "certrollout").Object, &d, true); err != nil {
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(ds[0].Object, &d, true); err != nil {
 		t.Fatalf("the Deployment does not convert strictly to apps/v1: %v", err)
 	}
 	return &d
