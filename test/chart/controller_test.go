@@ -194,20 +194,24 @@ verbosity: 1
 			t.Logf("controller logs:\n%s", logs.String())
 		}
 	})
-	running := func(ctx context.Context) error {
+	running := func() error {
 		select {
 		case err := <-done:
 			done <- err
-			return fmt.Errorf("the controller exited: %v", err)
+			return fmt.Errorf("the controller exited: %w", err)
 		default:
 			return nil
 		}
 	}
 	clustertest.Eventually(t, 2*time.Minute, "the controller's /readyz under the namespaced RBAC", func(ctx context.Context) (bool, error) {
-		if err := running(ctx); err != nil {
+		if err := running(); err != nil {
 			t.Fatal(err)
 		}
-		resp, err := http.Get("http://" + probes + "/readyz") //nolint:noctx // a loopback test probe
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+probes+"/readyz", nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return false, err
 		}
@@ -216,7 +220,7 @@ verbosity: 1
 	})
 	var hash string
 	clustertest.Eventually(t, 2*time.Minute, "web's ledger (the certificates its pods run on)", func(ctx context.Context) (bool, error) {
-		if err := running(ctx); err != nil {
+		if err := running(); err != nil {
 			t.Fatal(err)
 		}
 		d, err := c.Client.AppsV1().Deployments(watched).Get(ctx, "web", metav1.GetOptions{})
@@ -230,7 +234,7 @@ verbosity: 1
 	// The certificate renews: web rolls once, its pod template annotated with the new certificates.
 	writeTLSSecret(t, c, watched, "api-tls", testgen.Leaf(t, ca, "api"), ca)
 	clustertest.Eventually(t, 2*time.Minute, "web to roll after its certificate changed", func(ctx context.Context) (bool, error) {
-		if err := running(ctx); err != nil {
+		if err := running(); err != nil {
 			t.Fatal(err)
 		}
 		d, err := c.Client.AppsV1().Deployments(watched).Get(ctx, "web", metav1.GetOptions{})

@@ -34,7 +34,7 @@ func normalise(rules []rbacv1.PolicyRule) []string {
 // shippedRules reads the rules of a Role or ClusterRole document in config/rbac.
 func shippedRules(t *testing.T, file, kind string) []rbacv1.PolicyRule {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot(t), "config", "rbac", file)) //nolint:gosec // the checkout's own file
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "config", "rbac", file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func renderedRules(t *testing.T, u *unstructured.Unstructured) []rbacv1.PolicyRu
 	return role.Rules
 }
 
-// diff fails the test when two normalised rule sets differ, showing what each lacks.
+// diffRules fails the test when two normalised rule sets differ, showing what each lacks.
 func diffRules(t *testing.T, what string, got, want []rbacv1.PolicyRule) {
 	t.Helper()
 	g, w := normalise(got), normalise(want)
@@ -199,11 +199,11 @@ func TestTheChartsCRDsAreThoseOfConfigCRDBases(t *testing.T) {
 		t.Fatalf("charts/certrollout/files/crds holds %v, config/crd/bases %v: run make generate", names(copies), names(bases))
 	}
 	for i := range bases {
-		want, err := os.ReadFile(bases[i]) //nolint:gosec // the checkout's own files
+		want, err := os.ReadFile(bases[i])
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := os.ReadFile(copies[i]) //nolint:gosec // the checkout's own files
+		got, err := os.ReadFile(copies[i])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +214,7 @@ func TestTheChartsCRDsAreThoseOfConfigCRDBases(t *testing.T) {
 	// And the chart renders each of them with its spec unchanged.
 	r := render(t, releaseNamespace, nil)
 	for _, path := range bases {
-		data, _ := os.ReadFile(path) //nolint:gosec // the checkout's own files
+		data, _ := os.ReadFile(path)
 		objs, err := decode(string(data))
 		if err != nil || len(objs) != 1 {
 			t.Fatalf("%s: %v", path, err)
@@ -226,7 +226,7 @@ func TestTheChartsCRDsAreThoseOfConfigCRDBases(t *testing.T) {
 	}
 }
 
-// equalJSON compares two values by their JSON encoding.
+// equalJSON compares two values by their encoding (sigs.k8s.io/yaml goes through JSON: map keys sorted).
 func equalJSON(t *testing.T, a, b any) bool {
 	t.Helper()
 	ja, err := yaml.Marshal(a)
