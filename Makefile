@@ -88,7 +88,7 @@ $(GOLANGCI_LINT):
 	mv $(BIN)/golangci-lint $@
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Regenerate the API's deep-copy functions and CRD manifests (config/crd/bases).
+generate: $(CONTROLLER_GEN) ## Regenerate the API's deep-copy functions and CRD manifests (config/crd/bases, copied into charts/certrollout/files/crds).
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	cp config/crd/bases/*.yaml charts/certrollout/files/crds/
