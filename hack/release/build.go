@@ -76,13 +76,27 @@ func git(root string, args ...string) (string, error) {
 }
 
 // ldflags are the linker flags of a release binary: the Makefile's stamps (or our own when run without
-// them), the build date replaced by the source date (the linker keeps the last -X of a name), stripped.
+// them) with its build date, the time `make` ran, removed rather than overridden (the flags are hashed
+// into the binary's build ID, so a changing value would change every binary), the source date added,
+// stripped.
 func (o Options) ldflags(commit string, date time.Time) string {
-	stamps := o.LDFlags
-	if strings.TrimSpace(stamps) == "" {
-		stamps = fmt.Sprintf("-X %s.gitVersion=%s -X %s.gitCommit=%s", versionPkg, o.Version, versionPkg, commit)
+	var kept []string
+	fields := strings.Fields(o.LDFlags)
+	for i := 0; i < len(fields); i++ {
+		f := fields[i]
+		if f == "-X" && i+1 < len(fields) && strings.HasPrefix(fields[i+1], versionPkg+".buildDate=") {
+			i++
+			continue
+		}
+		if strings.HasPrefix(f, "-X="+versionPkg+".buildDate=") {
+			continue
+		}
+		kept = append(kept, f)
 	}
-	return fmt.Sprintf("%s -X %s.buildDate=%s -s -w", stamps, versionPkg, date.Format(buildDateLayout))
+	if len(kept) == 0 {
+		kept = []string{"-X", versionPkg + ".gitVersion=" + o.Version, "-X", versionPkg + ".gitCommit=" + commit}
+	}
+	return fmt.Sprintf("%s -X %s.buildDate=%s -s -w", strings.Join(kept, " "), versionPkg, date.Format(buildDateLayout))
 }
 
 // buildBinary cross-compiles a static certrollout for platform into out.

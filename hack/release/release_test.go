@@ -410,6 +410,8 @@ func TestARealReleaseForThisPlatform(t *testing.T) {
 	t.Run("a second release of the same commit is byte-identical", func(t *testing.T) {
 		again := o
 		again.Dist = t.TempDir()
+		// As a second `make release` passes it: the Makefile's build date is the time make ran.
+		again.LDFlags = strings.Replace(o.LDFlags, "buildDate=overridden", "buildDate=2026-11-28T08:00:00Z", 1)
 		r2, err := again.Release(io.Discard)
 		if err != nil {
 			t.Fatal(err)
@@ -537,5 +539,27 @@ func TestSetImageTagEditsOnlyTheTag(t *testing.T) {
 				t.Errorf("accepted, gave %q", out)
 			}
 		})
+	}
+}
+
+func TestTheLinkerFlagsDoNotDependOnWhenMakeRan(t *testing.T) {
+	date := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	makefile := func(now string) Options {
+		return Options{Version: "v0.1.0", LDFlags: "-X " + versionPkg + ".gitVersion=v0.1.0 -X " + versionPkg +
+			".gitCommit=abc1234 -X " + versionPkg + ".buildDate=" + now}
+	}
+	first := makefile("2026-11-27T15:00:00Z").ldflags("abc1234", date)
+	second := makefile("2026-11-28T09:30:00Z").ldflags("abc1234", date)
+	if first != second {
+		t.Errorf("two runs of make give different linker flags (and build IDs):\n%s\n%s", first, second)
+	}
+	want := "-X " + versionPkg + ".gitVersion=v0.1.0 -X " + versionPkg + ".gitCommit=abc1234 -X " + versionPkg +
+		".buildDate=2026-11-27T10:00:00Z -s -w"
+	if first != want {
+		t.Errorf("ldflags\n%s\nwant\n%s", first, want)
+	}
+	if got := (Options{Version: "v0.2.0"}).ldflags("def5678", date); !strings.Contains(got, ".gitVersion=v0.2.0 ") ||
+		!strings.Contains(got, ".gitCommit=def5678 ") || !strings.Contains(got, ".buildDate=2026-11-27T10:00:00Z") {
+		t.Errorf("without the Makefile's flags: %s", got)
 	}
 }
