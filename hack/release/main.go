@@ -54,6 +54,8 @@ type Options struct {
 	// LDFlags are the Makefile's LDFLAGS (version and commit stamps). The build date is replaced by the
 	// source date and -s -w are added.
 	LDFlags string
+	// Revision is the commit the image's revision annotation names; empty for HEAD.
+	Revision string
 	// Root is the repository's top folder; the other paths are relative to it.
 	Root string
 	// Dist is where artefacts go: dist/image for `image`, dist/<version> for `release`.
@@ -84,6 +86,7 @@ func parse(args []string, stderr io.Writer) (Options, error) {
 	var platforms, imagePlatforms string
 	fs.StringVar(&o.Version, "version", "", "Release version (vX.Y.Z for a release; any image tag for image).")
 	fs.StringVar(&o.LDFlags, "ldflags", "", "The Makefile's LDFLAGS: version and commit stamps.")
+	fs.StringVar(&o.Revision, "revision", "", "Commit named by the image's revision annotation (default: HEAD).")
 	fs.StringVar(&o.Root, "root", ".", "Repository root.")
 	fs.StringVar(&o.Dist, "dist", "dist", "Output folder, relative to the root unless absolute.")
 	fs.StringVar(&platforms, "platforms", strings.Join(defaultPlatforms, ","), "Platforms of the binaries and archives.")

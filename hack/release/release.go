@@ -54,8 +54,11 @@ func (o Options) inspect() (checkout, error) {
 	if c.date, err = sourceDate(root); err != nil {
 		return checkout{}, err
 	}
-	if c.revision, err = git(root, "rev-parse", "HEAD"); err != nil {
-		return checkout{}, err
+	c.revision = o.Revision
+	if c.revision == "" {
+		if c.revision, err = git(root, "rev-parse", "HEAD"); err != nil {
+			return checkout{}, err
+		}
 	}
 	if c.commit, err = git(root, "rev-parse", "--short", "HEAD"); err != nil {
 		return checkout{}, err

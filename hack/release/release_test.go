@@ -64,11 +64,17 @@ func tinyChart(t *testing.T) string {
 	return dir
 }
 
-// chartForTest is the repository's chart when it exists (it is what ships), else tinyChart.
+// chartForTest is a copy of the repository's chart when it exists (it is what ships; a copy, so an edit
+// while the test runs does not make two releases differ), else tinyChart.
 func chartForTest(t *testing.T, root string) string {
-	if _, err := os.Stat(filepath.Join(root, "charts", "certrollout", "Chart.yaml")); err == nil {
+	src := filepath.Join(root, "charts", "certrollout")
+	if _, err := os.Stat(filepath.Join(src, "Chart.yaml")); err == nil {
 		t.Log("packaging charts/certrollout")
-		return filepath.Join(root, "charts", "certrollout")
+		dest := filepath.Join(t.TempDir(), "certrollout")
+		if err := os.CopyFS(dest, os.DirFS(src)); err != nil {
+			t.Fatal(err)
+		}
+		return dest
 	}
 	t.Log("charts/certrollout does not exist yet: packaging a tiny chart of the same shape")
 	return tinyChart(t)
@@ -133,6 +139,7 @@ func TestARealReleaseForThisPlatform(t *testing.T) {
 		Mode:           "release",
 		Version:        "v0.1.0",
 		LDFlags:        "-X " + versionPkg + ".gitVersion=v0.1.0 -X " + versionPkg + ".gitCommit=abc1234 -X " + versionPkg + ".buildDate=overridden",
+		Revision:       "0123456789abcdef0123456789abcdef01234567", // HEAD may move while the test runs
 		Root:           root,
 		Dist:           t.TempDir(),
 		Platforms:      []string{host},
@@ -352,6 +359,18 @@ func TestARealReleaseForThisPlatform(t *testing.T) {
 		}
 		if st, err := os.Stat(r.Image.Archive); err != nil || st.Size() == 0 {
 			t.Errorf("image archive: %v", err)
+		}
+		img, err := image.FromLayout(r.Image.Layout, host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l := cfg.Config.Labels; l[image.AnnotationRevision] != o.Revision || l[image.AnnotationVersion] != "v0.1.0" ||
+			l[image.AnnotationCreated] != "2026-11-27T10:00:00Z" {
+			t.Errorf("image labels %v, want revision %s, version v0.1.0, created at the source date", l, o.Revision)
 		}
 	})
 
