@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -11,10 +12,16 @@ import (
 
 func run(t *testing.T, name string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
+	return runContext(context.Background(), t, name, args...)
+}
+
+// runContext is run with a context, so a test can bound a command that might wait.
+func runContext(ctx context.Context, t *testing.T, name string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	root := NewRootCommand(IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, name)
 	root.SetArgs(args)
-	err = root.Execute()
+	err = root.ExecuteContext(ctx)
 	return out.String(), errOut.String(), err
 }
 

@@ -29,7 +29,8 @@ func TestEachNameKubectlAcceptsResolvesToOneKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	cached := memory.NewMemCacheClient(dc)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cached)
+	// As kubectl builds it: short names expand before the discovery mapper resolves.
+	mapper := restmapper.NewShortcutExpander(restmapper.NewDeferredDiscoveryRESTMapper(cached), cached, func(string) {})
 	categories := restmapper.NewDiscoveryCategoryExpander(cached)
 
 	rollouts := api.GroupVersion.WithResource("certrollouts")

@@ -87,6 +87,11 @@ func forbidden(err error) string {
 		return err.Error()
 	}
 	msg := se.Status().Message
+	if msg == "" || msg == "unknown" {
+		// A 403 without a Status body, e.g. for /version (which everyone may read): the request was
+		// refused before authorization of the call itself, which in practice means impersonation.
+		return "forbidden: the API server refused the request (403) without saying why: if you pass --as, --as-group or --as-uid, your credentials may not impersonate that user or group"
+	}
 	// The API server says `secrets is forbidden: User "u" cannot list resource "secrets" in API group ""
 	// in the namespace "n"`: keep its words (they name verb and resource) and add what to do.
 	return "forbidden: " + strings.TrimPrefix(msg, "forbidden: ") + " — ask for RBAC that allows it, or narrow the command with --namespace"

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -37,62 +38,78 @@ func TestEveryClusterCommandAcceptsKubectlsConnectionFlags(t *testing.T) {
 	}
 }
 
+// readerRules are what `check -n` needs in one namespace.
+var readerRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps", "pods"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"batch"}, Resources: []string{"cronjobs", "jobs"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"cert-manager.io"}, Resources: []string{"certificates", "issuers"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"certrollout.io"}, Resources: []string{"rolloutpolicies", "certrollouts"}, Verbs: []string{"get", "list", "watch"}},
+}
+
+// token creates ServiceAccount ns/name bound to a Role with rules, and returns a token for it.
+func token(t *testing.T, ns, name string, rules []rbacv1.PolicyRule) string {
+	t.Helper()
+	c := clustertest.Cluster(t)
+	ctx := context.Background()
+	if _, err := c.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: ns}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Status.Token
+}
+
 // A token, a server address and a CA file, with no credentials in the kubeconfig at all: the flags
 // alone must reach and authenticate to the cluster, as with kubectl.
 func TestServerTokenAndCAFlagsAloneReachTheCluster(t *testing.T) {
 	c := clustertest.Cluster(t)
-	ctx := context.Background()
+	clustertest.InstallCRDs(t) // served, so the CLI reads them and needs access to them
 	ns := clustertest.Namespace(t)
-	sa, err := c.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reader"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Reading Secrets, ConfigMaps, pods and workloads in one namespace is what `check -n` needs.
-	if _, err := c.Client.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "reader"},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps", "pods"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{"batch"}, Resources: []string{"cronjobs", "jobs"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{"cert-manager.io"}, Resources: []string{"certificates", "issuers"}, Verbs: []string{"get", "list", "watch"}},
-		},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "reader"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "reader"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa.Name, Namespace: ns}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := c.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa.Name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	reader := token(t, ns, "reader", readerRules)
+	// Without certrollouts: a served type the token may not list once made check wait forever for a
+	// cache to sync; it must say Forbidden instead.
+	partial := token(t, ns, "partial", append(append([]rbacv1.PolicyRule{}, readerRules[:4]...),
+		rbacv1.PolicyRule{APIGroups: []string{"certrollout.io"}, Resources: []string{"rolloutpolicies"}, Verbs: []string{"get", "list", "watch"}}))
+
 	empty := filepath.Join(t.TempDir(), "empty-kubeconfig")
 	if err := os.WriteFile(empty, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	server := c.Config.Host
 	ca := filepath.Join(c.Dir, "pki", "ca.crt")
-	base := []string{"check", "--kubeconfig", empty, "--server", server, "--token", tok.Status.Token, "-n", ns, "--request-timeout", "10s"}
-
 	cases := map[string]struct {
-		extra []string
-		want  string // in the error; "" means success
+		args []string
+		want string // in the error; "" means success
 	}{
-		"with the cluster's CA":                         {[]string{"--certificate-authority", ca}, ""},
-		"without verifying the server":                  {[]string{"--insecure-skip-tls-verify"}, ""},
-		"with a TLS server name the certificate holds":  {[]string{"--certificate-authority", ca, "--tls-server-name", "localhost"}, ""},
-		"with a TLS server name the certificate lacks":  {[]string{"--certificate-authority", ca, "--tls-server-name", "elsewhere.example"}, "elsewhere.example"},
-		"impersonating a user the token may not act as": {[]string{"--certificate-authority", ca, "--as", "someone-else"}, `cannot impersonate resource "users"`},
-		"with no CA and verification on (system roots)": {nil, "certificate signed by unknown authority"},
+		"with the cluster's CA":                          {[]string{"--token", reader, "--certificate-authority", ca}, ""},
+		"without verifying the server":                   {[]string{"--token", reader, "--insecure-skip-tls-verify"}, ""},
+		"with a TLS server name the certificate holds":   {[]string{"--token", reader, "--certificate-authority", ca, "--tls-server-name", "localhost"}, ""},
+		"with a TLS server name the certificate lacks":   {[]string{"--token", reader, "--certificate-authority", ca, "--tls-server-name", "elsewhere.example"}, "elsewhere.example"},
+		"impersonating a user the token may not act as":  {[]string{"--token", reader, "--certificate-authority", ca, "--as", "someone-else"}, "may not impersonate"},
+		"with no CA and verification on (system roots)":  {[]string{"--token", reader}, "certificate signed by unknown authority"},
+		"without access to a served type (CertRollouts)": {[]string{"--token", partial, "--certificate-authority", ca}, `cannot list resource "certrollouts"`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, _, err := run(t, "certrollout", append(append([]string{}, base...), tc.extra...)...)
+			args := append([]string{"check", "--kubeconfig", empty, "--server", c.Config.Host, "-n", ns, "--request-timeout", "10s"}, tc.args...)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_, _, err := runContext(ctx, t, "certrollout", args...)
 			switch {
+			case ctx.Err() != nil:
+				t.Fatalf("check did not finish within a minute (%v)", err)
 			case tc.want == "" && err != nil:
 				t.Fatalf("want success, got %v", err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):

@@ -108,6 +108,20 @@ func NewSnapshot(ctx context.Context, cfg *rest.Config, o Options) (*Snapshot, e
 	if err != nil {
 		return nil, err
 	}
+	// Served is not readable: an informer on a type the user may not list never syncs, so a Forbidden
+	// must come now, as checkAccess's do, instead of a command that waits forever.
+	var served []client.ObjectList
+	if linker.reader != nil {
+		served = append(served, &certmanager.CertificateList{})
+	}
+	if policies {
+		served = append(served, &api.RolloutPolicyList{}, &api.CertRolloutList{})
+	}
+	for _, l := range served {
+		if err := direct.List(ctx, l, client.InNamespace(ns), client.Limit(1)); err != nil {
+			return nil, err
+		}
+	}
 	if policies {
 		if err := indexRollouts(ctx, mgr); err != nil {
 			return nil, err
