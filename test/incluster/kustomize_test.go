@@ -1,0 +1,57 @@
+package incluster
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/certrollout/certrollout/internal/charttest"
+	"github.com/certrollout/certrollout/internal/clustertest"
+	"github.com/certrollout/certrollout/internal/image"
+	"github.com/certrollout/certrollout/internal/localcluster"
+)
+
+// `kubectl apply -k config/default` is the other way to install: it must build with kustomize and every
+// object must be accepted by a real API server, pointing at the released image.
+func TestTheKustomizeTreeBuildsAndAppliesWithTheReleasedImage(t *testing.T) {
+	c := clustertest.Cluster(t)
+	root, err := localcluster.FindRepoRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(root, "config", "default"))
+	if err != nil {
+		t.Fatalf("kustomize build config/default: %v", err)
+	}
+	manifests, err := resources.AsYaml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := charttest.Decode(string(manifests))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, o := range objs {
+		kinds[o.GetKind()]++
+	}
+	for kind, n := range map[string]int{"Namespace": 1, "CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1} {
+		if kinds[kind] != n {
+			t.Errorf("config/default builds %d %s, want %d (all: %v)", kinds[kind], kind, n, kinds)
+		}
+	}
+	if err := localcluster.Apply(context.Background(), c.Config, manifests); err != nil {
+		t.Fatalf("applying config/default: %v", err)
+	}
+	d, err := c.Client.AppsV1().Deployments("certrollout-system").Get(context.Background(), "certrollout-controller", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := d.Spec.Template.Spec.Containers[0].Image, image.Repository+":v0.1.0"; got != want {
+		t.Errorf("config/default runs image %q, want the released %q", got, want)
+	}
+}
