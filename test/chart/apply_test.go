@@ -96,7 +96,7 @@ commonAnnotations: {owner: sre}
 		t.Run(name, func(t *testing.T) {
 			r := renderRelease(t, release, home, values(t, doc))
 			applied, skipped := 0, 0
-			for _, u := range r.objects {
+			for _, u := range r.Objects {
 				if prometheusOperatorKinds[u.GetKind()] {
 					skipped++
 					t.Logf("skipped %s: the local cluster serves no monitoring.coreos.com", key(u))
@@ -132,7 +132,7 @@ commonAnnotations: {owner: sre}
 					t.Errorf("the API server warned about %s: %s", key(u), msg)
 				}
 			}
-			if applied+skipped != len(r.objects) || applied < 9 {
+			if applied+skipped != len(r.Objects) || applied < 9 {
 				t.Errorf("%d objects applied, %d skipped, of %v", applied, skipped, r.keys())
 			}
 

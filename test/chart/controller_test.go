@@ -94,7 +94,7 @@ func applyObjects(t *testing.T, c *localcluster.Cluster, r rendered, kinds ...st
 	}
 	t.Cleanup(func() {
 		ctx := context.Background()
-		for _, u := range r.objects {
+		for _, u := range r.Objects {
 			var err error
 			switch {
 			case pick(u):

@@ -1,27 +1,15 @@
 package chart
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
-	"log/slog"
 	"path/filepath"
-	"sort"
-	"strings"
 	"testing"
 
 	"github.com/go-logr/logr"
-	"helm.sh/helm/v4/pkg/action"
-	"helm.sh/helm/v4/pkg/chart/common"
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
-	"helm.sh/helm/v4/pkg/chart/v2/loader"
-	release "helm.sh/helm/v4/pkg/release/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/yaml"
 
+	"github.com/certrollout/certrollout/internal/charttest"
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/localcluster"
 )
@@ -31,12 +19,10 @@ func TestMain(m *testing.M) {
 	clustertest.Main(m)
 }
 
-// kubeVersion is what client-only renders and lint present as the cluster's version: Helm's test builds
-// otherwise claim v1.20, below the chart's kubeVersion. It is the local cluster's.
-const kubeVersion = "v1.34.4"
+// kubeVersion and quiet are charttest's: the local cluster's version, and Helm's logging discarded.
+const kubeVersion = charttest.KubeVersion
 
-// quiet discards Helm's own logging.
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil)).Handler()
+var quiet = charttest.Quiet
 
 // repoRoot is the checkout's root.
 func repoRoot(t testing.TB) string {
@@ -57,7 +43,7 @@ func chartDir(t testing.TB) string {
 // loadChart loads the chart from its folder, as `helm install ./charts/certrollout` does.
 func loadChart(t testing.TB) *chartv2.Chart {
 	t.Helper()
-	ch, err := loader.Load(chartDir(t))
+	ch, err := charttest.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,18 +53,15 @@ func loadChart(t testing.TB) *chartv2.Chart {
 // values parses a YAML document of values.
 func values(t testing.TB, doc string) map[string]any {
 	t.Helper()
-	v := map[string]any{}
-	if err := yaml.Unmarshal([]byte(doc), &v); err != nil {
-		t.Fatalf("values %q: %v", doc, err)
+	v, err := charttest.Values(doc)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return v
 }
 
 // rendered is a chart rendered for one release.
-type rendered struct {
-	objects []*unstructured.Unstructured
-	notes   string
-}
+type rendered struct{ charttest.Rendered }
 
 // render renders the chart client-side, as `helm template` does (schema validation included), for
 // release "certrollout" in namespace ns.
@@ -109,106 +92,38 @@ func tryRender(t testing.TB, ns string, vals map[string]any) (rendered, error) {
 
 func tryRenderRelease(t testing.TB, name, ns string, vals map[string]any) (rendered, error) {
 	t.Helper()
-	install := action.NewInstall(action.NewConfiguration(action.ConfigurationSetLogger(quiet)))
-	install.DryRunStrategy = action.DryRunClient
-	install.ReleaseName = name
-	install.Namespace = ns
-	kv, err := common.ParseKubeVersion(kubeVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
-	install.KubeVersion = kv
-	r, err := install.Run(loadChart(t), vals)
-	if err != nil {
-		return rendered{}, err
-	}
-	rel, ok := r.(*release.Release)
-	if !ok {
-		t.Fatalf("install returned a %T", r)
-	}
-	objs, err := decode(rel.Manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rendered{objects: objs, notes: rel.Info.Notes}, nil
+	r, err := charttest.Render(loadChart(t), name, ns, vals)
+	return rendered{r}, err
 }
 
 // decode splits a manifest stream into objects.
-func decode(manifest string) ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifest), 4096)
-	var out []*unstructured.Unstructured
-	for {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			if errors.Is(err, io.EOF) {
-				return out, nil
-			}
-			return nil, err
-		}
-		if len(raw) == 0 || string(raw) == "null" {
-			continue
-		}
-		// UnmarshalJSON keeps whole numbers as int64, as the API machinery does.
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(raw); err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-}
+func decode(manifest string) ([]*unstructured.Unstructured, error) { return charttest.Decode(manifest) }
 
 // key names an object: Kind/namespace/name (namespace empty for cluster-scoped ones).
-func key(u *unstructured.Unstructured) string {
-	return u.GetKind() + "/" + u.GetNamespace() + "/" + u.GetName()
-}
+func key(u *unstructured.Unstructured) string { return charttest.Key(u) }
 
 // keys lists the objects' keys, sorted.
-func (r rendered) keys() []string {
-	var out []string
-	for _, u := range r.objects {
-		out = append(out, key(u))
-	}
-	sort.Strings(out)
-	return out
-}
+func (r rendered) keys() []string { return r.Keys() }
 
 // get returns the object of that kind and name (any namespace), failing the test when there is none.
 func (r rendered) get(t testing.TB, kind, name string) *unstructured.Unstructured {
 	t.Helper()
-	for _, u := range r.objects {
-		if u.GetKind() == kind && u.GetName() == name {
-			return u
-		}
+	u, err := r.Get(kind, name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no %s %s among %v", kind, name, r.keys())
-	return nil
+	return u
 }
 
 // ofKind returns the objects of a kind.
-func (r rendered) ofKind(kind string) []*unstructured.Unstructured {
-	var out []*unstructured.Unstructured
-	for _, u := range r.objects {
-		if u.GetKind() == kind {
-			out = append(out, u)
-		}
-	}
-	return out
-}
+func (r rendered) ofKind(kind string) []*unstructured.Unstructured { return r.OfKind(kind) }
 
 // manifest is the objects as one YAML stream, for applying.
 func (r rendered) manifest(t testing.TB, skip func(*unstructured.Unstructured) bool) []byte {
 	t.Helper()
-	var b bytes.Buffer
-	for _, u := range r.objects {
-		if skip != nil && skip(u) {
-			continue
-		}
-		data, err := yaml.Marshal(u.Object)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.WriteString("---\n")
-		b.Write(data)
+	data, err := r.YAML(skip)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return b.Bytes()
+	return data
 }

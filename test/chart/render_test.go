@@ -415,10 +415,10 @@ serviceAccount: {annotations: {iam.example/role: certrollout}}
 podLabels: {extra: pod}
 podAnnotations: {scrape: "yes"}
 `))
-	if len(r.objects) < len(defaultObjects)+5 {
-		t.Fatalf("only %d objects rendered: %v", len(r.objects), r.keys())
+	if len(r.Objects) < len(defaultObjects)+5 {
+		t.Fatalf("only %d objects rendered: %v", len(r.Objects), r.keys())
 	}
-	for _, u := range r.objects {
+	for _, u := range r.Objects {
 		if u.GetLabels()["team"] != "platform" || u.GetAnnotations()["owner"] != "sre" {
 			t.Errorf("%s: labels %v, annotations %v lack team=platform, owner=sre", key(u), u.GetLabels(), u.GetAnnotations())
 		}
