@@ -43,8 +43,8 @@ func checkReleaseVersion(v string) error {
 }
 
 // sourceDate is every timestamp of the release: SOURCE_DATE_EPOCH when set (reproducible-builds.org),
-// else the commit time of HEAD.
-func sourceDate(root string) (time.Time, error) {
+// else the commit time of revision.
+func sourceDate(root, revision string) (time.Time, error) {
 	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
 		sec, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
@@ -52,7 +52,7 @@ func sourceDate(root string) (time.Time, error) {
 		}
 		return time.Unix(sec, 0).UTC(), nil
 	}
-	out, err := git(root, "log", "-1", "--format=%ct")
+	out, err := git(root, "log", "-1", "--format=%ct", revision)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("the commit time (set SOURCE_DATE_EPOCH outside a git checkout): %w", err)
 	}
@@ -75,32 +75,36 @@ func git(root string, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// ldflags are the linker flags of a release binary: the Makefile's stamps (or our own when run without
-// them) with its build date, the time `make` ran, removed rather than overridden (the flags are hashed
-// into the binary's build ID, so a changing value would change every binary), the source date added,
-// stripped.
+// ldflags are the linker flags of a release binary: the Makefile's stamps (or our own version stamp when
+// run without them) with the commit and build date set here. The Makefile's build date, the time `make`
+// ran, is removed rather than overridden: the flags are hashed into the binary's build ID, so a value
+// that changes would change every binary. Its commit is replaced by the commit built. Stripped.
 func (o Options) ldflags(commit string, date time.Time) string {
 	var kept []string
 	fields := strings.Fields(o.LDFlags)
+	ours := func(s string) bool {
+		return strings.HasPrefix(s, versionPkg+".buildDate=") || strings.HasPrefix(s, versionPkg+".gitCommit=")
+	}
 	for i := 0; i < len(fields); i++ {
 		f := fields[i]
-		if f == "-X" && i+1 < len(fields) && strings.HasPrefix(fields[i+1], versionPkg+".buildDate=") {
+		if f == "-X" && i+1 < len(fields) && ours(fields[i+1]) {
 			i++
 			continue
 		}
-		if strings.HasPrefix(f, "-X="+versionPkg+".buildDate=") {
+		if strings.HasPrefix(f, "-X=") && ours(strings.TrimPrefix(f, "-X=")) {
 			continue
 		}
 		kept = append(kept, f)
 	}
 	if len(kept) == 0 {
-		kept = []string{"-X", versionPkg + ".gitVersion=" + o.Version, "-X", versionPkg + ".gitCommit=" + commit}
+		kept = []string{"-X", versionPkg + ".gitVersion=" + o.Version}
 	}
-	return fmt.Sprintf("%s -X %s.buildDate=%s -s -w", strings.Join(kept, " "), versionPkg, date.Format(buildDateLayout))
+	return fmt.Sprintf("%s -X %s.gitCommit=%s -X %s.buildDate=%s -s -w", strings.Join(kept, " "),
+		versionPkg, commit, versionPkg, date.Format(buildDateLayout))
 }
 
-// buildBinary cross-compiles a static certrollout for platform into out.
-func (o Options) buildBinary(platform, out, ldflags string) error {
+// buildBinary cross-compiles a static certrollout for platform from the sources in src into out.
+func (o Options) buildBinary(src, platform, out, ldflags string) error {
 	goos, goarch, ok := strings.Cut(platform, "/")
 	if !ok {
 		return fmt.Errorf("platform %q is not os/arch", platform)
@@ -109,7 +113,7 @@ func (o Options) buildBinary(platform, out, ldflags string) error {
 	args = append(args, o.GoBuildFlags...)
 	args = append(args, "./cmd/certrollout")
 	cmd := exec.Command("go", args...)
-	cmd.Dir = o.Root
+	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build for %s: %w\n%s", platform, err, b)
@@ -126,8 +130,8 @@ type versionInfo struct {
 }
 
 // checkStamp runs a binary built for this machine and fails unless it reports the release's version,
-// a commit and the source date: the proof the ldflags reached the binary.
-func checkStamp(bin, version string, date time.Time) (versionInfo, error) {
+// commit and source date: the proof the linker flags reached the binary.
+func checkStamp(bin, version, commit string, date time.Time) (versionInfo, error) {
 	out, err := exec.Command(bin, "version", "-o", "json").Output()
 	if err != nil {
 		return versionInfo{}, fmt.Errorf("%s version: %w", bin, err)
@@ -136,9 +140,9 @@ func checkStamp(bin, version string, date time.Time) (versionInfo, error) {
 	if err := json.Unmarshal(out, &info); err != nil {
 		return versionInfo{}, fmt.Errorf("%s version -o json printed %q: %w", bin, out, err)
 	}
-	if info.Version != version || info.GitCommit == "" || info.BuildDate != date.Format(buildDateLayout) {
-		return info, fmt.Errorf("%s reports version %q, commit %q, built %q; want %q, a commit, %q",
-			filepath.Base(bin), info.Version, info.GitCommit, info.BuildDate, version, date.Format(buildDateLayout))
+	if info.Version != version || info.GitCommit != commit || info.BuildDate != date.Format(buildDateLayout) {
+		return info, fmt.Errorf("%s reports version %q, commit %q, built %q; want %q, %q, %q",
+			filepath.Base(bin), info.Version, info.GitCommit, info.BuildDate, version, commit, date.Format(buildDateLayout))
 	}
 	return info, nil
 }

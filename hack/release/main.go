@@ -4,9 +4,10 @@
 //	go run ./hack/release [flags] image     # dist/image/ and dist/certrollout-<version>-image.oci.tar
 //	go run ./hack/release [flags] release   # everything, into dist/<version>/
 //
-// Everything it writes is reproducible: the binaries are built with -trimpath and no VCS stamp, their
-// build date and every archive's timestamps are SOURCE_DATE_EPOCH (else the commit's time), and archive
-// entries are sorted with fixed owners. Two runs on one commit give identical checksums.
+// Everything it writes is reproducible: a release is built from an export of the commit, the binaries
+// with -trimpath, no VCS stamp and linker flags that do not depend on when make ran; their build date and
+// every archive's timestamps are SOURCE_DATE_EPOCH (else the commit's time), and archive entries are
+// sorted with fixed owners. Two releases of one commit give identical checksums.
 package main
 
 import (
@@ -51,10 +52,11 @@ type Options struct {
 	Mode string
 	// Version is the release (and image tag), e.g. v0.1.0; a release requires semantic versioning.
 	Version string
-	// LDFlags are the Makefile's LDFLAGS (version and commit stamps). The build date is replaced by the
-	// source date and -s -w are added.
+	// LDFlags are the Makefile's LDFLAGS (version stamps). The commit and build date are replaced by the
+	// commit built and the source date, and -s -w are added.
 	LDFlags string
-	// Revision is the commit the image's revision annotation names; empty for HEAD.
+	// Revision is the commit to release (a release is built from an export of it) and the one the
+	// image's revision annotation names; empty for HEAD.
 	Revision string
 	// Root is the repository's top folder; the other paths are relative to it.
 	Root string
@@ -86,7 +88,7 @@ func parse(args []string, stderr io.Writer) (Options, error) {
 	var platforms, imagePlatforms string
 	fs.StringVar(&o.Version, "version", "", "Release version (vX.Y.Z for a release; any image tag for image).")
 	fs.StringVar(&o.LDFlags, "ldflags", "", "The Makefile's LDFLAGS: version and commit stamps.")
-	fs.StringVar(&o.Revision, "revision", "", "Commit named by the image's revision annotation (default: HEAD).")
+	fs.StringVar(&o.Revision, "revision", "", "Commit to build a release from, and to name in the image (default: HEAD).")
 	fs.StringVar(&o.Root, "root", ".", "Repository root.")
 	fs.StringVar(&o.Dist, "dist", "dist", "Output folder, relative to the root unless absolute.")
 	fs.StringVar(&platforms, "platforms", strings.Join(defaultPlatforms, ","), "Platforms of the binaries and archives.")

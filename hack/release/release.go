@@ -36,10 +36,13 @@ type Result struct {
 
 // checkout is what both modes derive from the checkout before building.
 type checkout struct {
-	root, dist string
-	date       time.Time
-	revision   string // full commit, for the image's revision annotation
-	commit     string // short commit, for the binaries' stamp when the Makefile passes none
+	root string // the repository
+	src  string // where the sources are read from: root, or an export of the commit for a release
+	dist string
+	date time.Time
+	// revision is the full commit built and named in the image's revision annotation; commit is its
+	// short form, stamped into the binaries.
+	revision, commit string
 }
 
 func (o Options) inspect() (checkout, error) {
@@ -47,40 +50,42 @@ func (o Options) inspect() (checkout, error) {
 	if err != nil {
 		return checkout{}, err
 	}
-	c := checkout{root: root, dist: o.Dist}
+	c := checkout{root: root, src: root, dist: o.Dist}
 	if !filepath.IsAbs(c.dist) {
 		c.dist = filepath.Join(root, c.dist)
 	}
-	if c.date, err = sourceDate(root); err != nil {
+	rev := o.Revision
+	if rev == "" {
+		rev = "HEAD"
+	}
+	if c.revision, err = git(root, "rev-parse", "--verify", rev+"^{commit}"); err != nil {
 		return checkout{}, err
 	}
-	c.revision = o.Revision
-	if c.revision == "" {
-		if c.revision, err = git(root, "rev-parse", "HEAD"); err != nil {
-			return checkout{}, err
-		}
+	if c.commit, err = git(root, "rev-parse", "--short", c.revision); err != nil {
+		return checkout{}, err
 	}
-	if c.commit, err = git(root, "rev-parse", "--short", "HEAD"); err != nil {
+	if c.date, err = sourceDate(root, c.revision); err != nil {
 		return checkout{}, err
 	}
 	return c, nil
 }
 
-// warnIfDirty says when the artefacts come from uncommitted changes, which the commit does not reproduce.
-func warnIfDirty(w io.Writer, c checkout) {
-	if status, err := git(c.root, "status", "--porcelain", "--untracked-files=no"); err == nil && status != "" {
-		_, _ = fmt.Fprintf(w, "warning: the working tree has uncommitted changes; the artefacts are built from them, not from %s alone\n", c.commit)
-	}
+// dirty says whether the working tree has uncommitted changes to tracked files.
+func dirty(c checkout) bool {
+	status, err := git(c.root, "status", "--porcelain", "--untracked-files=no")
+	return err == nil && status != ""
 }
 
-// Image builds the linux binaries and writes the OCI image: dist/image and
-// dist/certrollout-<version>-image.oci.tar.
+// Image builds the linux binaries from the working tree, uncommitted changes included (it is what a
+// developer tries out), and writes the OCI image: dist/image and dist/certrollout-<version>-image.oci.tar.
 func (o Options) Image(w io.Writer) (ImageResult, error) {
 	c, err := o.inspect()
 	if err != nil {
 		return ImageResult{}, err
 	}
-	warnIfDirty(w, c)
+	if dirty(c) {
+		_, _ = fmt.Fprintf(w, "warning: the working tree has uncommitted changes; the image is built from them, not from %s alone\n", c.commit)
+	}
 	work, err := os.MkdirTemp("", "certrollout-image-")
 	if err != nil {
 		return ImageResult{}, err
@@ -96,7 +101,9 @@ func (o Options) Image(w io.Writer) (ImageResult, error) {
 	return o.writeImage(w, c, c.dist, bins)
 }
 
-// Release writes every artefact of a release into dist/<version>/, emptied first.
+// Release writes every artefact of a release into dist/<version>/, emptied first. Everything is built
+// from an export of the commit (--revision, default HEAD), never from the working tree, so the artefacts
+// are the commit's and a second release of it is byte-identical.
 func (o Options) Release(w io.Writer) (Result, error) {
 	if err := checkReleaseVersion(o.Version); err != nil {
 		return Result{}, err
@@ -105,25 +112,38 @@ func (o Options) Release(w io.Writer) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	work, err := os.MkdirTemp("", "certrollout-release-")
+	if err != nil {
+		return Result{}, err
+	}
+	defer func() { _ = os.RemoveAll(work) }()
+	c.src = filepath.Join(work, "src")
+	if err := exportCommit(c.root, c.revision, c.src); err != nil {
+		return Result{}, err
+	}
+	if dirty(c) {
+		_, _ = fmt.Fprintf(w, "note: uncommitted changes in the working tree are not part of the release, built from %s\n", c.commit)
+	}
+
 	// What a release packages must exist before minutes of building.
 	chartDir := o.Chart
 	if !filepath.IsAbs(chartDir) {
-		chartDir = filepath.Join(c.root, chartDir)
+		chartDir = filepath.Join(c.src, chartDir)
 	}
 	if _, err := os.Stat(filepath.Join(chartDir, "Chart.yaml")); err != nil {
-		return Result{}, fmt.Errorf("the Helm chart %s does not exist (no Chart.yaml), and a release packages it: add the chart, or pass -chart", chartDir)
+		return Result{}, fmt.Errorf("the Helm chart %s does not exist at %s (no Chart.yaml), and a release packages it: commit the chart, or pass -chart",
+			o.Chart, c.commit)
 	}
 	inputs := map[string]string{
-		"LICENSE":      filepath.Join(c.root, "LICENSE"),
-		"README.md":    filepath.Join(c.root, "README.md"),
-		completionShim: filepath.Join(c.root, "hack", "release", completionShim),
+		"LICENSE":      filepath.Join(c.src, "LICENSE"),
+		"README.md":    filepath.Join(c.src, "README.md"),
+		completionShim: filepath.Join(c.src, "hack", "release", completionShim),
 	}
 	for name, path := range inputs {
 		if _, err := os.Stat(path); err != nil {
-			return Result{}, fmt.Errorf("a release packages %s: %w", name, err)
+			return Result{}, fmt.Errorf("a release packages %s, which %s lacks: %w", name, c.commit, err)
 		}
 	}
-	warnIfDirty(w, c)
 
 	r := Result{Dir: filepath.Join(c.dist, o.Version)}
 	if err := os.RemoveAll(r.Dir); err != nil {
@@ -132,11 +152,6 @@ func (o Options) Release(w io.Writer) (Result, error) {
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
 		return Result{}, err
 	}
-	work, err := os.MkdirTemp("", "certrollout-release-")
-	if err != nil {
-		return Result{}, err
-	}
-	defer func() { _ = os.RemoveAll(work) }()
 
 	all := slices.Clone(o.Platforms)
 	for _, p := range o.ImagePlatforms {
@@ -144,12 +159,12 @@ func (o Options) Release(w io.Writer) (Result, error) {
 			all = append(all, p)
 		}
 	}
-	bins, err := o.buildAll(w, c, work, all)
+	bins, err := o.buildAll(w, c, filepath.Join(work, "bin"), all)
 	if err != nil {
 		return Result{}, err
 	}
 	if host, ok := bins[hostPlatform()]; ok {
-		if r.Version, err = checkStamp(host, o.Version, c.date); err != nil {
+		if r.Version, err = checkStamp(host, o.Version, c.commit, c.date); err != nil {
 			return Result{}, err
 		}
 		_, _ = fmt.Fprintf(w, "%s version: %s, commit %s, built %s\n", hostPlatform(), r.Version.Version, r.Version.GitCommit, r.Version.BuildDate)
@@ -197,7 +212,7 @@ func (o Options) Release(w io.Writer) (Result, error) {
 		return Result{}, err
 	}
 	r.CRDs = filepath.Join(r.Dir, "certrollout-crds.yaml")
-	if err := writeCRDBundle(filepath.Join(c.root, "config", "crd", "bases"), r.CRDs, o.Version); err != nil {
+	if err := writeCRDBundle(filepath.Join(c.src, "config", "crd", "bases"), r.CRDs, o.Version); err != nil {
 		return Result{}, err
 	}
 	krew, err := krewManifest(o.Version, plugins)
@@ -224,7 +239,7 @@ func (o Options) buildAll(w io.Writer, c checkout, work string, platforms []stri
 	for _, p := range platforms {
 		out := filepath.Join(work, strings.ReplaceAll(p, "/", "_"), "certrollout")
 		start := time.Now()
-		if err := o.buildBinary(p, out, ldflags); err != nil {
+		if err := o.buildBinary(c.src, p, out, ldflags); err != nil {
 			return nil, err
 		}
 		_, _ = fmt.Fprintf(w, "built certrollout %s for %s (%s)\n", o.Version, p, time.Since(start).Round(time.Second))
@@ -235,7 +250,7 @@ func (o Options) buildAll(w io.Writer, c checkout, work string, platforms []stri
 
 // writeImage writes the image's layout to dir/image and its archive next to it, and prints the digests.
 func (o Options) writeImage(w io.Writer, c checkout, dir string, bins map[string]string) (ImageResult, error) {
-	license, err := os.ReadFile(filepath.Join(c.root, "LICENSE"))
+	license, err := os.ReadFile(filepath.Join(c.src, "LICENSE"))
 	if err != nil {
 		return ImageResult{}, fmt.Errorf("the image installs LICENSE: %w", err)
 	}

@@ -135,11 +135,20 @@ func TestARealReleaseForThisPlatform(t *testing.T) {
 	t.Setenv("SOURCE_DATE_EPOCH", testEpoch)
 	root := repoRoot(t)
 	host := hostPlatform()
+	// The commit released, pinned: others may commit while the test runs.
+	head, err := git(root, "rev-parse", "HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, err := git(root, "rev-parse", "--short", head)
+	if err != nil {
+		t.Fatal(err)
+	}
 	o := Options{
 		Mode:           "release",
 		Version:        "v0.1.0",
 		LDFlags:        "-X " + versionPkg + ".gitVersion=v0.1.0 -X " + versionPkg + ".gitCommit=abc1234 -X " + versionPkg + ".buildDate=overridden",
-		Revision:       "0123456789abcdef0123456789abcdef01234567", // HEAD may move while the test runs
+		Revision:       head,
 		Root:           root,
 		Dist:           t.TempDir(),
 		Platforms:      []string{host},
@@ -177,10 +186,10 @@ func TestARealReleaseForThisPlatform(t *testing.T) {
 
 	t.Run("the binary reports the release's version, commit and source date", func(t *testing.T) {
 		v := r.Version
-		if v.Version != "v0.1.0" || v.GitCommit != "abc1234" || v.BuildDate != "2026-11-27T10:00:00Z" || v.Platform != host {
-			t.Errorf("version %+v", v)
+		if v.Version != "v0.1.0" || v.GitCommit != short || v.BuildDate != "2026-11-27T10:00:00Z" || v.Platform != host {
+			t.Errorf("version %+v, want v0.1.0, commit %s (the Makefile's replaced by the commit built)", v, short)
 		}
-		if !strings.Contains(log.String(), "version: v0.1.0, commit abc1234, built 2026-11-27T10:00:00Z") {
+		if !strings.Contains(log.String(), "version: v0.1.0, commit "+short+", built 2026-11-27T10:00:00Z") {
 			t.Error("the release does not print the version it checked")
 		}
 	})
@@ -354,7 +363,7 @@ func TestARealReleaseForThisPlatform(t *testing.T) {
 			t.Fatal(err)
 		}
 		out, err := exec.Command(filepath.Join(rootfs, "certrollout"), "version").Output()
-		if err != nil || !strings.Contains(string(out), "certrollout v0.1.0 (commit abc1234, built 2026-11-27T10:00:00Z") {
+		if err != nil || !strings.Contains(string(out), "certrollout v0.1.0 (commit "+short+", built 2026-11-27T10:00:00Z") {
 			t.Errorf("/certrollout version from the image: %q, %v", out, err)
 		}
 		if st, err := os.Stat(r.Image.Archive); err != nil || st.Size() == 0 {
@@ -420,7 +429,7 @@ func TestARealReleaseForThisPlatform(t *testing.T) {
 		// The shim, as kubectl runs it for `kubectl certrollout <TAB>`.
 		wantCompletion("the shim", runIn(filepath.Join(bin, "kubectl_complete-certrollout"), ""))
 		// kubectl's own plugin lookup and, for completion, its lookup of the shim.
-		if out := runIn(kubectl, "certrollout", "version"); !strings.HasPrefix(out, "certrollout v0.1.0 (commit abc1234, built 2026-11-27T10:00:00Z") {
+		if out := runIn(kubectl, "certrollout", "version"); !strings.HasPrefix(out, "certrollout v0.1.0 (commit "+short+", built 2026-11-27T10:00:00Z") {
 			t.Errorf("kubectl certrollout version printed %q", out)
 		}
 		wantCompletion("kubectl __complete certrollout", runIn(kubectl, "__complete", "certrollout", ""))
@@ -563,12 +572,12 @@ func TestSetImageTagEditsOnlyTheTag(t *testing.T) {
 
 func TestTheLinkerFlagsDoNotDependOnWhenMakeRan(t *testing.T) {
 	date := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	makefile := func(now string) Options {
+	makefile := func(commit, now string) Options {
 		return Options{Version: "v0.1.0", LDFlags: "-X " + versionPkg + ".gitVersion=v0.1.0 -X " + versionPkg +
-			".gitCommit=abc1234 -X " + versionPkg + ".buildDate=" + now}
+			".gitCommit=" + commit + " -X " + versionPkg + ".buildDate=" + now}
 	}
-	first := makefile("2026-11-27T15:00:00Z").ldflags("abc1234", date)
-	second := makefile("2026-11-28T09:30:00Z").ldflags("abc1234", date)
+	first := makefile("abc1234", "2026-11-27T15:00:00Z").ldflags("abc1234", date)
+	second := makefile("abc1234", "2026-11-28T09:30:00Z").ldflags("abc1234", date)
 	if first != second {
 		t.Errorf("two runs of make give different linker flags (and build IDs):\n%s\n%s", first, second)
 	}
@@ -576,6 +585,10 @@ func TestTheLinkerFlagsDoNotDependOnWhenMakeRan(t *testing.T) {
 		".buildDate=2026-11-27T10:00:00Z -s -w"
 	if first != want {
 		t.Errorf("ldflags\n%s\nwant\n%s", first, want)
+	}
+	// The commit stamped is the commit built, whatever HEAD was when make read it.
+	if got := makefile("fff0000", "x").ldflags("abc1234", date); got != want {
+		t.Errorf("ldflags\n%s\nwant\n%s", got, want)
 	}
 	if got := (Options{Version: "v0.2.0"}).ldflags("def5678", date); !strings.Contains(got, ".gitVersion=v0.2.0 ") ||
 		!strings.Contains(got, ".gitCommit=def5678 ") || !strings.Contains(got, ".buildDate=2026-11-27T10:00:00Z") {
