@@ -128,6 +128,11 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := checkControllerAccess(ctx, mgr.GetAPIReader(), mgr.GetRESTMapper(), mgr.GetScheme(), o.Namespaces); err != nil {
+		return nil, err
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -72,7 +70,7 @@ func NewSnapshot(ctx context.Context, cfg *rest.Config, o Options) (*Snapshot, e
 	if len(o.Namespaces) == 1 {
 		ns = o.Namespaces[0]
 	}
-	if err := checkAccess(ctx, direct, ns); err != nil {
+	if err := requireList(ctx, direct, ns, coreLists()...); err != nil {
 		return nil, err
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -117,10 +115,8 @@ func NewSnapshot(ctx context.Context, cfg *rest.Config, o Options) (*Snapshot, e
 	if policies {
 		served = append(served, &api.RolloutPolicyList{}, &api.CertRolloutList{})
 	}
-	for _, l := range served {
-		if err := direct.List(ctx, l, client.InNamespace(ns), client.Limit(1)); err != nil {
-			return nil, err
-		}
+	if err := requireList(ctx, direct, ns, served...); err != nil {
+		return nil, err
 	}
 	if policies {
 		if err := indexRollouts(ctx, mgr); err != nil {
@@ -174,21 +170,6 @@ func (s *Snapshot) sync(ctx context.Context, mgr manager.Manager, pods *podCache
 		return fmt.Errorf("caches not synced: %w", ctx.Err())
 	}
 	return pods.WaitForSync(ctx)
-}
-
-// checkAccess lists one object of each resource the snapshot reads, so that a user without access gets
-// the API server's Forbidden (verb and resource) at once.
-func checkAccess(ctx context.Context, c client.Client, ns string) error {
-	lists := []client.ObjectList{
-		&corev1.SecretList{}, &corev1.ConfigMapList{}, &corev1.PodList{},
-		&appsv1.DeploymentList{}, &appsv1.StatefulSetList{}, &appsv1.DaemonSetList{}, &batchv1.CronJobList{},
-	}
-	for _, l := range lists {
-		if err := c.List(ctx, l, client.InNamespace(ns), client.Limit(1)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Close stops the caches.
