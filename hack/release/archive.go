@@ -23,7 +23,7 @@ type archiveFile struct {
 }
 
 // writeTarGz writes files, sorted by name, as a gzip tar: root-owned, no user names, mtime date, and a
-// gzip header with neither name nor time, so the bytes depend on the files alone.
+// gzip header with neither name nor time, so the bytes depend on the files alone (and Go's gzip).
 func writeTarGz(path string, files []archiveFile, date time.Time) (err error) {
 	files = slices.Clone(files)
 	slices.SortFunc(files, func(a, b archiveFile) int { return strings.Compare(a.name, b.name) })
@@ -36,7 +36,9 @@ func writeTarGz(path string, files []archiveFile, date time.Time) (err error) {
 			err = cerr
 		}
 	}()
-	zw, err := gzip.NewWriterLevel(f, gzip.BestCompression)
+	// The default level, as for the image's layer (internal/image): best compression saves 0.4 % of a
+	// binary in 2.5 times the time.
+	zw, err := gzip.NewWriterLevel(f, gzip.DefaultCompression)
 	if err != nil {
 		return err
 	}
