@@ -104,15 +104,12 @@ func (o Options) ldflags(commit string, date time.Time) string {
 }
 
 // buildBinary cross-compiles a static certrollout for platform from the sources in src into out.
-func (o Options) buildBinary(src, platform, out, ldflags string) error {
+func buildBinary(src, platform, out, ldflags string) error {
 	goos, goarch, ok := strings.Cut(platform, "/")
 	if !ok {
 		return fmt.Errorf("platform %q is not os/arch", platform)
 	}
-	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out}
-	args = append(args, o.GoBuildFlags...)
-	args = append(args, "./cmd/certrollout")
-	cmd := exec.Command("go", args...)
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out, "./cmd/certrollout")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
 	if b, err := cmd.CombinedOutput(); err != nil {

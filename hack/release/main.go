@@ -68,8 +68,6 @@ type Options struct {
 	ImagePlatforms []string
 	// Chart is the Helm chart to package (release only).
 	Chart string
-	// GoBuildFlags go before the package in `go build`, e.g. -v; for tests that need none, empty.
-	GoBuildFlags []string
 }
 
 var (

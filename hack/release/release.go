@@ -239,7 +239,7 @@ func (o Options) buildAll(w io.Writer, c checkout, work string, platforms []stri
 	for _, p := range platforms {
 		out := filepath.Join(work, strings.ReplaceAll(p, "/", "_"), "certrollout")
 		start := time.Now()
-		if err := o.buildBinary(c.src, p, out, ldflags); err != nil {
+		if err := buildBinary(c.src, p, out, ldflags); err != nil {
 			return nil, err
 		}
 		_, _ = fmt.Fprintf(w, "built certrollout %s for %s (%s)\n", o.Version, p, time.Since(start).Round(time.Second))
