@@ -111,8 +111,11 @@ func setImageTag(values []byte, tag string) ([]byte, error) {
 			Tag string `yaml:"tag"`
 		} `yaml:"image"`
 	}
-	if err := yaml.Unmarshal(out, &check); err != nil || check.Image.Tag != tag {
-		return nil, fmt.Errorf("setting image.tag failed (read back %q, %v)", check.Image.Tag, err)
+	if err := yaml.Unmarshal(out, &check); err != nil {
+		return nil, fmt.Errorf("setting image.tag broke the file: %w", err)
+	}
+	if check.Image.Tag != tag {
+		return nil, fmt.Errorf("setting image.tag failed: it reads back as %q", check.Image.Tag)
 	}
 	return out, nil
 }

@@ -24,7 +24,8 @@ func Unpack(layoutDir, platform, dest string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dest, 0o755); err != nil {
+	// A root file system's folders are world-traversable: the image's user is not root.
+	if err := os.MkdirAll(dest, 0o755); err != nil { //nolint:gosec // see above
 		return err
 	}
 	root, err := filepath.Abs(dest)
@@ -144,7 +145,8 @@ func noLinkBetween(root, target string) error {
 }
 
 func writeFile(target string, r io.Reader, hdr *tar.Header) error {
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+	// A folder the layer does not list gets the mode a root file system's folders have.
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil { //nolint:gosec // see above
 		return err
 	}
 	if err := replace(target); err != nil {
