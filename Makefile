@@ -30,9 +30,10 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build bin/certrollout (and bin/kubectl-certrollout, the kubectl plugin name).
+build: ## Build bin/certrollout (and bin/kubectl-certrollout, the kubectl plugin name, with its completion shim).
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/certrollout ./cmd/certrollout
 	ln -sf certrollout $(BIN)/kubectl-certrollout
+	cp hack/release/kubectl_complete-certrollout $(BIN)/kubectl_complete-certrollout
 
 # image and release run hack/release: no container engine, and reproducible (every timestamp, the
 # binaries' build date included, is SOURCE_DATE_EPOCH or else the commit time).

@@ -18,7 +18,8 @@ import (
 )
 
 // packageChart packages the chart in dir into outDir as Helm does (`helm package`), with the chart's
-// version and appVersion set to version without its v, the image tag in values.yaml set to version, and
+// version set to version without its v (Helm's chart versions are plain semver), appVersion to version as
+// it is (v0.1.0, the image tag, as in the chart's folder), the image tag in values.yaml set to version, and
 // every file's time set to date so the .tgz is reproducible. It returns the archive's path.
 func packageChart(dir, outDir, version string, date time.Time) (string, error) {
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
@@ -30,7 +31,7 @@ func packageChart(dir, outDir, version string, date time.Time) (string, error) {
 	}
 	semver := strings.TrimPrefix(version, "v")
 	c.Metadata.Version = semver
-	c.Metadata.AppVersion = semver
+	c.Metadata.AppVersion = version
 
 	i := slices.IndexFunc(c.Raw, func(f *common.File) bool { return f.Name == chartutil.ValuesfileName })
 	if i < 0 {

@@ -324,8 +324,8 @@ func TestARealReleaseForThisPlatform(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Metadata.Version != "0.1.0" || c.Metadata.AppVersion != "0.1.0" {
-			t.Errorf("chart version %q appVersion %q, want 0.1.0", c.Metadata.Version, c.Metadata.AppVersion)
+		if c.Metadata.Version != "0.1.0" || c.Metadata.AppVersion != "v0.1.0" {
+			t.Errorf("chart version %q appVersion %q, want 0.1.0 and v0.1.0 (the image tag, as in the chart's folder)", c.Metadata.Version, c.Metadata.AppVersion)
 		}
 		img, _ := c.Values["image"].(map[string]any)
 		if img["tag"] != "v0.1.0" {
