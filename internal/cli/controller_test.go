@@ -31,7 +31,7 @@ func TestControllerRejectsFlagsThatCannotWork(t *testing.T) {
 
 func TestControllerLeaseFlagsAreIgnoredWithoutLeaderElection(t *testing.T) {
 	o := &ControllerOptions{LogFormat: "text", QPS: 1, Burst: 1}
-	o.Options.RestartRate, o.Options.RestartBurst = 1, 1
+	o.RestartRate, o.RestartBurst = 1, 1
 	o.LeaderElection = false
 	o.LeaseDuration = 1 // nonsense, but unused
 	if err := o.Validate(); err != nil {
