@@ -63,20 +63,9 @@ func TestEachNameKubectlAcceptsResolvesToOneKind(t *testing.T) {
 // kubectl prints a date column lying in the future as <invalid>; a policy's next window always does.
 func TestNextWindowPrintsAsATimestampInKubectl(t *testing.T) {
 	c := clustertest.Cluster(t)
-	clustertest.InstallCRDs(t)
 	ctx := context.Background()
 	ns := clustertest.Namespace(t)
-	cl, err := client.New(c.Config, client.Options{Scheme: Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &api.RolloutPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "build", Namespace: ns},
-		Spec:       api.RolloutPolicySpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "build"}}},
-	}
-	if err := cl.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	cl, p := policyNamedBuild(t, ns)
 	next := metav1.NewTime(time.Now().Add(36 * time.Hour).UTC().Truncate(time.Second))
 	p.Status.NextWindow = &next
 	if err := cl.Status().Update(ctx, p); err != nil {
@@ -131,19 +120,9 @@ func TestKubectlGetCertrolloutNameShowsOnlyTheCertRollout(t *testing.T) {
 		t.Skip("kubectl is not installed; TestEachNameKubectlAcceptsResolvesToOneKind covers the mapping")
 	}
 	c := clustertest.Cluster(t)
-	clustertest.InstallCRDs(t)
 	ctx := context.Background()
 	ns := clustertest.Namespace(t)
-	cl, err := client.New(c.Config, client.Options{Scheme: Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.Create(ctx, &api.RolloutPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "build", Namespace: ns},
-		Spec:       api.RolloutPolicySpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "build"}}},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	cl, _ := policyNamedBuild(t, ns)
 	if err := cl.Create(ctx, &api.CertRollout{
 		ObjectMeta: metav1.ObjectMeta{Name: "build", Namespace: ns},
 		Spec:       api.CertRolloutSpec{Targets: []api.WorkloadReference{{Kind: "Deployment", Name: "build"}}},
@@ -164,4 +143,22 @@ func TestKubectlGetCertrolloutNameShowsOnlyTheCertRollout(t *testing.T) {
 	if got := strings.Fields(string(out)); len(got) != 2 {
 		t.Errorf("the certrollout-all category should list both objects, got %q", got)
 	}
+}
+
+// policyNamedBuild creates RolloutPolicy ns/build (CRDs installed) and returns a client and the policy.
+func policyNamedBuild(t *testing.T, ns string) (client.Client, *api.RolloutPolicy) {
+	t.Helper()
+	clustertest.InstallCRDs(t)
+	cl, err := client.New(clustertest.Cluster(t).Config, client.Options{Scheme: Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &api.RolloutPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "build", Namespace: ns},
+		Spec:       api.RolloutPolicySpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "build"}}},
+	}
+	if err := cl.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	return cl, p
 }

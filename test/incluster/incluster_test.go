@@ -296,30 +296,32 @@ func (p *pod) ready(t *testing.T) {
 	})
 }
 
-// status reads a line of /proc/PID/status ("Uid:", "Gid:").
-func (p *pod) status(t *testing.T, field string) []string {
+// proc returns the lines of /proc/PID/<file> of the controller.
+func (p *pod) proc(t *testing.T, file string) []string {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", p.cmd.Process.Pid, file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
+	return strings.Split(string(data), "\n")
+}
+
+// status reads a line of /proc/PID/status ("Uid:", "Gid:").
+func (p *pod) status(t *testing.T, field string) []string {
+	t.Helper()
+	for _, line := range p.proc(t, "status") {
 		if rest, ok := strings.CutPrefix(line, field); ok {
 			return strings.Fields(rest)
 		}
 	}
-	t.Fatalf("no %s in /proc/%d/status", field, p.cmd.Process.Pid)
+	t.Fatalf("no %s in the controller's /proc status", field)
 	return nil
 }
 
 // rootMount is the mount options of the process's /.
 func (p *pod) rootMount(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", p.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
+	for _, line := range p.proc(t, "mountinfo") {
 		if f := strings.Fields(line); len(f) > 5 && f[4] == "/" {
 			return f[5]
 		}
