@@ -138,7 +138,7 @@ func (b *syncBuffer) String() string {
 // runAsPod renders the chart for a release in ns, applies everything it renders but the Deployment
 // (whose pod this test is), and starts the image's entrypoint with the Deployment's arguments and
 // environment, the chart's ServiceAccount token and the pod's KUBERNETES_SERVICE_* variables.
-func runAsPod(t *testing.T, ns string, extraValues string) *pod {
+func runAsPod(t *testing.T, ns string) *pod {
 	t.Helper()
 	ctx := context.Background()
 	c := clustertest.Cluster(t)
@@ -146,7 +146,7 @@ func runAsPod(t *testing.T, ns string, extraValues string) *pod {
 	layout := builtImage(t)
 
 	probes, metrics := freePort(t), freePort(t)
-	vals, err := charttest.Values(fmt.Sprintf("replicaCount: 1\nmetrics: {port: %d}\nhealthProbe: {port: %d}\n%s", metrics, probes, extraValues))
+	vals, err := charttest.Values(fmt.Sprintf("replicaCount: 1\nmetrics: {port: %d}\nhealthProbe: {port: %d}\n", metrics, probes))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,6 +261,15 @@ func runAsPod(t *testing.T, ns string, extraValues string) *pod {
 	return p
 }
 
+// readyController runs the controller as a pod in a release namespace of its own, waits until it is
+// ready, and returns it with a fresh namespace for the test's workloads.
+func readyController(t *testing.T) (*pod, string) {
+	t.Helper()
+	p := runAsPod(t, clustertest.Namespace(t))
+	p.ready(t)
+	return p, clustertest.Namespace(t)
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // user parses an image's "uid:gid".
@@ -333,11 +342,7 @@ func (p *pod) rootMount(t *testing.T) string {
 func TestTheImageRunsAsAPodWithTheChartsRBACAndRollsAConsumerOnceAfterARenewal(t *testing.T) {
 	c := clustertest.Cluster(t)
 	ctx := context.Background()
-	release := clustertest.Namespace(t)
-	apps := clustertest.Namespace(t)
-
-	p := runAsPod(t, release, "")
-	p.ready(t)
+	p, apps := readyController(t)
 	if uids := p.status(t, "Uid:"); len(uids) < 3 || uids[0] != "65532" || uids[1] != "65532" || uids[2] != "65532" {
 		t.Errorf("the controller runs as uid %v, want 65532 (real, effective, saved)", uids)
 	}
@@ -403,10 +408,7 @@ func TestTheImageRunsAsAPodWithTheChartsRBACAndRollsAConsumerOnceAfterARenewal(t
 func TestThePolicyTimeZonesWorkInTheImage(t *testing.T) {
 	c := clustertest.Cluster(t)
 	ctx := context.Background()
-	release := clustertest.Namespace(t)
-	apps := clustertest.Namespace(t)
-	p := runAsPod(t, release, "")
-	p.ready(t)
+	_, apps := readyController(t)
 	cl, err := client.New(c.Config, client.Options{Scheme: scheme(t)})
 	if err != nil {
 		t.Fatal(err)
