@@ -21,6 +21,7 @@ import (
 // +kubebuilder:printcolumn:name="Last Rollout",type=string,JSONPath=`.status.lastRollout.name`
 // +kubebuilder:printcolumn:name="Result",type=string,JSONPath=`.status.lastRollout.phase`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="a RolloutPolicy's name is at most 63 characters: it becomes the certrollout.io/policy label of its CertRollouts"
 type RolloutPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -63,6 +64,7 @@ type RolloutPolicySpec struct {
 	// expires within this duration (for example "72h"), so a renewal 30 days before expiry waits for a
 	// quiet hour but never for an outage. Empty means windows always apply.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('8760h')",message="expiryDeadline is between 0 and 8760h (a year)"
 	ExpiryDeadline *metav1.Duration `json:"expiryDeadline,omitempty"`
 
 	// order is Serial (one target at a time, in the order of the CertRollout's targets, each healthy
@@ -78,9 +80,10 @@ type RolloutPolicySpec struct {
 	MaxConcurrent int32 `json:"maxConcurrent,omitempty"`
 
 	// healthTimeout is how long a restarted target may take to finish its rollout (every pod updated and
-	// available, as `kubectl rollout status` judges it) before it counts as failed.
+	// available, as `kubectl rollout status` judges it) before it counts as failed. At most 24h: a rollout holds one of its namespace's rollout slots while it waits.
 	// +optional
 	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('24h')",message="healthTimeout is more than 0 and at most 24h"
 	HealthTimeout metav1.Duration `json:"healthTimeout,omitempty"`
 
 	// onFailure says what happens when a target fails its health check: Halt leaves the remaining
@@ -91,8 +94,9 @@ type RolloutPolicySpec struct {
 	OnFailure FailureAction `json:"onFailure,omitempty"`
 
 	// minRestartInterval is the least time between two restarts of one workload under this policy; it
-	// replaces the controller's --min-restart-interval for these workloads.
+	// replaces the controller's --min-restart-interval for these workloads. At most 720h (30 days).
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('720h')",message="minRestartInterval is between 0 and 720h"
 	MinRestartInterval *metav1.Duration `json:"minRestartInterval,omitempty"`
 
 	// rolloutHistoryLimit is how many finished CertRollouts of the policy to keep; older ones are deleted.
@@ -120,9 +124,11 @@ type QuiesceTarget struct {
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
 	// drainTimeout is how long to wait for the workload's pods to be gone (their termination grace
-	// period included) after scaling it to zero.
+	// period included) after scaling it to zero. At most 24h: the workload stays at zero replicas, and
+	// the rollout holds one of its namespace's rollout slots, while it waits.
 	// +optional
 	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('24h')",message="drainTimeout is more than 0 and at most 24h"
 	DrainTimeout metav1.Duration `json:"drainTimeout,omitempty"`
 }
 
@@ -132,12 +138,18 @@ type MaintenanceWindow struct {
 	// day-of-week), for example "0 2 * * 6" for Saturdays at 02:00. Across daylight-saving changes it
 	// behaves like a CronJob schedule: a local time the change skips does not occur that day, one it
 	// repeats occurs twice.
+	// The time zone goes in timeZone: a TZ= or CRON_TZ= prefix is refused, as in a CronJob's schedule.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="!self.trim().startsWith('TZ=') && !self.trim().startsWith('CRON_TZ=')",message="schedule must not name a time zone (TZ= or CRON_TZ=): use timeZone"
 	Schedule string `json:"schedule"`
-	// duration is how long the window stays open; a rollout must start inside it and then runs to its end.
+	// duration is how long the window stays open, more than 0 and at most 168h (a week); a rollout must
+	// start inside it and then runs to its end.
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('168h')",message="duration is more than 0 and at most 168h"
 	Duration metav1.Duration `json:"duration"`
 	// timeZone is the IANA time zone of the schedule, for example "Europe/Berlin"; default UTC.
 	// +optional
+	// +kubebuilder:validation:MaxLength=64
 	TimeZone string `json:"timeZone,omitempty"`
 }
 

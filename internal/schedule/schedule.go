@@ -6,6 +6,7 @@ package schedule
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -14,6 +15,9 @@ import (
 // parser reads the standard 5-field cron format (minute hour day-of-month month day-of-week) and the
 // descriptors (@daily, @weekly...).
 var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// parse is parser.Parse; a variable so a test can stand in a parser that panics.
+var parse = parser.Parse
 
 // Window is a recurring maintenance window: it opens at each activation of Schedule, in Location, and
 // stays open for Duration.
@@ -25,8 +29,18 @@ type Window struct {
 	Spec string
 }
 
-// Parse validates one window. The errors say what is wrong in the words of the API fields.
-func Parse(spec string, duration time.Duration, timeZone string) (Window, error) {
+// Parse validates one window. The errors say what is wrong in the words of the API fields. It never
+// panics, whatever the input: robfig/cron does on some malformed time-zone prefixes, and a schedule is
+// input from anyone who may write a RolloutPolicy.
+func Parse(spec string, duration time.Duration, timeZone string) (w Window, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			w, err = Window{}, fmt.Errorf("schedule %q cannot be parsed: %v", spec, p)
+		}
+	}()
+	if zonePrefix(spec) {
+		return Window{}, fmt.Errorf("schedule %q names a time zone: put it in timeZone and keep schedule to the 5 cron fields", spec)
+	}
 	loc := time.UTC
 	if timeZone != "" {
 		l, err := time.LoadLocation(timeZone)
@@ -35,7 +49,7 @@ func Parse(spec string, duration time.Duration, timeZone string) (Window, error)
 		}
 		loc = l
 	}
-	s, err := parser.Parse(spec)
+	s, err := parse(spec)
 	if err != nil {
 		return Window{}, fmt.Errorf("schedule %q is not a 5-field cron expression (minute hour day-of-month month day-of-week): %w", spec, err)
 	}
@@ -46,6 +60,14 @@ func Parse(spec string, duration time.Duration, timeZone string) (Window, error)
 		return Window{}, fmt.Errorf("schedule %q never opens", spec)
 	}
 	return Window{Schedule: s, Duration: duration, Location: loc, Spec: spec}, nil
+}
+
+// zonePrefix reports whether spec starts with robfig/cron's TZ= or CRON_TZ= prefix. Kubernetes refuses
+// it in a CronJob's schedule for the same reason: the zone has its own field, and the prefix is where the
+// parser panics.
+func zonePrefix(spec string) bool {
+	s := strings.TrimSpace(spec)
+	return strings.HasPrefix(s, "TZ=") || strings.HasPrefix(s, "CRON_TZ=")
 }
 
 // opensAgain rejects schedules that name an impossible date (30 February): robfig/cron then returns the

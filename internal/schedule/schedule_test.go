@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/robfig/cron/v3"
 )
 
 func must(t *testing.T, spec string, d time.Duration, tz string) Window {
@@ -125,6 +127,10 @@ func TestParseExplainsBadInput(t *testing.T) {
 		"an unknown time zone":     {spec: "0 2 * * *", tz: "Mars/Olympus", d: time.Hour, want: `timeZone "Mars/Olympus" is not an IANA time zone`},
 		"a zero duration":          {spec: "0 2 * * *", want: "duration must be positive"},
 		"a date that never occurs": {spec: "0 0 30 2 *", d: time.Hour, want: "never opens"},
+		// robfig/cron panics on these two (index out of range): they must be an error like any other.
+		"TZ= with nothing after it":       {spec: "TZ=", d: time.Hour, want: "put it in timeZone"},
+		"CRON_TZ= with nothing after it":  {spec: "CRON_TZ=", d: time.Hour, want: "put it in timeZone"},
+		"a zone prefix before the fields": {spec: " TZ=Europe/Berlin 0 2 * * *", d: time.Hour, want: "names a time zone"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse(tc.spec, tc.d, tc.tz)
@@ -136,4 +142,36 @@ func TestParseExplainsBadInput(t *testing.T) {
 	if _, err := Parse("@weekly", time.Hour, "America/New_York"); err != nil {
 		t.Errorf("descriptors are allowed: %v", err)
 	}
+}
+
+func TestParseTurnsAParserPanicIntoAnError(t *testing.T) {
+	defer func(p func(string) (cron.Schedule, error)) { parse = p }(parse)
+	parse = func(string) (cron.Schedule, error) { panic("index out of range") }
+	_, err := Parse("0 2 * * *", time.Hour, "")
+	if err == nil || !strings.Contains(err.Error(), "cannot be parsed: index out of range") {
+		t.Fatalf("error %v, want the panic as an error", err)
+	}
+}
+
+// FuzzParse feeds window specs as anyone who may write a RolloutPolicy could: Parse never panics, and a
+// window it accepts can be evaluated at any moment without panicking and answers consistently.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"0 2 * * 6", "@weekly", "TZ=", "CRON_TZ=", "TZ=UTC 0 2 * * *", "*/5 * * * *", "0 0 30 2 *", "0 0 29 2 *", "1-5/2 3,4 * JAN-MAR MON"} {
+		f.Add(s, int64(time.Hour), "", int64(0))
+		f.Add(s, int64(time.Minute), "Europe/Berlin", int64(1790000000))
+	}
+	f.Fuzz(func(t *testing.T, spec string, d int64, tz string, unix int64) {
+		w, err := Parse(spec, time.Duration(d), tz)
+		if err != nil {
+			return
+		}
+		now := time.Unix(unix%(1<<33), 0)
+		st := At([]Window{w}, now)
+		switch {
+		case st.Open && st.ClosesAt.Before(now):
+			t.Fatalf("%q open at %s but closes earlier, at %s", spec, now, st.ClosesAt)
+		case !st.Open && !st.NextOpen.After(now):
+			t.Fatalf("%q closed at %s but opens next at %s, not later", spec, now, st.NextOpen)
+		}
+	})
 }
