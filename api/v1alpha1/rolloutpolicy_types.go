@@ -83,7 +83,7 @@ type RolloutPolicySpec struct {
 	// available, as `kubectl rollout status` judges it) before it counts as failed. At most 24h: a rollout holds one of its namespace's rollout slots while it waits.
 	// +optional
 	// +kubebuilder:default="10m"
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('24h')",message="healthTimeout is more than 0 and at most 24h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('24h')",message="healthTimeout is at most 24h (0: the default, 10m)"
 	HealthTimeout metav1.Duration `json:"healthTimeout,omitempty"`
 
 	// onFailure says what happens when a target fails its health check: Halt leaves the remaining
@@ -128,7 +128,7 @@ type QuiesceTarget struct {
 	// the rollout holds one of its namespace's rollout slots, while it waits.
 	// +optional
 	// +kubebuilder:default="1h"
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('24h')",message="drainTimeout is more than 0 and at most 24h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('24h')",message="drainTimeout is at most 24h (0: the default, 1h)"
 	DrainTimeout metav1.Duration `json:"drainTimeout,omitempty"`
 }
 

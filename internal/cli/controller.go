@@ -54,7 +54,10 @@ certrollout.io/secrets="a,b".
 Workloads a RolloutPolicy selects restart only through CertRollouts that follow it: inside its
 maintenance windows (unless the certificate they run on expires within its expiryDeadline), after scaling
 its quiesce list to zero and before restoring it, in order, each healthy before the next.
---max-concurrent-rollouts bounds how many CertRollouts run at once across the cluster.
+--max-concurrent-rollouts bounds how many CertRollouts run at once across the cluster, and
+--max-concurrent-rollouts-per-namespace how many of those one namespace may hold, so no tenant starves
+the others; a rollout whose certificate expires within its policy's expiryDeadline never waits for other
+namespaces' rollouts.
 
 When a cert-manager CA issuer (Issuer or ClusterIssuer with spec.ca) annotated certrollout.io/cascade=true,
 or any CA issuer under --ca-cascade, has leaf Certificates issued under another CA certificate than its
@@ -84,6 +87,7 @@ CA first, then re-issues each such leaf once; the workloads using a leaf wait fo
 	f.IntVar(&o.RestartBurst, "restart-burst", o.RestartBurst, "Restarts that may start at once across the cluster (token bucket size).")
 	f.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "Workers per workload kind.")
 	f.IntVar(&o.MaxConcurrentRollouts, "max-concurrent-rollouts", o.MaxConcurrentRollouts, "CertRollouts quiescing, restarting or restoring at once across the cluster (0: no limit).")
+	f.IntVar(&o.MaxConcurrentRolloutsPerNamespace, "max-concurrent-rollouts-per-namespace", o.MaxConcurrentRolloutsPerNamespace, "Of those, how many one namespace may hold at once (0: no limit).")
 	f.BoolVar(&o.CACascade, "ca-cascade", false, "Re-issue the leaves of every cert-manager CA issuer when its CA certificate changes, not only of issuers annotated certrollout.io/cascade=true.")
 	addClusterResourceNamespaceFlag(cmd, &o.ClusterResourceNamespace)
 	f.BoolVar(&o.LeaderElection, "leader-elect", true, "Elect a leader through a Lease so only one replica acts.")
@@ -118,6 +122,9 @@ func (o *ControllerOptions) Validate() error {
 	}
 	if o.MaxConcurrentRollouts < 0 {
 		errs = append(errs, errors.New("--max-concurrent-rollouts must not be negative (0 means no limit)"))
+	}
+	if o.MaxConcurrentRolloutsPerNamespace < 0 {
+		errs = append(errs, errors.New("--max-concurrent-rollouts-per-namespace must not be negative (0 means no limit)"))
 	}
 	if o.LeaderElection && (o.LeaseDuration <= o.RenewDeadline || o.RenewDeadline <= o.RetryPeriod || o.RetryPeriod <= 0) {
 		errs = append(errs, fmt.Errorf("leader election needs --leader-election-lease-duration (%s) > --leader-election-renew-deadline (%s) > --leader-election-retry-period (%s) > 0",

@@ -50,6 +50,11 @@ type Options struct {
 	// MaxConcurrentRollouts bounds the CertRollouts quiescing, restarting or restoring at once across the
 	// cluster; 0 means no bound.
 	MaxConcurrentRollouts int
+	// MaxConcurrentRolloutsPerNamespace is one namespace's share of MaxConcurrentRollouts: its rollouts
+	// past Pending at once. It keeps one tenant from holding every slot; a rollout whose certificate
+	// expires within its policy's expiryDeadline is held by this share only, never by other namespaces'
+	// rollouts. 0 means no per-namespace bound.
+	MaxConcurrentRolloutsPerNamespace int
 	// CACascade makes every CA issuer cascade, as if annotated certrollout.io/cascade=true: when its CA
 	// certificate changes, the leaves it signed are re-issued under the new one.
 	CACascade bool
@@ -66,13 +71,14 @@ type Options struct {
 // DefaultOptions are the controller's defaults.
 func DefaultOptions() Options {
 	return Options{
-		SettlePeriod:             5 * time.Second,
-		MinRestartInterval:       10 * time.Minute,
-		RestartRate:              1,
-		RestartBurst:             10,
-		MaxConcurrentReconciles:  4,
-		MaxConcurrentRollouts:    5,
-		ClusterResourceNamespace: DefaultClusterResourceNamespace,
+		SettlePeriod:                      5 * time.Second,
+		MinRestartInterval:                10 * time.Minute,
+		RestartRate:                       1,
+		RestartBurst:                      10,
+		MaxConcurrentReconciles:           4,
+		MaxConcurrentRollouts:             5,
+		MaxConcurrentRolloutsPerNamespace: 2,
+		ClusterResourceNamespace:          DefaultClusterResourceNamespace,
 	}
 }
 

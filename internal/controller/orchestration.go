@@ -82,6 +82,9 @@ func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discover
 	if err := setupCascadeTrigger(ctx, mgr, disc); err != nil {
 		return err
 	}
+	if err := setupQuiesceSweeper(mgr, disc, recorder); err != nil {
+		return err
+	}
 	toRollouts := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 		return rolloutsFor(ctx, c, obj)
 	})

@@ -343,12 +343,12 @@ func TestARolloutWaitsForAWindowThatOpensAMinuteLater(t *testing.T) {
 
 func TestTheExpiryDeadlineOverridesTheWindow(t *testing.T) {
 	e := newEnv(t, testOptions())
-	ca := e.governedWeb() // its leaf is valid for 90 days: within a 2-year deadline
+	ca := e.governedWeb() // its leaf is valid for 90 days: within a 1-year deadline
 	e.waitAvailable("web")
 	e.createPolicy("web", api.RolloutPolicySpec{
 		Selector:       roleWeb,
 		Windows:        []api.MaintenanceWindow{{Schedule: "0 3 29 2 *", Duration: metav1.Duration{Duration: time.Hour}}}, // leap days only
-		ExpiryDeadline: &metav1.Duration{Duration: 2 * 365 * 24 * time.Hour},
+		ExpiryDeadline: &metav1.Duration{Duration: 365 * 24 * time.Hour},
 	})
 	e.start()
 	e.waitLedger("web", "")

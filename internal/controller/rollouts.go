@@ -61,7 +61,7 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			return ctrl.Result{}, err
 		}
 	}
-	in := orchestrate.Input{Now: r.opts.Clock(), Rollout: &ro, MaxRunning: r.opts.MaxConcurrentRollouts}
+	in := orchestrate.Input{Now: r.opts.Clock(), Rollout: &ro, MaxRunning: r.opts.MaxConcurrentRollouts, MaxRunningHere: r.opts.MaxConcurrentRolloutsPerNamespace}
 	if ro.Spec.Policy != "" {
 		var p api.RolloutPolicy
 		err := r.client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.Policy}, &p)
@@ -89,7 +89,7 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if in.Running, err = r.running(ctx, &ro); err != nil {
+	if in.Running, in.RunningHere, err = r.running(ctx, &ro); err != nil {
 		return ctrl.Result{}, err
 	}
 	res := orchestrate.Next(in)
@@ -139,6 +139,14 @@ func (r *rolloutReconciler) observe(ctx context.Context, ro *api.CertRollout, in
 		for _, q := range in.Policy.Spec.Quiesce {
 			keys[orchestrate.Key{Kind: q.Kind, Name: q.Name}] = true
 		}
+	}
+	// What this rollout holds at zero replicas, whether or not its status says so.
+	held, err := quiescedBy(ctx, r.client, ro.Namespace, ro.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range held {
+		keys[orchestrate.Key{Kind: kindOf(o), Name: o.GetName()}] = true
 	}
 	in.Workloads = map[orchestrate.Key]orchestrate.Workload{}
 	seen := map[orchestrate.Key]*observed{}
@@ -205,24 +213,27 @@ func replicasOf(p *int32) int32 {
 	return *p
 }
 
-// running counts the other rollouts that are past waiting and not finished.
-func (r *rolloutReconciler) running(ctx context.Context, self *api.CertRollout) (int, error) {
+// running counts the other rollouts that are past waiting and not finished: across the cluster, and in
+// self's namespace.
+func (r *rolloutReconciler) running(ctx context.Context, self *api.CertRollout) (all, here int, err error) {
 	var list api.CertRolloutList
 	if err := r.client.List(ctx, &list); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	n := 0
 	for _, ro := range list.Items {
 		if ro.UID == self.UID {
 			continue
 		}
 		switch ro.Status.Phase {
 		case api.PhaseQuiescing, api.PhaseRestarting, api.PhaseRestoring:
-			n++
+			all++
+			if ro.Namespace == self.Namespace {
+				here++
+			}
 		default: // waiting or finished
 		}
 	}
-	return n, nil
+	return all, here, nil
 }
 
 func (r *rolloutReconciler) act(ctx context.Context, ro *api.CertRollout, a orchestrate.Action, seen map[orchestrate.Key]*observed, now time.Time) error {
@@ -257,39 +268,59 @@ func (r *rolloutReconciler) act(ctx context.Context, ro *api.CertRollout, a orch
 		r.recorder.Eventf(o.obj, ro, corev1.EventTypeNormal, ReasonRestarted, "Restart", "Restarted by CertRollout %s (%s)", ro.Name, ro.Spec.Trigger.Type)
 		log.Info("Restarted "+a.Key.Kind, "workload", a.Key.Name, "rollout", ro.Name, "hash", a.RestartValue)
 	case orchestrate.Restore:
-		if err := restart.Restore(ctx, r.client, o.obj, a.Replicas); err != nil {
+		if err := restart.Restore(ctx, r.client, o.obj, &a.Replicas); err != nil {
 			return err
 		}
 		r.recorder.Eventf(o.obj, ro, corev1.EventTypeNormal, orchestrate.ReasonRestored, "Restore", "Restored to %d replicas by CertRollout %s", a.Replicas, ro.Name)
 		log.Info("Restored "+a.Key.Kind, "workload", a.Key.Name, "replicas", a.Replicas, "rollout", ro.Name)
+	case orchestrate.Release:
+		if err := restart.Restore(ctx, r.client, o.obj, nil); err != nil {
+			return err
+		}
+		r.recorder.Eventf(o.obj, ro, corev1.EventTypeWarning, orchestrate.ReasonNothingRecorded, "Restore",
+			"CertRollout %s found no recorded replica count; only the quiesce marks were removed: scale it by hand", ro.Name)
+		log.Info("Released "+a.Key.Kind+" with no recorded count", "workload", a.Key.Name, "rollout", ro.Name)
 	default:
 		return fmt.Errorf("unknown rollout action %q", a.Type)
 	}
 	return nil
 }
 
-// abandon restores what a deleted rollout quiesced, then lets it go.
+// abandon restores what a deleted rollout quiesced, then lets it go. What it quiesced is what its status
+// lists and what names it in its quiesce annotation: the status alone may have missed a scale-down.
 func (r *rolloutReconciler) abandon(ctx context.Context, ro *api.CertRollout) error {
 	if !controllerutil.ContainsFinalizer(ro, FinalizerRestore) {
 		return nil
 	}
+	inStatus := map[orchestrate.Key]*int32{}
 	for _, q := range ro.Status.Quiesced {
-		o, err := r.observeOne(ctx, ro.Namespace, orchestrate.Key{Kind: q.Kind, Name: q.Name})
+		inStatus[orchestrate.Key{Kind: q.Kind, Name: q.Name}] = q.OriginalReplicas
+	}
+	held, err := quiescedBy(ctx, r.client, ro.Namespace, ro.Name)
+	if err != nil {
+		return err
+	}
+	for _, o := range held {
+		if k := (orchestrate.Key{Kind: kindOf(o), Name: o.GetName()}); inStatus[k] == nil {
+			inStatus[k] = nil
+		}
+	}
+	for key, recorded := range inStatus {
+		o, err := r.observeOne(ctx, ro.Namespace, key)
 		if err != nil {
 			return err
 		}
 		if !o.state.Exists || o.state.QuiescedBy != ro.Name {
 			continue
 		}
-		replicas := q.OriginalReplicas
-		if o.state.QuiescedReplicas != nil {
-			replicas = o.state.QuiescedReplicas
+		replicas := orchestrate.RecordedReplicas(o.state.QuiescedReplicas, recorded)
+		if err := restart.Restore(ctx, r.client, o.obj, replicas); err != nil {
+			return err
 		}
 		if replicas == nil {
-			continue // nothing recorded to restore; leave the workload as it is
-		}
-		if err := restart.Restore(ctx, r.client, o.obj, *replicas); err != nil {
-			return err
+			r.recorder.Eventf(o.obj, nil, corev1.EventTypeWarning, orchestrate.ReasonNothingRecorded, "Restore",
+				"CertRollout %s was deleted mid-way and no replica count is recorded; only the quiesce marks were removed: scale it by hand", ro.Name)
+			continue
 		}
 		r.recorder.Eventf(o.obj, nil, corev1.EventTypeNormal, orchestrate.ReasonRestored, "Restore",
 			"Restored to %d replicas: CertRollout %s was deleted mid-way", *replicas, ro.Name)

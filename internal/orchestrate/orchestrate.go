@@ -12,6 +12,7 @@ package orchestrate
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +51,15 @@ const (
 	ReasonPolicyInvalid    = "PolicyInvalid"
 	ReasonConcurrencyLimit = "ConcurrencyLimit"
 	ReasonQuiesceConflict  = "QuiesceConflict"
+	// ReasonAdopted: a workload this rollout scaled down that its status did not list (the status write
+	// after the scale-down was lost) is taken back into the status, to be restored like the others.
+	ReasonAdopted = "QuiesceAdopted"
+	// ReasonQuiesceOverridden: a quiesced workload was scaled by someone else during the quiesce; the
+	// restore sets the recorded count anyway and says what it replaced.
+	ReasonQuiesceOverridden = "QuiesceOverridden"
+	// ReasonNothingRecorded: a quiesced workload has no recorded replica count anywhere; it keeps the
+	// replicas it has and loses its quiesce marks, and a person must scale it.
+	ReasonNothingRecorded = "NothingRecorded"
 )
 
 // Policy is the RolloutPolicy a rollout follows, parsed.
@@ -109,9 +119,11 @@ type Input struct {
 	Selected []api.WorkloadReference
 	// Workloads are the observed quiesce targets and targets, by Key.
 	Workloads map[Key]Workload
-	// Running is how many other rollouts are past Pending and not finished; MaxRunning the global limit
-	// (0: none).
-	Running, MaxRunning int
+	// Running is how many other rollouts are past Pending and not finished, across the cluster;
+	// MaxRunning the global limit (0: none). RunningHere and MaxRunningHere are the same within the
+	// rollout's namespace: its share of the global limit, so one namespace cannot take every slot.
+	Running, MaxRunning         int
+	RunningHere, MaxRunningHere int
 }
 
 // Key identifies a workload in the rollout's namespace.
@@ -143,6 +155,9 @@ const (
 	Restart ActionType = "Restart"
 	// Restore sets the recorded replica count back and removes the quiesce annotations, in one patch.
 	Restore ActionType = "Restore"
+	// Release removes the quiesce annotations and leaves the replicas as they are: nothing recorded a
+	// count to restore (see RecordedReplicas).
+	Release ActionType = "Release"
 	// Event records an Event on the CertRollout.
 	Event ActionType = "Event"
 )
@@ -171,6 +186,7 @@ type stepper struct {
 }
 
 func (s *stepper) step() {
+	s.adopt()
 	// Each phase hands over to the next as soon as it can, so one call goes as far as it can without
 	// waiting for the cluster to react to its own writes.
 	for range 8 {
@@ -227,6 +243,84 @@ func (s *stepper) setCondition(t string, st metav1.ConditionStatus, reason, msg 
 	})
 }
 
+// RecordedReplicas is the one rule for the count a quiesced workload gets back: the count recorded on
+// the workload in the very patch that scaled it down, else the one in the rollout's status; nil when
+// neither exists, and then the workload keeps the replicas it has (it is never "restored" to zero).
+func RecordedReplicas(onWorkload, inStatus *int32) *int32 {
+	if onWorkload != nil {
+		return onWorkload
+	}
+	return inStatus
+}
+
+// restoreAction gives k back its recorded count (Release when none is recorded), with Events.
+func (s *stepper) restoreAction(k Key, w Workload, inStatus *int32, why string) {
+	replicas := RecordedReplicas(w.QuiescedReplicas, inStatus)
+	if replicas == nil {
+		s.actions = append(s.actions, Action{Type: Release, Key: k})
+		s.event(true, ReasonNothingRecorded, "%s %s: no replica count is recorded for it; left at %d replicas, scale it by hand%s", k.Kind, k.Name, w.Replicas, why)
+		return
+	}
+	if w.Replicas != 0 && w.Replicas != *replicas {
+		s.event(true, ReasonQuiesceOverridden, "%s %s was scaled to %d during the quiesce; restoring the recorded %d", k.Kind, k.Name, w.Replicas, *replicas)
+	}
+	s.actions = append(s.actions, Action{Type: Restore, Key: k, Replicas: *replicas})
+	s.event(false, ReasonRestored, "Restored %s %s to %d replicas%s", k.Kind, k.Name, *replicas, why)
+}
+
+// adopt takes back every workload this rollout scaled down that its status does not list: the status
+// write after a scale-down was lost, or was made by a controller that scaled down before recording
+// the quiesce list. Before the rollout has started such a workload is restored at once (it will be
+// quiesced again, from a persisted list, when the rollout starts); after, it joins the quiesce list and
+// is restored with the others.
+func (s *stepper) adopt() {
+	name := s.in.Rollout.Name
+	keys := make([]Key, 0, len(s.in.Workloads))
+	for k := range s.in.Workloads {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b Key) int { return strings.Compare(a.Kind+"/"+a.Name, b.Kind+"/"+b.Name) })
+	for _, k := range keys {
+		w := s.in.Workloads[k]
+		if !w.Exists || w.QuiescedBy != name || s.listsQuiesced(k) {
+			continue
+		}
+		switch s.status.Phase {
+		case "", api.PhasePending, api.PhaseWaitingForWindow:
+			s.restoreAction(k, w, nil, ": it was scaled down before the rollout recorded it")
+		default:
+			s.status.Quiesced = append(s.status.Quiesced, api.QuiescedWorkload{
+				Kind: k.Kind, Name: k.Name, State: api.QuiesceDraining, OriginalReplicas: w.QuiescedReplicas, ScaledDownAt: s.now(),
+				Message: "scaled down by this rollout before its status recorded it; adopted",
+			})
+			s.event(true, ReasonAdopted, "%s %s was scaled down by this rollout but missing from its status; it will be restored with the others", k.Kind, k.Name)
+		}
+	}
+}
+
+func (s *stepper) listsQuiesced(k Key) bool {
+	for _, q := range s.status.Quiesced {
+		if q.Kind == k.Kind && q.Name == k.Name {
+			return true
+		}
+	}
+	return false
+}
+
+// persisted reports whether the rollout's stored status already lists k as to be quiesced: a workload
+// is scaled down only then, so whatever is at zero replicas is always found again from the status.
+func (s *stepper) persisted(k Key) bool {
+	if s.in.Rollout.Status.Phase != api.PhaseQuiescing {
+		return false
+	}
+	for _, q := range s.in.Rollout.Status.Quiesced {
+		if q.Kind == k.Kind && q.Name == k.Name {
+			return true
+		}
+	}
+	return false
+}
+
 // initialize fixes the targets and the quiesce list: later changes to the policy do not change a rollout
 // in flight, so what was scaled down is always what gets restored.
 func (s *stepper) initialize() {
@@ -267,15 +361,25 @@ func (s *stepper) initialize() {
 	}
 	if p := s.in.Policy; p != nil {
 		for _, q := range p.Spec.Quiesce {
+			k := Key{q.Kind, q.Name}
+			// What an invalid policy asks and no rollout may do is left out: another namespace, a kind that
+			// cannot be scaled, a workload that is also a target, one listed twice.
+			if (q.Namespace != "" && q.Namespace != r.Namespace) || !scalable(q.Kind) || seen[k] || s.listsQuiesced(k) {
+				continue
+			}
 			s.status.Quiesced = append(s.status.Quiesced, api.QuiescedWorkload{Kind: q.Kind, Name: q.Name, State: api.QuiescePending})
 		}
 	}
 	s.status.Phase = api.PhasePending
 }
 
+func scalable(kind string) bool { return kind == "Deployment" || kind == "StatefulSet" }
+
 func (s *stepper) start() {
 	p := s.in.Policy
-	if p != nil && p.Invalid != "" {
+	if p != nil && p.Invalid != "" && s.deadlineOverride(p) == "" {
+		// An invalid policy holds its rollouts, except when a certificate they run on is about to expire:
+		// then the rollout starts with what the policy validly asks (see initialize).
 		s.pending(ReasonPolicyInvalid, fmt.Sprintf("waiting: RolloutPolicy %s is invalid: %s", p.Name, p.Invalid))
 		return
 	}
@@ -293,28 +397,46 @@ func (s *stepper) start() {
 		s.status.Phase = api.PhaseRestoring
 		return
 	}
-	if s.in.MaxRunning > 0 && s.in.Running >= s.in.MaxRunning {
-		s.pending(ReasonConcurrencyLimit, fmt.Sprintf("waiting: %d rollouts are running, the most --max-concurrent-rollouts allows", s.in.Running))
+	deadline := ""
+	if p != nil {
+		deadline = s.deadlineOverride(p)
+	}
+	// overridden lists what the expiry deadline made the rollout skip, for the DeadlineOverride Event.
+	var overridden []string
+	if s.in.MaxRunningHere > 0 && s.in.RunningHere >= s.in.MaxRunningHere {
+		// The namespace's share is taken by its own rollouts: even a deadline waits for those.
+		s.pending(ReasonConcurrencyLimit, fmt.Sprintf("waiting: %d rollouts of namespace %s are running, the most --max-concurrent-rollouts-per-namespace allows", s.in.RunningHere, s.in.Rollout.Namespace))
 		s.wait(pollInterval)
 		return
 	}
-	override := ""
+	if s.in.MaxRunning > 0 && s.in.Running >= s.in.MaxRunning {
+		// Other namespaces' rollouts hold every slot; a rollout whose certificate is about to expire does
+		// not wait behind them.
+		if deadline == "" {
+			s.pending(ReasonConcurrencyLimit, fmt.Sprintf("waiting: %d rollouts are running, the most --max-concurrent-rollouts allows", s.in.Running))
+			s.wait(pollInterval)
+			return
+		}
+		overridden = append(overridden, fmt.Sprintf("the %d rollouts already running (--max-concurrent-rollouts)", s.in.Running))
+	}
 	if p != nil {
-		st := schedule.At(p.Windows, s.in.Now)
-		if !st.Open {
-			override = s.deadlineOverride(p)
-			if override == "" {
+		if p.Invalid != "" {
+			overridden = append(overridden, fmt.Sprintf("RolloutPolicy %s being invalid (%s): only what it validly asks is done", p.Name, p.Invalid))
+		}
+		if st := schedule.At(p.Windows, s.in.Now); !st.Open {
+			if deadline == "" {
 				s.waitForWindow(st.NextOpen)
 				return
 			}
+			overridden = append(overridden, "the maintenance windows")
 		}
 	}
 	s.status.NextWindow = nil
 	s.status.StartTime = s.now()
 	s.status.Phase = api.PhaseQuiescing
 	s.status.Message = "quiescing"
-	if override != "" {
-		s.event(true, ReasonDeadlineOverride, "%s", override)
+	if len(overridden) > 0 {
+		s.event(true, ReasonDeadlineOverride, "Started despite %s: %s", strings.Join(overridden, ", "), deadline)
 	}
 	s.event(false, ReasonStarted, "Started: %d target(s), %d workload(s) to quiesce", len(s.status.Targets), len(s.status.Quiesced))
 }
@@ -343,7 +465,9 @@ func (s *stepper) waitForWindow(next time.Time) {
 	}
 }
 
-// deadlineOverride explains why the rollout starts outside the windows, or returns "" if it must wait.
+// deadlineOverride says why the rollout may start now whatever else holds it (windows, other
+// namespaces' rollouts, an invalid policy), or returns "" when no certificate its targets run on expires
+// within the policy's expiryDeadline.
 func (s *stepper) deadlineOverride(p *Policy) string {
 	if p.Spec.ExpiryDeadline == nil {
 		return ""
@@ -352,7 +476,7 @@ func (s *stepper) deadlineOverride(p *Policy) string {
 	if na.IsZero() || na.Sub(s.in.Now) > p.Spec.ExpiryDeadline.Duration {
 		return ""
 	}
-	return fmt.Sprintf("Started outside the maintenance windows: a certificate the targets run on expires at %s, within the policy's expiryDeadline of %s",
+	return fmt.Sprintf("a certificate the targets run on expires at %s, within the policy's expiryDeadline of %s",
 		na.UTC().Format(time.RFC3339), p.Spec.ExpiryDeadline.Duration)
 }
 
@@ -415,6 +539,13 @@ func (s *stepper) quiesce() {
 				q.Message = msg
 				settled = false
 				s.wait(pollInterval)
+				continue
+			case !s.persisted(k):
+				// The quiesce list is stored before anything is scaled down (the status update this
+				// decision makes wakes the next step).
+				q.Message = "recording the quiesce list before scaling down"
+				settled = false
+				s.wait(time.Second)
 				continue
 			default:
 				replicas := w.Replicas
@@ -635,18 +766,8 @@ func (s *stepper) restore() {
 			continue
 		}
 		k := Key{q.Kind, q.Name}
-		w := s.in.Workloads[k]
-		if w.Exists && w.QuiescedBy == name {
-			replicas := q.OriginalReplicas
-			if w.QuiescedReplicas != nil {
-				replicas = w.QuiescedReplicas // the workload's own record wins: it was written with the scale-down
-			}
-			if replicas == nil {
-				zero := int32(0)
-				replicas = &zero
-			}
-			s.actions = append(s.actions, Action{Type: Restore, Key: k, Replicas: *replicas})
-			s.event(false, ReasonRestored, "Restored %s %s to %d replicas", k.Kind, k.Name, *replicas)
+		if w := s.in.Workloads[k]; w.Exists && w.QuiescedBy == name {
+			s.restoreAction(k, w, q.OriginalReplicas, "")
 		}
 		q.State, q.RestoredAt = api.QuiesceRestored, s.now()
 	}

@@ -1,6 +1,7 @@
 package orchestrate
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -150,9 +151,13 @@ func TestNext(t *testing.T) {
 			in:   Input{Rollout: rollout(""), Policy: policy(func(p *Policy) { p.Spec.Quiesce = nil }), Selected: []api.WorkloadReference{{Kind: "Deployment", Name: "api"}}, Workloads: world()},
 			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonStarted, ReasonRestarted}, requeue: pollInterval, progress: "0/1 restarted"},
 		},
-		"starts at once without windows: records the workers' replicas and scales them to zero": {
+		"starts at once without windows, and stores the quiesce list before scaling anything down": {
 			in:   Input{Now: now, Rollout: rollout("", build), Policy: policy(), Workloads: world()},
-			want: want{phase: api.PhaseQuiescing, actions: []string{"ScaleDown Deployment/workers 3"}, events: []string{ReasonStarted, ReasonScaledDown}, requeue: pollInterval},
+			want: want{phase: api.PhaseQuiescing, events: []string{ReasonStarted}, requeue: time.Second, message: "recording the quiesce list"},
+		},
+		"scales the workers down once the quiesce list is stored, recording their replicas": {
+			in:   Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiescePending, 0, 0)), Policy: policy(), Workloads: world()},
+			want: want{phase: api.PhaseQuiescing, actions: []string{"ScaleDown Deployment/workers 3"}, events: []string{ReasonScaledDown}, requeue: pollInterval},
 		},
 		"waits for the next window and wakes up when it opens": {
 			in:   Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(window(t, "0 2 * * *", time.Hour)), Workloads: world()},
@@ -166,7 +171,7 @@ func TestNext(t *testing.T) {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseWaitingForWindow, build), quiesced(api.QuiescePending, 0, 0)), Policy: policy(window(t, "0 2 * * *", time.Hour), func(p *Policy) {
 				p.Spec.ExpiryDeadline = &metav1.Duration{Duration: 72 * time.Hour}
 			}), Workloads: world(set(build, func(w *Workload) { w.RunningNotAfter = now.Add(48 * time.Hour) }))},
-			want: want{phase: api.PhaseQuiescing, actions: []string{"ScaleDown Deployment/workers 3"}, events: []string{ReasonDeadlineOverride, ReasonStarted, ReasonScaledDown}, requeue: pollInterval},
+			want: want{phase: api.PhaseQuiescing, events: []string{ReasonDeadlineOverride, ReasonStarted}, requeue: time.Second},
 		},
 		"keeps waiting for the window when the running certificate expires after the deadline, and wakes up for the deadline": {
 			in: Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(window(t, "0 2 * * 6", time.Hour), func(p *Policy) {
@@ -314,6 +319,48 @@ func TestNext(t *testing.T) {
 				}))},
 			want: want{phase: api.PhaseQuiescing, requeue: pollInterval, message: "0/1 drained", targets: []string{"Deployment/build Pending", "Deployment/api Pending"}},
 		},
+		"restores at once a workload it scaled down before it started, and waits for its window": {
+			in: Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(window(t, "0 2 * * *", time.Hour)), Workloads: world(set(workers, func(w *Workload) {
+				w.Replicas, w.QuiescedBy, w.QuiescedReplicas = 0, "ops-1", ptr.To[int32](3)
+			}))},
+			want: want{phase: api.PhaseWaitingForWindow, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonRestored, ReasonWaitingForWindow}, requeue: 14 * time.Hour},
+		},
+		"adopts a workload it scaled down that its status lost, and restores it with the others": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build), target(build, api.TargetSucceeded, time.Minute)), Policy: policy(func(p *Policy) { p.Spec.Quiesce = nil }),
+				Workloads: world(set(workers, func(w *Workload) {
+					w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 0, "ops-1", ptr.To[int32](3)
+				}))},
+			want: want{phase: api.PhaseSucceeded, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonAdopted, ReasonRestored, ReasonSucceeded}, message: "1 quiesced workload(s) restored"},
+		},
+		"leaves a quiesced workload with no recorded count as it is, and says so": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestoring, build), target(build, api.TargetSucceeded, time.Minute), func(r *api.CertRollout) {
+				r.Status.Quiesced = []api.QuiescedWorkload{{Kind: "Deployment", Name: "workers", State: api.QuiesceDrained}}
+			}), Policy: policy(), Workloads: world(set(workers, func(w *Workload) { w.Replicas, w.Pods, w.QuiescedBy = 0, 0, "ops-1" }))},
+			want: want{phase: api.PhaseSucceeded, actions: []string{"Release Deployment/workers"}, events: []string{ReasonNothingRecorded, ReasonSucceeded}},
+		},
+		"restores the recorded count over a change made during the quiesce, and says what it replaced": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestoring, build), target(build, api.TargetSucceeded, time.Minute), quiesced(api.QuiesceDrained, 3, time.Minute)), Policy: policy(),
+				Workloads: world(set(workers, func(w *Workload) { w.Replicas, w.QuiescedBy, w.QuiescedReplicas = 5, "ops-1", ptr.To[int32](3) }))},
+			want: want{phase: api.PhaseSucceeded, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonQuiesceOverridden, ReasonRestored, ReasonSucceeded}},
+		},
+		"waits while its namespace's share of the running rollouts is taken, even with a deadline": {
+			in: Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(func(p *Policy) { p.Spec.ExpiryDeadline = &metav1.Duration{Duration: 72 * time.Hour} }),
+				Workloads: world(set(build, func(w *Workload) { w.RunningNotAfter = now.Add(time.Hour) })), Running: 2, MaxRunning: 5, RunningHere: 2, MaxRunningHere: 2},
+			want: want{phase: api.PhasePending, events: []string{ReasonConcurrencyLimit}, requeue: pollInterval, message: "--max-concurrent-rollouts-per-namespace"},
+		},
+		"does not wait behind other namespaces' rollouts when its certificate is about to expire": {
+			in: Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(func(p *Policy) { p.Spec.ExpiryDeadline = &metav1.Duration{Duration: 72 * time.Hour} }),
+				Workloads: world(set(build, func(w *Workload) { w.RunningNotAfter = now.Add(time.Hour) })), Running: 5, MaxRunning: 5, MaxRunningHere: 2},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{ReasonDeadlineOverride, ReasonStarted, ReasonRestarted}, requeue: pollInterval},
+		},
+		"starts under an invalid policy when the deadline comes, quiescing only what the policy validly names": {
+			in: Input{Now: now, Rollout: rollout("", build), Policy: policy(func(p *Policy) {
+				p.Invalid = "quiesce[1]: Deployment gone does not exist in namespace ops"
+				p.Spec.ExpiryDeadline = &metav1.Duration{Duration: 72 * time.Hour}
+				p.Spec.Quiesce = append(p.Spec.Quiesce, api.QuiesceTarget{Kind: "Deployment", Name: "gone"}, api.QuiesceTarget{Kind: "Deployment", Name: "x", Namespace: "other"}, api.QuiesceTarget{Kind: "Deployment", Name: "build"})
+			}), Workloads: world(set(build, func(w *Workload) { w.RunningNotAfter = now.Add(time.Hour) }))},
+			want: want{phase: api.PhaseQuiescing, events: []string{ReasonDeadlineOverride, ReasonStarted}, requeue: time.Second, message: "recording the quiesce list"},
+		},
 		"does nothing once finished": {
 			in:   Input{Now: now, Rollout: rollout(api.PhaseSucceeded, build), Policy: policy(), Workloads: world()},
 			want: want{phase: api.PhaseSucceeded},
@@ -331,6 +378,8 @@ func TestNext(t *testing.T) {
 					events = append(events, a.Reason)
 				case ScaleDown, Restore:
 					actions = append(actions, strings.Join([]string{string(a.Type), a.Key.Kind + "/" + a.Key.Name, strconv.Itoa(int(a.Replicas))}, " "))
+				case Release:
+					actions = append(actions, string(a.Type)+" "+a.Key.Kind+"/"+a.Key.Name)
 				case Restart:
 					actions = append(actions, strings.Join([]string{string(a.Type), a.Key.Kind + "/" + a.Key.Name, a.RestartValue}, " "))
 				default:
@@ -403,6 +452,8 @@ func (c *cluster) apply(r *api.CertRollout, actions []Action) {
 			cur.RolledBy, cur.LedgerHash, cur.Rollout = r.Name, a.RestartValue, Progress{Message: "rolling"}
 		case Restore:
 			cur.Replicas, cur.QuiescedBy, cur.QuiescedReplicas = a.Replicas, "", nil
+		case Release:
+			cur.QuiescedBy, cur.QuiescedReplicas = "", nil
 		}
 		c.w[a.Key] = cur
 	}
@@ -490,4 +541,80 @@ func TestTwoRolloutsForOneRenewalRestartEachTargetOnce(t *testing.T) {
 			t.Errorf("first %s: the other rollout's progress %q, want both targets up to date", ros[first].Name, second.Status.Progress)
 		}
 	}
+}
+
+// FuzzNextSurvivesCrashesAndLostWrites drives a rollout to its end while the fuzzer decides, step by
+// step, where the controller crashes (before its writes, between two writes, after the writes but before
+// the status) and when someone edits the policy's quiesce list. Whatever the faults, once they stop the
+// rollout finishes, every workload ends with exactly the replicas it had and no quiesce mark, nothing is
+// restored to any other count, and no target restarts twice.
+func FuzzNextSurvivesCrashesAndLostWrites(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{0, 2, 0, 0, 0})                     // status lost after the first scale-down
+	f.Add([]byte{2, 8 | 2, 0, 0, 0, 0, 0})           // lost after the scale-down, then the quiesce list edited
+	f.Add([]byte{0, 4, 1, 2, 16 | 8, 4, 2, 1, 2, 0}) // a bit of everything
+	original := map[Key]int32{workers: 3, database: 1, build: 1, api2: 2}
+	lists := [][]api.QuiesceTarget{
+		{{Kind: "Deployment", Name: "workers"}},
+		{{Kind: "StatefulSet", Name: "db"}},
+		{{Kind: "Deployment", Name: "workers"}, {Kind: "StatefulSet", Name: "db"}},
+		nil,
+	}
+	f.Fuzz(func(t *testing.T, faults []byte) {
+		faults = faults[:min(len(faults), 64)]
+		c := newCluster()
+		r := rollout("", build, api2)
+		p := policy()
+		clock := now
+		list := 0
+		var lost []string
+		for step := 0; step < len(faults)+60 && !r.Status.Phase.Finished(); step++ {
+			var fault byte
+			if step < len(faults) {
+				fault = faults[step]
+			}
+			if fault&8 != 0 { // someone edits the policy's quiesce list
+				list = (list + 1) % len(lists)
+				p.Spec.Quiesce = lists[list]
+			}
+			res := Next(Input{Now: clock, Rollout: r, Policy: p, Workloads: c.w})
+			actions := res.Actions
+			switch {
+			case fault&1 != 0: // crash before any write
+				actions = nil
+			case fault&4 != 0: // crash between two writes
+				actions = actions[:len(actions)/2]
+			}
+			for _, a := range actions {
+				if a.Type == Restore && a.Replicas != original[a.Key] {
+					lost = append(lost, fmt.Sprintf("step %d: %s %s restored to %d, had %d", step, a.Key.Kind, a.Key.Name, a.Replicas, original[a.Key]))
+				}
+			}
+			c.apply(r, actions)
+			if fault&(1|2|4) == 0 { // the status write happens only when nothing crashed
+				r.Status = res.Status
+			}
+			c.catchUp()
+			if fault&16 != 0 {
+				c.catchUp()
+			}
+			clock = clock.Add(max(res.RequeueAfter, time.Second))
+		}
+		if len(lost) > 0 {
+			t.Fatal(strings.Join(lost, "\n"))
+		}
+		if !r.Status.Phase.Finished() {
+			t.Fatalf("the rollout is stuck in %s: %s", r.Status.Phase, r.Status.Message)
+		}
+		for k, want := range original {
+			if got := c.w[k]; got.Replicas != want || got.QuiescedBy != "" {
+				t.Errorf("%s %s ends with %d replicas (quiesced by %q), want %d and no mark", k.Kind, k.Name, got.Replicas, got.QuiescedBy, want)
+			}
+		}
+		for k, n := range c.restarts {
+			if n > 1 {
+				t.Errorf("%s %s restarted %d times", k.Kind, k.Name, n)
+			}
+		}
+	})
 }

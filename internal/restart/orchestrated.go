@@ -31,13 +31,18 @@ func Quiesce(ctx context.Context, c client.Client, obj client.Object, rollout st
 }
 
 // Restore sets obj's replicas back to the recorded count and removes the quiesce annotations, in one
-// patch.
-func Restore(ctx context.Context, c client.Client, obj client.Object, replicas int32) error {
+// patch that fails with a conflict if obj changed since it was read: the caller decided from that
+// version (notably its replicas, to say what the restore overrides) and must decide again. A nil count
+// only removes the annotations: nothing recorded one, and the workload keeps the replicas it has.
+func Restore(ctx context.Context, c client.Client, obj client.Object, replicas *int32) error {
 	body := map[string]any{
 		"metadata": map[string]any{
-			"annotations": map[string]any{policy.AnnotationQuiescedBy: nil, policy.AnnotationQuiescedReplicas: nil},
+			"resourceVersion": obj.GetResourceVersion(),
+			"annotations":     map[string]any{policy.AnnotationQuiescedBy: nil, policy.AnnotationQuiescedReplicas: nil},
 		},
-		"spec": map[string]any{"replicas": replicas},
+	}
+	if replicas != nil {
+		body["spec"] = map[string]any{"replicas": *replicas}
 	}
 	return mergePatch(ctx, c, obj, body, "restoring replicas of")
 }

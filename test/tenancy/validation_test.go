@@ -45,8 +45,9 @@ func TestTheAPIRefusesPoliciesThatCouldHoldSlotsForEverOrCrashTheParser(t *testi
 		edit func(*api.RolloutPolicy)
 		want string
 	}{
-		"a year-long health timeout":      {func(p *api.RolloutPolicy) { p.Spec.HealthTimeout = dur("8760h") }, "healthTimeout is more than 0 and at most 24h"},
-		"a 25h drain timeout":             {func(p *api.RolloutPolicy) { p.Spec.Quiesce[0].DrainTimeout = dur("25h") }, "drainTimeout is more than 0 and at most 24h"},
+		"a year-long health timeout":      {func(p *api.RolloutPolicy) { p.Spec.HealthTimeout = dur("8760h") }, "healthTimeout is at most 24h"},
+		"a negative health timeout":       {func(p *api.RolloutPolicy) { p.Spec.HealthTimeout = dur("-1s") }, "healthTimeout is at most 24h"},
+		"a 25h drain timeout":             {func(p *api.RolloutPolicy) { p.Spec.Quiesce[0].DrainTimeout = dur("25h") }, "drainTimeout is at most 24h"},
 		"a window open for a month":       {func(p *api.RolloutPolicy) { p.Spec.Windows[0].Duration = dur("720h") }, "duration is more than 0 and at most 168h"},
 		"a window of no length":           {func(p *api.RolloutPolicy) { p.Spec.Windows[0].Duration = dur("0s") }, "duration is more than 0"},
 		"TZ= in the schedule":             {func(p *api.RolloutPolicy) { p.Spec.Windows[0].Schedule = "TZ=" }, "must not name a time zone"},

@@ -1,0 +1,117 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/orchestrate"
+	"github.com/certrollout/certrollout/internal/policy"
+	"github.com/certrollout/certrollout/internal/restart"
+)
+
+// Event reasons of the quiesce sweeper.
+const ReasonRestoredOrphan = "RestoredOrphan"
+
+// sweepInterval is how often a workload quiesced by a running rollout is looked at again, in case the
+// rollout's end was missed.
+const sweepInterval = 10 * time.Minute
+
+// setupQuiesceSweeper registers, per scalable kind, the controller that restores a workload whose
+// certrollout.io/quiesced-by names a CertRollout that no longer exists or has finished: whatever a crash,
+// a lost write, a forced deletion or a bug left at zero replicas gets its recorded count back.
+func setupQuiesceSweeper(mgr manager.Manager, disc *discovery, recorder events.EventRecorder) error {
+	quiesced := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetAnnotations()[policy.AnnotationQuiescedBy] != "" })
+	c := mgr.GetClient()
+	for _, k := range scalableKinds() {
+		toWorkloads := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+			list := k.newList()
+			if err := c.List(ctx, list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{quiescedByIndex: obj.GetName()}); err != nil {
+				ctrl.LoggerFrom(ctx).Error(err, "Failed to list the workloads a CertRollout quiesced", "certrollout", obj.GetName())
+				return nil
+			}
+			var out []reconcile.Request
+			for _, o := range objectsOf(list) {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}})
+			}
+			return out
+		})
+		err := ctrl.NewControllerManagedBy(mgr).Named("quiesce-sweeper-"+strings.ToLower(k.name)).
+			For(k.newObj(), builder.WithPredicates(quiesced)).
+			Watches(&api.CertRollout{}, toWorkloads).
+			WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &disc.opts.AllowRepeatedSetup}).
+			Complete(&quiesceSweeper{discovery: disc, kind: k, recorder: recorder})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type quiesceSweeper struct {
+	*discovery
+	kind     kind
+	recorder events.EventRecorder
+}
+
+func (r *quiesceSweeper) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	obj := r.kind.newObj()
+	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	by := obj.GetAnnotations()[policy.AnnotationQuiescedBy]
+	if by == "" || obj.GetDeletionTimestamp() != nil {
+		return ctrl.Result{}, nil
+	}
+	// The rollout is read from the API server, not the cache: a rollout created a moment ago may not be
+	// cached yet, and restoring the workload under a running rollout would undo its quiesce.
+	var ro api.CertRollout
+	err := r.direct.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: by}, &ro)
+	var why string
+	var inStatus *int32
+	switch {
+	case apierrors.IsNotFound(err):
+		why = fmt.Sprintf("CertRollout %s that quiesced it no longer exists", by)
+	case err != nil:
+		return ctrl.Result{}, err
+	case ro.DeletionTimestamp != nil || !ro.Status.Phase.Finished():
+		// Running, or being deleted (its finalizer restores what it quiesced): look again later in case
+		// its end is missed.
+		return ctrl.Result{RequeueAfter: sweepInterval}, nil
+	default:
+		why = fmt.Sprintf("CertRollout %s that quiesced it ended %s without restoring it", by, ro.Status.Phase)
+		for _, q := range ro.Status.Quiesced {
+			if q.Kind == r.kind.name && q.Name == obj.GetName() {
+				inStatus = q.OriginalReplicas
+			}
+		}
+	}
+	replicas := orchestrate.RecordedReplicas(restart.QuiescedReplicas(obj), inStatus)
+	if err := restart.Restore(ctx, r.client, obj, replicas); err != nil {
+		return ctrl.Result{}, err
+	}
+	if replicas == nil {
+		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, orchestrate.ReasonNothingRecorded, "Restore",
+			"%s; no replica count is recorded, so only its quiesce marks were removed: scale it by hand", why)
+		ctrl.LoggerFrom(ctx).Info("Released an orphaned quiesced workload with no recorded count", "workload", obj.GetName(), "rollout", by)
+		return ctrl.Result{}, nil
+	}
+	r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonRestoredOrphan, "Restore", "Restored to %d replicas: %s", *replicas, why)
+	ctrl.LoggerFrom(ctx).Info("Restored an orphaned quiesced workload", "workload", obj.GetName(), "rollout", by, "replicas", *replicas)
+	return ctrl.Result{}, nil
+}
