@@ -50,6 +50,9 @@ const (
 	ReasonCAChanged        = "CAChanged"
 	ReasonInvalid          = "InvalidRollout"
 	ReasonCARotatedTrigger = "CARotated"
+	// ReasonRefused: the rollout may not run this cascade (a ClusterIssuer's from another namespace than
+	// cert-manager's cluster resource namespace, or for a ClusterIssuer that has not opted in).
+	ReasonRefused = "CascadeRefused"
 )
 
 // Issuer is what the controller observed of the cascade's issuer.
@@ -107,6 +110,8 @@ type Input struct {
 	Trusting map[TrustKey]Trust
 	// TrustTimeout bounds RefreshingTrust; zero means DefaultTrustTimeout.
 	TrustTimeout time.Duration
+	// Refused says why this rollout may not run its cascade at all; nothing else is observed then.
+	Refused string
 }
 
 // Action is a write for the controller to make.
@@ -210,6 +215,8 @@ func (s *stepper) issuerValid() bool {
 	switch {
 	case c == nil:
 		s.fail(ReasonInvalid, "spec.cascade is not set: not a cascade rollout")
+	case s.in.Refused != "":
+		s.fail(ReasonRefused, s.in.Refused)
 	case !s.in.Issuer.Exists:
 		s.fail(ReasonIssuerNotFound, s.issuerName()+" does not exist")
 	case s.in.Issuer.Problem != "":

@@ -124,6 +124,17 @@ func TestNext(t *testing.T) {
 				}
 			},
 		},
+		"fails a refused cascade at once, touching nothing and showing nothing of other namespaces": {
+			in: Input{Now: t0, Rollout: rollout("", nil, nil, 0), Refused: "a cascade of ClusterIssuer root reaches every namespace, so it runs only in namespace cert-manager"},
+			check: func(t *testing.T, res Result) {
+				if c := condition(res.Status, api.ConditionFailed); res.Status.Phase != api.PhaseFailed || c == nil || c.Reason != ReasonRefused {
+					t.Fatalf("phase %s, condition %+v", res.Status.Phase, c)
+				}
+				if len(res.Actions) != 0 || len(res.Status.Certificates) != 0 || len(res.Status.TrustedBy) != 0 {
+					t.Fatalf("actions %+v, certificates %+v, trustedBy %+v: want none", res.Actions, res.Status.Certificates, res.Status.TrustedBy)
+				}
+			},
+		},
 		"fails when the issuer does not exist": {
 			in: Input{Now: t0, Rollout: rollout("", nil, nil, 0)},
 			check: func(t *testing.T, res Result) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -108,6 +109,10 @@ func (r *rolloutReconciler) observeCascade(ctx context.Context, ro *api.CertRoll
 			in.TrustTimeout = p.Spec.HealthTimeout.Duration
 		}
 	}
+	if refused, err := r.clusterCascadeRefused(ctx, ro); err != nil || refused != "" {
+		in.Refused = refused
+		return in, nil, err
+	}
 	obs, err := r.observeIssuer(ctx, spec.IssuerRef, ro.Namespace)
 	if err != nil || !obs.exists {
 		return in, nil, err
@@ -155,6 +160,35 @@ func (r *rolloutReconciler) observeCascade(ctx context.Context, ro *api.CertRoll
 	}
 	in.Trusting = trusting
 	return in, certificates, nil
+}
+
+// clusterCascadeRefused says why ro may not run a ClusterIssuer's cascade, or "" when it may (or its
+// issuer is a namespaced Issuer, which only reaches ro's own namespace). A ClusterIssuer's cascade
+// re-issues Certificates and waits for workloads in every namespace: it is the cluster admin's, so it
+// runs only in cert-manager's cluster resource namespace (where the controller creates it, and where
+// tenants have no say) and only for a ClusterIssuer the admin opted in.
+func (r *discovery) clusterCascadeRefused(ctx context.Context, ro *api.CertRollout) (string, error) {
+	ref := ro.Spec.Cascade.IssuerRef
+	if ref.Kind != certmanager.KindClusterIssuer {
+		return "", nil
+	}
+	if crn := r.clusterResourceNamespace(); ro.Namespace != crn {
+		return fmt.Sprintf("a cascade of ClusterIssuer %s reaches every namespace, so it runs only in namespace %s (cert-manager's cluster resource namespace), not in %s",
+			ref.Name, crn, ro.Namespace), nil
+	}
+	if r.opts.CACascade {
+		return "", nil
+	}
+	is := &certmanager.ClusterIssuer{}
+	found, err := getIssuer(ctx, r.client, client.ObjectKey{Name: ref.Name}, is)
+	if err != nil || !found {
+		return "", err // a missing issuer fails the rollout as such
+	}
+	if !strings.EqualFold(is.GetAnnotations()[cagraph.AnnotationCascade], "true") {
+		return fmt.Sprintf("ClusterIssuer %s has not opted into CA cascades: annotate it %s: \"true\", or run the controller with --ca-cascade",
+			ref.Name, cagraph.AnnotationCascade), nil
+	}
+	return "", nil
 }
 
 // issuerObservation is a CA issuer as the cluster shows it now: its object, its CA certificate and the

@@ -53,12 +53,14 @@ const holdRequeue = 15 * time.Second
 // ClusterIssuer's) is looked at again: its Secret's changes are not seen.
 const outsideRecheck = 5 * time.Minute
 
-// cascadeIssuerKey is "Issuer/<namespace>/<name>" or "ClusterIssuer/<name>".
+// cascadeIssuerKey is "<kind>/<namespace>/<name>": the namespace is the cascade rollout's, so only a
+// rollout where a cascade may run can hold restarts (an Issuer's in its own namespace, a ClusterIssuer's
+// in the cluster resource namespace; a tenant's CertRollout naming a ClusterIssuer holds nothing).
 func cascadeIssuerKey(kind, ns, name string) string {
-	if kind == certmanager.KindClusterIssuer {
-		return kind + "/" + name
+	if kind != certmanager.KindClusterIssuer {
+		kind = certmanager.KindIssuer
 	}
-	return certmanager.KindIssuer + "/" + ns + "/" + name
+	return kind + "/" + ns + "/" + name
 }
 
 // setupCascadeTrigger registers the index of cascade rollouts and the controller that creates them,
@@ -299,7 +301,11 @@ func (r *discovery) cascadeHold(ctx context.Context, ns string, uses []consumers
 			continue
 		}
 		var rollouts api.CertRolloutList
-		if err := r.client.List(ctx, &rollouts, client.MatchingFields{cascadeIssuerIndex: cascadeIssuerKey(issuer.Kind, issuer.Namespace, issuer.Name)}); err != nil {
+		home := issuer.Namespace
+		if issuer.Kind == certmanager.KindClusterIssuer {
+			home = r.clusterResourceNamespace()
+		}
+		if err := r.client.List(ctx, &rollouts, client.MatchingFields{cascadeIssuerIndex: cascadeIssuerKey(issuer.Kind, home, issuer.Name)}); err != nil {
 			return policy.Hold{}, false, err
 		}
 		if len(rollouts.Items) == 0 {

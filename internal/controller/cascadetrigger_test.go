@@ -104,8 +104,9 @@ func TestCascadeIssuerKeys(t *testing.T) {
 	if got := cascadeIssuerKey(certmanager.KindIssuer, "shop", "ca"); got != "Issuer/shop/ca" {
 		t.Errorf("Issuer key %q", got)
 	}
-	// A ClusterIssuer's rollout lives in the cluster resource namespace; the key must not depend on it.
-	if got := cascadeIssuerKey(certmanager.KindClusterIssuer, "cert-manager", "root"); got != "ClusterIssuer/root" {
+	// A ClusterIssuer's key names the namespace of the rollout: only the cluster resource namespace's
+	// rollouts are looked up, so a tenant's CertRollout naming the ClusterIssuer holds no restart.
+	if got := cascadeIssuerKey(certmanager.KindClusterIssuer, "cert-manager", "root"); got != "ClusterIssuer/cert-manager/root" {
 		t.Errorf("ClusterIssuer key %q", got)
 	}
 }
