@@ -158,13 +158,17 @@ func (r *discovery) parsePolicy(ctx context.Context, p *api.RolloutPolicy, targe
 			problems = append(problems, fmt.Sprintf("quiesce[%d]: kind %q cannot be scaled; use Deployment or StatefulSet", i, q.Kind))
 			continue
 		}
-		err := r.client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: q.Name}, k.newObj())
+		obj := k.newObj()
+		err := r.client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: q.Name}, obj)
 		if apierrors.IsNotFound(err) {
 			problems = append(problems, fmt.Sprintf("quiesce[%d]: %s %s does not exist in namespace %s", i, q.Kind, q.Name, p.Namespace))
 			continue
 		}
 		if err != nil {
 			return out, err
+		}
+		if policy.OptedOut(obj.GetAnnotations()) {
+			problems = append(problems, fmt.Sprintf("quiesce[%d]: %s %s is opted out of certrollout (%s: \"false\"); it is not quiesced", i, q.Kind, q.Name, policy.AnnotationEnabled))
 		}
 		for _, t := range targets {
 			if t.kind.name == q.Kind && t.obj.GetName() == q.Name {

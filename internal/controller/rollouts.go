@@ -177,6 +177,7 @@ func (r *rolloutReconciler) observeOne(ctx context.Context, ns string, key orche
 	}
 	o := &observed{obj: obj, kind: k, state: orchestrate.Workload{
 		Exists:           obj.GetDeletionTimestamp() == nil,
+		OptedOut:         policy.OptedOut(obj.GetAnnotations()),
 		QuiescedBy:       obj.GetAnnotations()[policy.AnnotationQuiescedBy],
 		QuiescedReplicas: restart.QuiescedReplicas(obj),
 		RolledBy:         restart.RolledBy(obj),

@@ -75,6 +75,9 @@ type Policy struct {
 // Workload is what the controller observed of one quiesce target or restart target.
 type Workload struct {
 	Exists bool
+	// OptedOut is set when the workload is annotated certrollout.io/enabled: "false": no rollout may
+	// restart or quiesce it.
+	OptedOut bool
 	// Replicas is spec.replicas (Deployments, StatefulSets).
 	Replicas int32
 	// QuiescedBy and QuiescedReplicas are the workload's quiesce annotations: which rollout scaled it to
@@ -337,7 +340,11 @@ func (s *stepper) initialize() {
 	}
 	targets := r.Spec.Targets
 	if len(targets) == 0 {
-		targets = s.in.Selected
+		for _, t := range s.in.Selected {
+			if !s.in.Workloads[Key{t.Kind, t.Name}].OptedOut {
+				targets = append(targets, t)
+			}
+		}
 	}
 	if len(targets) == 0 {
 		s.fail(ReasonInvalid, "no targets: the rollout names none and its policy selects no workload")
@@ -352,6 +359,10 @@ func (s *stepper) initialize() {
 		k := Key{t.Kind, t.Name}
 		if !s.in.Workloads[k].Exists {
 			s.fail(ReasonInvalid, fmt.Sprintf("target %s %s does not exist", t.Kind, t.Name))
+			return
+		}
+		if s.in.Workloads[k].OptedOut {
+			s.fail(ReasonInvalid, fmt.Sprintf("target %s %s is opted out of certrollout (certrollout.io/enabled: \"false\"): no rollout may restart it", t.Kind, t.Name))
 			return
 		}
 		if !seen[k] {
@@ -528,6 +539,10 @@ func (s *stepper) quiesce() {
 				q.State, q.Message = api.QuiesceDrained, "does not exist; nothing to quiesce"
 				q.DrainedAt = s.now()
 				continue
+			case w.OptedOut && w.QuiescedBy != name:
+				q.State, q.Message = api.QuiesceDrained, "opted out of certrollout (certrollout.io/enabled: \"false\"); not quiesced"
+				q.DrainedAt = s.now()
+				continue
 			case w.QuiescedBy == name:
 				// Scaled down by this rollout before a crash: the annotation holds the original count.
 				q.OriginalReplicas = w.QuiescedReplicas
@@ -679,6 +694,10 @@ func (s *stepper) restart() {
 		w := s.in.Workloads[k]
 		if !w.Exists {
 			t.State, t.Message = api.TargetSkipped, "the workload no longer exists"
+			continue
+		}
+		if w.OptedOut && w.RolledBy != name {
+			t.State, t.Message = api.TargetSkipped, "opted out of certrollout (certrollout.io/enabled: \"false\") since the rollout began; not restarted"
 			continue
 		}
 		if s.upToDate(k, w) {

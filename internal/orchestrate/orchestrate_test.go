@@ -361,6 +361,20 @@ func TestNext(t *testing.T) {
 			}), Workloads: world(set(build, func(w *Workload) { w.RunningNotAfter = now.Add(time.Hour) }))},
 			want: want{phase: api.PhaseQuiescing, events: []string{ReasonDeadlineOverride, ReasonStarted}, requeue: time.Second, message: "recording the quiesce list"},
 		},
+		"fails a rollout that names an opted-out target, touching nothing": {
+			in:   Input{Now: now, Rollout: rollout("", build), Policy: policy(), Workloads: world(set(build, func(w *Workload) { w.OptedOut = true }))},
+			want: want{phase: api.PhaseFailed, events: []string{ReasonFailed}, message: `target Deployment build is opted out of certrollout`},
+		},
+		"leaves an opted-out quiesce target running": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiescePending, 0, 0)), Policy: policy(),
+				Workloads: world(set(workers, func(w *Workload) { w.OptedOut = true }))},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{ReasonRestarted}, requeue: pollInterval},
+		},
+		"takes only the selected workloads that are not opted out": {
+			in: Input{Rollout: rollout(""), Policy: policy(func(p *Policy) { p.Spec.Quiesce = nil }), Workloads: world(set(build, func(w *Workload) { w.OptedOut = true })),
+				Selected: []api.WorkloadReference{{Kind: "Deployment", Name: "build"}, {Kind: "Deployment", Name: "api"}}},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonStarted, ReasonRestarted}, requeue: pollInterval, targets: []string{"Deployment/api Restarting"}},
+		},
 		"does nothing once finished": {
 			in:   Input{Now: now, Rollout: rollout(api.PhaseSucceeded, build), Policy: policy(), Workloads: world()},
 			want: want{phase: api.PhaseSucceeded},

@@ -164,6 +164,12 @@ func Enabled(annotations map[string]string, auto bool) bool {
 	}
 }
 
+// OptedOut reports whether the workload refuses certrollout outright (certrollout.io/enabled: "false"):
+// no restart, no quiesce, whoever asks, a policy's selector or a CertRollout naming it.
+func OptedOut(annotations map[string]string) bool {
+	return strings.EqualFold(strings.TrimSpace(annotations[AnnotationEnabled]), "false")
+}
+
 // facts are derived once from the Input and shared by the checks.
 type facts struct {
 	ledger  Ledger
