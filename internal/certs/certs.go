@@ -122,12 +122,13 @@ func HasPEMCertificate(data []byte) bool {
 // BEGIN without END, stops the walk with a ParseError; so does an error from fn.
 func EachBlock(data []byte, fn func(block *pem.Block, n, line int) error) error {
 	rest := data
+	line := 1 // the line rest starts on: counted as the walk goes, so it stays linear in len(data)
 	for n := 1; ; n++ {
 		start := bytes.Index(rest, pemBegin)
 		if start < 0 {
 			return nil
 		}
-		line := 1 + bytes.Count(data[:len(data)-len(rest)+start], []byte("\n"))
+		line += bytes.Count(rest[:start], []byte("\n"))
 		seg := rest[start:]
 		malformed := func(why string) error {
 			return &ParseError{Block: n, Line: line, Type: blockType(seg), Err: errors.New(why)}
@@ -149,6 +150,7 @@ func EachBlock(data []byte, fn func(block *pem.Block, n, line int) error) error 
 		if err := fn(block, n, line); err != nil {
 			return err
 		}
+		line += bytes.Count(seg[:end+eol], []byte("\n"))
 		rest = seg[end+eol:]
 	}
 }

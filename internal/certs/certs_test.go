@@ -1,9 +1,12 @@
 package certs
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -192,4 +195,29 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestEachBlockReportsTheLineEachBlockStartsOn(t *testing.T) {
+	data := []byte("# bundle\n\n-----BEGIN A-----\nAAAA\n-----END A-----\ntext\n-----BEGIN B-----\nAAAA\n-----END B-----\n-----BEGIN C-----\nAAAA\n-----END C-----")
+	var got []int
+	if err := EachBlock(data, func(_ *pem.Block, _, line int) error { got = append(got, line); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{3, 7, 10}; !slices.Equal(got, want) {
+		t.Fatalf("lines %v, want %v", got, want)
+	}
+}
+
+// BenchmarkEachBlockManyTinyBlocks walks 1 MiB of tiny PEM blocks, what a hostile Secret may hold: the
+// walk must stay linear in the input (it runs in the informer's goroutine for every write).
+func BenchmarkEachBlockManyTinyBlocks(b *testing.B) {
+	block := []byte("-----BEGIN X-----\nAAAA\n-----END X-----\n")
+	data := bytes.Repeat(block, (1<<20)/len(block))
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		n := 0
+		if err := EachBlock(data, func(*pem.Block, int, int) error { n++; return nil }); err != nil || n != (1<<20)/len(block) {
+			b.Fatalf("%d blocks, %v", n, err)
+		}
+	}
 }

@@ -53,8 +53,8 @@ func (r *sourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	for _, k := range keys {
 		parts = append(parts, fmt.Sprintf("key %s: %v", k, src.Invalid[k]))
 	}
-	r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonInvalidCertificate, "Parse",
-		"Ignored malformed certificate data (%s); consumers keep their current certificates", strings.Join(parts, "; "))
+	r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonInvalidCertificate, "Parse", "%s",
+		fitNote(fmt.Sprintf("Ignored malformed certificate data (%s); consumers keep their current certificates", strings.Join(parts, "; "))))
 	return ctrl.Result{}, nil
 }
 

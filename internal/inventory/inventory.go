@@ -296,19 +296,24 @@ func ReduceConfigMap(cm *corev1.ConfigMap) *corev1.ConfigMap {
 	return cm
 }
 
+// reduceValue keeps the CERTIFICATE blocks of a value that holds certificates, or records why it cannot:
+// a block that does not decode, or a CERTIFICATE block that is not an X.509 certificate. Either way the
+// value is dropped, so what the cache holds always parses, and the error reaches an Event.
 func reduceValue(key string, v []byte, data map[string][]byte, invalid map[string]string) {
 	if !certs.HasPEMCertificate(v) {
+		return
+	}
+	if _, err := certs.ParsePEM(v); err != nil {
+		if !errors.Is(err, certs.ErrNoCertificate) {
+			invalid[key] = err.Error()
+		}
 		return
 	}
 	if blocks, ok := certificateBlocks(v); ok {
 		data[key] = blocks
 		return
 	}
-	_, err := certs.ParsePEM(v)
-	if err == nil {
-		err = errors.New("malformed PEM encoding")
-	}
-	invalid[key] = err.Error()
+	invalid[key] = "malformed PEM encoding"
 }
 
 func setInvalid(meta *metav1.ObjectMeta, invalid map[string]string) {

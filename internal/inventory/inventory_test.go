@@ -123,6 +123,24 @@ func TestMalformedPEMIsReportedNotKept(t *testing.T) {
 	}
 }
 
+// A CERTIFICATE block whose base64 decodes but whose bytes are not a certificate is as invalid as one that
+// does not decode: the reduction drops it and says so, so the controller's Event covers it too.
+func TestACertificateBlockThatIsNotACertificateIsReportedNotKept(t *testing.T) {
+	notDER := []byte("-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n")
+	for _, typ := range []corev1.SecretType{corev1.SecretTypeOpaque, corev1.SecretTypeTLS} {
+		for _, key := range []string{"ca.crt", "tls.crt"} {
+			s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "bad"}, Type: typ, Data: map[string][]byte{key: notDER}}
+			reduced := ReduceSecret(s)
+			if _, ok := reduced.Data[key]; ok {
+				t.Errorf("%s %s: the value is cached", typ, key)
+			}
+			if err := FromSecret(reduced).Invalid[key]; err == nil || !strings.Contains(err.Error(), "PEM block 1 (CERTIFICATE)") {
+				t.Errorf("%s %s: want the block named as invalid, got %v", typ, key, err)
+			}
+		}
+	}
+}
+
 func TestAnInvalidKeysAnnotationFromOutsideIsIgnored(t *testing.T) {
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "x", Annotations: map[string]string{AnnotationInvalid: `{"tls.crt":"fake"}`}}}
 	if src := FromSecret(ReduceSecret(s)); len(src.Invalid) != 0 {
