@@ -87,6 +87,7 @@ CA first, then re-issues each such leaf once; the workloads using a leaf wait fo
 	f.IntVar(&o.RestartBurst, "restart-burst", o.RestartBurst, "Restarts that may start at once across the cluster (token bucket size).")
 	f.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "Workers per workload kind.")
 	f.IntVar(&o.MaxConcurrentRollouts, "max-concurrent-rollouts", o.MaxConcurrentRollouts, "CertRollouts quiescing, restarting or restoring at once across the cluster (0: no limit).")
+	f.IntVar(&o.MaxRestartsPerDay, "max-restarts-per-day", o.MaxRestartsPerDay, "Circuit breaker: restarts of one workload within 24 hours for changed certificates, after which it is blocked (Event RestartBudgetExhausted) until the oldest is a day old (0: no limit).")
 	f.IntVar(&o.MaxConcurrentRolloutsPerNamespace, "max-concurrent-rollouts-per-namespace", o.MaxConcurrentRolloutsPerNamespace, "Of those, how many one namespace may hold at once (0: no limit).")
 	f.BoolVar(&o.CACascade, "ca-cascade", false, "Re-issue the leaves of every cert-manager CA issuer when its CA certificate changes, not only of issuers annotated certrollout.io/cascade=true.")
 	addClusterResourceNamespaceFlag(cmd, &o.ClusterResourceNamespace)
@@ -122,6 +123,9 @@ func (o *ControllerOptions) Validate() error {
 	}
 	if o.MaxConcurrentRollouts < 0 {
 		errs = append(errs, errors.New("--max-concurrent-rollouts must not be negative (0 means no limit)"))
+	}
+	if o.MaxRestartsPerDay < 0 {
+		errs = append(errs, errors.New("--max-restarts-per-day must not be negative (0 means no limit)"))
 	}
 	if o.MaxConcurrentRolloutsPerNamespace < 0 {
 		errs = append(errs, errors.New("--max-concurrent-rollouts-per-namespace must not be negative (0 means no limit)"))

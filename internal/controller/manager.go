@@ -55,6 +55,10 @@ type Options struct {
 	// expires within its policy's expiryDeadline is held by this share only, never by other namespaces'
 	// rollouts. 0 means no per-namespace bound.
 	MaxConcurrentRolloutsPerNamespace int
+	// MaxRestartsPerDay is the circuit breaker: the most restarts certrollout makes of one workload within
+	// 24 hours for changed certificates; past it the workload is blocked (Event RestartBudgetExhausted)
+	// until the oldest of them is a day old. 0 means no budget. Manual CertRollouts are counted, not held.
+	MaxRestartsPerDay int
 	// CACascade makes every CA issuer cascade, as if annotated certrollout.io/cascade=true: when its CA
 	// certificate changes, the leaves it signed are re-issued under the new one.
 	CACascade bool
@@ -78,6 +82,7 @@ func DefaultOptions() Options {
 		MaxConcurrentReconciles:           4,
 		MaxConcurrentRollouts:             5,
 		MaxConcurrentRolloutsPerNamespace: 2,
+		MaxRestartsPerDay:                 6,
 		ClusterResourceNamespace:          DefaultClusterResourceNamespace,
 	}
 }
@@ -228,13 +233,12 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	if err != nil {
 		return err
 	}
-	disc := &discovery{client: mgr.GetClient(), direct: mgr.GetAPIReader(), pods: pods, linker: linker, opts: o, policies: policies}
 	limiter := rate.NewLimiter(rate.Limit(o.RestartRate), o.RestartBurst)
+	disc := &discovery{client: mgr.GetClient(), direct: mgr.GetAPIReader(), pods: pods, linker: linker, opts: o, policies: policies, limiter: limiter}
 	for _, k := range kinds {
 		r := &workloadReconciler{
 			discovery: disc,
 			kind:      k,
-			limiter:   limiter,
 			recorder:  mgr.GetEventRecorder("certrollout"),
 		}
 		b := ctrl.NewControllerManagedBy(mgr).Named(strings.ToLower(k.name))

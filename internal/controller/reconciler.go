@@ -36,7 +36,6 @@ const (
 type workloadReconciler struct {
 	*discovery
 	kind     kind
-	limiter  *rate.Limiter
 	recorder events.EventRecorder
 }
 
@@ -51,6 +50,8 @@ type discovery struct {
 	opts   Options
 	// policies is true when the cluster serves RolloutPolicies.
 	policies bool
+	// limiter is the global restart rate: direct restarts and rollouts' restarts take from it alike.
+	limiter *rate.Limiter
 	// cascades is true when the index of cascade rollouts exists (certrollout.io and cert-manager's
 	// issuers are served): a workload's restart may then be held for a cascade (cascadeHold).
 	cascades bool
@@ -127,6 +128,7 @@ func (r *discovery) gather(ctx context.Context, k kind, obj client.Object) (poli
 		Auto:               r.opts.Auto,
 		MinRestartInterval: r.opts.MinRestartInterval,
 		SettlePeriod:       r.opts.SettlePeriod,
+		RestartBudget:      r.opts.MaxRestartsPerDay,
 	}
 	hold, held, err := r.cascadeHold(ctx, obj.GetNamespace(), uses, sources)
 	if err != nil {
@@ -226,8 +228,8 @@ func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d polic
 		return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
 	case policy.ActionBlock:
 		blockedTotal.WithLabelValues(d.Reason).Inc()
-		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, d.Reason, "Restart", "%s", d.Message)
-		return ctrl.Result{}, nil
+		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, d.Reason, "Restart", "%s", fitNote(d.Message))
+		return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
 	case policy.ActionRecord:
 		if err := restart.Record(ctx, r.client, obj, d); err != nil {
 			return ctrl.Result{}, err

@@ -92,8 +92,15 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if in.Running, in.RunningHere, err = r.running(ctx, &ro); err != nil {
 		return ctrl.Result{}, err
 	}
+	in.Throttled, in.RestartTokens = true, int(r.limiter.TokensAt(in.Now))
 	res := orchestrate.Next(in)
 	for _, a := range res.Actions {
+		if a.Type == orchestrate.Restart && !r.limiter.AllowN(in.Now, 1) {
+			// A direct restart took the token Next counted on: decide again rather than record a restart
+			// that was not made (what was written so far is idempotent).
+			blockedTotal.WithLabelValues(ReasonRateLimited).Inc()
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
 		if err := r.act(ctx, &ro, a, seen, in.Now); err != nil {
 			if a.Type == orchestrate.Restart && apierrors.IsConflict(err) {
 				// The target changed since it was observed, maybe restarted by someone else onto the

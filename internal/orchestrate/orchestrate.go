@@ -127,6 +127,10 @@ type Input struct {
 	// rollout's namespace: its share of the global limit, so one namespace cannot take every slot.
 	Running, MaxRunning         int
 	RunningHere, MaxRunningHere int
+	// Throttled says the controller's global restart rate applies: at most RestartTokens targets may
+	// start restarting now (the rest wait for tokens, like the controller's direct restarts do).
+	Throttled     bool
+	RestartTokens int
 }
 
 // Key identifies a workload in the rollout's namespace.
@@ -649,7 +653,7 @@ func (s *stepper) restart() {
 		health = DefaultHealthTimeout
 	}
 	name := s.in.Rollout.Name
-	active, halted := 0, false
+	active, halted, throttled := 0, false, false
 	// First settle the targets in flight, then start new ones in order.
 	for i := range s.status.Targets {
 		t := &s.status.Targets[i]
@@ -690,6 +694,12 @@ func (s *stepper) restart() {
 		if active >= maxActive {
 			break // in order: later targets wait for a free slot
 		}
+		if s.in.Throttled && s.in.RestartTokens <= 0 {
+			t.Message = "waiting for the global restart rate (--restart-rate, --restart-burst)"
+			throttled = true
+			s.wait(time.Second)
+			break
+		}
 		k := Key{t.Kind, t.Name}
 		w := s.in.Workloads[k]
 		if !w.Exists {
@@ -704,15 +714,16 @@ func (s *stepper) restart() {
 			s.skipTarget(t, w)
 			continue
 		}
-		t.State, t.StartedAt, t.RestartValue = api.TargetRestarting, s.now(), w.RestartValue
+		t.State, t.StartedAt, t.RestartValue, t.Message = api.TargetRestarting, s.now(), w.RestartValue, ""
 		if w.RolledBy != name { // else restarted by this rollout before a crash: only wait for health
 			s.actions = append(s.actions, Action{Type: Restart, Key: k, RestartValue: w.RestartValue})
 			s.event(false, ReasonRestarted, "Restarted %s %s", k.Kind, k.Name)
+			s.in.RestartTokens--
 		}
 		active++
 		s.wait(pollInterval)
 	}
-	if active > 0 {
+	if active > 0 || throttled {
 		s.status.Message = "restarting: " + s.progress()
 		return
 	}

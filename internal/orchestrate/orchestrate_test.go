@@ -375,6 +375,16 @@ func TestNext(t *testing.T) {
 				Selected: []api.WorkloadReference{{Kind: "Deployment", Name: "build"}, {Kind: "Deployment", Name: "api"}}},
 			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonStarted, ReasonRestarted}, requeue: pollInterval, targets: []string{"Deployment/api Restarting"}},
 		},
+		"waits for the global restart rate before restarting a target": {
+			in:   Input{Now: now, Rollout: rollout(api.PhaseRestarting, build, api2), Policy: policy(func(p *Policy) { p.Spec.Quiesce = nil }), Workloads: world(), Throttled: true},
+			want: want{phase: api.PhaseRestarting, requeue: time.Second, targets: []string{"Deployment/build Pending: waiting for the global restart rate (--restart-rate, --restart-burst)", "Deployment/api Pending"}},
+		},
+		"restarts only as many targets as the global rate has tokens for": {
+			in: Input{Now: now, Rollout: rollout(api.PhaseRestarting, build, api2), Policy: policy(func(p *Policy) {
+				p.Spec.Quiesce, p.Spec.Order, p.Spec.MaxConcurrent = nil, api.OrderParallel, 2
+			}), Workloads: world(), Throttled: true, RestartTokens: 1},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{ReasonRestarted}, requeue: time.Second},
+		},
 		"does nothing once finished": {
 			in:   Input{Now: now, Rollout: rollout(api.PhaseSucceeded, build), Policy: policy(), Workloads: world()},
 			want: want{phase: api.PhaseSucceeded},

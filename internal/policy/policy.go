@@ -23,6 +23,9 @@ const (
 	AnnotationCertificateNotAfter = "certrollout.io/certificate-not-after"
 	// AnnotationRestartedAt is when certrollout last restarted the workload (RFC 3339).
 	AnnotationRestartedAt = "certrollout.io/restarted-at"
+	// AnnotationRestartHistory is when certrollout restarted the workload within the last
+	// RestartBudgetWindow: RFC 3339 times, comma-separated, oldest first. The restart budget counts it.
+	AnnotationRestartHistory = "certrollout.io/restart-history"
 	// AnnotationRestartHash goes on the pod template: changing it is what rolls the pods.
 	AnnotationRestartHash = "certrollout.io/restart-hash"
 	// AnnotationDeleteStalePods lets certrollout delete bare pods that run on old certificates.
@@ -53,7 +56,42 @@ const (
 	ReasonStalePods          = "StalePods"
 	ReasonGovernedByPolicy   = "GovernedByPolicy"
 	ReasonCascadeInProgress  = "CascadeInProgress"
+	ReasonRestartBudget      = "RestartBudgetExhausted"
 )
+
+// RestartBudgetWindow is the horizon of the per-workload restart budget (Input.RestartBudget).
+const RestartBudgetWindow = 24 * time.Hour
+
+// maxHistory bounds the restart history kept on a workload whatever the budget.
+const maxHistory = 64
+
+// RestartHistory is the value of AnnotationRestartHistory after a restart at now: the restarts of the
+// last RestartBudgetWindow, this one included, at most maxHistory of them.
+func RestartHistory(annotations map[string]string, now time.Time) string {
+	times := append(recentRestarts(annotations, now), now.UTC())
+	if len(times) > maxHistory {
+		times = times[len(times)-maxHistory:]
+	}
+	parts := make([]string, len(times))
+	for i, t := range times {
+		parts[i] = t.UTC().Format(time.RFC3339)
+	}
+	return strings.Join(parts, ",")
+}
+
+// recentRestarts reads the restart history, keeping the times within RestartBudgetWindow before now;
+// malformed entries are skipped.
+func recentRestarts(annotations map[string]string, now time.Time) []time.Time {
+	var out []time.Time
+	for _, v := range strings.Split(annotations[AnnotationRestartHistory], ",") {
+		t, err := time.Parse(time.RFC3339, strings.TrimSpace(v))
+		if err == nil && now.Sub(t) < RestartBudgetWindow && !t.After(now) {
+			out = append(out, t)
+		}
+	}
+	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
+	return out
+}
 
 // Action is what the controller should do.
 type Action string
@@ -113,6 +151,10 @@ type Input struct {
 	// Policy names the RolloutPolicy that governs the workload, if any: selecting a workload opts it in,
 	// and its restarts are delegated to the policy's CertRollouts.
 	Policy string
+	// RestartBudget is the most restarts certrollout makes of one workload within RestartBudgetWindow;
+	// past it the workload's restarts stop (a circuit breaker for a Secret that keeps changing). 0: no
+	// budget.
+	RestartBudget int
 	// Hold, when set, holds a due restart: the workload uses a leaf certificate that a CA cascade is about
 	// to re-issue, and restarting now would roll it twice (once for the CA, once for its leaf).
 	Hold *Hold
@@ -196,6 +238,7 @@ var chain = []check{
 	{"notHeld", notHeld},
 	{"settled", settled},
 	{"cooldown", cooldown},
+	{"budget", budget},
 	{"governed", governed},
 }
 
@@ -324,6 +367,24 @@ func cooldown(in Input, f facts) *Decision {
 	}
 	return &Decision{Action: ActionWait, Reason: ReasonCooldown, RequeueAfter: next.Sub(in.Now),
 		Message: fmt.Sprintf("restarted at %s; the next restart may start at %s", f.ledger.RestartedAt.Format(time.RFC3339), next.Format(time.RFC3339))}
+}
+
+// budget stops the restarts of a workload that certrollout already restarted RestartBudget times within
+// RestartBudgetWindow: something keeps changing its certificates, and restarting it again and again
+// would be an outage of its own. It blocks (an Event, a metric to alert on) until the oldest of those
+// restarts leaves the window.
+func budget(in Input, f facts) *Decision {
+	if in.RestartBudget <= 0 {
+		return nil
+	}
+	recent := recentRestarts(in.Workload.Annotations, in.Now)
+	if len(recent) < in.RestartBudget {
+		return nil
+	}
+	next := recent[len(recent)-in.RestartBudget].Add(RestartBudgetWindow)
+	return &Decision{Action: ActionBlock, Reason: ReasonRestartBudget, RequeueAfter: next.Sub(in.Now),
+		Message: fmt.Sprintf("%d pod(s) run on old certificates, but the workload was restarted %d times in the last %s, its budget (--max-restarts-per-day); the next restart may start at %s",
+			len(f.stale), len(recent), RestartBudgetWindow, next.UTC().Format(time.RFC3339))}
 }
 
 // governed hands a due restart to the workload's RolloutPolicy.

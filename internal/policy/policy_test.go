@@ -55,6 +55,16 @@ func TestDecide(t *testing.T) {
 			in:         Input{Workload: Workload{Kind: KindDeployment, Annotations: with(enabled, AnnotationCertificateHash, "newhash")}, Set: current, Pods: pods(before)},
 			wantAction: ActionNone, wantReason: ReasonUpToDate, wantStale: 1,
 		},
+		"stops restarting a workload that used its daily budget, until the oldest restart is a day old": {
+			in: Input{Now: now, Workload: Workload{Kind: KindDeployment, Annotations: with(renewed, AnnotationRestartHistory,
+				"2026-11-22T10:00:00Z,2026-11-22T13:00:00Z,2026-11-23T01:00:00Z,2026-11-23T11:00:00Z")}, Set: current, Pods: pods(before), RestartBudget: 3},
+			wantAction: ActionBlock, wantReason: ReasonRestartBudget, wantStale: 1, wantAfter: time.Hour,
+		},
+		"restarts a workload whose earlier restarts have left the budget's window": {
+			in: Input{Now: now, Workload: Workload{Kind: KindDeployment, Annotations: with(renewed, AnnotationRestartHistory,
+				"2026-11-21T10:00:00Z,2026-11-22T11:00:00Z,garbage,2026-11-23T11:00:00Z")}, Set: current, Pods: pods(before), RestartBudget: 2},
+			wantAction: ActionRestart, wantReason: ReasonCertificateRenewed, wantStale: 1,
+		},
 		"waits, rather than rolling twice, while a CA cascade re-issues a leaf it uses": {
 			in: Input{Workload: Workload{Kind: KindDeployment, Annotations: renewed}, Set: current, Pods: pods(before),
 				Hold: &Hold{Message: "Certificate api is being re-issued under the new CA", RequeueAfter: 30 * time.Second}},
@@ -218,5 +228,20 @@ func TestReadLedgerToleratesGarbage(t *testing.T) {
 	l := ReadLedger(map[string]string{AnnotationCertificateHash: "abc", AnnotationRestartedAt: "yesterday"})
 	if l.Hash != "abc" || !l.RestartedAt.IsZero() {
 		t.Fatalf("%+v", l)
+	}
+}
+
+func TestRestartHistoryKeepsTheLastDayOnly(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	got := RestartHistory(map[string]string{AnnotationRestartHistory: "2026-11-22T11:59:59Z,2026-11-23T11:00:00Z,not a time,2026-11-23T13:00:00Z"}, now)
+	if want := "2026-11-23T11:00:00Z,2026-11-23T12:00:00Z"; got != want {
+		t.Fatalf("history %q, want %q (older than a day, malformed and future entries dropped)", got, want)
+	}
+	long := map[string]string{}
+	for i := range 100 {
+		long[AnnotationRestartHistory] = RestartHistory(long, now.Add(time.Duration(i)*time.Second))
+	}
+	if n := len(strings.Split(long[AnnotationRestartHistory], ",")); n != maxHistory {
+		t.Fatalf("%d entries kept, want at most %d", n, maxHistory)
 	}
 }

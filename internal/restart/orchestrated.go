@@ -68,7 +68,10 @@ func QuiescedReplicas(obj client.Object) *int32 {
 // whether someone else already restarted it onto these certificates), and must decide again.
 func Rollout(ctx context.Context, c client.Client, obj client.Object, rollout, value string, notAfter, now time.Time) error {
 	templateAnnotations := map[string]string{policy.AnnotationRollout: rollout}
-	annotations := map[string]string{policy.AnnotationRestartedAt: now.UTC().Format(time.RFC3339)}
+	annotations := map[string]string{
+		policy.AnnotationRestartedAt:    now.UTC().Format(time.RFC3339),
+		policy.AnnotationRestartHistory: policy.RestartHistory(obj.GetAnnotations(), now),
+	}
 	if value != "" {
 		templateAnnotations[policy.AnnotationRestartHash] = value
 		annotations[policy.AnnotationCertificateHash] = value

@@ -28,7 +28,9 @@ func Restart(ctx context.Context, c client.Client, kind string, obj client.Objec
 	switch kind {
 	case policy.KindDeployment, policy.KindStatefulSet, policy.KindDaemonSet:
 		template := map[string]any{"metadata": map[string]any{"annotations": map[string]string{policy.AnnotationRestartHash: d.Set.Hash}}}
-		return patch(ctx, c, obj, ledger(d, now), map[string]any{"template": template})
+		a := ledger(d, now)
+		a[policy.AnnotationRestartHistory] = policy.RestartHistory(obj.GetAnnotations(), now)
+		return patch(ctx, c, obj, a, map[string]any{"template": template})
 	case policy.KindPod:
 		uid := obj.GetUID()
 		if err := c.Delete(ctx, obj, &client.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil {

@@ -152,6 +152,7 @@ restartBurst: 20
 maxConcurrentReconciles: 8
 maxConcurrentRollouts: 0
 maxConcurrentRolloutsPerNamespace: 1
+maxRestartsPerDay: 0
 caCascade: true
 clusterResourceNamespace: cm-system
 leaderElection: {namespace: leases, leaseDuration: 30s, renewDeadline: 20s, retryPeriod: 5s}
@@ -180,6 +181,7 @@ extraArgs: [--some-future-flag=x]
 		"--restart-burst=20",
 		"--max-concurrent-reconciles=8",
 		"--max-concurrent-rollouts=0", // 0 is a value (no limit), not "unset"
+		"--max-restarts-per-day=0",
 		"--max-concurrent-rollouts-per-namespace=1",
 		"--ca-cascade",
 		"--cluster-resource-namespace=cm-system",

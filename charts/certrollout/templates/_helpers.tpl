@@ -168,6 +168,9 @@ Deployment depends on it).
 {{- if not (kindIs "invalid" $v.maxConcurrentRollouts) }}
 - --max-concurrent-rollouts={{ int64 $v.maxConcurrentRollouts }}
 {{- end }}
+{{- if not (kindIs "invalid" $v.maxRestartsPerDay) }}
+- --max-restarts-per-day={{ int64 $v.maxRestartsPerDay }}
+{{- end }}
 {{- if not (kindIs "invalid" $v.maxConcurrentRolloutsPerNamespace) }}
 - --max-concurrent-rollouts-per-namespace={{ int64 $v.maxConcurrentRolloutsPerNamespace }}
 {{- end }}
