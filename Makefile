@@ -93,6 +93,8 @@ generate: $(CONTROLLER_GEN) ## Regenerate the API's deep-copy functions and CRD 
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	cp config/crd/bases/*.yaml charts/certrollout/files/crds/
+	cp config/admission/admission_policy.yaml charts/certrollout/files/admission/
+	cp config/rbac/tenant_roles.yaml charts/certrollout/files/rbac/
 
 # Helm at the version go.mod pins (the chart's tests use the same version's Go packages).
 HELM_VERSION ?= $(shell $(GO) list -m -f '{{.Version}}' helm.sh/helm/v4)

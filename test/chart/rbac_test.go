@@ -179,6 +179,32 @@ func TestNamespacedModeGrantsTheNamespacedRulesPerNamespaceAndOnlyTheClusterScop
 		renderedRules(t, r.get(t, "Role", "certrollout-leader-election")), leader)
 }
 
+// The tenant roles and the admission policy the chart installs are config/'s, byte for byte in content.
+func TestTheChartsTenancyObjectsAreThoseOfConfig(t *testing.T) {
+	for _, f := range []struct{ config, chart string }{
+		{"config/admission/admission_policy.yaml", "files/admission/admission_policy.yaml"},
+		{"config/rbac/tenant_roles.yaml", "files/rbac/tenant_roles.yaml"},
+	} {
+		want, err := os.ReadFile(filepath.Join(repoRoot(t), f.config))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(chartDir(t), f.chart))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("charts/certrollout/%s differs from %s: run make generate", f.chart, f.config)
+		}
+	}
+	r := render(t, releaseNamespace, nil)
+	diffRules(t, "the rendered certrollout-edit and config/rbac/tenant_roles.yaml's",
+		renderedRules(t, r.get(t, "ClusterRole", "certrollout-edit")), shippedRules(t, "tenant_roles.yaml", "ClusterRole"))
+	if got := r.get(t, "ClusterRole", "certrollout-view").GetLabels()["rbac.authorization.k8s.io/aggregate-to-view"]; got != "true" {
+		t.Errorf("certrollout-view is not aggregated into view: %q", got)
+	}
+}
+
 func TestTheChartsCRDsAreThoseOfConfigCRDBases(t *testing.T) {
 	bases, err := filepath.Glob(filepath.Join(repoRoot(t), "config", "crd", "bases", "*.yaml"))
 	if err != nil || len(bases) == 0 {

@@ -18,6 +18,8 @@ const releaseNamespace = "certrollout-system"
 // defaultObjects are what the default values install, as Kind/namespace/name.
 var defaultObjects = []string{
 	"ClusterRole//certrollout",
+	"ClusterRole//certrollout-edit",
+	"ClusterRole//certrollout-view",
 	"ClusterRoleBinding//certrollout",
 	"CustomResourceDefinition//certrollouts.certrollout.io",
 	"CustomResourceDefinition//rolloutpolicies.certrollout.io",
@@ -27,6 +29,8 @@ var defaultObjects = []string{
 	"RoleBinding/certrollout-system/certrollout-leader-election",
 	"Service/certrollout-system/certrollout-metrics",
 	"ServiceAccount/certrollout-system/certrollout",
+	"ValidatingAdmissionPolicy//certrollout.io-restart-rights",
+	"ValidatingAdmissionPolicyBinding//certrollout.io-restart-rights",
 }
 
 // deployment returns the rendered controller Deployment, typed.
@@ -343,6 +347,9 @@ func TestTogglesAddOrRemoveExactlyTheirObjects(t *testing.T) {
 			[]string{"ServiceAccount/" + ns + "certrollout"}},
 		"rbac.create false": {"rbac: {create: false}", nil, []string{"ClusterRole//certrollout", "ClusterRoleBinding//certrollout",
 			"Role/" + ns + "certrollout-leader-election", "RoleBinding/" + ns + "certrollout-leader-election"}},
+		"admissionPolicy off": {"admissionPolicy: {enabled: false}", nil, []string{"ValidatingAdmissionPolicy//certrollout.io-restart-rights",
+			"ValidatingAdmissionPolicyBinding//certrollout.io-restart-rights"}},
+		"rbac.aggregateToDefaultRoles off": {"rbac: {aggregateToDefaultRoles: false}", nil, []string{"ClusterRole//certrollout-edit", "ClusterRole//certrollout-view"}},
 		"metrics off": {"metrics: {enabled: false}\nserviceMonitor: {enabled: true}\npodMonitor: {enabled: true}", nil,
 			[]string{"Service/" + ns + "certrollout-metrics"}},
 	} {
