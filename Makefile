@@ -79,6 +79,13 @@ BENCH_CHECK_FLAGS ?=
 bench-check: build components ## Measure `certrollout check -A -o json` over 20,000 Secrets (15,000 × 100 KB Helm): wall time, peak RSS.
 	$(GO) run ./hack/bench --check --controller $(BIN)/certrollout $(BENCH_CHECK_FLAGS)
 
+# `make chaos CHAOS_FLAGS="--only kill --kill-namespaces 5"` for a part of it.
+CHAOS_FLAGS ?=
+
+.PHONY: chaos
+chaos: build components ## SIGKILL the controller, kill its leader, restart kube-apiserver, flap a Secret: prints the table, writes bench/results/chaos.json.
+	$(GO) run ./hack/chaos --controller $(BIN)/certrollout $(CHAOS_FLAGS)
+
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...

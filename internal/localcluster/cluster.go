@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"k8s.io/client-go/dynamic"
@@ -61,6 +62,8 @@ type Cluster struct {
 	state     state
 	procs     []*proc
 	apiserver *proc // whose log explains a failed wait on the API
+	// apiserverCmd is how kube-apiserver was started (binary, then arguments), for RestartAPIServer.
+	apiserverCmd []string
 	spawner   *spawner
 	log       io.Writer
 }
@@ -216,8 +219,8 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 	}
 
 	fmt.Fprintln(c.log, "Starting kube-apiserver.")
-	apiserver, err := c.run("kube-apiserver", bins.APIServer,
-		"--etcd-servers="+etcdURL,
+	c.apiserverCmd = []string{bins.APIServer,
+		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+strconv.Itoa(apiPort),
 		"--cert-dir="+filepath.Join(c.Dir, "pki"),
 		"--tls-cert-file="+certs.ServingCert, "--tls-private-key-file="+certs.ServingKey,
@@ -231,7 +234,8 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 		// The endpoint reconciler refuses a loopback address for the kubernetes Service and would log an
 		// error every few seconds; nothing in a kwok cluster dials that Service.
 		"--endpoint-reconciler-type=none",
-		"--profiling=false")
+		"--profiling=false"}
+	apiserver, err := c.run("kube-apiserver", c.apiserverCmd[0], c.apiserverCmd[1:]...)
 	if err != nil {
 		return err
 	}
@@ -508,4 +512,37 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// RestartAPIServer kills kube-apiserver with SIGKILL, as a crash would, keeps it down for down, then
+// starts it again with the same flags and waits until it is ready. Only the process that started the
+// cluster can do this (it owns the component's process).
+func (c *Cluster) RestartAPIServer(ctx context.Context, down time.Duration) error {
+	if c.apiserver == nil || len(c.apiserverCmd) == 0 || c.spawner == nil {
+		return errors.New("kube-apiserver was not started by this process: only the cluster's owner can restart it")
+	}
+	_ = syscall.Kill(-c.apiserver.PID, syscall.SIGKILL)
+	if !c.apiserver.waitGone(10 * time.Second) {
+		return fmt.Errorf("kube-apiserver (pid %d) did not exit after SIGKILL", c.apiserver.PID)
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(down):
+	}
+	p, err := startProc(c.spawner, c.Dir, "kube-apiserver", c.apiserverCmd[0], c.apiserverCmd[1:]...)
+	if err != nil {
+		return err
+	}
+	for i, old := range c.procs {
+		if old == c.apiserver {
+			c.procs[i] = p
+		}
+	}
+	c.apiserver = p
+	c.state.Components = c.procs
+	if err := c.saveState(); err != nil {
+		return err
+	}
+	return c.waitFor(ctx, p, "kube-apiserver to be ready again", c.apiReady)
 }
