@@ -64,8 +64,8 @@ type Cluster struct {
 	apiserver *proc // whose log explains a failed wait on the API
 	// apiserverCmd is how kube-apiserver was started (binary, then arguments), for RestartAPIServer.
 	apiserverCmd []string
-	spawner   *spawner
-	log       io.Writer
+	spawner      *spawner
+	log          io.Writer
 }
 
 // state is what cluster-down and a later cluster-up need to know about a running cluster.
@@ -221,12 +221,12 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 	fmt.Fprintln(c.log, "Starting kube-apiserver.")
 	c.apiserverCmd = []string{bins.APIServer,
 		"--etcd-servers=" + etcdURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+strconv.Itoa(apiPort),
-		"--cert-dir="+filepath.Join(c.Dir, "pki"),
-		"--tls-cert-file="+certs.ServingCert, "--tls-private-key-file="+certs.ServingKey,
-		"--client-ca-file="+certs.CACert,
-		"--service-account-key-file="+certs.SAPublic,
-		"--service-account-signing-key-file="+certs.ServiceAccountKey,
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(apiPort),
+		"--cert-dir=" + filepath.Join(c.Dir, "pki"),
+		"--tls-cert-file=" + certs.ServingCert, "--tls-private-key-file=" + certs.ServingKey,
+		"--client-ca-file=" + certs.CACert,
+		"--service-account-key-file=" + certs.SAPublic,
+		"--service-account-signing-key-file=" + certs.ServiceAccountKey,
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--authorization-mode=Node,RBAC",
 		"--service-cluster-ip-range=10.0.0.0/24",
