@@ -56,7 +56,18 @@ test: components ## Run unit and integration tests (each integration package sta
 	count() { grep -cE "^[[:space:]]*--- $$1:" $(BIN)/test.log || true; }; \
 	echo; grep -E '^(ok|FAIL|---)[[:space:]]' $(BIN)/test.log | grep -v -- '--- PASS\|--- SKIP' || true; \
 	echo "$$(count PASS) passed, $$(count FAIL) failed, $$(count SKIP) skipped"; \
+	echo "Fuzzing each target for $(TEST_FUZZTIME) (make fuzz runs them longer):"; \
+	bash hack/fuzz.sh $(TEST_FUZZTIME) 2>&1 | tee $(BIN)/fuzz.log | grep -E '^(==|FAIL|ok|---)' || status=1; \
 	exit $$status
+
+# How long `make test` fuzzes each target, after the tests.
+TEST_FUZZTIME ?= 10s
+# How long `make fuzz` fuzzes each target.
+FUZZTIME ?= 2m
+
+.PHONY: fuzz
+fuzz: ## Fuzz every target (schedules, Secret reduction, kubeconfigs, the rollout and cascade state machines) for FUZZTIME each (default 2m).
+	bash hack/fuzz.sh $(FUZZTIME)
 
 .PHONY: unit
 unit: ## Run only the tests that need no cluster.

@@ -365,3 +365,58 @@ func TestNextNeverTriggersALeafTwice(t *testing.T) {
 		t.Fatalf("triggers = %v, want web once and api not before web finished (maxConcurrent 1)", count)
 	}
 }
+
+// FuzzNextSurvivesCrashesAndLostWrites drives a cascade over three leaves while the fuzzer decides, step
+// by step, whether the status write is lost, whether cert-manager finishes an issuance and whether
+// time jumps. Whatever the faults, no leaf is triggered twice for one issuance, and once the faults
+// stop the cascade finishes with every leaf issued.
+func FuzzNextSurvivesCrashesAndLostWrites(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{1, 1, 1, 2, 2, 2})
+	f.Add([]byte{0, 3, 1, 7, 2, 4, 5, 6})
+	f.Fuzz(func(t *testing.T, faults []byte) {
+		faults = faults[:min(len(faults), 64)]
+		names := []types.NamespacedName{web, api1, db}
+		ro := rollout("", nil, nil, 2)
+		leaves := map[types.NamespacedName]Leaf{}
+		for _, n := range names {
+			leaves[n] = stale(1)
+		}
+		triggers := map[types.NamespacedName]int{}
+		clock := t0
+		for step := 0; step < len(faults)+40 && !ro.Status.Phase.Finished(); step++ {
+			var fault byte
+			if step < len(faults) {
+				fault = faults[step]
+			}
+			res := Next(Input{Now: clock, Rollout: ro, Issuer: Issuer{Exists: true, CAFingerprint: fp}, Leaves: leaves})
+			for _, n := range triggered(res) {
+				if leaves[n].Issuing || leaves[n].Current {
+					t.Fatalf("step %d: %s triggered while it is issuing or already current", step, n)
+				}
+				triggers[n]++
+				leaves[n] = issuing(*leaves[n].Revision)
+			}
+			if fault&1 == 0 { // the status write lands unless the controller crashed
+				ro.Status = res.Status
+			}
+			// cert-manager finishes the issuances in flight, unless the fuzzer holds them back.
+			if fault&2 == 0 {
+				for n, l := range leaves {
+					if l.Issuing {
+						leaves[n] = current(*l.Revision + 1)
+					}
+				}
+			}
+			clock = clock.Add(time.Second + time.Duration(fault>>2)*time.Minute)
+		}
+		if ro.Status.Phase != api.PhaseSucceeded {
+			t.Fatalf("the cascade ended %s: %s", ro.Status.Phase, ro.Status.Message)
+		}
+		for _, n := range names {
+			if triggers[n] != 1 || !leaves[n].Current {
+				t.Errorf("%s triggered %d times, current %v: want once and current", n, triggers[n], leaves[n].Current)
+			}
+		}
+	})
+}

@@ -6,11 +6,13 @@ package disk
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -102,7 +104,7 @@ func (r *Result) walk(root string, seen map[string]bool) {
 // file reads one file as a kubeconfig if it looks like one, else as certificates. Files that hold neither
 // (keys, sa.pub, notes) are skipped silently when found by walking a folder.
 func (r *Result) file(path, name string) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		r.problem(path, err)
 		return
@@ -122,6 +124,35 @@ func (r *Result) file(path, name string) {
 	for _, c := range b.Certificates {
 		r.Certificates = append(r.Certificates, Found{Source: Source{Path: path, Name: name}, Certificate: c})
 	}
+}
+
+// maxFile bounds what is read of one file: certificate files and kubeconfigs are kilobytes.
+const maxFile = 16 << 20
+
+// readFile reads a regular file of at most maxFile bytes. A device, a FIFO or a socket (a kubeconfig may
+// name /dev/zero, a folder may hold a pipe) would block or never end; a huge file is not a certificate.
+func readFile(path string) ([]byte, error) {
+	// O_NONBLOCK: opening a FIFO would otherwise wait for a writer; it changes nothing for a regular file.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0) //nolint:gosec // the files the user named, or that a kubeconfig they named references, as kubectl reads them
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxFile {
+		return nil, fmt.Errorf("larger than %d MiB: not a certificate file", maxFile>>20)
+	}
+	return data, nil
 }
 
 func looksLikeKubeconfig(data []byte) bool {
@@ -147,7 +178,7 @@ func (r *Result) kubeconfig(path, name string, data []byte) {
 			if !filepath.IsAbs(file) {
 				file = filepath.Join(dir, file)
 			}
-			data, err := os.ReadFile(file) //nolint:gosec // the file a kubeconfig the user named references, as kubectl reads it
+			data, err := readFile(file)
 			if err != nil {
 				r.problem(path, fmt.Errorf("%s references %s: %w", entry, file, err))
 				return

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,7 +16,7 @@ var base = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func days(n int) time.Time { return base.AddDate(0, 0, n) }
 
-func write(t *testing.T, path string, data []byte) {
+func write(t testing.TB, path string, data []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -162,4 +163,56 @@ func TestFilesReadsPEMDERKubeconfigsAndFoldersAndNamesWhatIsWrong(t *testing.T) 
 	if len(r.Problems) != 3 {
 		t.Errorf("the key file is not a problem: it holds no certificate: %v", problems)
 	}
+}
+
+// A kubeconfig that names a device (or a folder that holds a pipe) is a problem, not a hang: a read of
+// /dev/zero never ends, a FIFO blocks until someone writes.
+func TestFilesRefuseDevicesAndPipesInsteadOfHanging(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pipe.crt")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFO here: %v", err)
+	}
+	write(t, filepath.Join(dir, "zero.kubeconfig"), []byte("apiVersion: v1\nkind: Config\nclusters: []\nusers:\n- name: z\n  user: {client-certificate: /dev/zero}\n"))
+	done := make(chan Result, 1)
+	go func() { done <- Files([]string{dir}) }()
+	var r Result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Files blocked on a device or a pipe")
+	}
+	var problems []string
+	for _, p := range r.Problems {
+		problems = append(problems, p.Error())
+	}
+	all := strings.Join(problems, "\n")
+	if !strings.Contains(all, "pipe.crt: not a regular file") || !strings.Contains(all, "user/z references /dev/zero: not a regular file") {
+		t.Fatalf("problems:\n%s\nwant the pipe and /dev/zero named as not regular files", all)
+	}
+}
+
+// FuzzKubeconfig reads whatever a file named like a kubeconfig holds: it never panics, and every
+// certificate it reports parsed.
+func FuzzKubeconfig(f *testing.F) {
+	ca := testgen.CA(f, "root")
+	b64 := base64.StdEncoding.EncodeToString(ca.PEM())
+	f.Add([]byte("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: https://x, certificate-authority-data: " + b64 + "}\nusers:\n- name: u\n  user: {client-certificate-data: " + b64 + "}\n"))
+	f.Add([]byte("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {certificate-authority: ca.crt}\nusers: []\n"))
+	f.Add([]byte("kind: Config\nclusters: [[[\n"))
+	f.Add([]byte("clusters:\nusers:\n"))
+	dir := f.TempDir()
+	write(f, filepath.Join(dir, "ca.crt"), ca.PEM())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "config")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := Files([]string{path})
+		for _, c := range r.Certificates {
+			if c.Certificate.Fingerprint == "" || c.Certificate.NotAfter.IsZero() {
+				t.Fatalf("reported a certificate that did not parse: %+v", c)
+			}
+		}
+	})
 }

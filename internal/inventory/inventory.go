@@ -99,7 +99,10 @@ func (s *Source) add(key string, value []byte) {
 		return
 	}
 	b, err := certs.ParsePEM(value)
-	if err != nil {
+	switch {
+	case errors.Is(err, certs.ErrNoCertificate):
+		return // the marker was text, not a block: as the cache reduction judges it
+	case err != nil:
 		s.Invalid[key] = err
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/certrollout/certrollout/internal/certs"
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
@@ -249,4 +250,49 @@ func TestTransformPassesOtherObjectsThrough(t *testing.T) {
 	if got, err := Transform(pod); err != nil || got != pod {
 		t.Fatal("pods pass through")
 	}
+}
+
+// FuzzReduceSecret feeds the cache reduction what anyone who may write a Secret can put in one. It never
+// panics; what it keeps is only CERTIFICATE blocks that parse (never a key); it reads the same
+// certificates as the Secret itself; and every key it drops for being malformed is reported.
+func FuzzReduceSecret(f *testing.F) {
+	ca := testgen.CA(f, "root")
+	leaf := testgen.Leaf(f, ca, "api")
+	f.Add(testgen.Concat(leaf.PEM(), ca.PEM()), leaf.KeyPEM(f), ca.PEM())
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\n%%%\n-----END CERTIFICATE-----\n"), []byte("-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n"), []byte("junk"))
+	f.Add(testgen.Concat(leaf.KeyPEM(f), leaf.PEM()), []byte("-----BEGIN CERTIFICATE-----\nMIIB"), []byte("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"))
+	f.Fuzz(func(t *testing.T, tlsCrt, tlsKey, caCrt []byte) {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "s"}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{"tls.crt": tlsCrt, "tls.key": tlsKey, "ca.crt": caCrt}}
+		direct := FromSecret(s.DeepCopy())
+		reduced := ReduceSecret(s.DeepCopy())
+		for k, v := range reduced.Data {
+			if bytes.Contains(v, []byte("PRIVATE KEY")) {
+				t.Fatalf("key %s keeps a private key in the cache", k)
+			}
+			if _, err := certs.ParsePEM(v); err != nil {
+				t.Fatalf("key %s keeps data that does not parse: %v", k, err)
+			}
+		}
+		cached := FromSecret(reduced)
+		for k, b := range direct.Keys {
+			got := cached.Keys[k]
+			if got == nil || len(got.Certificates) != len(b.Certificates) {
+				t.Fatalf("key %s: %d certificates read directly, %v through the cache", k, len(b.Certificates), got)
+			}
+			for i := range b.Certificates {
+				if got.Certificates[i].Fingerprint != b.Certificates[i].Fingerprint {
+					t.Fatalf("key %s certificate %d differs through the cache", k, i)
+				}
+			}
+		}
+		for k := range direct.Invalid {
+			if cached.Invalid[k] == nil {
+				t.Fatalf("key %s is malformed (%v) but the cache does not report it", k, direct.Invalid[k])
+			}
+		}
+		if len(cached.Keys) != len(direct.Keys) {
+			t.Fatalf("%d keys read through the cache, %d directly", len(cached.Keys), len(direct.Keys))
+		}
+	})
 }
