@@ -246,6 +246,18 @@ func (e *Env) settled(ctx context.Context, o *opsChain, timeout time.Duration) (
 	return last, nil
 }
 
+// settle waits for a new namespace to be ready for its first renewal.
+func (e *Env) settle(ctx context.Context, o *opsChain) error {
+	why, err := e.settled(ctx, o, 3*time.Minute)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s never settled before its first renewal: %w", o.ns, err)
+	case why != "":
+		return fmt.Errorf("%s never settled before its first renewal: %s", o.ns, why)
+	}
+	return nil
+}
+
 func (o *opsChain) check(ctx context.Context, c client.Client) (bool, string, error) {
 	var ros api.CertRolloutList
 	if err := c.List(ctx, &ros, client.InNamespace(o.ns)); err != nil {
@@ -359,8 +371,8 @@ func (e *Env) runRounds(ctx context.Context, prefix string, namespaces, rounds i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if why, err := e.settled(ctx, o, 3*time.Minute); err != nil || why != "" {
-				errs[i] = fmt.Errorf("%s never settled before its first renewal: %s %v", o.ns, why, err)
+			if err := e.settle(ctx, o); err != nil {
+				errs[i] = err
 				return
 			}
 			for round := range rounds {
@@ -535,8 +547,8 @@ func (e *Env) APIServer(ctx context.Context, rounds int, down time.Duration) (Re
 	if err != nil {
 		return r, err
 	}
-	if why, err := e.settled(ctx, o, 3*time.Minute); err != nil || why != "" {
-		return r, fmt.Errorf("never settled: %s %v", why, err)
+	if err := e.settle(ctx, o); err != nil {
+		return r, err
 	}
 	cl, _ := e.cl()
 	for round := range rounds {
