@@ -78,10 +78,15 @@ func (r *quiesceSweeper) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if by == "" || obj.GetDeletionTimestamp() != nil {
 		return ctrl.Result{}, nil
 	}
-	// The rollout is read from the API server, not the cache: a rollout created a moment ago may not be
-	// cached yet, and restoring the workload under a running rollout would undo its quiesce.
+	// A running rollout in the cache settles it; anything else is confirmed from the API server: a
+	// rollout created a moment ago may not be cached yet, and restoring the workload under a running
+	// rollout would undo its quiesce.
 	var ro api.CertRollout
-	err := r.direct.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: by}, &ro)
+	key := client.ObjectKey{Namespace: req.Namespace, Name: by}
+	if err := r.client.Get(ctx, key, &ro); err == nil && ro.DeletionTimestamp == nil && !ro.Status.Phase.Finished() {
+		return ctrl.Result{RequeueAfter: sweepInterval}, nil
+	}
+	err := r.direct.Get(ctx, key, &ro)
 	var why string
 	var inStatus *int32
 	switch {
