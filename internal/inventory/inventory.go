@@ -224,28 +224,49 @@ const reducedManager = "certrollout-reduced"
 // reduceMeta drops everything of an object's metadata that certrollout never reads (managedFields beyond
 // the data write time, the last-applied annotation that may embed the whole object).
 func reduceMeta(meta *metav1.ObjectMeta) {
-	var entries []metav1.ManagedFieldsEntry
+	// The entry marks the object as reduced (see reduced), and keeps the data write time when known.
+	entry := metav1.ManagedFieldsEntry{Manager: reducedManager, Operation: metav1.ManagedFieldsOperationUpdate, FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{}`)}
 	if t := DataWriteTime(meta.ManagedFields); !t.IsZero() {
-		entries = []metav1.ManagedFieldsEntry{{
-			Manager: reducedManager, Operation: metav1.ManagedFieldsOperationUpdate,
-			Time: &metav1.Time{Time: t}, FieldsType: "FieldsV1",
-			FieldsV1: metav1.NewFieldsV1(`{"f:data":{}}`),
-		}}
+		entry.Time, entry.FieldsV1 = &metav1.Time{Time: t}, metav1.NewFieldsV1(`{"f:data":{}}`)
 	}
-	meta.ManagedFields = entries
+	meta.ManagedFields = []metav1.ManagedFieldsEntry{entry}
 	delete(meta.Annotations, corev1.LastAppliedConfigAnnotation)
 	delete(meta.Annotations, AnnotationInvalid) // ours to set, on cached copies only
+}
+
+// reduced reports whether the object is already a reduced copy: the informer may hand its transform an
+// object it transformed before, and reducing twice would lose what the first pass recorded (the parse
+// errors of the values it dropped). The mark alone is not trusted (whoever writes an object may write
+// its managedFields): every value must also be nothing but certificate blocks, as the reduction leaves
+// them.
+func reduced(meta *metav1.ObjectMeta, values ...[]byte) bool {
+	if len(meta.ManagedFields) != 1 || meta.ManagedFields[0].Manager != reducedManager {
+		return false
+	}
+	for _, v := range values {
+		if blocks, ok := certificateBlocks(v); !ok || !bytes.Equal(blocks, v) {
+			return false
+		}
+	}
+	return true
 }
 
 // AnnotationInvalid is set on reduced (cached) copies only, never written to the API: a JSON object
 // mapping each key whose PEM could not be decoded to the error, since the value itself is dropped.
 const AnnotationInvalid = "certrollout.io/invalid-keys"
 
-// ReduceSecret returns the Secret as certrollout keeps it: keys without a PEM certificate are dropped and
+// ReduceSecret returns the Secret as certrollout keeps it (an already reduced one unchanged): keys without a PEM certificate are dropped and
 // the rest keep only their CERTIFICATE blocks, so private keys (tls.key, or keys inside combined PEM
 // files) never reach the cache. A key whose PEM does not decode is dropped too, its error kept in
 // AnnotationInvalid. It modifies and returns s.
 func ReduceSecret(s *corev1.Secret) *corev1.Secret {
+	values := make([][]byte, 0, len(s.Data))
+	for _, v := range s.Data {
+		values = append(values, v)
+	}
+	if len(s.StringData) == 0 && reduced(&s.ObjectMeta, values...) {
+		return s
+	}
 	reduceMeta(&s.ObjectMeta)
 	data := map[string][]byte{}
 	invalid := map[string]string{}
@@ -276,6 +297,16 @@ func identityOnly(meta *metav1.ObjectMeta) {
 
 // ReduceConfigMap does for a ConfigMap what ReduceSecret does for a Secret.
 func ReduceConfigMap(cm *corev1.ConfigMap) *corev1.ConfigMap {
+	values := make([][]byte, 0, len(cm.Data)+len(cm.BinaryData))
+	for _, v := range cm.Data {
+		values = append(values, []byte(v))
+	}
+	for _, v := range cm.BinaryData {
+		values = append(values, v)
+	}
+	if reduced(&cm.ObjectMeta, values...) {
+		return cm
+	}
 	reduceMeta(&cm.ObjectMeta)
 	invalid := map[string]string{}
 	data := map[string][]byte{}

@@ -296,3 +296,26 @@ func FuzzReduceSecret(f *testing.F) {
 		}
 	})
 }
+
+// The informer may transform an object twice: a second reduction changes nothing, so the parse errors the
+// first recorded survive (they are all that is left of the values it dropped).
+func TestReducingTwiceKeepsWhatTheFirstReductionRecorded(t *testing.T) {
+	ca := testgen.CA(t, "root")
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "s", ManagedFields: []metav1.ManagedFieldsEntry{managed("kubectl", time.Now(), `{"f:data":{}}`)}},
+		Data: map[string][]byte{"ca.crt": ca.PEM(), "tls.crt": []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}}
+	once := ReduceSecret(s.DeepCopy())
+	twice := ReduceSecret(once.DeepCopy())
+	if !reflect.DeepEqual(once, twice) {
+		t.Fatalf("a second reduction changed the object:\n once  %+v\n twice %+v", once, twice)
+	}
+	if src := FromSecret(twice); src.Invalid["tls.crt"] == nil || src.Keys["ca.crt"] == nil {
+		t.Fatalf("after two reductions: keys %v, invalid %v", src.Keys, src.Invalid)
+	}
+	// A Secret that only claims to be reduced, with a key in it, is reduced all the same.
+	forged := s.DeepCopy()
+	forged.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: reducedManager}}
+	forged.Data["tls.key"] = testgen.Leaf(t, ca, "x").KeyPEM(t)
+	if got := ReduceSecret(forged); got.Data["tls.key"] != nil {
+		t.Fatal("a forged mark kept a private key in the cache")
+	}
+}
