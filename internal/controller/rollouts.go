@@ -75,6 +75,11 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			if err != nil {
 				return ctrl.Result{}, err
 			}
+			if started(&ro) {
+				// Windows decide only when a rollout starts: once it has, they are not parsed again, so an
+				// edit of the policy's schedule cannot reach a rollout in flight.
+				p.Spec.Windows = nil
+			}
 			parsed, err := r.parsePolicy(ctx, &p, governed)
 			if err != nil {
 				return ctrl.Result{}, err
@@ -125,6 +130,15 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, r.removeFinalizer(ctx, &ro)
 	}
 	return ctrl.Result{RequeueAfter: res.RequeueAfter}, nil
+}
+
+// started reports whether the rollout has left Pending and WaitingForWindow.
+func started(ro *api.CertRollout) bool {
+	switch ro.Status.Phase {
+	case "", api.PhasePending, api.PhaseWaitingForWindow:
+		return false
+	}
+	return true
 }
 
 // observe reads every workload the rollout may touch: its targets and the workloads it quiesces.
