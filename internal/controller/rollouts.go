@@ -137,8 +137,9 @@ func started(ro *api.CertRollout) bool {
 	switch ro.Status.Phase {
 	case "", api.PhasePending, api.PhaseWaitingForWindow:
 		return false
+	default:
+		return true
 	}
-	return true
 }
 
 // observe reads every workload the rollout may touch: its targets and the workloads it quiesces.
