@@ -190,8 +190,12 @@ func (r *rolloutReconciler) observeOne(ctx context.Context, ns string, key orche
 	if !ok || !k.orchestrated {
 		return &observed{}, nil
 	}
+	// Read from the API server, not the cache: a rollout decides from what it sees whether a target it
+	// just restarted is healthy and whether a workload is still quiesced by it, and a cache that lags
+	// (after its own write, or while its watch reconnects to a restarted API server) would pass a health
+	// gate too early or skip a restore. Rollouts are few; their workloads are read a handful at a time.
 	obj := k.newObj()
-	if err := r.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: key.Name}, obj); err != nil {
+	if err := r.direct.Get(ctx, client.ObjectKey{Namespace: ns, Name: key.Name}, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			return &observed{}, nil
 		}

@@ -101,6 +101,12 @@ type Workload struct {
 	Rollout Progress
 }
 
+// showsRestart reports whether the observed workload carries the restart rollout made: its template
+// names the rollout, or its ledger records the certificates the rollout restarted it onto.
+func (w Workload) showsRestart(rollout, value string) bool {
+	return w.RolledBy == rollout || (value != "" && w.LedgerHash == value)
+}
+
 // Progress is a workload's rollout status, as `kubectl rollout status` judges it.
 type Progress struct {
 	Done bool
@@ -664,6 +670,12 @@ func (s *stepper) restart() {
 		switch {
 		case !w.Exists:
 			s.targetFailed(t, "the workload was deleted during its rollout")
+		case w.Rollout.Done && !w.showsRestart(name, t.RestartValue):
+			// Done, but for a version that predates this rollout's restart (a reader that lags behind the
+			// write): not a verdict on the restart.
+			t.Message = "waiting to observe the restart"
+			active++
+			s.wait(time.Second)
 		case w.Rollout.Done:
 			t.State, t.FinishedAt, t.Message = api.TargetSucceeded, s.now(), ""
 			s.event(false, ReasonTargetHealthy, "%s %s finished its rollout", t.Kind, t.Name)

@@ -227,8 +227,13 @@ func TestNext(t *testing.T) {
 			want: want{phase: api.PhaseRestarting, requeue: pollInterval, progress: "0/2 restarted"},
 		},
 		"starts the next target in order once the previous one is healthy": {
-			in:   Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), target(build, api.TargetRestarting, time.Minute)), Policy: policy(), Workloads: world(set(build, func(w *Workload) { w.Rollout.Done = true }))},
+			in:   Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), target(build, api.TargetRestarting, time.Minute)), Policy: policy(), Workloads: world(set(build, func(w *Workload) { w.Rollout.Done, w.RolledBy = true, "ops-1" }))},
 			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonTargetHealthy, ReasonRestarted}, requeue: pollInterval, progress: "1/2 restarted"},
+		},
+		"does not take a done rollout of a version before its restart for the restart's health": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), target(build, api.TargetRestarting, time.Second)), Policy: policy(),
+				Workloads: world(set(build, func(w *Workload) { w.Rollout.Done, w.RolledBy, w.LedgerHash = true, "ops-0", "hash-old" }))},
+			want: want{phase: api.PhaseRestarting, requeue: time.Second, targets: []string{"Deployment/build Restarting: waiting to observe the restart", "Deployment/api Pending"}},
 		},
 		"restarts up to maxConcurrent targets at once in parallel": {
 			in:   Input{Now: now, Rollout: rollout(api.PhaseRestarting, build, api2, database), Policy: policy(func(p *Policy) { p.Spec.Order, p.Spec.MaxConcurrent = api.OrderParallel, 2 }), Workloads: world()},
@@ -252,7 +257,7 @@ func TestNext(t *testing.T) {
 		},
 		"restores the exact replica count recorded on the workload, then succeeds": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build), target(build, api.TargetRestarting, time.Minute), quiesced(api.QuiesceDrained, 2, time.Hour)), Policy: policy(),
-				Workloads: world(set(build, func(w *Workload) { w.Rollout.Done = true }), set(workers, func(w *Workload) {
+				Workloads: world(set(build, func(w *Workload) { w.Rollout.Done, w.RolledBy = true, "ops-1" }), set(workers, func(w *Workload) {
 					w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 0, "ops-1", ptr.To[int32](3)
 				}))},
 			want: want{phase: api.PhaseSucceeded, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonTargetHealthy, ReasonRestored, ReasonSucceeded}, progress: "1/1 restarted"},
