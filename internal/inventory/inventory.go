@@ -225,7 +225,7 @@ const reducedManager = "certrollout-reduced"
 // the data write time, the last-applied annotation that may embed the whole object).
 func reduceMeta(meta *metav1.ObjectMeta) {
 	// The entry marks the object as reduced (see reduced), and keeps the data write time when known.
-	entry := metav1.ManagedFieldsEntry{Manager: reducedManager, Operation: metav1.ManagedFieldsOperationUpdate, FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{}`)}
+	entry := metav1.ManagedFieldsEntry{Manager: reducedManager, Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{}`)}
 	if t := DataWriteTime(meta.ManagedFields); !t.IsZero() {
 		entry.Time, entry.FieldsV1 = &metav1.Time{Time: t}, metav1.NewFieldsV1(`{"f:data":{}}`)
 	}
