@@ -204,13 +204,16 @@ func (e *Env) newOpsChain(ctx context.Context, name string) (*opsChain, error) {
 		// Every rollout is kept, so each renewal's rollout can be checked.
 		RolloutHistoryLimit: 1000,
 	}}
-	if err := c.Create(ctx, o.secret()); err != nil {
-		return nil, fmt.Errorf("creating %s/build-tls: %w", name, err)
+	// The policy first: build is governed from its first sight, so the controller records its ledger then.
+	for _, obj := range []client.Object{p, o.secret()} {
+		if err := c.Create(ctx, obj); err != nil {
+			return nil, fmt.Errorf("creating %s/%s: %w", name, obj.GetName(), err)
+		}
 	}
 	// Pods that start in the second the certificate was written count as stale (a spare restart beats a
 	// missed one): start them a second later, so the first renewal is the first rollout.
 	time.Sleep(1100 * time.Millisecond)
-	for _, obj := range []client.Object{build, w, p} {
+	for _, obj := range []client.Object{build, w} {
 		if err := c.Create(ctx, obj); err != nil {
 			return nil, fmt.Errorf("creating %s/%s: %w", name, obj.GetName(), err)
 		}
