@@ -28,7 +28,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
@@ -194,9 +193,7 @@ func (e *Env) newOpsChain(ctx context.Context, name string) (*opsChain, error) {
 	}
 	build := testgen.Deployment(name, "build", 1, []testgen.PodOption{testgen.WithSecretVolume("build-tls")})
 	build.Labels = map[string]string{"role": "build"}
-	w := testgen.Deployment(name, "workers", workers, nil)
-	w.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](30)
-	w.Spec.Template.Annotations = map[string]string{"pod-delete.stage.kwok.x-k8s.io/delay": "500"}
+	w := testgen.Deployment(name, "workers", workers, nil, testgen.SlowToTerminate(500*time.Millisecond))
 	p := &api.RolloutPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: name, Name: "build"}, Spec: api.RolloutPolicySpec{
 		Selector:      metav1.LabelSelector{MatchLabels: map[string]string{"role": "build"}},
 		Quiesce:       []api.QuiesceTarget{{Kind: "Deployment", Name: "workers", DrainTimeout: metav1.Duration{Duration: 2 * time.Minute}}},

@@ -80,10 +80,7 @@ func (e *env) opsChain(drainDelay time.Duration, mods ...func(*api.RolloutPolicy
 // workers builds a Deployment whose pods take delay to terminate once deleted (kwok honours the delay
 // annotation, up to the grace period).
 func (e *env) workers(name string, replicas int32, delay time.Duration) *appsv1.Deployment {
-	d := testgen.Deployment(e.ns, name, replicas, nil)
-	d.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](int64(delay/time.Second) + 30)
-	d.Spec.Template.Annotations = map[string]string{"pod-delete.stage.kwok.x-k8s.io/delay": fmt.Sprint(delay.Milliseconds())}
-	return d
+	return testgen.Deployment(e.ns, name, replicas, nil, testgen.SlowToTerminate(delay))
 }
 
 // roleWeb selects the Deployment governedWeb creates.

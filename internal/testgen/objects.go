@@ -1,6 +1,9 @@
 package testgen
 
 import (
+	"strconv"
+	"time"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -117,5 +120,18 @@ func WithAnnotation(key, value string) DeploymentOption {
 			d.Annotations = map[string]string{}
 		}
 		d.Annotations[key] = value
+	}
+}
+
+// SlowToTerminate makes the Deployment's pods take delay to go away once deleted, as workers that finish
+// their work do: kwok honours the pod-delete stage's delay annotation, up to the grace period, which is
+// set to leave room for it.
+func SlowToTerminate(delay time.Duration) DeploymentOption {
+	return func(d *appsv1.Deployment) {
+		d.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To(int64(delay/time.Second) + 30)
+		if d.Spec.Template.Annotations == nil {
+			d.Spec.Template.Annotations = map[string]string{}
+		}
+		d.Spec.Template.Annotations["pod-delete.stage.kwok.x-k8s.io/delay"] = strconv.FormatInt(delay.Milliseconds(), 10)
 	}
 }

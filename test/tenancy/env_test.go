@@ -10,7 +10,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
@@ -84,10 +83,7 @@ func stuck(ns, name string) *appsv1.Deployment {
 
 // workers is a Deployment whose pods take delay to terminate once deleted (kwok honours the annotation).
 func workers(ns, name string, replicas int32, delay time.Duration) *appsv1.Deployment {
-	d := testgen.Deployment(ns, name, replicas, nil)
-	d.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To(int64(delay/time.Second) + 30)
-	d.Spec.Template.Annotations = map[string]string{"pod-delete.stage.kwok.x-k8s.io/delay": fmt.Sprint(delay.Milliseconds())}
-	return d
+	return testgen.Deployment(ns, name, replicas, nil, testgen.SlowToTerminate(delay))
 }
 
 func waitAvailable(t *testing.T, cl client.Client, ns, name string) {
