@@ -324,3 +324,6 @@ const (
 	LeafIssued  LeafState = "Issued"
 	LeafFailed  LeafState = "Failed"
 )
+
+// Key is "<kind>/<name>", the way status, Events, the CLI and the rollout trigger name a workload.
+func (r WorkloadReference) Key() string { return r.Kind + "/" + r.Name }
