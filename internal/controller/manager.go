@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -212,29 +211,18 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	if o.MaxConcurrentReconciles <= 0 {
 		o.MaxConcurrentReconciles = 1
 	}
-	if err := setupIndexes(ctx, mgr); err != nil {
-		return err
-	}
 	if err := setupSourceControllers(mgr, o); err != nil {
 		return err
 	}
-	pods, err := newPodCache(mgr.GetConfig(), o.Namespaces)
+	issuers, err := servedIssuers(mgr)
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(pods); err != nil {
-		return err
-	}
-	linker, err := setupCertificates(ctx, mgr)
+	disc, err := newGatherer(ctx, mgr, mgr.GetAPIReader(), o, issuers)
 	if err != nil {
 		return err
 	}
-	policies, err := setupPolicies(mgr)
-	if err != nil {
-		return err
-	}
-	limiter := rate.NewLimiter(rate.Limit(o.RestartRate), o.RestartBurst)
-	disc := &discovery{client: mgr.GetClient(), direct: mgr.GetAPIReader(), pods: pods, linker: linker, opts: o, policies: policies, limiter: limiter}
+	pods := disc.pods
 	for _, k := range kinds {
 		r := &workloadReconciler{
 			discovery: disc,
@@ -261,7 +249,7 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 			return err
 		}
 	}
-	if policies {
+	if disc.policies {
 		return setupOrchestration(ctx, mgr, disc)
 	}
 	return nil

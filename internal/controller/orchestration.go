@@ -51,9 +51,6 @@ func indexRollouts(ctx context.Context, mgr manager.Manager) error {
 
 // setupOrchestration registers the RolloutPolicy and CertRollout controllers.
 func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discovery) error {
-	if err := indexRollouts(ctx, mgr); err != nil {
-		return err
-	}
 	recorder := mgr.GetEventRecorder("certrollout")
 	c := mgr.GetClient()
 	skip := &disc.opts.AllowRepeatedSetup
@@ -79,7 +76,7 @@ func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discover
 	if err != nil {
 		return err
 	}
-	if err := setupCascadeTrigger(ctx, mgr, disc); err != nil {
+	if err := setupCascadeTrigger(mgr, disc); err != nil {
 		return err
 	}
 	if err := setupQuiesceSweeper(mgr, disc, recorder); err != nil {

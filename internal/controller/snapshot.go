@@ -36,8 +36,6 @@ type Snapshot struct {
 	CertManager bool
 	// Policies is true when the cluster serves certrollout.io.
 	Policies bool
-	// issuers says which cert-manager issuer kinds are cached, for the CA graph.
-	issuers issuerAccess
 	// direct reads what lies outside the caches' namespace (a ClusterIssuer's CA Secret).
 	direct client.Client
 	stop   context.CancelFunc
@@ -82,59 +80,37 @@ func NewSnapshot(ctx context.Context, cfg *rest.Config, o Options) (*Snapshot, e
 	if err != nil {
 		return nil, err
 	}
-	if err := setupIndexes(ctx, mgr); err != nil {
-		return nil, err
-	}
-	pods, err := newPodCache(cfg, o.Namespaces)
+	issuers, err := setupIssuers(ctx, mgr, direct, ns)
 	if err != nil {
 		return nil, err
 	}
-	if err := mgr.Add(pods); err != nil {
-		return nil, err
-	}
-	linker, err := setupCertificates(ctx, mgr)
-	if err != nil {
-		return nil, err
-	}
-	var issuers issuerAccess
-	if linker.reader != nil {
-		if issuers, err = setupIssuers(ctx, mgr, direct, ns); err != nil {
-			return nil, err
-		}
-	}
-	policies, err := setupPolicies(mgr)
+	disc, err := newGatherer(ctx, mgr, direct, o, issuers)
 	if err != nil {
 		return nil, err
 	}
 	// Served is not readable: an informer on a type the user may not list never syncs, so a Forbidden
 	// must come now, as checkAccess's do, instead of a command that waits forever.
 	var served []client.ObjectList
-	if linker.reader != nil {
+	if disc.linker.reader != nil {
 		served = append(served, &certmanager.CertificateList{})
 	}
-	if policies {
+	if disc.policies {
 		served = append(served, &api.RolloutPolicyList{}, &api.CertRolloutList{})
 	}
 	if err := requireList(ctx, direct, ns, served...); err != nil {
 		return nil, err
 	}
-	if policies {
-		if err := indexRollouts(ctx, mgr); err != nil {
-			return nil, err
-		}
-	}
 	s := &Snapshot{
-		disc:        &discovery{client: mgr.GetClient(), direct: direct, pods: pods, linker: linker, opts: o, policies: policies},
-		CertManager: linker.reader != nil,
-		Policies:    policies,
-		issuers:     issuers,
+		disc:        disc,
+		CertManager: disc.linker.reader != nil,
+		Policies:    disc.policies,
 		direct:      direct,
 		done:        make(chan error, 1),
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = cancel
 	go func() { s.done <- mgr.Start(runCtx) }()
-	if err := s.sync(ctx, mgr, pods); err != nil {
+	if err := s.sync(ctx, mgr, disc.pods); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -152,10 +128,10 @@ func (s *Snapshot) sync(ctx context.Context, mgr manager.Manager, pods *podCache
 	if s.CertManager {
 		objs = append(objs, &certmanager.Certificate{})
 	}
-	if s.issuers.issuers {
+	if s.disc.issuers.issuers {
 		objs = append(objs, &certmanager.Issuer{})
 	}
-	if s.issuers.clusterIssuers {
+	if s.disc.issuers.clusterIssuers {
 		objs = append(objs, &certmanager.ClusterIssuer{})
 	}
 	if s.Policies {
@@ -453,7 +429,7 @@ type Governance struct {
 // NewGovernance returns a Governance reading through c (typically a direct client). The cluster must
 // serve certrollout.io; c's errors (NoKindMatch when it does not) are returned as they are.
 func NewGovernance(c client.Client) *Governance {
-	return &Governance{disc: &discovery{client: c, policies: true}}
+	return &Governance{disc: &discovery{client: c, capabilities: capabilities{policies: true}}}
 }
 
 // Governing returns the name of the RolloutPolicy that governs obj; ok is false when none does.
