@@ -33,8 +33,9 @@ type PlanOptions struct {
 	StaleOnly bool
 	// Workloads are the KIND/NAME arguments; empty means every workload that uses a Secret or ConfigMap.
 	Workloads []WorkloadArg
-	// Controller are the controller settings the decisions depend on (--auto, cooldown, settle period).
-	Controller controller.Options
+	// Controller are the controller settings the decisions depend on: those it publishes, under the
+	// flags given here (--auto, cooldown, settle period, restart budget).
+	Controller ControllerFlags
 	// Now is the clock (tests fix it).
 	Now func() time.Time
 
@@ -43,7 +44,7 @@ type PlanOptions struct {
 }
 
 func newPlanCommand(streams IOStreams) *cobra.Command {
-	o := &PlanOptions{IOStreams: streams, Controller: controller.DefaultOptions(), Now: time.Now}
+	o := &PlanOptions{IOStreams: streams, Now: time.Now}
 	cmd := &cobra.Command{
 		Use:   "plan [KIND/NAME...]",
 		Short: "Show which workloads run on old certificates and what certrollout will do about them",
@@ -53,8 +54,10 @@ next maintenance window of its RolloutPolicy), or nothing, and why (up to date, 
 Deployment, an OnDelete strategy, a suspended or invalid policy).
 
 plan reads the cluster through the controller's own caches and runs the controller's own decision code,
-so what it prints is what the controller does. Pass the controller's settings (--auto,
---min-restart-interval, --settle-period) if they differ from the defaults.
+so what it prints is what the controller does. It decides with the settings the controller publishes
+(ConfigMap certrollout-settings in the controller's namespace: --auto, --settle-period,
+--min-restart-interval, --max-restarts-per-day, ...) and says which it assumed; a flag given here wins
+over the published value, to ask "what if".
 
 A pod is stale when it started before the certificates it uses were issued. CERTIFICATES shows the
 certificate set the pods were last restarted for (as recorded on the workload) and the current one.
@@ -71,7 +74,7 @@ quiesce list, and what blocks it.`,
   # Does the build service need a restart, and when will it happen?
   certrollout plan deployment/opschain-build-service -n opschain
 
-  # As the controller runs with --auto
+  # What if the controller ran with --auto?
   certrollout plan -A --auto -o json`,
 		ValidArgsFunction: completeWorkloads(&o.KubeFlags),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -89,10 +92,7 @@ quiesce list, and what blocks it.`,
 	f := cmd.Flags()
 	f.StringVarP(&o.Selector, "selector", "l", "", "Only workloads with these labels (e.g. app=web,tier!=cache).")
 	f.BoolVar(&o.StaleOnly, "stale", false, "Only workloads whose pods run on old certificates.")
-	f.BoolVar(&o.Controller.Auto, "auto", false, "Decide as a controller started with --auto (every workload eligible unless opted out).")
-	f.DurationVar(&o.Controller.MinRestartInterval, "min-restart-interval", o.Controller.MinRestartInterval, "The controller's --min-restart-interval.")
-	f.DurationVar(&o.Controller.SettlePeriod, "settle-period", o.Controller.SettlePeriod, "The controller's --settle-period.")
-	addClusterResourceNamespaceFlag(cmd, &o.Controller.ClusterResourceNamespace)
+	o.Controller.addControllerFlags(cmd, "auto", "min-restart-interval", "settle-period", "max-restarts-per-day", "cluster-resource-namespace")
 	return cmd
 }
 
@@ -121,8 +121,8 @@ func (o *PlanOptions) Validate() error {
 	if err := o.validateOutput(); err != nil {
 		errs = append(errs, err)
 	}
-	if o.Controller.MinRestartInterval < 0 || o.Controller.SettlePeriod < 0 {
-		errs = append(errs, errors.New("--min-restart-interval and --settle-period must not be negative"))
+	if c := o.Controller.Options; c.MinRestartInterval < 0 || c.SettlePeriod < 0 || c.MaxRestartsPerDay < 0 {
+		errs = append(errs, errors.New("--min-restart-interval, --settle-period and --max-restarts-per-day must not be negative"))
 	}
 	if len(o.Workloads) > 0 && o.AllNamespaces {
 		errs = append(errs, errors.New("name workloads in one namespace (-n), not with --all-namespaces"))
@@ -132,8 +132,15 @@ func (o *PlanOptions) Validate() error {
 
 // Run prints the plan.
 func (o *PlanOptions) Run(ctx context.Context) error {
-	o.Controller.Clock = o.Now
-	snap, err := o.Snapshot(ctx, o.Controller)
+	c, err := o.Client()
+	if err != nil {
+		return err
+	}
+	if err := o.Controller.Resolve(ctx, c, o.ListNamespace()); err != nil {
+		return explain(err, o.Config())
+	}
+	o.Controller.Options.Clock = o.Now
+	snap, err := o.Snapshot(ctx, o.Controller.Options)
 	if err != nil {
 		return err
 	}
@@ -165,7 +172,8 @@ func (o *PlanOptions) Run(ctx context.Context) error {
 		}
 		found = all
 	}
-	report := PlanReport{APIVersion: ReportAPIVersion, Kind: "PlanReport", GeneratedAt: o.Now().UTC().Truncate(time.Second), Items: []WorkloadPlan{}}
+	report := PlanReport{APIVersion: ReportAPIVersion, Kind: "PlanReport", GeneratedAt: o.Now().UTC().Truncate(time.Second),
+		Controller: o.Controller.Assumed, Items: []WorkloadPlan{}}
 	for i := range found {
 		w := &found[i]
 		if o.selector != nil && !o.selector.Matches(labels.Set(w.Object.GetLabels())) {
@@ -179,6 +187,9 @@ func (o *PlanOptions) Run(ctx context.Context) error {
 			continue
 		}
 		report.Items = append(report.Items, p)
+	}
+	if !o.structured() {
+		report.Controller.note(o.ErrOut)
 	}
 	switch {
 	case o.structured():
@@ -203,10 +214,12 @@ func inNamespace(ns string) string {
 
 // PlanReport is the JSON/YAML document of `certrollout plan` (kind PlanReport; schema in docs/plan.md).
 type PlanReport struct {
-	APIVersion  string         `json:"apiVersion"`
-	Kind        string         `json:"kind"`
-	GeneratedAt time.Time      `json:"generatedAt"`
-	Items       []WorkloadPlan `json:"items"`
+	APIVersion  string    `json:"apiVersion"`
+	Kind        string    `json:"kind"`
+	GeneratedAt time.Time `json:"generatedAt"`
+	// Controller says which controller settings the decisions assume, and where they came from.
+	Controller AssumedSettings `json:"controller"`
+	Items      []WorkloadPlan  `json:"items"`
 }
 
 // WorkloadPlan is what certrollout knows and will do about one workload.

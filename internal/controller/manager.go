@@ -98,6 +98,9 @@ type ManagerOptions struct {
 	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election (client-go's meanings); zero keeps
 	// controller-runtime's defaults (15 s, 10 s, 2 s).
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// SettingsNamespace is where the leader publishes its Settings (ConfigMap certrollout-settings) for
+	// the CLI; empty: the leader election namespace, else the controller's own; "-": not published.
+	SettingsNamespace string
 	// SyncPeriod is how often every cached object is reconciled again; nil keeps controller-runtime's
 	// default (10h). Tests shorten it to prove a resync restarts nothing.
 	SyncPeriod *time.Duration
@@ -152,8 +155,27 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 	if err := Setup(context.Background(), mgr, o.Options); err != nil {
 		return nil, err
 	}
+	if err := addSettingsPublisher(mgr, o); err != nil {
+		return nil, err
+	}
 	certificates.use(mgr.GetCache())
 	return mgr, nil
+}
+
+// addSettingsPublisher publishes the leader's Settings where ManagerOptions.SettingsNamespace says.
+func addSettingsPublisher(mgr manager.Manager, o ManagerOptions) error {
+	ns := o.SettingsNamespace
+	if ns == "" {
+		ns = o.LeaderElectionNamespace
+	}
+	if ns == "" {
+		ns = ownNamespace()
+	}
+	if ns == "" || ns == "-" {
+		ctrl.Log.Info("The controller's settings are not published (no namespace known: set --settings-namespace); certrollout plan will assume defaults unless told the flags")
+		return nil
+	}
+	return mgr.Add(&settingsPublisher{client: mgr.GetClient(), reader: mgr.GetAPIReader(), namespace: ns, settings: SettingsOf(o.Options)})
 }
 
 // nonZero is d, or nil for zero (controller-runtime's default).
