@@ -20,6 +20,7 @@ import (
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/controller"
 	"github.com/certrollout/certrollout/internal/inventory"
+	"github.com/certrollout/certrollout/internal/orchestrate"
 	"github.com/certrollout/certrollout/internal/policy"
 )
 
@@ -382,18 +383,18 @@ func planOf(w *controller.Workload, now time.Time, graph *cagraph.Graph) Workloa
 			pp.ExpiryDeadline = dl.Duration.String()
 		}
 		for _, q := range pv.Policy.Spec.Quiesce {
-			pq := PlanQuiesce{Kind: q.Kind, Name: q.Name}
-			if q.DrainTimeout.Duration > 0 {
-				pq.DrainTimeout = q.DrainTimeout.Duration.String()
-			}
-			pp.Quiesce = append(pp.Quiesce, pq)
+			pp.Quiesce = append(pp.Quiesce, PlanQuiesce{Kind: q.Kind, Name: q.Name, DrainTimeout: q.EffectiveDrainTimeout().String()})
 		}
 		if pv.Active != nil {
 			pp.ActiveRollout, pp.ActiveRolloutPhase = pv.Active.Name, orDefault(string(pv.Active.Status.Phase), string(api.PhasePending))
 		}
 		p.Policy = pp
 	}
-	p.Next, p.NextAt = nextStep(&p, d, now)
+	var gate orchestrate.Gate
+	if w.Policy != nil {
+		gate = w.Policy.Gate
+	}
+	p.Next, p.NextAt = nextStep(&p, d, now, gate)
 	return p
 }
 
@@ -445,7 +446,7 @@ func orDefault(s, d string) string {
 // nextStep says what the controller does next with the workload, and when. For a governed workload it
 // follows the RolloutPolicy controller: an active rollout runs on; an invalid or suspended policy holds;
 // otherwise a CertRollout starts now, in the next window, or at the deadline if that comes first.
-func nextStep(p *WorkloadPlan, d policy.Decision, now time.Time) (string, *time.Time) {
+func nextStep(p *WorkloadPlan, d policy.Decision, now time.Time, gate orchestrate.Gate) (string, *time.Time) {
 	switch d.Action {
 	case policy.ActionNone:
 		switch d.Reason {
@@ -477,12 +478,15 @@ func nextStep(p *WorkloadPlan, d policy.Decision, now time.Time) (string, *time.
 		}
 		return fmt.Sprintf("%s, then restarts it at %s", what, at.Format(time.RFC3339)), &at
 	case policy.ActionDelegate:
-		return policyStep(p.Policy, now)
+		return policyStep(p.Policy, gate)
 	}
 	return string(d.Action), nil
 }
 
-func policyStep(pp *PlanPolicy, now time.Time) (string, *time.Time) {
+// policyStep says what the RolloutPolicy controller does with a due workload: an active rollout runs on;
+// an invalid or suspended policy creates none; otherwise a CertRollout starts when the start gate
+// (orchestrate.StartGate, the rollout's own rule) opens.
+func policyStep(pp *PlanPolicy, gate orchestrate.Gate) (string, *time.Time) {
 	if pp == nil {
 		return "restarts it through its RolloutPolicy", nil
 	}
@@ -493,20 +497,28 @@ func policyStep(pp *PlanPolicy, now time.Time) (string, *time.Time) {
 		return fmt.Sprintf("waits: RolloutPolicy %s is invalid (%s)", pp.Name, pp.Invalid), nil
 	case pp.Suspended:
 		return fmt.Sprintf("waits: RolloutPolicy %s is suspended", pp.Name), nil
-	case pp.WindowOpen:
-		return fmt.Sprintf("RolloutPolicy %s starts a CertRollout now (a window is open)%s", pp.Name, quiesceNote(pp)), nil
-	case pp.DeadlineAt != nil && !pp.DeadlineAt.After(now):
+	case gate.Reason == orchestrate.ReasonDeadlineOverride:
 		return fmt.Sprintf("RolloutPolicy %s starts a CertRollout now, outside its windows: the certificate the pods run on expires within its expiryDeadline %s%s",
 			pp.Name, pp.ExpiryDeadline, quiesceNote(pp)), nil
-	case pp.DeadlineAt != nil && pp.NextWindow != nil && pp.DeadlineAt.Before(*pp.NextWindow):
-		at := *pp.DeadlineAt
+	case gate.Open:
+		return fmt.Sprintf("RolloutPolicy %s starts a CertRollout now (a window is open)%s", pp.Name, quiesceNote(pp)), nil
+	case gate.ByDeadline:
+		at := gate.At.UTC()
 		return fmt.Sprintf("RolloutPolicy %s restarts it at %s, before its next window (%s): the expiry deadline comes first%s",
-			pp.Name, at.Format(time.RFC3339), pp.NextWindow.Format(time.RFC3339), quiesceNote(pp)), &at
-	case pp.NextWindow != nil:
-		at := *pp.NextWindow
+			pp.Name, at.Format(time.RFC3339), formatOpt(pp.NextWindow), quiesceNote(pp)), &at
+	case !gate.At.IsZero():
+		at := gate.At.UTC()
 		return fmt.Sprintf("RolloutPolicy %s restarts it in the next maintenance window, at %s%s", pp.Name, at.Format(time.RFC3339), quiesceNote(pp)), &at
 	}
 	return fmt.Sprintf("RolloutPolicy %s restarts it through a CertRollout%s", pp.Name, quiesceNote(pp)), nil
+}
+
+// formatOpt is t in RFC 3339, or "none".
+func formatOpt(t *time.Time) string {
+	if t == nil {
+		return "none"
+	}
+	return t.Format(time.RFC3339)
 }
 
 func quiesceNote(pp *PlanPolicy) string {
@@ -717,7 +729,7 @@ func describePlans(w io.Writer, items []WorkloadPlan, now time.Time) error {
 				fmt.Fprintf(&b, "  Deadline:    %s before expiry: %s\n", pp.ExpiryDeadline, at)
 			}
 			for _, q := range pp.Quiesce {
-				fmt.Fprintf(&b, "  Quiesces:    %s/%s (drain timeout %s)\n", q.Kind, q.Name, orDefault(q.DrainTimeout, "1h0m0s"))
+				fmt.Fprintf(&b, "  Quiesces:    %s/%s (drain timeout %s)\n", q.Kind, q.Name, q.DrainTimeout)
 			}
 			if pp.ActiveRollout != "" {
 				fmt.Fprintf(&b, "  Rollout:     %s (%s)\n", pp.ActiveRollout, pp.ActiveRolloutPhase)

@@ -23,6 +23,7 @@ import (
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/inventory"
+	"github.com/certrollout/certrollout/internal/orchestrate"
 	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/schedule"
 )
@@ -232,6 +233,10 @@ type PolicyView struct {
 	// Deadline is when the expiry deadline lets a rollout start outside the windows for this workload:
 	// the expiry of the certificate its pods run on minus spec.expiryDeadline; zero without a deadline.
 	Deadline time.Time
+	// Gate is the start gate for a rollout of this workload now (orchestrate.StartGate).
+	Gate orchestrate.Gate
+
+	parsed orchestrate.Policy
 }
 
 // Workloads returns every workload of ns ("" for all) whose pods use a Secret or ConfigMap, with the
@@ -344,11 +349,9 @@ func (s *Snapshot) workload(ctx context.Context, k kind, obj client.Object, poli
 			policies[key] = pv
 		}
 		view := *pv
-		if d := pv.Policy.Spec.ExpiryDeadline; d != nil {
-			if na := policy.ReadLedger(obj.GetAnnotations()).NotAfter; !na.IsZero() {
-				view.Deadline = na.Add(-d.Duration)
-			}
-		}
+		na := policy.ReadLedger(obj.GetAnnotations()).NotAfter
+		view.Deadline = pv.Policy.Spec.DeadlineFor(na)
+		view.Gate = orchestrate.StartGate(&pv.parsed, na, s.disc.opts.Clock())
 		w.Policy = &view
 	}
 	return w, true, nil
@@ -367,7 +370,7 @@ func (s *Snapshot) policyView(ctx context.Context, ns, name string) (*PolicyView
 	if err != nil {
 		return nil, err
 	}
-	pv := &PolicyView{Policy: p, Invalid: parsed.Invalid, Window: schedule.At(parsed.Windows, s.disc.opts.Clock())}
+	pv := &PolicyView{Policy: p, Invalid: parsed.Invalid, Window: schedule.At(parsed.Windows, s.disc.opts.Clock()), parsed: parsed}
 	rollouts, err := s.disc.rolloutsOf(ctx, &p)
 	if err != nil {
 		return nil, err
