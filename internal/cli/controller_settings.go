@@ -46,17 +46,17 @@ func (c *ControllerFlags) addControllerFlags(cmd *cobra.Command, names ...string
 	c.flags, c.names = cmd, names
 	f := cmd.Flags()
 	f.StringVar(&c.Namespace, "controller-namespace", "", "Namespace where the controller publishes its settings (ConfigMap "+controller.SettingsConfigMap+
-		"); default: found by its label, else "+controller.DefaultControllerNamespace+". Decisions follow those settings unless a flag below is given.")
+		"); default: found by its label, else "+controller.DefaultControllerNamespace+". Decisions follow those settings, except for the decision flags given on this command line.")
 	for _, n := range names {
 		switch n {
 		case "auto":
-			f.BoolVar(&c.Options.Auto, n, false, "Decide as a controller started with --auto (every workload eligible unless opted out). Default: the controller's published setting.")
+			f.BoolVar(&c.Options.Auto, n, false, "Decide as a controller started with --auto (every workload eligible unless opted out); when not given, the controller's published setting.")
 		case "min-restart-interval":
-			f.DurationVar(&c.Options.MinRestartInterval, n, c.Options.MinRestartInterval, "The controller's --min-restart-interval. Default: its published setting.")
+			f.DurationVar(&c.Options.MinRestartInterval, n, c.Options.MinRestartInterval, "The controller's --min-restart-interval; when not given, its published setting, else this default.")
 		case "settle-period":
-			f.DurationVar(&c.Options.SettlePeriod, n, c.Options.SettlePeriod, "The controller's --settle-period. Default: its published setting.")
+			f.DurationVar(&c.Options.SettlePeriod, n, c.Options.SettlePeriod, "The controller's --settle-period; when not given, its published setting, else this default.")
 		case "max-restarts-per-day":
-			f.IntVar(&c.Options.MaxRestartsPerDay, n, c.Options.MaxRestartsPerDay, "The controller's --max-restarts-per-day (0: no limit). Default: its published setting.")
+			f.IntVar(&c.Options.MaxRestartsPerDay, n, c.Options.MaxRestartsPerDay, "The controller's --max-restarts-per-day (0: no limit); when not given, its published setting, else this default.")
 		case "cluster-resource-namespace":
 			addClusterResourceNamespaceFlag(cmd, &c.Options.ClusterResourceNamespace)
 		default:
