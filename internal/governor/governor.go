@@ -98,7 +98,7 @@ type Result struct {
 
 // Decide decides what the policy does next.
 func Decide(in Input) Result {
-	g := gather(in)
+	g := tally(in)
 	d := &decider{in: in, g: g, status: *in.Policy.Status.DeepCopy()}
 	d.pending = d.decidePending()
 	d.writeStatus()
@@ -124,7 +124,8 @@ type facts struct {
 	lastFinished *api.CertRollout
 }
 
-func gather(in Input) facts {
+// tally sorts the workloads (due, stale, waiting) and the rollouts (running, newest).
+func tally(in Input) facts {
 	g := facts{certificates: map[string]string{}}
 	for _, w := range in.Workloads {
 		if len(w.Decision.StalePods) > 0 && w.Decision.Action != policy.ActionNone {
@@ -173,12 +174,11 @@ type decider struct {
 // decidePending says why stale workloads wait, and asks for a rollout when they need one.
 func (d *decider) decidePending() metav1.Condition {
 	in, g := d.in, d.g
-	if len(g.due) == 0 && len(g.stale) > 0 && g.active == nil {
-		return pending(ReasonWaiting, "%d workload(s) on old certificates wait (settle period, cooldown or a blocked rollout; see their Events)", len(g.stale))
-	}
 	switch {
 	case g.active != nil:
 		return inProgress(g.active)
+	case len(g.due) == 0 && len(g.stale) > 0:
+		return pending(ReasonWaiting, "%d workload(s) on old certificates wait (settle period, cooldown or a blocked rollout; see their Events)", len(g.stale))
 	case len(g.due) == 0:
 		return metav1.Condition{Type: api.ConditionPending, Status: metav1.ConditionFalse, Reason: ReasonUpToDate, Message: "no governed workload waits for a restart"}
 	case in.Parsed.Invalid != "":
