@@ -180,6 +180,13 @@ func TestDecide(t *testing.T) {
 				conditions: map[string]string{api.ConditionValid: "False InvalidPolicy", api.ConditionPending: "True InvalidPolicy",
 					api.ConditionStalled: "True InvalidPolicy", api.ConditionReady: "False InvalidPolicy"}},
 		},
+		"an invalid policy whose rollout still runs is both Reconciling and Stalled": {
+			in: Input{Policy: rolloutPolicy(wasInvalid("windows[0]: bad cron")), Parsed: parsed(t, "windows[0]: bad cron", false),
+				Workloads: []Workload{due("api", "hash-api", time.Hour)}, Rollouts: []api.CertRollout{certRollout("ops-1", api.PhaseRestarting, time.Minute)}},
+			want: want{stale: 1, last: "ops-1",
+				conditions: map[string]string{api.ConditionValid: "False InvalidPolicy", api.ConditionPending: "True RolloutInProgress",
+					api.ConditionReconciling: "True RolloutInProgress", api.ConditionStalled: "True InvalidPolicy", api.ConditionReady: "False InvalidPolicy"}},
+		},
 		"does not warn again about the same problem": {
 			in: Input{Policy: rolloutPolicy(wasInvalid("windows[0]: bad cron")), Parsed: parsed(t, "windows[0]: bad cron", false), Workloads: []Workload{upToDate("api")}},
 			want: want{conditions: map[string]string{api.ConditionValid: "False InvalidPolicy", api.ConditionPending: "False UpToDate",
