@@ -6,6 +6,9 @@ import (
 	"strings"
 	"time"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/certrollout/certrollout/internal/certs"
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/controller"
+	"github.com/certrollout/certrollout/internal/governor"
 	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/orchestrate"
 	"github.com/certrollout/certrollout/internal/policy"
@@ -82,6 +86,12 @@ func planOf(w *controller.Workload, now time.Time, graph *cagraph.Graph) Workloa
 		}
 		for _, q := range pv.Policy.Spec.Quiesce {
 			pp.Quiesce = append(pp.Quiesce, PlanQuiesce{Kind: q.Kind, Name: q.Name, DrainTimeout: q.EffectiveDrainTimeout().String()})
+		}
+		if c := apimeta.FindStatusCondition(pv.Next.Status.Conditions, api.ConditionPending); c != nil && c.Status == metav1.ConditionTrue {
+			pp.PendingReason, pp.Pending = c.Reason, c.Message
+		}
+		if pv.Next.Create != nil {
+			pp.Creates = pv.Next.Create.Name
 		}
 		if pv.Active != nil {
 			pp.ActiveRollout, pp.ActiveRolloutPhase = pv.Active.Name, orDefault(string(pv.Active.Status.Phase), string(api.PhasePending))
@@ -181,8 +191,9 @@ func nextStep(p *WorkloadPlan, d policy.Decision, now time.Time, gate orchestrat
 	return string(d.Action), nil
 }
 
-// policyStep says what the RolloutPolicy controller does with a due workload: an active rollout runs on;
-// an invalid or suspended policy creates none; otherwise a CertRollout starts when the start gate
+// policyStep says what the RolloutPolicy controller does with a due workload, as governor.Decide decided
+// it: an active rollout runs on; an invalid or suspended policy, or a failed rollout for these very
+// certificates, creates none; otherwise the CertRollout it creates starts when the start gate
 // (orchestrate.StartGate, the rollout's own rule) opens.
 func policyStep(pp *PlanPolicy, gate orchestrate.Gate) (string, *time.Time) {
 	if pp == nil {
@@ -191,10 +202,12 @@ func policyStep(pp *PlanPolicy, gate orchestrate.Gate) (string, *time.Time) {
 	switch {
 	case pp.ActiveRollout != "":
 		return fmt.Sprintf("CertRollout %s is %s; it includes this workload if it was due when the rollout was created", pp.ActiveRollout, pp.ActiveRolloutPhase), nil
-	case pp.Invalid != "":
+	case pp.PendingReason == governor.ReasonInvalidPolicy:
 		return fmt.Sprintf("waits: RolloutPolicy %s is invalid (%s)", pp.Name, pp.Invalid), nil
-	case pp.Suspended:
+	case pp.PendingReason == governor.ReasonSuspended:
 		return fmt.Sprintf("waits: RolloutPolicy %s is suspended", pp.Name), nil
+	case pp.PendingReason == governor.ReasonLastRolloutFailed:
+		return fmt.Sprintf("waits: RolloutPolicy %s: %s", pp.Name, pp.Pending), nil
 	case gate.Reason == orchestrate.ReasonDeadlineOverride:
 		return fmt.Sprintf("RolloutPolicy %s starts a CertRollout now, outside its windows: the certificate the pods run on expires within its expiryDeadline %s%s",
 			pp.Name, pp.ExpiryDeadline, quiesceNote(pp)), nil

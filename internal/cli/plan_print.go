@@ -236,4 +236,10 @@ func (pp PlanPolicy) describe(b *strings.Builder, now time.Time) {
 	if pp.ActiveRollout != "" {
 		fmt.Fprintf(b, "  Rollout:     %s (%s)\n", pp.ActiveRollout, pp.ActiveRolloutPhase)
 	}
+	if pp.Creates != "" {
+		fmt.Fprintf(b, "  Creates:     CertRollout %s\n", pp.Creates)
+	}
+	if pp.PendingReason != "" {
+		fmt.Fprintf(b, "  Pending:     %s: %s\n", pp.PendingReason, pp.Pending)
+	}
 }

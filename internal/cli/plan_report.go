@@ -100,6 +100,13 @@ type PlanPolicy struct {
 	DeadlineAt     *time.Time `json:"deadlineAt,omitempty"`
 	// Quiesce lists what is scaled to zero before the restart and restored after.
 	Quiesce []PlanQuiesce `json:"quiesce,omitempty"`
+	// PendingReason and Pending are the RolloutPolicy controller's Pending condition for its due
+	// workloads, as it decides it now (RolloutInProgress, InvalidPolicy, Suspended, LastRolloutFailed,
+	// Waiting); empty when nothing is pending.
+	PendingReason string `json:"pendingReason,omitempty"`
+	Pending       string `json:"pending,omitempty"`
+	// Creates names the CertRollout the RolloutPolicy controller creates now for its due workloads.
+	Creates string `json:"creates,omitempty"`
 	// ActiveRollout is the policy's CertRollout in progress, with its phase.
 	ActiveRollout      string `json:"activeRollout,omitempty"`
 	ActiveRolloutPhase string `json:"activeRolloutPhase,omitempty"`

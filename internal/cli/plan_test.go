@@ -15,6 +15,7 @@ import (
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/controller"
+	"github.com/certrollout/certrollout/internal/governor"
 	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/orchestrate"
 	"github.com/certrollout/certrollout/internal/policy"
@@ -158,11 +159,11 @@ func TestPlanWaitsForTheNextWindowWhenTheDeadlineIsFar(t *testing.T) {
 	if at == nil || !at.Equal(next) || !strings.Contains(got, "next maintenance window") || !strings.Contains(got, "Deployment/workers to zero") {
 		t.Fatalf("got %q at %v", got, at)
 	}
-	pp.Suspended = true
+	pp.Suspended, pp.PendingReason = true, governor.ReasonSuspended
 	if got, _ := policyStep(pp, gate); !strings.Contains(got, "suspended") {
 		t.Fatalf("a suspended policy holds: got %q", got)
 	}
-	pp.Invalid = "windows[0]: bad cron"
+	pp.Invalid, pp.PendingReason = "windows[0]: bad cron", governor.ReasonInvalidPolicy
 	if got, _ := policyStep(pp, gate); !strings.Contains(got, "invalid (windows[0]: bad cron)") {
 		t.Fatalf("an invalid policy holds and says why: got %q", got)
 	}
@@ -309,6 +310,9 @@ func TestPlanOnTheClusterSaysWhoIsStaleAndWhatTheControllerWillDo(t *testing.T) 
 	if b.Policy == nil || b.Policy.Name != "build-service" || b.Policy.WindowOpen || b.Policy.NextWindow == nil ||
 		len(b.Policy.Quiesce) != 1 || b.Policy.Quiesce[0].Name != "workers" || b.NextAt == nil || !b.NextAt.Equal(*b.Policy.NextWindow) {
 		t.Errorf("build: the policy's window, quiesce list and next step are wrong: %+v next %q", b.Policy, b.Next)
+	}
+	if b.Policy == nil || !strings.HasPrefix(b.Policy.Creates, "build-service-") {
+		t.Errorf("build: plan should name the CertRollout the RolloutPolicy controller creates for it, got %+v", b.Policy)
 	}
 	if s := got["web"].Sources; len(s) != 1 || s[0].Name != "web-tls" || s[0].Leaf == nil || s[0].Leaf.Subject != "CN=web" {
 		t.Errorf("web: sources %+v", s)

@@ -223,7 +223,7 @@ func (r *policyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 
 // policyInput gathers what governor.Decide looks at: the parsed policy, each governed workload with its
 // workload decision, and the policy's rollouts.
-func (r *policyReconciler) policyInput(ctx context.Context, p *api.RolloutPolicy) (governor.Input, error) {
+func (r *discovery) policyInput(ctx context.Context, p *api.RolloutPolicy) (governor.Input, error) {
 	in := governor.Input{Now: r.opts.Clock(), Policy: p}
 	workloads, err := r.governed(ctx, p)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/consumers"
+	"github.com/certrollout/certrollout/internal/governor"
 	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/orchestrate"
 	"github.com/certrollout/certrollout/internal/policy"
@@ -235,6 +236,8 @@ type PolicyView struct {
 	Deadline time.Time
 	// Gate is the start gate for a rollout of this workload now (orchestrate.StartGate).
 	Gate orchestrate.Gate
+	// Next is what the RolloutPolicy controller decides now (the rollout it creates, its conditions).
+	Next governor.Result
 
 	parsed orchestrate.Policy
 }
@@ -357,27 +360,21 @@ func (s *Snapshot) workload(ctx context.Context, k kind, obj client.Object, poli
 	return w, true, nil
 }
 
+// policyView decides for the RolloutPolicy ns/name as the controller does (governor.Decide on the same
+// gathered input), and keeps what plan shows of it.
 func (s *Snapshot) policyView(ctx context.Context, ns, name string) (*PolicyView, error) {
 	var p api.RolloutPolicy
 	if err := s.disc.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
 		return nil, err
 	}
-	targets, err := s.disc.governed(ctx, &p)
+	in, err := s.disc.policyInput(ctx, &p)
 	if err != nil {
 		return nil, err
 	}
-	parsed, err := s.disc.parsePolicy(ctx, &p, targets)
-	if err != nil {
-		return nil, err
-	}
-	pv := &PolicyView{Policy: p, Invalid: parsed.Invalid, Window: schedule.At(parsed.Windows, s.disc.opts.Clock()), parsed: parsed}
-	rollouts, err := s.disc.rolloutsOf(ctx, &p)
-	if err != nil {
-		return nil, err
-	}
-	for i := range rollouts {
-		if !rollouts[i].Status.Phase.Finished() {
-			pv.Active = &rollouts[i]
+	pv := &PolicyView{Policy: p, Invalid: in.Parsed.Invalid, Window: schedule.At(in.Parsed.Windows, in.Now), parsed: in.Parsed, Next: governor.Decide(in)}
+	for i := range in.Rollouts {
+		if !in.Rollouts[i].Status.Phase.Finished() {
+			pv.Active = &in.Rollouts[i]
 		}
 	}
 	return pv, nil
