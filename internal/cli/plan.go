@@ -163,7 +163,7 @@ func (o *PlanOptions) Run(ctx context.Context) error {
 		found = all
 	}
 	report := PlanReport{APIVersion: ReportAPIVersion, Kind: "PlanReport", GeneratedAt: o.Now().UTC().Truncate(time.Second),
-		Controller: o.Controller.Assumed, Items: []WorkloadPlan{}}
+		Controller: o.Controller.Assumed, Incomplete: snap.CAGraphIncomplete(), Items: []WorkloadPlan{}}
 	for i := range found {
 		w := &found[i]
 		if o.selector != nil && !o.selector.Matches(labels.Set(w.Object.GetLabels())) {
@@ -180,6 +180,9 @@ func (o *PlanOptions) Run(ctx context.Context) error {
 	}
 	if !o.structured() {
 		report.Controller.note(o.ErrOut)
+		if report.Incomplete != "" {
+			fmt.Fprintf(o.ErrOut, "Not shown: %s (CA cascades of those issuers cannot hold restarts in this plan).\n", report.Incomplete)
+		}
 	}
 	switch {
 	case o.structured():

@@ -11,7 +11,10 @@ type PlanReport struct {
 	GeneratedAt time.Time `json:"generatedAt"`
 	// Controller says which controller settings the decisions assume, and where they came from.
 	Controller AssumedSettings `json:"controller"`
-	Items      []WorkloadPlan  `json:"items"`
+	// Incomplete says which issuers the plan could not read (a user who may not list ClusterIssuers), so
+	// holds for their CA cascades are not shown; empty when it read them all.
+	Incomplete string         `json:"incomplete,omitempty"`
+	Items      []WorkloadPlan `json:"items"`
 }
 
 // WorkloadPlan is what certrollout knows and will do about one workload.
