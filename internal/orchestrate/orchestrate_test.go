@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/rolloutstatus/rolloutstatustest"
 	"github.com/certrollout/certrollout/internal/schedule"
 )
 
@@ -23,7 +24,7 @@ var (
 )
 
 func rollout(phase api.RolloutPhase, targets ...Key) *api.CertRollout {
-	r := &api.CertRollout{ObjectMeta: metav1.ObjectMeta{Name: "ops-1", Namespace: "ops"}, Spec: api.CertRolloutSpec{Policy: "ops"}}
+	r := &api.CertRollout{ObjectMeta: metav1.ObjectMeta{Name: "ops-1", Namespace: "ops", Generation: 2}, Spec: api.CertRolloutSpec{Policy: "ops"}}
 	r.Status.Phase = phase
 	for _, t := range targets {
 		r.Spec.Targets = append(r.Spec.Targets, api.WorkloadReference{Kind: t.Kind, Name: t.Name})
@@ -281,7 +282,7 @@ func TestNext(t *testing.T) {
 			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonTargetUpToDate, ReasonRestarted}, requeue: pollInterval,
 				progress: "0/2 restarted, 1 up to date",
 				targets: []string{
-					"Deployment/build Skipped: already runs on certificates hash-build (rolled onto them before this rollout reached it); not restarted again",
+					"Deployment/build UpToDate: already runs on certificates hash-build (rolled onto them before this rollout reached it); not restarted again",
 					"Deployment/api Restarting",
 				}},
 		},
@@ -307,7 +308,14 @@ func TestNext(t *testing.T) {
 				Policy: policy(window(t, "0 2 * * *", time.Hour)), Workloads: world(set(build, func(w *Workload) { w.LedgerHash = "hash-build" }))},
 			want: want{phase: api.PhaseSucceeded, events: []string{ReasonTargetUpToDate, ReasonSucceeded},
 				message: "0 target(s) restarted, 1 already on their certificates", progress: "0/1 restarted, 1 up to date",
-				targets: []string{"Deployment/build Skipped: already runs on certificates hash-build (rolled onto them before this rollout reached it); not restarted again"}},
+				targets: []string{"Deployment/build UpToDate: already runs on certificates hash-build (rolled onto them before this rollout reached it); not restarted again"}},
+		},
+		"counts a target stored up to date in the old form (Skipped, message prefix) as up to date, written before the UpToDate state existed": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), onto(map[Key]string{build: "hash-build"}), func(r *api.CertRollout) {
+				r.Status.Targets[0].State, r.Status.Targets[0].Message = api.TargetSkipped, "already runs on certificates hash-build (rolled onto them before this rollout reached it); not restarted again"
+			}, target(api2, api.TargetRestarting, time.Minute)), Policy: policy(), Workloads: world(set(api2, func(w *Workload) { w.Rollout.Done, w.RolledBy = true, "ops-1" }))},
+			want: want{phase: api.PhaseSucceeded, events: []string{ReasonTargetHealthy, ReasonSucceeded},
+				message: "1 target(s) restarted, 1 already on their certificates", progress: "1/2 restarted, 1 up to date"},
 		},
 		"stops quiescing and restores the workers when its targets were rolled onto the trigger's certificates meanwhile": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), onto(map[Key]string{build: "hash-build"}), quiesced(api.QuiesceDraining, 3, time.Minute)), Policy: policy(),
@@ -401,10 +409,11 @@ func TestNext(t *testing.T) {
 				t.Fatalf("phase %s, want %s (message %q)", res.Status.Phase, tc.want.phase, res.Status.Message)
 			}
 			var actions, events []string
+			for _, e := range res.Events {
+				events = append(events, e.Reason)
+			}
 			for _, a := range res.Actions {
 				switch a.Type {
-				case Event:
-					events = append(events, a.Reason)
 				case ScaleDown, Restore:
 					actions = append(actions, strings.Join([]string{string(a.Type), a.Key.Kind + "/" + a.Key.Name, strconv.Itoa(int(a.Replicas))}, " "))
 				case Release:
@@ -420,6 +429,9 @@ func TestNext(t *testing.T) {
 			}
 			if strings.Join(events, ", ") != strings.Join(tc.want.events, ", ") {
 				t.Errorf("events %q, want %q", events, tc.want.events)
+			}
+			if !tc.in.Rollout.Status.Phase.Finished() {
+				rolloutstatustest.CheckKstatus(t, tc.in.Rollout.Generation, res.Status)
 			}
 			if res.RequeueAfter != tc.want.requeue {
 				t.Errorf("requeue after %s, want %s", res.RequeueAfter, tc.want.requeue)
@@ -471,8 +483,6 @@ func (c *cluster) apply(r *api.CertRollout, actions []Action) {
 	for _, a := range actions {
 		cur := c.w[a.Key]
 		switch a.Type {
-		case Event:
-			continue
 		case ScaleDown:
 			c.scaleDowns++
 			cur.QuiescedBy, cur.QuiescedReplicas, cur.Replicas = r.Name, ptr.To(cur.Replicas), 0
