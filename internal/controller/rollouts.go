@@ -369,17 +369,10 @@ func (r *rolloutReconciler) abandon(ctx context.Context, ro *api.CertRollout) er
 		if !o.state.Exists || o.state.QuiescedBy != ro.Name {
 			continue
 		}
-		replicas := orchestrate.RecordedReplicas(o.state.QuiescedReplicas, recorded)
-		if err := restart.Restore(ctx, r.client, o.obj, replicas); err != nil {
+		why := fmt.Sprintf("CertRollout %s was deleted mid-way", ro.Name)
+		if err := restoreQuiesced(ctx, r.client, r.recorder, o.obj, recorded, corev1.EventTypeNormal, orchestrate.ReasonRestored, why); err != nil {
 			return err
 		}
-		if replicas == nil {
-			r.recorder.Eventf(o.obj, nil, corev1.EventTypeWarning, orchestrate.ReasonNothingRecorded, "Restore",
-				"CertRollout %s was deleted mid-way and no replica count is recorded; only the quiesce marks were removed: scale it by hand", ro.Name)
-			continue
-		}
-		r.recorder.Eventf(o.obj, nil, corev1.EventTypeNormal, orchestrate.ReasonRestored, "Restore",
-			"Restored to %d replicas: CertRollout %s was deleted mid-way", *replicas, ro.Name)
 	}
 	return r.removeFinalizer(ctx, ro)
 }

@@ -212,9 +212,12 @@ func (s *stepper) step() {
 	}
 }
 
-// RecordedReplicas is the one rule for the count a quiesced workload gets back: the count recorded on
-// the workload in the very patch that scaled it down, else the one in the rollout's status; nil when
-// neither exists, and then the workload keeps the replicas it has (it is never "restored" to zero).
+// RecordedReplicas is the one rule for the count a quiesced workload gets back, whoever gives it back
+// (this package's restore, the controller's finalizer for a deleted rollout, its sweeper of orphans):
+// the count recorded on the workload in the very patch that scaled it down, else the one in the
+// rollout's status; nil when neither exists. A count is never guessed: with nil the workload keeps the
+// replicas it has (it is never "restored" to zero, nor to any default), loses its quiesce marks, and a
+// Warning (ReasonNothingRecorded) asks a person to scale it.
 func RecordedReplicas(onWorkload, inStatus *int32) *int32 {
 	if onWorkload != nil {
 		return onWorkload
@@ -475,7 +478,6 @@ func (s *stepper) quiesceSpec(k Key) api.QuiesceTarget {
 }
 
 func (s *stepper) quiesce() {
-	name := s.in.Rollout.Name
 	if s.skipUpToDate() {
 		// Another restart (the controller's direct one, or another rollout this one waited behind) rolled
 		// every target onto its certificates meanwhile: scaling the quiesce list down now would disrupt it
@@ -491,63 +493,11 @@ func (s *stepper) quiesce() {
 	settled := true
 	for i := range s.Status.Quiesced {
 		q := &s.Status.Quiesced[i]
-		k := Key{q.Kind, q.Name}
-		w := s.in.Workloads[k]
 		switch q.State {
 		case api.QuiescePending:
-			switch {
-			case !w.Exists:
-				q.State, q.Message = api.QuiesceDrained, "does not exist; nothing to quiesce"
-				q.DrainedAt = s.Now()
-				continue
-			case w.OptedOut && w.QuiescedBy != name:
-				q.State, q.Message = api.QuiesceDrained, "opted out of certrollout (certrollout.io/enabled: \"false\"); not quiesced"
-				q.DrainedAt = s.Now()
-				continue
-			case w.QuiescedBy == name:
-				// Scaled down by this rollout before a crash: the annotation holds the original count.
-				q.OriginalReplicas = w.QuiescedReplicas
-			case w.QuiescedBy != "":
-				msg := "is quiesced by rollout " + w.QuiescedBy + "; waiting for it to restore the workload"
-				if q.Message != msg {
-					s.Event(rolloutstatus.Warning, ReasonQuiesceConflict, "%s %s %s", k.Kind, k.Name, msg)
-				}
-				q.Message = msg
-				settled = false
-				s.Wait(pollInterval)
-				continue
-			case !s.persisted(k):
-				// The quiesce list is stored before anything is scaled down (the status update this
-				// decision makes wakes the next step).
-				q.Message = "recording the quiesce list before scaling down"
-				settled = false
-				s.Wait(time.Second)
-				continue
-			default:
-				replicas := w.Replicas
-				q.OriginalReplicas = &replicas
-				s.actions = append(s.actions, Action{Type: ScaleDown, Key: k, Replicas: replicas})
-				s.Event(rolloutstatus.Normal, ReasonScaledDown, "Scaled %s %s from %d to 0 replicas", k.Kind, k.Name, replicas)
-			}
-			q.State, q.ScaledDownAt, q.Message = api.QuiesceDraining, s.Now(), ""
-			settled = false
-			s.Wait(pollInterval)
+			settled = s.scaleDown(q) && settled
 		case api.QuiesceDraining:
-			spec := s.quiesceSpec(k)
-			timeout := spec.EffectiveDrainTimeout()
-			switch {
-			case !w.Exists || w.Pods == 0:
-				q.State, q.DrainedAt = api.QuiesceDrained, s.Now()
-				s.Event(rolloutstatus.Normal, ReasonDrained, "%s %s has no pods left", k.Kind, k.Name)
-			case !s.in.Now.Before(q.ScaledDownAt.Add(timeout)):
-				q.State = api.QuiesceDrainTimedOut
-				q.Message = fmt.Sprintf("%d pod(s) still present after the drain timeout of %s", w.Pods, timeout)
-				s.Event(rolloutstatus.Warning, ReasonDrainTimedOut, "%s %s: %s", k.Kind, k.Name, q.Message)
-			default:
-				q.Message = fmt.Sprintf("waiting for %d pod(s) to terminate", w.Pods)
-				settled = false
-				s.Wait(min(pollInterval, q.ScaledDownAt.Add(timeout).Sub(s.in.Now)))
-			}
+			settled = s.drain(q) && settled
 		default: // drained, timed out or restored: settled
 		}
 	}
@@ -575,6 +525,71 @@ func (s *stepper) quiesce() {
 	}
 	s.Status.Phase = api.PhaseRestarting
 	s.Status.Message = "restarting"
+}
+
+// scaleDown quiesces a pending workload of the list, unless it need not or may not yet be, and reports
+// whether it is settled (nothing to wait for).
+func (s *stepper) scaleDown(q *api.QuiescedWorkload) bool {
+	name := s.in.Rollout.Name
+	k := Key{q.Kind, q.Name}
+	w := s.in.Workloads[k]
+	switch {
+	case !w.Exists:
+		q.State, q.Message, q.DrainedAt = api.QuiesceDrained, "does not exist; nothing to quiesce", s.Now()
+		return true
+	case w.OptedOut && w.QuiescedBy != name:
+		q.State, q.Message, q.DrainedAt = api.QuiesceDrained, "opted out of certrollout (certrollout.io/enabled: \"false\"); not quiesced", s.Now()
+		return true
+	case w.QuiescedBy == name:
+		// Scaled down by this rollout before a crash: the annotation holds the original count (a
+		// count the status already holds is not dropped should the annotation have lost it).
+		q.OriginalReplicas = RecordedReplicas(w.QuiescedReplicas, q.OriginalReplicas)
+	case w.QuiescedBy != "":
+		msg := "is quiesced by rollout " + w.QuiescedBy + "; waiting for it to restore the workload"
+		if q.Message != msg {
+			s.Event(rolloutstatus.Warning, ReasonQuiesceConflict, "%s %s %s", k.Kind, k.Name, msg)
+		}
+		q.Message = msg
+		s.Wait(pollInterval)
+		return false
+	case !s.persisted(k):
+		// The quiesce list is stored before anything is scaled down (the status update this
+		// decision makes wakes the next step).
+		q.Message = "recording the quiesce list before scaling down"
+		s.Wait(time.Second)
+		return false
+	default:
+		replicas := w.Replicas
+		q.OriginalReplicas = &replicas
+		s.actions = append(s.actions, Action{Type: ScaleDown, Key: k, Replicas: replicas})
+		s.Event(rolloutstatus.Normal, ReasonScaledDown, "Scaled %s %s from %d to 0 replicas", k.Kind, k.Name, replicas)
+	}
+	q.State, q.ScaledDownAt, q.Message = api.QuiesceDraining, s.Now(), ""
+	s.Wait(pollInterval)
+	return false
+}
+
+// drain waits for a scaled-down workload's pods to go, up to its drain timeout, and reports whether it
+// is settled (drained or timed out).
+func (s *stepper) drain(q *api.QuiescedWorkload) bool {
+	k := Key{q.Kind, q.Name}
+	w := s.in.Workloads[k]
+	spec := s.quiesceSpec(k)
+	timeout := spec.EffectiveDrainTimeout()
+	switch {
+	case !w.Exists || w.Pods == 0:
+		q.State, q.DrainedAt = api.QuiesceDrained, s.Now()
+		s.Event(rolloutstatus.Normal, ReasonDrained, "%s %s has no pods left", k.Kind, k.Name)
+	case !s.in.Now.Before(q.ScaledDownAt.Add(timeout)):
+		q.State = api.QuiesceDrainTimedOut
+		q.Message = fmt.Sprintf("%d pod(s) still present after the drain timeout of %s", w.Pods, timeout)
+		s.Event(rolloutstatus.Warning, ReasonDrainTimedOut, "%s %s: %s", k.Kind, k.Name, q.Message)
+	default:
+		q.Message = fmt.Sprintf("waiting for %d pod(s) to terminate", w.Pods)
+		s.Wait(min(pollInterval, q.ScaledDownAt.Add(timeout).Sub(s.in.Now)))
+		return false
+	}
+	return true
 }
 
 func (s *stepper) quiesceSummary() string {

@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/rolloutstatus"
 	"github.com/certrollout/certrollout/internal/rolloutstatus/rolloutstatustest"
 	"github.com/certrollout/certrollout/internal/schedule"
 )
@@ -656,4 +657,73 @@ func FuzzNextSurvivesCrashesAndLostWrites(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A quiesced workload gets back the count recorded for it, and only that: never a guessed one. The same
+// rule serves the rollout's restore, the controller's finalizer and its sweeper (RecordedReplicas).
+func TestAQuiescedWorkloadIsNeverGivenAGuessedCount(t *testing.T) {
+	for name, tc := range map[string]struct {
+		onWorkload, inStatus, want *int32
+	}{
+		"the count on the workload, written in the patch that scaled it down, wins": {onWorkload: ptr.To[int32](3), inStatus: ptr.To[int32](2), want: ptr.To[int32](3)},
+		"the status's count serves when the workload lost its own":                 {inStatus: ptr.To[int32](2), want: ptr.To[int32](2)},
+		"a recorded zero is a count like any other":                                {onWorkload: ptr.To[int32](0), want: ptr.To[int32](0)},
+		"no count anywhere is no count, not zero":                                   {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := RecordedReplicas(tc.onWorkload, tc.inStatus)
+			if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+				t.Errorf("RecordedReplicas = %v, want %v", ptrString(got), ptrString(tc.want))
+			}
+		})
+	}
+
+	t.Run("resuming a quiesce whose marks lost their count keeps the count in the status", func(t *testing.T) {
+		r := with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiescePending, 3, 0))
+		r.Status.Quiesced[0].OriginalReplicas = ptr.To[int32](3)
+		res := Next(Input{Now: now, Rollout: r, Policy: policy(), Workloads: world(set(workers, func(w *Workload) {
+			w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 2, "ops-1", nil
+		}))})
+		if q := res.Status.Quiesced[0]; q.OriginalReplicas == nil || *q.OriginalReplicas != 3 || q.State != api.QuiesceDraining {
+			t.Fatalf("workers %s with count %s, want Draining with the recorded 3", q.State, ptrString(q.OriginalReplicas))
+		}
+	})
+
+	t.Run("a workload with no count anywhere keeps its replicas and loses its marks, whatever the phase", func(t *testing.T) {
+		for _, phase := range []api.RolloutPhase{api.PhasePending, api.PhaseRestoring} {
+			r := with(rollout(phase, build), target(build, api.TargetSucceeded, time.Minute))
+			if phase == api.PhaseRestoring {
+				r.Status.Quiesced = []api.QuiescedWorkload{{Kind: "Deployment", Name: "workers", State: api.QuiesceDrained}}
+			}
+			res := Next(Input{Now: now, Rollout: r, Policy: policy(), Workloads: world(set(workers, func(w *Workload) { w.Replicas, w.Pods, w.QuiescedBy = 0, 0, "ops-1" }))})
+			released := false
+			for _, a := range res.Actions {
+				switch {
+				case a.Key == workers && a.Type == Restore:
+					t.Errorf("%s: workers restored to a guessed %d replicas", phase, a.Replicas)
+				case a.Key == workers && a.Type == Release:
+					released = true
+				}
+			}
+			if !released || !hasReason(res.Events, ReasonNothingRecorded) {
+				t.Errorf("%s: actions %+v, events %+v: want a Release and a %s Warning", phase, res.Actions, res.Events, ReasonNothingRecorded)
+			}
+		}
+	})
+}
+
+func ptrString(p *int32) string {
+	if p == nil {
+		return "none"
+	}
+	return strconv.Itoa(int(*p))
+}
+
+func hasReason(events []rolloutstatus.Event, reason string) bool {
+	for _, e := range events {
+		if e.Reason == reason {
+			return true
+		}
+	}
+	return false
 }
