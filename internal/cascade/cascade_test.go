@@ -88,6 +88,8 @@ func condition(st api.CertRolloutStatus, t string) *metav1.Condition {
 	return nil
 }
 
+// TestNext is one map-keyed table of named cases (STYLE.md: "Test the composed chain with one map-keyed
+// table"); its length is its cases, the code that runs them is short.
 func TestNext(t *testing.T) {
 	issuer := Issuer{Exists: true, CAFingerprint: fp}
 	cases := map[string]struct {

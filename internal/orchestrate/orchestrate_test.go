@@ -128,6 +128,8 @@ type want struct {
 	targets []string
 }
 
+// TestNext is one map-keyed table of named cases (STYLE.md: "Test the composed chain with one map-keyed
+// table"); its length is its cases, the code that runs them is short.
 func TestNext(t *testing.T) {
 	for name, tc := range map[string]struct {
 		in   Input
@@ -666,8 +668,8 @@ func TestAQuiescedWorkloadIsNeverGivenAGuessedCount(t *testing.T) {
 		onWorkload, inStatus, want *int32
 	}{
 		"the count on the workload, written in the patch that scaled it down, wins": {onWorkload: ptr.To[int32](3), inStatus: ptr.To[int32](2), want: ptr.To[int32](3)},
-		"the status's count serves when the workload lost its own":                 {inStatus: ptr.To[int32](2), want: ptr.To[int32](2)},
-		"a recorded zero is a count like any other":                                {onWorkload: ptr.To[int32](0), want: ptr.To[int32](0)},
+		"the status's count serves when the workload lost its own":                  {inStatus: ptr.To[int32](2), want: ptr.To[int32](2)},
+		"a recorded zero is a count like any other":                                 {onWorkload: ptr.To[int32](0), want: ptr.To[int32](0)},
 		"no count anywhere is no count, not zero":                                   {},
 	} {
 		t.Run(name, func(t *testing.T) {
