@@ -139,7 +139,7 @@ func Next(in Input) Result {
 	s := &stepper{Recorder: rolloutstatus.New(in.Rollout, in.Now), in: in}
 	s.step()
 	s.Status.Progress = Progress(s.Status)
-	s.Progressing()
+	s.SetKstatus()
 	return Result{Outcome: s.Outcome, Actions: s.actions}
 }
 

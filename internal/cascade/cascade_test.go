@@ -343,9 +343,7 @@ func TestNext(t *testing.T) {
 			before := tc.in.Rollout.DeepCopy()
 			res := Next(tc.in)
 			tc.check(t, res)
-			if !before.Status.Phase.Finished() {
-				rolloutstatustest.CheckKstatus(t, before.Generation, res.Status)
-			}
+			rolloutstatustest.CheckKstatus(t, before.Generation, res.Status)
 			if tc.in.Rollout.Status.Phase != before.Status.Phase || len(tc.in.Rollout.Status.Certificates) != len(before.Status.Certificates) {
 				t.Error("Next changed its input")
 			}

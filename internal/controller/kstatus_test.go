@@ -36,6 +36,7 @@ func TestKubectlWaitsForACertRolloutToBeReadyOrStalled(t *testing.T) {
 	ctx := context.Background()
 	e.deploy(testgen.Deployment(e.ns, "a", 1, nil))
 	e.waitAvailable("a")
+	e.finishedBeforeKstatus("old")
 	e.start()
 	ok := &api.CertRollout{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "ok"}, Spec: api.CertRolloutSpec{
 		Targets: []api.WorkloadReference{{Kind: "Deployment", Name: "a"}}, Trigger: api.RolloutTrigger{Type: api.TriggerManual},
@@ -66,6 +67,29 @@ func TestKubectlWaitsForACertRolloutToBeReadyOrStalled(t *testing.T) {
 		e.checkKstatus(name, metav1.ConditionFalse, reason)
 	}
 	e.checkKstatus("ok", metav1.ConditionTrue, orchestrate.ReasonSucceeded)
+	if out, err := e.kubectlWait("old", api.ConditionReady, time.Minute); err != nil {
+		t.Fatalf("kubectl wait --for=condition=Ready on a rollout that succeeded before the kstatus conditions existed: %v\n%s", err, out)
+	}
+	e.checkKstatus("old", metav1.ConditionTrue, orchestrate.ReasonSucceeded)
+}
+
+// finishedBeforeKstatus stores a CertRollout as a controller before the kstatus conditions left a
+// rollout that succeeded: Complete only.
+func (e *env) finishedBeforeKstatus(name string) {
+	e.t.Helper()
+	ctx := context.Background()
+	ro := &api.CertRollout{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name}, Spec: api.CertRolloutSpec{
+		Targets: []api.WorkloadReference{{Kind: "Deployment", Name: "a"}}, Trigger: api.RolloutTrigger{Type: api.TriggerManual},
+	}}
+	if err := e.crClient().Create(ctx, ro); err != nil {
+		e.t.Fatal(err)
+	}
+	done := metav1.Now()
+	ro.Status = api.CertRolloutStatus{Phase: api.PhaseSucceeded, Message: "1 target(s) restarted", Progress: "1/1 restarted", CompletionTime: &done,
+		Conditions: []metav1.Condition{{Type: api.ConditionComplete, Status: metav1.ConditionTrue, Reason: "Succeeded", Message: "1 target(s) restarted", LastTransitionTime: done}}}
+	if err := e.crClient().Status().Update(ctx, ro); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // checkKstatus asserts the stored CertRollout's Ready condition, that it observed the object's

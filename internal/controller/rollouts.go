@@ -50,6 +50,13 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, r.abandon(ctx, &ro)
 	}
 	if ro.Status.Phase.Finished() {
+		// A rollout that finished before the kstatus conditions existed gets them, once: record writes
+		// only a change.
+		rec := rolloutstatus.New(&ro, r.opts.Clock())
+		rec.SetKstatus()
+		if err := r.record(ctx, &ro, rec.Outcome); err != nil {
+			return ctrl.Result{}, err
+		}
 		return ctrl.Result{}, r.removeFinalizer(ctx, &ro)
 	}
 	if ro.Spec.Cascade != nil {

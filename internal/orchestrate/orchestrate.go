@@ -176,7 +176,7 @@ func Next(in Input) Result {
 	s := &stepper{Recorder: rolloutstatus.New(in.Rollout, in.Now), in: in}
 	s.step()
 	s.Status.Progress = s.progress()
-	s.Progressing()
+	s.SetKstatus()
 	return Result{Outcome: s.Outcome, Actions: s.actions}
 }
 

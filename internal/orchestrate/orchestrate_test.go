@@ -433,9 +433,7 @@ func TestNext(t *testing.T) {
 			if strings.Join(events, ", ") != strings.Join(tc.want.events, ", ") {
 				t.Errorf("events %q, want %q", events, tc.want.events)
 			}
-			if !tc.in.Rollout.Status.Phase.Finished() {
-				rolloutstatustest.CheckKstatus(t, tc.in.Rollout.Generation, res.Status)
-			}
+			rolloutstatustest.CheckKstatus(t, tc.in.Rollout.Generation, res.Status)
 			if res.RequeueAfter != tc.want.requeue {
 				t.Errorf("requeue after %s, want %s", res.RequeueAfter, tc.want.requeue)
 			}

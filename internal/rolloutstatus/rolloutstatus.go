@@ -88,8 +88,7 @@ func (r *Recorder) Succeed(msg string) {
 	r.end(api.PhaseSucceeded, msg)
 	r.SetCondition(api.ConditionComplete, metav1.ConditionTrue, ReasonSucceeded, msg)
 	r.SetCondition(api.ConditionFailed, metav1.ConditionFalse, ReasonSucceeded, msg)
-	r.SetCondition(api.ConditionReady, metav1.ConditionTrue, ReasonSucceeded, msg)
-	apimeta.RemoveStatusCondition(&r.Status.Conditions, api.ConditionStalled)
+	r.SetKstatus()
 	r.Event(Normal, ReasonSucceeded, "Succeeded: %s", msg)
 }
 
@@ -99,28 +98,43 @@ func (r *Recorder) Fail(reason, msg string) {
 	r.end(api.PhaseFailed, msg)
 	r.SetCondition(api.ConditionFailed, metav1.ConditionTrue, reason, msg)
 	r.SetCondition(api.ConditionComplete, metav1.ConditionFalse, reason, msg)
-	r.SetCondition(api.ConditionReady, metav1.ConditionFalse, reason, msg)
-	r.SetCondition(api.ConditionStalled, metav1.ConditionTrue, reason, msg)
+	r.SetKstatus()
 	r.Event(Warning, ReasonFailed, "Failed: %s", msg)
 }
 
 func (r *Recorder) end(phase api.RolloutPhase, msg string) {
 	r.Status.Phase, r.Status.Message, r.Status.CompletionTime = phase, msg, r.Now()
-	apimeta.RemoveStatusCondition(&r.Status.Conditions, api.ConditionReconciling)
 }
 
-// Progressing records, for a rollout not finished, that it is under way: Reconciling True and Ready False,
-// both with its phase as reason and its message. A finished rollout is left as Succeed or Fail left it.
-func (r *Recorder) Progressing() {
-	if r.Status.Phase.Finished() {
-		return
+// SetKstatus sets the kstatus conditions from the phase, the one place that derives them, with the
+// rollout's message: in progress, Reconciling True and Ready False with the phase as reason; Succeeded,
+// Ready True; Failed, Ready False and Stalled True with the reason of the Failed condition. Each state
+// machine calls it at the end of every step, so a rollout that finished before these conditions existed
+// gets them too, and calling it again changes nothing.
+func (r *Recorder) SetKstatus() {
+	msg := r.Status.Message
+	switch r.Status.Phase {
+	case api.PhaseSucceeded:
+		r.SetCondition(api.ConditionReady, metav1.ConditionTrue, ReasonSucceeded, msg)
+		apimeta.RemoveStatusCondition(&r.Status.Conditions, api.ConditionReconciling)
+		apimeta.RemoveStatusCondition(&r.Status.Conditions, api.ConditionStalled)
+	case api.PhaseFailed:
+		reason := ReasonFailed
+		if c := apimeta.FindStatusCondition(r.Status.Conditions, api.ConditionFailed); c != nil && c.Status == metav1.ConditionTrue {
+			reason = c.Reason
+		}
+		r.SetCondition(api.ConditionReady, metav1.ConditionFalse, reason, msg)
+		r.SetCondition(api.ConditionStalled, metav1.ConditionTrue, reason, msg)
+		apimeta.RemoveStatusCondition(&r.Status.Conditions, api.ConditionReconciling)
+	default:
+		reason := string(r.Status.Phase)
+		if reason == "" {
+			reason = string(api.PhasePending)
+		}
+		r.SetCondition(api.ConditionReconciling, metav1.ConditionTrue, reason, msg)
+		r.SetCondition(api.ConditionReady, metav1.ConditionFalse, reason, msg)
+		apimeta.RemoveStatusCondition(&r.Status.Conditions, api.ConditionStalled)
 	}
-	reason := string(r.Status.Phase)
-	if reason == "" {
-		reason = string(api.PhasePending)
-	}
-	r.SetCondition(api.ConditionReconciling, metav1.ConditionTrue, reason, r.Status.Message)
-	r.SetCondition(api.ConditionReady, metav1.ConditionFalse, reason, r.Status.Message)
 }
 
 // SettleThenStart is the loop both machines run over their items (targets, leaf Certificates): settle(i)

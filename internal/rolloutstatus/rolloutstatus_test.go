@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
@@ -23,10 +24,10 @@ func TestRecorderSetsTheKstatusConditionsOfEachPhase(t *testing.T) {
 		event     string
 		eventType string
 	}{
-		"in progress: Reconciling, not Ready": {step: func(r *Recorder) { r.Progressing() }, phase: api.PhaseQuiescing},
-		"succeeded: Ready": {step: func(r *Recorder) { r.Progressing(); r.Succeed("2 target(s) restarted") }, phase: api.PhaseSucceeded,
+		"in progress: Reconciling, not Ready": {step: func(r *Recorder) { r.SetKstatus() }, phase: api.PhaseQuiescing},
+		"succeeded: Ready": {step: func(r *Recorder) { r.SetKstatus(); r.Succeed("2 target(s) restarted") }, phase: api.PhaseSucceeded,
 			event: "Succeeded: 2 target(s) restarted", eventType: Normal},
-		"failed: Stalled, not Ready, with the failure's reason": {step: func(r *Recorder) { r.Progressing(); r.Fail("TargetFailed", "1 of 2 target(s) failed") },
+		"failed: Stalled, not Ready, with the failure's reason": {step: func(r *Recorder) { r.SetKstatus(); r.Fail("TargetFailed", "1 of 2 target(s) failed") },
 			phase: api.PhaseFailed, event: "Failed: 1 of 2 target(s) failed", eventType: Warning},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -105,5 +106,25 @@ func TestSettleThenStart(t *testing.T) {
 				t.Errorf("asked to start %q with %d in flight, want %q with %d", started, active, tc.started, tc.active)
 			}
 		})
+	}
+}
+
+// A rollout that finished before the kstatus conditions existed gets them from its phase and its Failed
+// condition, and a second step changes nothing (the controller writes only a change).
+func TestSetKstatusBackfillsARolloutThatFinishedBeforeThem(t *testing.T) {
+	ro := rollout(api.PhaseFailed)
+	ro.Status.Message = "1 of 2 leaf Certificate(s) failed to re-issue: shop/web"
+	ro.Status.Conditions = []metav1.Condition{{Type: api.ConditionFailed, Status: metav1.ConditionTrue, Reason: "LeavesFailed", Message: ro.Status.Message}}
+	r := New(ro, now)
+	r.SetKstatus()
+	rolloutstatustest.CheckKstatus(t, 4, r.Status)
+	if len(r.Events) != 0 {
+		t.Errorf("events %+v, want none for a rollout long finished", r.Events)
+	}
+	ro.Status = r.Status
+	again := New(ro, now.Add(time.Hour))
+	again.SetKstatus()
+	if !equality.Semantic.DeepEqual(again.Status, ro.Status) {
+		t.Errorf("a second step changed the status:\n%+v\nwas\n%+v", again.Status.Conditions, ro.Status.Conditions)
 	}
 }
