@@ -28,7 +28,7 @@ import (
 // healthTimeout applies otherwise): the design note waits for trusting workloads "up to the health
 // timeout", the time one workload is given to roll. After it the leaves are re-issued anyway, with a
 // Warning, because the old CA certificate expires whether or not every trusting workload rolled.
-const DefaultTrustTimeout = 10 * time.Minute
+const DefaultTrustTimeout = api.DefaultHealthTimeout
 
 // pollInterval bounds how long a waiting cascade sleeps when no watch event is due to wake it.
 const pollInterval = 5 * time.Second
