@@ -101,9 +101,18 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 }
 
 // record applies what a step of either state machine decided besides its writes, the one place that
-// does so for both kinds of rollout: the status when it changed, then the step's Events (after the
-// status, so that a lost status update does not record an Event twice when the step is decided again).
+// does so for both kinds of rollout: the step's Events, then the status when it changed. The Events go
+// first, once the writes they describe are made: a status update that fails is decided again from the
+// cluster, which no longer asks for those writes, so an Event recorded after it would be lost for good
+// (an Event about the step itself may be recorded twice instead, which Event series absorb).
 func (r *rolloutReconciler) record(ctx context.Context, ro *api.CertRollout, out rolloutstatus.Outcome) error {
+	action := "Rollout"
+	if ro.Spec.Cascade != nil {
+		action = "Cascade"
+	}
+	for _, e := range out.Events {
+		r.recorder.Eventf(ro, nil, e.Type, e.Reason, action, "%s", fitNote(e.Message))
+	}
 	if !equality.Semantic.DeepEqual(out.Status, ro.Status) {
 		finishing := !ro.Status.Phase.Finished() && out.Status.Phase.Finished()
 		ro.Status = out.Status
@@ -113,13 +122,6 @@ func (r *rolloutReconciler) record(ctx context.Context, ro *api.CertRollout, out
 		if finishing {
 			rolloutsTotal.WithLabelValues(string(ro.Status.Phase)).Inc()
 		}
-	}
-	action := "Rollout"
-	if ro.Spec.Cascade != nil {
-		action = "Cascade"
-	}
-	for _, e := range out.Events {
-		r.recorder.Eventf(ro, nil, e.Type, e.Reason, action, "%s", fitNote(e.Message))
 	}
 	return nil
 }
