@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"strings"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -225,7 +227,7 @@ const (
 type TargetStatus struct {
 	Kind string `json:"kind"`
 	Name string `json:"name"`
-	// state: Pending, Restarting, Succeeded, Failed, Skipped.
+	// state: Pending, Restarting, Succeeded, Failed, Skipped, UpToDate.
 	State TargetState `json:"state"`
 	// restartValue is what was written to the pod template to roll it.
 	// +optional
@@ -248,7 +250,21 @@ const (
 	TargetSucceeded  TargetState = "Succeeded"
 	TargetFailed     TargetState = "Failed"
 	TargetSkipped    TargetState = "Skipped"
+	// TargetUpToDate: the target already ran on the certificates the rollout rolls it onto (another
+	// restart put it there before the rollout reached it), so it was not restarted again.
+	TargetUpToDate TargetState = "UpToDate"
 )
+
+// LegacyUpToDatePrefix starts the message of an up-to-date target as controllers before TargetUpToDate
+// stored it: state Skipped with this message. Still read, so a cluster upgraded mid-rollout counts
+// them right.
+const LegacyUpToDatePrefix = "already runs on certificates "
+
+// IsUpToDate reports whether the target was found up to date rather than restarted: state UpToDate, or
+// the Skipped form stored before that state existed.
+func (t TargetStatus) IsUpToDate() bool {
+	return t.State == TargetUpToDate || (t.State == TargetSkipped && strings.HasPrefix(t.Message, LegacyUpToDatePrefix))
+}
 
 // Condition types of CertRollout.
 const (

@@ -18,18 +18,17 @@ import (
 	"strings"
 	"time"
 
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/rolloutstatus"
 )
 
 // DefaultTrustTimeout bounds the RefreshingTrust step when the rollout names no policy (a policy's
 // healthTimeout applies otherwise): the design note waits for trusting workloads "up to the health
 // timeout", the time one workload is given to roll. After it the leaves are re-issued anyway, with a
 // Warning, because the old CA certificate expires whether or not every trusting workload rolled.
-const DefaultTrustTimeout = 10 * time.Minute
+const DefaultTrustTimeout = api.DefaultHealthTimeout
 
 // pollInterval bounds how long a waiting cascade sleeps when no watch event is due to wake it.
 const pollInterval = 5 * time.Second
@@ -42,8 +41,8 @@ const (
 	ReasonReissuing        = "Reissuing"
 	ReasonLeafIssued       = "LeafIssued"
 	ReasonLeafFailed       = "LeafFailed"
-	ReasonSucceeded        = "Succeeded"
-	ReasonFailed           = "Failed"
+	ReasonSucceeded        = rolloutstatus.ReasonSucceeded
+	ReasonFailed           = rolloutstatus.ReasonFailed
 	ReasonLeavesFailed     = "LeavesFailed"
 	ReasonIssuerNotFound   = "IssuerNotFound"
 	ReasonIssuerNotReady   = "IssuerNotReady"
@@ -129,42 +128,32 @@ type ActionType string
 // TriggerIssuance sets Issuing=True on the Certificate (package reissue).
 const TriggerIssuance ActionType = "TriggerIssuance"
 
-// Event is an Event to record on the CertRollout.
-type Event struct {
-	Warning         bool
-	Reason, Message string
-}
-
-// Result is Next's answer.
+// Result is Next's answer: the writes to make, then the status and Events to record.
 type Result struct {
-	Status  api.CertRolloutStatus
+	rolloutstatus.Outcome
 	Actions []Action
-	Events  []Event
-	// RequeueAfter asks to be called again after this long; zero means when something changes.
-	RequeueAfter time.Duration
 }
 
 // Next decides the cascade's next step.
 func Next(in Input) Result {
-	s := &stepper{in: in, status: *in.Rollout.Status.DeepCopy()}
+	s := &stepper{Recorder: rolloutstatus.New(in.Rollout, in.Now), in: in}
 	s.step()
-	s.status.Progress = Progress(s.status)
-	return Result{Status: s.status, Actions: s.actions, Events: s.events, RequeueAfter: s.requeue}
+	s.Status.Progress = Progress(s.Status)
+	s.SetKstatus()
+	return Result{Outcome: s.Outcome, Actions: s.actions}
 }
 
 type stepper struct {
+	*rolloutstatus.Recorder
 	in      Input
-	status  api.CertRolloutStatus
 	actions []Action
-	events  []Event
-	requeue time.Duration
 }
 
 func (s *stepper) step() {
 	// Each phase hands over to the next as soon as it can, so one call goes as far as it can without
 	// waiting for the cluster to react to its own writes.
 	for range 4 {
-		before := s.status.Phase
+		before := s.Status.Phase
 		if !before.Finished() && !s.issuerValid() {
 			return
 		}
@@ -178,26 +167,11 @@ func (s *stepper) step() {
 		default:
 			return // finished, or a phase cascades do not use
 		}
-		if s.status.Phase == before {
+		if s.Status.Phase == before {
 			return
 		}
 	}
 }
-
-func (s *stepper) event(warning bool, reason, format string, args ...any) {
-	s.events = append(s.events, Event{Warning: warning, Reason: reason, Message: fmt.Sprintf(format, args...)})
-}
-
-func (s *stepper) wait(d time.Duration) {
-	if d <= 0 {
-		d = time.Second
-	}
-	if s.requeue == 0 || d < s.requeue {
-		s.requeue = d
-	}
-}
-
-func (s *stepper) now() *metav1.Time { return &metav1.Time{Time: s.in.Now} }
 
 func (s *stepper) issuerName() string {
 	ref := s.in.Rollout.Spec.Cascade.IssuerRef
@@ -209,20 +183,21 @@ func (s *stepper) issuerName() string {
 
 // issuerValid fails the rollout when its issuer is gone or signs with another CA certificate than the one
 // the rollout re-issues under: re-issuing now would sign the leaves with a certificate the rollout was not
-// made for (a later rotation gets its own cascade).
+// made for (a later rotation gets its own cascade). Leaves being issued are left to cert-manager: their
+// issuance cannot be taken back.
 func (s *stepper) issuerValid() bool {
 	c := s.in.Rollout.Spec.Cascade
 	switch {
 	case c == nil:
-		s.fail(ReasonInvalid, "spec.cascade is not set: not a cascade rollout")
+		s.Fail(ReasonInvalid, "spec.cascade is not set: not a cascade rollout")
 	case s.in.Refused != "":
-		s.fail(ReasonRefused, s.in.Refused)
+		s.Fail(ReasonRefused, s.in.Refused)
 	case !s.in.Issuer.Exists:
-		s.fail(ReasonIssuerNotFound, s.issuerName()+" does not exist")
+		s.Fail(ReasonIssuerNotFound, s.issuerName()+" does not exist")
 	case s.in.Issuer.Problem != "":
-		s.fail(ReasonIssuerNotReady, fmt.Sprintf("the CA certificate of %s cannot be read: %s", s.issuerName(), s.in.Issuer.Problem))
+		s.Fail(ReasonIssuerNotReady, fmt.Sprintf("the CA certificate of %s cannot be read: %s", s.issuerName(), s.in.Issuer.Problem))
 	case s.in.Issuer.CAFingerprint != c.CAFingerprint:
-		s.fail(ReasonCAChanged, fmt.Sprintf("the CA certificate of %s is %s, not %s as spec.caFingerprint says: it rotated again or the spec is wrong; no further leaf is re-issued under this rollout",
+		s.Fail(ReasonCAChanged, fmt.Sprintf("the CA certificate of %s is %s, not %s as spec.caFingerprint says: it rotated again or the spec is wrong; no further leaf is re-issued under this rollout",
 			s.issuerName(), short(s.in.Issuer.CAFingerprint), short(c.CAFingerprint)))
 	default:
 		return true
@@ -237,23 +212,6 @@ func short(fp string) string {
 	return fp
 }
 
-// fail ends the rollout. Leaves being issued are left to cert-manager: their issuance cannot be taken back.
-func (s *stepper) fail(reason, msg string) {
-	s.status.Phase = api.PhaseFailed
-	s.status.Message = msg
-	s.status.CompletionTime = s.now()
-	s.setCondition(api.ConditionFailed, metav1.ConditionTrue, reason, msg)
-	s.setCondition(api.ConditionComplete, metav1.ConditionFalse, reason, msg)
-	s.event(true, ReasonFailed, "Failed: %s", msg)
-}
-
-func (s *stepper) setCondition(t string, st metav1.ConditionStatus, reason, msg string) {
-	// The transition time comes from the input's clock, not apimeta's: the state machine stays pure.
-	apimeta.SetStatusCondition(&s.status.Conditions, metav1.Condition{
-		Type: t, Status: st, Reason: reason, Message: msg, LastTransitionTime: *s.now(), ObservedGeneration: s.in.Rollout.Generation,
-	})
-}
-
 // initialize fixes the leaves to re-issue and the workloads to wait for: what happens later (a new leaf,
 // a new consumer) belongs to the next cascade, and a fixed list is what makes the rollout resumable.
 // Only leaves that need re-issuing are taken: a Certificate that was never issued gets its first
@@ -261,7 +219,7 @@ func (s *stepper) setCondition(t string, st metav1.ConditionStatus, reason, msg 
 func (s *stepper) initialize() {
 	for _, name := range sortedNames(s.in.Leaves) {
 		if l := s.in.Leaves[name]; l.Exists && l.NeedsReissue {
-			s.status.Certificates = append(s.status.Certificates, api.LeafStatus{Namespace: name.Namespace, Name: name.Name, State: api.LeafPending, Message: l.Message})
+			s.Status.Certificates = append(s.Status.Certificates, api.LeafStatus{Namespace: name.Namespace, Name: name.Name, State: api.LeafPending, Message: l.Message})
 		}
 	}
 	keys := make([]TrustKey, 0, len(s.in.Trusting))
@@ -273,12 +231,12 @@ func (s *stepper) initialize() {
 	})
 	for _, k := range keys {
 		t := s.in.Trusting[k]
-		s.status.TrustedBy = append(s.status.TrustedBy, api.TrustingWorkload{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name, State: t.State, Message: t.Message})
+		s.Status.TrustedBy = append(s.Status.TrustedBy, api.TrustingWorkload{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name, State: t.State, Message: t.Message})
 	}
-	s.status.StartTime = s.now()
-	s.status.Phase = api.PhaseRefreshingTrust
-	s.event(false, ReasonRefreshingTrust, "Started: %d leaf Certificate(s) of %s to re-issue under CA %s, after %d trusting workload(s)",
-		len(s.status.Certificates), s.issuerName(), short(s.in.Rollout.Spec.Cascade.CAFingerprint), len(s.status.TrustedBy))
+	s.Status.StartTime = s.Now()
+	s.Status.Phase = api.PhaseRefreshingTrust
+	s.Event(rolloutstatus.Normal, ReasonRefreshingTrust, "Started: %d leaf Certificate(s) of %s to re-issue under CA %s, after %d trusting workload(s)",
+		len(s.Status.Certificates), s.issuerName(), short(s.in.Rollout.Spec.Cascade.CAFingerprint), len(s.Status.TrustedBy))
 }
 
 func (s *stepper) trustTimeout() time.Duration {
@@ -291,8 +249,8 @@ func (s *stepper) trustTimeout() time.Duration {
 // refreshTrust waits until every trusting workload it waits for runs on the new CA.
 func (s *stepper) refreshTrust() {
 	var pending []string
-	for i := range s.status.TrustedBy {
-		t := &s.status.TrustedBy[i]
+	for i := range s.Status.TrustedBy {
+		t := &s.Status.TrustedBy[i]
 		if t.State != api.TrustPending {
 			continue // Current stays current; NotWaitedFor is not waited for
 		}
@@ -311,20 +269,20 @@ func (s *stepper) refreshTrust() {
 		}
 	}
 	timeout := s.trustTimeout()
-	deadline := s.status.StartTime.Add(timeout)
+	deadline := s.Status.StartTime.Add(timeout)
 	switch {
 	case len(pending) == 0:
-		s.event(false, ReasonTrustRefreshed, "Every trusting workload runs on the new CA certificate; re-issuing the leaves")
+		s.Event(rolloutstatus.Normal, ReasonTrustRefreshed, "Every trusting workload runs on the new CA certificate; re-issuing the leaves")
 	case !s.in.Now.Before(deadline):
-		s.event(true, ReasonTrustTimedOut, "Re-issuing the leaves although %d trusting workload(s) did not roll onto the new CA certificate within %s: %s",
+		s.Event(rolloutstatus.Warning, ReasonTrustTimedOut, "Re-issuing the leaves although %d trusting workload(s) did not roll onto the new CA certificate within %s: %s",
 			len(pending), timeout, strings.Join(pending, ", "))
 	default:
-		s.status.Message = fmt.Sprintf("waiting for %d trusting workload(s) to roll onto the new CA certificate: %s", len(pending), strings.Join(pending, ", "))
-		s.wait(min(pollInterval, deadline.Sub(s.in.Now)))
+		s.Status.Message = fmt.Sprintf("waiting for %d trusting workload(s) to roll onto the new CA certificate: %s", len(pending), strings.Join(pending, ", "))
+		s.Wait(min(pollInterval, deadline.Sub(s.in.Now)))
 		return
 	}
-	s.status.Phase = api.PhaseReissuing
-	s.status.Message = "re-issuing"
+	s.Status.Phase = api.PhaseReissuing
+	s.Status.Message = "re-issuing"
 }
 
 func (s *stepper) maxConcurrent() int {
@@ -341,66 +299,69 @@ func IssuingMessage(issuer, fingerprint, rollout string) string {
 }
 
 func (s *stepper) reissue() {
-	active := 0
-	// First settle the leaves in flight, then start pending ones in order.
-	for i := range s.status.Certificates {
-		c := &s.status.Certificates[i]
-		if c.State != api.LeafIssuing {
-			continue
-		}
-		l := s.in.Leaves[types.NamespacedName{Namespace: c.Namespace, Name: c.Name}]
-		switch {
-		case !l.Exists:
-			s.leafFailed(c, "the Certificate was deleted during its re-issuance")
-		case moved(l.Revision, c.PreviousRevision) && l.Current:
-			s.leafIssued(c, l)
-		case l.Failed && !l.FailedAt.Before(c.StartedAt.Truncate(time.Second)):
-			// Only a failure reported since the trigger: a cache that lags behind our own patch still
-			// shows an earlier one (condition times are whole seconds).
-			s.leafFailed(c, "cert-manager failed to issue it: "+l.FailedMessage)
-		default:
-			if moved(l.Revision, c.PreviousRevision) && !l.Issuing {
-				c.Message = "issued, waiting for its Secret to show a certificate of the new CA: " + l.Message
-			}
-			active++
-			s.wait(pollInterval)
-		}
-	}
-	for i := range s.status.Certificates {
-		c := &s.status.Certificates[i]
-		if c.State != api.LeafPending {
-			continue
-		}
-		if active >= s.maxConcurrent() {
-			break
-		}
-		name := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
-		l := s.in.Leaves[name]
-		switch {
-		case !l.Exists:
-			s.leafFailed(c, "the Certificate was deleted before its re-issuance")
-			continue
-		case l.Current:
-			// Re-issued meanwhile: by this rollout before a crash lost the status, or by someone else.
-			// Either way it needs no second issuance.
-			c.StartedAt = s.now()
-			s.leafIssued(c, l)
-			continue
-		}
-		c.State, c.StartedAt, c.PreviousRevision, c.Message = api.LeafIssuing, s.now(), l.Revision, ""
-		if !l.Issuing { // else already being issued (this rollout before a crash, or someone else): wait for it
-			s.actions = append(s.actions, Action{Type: TriggerIssuance, Certificate: name, Reason: ReasonCARotatedTrigger,
-				Message: IssuingMessage(s.issuerName(), s.in.Rollout.Spec.Cascade.CAFingerprint, s.in.Rollout.Name)})
-			s.event(false, ReasonReissuing, "Re-issuing Certificate %s", name)
-		}
-		active++
-		s.wait(pollInterval)
-	}
+	cs := s.Status.Certificates
+	active := rolloutstatus.SettleThenStart(len(cs), s.maxConcurrent(),
+		func(i int) bool { return s.settleLeaf(&cs[i]) },
+		func(i int) (bool, bool) { return s.startLeaf(&cs[i]), false })
 	if active > 0 {
-		s.status.Message = "re-issuing: " + Progress(s.status)
+		s.Status.Message = "re-issuing: " + Progress(s.Status)
 		return
 	}
 	s.finish()
+}
+
+// settleLeaf judges a leaf being issued and reports whether it still is.
+func (s *stepper) settleLeaf(c *api.LeafStatus) bool {
+	if c.State != api.LeafIssuing {
+		return false
+	}
+	l := s.in.Leaves[types.NamespacedName{Namespace: c.Namespace, Name: c.Name}]
+	switch {
+	case !l.Exists:
+		s.leafFailed(c, "the Certificate was deleted during its re-issuance")
+	case moved(l.Revision, c.PreviousRevision) && l.Current:
+		s.leafIssued(c, l)
+	case l.Failed && !l.FailedAt.Before(c.StartedAt.Truncate(time.Second)):
+		// Only a failure reported since the trigger: a cache that lags behind our own patch still
+		// shows an earlier one (condition times are whole seconds).
+		s.leafFailed(c, "cert-manager failed to issue it: "+l.FailedMessage)
+	default:
+		if moved(l.Revision, c.PreviousRevision) && !l.Issuing {
+			c.Message = "issued, waiting for its Secret to show a certificate of the new CA: " + l.Message
+		}
+		s.Wait(pollInterval)
+		return true
+	}
+	return false
+}
+
+// startLeaf triggers the re-issuance of a pending leaf, unless it needs none, and reports whether it is
+// now being issued.
+func (s *stepper) startLeaf(c *api.LeafStatus) bool {
+	if c.State != api.LeafPending {
+		return false
+	}
+	name := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
+	l := s.in.Leaves[name]
+	switch {
+	case !l.Exists:
+		s.leafFailed(c, "the Certificate was deleted before its re-issuance")
+		return false
+	case l.Current:
+		// Re-issued meanwhile: by this rollout before a crash lost the status, or by someone else.
+		// Either way it needs no second issuance.
+		c.StartedAt = s.Now()
+		s.leafIssued(c, l)
+		return false
+	}
+	c.State, c.StartedAt, c.PreviousRevision, c.Message = api.LeafIssuing, s.Now(), l.Revision, ""
+	if !l.Issuing { // else already being issued (this rollout before a crash, or someone else): wait for it
+		s.actions = append(s.actions, Action{Type: TriggerIssuance, Certificate: name, Reason: ReasonCARotatedTrigger,
+			Message: IssuingMessage(s.issuerName(), s.in.Rollout.Spec.Cascade.CAFingerprint, s.in.Rollout.Name)})
+		s.Event(rolloutstatus.Normal, ReasonReissuing, "Re-issuing Certificate %s", name)
+	}
+	s.Wait(pollInterval)
+	return true
 }
 
 // moved reports whether rev is past prev (any revision is past none).
@@ -409,8 +370,8 @@ func moved(rev, prev *int32) bool {
 }
 
 func (s *stepper) leafIssued(c *api.LeafStatus, l Leaf) {
-	c.State, c.FinishedAt, c.Revision, c.Message = api.LeafIssued, s.now(), l.Revision, ""
-	s.event(false, ReasonLeafIssued, "Certificate %s/%s re-issued under the new CA certificate%s", c.Namespace, c.Name, revisionSuffix(l.Revision))
+	c.State, c.FinishedAt, c.Revision, c.Message = api.LeafIssued, s.Now(), l.Revision, ""
+	s.Event(rolloutstatus.Normal, ReasonLeafIssued, "Certificate %s/%s re-issued under the new CA certificate%s", c.Namespace, c.Name, revisionSuffix(l.Revision))
 }
 
 func revisionSuffix(r *int32) string {
@@ -421,27 +382,22 @@ func revisionSuffix(r *int32) string {
 }
 
 func (s *stepper) leafFailed(c *api.LeafStatus, msg string) {
-	c.State, c.FinishedAt, c.Message = api.LeafFailed, s.now(), msg
-	s.event(true, ReasonLeafFailed, "Certificate %s/%s: %s", c.Namespace, c.Name, msg)
+	c.State, c.FinishedAt, c.Message = api.LeafFailed, s.Now(), msg
+	s.Event(rolloutstatus.Warning, ReasonLeafFailed, "Certificate %s/%s: %s", c.Namespace, c.Name, msg)
 }
 
 func (s *stepper) finish() {
 	var failed []string
-	for _, c := range s.status.Certificates {
+	for _, c := range s.Status.Certificates {
 		if c.State == api.LeafFailed {
 			failed = append(failed, c.Namespace+"/"+c.Name)
 		}
 	}
 	if len(failed) > 0 {
-		s.fail(ReasonLeavesFailed, fmt.Sprintf("%d of %d leaf Certificate(s) failed to re-issue: %s", len(failed), len(s.status.Certificates), strings.Join(failed, ", ")))
+		s.Fail(ReasonLeavesFailed, fmt.Sprintf("%d of %d leaf Certificate(s) failed to re-issue: %s", len(failed), len(s.Status.Certificates), strings.Join(failed, ", ")))
 		return
 	}
-	s.status.Phase = api.PhaseSucceeded
-	s.status.CompletionTime = s.now()
-	s.status.Message = fmt.Sprintf("%d leaf Certificate(s) re-issued under the new CA certificate", len(s.status.Certificates))
-	s.setCondition(api.ConditionComplete, metav1.ConditionTrue, ReasonSucceeded, s.status.Message)
-	s.setCondition(api.ConditionFailed, metav1.ConditionFalse, ReasonSucceeded, s.status.Message)
-	s.event(false, ReasonSucceeded, "Succeeded: %s", s.status.Message)
+	s.Succeed(fmt.Sprintf("%d leaf Certificate(s) re-issued under the new CA certificate", len(s.Status.Certificates)))
 }
 
 // Progress reads like "3/5 re-issued", with the failures: the CertRollout's progress column.

@@ -9,6 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/rolloutstatus"
+	"github.com/certrollout/certrollout/internal/rolloutstatus/rolloutstatustest"
 )
 
 var (
@@ -28,7 +30,7 @@ func at(d time.Duration) *metav1.Time { return &metav1.Time{Time: t0.Add(d)} }
 
 func rollout(phase api.RolloutPhase, certs []api.LeafStatus, trusted []api.TrustingWorkload, maxConcurrent int32) *api.CertRollout {
 	return &api.CertRollout{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "ca-rotated"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "ca-rotated", Generation: 1},
 		Spec: api.CertRolloutSpec{
 			Trigger: api.RolloutTrigger{Type: api.TriggerCARotated},
 			Cascade: &api.CascadeSpec{IssuerRef: api.IssuerReference{Kind: "Issuer", Name: "ca"}, CAFingerprint: fp, MaxConcurrent: maxConcurrent},
@@ -70,7 +72,7 @@ func leafState(res Result, n types.NamespacedName) api.LeafStatus {
 
 func hasEvent(res Result, reason string, warning bool) bool {
 	for _, e := range res.Events {
-		if e.Reason == reason && e.Warning == warning {
+		if e.Reason == reason && (e.Type == rolloutstatus.Warning) == warning {
 			return true
 		}
 	}
@@ -86,6 +88,8 @@ func condition(st api.CertRolloutStatus, t string) *metav1.Condition {
 	return nil
 }
 
+// TestNext is one map-keyed table of named cases (STYLE.md: "Test the composed chain with one map-keyed
+// table"); its length is its cases, the code that runs them is short.
 func TestNext(t *testing.T) {
 	issuer := Issuer{Exists: true, CAFingerprint: fp}
 	cases := map[string]struct {
@@ -339,6 +343,7 @@ func TestNext(t *testing.T) {
 			before := tc.in.Rollout.DeepCopy()
 			res := Next(tc.in)
 			tc.check(t, res)
+			rolloutstatustest.CheckKstatus(t, before.Generation, res.Status)
 			if tc.in.Rollout.Status.Phase != before.Status.Phase || len(tc.in.Rollout.Status.Certificates) != len(before.Status.Certificates) {
 				t.Error("Next changed its input")
 			}

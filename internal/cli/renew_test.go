@@ -236,7 +236,7 @@ func (e *restartEnv) renewalRollouts(hash string) (restarted *api.CertRollout, s
 					e.t.Errorf("web restarted by both %s and %s", restarted.Name, ro.Name)
 				}
 				restarted = &ro
-			case tg.State == api.TargetSkipped && strings.HasPrefix(tg.Message, "already runs on certificates "+hash+" "):
+			case tg.State == api.TargetUpToDate && strings.HasPrefix(tg.Message, "already runs on certificates "+hash+" "):
 				skipped = append(skipped, ro)
 			default:
 				e.t.Errorf("rollout %s: web %s (restart value %q, want %q): %s", ro.Name, tg.State, tg.RestartValue, hash, tg.Message)
@@ -297,7 +297,7 @@ func TestRenewRestartDoesNotRestartAgainWhatTheControllerRestartedOnItsOwn(t *te
 	// Which comes first is the cluster's timing; either way the output says what happened.
 	switch {
 	case len(skipped) == 1:
-		want := "Deployment/web skipped: already runs on certificates " + renewed + " (rolled onto them before this rollout reached it); not restarted again"
+		want := "Deployment/web up to date: already runs on certificates " + renewed + " (rolled onto them before this rollout reached it); not restarted again"
 		if !strings.Contains(out, want) || !strings.Contains(out, "0/1 restarted, 1 up to date") {
 			t.Errorf("output lacks %q and the up-to-date count:\n%s", want, out)
 		}
@@ -338,7 +338,7 @@ func TestRenewRestartRollsAGovernedConsumerOnceWithItsPolicy(t *testing.T) {
 		}
 	case restarted.Spec.Trigger.Type == api.TriggerCertificateRenewed:
 		t.Logf("the policy's rollout %s finished before renew looked; renew's own found web up to date", restarted.Name)
-		if len(skipped) != 1 || !strings.Contains(out, created(&skipped[0])) || !strings.Contains(out, "Deployment/web skipped: already runs on certificates "+renewed) {
+		if len(skipped) != 1 || !strings.Contains(out, created(&skipped[0])) || !strings.Contains(out, "Deployment/web up to date: already runs on certificates "+renewed) {
 			t.Errorf("renew's rollout should have skipped web (skipped by %d):\n%s", len(skipped), out)
 		}
 	default:

@@ -292,7 +292,7 @@ func rolloutCovers(ro *api.CertRollout, ref api.WorkloadReference, hash string, 
 				return true // it restarts ref onto the certificates ref uses when it gets there
 			case api.TargetRestarting, api.TargetSucceeded:
 				return hash != "" && t.RestartValue == hash
-			case api.TargetFailed, api.TargetSkipped:
+			case api.TargetFailed, api.TargetSkipped, api.TargetUpToDate:
 			}
 			return false
 		}

@@ -339,6 +339,8 @@ func targetLine(t, old api.TargetStatus, seen bool) string {
 		return name + " failed: " + t.Message
 	case api.TargetSkipped:
 		return name + " skipped: " + t.Message
+	case api.TargetUpToDate:
+		return name + " up to date: " + t.Message
 	case api.TargetPending:
 		return ""
 	}

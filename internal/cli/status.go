@@ -455,7 +455,7 @@ func rolloutStatus(ro *api.CertRollout, now time.Time, typed bool) RolloutStatus
 	}
 	for _, t := range st.Targets {
 		step := TargetStep{Kind: t.Kind, Name: t.Name, State: string(t.State), StartedAt: timePtr(t.StartedAt), FinishedAt: timePtr(t.FinishedAt), Message: t.Message}
-		if t.State != api.TargetPending && t.State != api.TargetSkipped {
+		if t.State != api.TargetPending && t.State != api.TargetSkipped && t.State != api.TargetUpToDate {
 			step.DurationSeconds = seconds(t.StartedAt, t.FinishedAt, now)
 		}
 		out.Targets = append(out.Targets, step)
@@ -576,7 +576,7 @@ func describeRollout(w io.Writer, ro *api.CertRollout, now time.Time) error {
 		t := newTable(indent(w), "WORKLOAD", "STATE", "STARTED", "FINISHED", "DURATION", "MESSAGE")
 		for _, tg := range st.Targets {
 			d := ""
-			if tg.State != api.TargetPending && tg.State != api.TargetSkipped {
+			if tg.State != api.TargetPending && tg.State != api.TargetSkipped && tg.State != api.TargetUpToDate {
 				d = rolloutElapsed(tg.StartedAt, tg.FinishedAt, now)
 			}
 			t.row(tg.Kind+"/"+tg.Name, string(tg.State), metaTimestamp(tg.StartedAt), metaTimestamp(tg.FinishedAt), d, tg.Message)

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
@@ -42,22 +41,8 @@ func (r *rolloutReconciler) reconcileCascade(ctx context.Context, ro *api.CertRo
 			return ctrl.Result{}, err
 		}
 	}
-	for _, e := range res.Events {
-		t := corev1.EventTypeNormal
-		if e.Warning {
-			t = corev1.EventTypeWarning
-		}
-		r.recorder.Eventf(ro, nil, t, e.Reason, "Cascade", "%s", fitNote(e.Message))
-	}
-	if !equality.Semantic.DeepEqual(res.Status, ro.Status) {
-		finishing := !ro.Status.Phase.Finished() && res.Status.Phase.Finished()
-		ro.Status = res.Status
-		if err := r.client.Status().Update(ctx, ro); err != nil {
-			return ctrl.Result{}, err
-		}
-		if finishing {
-			rolloutsTotal.WithLabelValues(string(ro.Status.Phase)).Inc()
-		}
+	if err := r.record(ctx, ro, res.Outcome); err != nil {
+		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: res.RequeueAfter}, nil
 }
@@ -105,8 +90,8 @@ func (r *rolloutReconciler) observeCascade(ctx context.Context, ro *api.CertRoll
 		if client.IgnoreNotFound(err) != nil {
 			return in, nil, err
 		}
-		if err == nil && p.Spec.HealthTimeout.Duration > 0 {
-			in.TrustTimeout = p.Spec.HealthTimeout.Duration
+		if err == nil {
+			in.TrustTimeout = p.Spec.EffectiveHealthTimeout()
 		}
 	}
 	if refused, err := r.clusterCascadeRefused(ctx, ro); err != nil || refused != "" {

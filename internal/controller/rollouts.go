@@ -19,6 +19,7 @@ import (
 	"github.com/certrollout/certrollout/internal/orchestrate"
 	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/restart"
+	"github.com/certrollout/certrollout/internal/rolloutstatus"
 )
 
 // FinalizerRestore keeps a CertRollout that has quiesced workloads until they are restored, even when
@@ -49,6 +50,13 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, r.abandon(ctx, &ro)
 	}
 	if ro.Status.Phase.Finished() {
+		// A rollout that finished before the kstatus conditions existed gets them, once: record writes
+		// only a change.
+		rec := rolloutstatus.New(&ro, r.opts.Clock())
+		rec.SetKstatus()
+		if err := r.record(ctx, &ro, rec.Outcome); err != nil {
+			return ctrl.Result{}, err
+		}
 		return ctrl.Result{}, r.removeFinalizer(ctx, &ro)
 	}
 	if ro.Spec.Cascade != nil {
@@ -61,43 +69,10 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			return ctrl.Result{}, err
 		}
 	}
-	in := orchestrate.Input{Now: r.opts.Clock(), Rollout: &ro, MaxRunning: r.opts.MaxConcurrentRollouts, MaxRunningHere: r.opts.MaxConcurrentRolloutsPerNamespace}
-	if ro.Spec.Policy != "" {
-		var p api.RolloutPolicy
-		err := r.client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.Policy}, &p)
-		switch {
-		case apierrors.IsNotFound(err):
-			in.PolicyMissing = true
-		case err != nil:
-			return ctrl.Result{}, err
-		default:
-			governed, err := r.governed(ctx, &p)
-			if err != nil {
-				return ctrl.Result{}, err
-			}
-			if started(&ro) {
-				// Windows decide only when a rollout starts: once it has, they are not parsed again, so an
-				// edit of the policy's schedule cannot reach a rollout in flight.
-				p.Spec.Windows = nil
-			}
-			parsed, err := r.parsePolicy(ctx, &p, governed)
-			if err != nil {
-				return ctrl.Result{}, err
-			}
-			in.Policy = &parsed
-			for _, g := range governed {
-				in.Selected = append(in.Selected, g.ref())
-			}
-		}
-	}
-	seen, err := r.observe(ctx, &ro, &in)
+	in, seen, err := r.observeRollout(ctx, &ro)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if in.Running, in.RunningHere, err = r.running(ctx, &ro); err != nil {
-		return ctrl.Result{}, err
-	}
-	in.Throttled, in.RestartTokens = true, int(r.limiter.TokensAt(in.Now))
 	res := orchestrate.Next(in)
 	for _, a := range res.Actions {
 		if a.Type == orchestrate.Restart && !r.limiter.AllowN(in.Now, 1) {
@@ -116,20 +91,91 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			return ctrl.Result{}, err
 		}
 	}
-	if !equality.Semantic.DeepEqual(res.Status, ro.Status) {
-		finishing := !ro.Status.Phase.Finished() && res.Status.Phase.Finished()
-		ro.Status = res.Status
-		if err := r.client.Status().Update(ctx, &ro); err != nil {
-			return ctrl.Result{}, err
-		}
-		if finishing {
-			rolloutsTotal.WithLabelValues(string(ro.Status.Phase)).Inc()
-		}
+	if err := r.record(ctx, &ro, res.Outcome); err != nil {
+		return ctrl.Result{}, err
 	}
 	if ro.Status.Phase.Finished() {
 		return ctrl.Result{}, r.removeFinalizer(ctx, &ro)
 	}
 	return ctrl.Result{RequeueAfter: res.RequeueAfter}, nil
+}
+
+// record applies what a step of either state machine decided besides its writes, the one place that
+// does so for both kinds of rollout: the step's Events, then the status when it changed. The Events go
+// first, once the writes they describe are made: a status update that fails is decided again from the
+// cluster, which no longer asks for those writes, so an Event recorded after it would be lost for good
+// (an Event about the step itself may be recorded twice instead, which Event series absorb).
+func (r *rolloutReconciler) record(ctx context.Context, ro *api.CertRollout, out rolloutstatus.Outcome) error {
+	action := "Rollout"
+	if ro.Spec.Cascade != nil {
+		action = "Cascade"
+	}
+	for _, e := range out.Events {
+		r.recorder.Eventf(ro, nil, e.Type, e.Reason, action, "%s", fitNote(e.Message))
+	}
+	if !equality.Semantic.DeepEqual(out.Status, ro.Status) {
+		finishing := !ro.Status.Phase.Finished() && out.Status.Phase.Finished()
+		ro.Status = out.Status
+		if err := r.client.Status().Update(ctx, ro); err != nil {
+			return err
+		}
+		if finishing {
+			rolloutsTotal.WithLabelValues(string(ro.Status.Phase)).Inc()
+		}
+	}
+	return nil
+}
+
+// observeRollout builds orchestrate's input: the rollout's policy, the workloads it selects and touches,
+// the other rollouts running and the restart tokens left. seen holds the workloads that exist, for the
+// writes.
+func (r *rolloutReconciler) observeRollout(ctx context.Context, ro *api.CertRollout) (orchestrate.Input, map[orchestrate.Key]*observed, error) {
+	in := orchestrate.Input{Now: r.opts.Clock(), Rollout: ro, MaxRunning: r.opts.MaxConcurrentRollouts, MaxRunningHere: r.opts.MaxConcurrentRolloutsPerNamespace}
+	if ro.Spec.Policy != "" {
+		var p api.RolloutPolicy
+		err := r.client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.Policy}, &p)
+		switch {
+		case apierrors.IsNotFound(err):
+			in.PolicyMissing = true
+		case err != nil:
+			return in, nil, err
+		default:
+			if err := r.followPolicy(ctx, ro, &p, &in); err != nil {
+				return in, nil, err
+			}
+		}
+	}
+	seen, err := r.observe(ctx, ro, &in)
+	if err != nil {
+		return in, nil, err
+	}
+	if in.Running, in.RunningHere, err = r.running(ctx, ro); err != nil {
+		return in, nil, err
+	}
+	in.Throttled, in.RestartTokens = true, int(r.limiter.TokensAt(in.Now))
+	return in, seen, nil
+}
+
+// followPolicy parses the rollout's policy into in, with the workloads it governs.
+func (r *rolloutReconciler) followPolicy(ctx context.Context, ro *api.CertRollout, p *api.RolloutPolicy, in *orchestrate.Input) error {
+	governed, err := r.governed(ctx, p)
+	if err != nil {
+		return err
+	}
+	if started(ro) {
+		// Windows decide only when a rollout starts: once it has, they are not parsed again, so an
+		// edit of the policy's schedule cannot reach a rollout in flight.
+		p.Spec.Windows = nil
+	}
+	parsed, err := r.parsePolicy(ctx, p, governed)
+	if err != nil {
+		return err
+	}
+	in.Policy = &parsed
+	for _, g := range governed {
+		in.Selected = append(in.Selected, g.ref())
+	}
+	return nil
 }
 
 // started reports whether the rollout has left Pending and WaitingForWindow.
@@ -265,14 +311,6 @@ func (r *rolloutReconciler) running(ctx context.Context, self *api.CertRollout) 
 
 func (r *rolloutReconciler) act(ctx context.Context, ro *api.CertRollout, a orchestrate.Action, seen map[orchestrate.Key]*observed, now time.Time) error {
 	log := ctrl.LoggerFrom(ctx)
-	if a.Type == orchestrate.Event {
-		t := corev1.EventTypeNormal
-		if a.Warning {
-			t = corev1.EventTypeWarning
-		}
-		r.recorder.Eventf(ro, nil, t, a.Reason, "Rollout", "%s", fitNote(a.Message))
-		return nil
-	}
 	o := seen[a.Key]
 	if o == nil {
 		return fmt.Errorf("%s %s %s vanished while the rollout acted on it", a.Type, a.Key.Kind, a.Key.Name)
@@ -340,17 +378,10 @@ func (r *rolloutReconciler) abandon(ctx context.Context, ro *api.CertRollout) er
 		if !o.state.Exists || o.state.QuiescedBy != ro.Name {
 			continue
 		}
-		replicas := orchestrate.RecordedReplicas(o.state.QuiescedReplicas, recorded)
-		if err := restart.Restore(ctx, r.client, o.obj, replicas); err != nil {
+		why := fmt.Sprintf("CertRollout %s was deleted mid-way", ro.Name)
+		if err := restoreQuiesced(ctx, r.client, r.recorder, o.obj, recorded, corev1.EventTypeNormal, orchestrate.ReasonRestored, why); err != nil {
 			return err
 		}
-		if replicas == nil {
-			r.recorder.Eventf(o.obj, nil, corev1.EventTypeWarning, orchestrate.ReasonNothingRecorded, "Restore",
-				"CertRollout %s was deleted mid-way and no replica count is recorded; only the quiesce marks were removed: scale it by hand", ro.Name)
-			continue
-		}
-		r.recorder.Eventf(o.obj, nil, corev1.EventTypeNormal, orchestrate.ReasonRestored, "Restore",
-			"Restored to %d replicas: CertRollout %s was deleted mid-way", *replicas, ro.Name)
 	}
 	return r.removeFinalizer(ctx, ro)
 }

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -106,17 +107,26 @@ func (r *quiesceSweeper) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 			}
 		}
 	}
+	return ctrl.Result{}, restoreQuiesced(ctx, r.client, r.recorder, obj, inStatus, corev1.EventTypeWarning, ReasonRestoredOrphan, why)
+}
+
+// restoreQuiesced gives obj, quiesced by a rollout that is gone, finished or being deleted, its count
+// back by the rule the rollout itself follows (orchestrate.RecordedReplicas: never a guessed count),
+// and says so on obj with an Event of eventType and reason (or ReasonNothingRecorded when no count is recorded). The rollout's
+// finalizer and the sweeper share it, so both do and say the same.
+func restoreQuiesced(ctx context.Context, c client.Client, rec events.EventRecorder, obj client.Object, inStatus *int32, eventType, reason, why string) error {
+	log := ctrl.LoggerFrom(ctx).WithValues("workload", klog.KObj(obj), "rollout", obj.GetAnnotations()[policy.AnnotationQuiescedBy])
 	replicas := orchestrate.RecordedReplicas(restart.QuiescedReplicas(obj), inStatus)
-	if err := restart.Restore(ctx, r.client, obj, replicas); err != nil {
-		return ctrl.Result{}, err
+	if err := restart.Restore(ctx, c, obj, replicas); err != nil {
+		return err
 	}
 	if replicas == nil {
-		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, orchestrate.ReasonNothingRecorded, "Restore",
+		rec.Eventf(obj, nil, corev1.EventTypeWarning, orchestrate.ReasonNothingRecorded, "Restore",
 			"%s; no replica count is recorded, so only its quiesce marks were removed: scale it by hand", why)
-		ctrl.LoggerFrom(ctx).Info("Released an orphaned quiesced workload with no recorded count", "workload", obj.GetName(), "rollout", by)
-		return ctrl.Result{}, nil
+		log.Info("Released a quiesced workload with no recorded count")
+		return nil
 	}
-	r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonRestoredOrphan, "Restore", "Restored to %d replicas: %s", *replicas, why)
-	ctrl.LoggerFrom(ctx).Info("Restored an orphaned quiesced workload", "workload", obj.GetName(), "rollout", by, "replicas", *replicas)
-	return ctrl.Result{}, nil
+	rec.Eventf(obj, nil, eventType, reason, "Restore", "Restored to %d replicas: %s", *replicas, why)
+	log.Info("Restored a quiesced workload", "replicas", *replicas)
+	return nil
 }

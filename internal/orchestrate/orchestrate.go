@@ -20,16 +20,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/rolloutstatus"
 	"github.com/certrollout/certrollout/internal/schedule"
 )
 
-// Defaults for fields a policy leaves empty (the CRD defaults them too).
-const (
-	DefaultDrainTimeout  = time.Hour
-	DefaultHealthTimeout = 10 * time.Minute
-	// pollInterval bounds how long a waiting rollout sleeps when no watch event is due to wake it.
-	pollInterval = 5 * time.Second
-)
+// pollInterval bounds how long a waiting rollout sleeps when no watch event is due to wake it.
+const pollInterval = 5 * time.Second
 
 // Event reasons on CertRollouts.
 const (
@@ -44,8 +40,8 @@ const (
 	ReasonTargetUpToDate   = "TargetUpToDate"
 	ReasonTargetFailed     = "TargetFailed"
 	ReasonRestored         = "Restored"
-	ReasonSucceeded        = "Succeeded"
-	ReasonFailed           = "Failed"
+	ReasonSucceeded        = rolloutstatus.ReasonSucceeded
+	ReasonFailed           = rolloutstatus.ReasonFailed
 	ReasonInvalid          = "InvalidRollout"
 	ReasonPolicySuspended  = "PolicySuspended"
 	ReasonPolicyInvalid    = "PolicyInvalid"
@@ -150,10 +146,6 @@ type Action struct {
 	Replicas int32
 	// RestartValue is written by Restart.
 	RestartValue string
-	// Event fields.
-	Warning bool
-	Reason  string
-	Message string
 }
 
 // ActionType is what an Action does.
@@ -171,31 +163,27 @@ const (
 	// Release removes the quiesce annotations and leaves the replicas as they are: nothing recorded a
 	// count to restore (see RecordedReplicas).
 	Release ActionType = "Release"
-	// Event records an Event on the CertRollout.
-	Event ActionType = "Event"
 )
 
-// Result is Next's answer.
+// Result is Next's answer: the writes to make, in order, then the status and Events to record.
 type Result struct {
-	Status  api.CertRolloutStatus
+	rolloutstatus.Outcome
 	Actions []Action
-	// RequeueAfter asks to be called again after this long; zero means when something changes.
-	RequeueAfter time.Duration
 }
 
 // Next decides the rollout's next step.
 func Next(in Input) Result {
-	s := &stepper{in: in, status: *in.Rollout.Status.DeepCopy()}
+	s := &stepper{Recorder: rolloutstatus.New(in.Rollout, in.Now), in: in}
 	s.step()
-	s.status.Progress = s.progress()
-	return Result{Status: s.status, Actions: s.actions, RequeueAfter: s.requeue}
+	s.Status.Progress = s.progress()
+	s.SetKstatus()
+	return Result{Outcome: s.Outcome, Actions: s.actions}
 }
 
 type stepper struct {
+	*rolloutstatus.Recorder
 	in      Input
-	status  api.CertRolloutStatus
 	actions []Action
-	requeue time.Duration
 }
 
 func (s *stepper) step() {
@@ -203,7 +191,7 @@ func (s *stepper) step() {
 	// Each phase hands over to the next as soon as it can, so one call goes as far as it can without
 	// waiting for the cluster to react to its own writes.
 	for range 8 {
-		before := s.status.Phase
+		before := s.Status.Phase
 		switch before {
 		case "":
 			s.initialize()
@@ -218,47 +206,18 @@ func (s *stepper) step() {
 		default:
 			return // finished
 		}
-		if s.status.Phase == before {
+		if s.Status.Phase == before {
 			return
 		}
 	}
 }
 
-func (s *stepper) event(warning bool, reason, format string, args ...any) {
-	s.actions = append(s.actions, Action{Type: Event, Warning: warning, Reason: reason, Message: fmt.Sprintf(format, args...)})
-}
-
-func (s *stepper) wait(d time.Duration) {
-	if d <= 0 {
-		d = time.Second
-	}
-	if s.requeue == 0 || d < s.requeue {
-		s.requeue = d
-	}
-}
-
-func (s *stepper) now() *metav1.Time { return &metav1.Time{Time: s.in.Now} }
-
-// fail ends the rollout without touching any workload: only for rollouts that never started.
-func (s *stepper) fail(reason, msg string) {
-	s.status.Phase = api.PhaseFailed
-	s.status.Message = msg
-	s.status.CompletionTime = s.now()
-	s.setCondition(api.ConditionFailed, metav1.ConditionTrue, reason, msg)
-	s.setCondition(api.ConditionComplete, metav1.ConditionFalse, reason, msg)
-	s.event(true, ReasonFailed, "%s", msg)
-}
-
-func (s *stepper) setCondition(t string, st metav1.ConditionStatus, reason, msg string) {
-	// The transition time comes from the input's clock, not apimeta's: the state machine stays pure.
-	apimeta.SetStatusCondition(&s.status.Conditions, metav1.Condition{
-		Type: t, Status: st, Reason: reason, Message: msg, LastTransitionTime: *s.now(), ObservedGeneration: s.in.Rollout.Generation,
-	})
-}
-
-// RecordedReplicas is the one rule for the count a quiesced workload gets back: the count recorded on
-// the workload in the very patch that scaled it down, else the one in the rollout's status; nil when
-// neither exists, and then the workload keeps the replicas it has (it is never "restored" to zero).
+// RecordedReplicas is the one rule for the count a quiesced workload gets back, whoever gives it back
+// (this package's restore, the controller's finalizer for a deleted rollout, its sweeper of orphans):
+// the count recorded on the workload in the very patch that scaled it down, else the one in the
+// rollout's status; nil when neither exists. A count is never guessed: with nil the workload keeps the
+// replicas it has (it is never "restored" to zero, nor to any default), loses its quiesce marks, and a
+// Warning (ReasonNothingRecorded) asks a person to scale it.
 func RecordedReplicas(onWorkload, inStatus *int32) *int32 {
 	if onWorkload != nil {
 		return onWorkload
@@ -271,14 +230,14 @@ func (s *stepper) restoreAction(k Key, w Workload, inStatus *int32, why string) 
 	replicas := RecordedReplicas(w.QuiescedReplicas, inStatus)
 	if replicas == nil {
 		s.actions = append(s.actions, Action{Type: Release, Key: k})
-		s.event(true, ReasonNothingRecorded, "%s %s: no replica count is recorded for it; left at %d replicas, scale it by hand%s", k.Kind, k.Name, w.Replicas, why)
+		s.Event(rolloutstatus.Warning, ReasonNothingRecorded, "%s %s: no replica count is recorded for it; left at %d replicas, scale it by hand%s", k.Kind, k.Name, w.Replicas, why)
 		return
 	}
 	if w.Replicas != 0 && w.Replicas != *replicas {
-		s.event(true, ReasonQuiesceOverridden, "%s %s was scaled to %d during the quiesce; restoring the recorded %d", k.Kind, k.Name, w.Replicas, *replicas)
+		s.Event(rolloutstatus.Warning, ReasonQuiesceOverridden, "%s %s was scaled to %d during the quiesce; restoring the recorded %d", k.Kind, k.Name, w.Replicas, *replicas)
 	}
 	s.actions = append(s.actions, Action{Type: Restore, Key: k, Replicas: *replicas})
-	s.event(false, ReasonRestored, "Restored %s %s to %d replicas%s", k.Kind, k.Name, *replicas, why)
+	s.Event(rolloutstatus.Normal, ReasonRestored, "Restored %s %s to %d replicas%s", k.Kind, k.Name, *replicas, why)
 }
 
 // adopt takes back every workload this rollout scaled down that its status does not list: the status
@@ -298,21 +257,21 @@ func (s *stepper) adopt() {
 		if !w.Exists || w.QuiescedBy != name || s.listsQuiesced(k) {
 			continue
 		}
-		switch s.status.Phase {
+		switch s.Status.Phase {
 		case "", api.PhasePending, api.PhaseWaitingForWindow:
 			s.restoreAction(k, w, nil, ": it was scaled down before the rollout recorded it")
 		default:
-			s.status.Quiesced = append(s.status.Quiesced, api.QuiescedWorkload{
-				Kind: k.Kind, Name: k.Name, State: api.QuiesceDraining, OriginalReplicas: w.QuiescedReplicas, ScaledDownAt: s.now(),
+			s.Status.Quiesced = append(s.Status.Quiesced, api.QuiescedWorkload{
+				Kind: k.Kind, Name: k.Name, State: api.QuiesceDraining, OriginalReplicas: w.QuiescedReplicas, ScaledDownAt: s.Now(),
 				Message: "scaled down by this rollout before its status recorded it; adopted",
 			})
-			s.event(true, ReasonAdopted, "%s %s was scaled down by this rollout but missing from its status; it will be restored with the others", k.Kind, k.Name)
+			s.Event(rolloutstatus.Warning, ReasonAdopted, "%s %s was scaled down by this rollout but missing from its status; it will be restored with the others", k.Kind, k.Name)
 		}
 	}
 }
 
 func (s *stepper) listsQuiesced(k Key) bool {
-	for _, q := range s.status.Quiesced {
+	for _, q := range s.Status.Quiesced {
 		if q.Kind == k.Kind && q.Name == k.Name {
 			return true
 		}
@@ -339,13 +298,13 @@ func (s *stepper) persisted(k Key) bool {
 func (s *stepper) initialize() {
 	r := s.in.Rollout
 	if s.in.PolicyMissing {
-		s.fail(ReasonInvalid, fmt.Sprintf("RolloutPolicy %q does not exist in namespace %s", r.Spec.Policy, r.Namespace))
+		s.Fail(ReasonInvalid, fmt.Sprintf("RolloutPolicy %q does not exist in namespace %s", r.Spec.Policy, r.Namespace))
 		return
 	}
 	if r.Spec.Cascade != nil {
 		// Package cascade runs these; the controller never passes one here. Say so rather than report
 		// "no targets" should it ever happen.
-		s.fail(ReasonInvalid, "spec.cascade: a CA cascade is run by package cascade, not orchestrate")
+		s.Fail(ReasonInvalid, "spec.cascade: a CA cascade is run by package cascade, not orchestrate")
 		return
 	}
 	targets := r.Spec.Targets
@@ -357,27 +316,27 @@ func (s *stepper) initialize() {
 		}
 	}
 	if len(targets) == 0 {
-		s.fail(ReasonInvalid, "no targets: the rollout names none and its policy selects no workload")
+		s.Fail(ReasonInvalid, "no targets: the rollout names none and its policy selects no workload")
 		return
 	}
 	seen := map[Key]bool{}
 	for _, t := range targets {
 		if t.Namespace != "" && t.Namespace != r.Namespace {
-			s.fail(ReasonInvalid, fmt.Sprintf("target %s %s/%s is in another namespace: a rollout only reaches its own (%s)", t.Kind, t.Namespace, t.Name, r.Namespace))
+			s.Fail(ReasonInvalid, fmt.Sprintf("target %s %s/%s is in another namespace: a rollout only reaches its own (%s)", t.Kind, t.Namespace, t.Name, r.Namespace))
 			return
 		}
 		k := Key{t.Kind, t.Name}
 		if !s.in.Workloads[k].Exists {
-			s.fail(ReasonInvalid, fmt.Sprintf("target %s %s does not exist", t.Kind, t.Name))
+			s.Fail(ReasonInvalid, fmt.Sprintf("target %s %s does not exist", t.Kind, t.Name))
 			return
 		}
 		if s.in.Workloads[k].OptedOut {
-			s.fail(ReasonInvalid, fmt.Sprintf("target %s %s is opted out of certrollout (certrollout.io/enabled: \"false\"): no rollout may restart it", t.Kind, t.Name))
+			s.Fail(ReasonInvalid, fmt.Sprintf("target %s %s is opted out of certrollout (certrollout.io/enabled: \"false\"): no rollout may restart it", t.Kind, t.Name))
 			return
 		}
 		if !seen[k] {
 			seen[k] = true
-			s.status.Targets = append(s.status.Targets, api.TargetStatus{Kind: t.Kind, Name: t.Name, State: api.TargetPending})
+			s.Status.Targets = append(s.Status.Targets, api.TargetStatus{Kind: t.Kind, Name: t.Name, State: api.TargetPending})
 		}
 	}
 	if p := s.in.Policy; p != nil {
@@ -388,10 +347,10 @@ func (s *stepper) initialize() {
 			if (q.Namespace != "" && q.Namespace != r.Namespace) || !scalable(q.Kind) || seen[k] || s.listsQuiesced(k) {
 				continue
 			}
-			s.status.Quiesced = append(s.status.Quiesced, api.QuiescedWorkload{Kind: q.Kind, Name: q.Name, State: api.QuiescePending})
+			s.Status.Quiesced = append(s.Status.Quiesced, api.QuiescedWorkload{Kind: q.Kind, Name: q.Name, State: api.QuiescePending})
 		}
 	}
-	s.status.Phase = api.PhasePending
+	s.Status.Phase = api.PhasePending
 }
 
 func scalable(kind string) bool { return kind == "Deployment" || kind == "StatefulSet" }
@@ -410,12 +369,12 @@ func (s *stepper) start() {
 	}
 	if s.skipUpToDate() {
 		// Nothing to restart, so nothing to quiesce and no reason to wait for a window or a free slot.
-		s.status.NextWindow = nil
-		s.status.StartTime = s.now()
-		for i := range s.status.Quiesced {
-			s.status.Quiesced[i].Message = "not quiesced: no target needed a restart"
+		s.Status.NextWindow = nil
+		s.Status.StartTime = s.Now()
+		for i := range s.Status.Quiesced {
+			s.Status.Quiesced[i].Message = "not quiesced: no target needed a restart"
 		}
-		s.status.Phase = api.PhaseRestoring
+		s.Status.Phase = api.PhaseRestoring
 		return
 	}
 	deadline := ""
@@ -427,7 +386,7 @@ func (s *stepper) start() {
 	if s.in.MaxRunningHere > 0 && s.in.RunningHere >= s.in.MaxRunningHere {
 		// The namespace's share is taken by its own rollouts: even a deadline waits for those.
 		s.pending(ReasonConcurrencyLimit, fmt.Sprintf("waiting: %d rollouts of namespace %s are running, the most --max-concurrent-rollouts-per-namespace allows", s.in.RunningHere, s.in.Rollout.Namespace))
-		s.wait(pollInterval)
+		s.Wait(pollInterval)
 		return
 	}
 	if s.in.MaxRunning > 0 && s.in.Running >= s.in.MaxRunning {
@@ -435,7 +394,7 @@ func (s *stepper) start() {
 		// not wait behind them.
 		if deadline == "" {
 			s.pending(ReasonConcurrencyLimit, fmt.Sprintf("waiting: %d rollouts are running, the most --max-concurrent-rollouts allows", s.in.Running))
-			s.wait(pollInterval)
+			s.Wait(pollInterval)
 			return
 		}
 		overridden = append(overridden, fmt.Sprintf("the %d rollouts already running (--max-concurrent-rollouts)", s.in.Running))
@@ -452,37 +411,35 @@ func (s *stepper) start() {
 			overridden = append(overridden, "the maintenance windows")
 		}
 	}
-	s.status.NextWindow = nil
-	s.status.StartTime = s.now()
-	s.status.Phase = api.PhaseQuiescing
-	s.status.Message = "quiescing"
+	s.Status.NextWindow = nil
+	s.Status.StartTime = s.Now()
+	s.Status.Phase = api.PhaseQuiescing
+	s.Status.Message = "quiescing"
 	if len(overridden) > 0 {
-		s.event(true, ReasonDeadlineOverride, "Started despite %s: %s", strings.Join(overridden, ", "), deadline)
+		s.Event(rolloutstatus.Warning, ReasonDeadlineOverride, "Started despite %s: %s", strings.Join(overridden, ", "), deadline)
 	}
-	s.event(false, ReasonStarted, "Started: %d target(s), %d workload(s) to quiesce", len(s.status.Targets), len(s.status.Quiesced))
+	s.Event(rolloutstatus.Normal, ReasonStarted, "Started: %d target(s), %d workload(s) to quiesce", len(s.Status.Targets), len(s.Status.Quiesced))
 }
 
 // pending keeps the rollout Pending for a reason, with an Event when the reason is new.
 func (s *stepper) pending(reason, msg string) {
-	if s.status.Message != msg {
-		s.event(false, reason, "%s", msg)
+	if s.Status.Message != msg {
+		s.Event(rolloutstatus.Normal, reason, "%s", msg)
 	}
-	s.status.Phase, s.status.Message = api.PhasePending, msg
+	s.Status.Phase, s.Status.Message = api.PhasePending, msg
 }
 
 func (s *stepper) waitForWindow(next time.Time) {
-	if s.status.Phase != api.PhaseWaitingForWindow {
-		s.event(false, ReasonWaitingForWindow, "Waiting for the next maintenance window, at %s", next.UTC().Format(time.RFC3339))
+	if s.Status.Phase != api.PhaseWaitingForWindow {
+		s.Event(rolloutstatus.Normal, ReasonWaitingForWindow, "Waiting for the next maintenance window, at %s", next.UTC().Format(time.RFC3339))
 	}
-	s.status.Phase = api.PhaseWaitingForWindow
-	s.status.NextWindow = &metav1.Time{Time: next}
-	s.status.Message = "waiting for the maintenance window at " + next.UTC().Format(time.RFC3339)
-	s.wait(next.Sub(s.in.Now))
-	if d := s.in.Policy.Spec.ExpiryDeadline; d != nil {
-		// Also wake up when the deadline arrives, if that is before the window.
-		if at := s.earliestNotAfter().Add(-d.Duration); !s.earliestNotAfter().IsZero() && at.After(s.in.Now) {
-			s.wait(at.Sub(s.in.Now))
-		}
+	s.Status.Phase = api.PhaseWaitingForWindow
+	s.Status.NextWindow = &metav1.Time{Time: next}
+	s.Status.Message = "waiting for the maintenance window at " + next.UTC().Format(time.RFC3339)
+	s.Wait(next.Sub(s.in.Now))
+	// Also wake up when the deadline arrives, if that is before the window.
+	if at := s.in.Policy.Spec.DeadlineFor(s.earliestNotAfter()); at.After(s.in.Now) {
+		s.Wait(at.Sub(s.in.Now))
 	}
 }
 
@@ -490,11 +447,8 @@ func (s *stepper) waitForWindow(next time.Time) {
 // namespaces' rollouts, an invalid policy), or returns "" when no certificate its targets run on expires
 // within the policy's expiryDeadline.
 func (s *stepper) deadlineOverride(p *Policy) string {
-	if p.Spec.ExpiryDeadline == nil {
-		return ""
-	}
 	na := s.earliestNotAfter()
-	if na.IsZero() || na.Sub(s.in.Now) > p.Spec.ExpiryDeadline.Duration {
+	if !p.Spec.PastDeadline(na, s.in.Now) {
 		return ""
 	}
 	return fmt.Sprintf("a certificate the targets run on expires at %s, within the policy's expiryDeadline of %s",
@@ -503,7 +457,7 @@ func (s *stepper) deadlineOverride(p *Policy) string {
 
 func (s *stepper) earliestNotAfter() time.Time {
 	var t time.Time
-	for _, ts := range s.status.Targets {
+	for _, ts := range s.Status.Targets {
 		na := s.in.Workloads[Key{ts.Kind, ts.Name}].RunningNotAfter
 		if !na.IsZero() && (t.IsZero() || na.Before(t)) {
 			t = na
@@ -524,118 +478,128 @@ func (s *stepper) quiesceSpec(k Key) api.QuiesceTarget {
 }
 
 func (s *stepper) quiesce() {
-	name := s.in.Rollout.Name
 	if s.skipUpToDate() {
 		// Another restart (the controller's direct one, or another rollout this one waited behind) rolled
 		// every target onto its certificates meanwhile: scaling the quiesce list down now would disrupt it
 		// for nothing. Whatever this rollout already scaled down is restored.
-		for i := range s.status.Quiesced {
-			if q := &s.status.Quiesced[i]; q.State == api.QuiescePending {
+		for i := range s.Status.Quiesced {
+			if q := &s.Status.Quiesced[i]; q.State == api.QuiescePending {
 				q.Message = "not quiesced: no target needed a restart"
 			}
 		}
-		s.status.Phase = api.PhaseRestoring
+		s.Status.Phase = api.PhaseRestoring
 		return
 	}
 	settled := true
-	for i := range s.status.Quiesced {
-		q := &s.status.Quiesced[i]
-		k := Key{q.Kind, q.Name}
-		w := s.in.Workloads[k]
+	for i := range s.Status.Quiesced {
+		q := &s.Status.Quiesced[i]
 		switch q.State {
 		case api.QuiescePending:
-			switch {
-			case !w.Exists:
-				q.State, q.Message = api.QuiesceDrained, "does not exist; nothing to quiesce"
-				q.DrainedAt = s.now()
-				continue
-			case w.OptedOut && w.QuiescedBy != name:
-				q.State, q.Message = api.QuiesceDrained, "opted out of certrollout (certrollout.io/enabled: \"false\"); not quiesced"
-				q.DrainedAt = s.now()
-				continue
-			case w.QuiescedBy == name:
-				// Scaled down by this rollout before a crash: the annotation holds the original count.
-				q.OriginalReplicas = w.QuiescedReplicas
-			case w.QuiescedBy != "":
-				msg := "is quiesced by rollout " + w.QuiescedBy + "; waiting for it to restore the workload"
-				if q.Message != msg {
-					s.event(true, ReasonQuiesceConflict, "%s %s %s", k.Kind, k.Name, msg)
-				}
-				q.Message = msg
-				settled = false
-				s.wait(pollInterval)
-				continue
-			case !s.persisted(k):
-				// The quiesce list is stored before anything is scaled down (the status update this
-				// decision makes wakes the next step).
-				q.Message = "recording the quiesce list before scaling down"
-				settled = false
-				s.wait(time.Second)
-				continue
-			default:
-				replicas := w.Replicas
-				q.OriginalReplicas = &replicas
-				s.actions = append(s.actions, Action{Type: ScaleDown, Key: k, Replicas: replicas})
-				s.event(false, ReasonScaledDown, "Scaled %s %s from %d to 0 replicas", k.Kind, k.Name, replicas)
-			}
-			q.State, q.ScaledDownAt, q.Message = api.QuiesceDraining, s.now(), ""
-			settled = false
-			s.wait(pollInterval)
+			settled = s.scaleDown(q) && settled
 		case api.QuiesceDraining:
-			timeout := s.quiesceSpec(k).DrainTimeout.Duration
-			if timeout <= 0 {
-				timeout = DefaultDrainTimeout
-			}
-			switch {
-			case !w.Exists || w.Pods == 0:
-				q.State, q.DrainedAt = api.QuiesceDrained, s.now()
-				s.event(false, ReasonDrained, "%s %s has no pods left", k.Kind, k.Name)
-			case !s.in.Now.Before(q.ScaledDownAt.Add(timeout)):
-				q.State = api.QuiesceDrainTimedOut
-				q.Message = fmt.Sprintf("%d pod(s) still present after the drain timeout of %s", w.Pods, timeout)
-				s.event(true, ReasonDrainTimedOut, "%s %s: %s", k.Kind, k.Name, q.Message)
-			default:
-				q.Message = fmt.Sprintf("waiting for %d pod(s) to terminate", w.Pods)
-				settled = false
-				s.wait(min(pollInterval, q.ScaledDownAt.Add(timeout).Sub(s.in.Now)))
-			}
+			settled = s.drain(q) && settled
 		default: // drained, timed out or restored: settled
 		}
 	}
 	if !settled {
-		s.status.Message = "quiescing: " + s.quiesceSummary()
-		for _, q := range s.status.Quiesced {
+		s.Status.Message = "quiescing: " + s.quiesceSummary()
+		for _, q := range s.Status.Quiesced {
 			if q.Message != "" && q.State == api.QuiescePending {
-				s.status.Message += fmt.Sprintf("; %s %s %s", q.Kind, q.Name, q.Message)
+				s.Status.Message += fmt.Sprintf("; %s %s %s", q.Kind, q.Name, q.Message)
 			}
 		}
 		return
 	}
-	for _, q := range s.status.Quiesced {
+	for _, q := range s.Status.Quiesced {
 		if q.State == api.QuiesceDrainTimedOut && s.onDrainTimeout() == api.DrainTimeoutAbort {
 			msg := fmt.Sprintf("aborted: %s %s did not drain in time (onDrainTimeout: Abort); no target was restarted", q.Kind, q.Name)
-			for i := range s.status.Targets {
-				s.status.Targets[i].State, s.status.Targets[i].Message = api.TargetSkipped, "rollout aborted"
+			for i := range s.Status.Targets {
+				s.Status.Targets[i].State, s.Status.Targets[i].Message = api.TargetSkipped, "rollout aborted"
 			}
 			// Recorded now, so a crash before the end still knows the rollout failed.
-			s.setCondition(api.ConditionFailed, metav1.ConditionTrue, ReasonDrainTimedOut, msg)
-			s.status.Message = msg
-			s.status.Phase = api.PhaseRestoring
+			s.SetCondition(api.ConditionFailed, metav1.ConditionTrue, ReasonDrainTimedOut, msg)
+			s.Status.Message = msg
+			s.Status.Phase = api.PhaseRestoring
 			return
 		}
 	}
-	s.status.Phase = api.PhaseRestarting
-	s.status.Message = "restarting"
+	s.Status.Phase = api.PhaseRestarting
+	s.Status.Message = "restarting"
+}
+
+// scaleDown quiesces a pending workload of the list, unless it need not or may not yet be, and reports
+// whether it is settled (nothing to wait for).
+func (s *stepper) scaleDown(q *api.QuiescedWorkload) bool {
+	name := s.in.Rollout.Name
+	k := Key{q.Kind, q.Name}
+	w := s.in.Workloads[k]
+	switch {
+	case !w.Exists:
+		q.State, q.Message, q.DrainedAt = api.QuiesceDrained, "does not exist; nothing to quiesce", s.Now()
+		return true
+	case w.OptedOut && w.QuiescedBy != name:
+		q.State, q.Message, q.DrainedAt = api.QuiesceDrained, "opted out of certrollout (certrollout.io/enabled: \"false\"); not quiesced", s.Now()
+		return true
+	case w.QuiescedBy == name:
+		// Scaled down by this rollout before a crash: the annotation holds the original count (a
+		// count the status already holds is not dropped should the annotation have lost it).
+		q.OriginalReplicas = RecordedReplicas(w.QuiescedReplicas, q.OriginalReplicas)
+	case w.QuiescedBy != "":
+		msg := "is quiesced by rollout " + w.QuiescedBy + "; waiting for it to restore the workload"
+		if q.Message != msg {
+			s.Event(rolloutstatus.Warning, ReasonQuiesceConflict, "%s %s %s", k.Kind, k.Name, msg)
+		}
+		q.Message = msg
+		s.Wait(pollInterval)
+		return false
+	case !s.persisted(k):
+		// The quiesce list is stored before anything is scaled down (the status update this
+		// decision makes wakes the next step).
+		q.Message = "recording the quiesce list before scaling down"
+		s.Wait(time.Second)
+		return false
+	default:
+		replicas := w.Replicas
+		q.OriginalReplicas = &replicas
+		s.actions = append(s.actions, Action{Type: ScaleDown, Key: k, Replicas: replicas})
+		s.Event(rolloutstatus.Normal, ReasonScaledDown, "Scaled %s %s from %d to 0 replicas", k.Kind, k.Name, replicas)
+	}
+	q.State, q.ScaledDownAt, q.Message = api.QuiesceDraining, s.Now(), ""
+	s.Wait(pollInterval)
+	return false
+}
+
+// drain waits for a scaled-down workload's pods to go, up to its drain timeout, and reports whether it
+// is settled (drained or timed out).
+func (s *stepper) drain(q *api.QuiescedWorkload) bool {
+	k := Key{q.Kind, q.Name}
+	w := s.in.Workloads[k]
+	spec := s.quiesceSpec(k)
+	timeout := spec.EffectiveDrainTimeout()
+	switch {
+	case !w.Exists || w.Pods == 0:
+		q.State, q.DrainedAt = api.QuiesceDrained, s.Now()
+		s.Event(rolloutstatus.Normal, ReasonDrained, "%s %s has no pods left", k.Kind, k.Name)
+	case !s.in.Now.Before(q.ScaledDownAt.Add(timeout)):
+		q.State = api.QuiesceDrainTimedOut
+		q.Message = fmt.Sprintf("%d pod(s) still present after the drain timeout of %s", w.Pods, timeout)
+		s.Event(rolloutstatus.Warning, ReasonDrainTimedOut, "%s %s: %s", k.Kind, k.Name, q.Message)
+	default:
+		q.Message = fmt.Sprintf("waiting for %d pod(s) to terminate", w.Pods)
+		s.Wait(min(pollInterval, q.ScaledDownAt.Add(timeout).Sub(s.in.Now)))
+		return false
+	}
+	return true
 }
 
 func (s *stepper) quiesceSummary() string {
 	drained := 0
-	for _, q := range s.status.Quiesced {
+	for _, q := range s.Status.Quiesced {
 		if q.State == api.QuiesceDrained || q.State == api.QuiesceDrainTimedOut {
 			drained++
 		}
 	}
-	return fmt.Sprintf("%d/%d drained", drained, len(s.status.Quiesced))
+	return fmt.Sprintf("%d/%d drained", drained, len(s.Status.Quiesced))
 }
 
 func (s *stepper) onDrainTimeout() api.DrainTimeoutAction {
@@ -650,101 +614,101 @@ func (s *stepper) restart() {
 	if s.in.Policy != nil {
 		spec = s.in.Policy.Spec
 	}
-	maxActive := 1
-	if spec.Order == api.OrderParallel && spec.MaxConcurrent > 1 {
-		maxActive = int(spec.MaxConcurrent)
+	halted := func() bool {
+		return spec.OnFailure != api.FailureContinue && slices.ContainsFunc(s.Status.Targets, func(t api.TargetStatus) bool { return t.State == api.TargetFailed })
 	}
-	health := spec.HealthTimeout.Duration
-	if health <= 0 {
-		health = DefaultHealthTimeout
-	}
-	name := s.in.Rollout.Name
-	active, halted, throttled := 0, false, false
-	// First settle the targets in flight, then start new ones in order.
-	for i := range s.status.Targets {
-		t := &s.status.Targets[i]
-		if t.State != api.TargetRestarting {
-			continue
-		}
-		w := s.in.Workloads[Key{t.Kind, t.Name}]
-		switch {
-		case !w.Exists:
-			s.targetFailed(t, "the workload was deleted during its rollout")
-		case w.Rollout.Done && !w.showsRestart(name, t.RestartValue):
-			// Done, but for a version that predates this rollout's restart (a reader that lags behind the
-			// write): not a verdict on the restart.
-			t.Message = "waiting to observe the restart"
-			active++
-			s.wait(time.Second)
-		case w.Rollout.Done:
-			t.State, t.FinishedAt, t.Message = api.TargetSucceeded, s.now(), ""
-			s.event(false, ReasonTargetHealthy, "%s %s finished its rollout", t.Kind, t.Name)
-		case w.Rollout.Failed != "":
-			s.targetFailed(t, w.Rollout.Failed)
-		case !s.in.Now.Before(t.StartedAt.Add(health)):
-			s.targetFailed(t, fmt.Sprintf("rollout not finished within the health timeout of %s: %s", health, w.Rollout.Message))
-		default:
-			t.Message = w.Rollout.Message
-			active++
-			s.wait(min(pollInterval, t.StartedAt.Add(health).Sub(s.in.Now)))
-		}
-	}
-	for _, t := range s.status.Targets {
-		if t.State == api.TargetFailed && spec.OnFailure != api.FailureContinue {
-			halted = true
-		}
-	}
-	for i := range s.status.Targets {
-		t := &s.status.Targets[i]
-		if t.State != api.TargetPending {
-			continue
-		}
-		if halted {
-			t.State, t.Message = api.TargetSkipped, "not restarted: an earlier target failed (onFailure: Halt)"
-			continue
-		}
-		if active >= maxActive {
-			break // in order: later targets wait for a free slot
-		}
-		if s.in.Throttled && s.in.RestartTokens <= 0 {
-			t.Message = "waiting for the global restart rate (--restart-rate, --restart-burst)"
-			throttled = true
-			s.wait(time.Second)
-			break
-		}
-		k := Key{t.Kind, t.Name}
-		w := s.in.Workloads[k]
-		if !w.Exists {
-			t.State, t.Message = api.TargetSkipped, "the workload no longer exists"
-			continue
-		}
-		if w.OptedOut && w.RolledBy != name {
-			t.State, t.Message = api.TargetSkipped, "opted out of certrollout (certrollout.io/enabled: \"false\") since the rollout began; not restarted"
-			continue
-		}
-		if s.upToDate(k, w) {
-			s.skipTarget(t, w)
-			continue
-		}
-		t.State, t.StartedAt, t.RestartValue, t.Message = api.TargetRestarting, s.now(), w.RestartValue, ""
-		if w.RolledBy != name { // else restarted by this rollout before a crash: only wait for health
-			s.actions = append(s.actions, Action{Type: Restart, Key: k, RestartValue: w.RestartValue})
-			s.event(false, ReasonRestarted, "Restarted %s %s", k.Kind, k.Name)
-			s.in.RestartTokens--
-		}
-		active++
-		s.wait(pollInterval)
+	throttled := false
+	ts := s.Status.Targets
+	active := rolloutstatus.SettleThenStart(len(ts), spec.EffectiveMaxConcurrent(),
+		func(i int) bool { return s.settleTarget(&ts[i], spec.EffectiveHealthTimeout()) },
+		func(i int) (bool, bool) {
+			switch {
+			case ts[i].State != api.TargetPending:
+				return false, false
+			case halted():
+				return false, true // the pending ones are skipped below
+			case s.in.Throttled && s.in.RestartTokens <= 0:
+				ts[i].Message = "waiting for the global restart rate (--restart-rate, --restart-burst)"
+				throttled = true
+				s.Wait(time.Second)
+				return false, true
+			}
+			return s.startTarget(&ts[i]), false
+		})
+	if halted() {
+		s.halt()
 	}
 	if active > 0 || throttled {
-		s.status.Message = "restarting: " + s.progress()
+		s.Status.Message = "restarting: " + s.progress()
 		return
 	}
-	s.status.Phase = api.PhaseRestoring
+	s.Status.Phase = api.PhaseRestoring
 }
 
-// upToDatePrefix starts the message of a target skipped because it already runs on the certificates the
-// rollout was created for; finish and progress count those apart from the other skips.
-const upToDatePrefix = "already runs on certificates "
+// halt skips every pending target: an earlier one failed and the policy says onFailure: Halt.
+func (s *stepper) halt() {
+	for i := range s.Status.Targets {
+		if t := &s.Status.Targets[i]; t.State == api.TargetPending {
+			t.State, t.Message = api.TargetSkipped, "not restarted: an earlier target failed (onFailure: Halt)"
+		}
+	}
+}
+
+// settleTarget judges a target in flight and reports whether it still is.
+func (s *stepper) settleTarget(t *api.TargetStatus, health time.Duration) bool {
+	if t.State != api.TargetRestarting {
+		return false
+	}
+	w := s.in.Workloads[Key{t.Kind, t.Name}]
+	switch {
+	case !w.Exists:
+		s.targetFailed(t, "the workload was deleted during its rollout")
+	case w.Rollout.Done && !w.showsRestart(s.in.Rollout.Name, t.RestartValue):
+		// Done, but for a version that predates this rollout's restart (a reader that lags behind the
+		// write): not a verdict on the restart.
+		t.Message = "waiting to observe the restart"
+		s.Wait(time.Second)
+		return true
+	case w.Rollout.Done:
+		t.State, t.FinishedAt, t.Message = api.TargetSucceeded, s.Now(), ""
+		s.Event(rolloutstatus.Normal, ReasonTargetHealthy, "%s %s finished its rollout", t.Kind, t.Name)
+	case w.Rollout.Failed != "":
+		s.targetFailed(t, w.Rollout.Failed)
+	case !s.in.Now.Before(t.StartedAt.Add(health)):
+		s.targetFailed(t, fmt.Sprintf("rollout not finished within the health timeout of %s: %s", health, w.Rollout.Message))
+	default:
+		t.Message = w.Rollout.Message
+		s.Wait(min(pollInterval, t.StartedAt.Add(health).Sub(s.in.Now)))
+		return true
+	}
+	return false
+}
+
+// startTarget restarts a pending target, or skips it, and reports whether it is now in flight.
+func (s *stepper) startTarget(t *api.TargetStatus) bool {
+	name := s.in.Rollout.Name
+	k := Key{t.Kind, t.Name}
+	w := s.in.Workloads[k]
+	switch {
+	case !w.Exists:
+		t.State, t.Message = api.TargetSkipped, "the workload no longer exists"
+		return false
+	case w.OptedOut && w.RolledBy != name:
+		t.State, t.Message = api.TargetSkipped, "opted out of certrollout (certrollout.io/enabled: \"false\") since the rollout began; not restarted"
+		return false
+	case s.upToDate(k, w):
+		s.skipTarget(t, w)
+		return false
+	}
+	t.State, t.StartedAt, t.RestartValue, t.Message = api.TargetRestarting, s.Now(), w.RestartValue, ""
+	if w.RolledBy != name { // else restarted by this rollout before a crash: only wait for health
+		s.actions = append(s.actions, Action{Type: Restart, Key: k, RestartValue: w.RestartValue})
+		s.Event(rolloutstatus.Normal, ReasonRestarted, "Restarted %s %s", k.Kind, k.Name)
+		s.in.RestartTokens--
+	}
+	s.Wait(pollInterval)
+	return true
+}
 
 // upToDate reports whether target k already runs on the certificates the trigger rolls it onto
 // (spec.trigger.certificates), restarted by someone else: the controller's direct restart, another
@@ -758,16 +722,16 @@ func (s *stepper) upToDate(k Key, w Workload) bool {
 }
 
 func (s *stepper) skipTarget(t *api.TargetStatus, w Workload) {
-	t.State, t.FinishedAt = api.TargetSkipped, s.now()
-	t.Message = upToDatePrefix + w.LedgerHash + " (rolled onto them before this rollout reached it); not restarted again"
-	s.event(false, ReasonTargetUpToDate, "%s %s %s", t.Kind, t.Name, t.Message)
+	t.State, t.FinishedAt = api.TargetUpToDate, s.Now()
+	t.Message = "already runs on certificates " + w.LedgerHash + " (rolled onto them before this rollout reached it); not restarted again"
+	s.Event(rolloutstatus.Normal, ReasonTargetUpToDate, "%s %s %s", t.Kind, t.Name, t.Message)
 }
 
 // skipUpToDate skips every pending target when all of them are up to date and reports whether it did;
 // it changes nothing when any target still needs this rollout.
 func (s *stepper) skipUpToDate() bool {
 	pending := 0
-	for _, t := range s.status.Targets {
+	for _, t := range s.Status.Targets {
 		switch t.State {
 		case api.TargetPending:
 			w := s.in.Workloads[Key{t.Kind, t.Name}]
@@ -775,7 +739,7 @@ func (s *stepper) skipUpToDate() bool {
 				return false
 			}
 			pending++
-		case api.TargetSkipped:
+		case api.TargetSkipped, api.TargetUpToDate:
 		default:
 			return false // restarting or restarted by this rollout: it goes on
 		}
@@ -783,27 +747,23 @@ func (s *stepper) skipUpToDate() bool {
 	if pending == 0 {
 		return false
 	}
-	for i := range s.status.Targets {
-		if t := &s.status.Targets[i]; t.State == api.TargetPending {
+	for i := range s.Status.Targets {
+		if t := &s.Status.Targets[i]; t.State == api.TargetPending {
 			s.skipTarget(t, s.in.Workloads[Key{t.Kind, t.Name}])
 		}
 	}
 	return true
 }
 
-func isUpToDate(t api.TargetStatus) bool {
-	return t.State == api.TargetSkipped && strings.HasPrefix(t.Message, upToDatePrefix)
-}
-
 func (s *stepper) targetFailed(t *api.TargetStatus, msg string) {
-	t.State, t.FinishedAt, t.Message = api.TargetFailed, s.now(), msg
-	s.event(true, ReasonTargetFailed, "%s %s failed: %s", t.Kind, t.Name, msg)
+	t.State, t.FinishedAt, t.Message = api.TargetFailed, s.Now(), msg
+	s.Event(rolloutstatus.Warning, ReasonTargetFailed, "%s %s failed: %s", t.Kind, t.Name, msg)
 }
 
 func (s *stepper) restore() {
 	name := s.in.Rollout.Name
-	for i := range s.status.Quiesced {
-		q := &s.status.Quiesced[i]
+	for i := range s.Status.Quiesced {
+		q := &s.Status.Quiesced[i]
 		if q.State == api.QuiescePending || q.State == api.QuiesceRestored {
 			continue
 		}
@@ -811,76 +771,73 @@ func (s *stepper) restore() {
 		if w := s.in.Workloads[k]; w.Exists && w.QuiescedBy == name {
 			s.restoreAction(k, w, q.OriginalReplicas, "")
 		}
-		q.State, q.RestoredAt = api.QuiesceRestored, s.now()
+		q.State, q.RestoredAt = api.QuiesceRestored, s.Now()
 	}
 	s.finish()
 }
 
+// finish ends the rollout once every quiesced workload is restored: Failed when it was aborted or a
+// target failed, Succeeded otherwise.
 func (s *stepper) finish() {
-	s.status.CompletionTime = s.now()
-	failed := 0
-	for _, t := range s.status.Targets {
-		if t.State == api.TargetFailed {
-			failed++
-		}
-	}
-	reason, msg := "", ""
-	for _, c := range s.status.Conditions {
-		if c.Type == api.ConditionFailed && c.Status == metav1.ConditionTrue {
-			reason, msg = c.Reason, c.Message // aborted earlier
-		}
-	}
-	if reason == "" && failed > 0 {
-		reason, msg = ReasonTargetFailed, fmt.Sprintf("%d of %d target(s) failed", failed, len(s.status.Targets))
-	}
-	if reason != "" {
-		if len(s.status.Quiesced) > 0 {
+	if reason, msg := s.failure(); reason != "" {
+		if len(s.Status.Quiesced) > 0 {
 			msg += "; quiesced workloads restored"
 		}
-		s.status.Phase, s.status.Message = api.PhaseFailed, msg
-		s.setCondition(api.ConditionFailed, metav1.ConditionTrue, reason, msg)
-		s.setCondition(api.ConditionComplete, metav1.ConditionFalse, reason, msg)
-		s.event(true, ReasonFailed, "Failed: %s", msg)
+		s.Fail(reason, msg)
 		return
 	}
 	restarted, upToDate, restored := 0, 0, 0
-	for _, t := range s.status.Targets {
+	for _, t := range s.Status.Targets {
 		switch {
 		case t.State == api.TargetSucceeded:
 			restarted++
-		case isUpToDate(t):
+		case t.IsUpToDate():
 			upToDate++
 		}
 	}
-	for _, q := range s.status.Quiesced {
+	for _, q := range s.Status.Quiesced {
 		if q.State == api.QuiesceRestored {
 			restored++
 		}
 	}
-	s.status.Phase = api.PhaseSucceeded
-	s.status.Message = fmt.Sprintf("%d target(s) restarted", restarted)
+	msg := fmt.Sprintf("%d target(s) restarted", restarted)
 	if upToDate > 0 {
-		s.status.Message += fmt.Sprintf(", %d already on their certificates", upToDate)
+		msg += fmt.Sprintf(", %d already on their certificates", upToDate)
 	}
 	if restored > 0 {
-		s.status.Message += fmt.Sprintf(", %d quiesced workload(s) restored", restored)
+		msg += fmt.Sprintf(", %d quiesced workload(s) restored", restored)
 	}
-	s.setCondition(api.ConditionComplete, metav1.ConditionTrue, ReasonSucceeded, s.status.Message)
-	s.setCondition(api.ConditionFailed, metav1.ConditionFalse, ReasonSucceeded, s.status.Message)
-	s.event(false, ReasonSucceeded, "Succeeded: %s", s.status.Message)
+	s.Succeed(msg)
+}
+
+// failure is why the rollout fails, if it does: the abort recorded earlier, or its failed targets.
+func (s *stepper) failure() (reason, msg string) {
+	if c := apimeta.FindStatusCondition(s.Status.Conditions, api.ConditionFailed); c != nil && c.Status == metav1.ConditionTrue {
+		return c.Reason, c.Message // aborted earlier
+	}
+	failed := 0
+	for _, t := range s.Status.Targets {
+		if t.State == api.TargetFailed {
+			failed++
+		}
+	}
+	if failed == 0 {
+		return "", ""
+	}
+	return ReasonTargetFailed, fmt.Sprintf("%d of %d target(s) failed", failed, len(s.Status.Targets))
 }
 
 func (s *stepper) progress() string {
 	done, upToDate := 0, 0
-	for _, t := range s.status.Targets {
+	for _, t := range s.Status.Targets {
 		switch {
 		case t.State == api.TargetSucceeded:
 			done++
-		case isUpToDate(t):
+		case t.IsUpToDate():
 			upToDate++
 		}
 	}
-	p := fmt.Sprintf("%d/%d restarted", done, len(s.status.Targets))
+	p := fmt.Sprintf("%d/%d restarted", done, len(s.Status.Targets))
 	if upToDate > 0 {
 		p += fmt.Sprintf(", %d up to date", upToDate)
 	}

@@ -11,6 +11,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/rolloutstatus"
+	"github.com/certrollout/certrollout/internal/rolloutstatus/rolloutstatustest"
 	"github.com/certrollout/certrollout/internal/schedule"
 )
 
@@ -23,7 +25,7 @@ var (
 )
 
 func rollout(phase api.RolloutPhase, targets ...Key) *api.CertRollout {
-	r := &api.CertRollout{ObjectMeta: metav1.ObjectMeta{Name: "ops-1", Namespace: "ops"}, Spec: api.CertRolloutSpec{Policy: "ops"}}
+	r := &api.CertRollout{ObjectMeta: metav1.ObjectMeta{Name: "ops-1", Namespace: "ops", Generation: 2}, Spec: api.CertRolloutSpec{Policy: "ops"}}
 	r.Status.Phase = phase
 	for _, t := range targets {
 		r.Spec.Targets = append(r.Spec.Targets, api.WorkloadReference{Kind: t.Kind, Name: t.Name})
@@ -126,6 +128,8 @@ type want struct {
 	targets []string
 }
 
+// TestNext is one map-keyed table of named cases (STYLE.md: "Test the composed chain with one map-keyed
+// table"); its length is its cases, the code that runs them is short.
 func TestNext(t *testing.T) {
 	for name, tc := range map[string]struct {
 		in   Input
@@ -281,7 +285,7 @@ func TestNext(t *testing.T) {
 			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonTargetUpToDate, ReasonRestarted}, requeue: pollInterval,
 				progress: "0/2 restarted, 1 up to date",
 				targets: []string{
-					"Deployment/build Skipped: already runs on certificates hash-build (rolled onto them before this rollout reached it); not restarted again",
+					"Deployment/build UpToDate: already runs on certificates hash-build (rolled onto them before this rollout reached it); not restarted again",
 					"Deployment/api Restarting",
 				}},
 		},
@@ -307,7 +311,14 @@ func TestNext(t *testing.T) {
 				Policy: policy(window(t, "0 2 * * *", time.Hour)), Workloads: world(set(build, func(w *Workload) { w.LedgerHash = "hash-build" }))},
 			want: want{phase: api.PhaseSucceeded, events: []string{ReasonTargetUpToDate, ReasonSucceeded},
 				message: "0 target(s) restarted, 1 already on their certificates", progress: "0/1 restarted, 1 up to date",
-				targets: []string{"Deployment/build Skipped: already runs on certificates hash-build (rolled onto them before this rollout reached it); not restarted again"}},
+				targets: []string{"Deployment/build UpToDate: already runs on certificates hash-build (rolled onto them before this rollout reached it); not restarted again"}},
+		},
+		"counts a target stored up to date in the old form (Skipped, message prefix) as up to date, written before the UpToDate state existed": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), onto(map[Key]string{build: "hash-build"}), func(r *api.CertRollout) {
+				r.Status.Targets[0].State, r.Status.Targets[0].Message = api.TargetSkipped, "already runs on certificates hash-build (rolled onto them before this rollout reached it); not restarted again"
+			}, target(api2, api.TargetRestarting, time.Minute)), Policy: policy(), Workloads: world(set(api2, func(w *Workload) { w.Rollout.Done, w.RolledBy = true, "ops-1" }))},
+			want: want{phase: api.PhaseSucceeded, events: []string{ReasonTargetHealthy, ReasonSucceeded},
+				message: "1 target(s) restarted, 1 already on their certificates", progress: "1/2 restarted, 1 up to date"},
 		},
 		"stops quiescing and restores the workers when its targets were rolled onto the trigger's certificates meanwhile": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), onto(map[Key]string{build: "hash-build"}), quiesced(api.QuiesceDraining, 3, time.Minute)), Policy: policy(),
@@ -401,10 +412,11 @@ func TestNext(t *testing.T) {
 				t.Fatalf("phase %s, want %s (message %q)", res.Status.Phase, tc.want.phase, res.Status.Message)
 			}
 			var actions, events []string
+			for _, e := range res.Events {
+				events = append(events, e.Reason)
+			}
 			for _, a := range res.Actions {
 				switch a.Type {
-				case Event:
-					events = append(events, a.Reason)
 				case ScaleDown, Restore:
 					actions = append(actions, strings.Join([]string{string(a.Type), a.Key.Kind + "/" + a.Key.Name, strconv.Itoa(int(a.Replicas))}, " "))
 				case Release:
@@ -421,6 +433,7 @@ func TestNext(t *testing.T) {
 			if strings.Join(events, ", ") != strings.Join(tc.want.events, ", ") {
 				t.Errorf("events %q, want %q", events, tc.want.events)
 			}
+			rolloutstatustest.CheckKstatus(t, tc.in.Rollout.Generation, res.Status)
 			if res.RequeueAfter != tc.want.requeue {
 				t.Errorf("requeue after %s, want %s", res.RequeueAfter, tc.want.requeue)
 			}
@@ -471,8 +484,6 @@ func (c *cluster) apply(r *api.CertRollout, actions []Action) {
 	for _, a := range actions {
 		cur := c.w[a.Key]
 		switch a.Type {
-		case Event:
-			continue
 		case ScaleDown:
 			c.scaleDowns++
 			cur.QuiescedBy, cur.QuiescedReplicas, cur.Replicas = r.Name, ptr.To(cur.Replicas), 0
@@ -646,4 +657,73 @@ func FuzzNextSurvivesCrashesAndLostWrites(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A quiesced workload gets back the count recorded for it, and only that: never a guessed one. The same
+// rule serves the rollout's restore, the controller's finalizer and its sweeper (RecordedReplicas).
+func TestAQuiescedWorkloadIsNeverGivenAGuessedCount(t *testing.T) {
+	for name, tc := range map[string]struct {
+		onWorkload, inStatus, want *int32
+	}{
+		"the count on the workload, written in the patch that scaled it down, wins": {onWorkload: ptr.To[int32](3), inStatus: ptr.To[int32](2), want: ptr.To[int32](3)},
+		"the status's count serves when the workload lost its own":                  {inStatus: ptr.To[int32](2), want: ptr.To[int32](2)},
+		"a recorded zero is a count like any other":                                 {onWorkload: ptr.To[int32](0), want: ptr.To[int32](0)},
+		"no count anywhere is no count, not zero":                                   {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := RecordedReplicas(tc.onWorkload, tc.inStatus)
+			if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+				t.Errorf("RecordedReplicas = %v, want %v", ptrString(got), ptrString(tc.want))
+			}
+		})
+	}
+
+	t.Run("resuming a quiesce whose marks lost their count keeps the count in the status", func(t *testing.T) {
+		r := with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiescePending, 3, 0))
+		r.Status.Quiesced[0].OriginalReplicas = ptr.To[int32](3)
+		res := Next(Input{Now: now, Rollout: r, Policy: policy(), Workloads: world(set(workers, func(w *Workload) {
+			w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 2, "ops-1", nil
+		}))})
+		if q := res.Status.Quiesced[0]; q.OriginalReplicas == nil || *q.OriginalReplicas != 3 || q.State != api.QuiesceDraining {
+			t.Fatalf("workers %s with count %s, want Draining with the recorded 3", q.State, ptrString(q.OriginalReplicas))
+		}
+	})
+
+	t.Run("a workload with no count anywhere keeps its replicas and loses its marks, whatever the phase", func(t *testing.T) {
+		for _, phase := range []api.RolloutPhase{api.PhasePending, api.PhaseRestoring} {
+			r := with(rollout(phase, build), target(build, api.TargetSucceeded, time.Minute))
+			if phase == api.PhaseRestoring {
+				r.Status.Quiesced = []api.QuiescedWorkload{{Kind: "Deployment", Name: "workers", State: api.QuiesceDrained}}
+			}
+			res := Next(Input{Now: now, Rollout: r, Policy: policy(), Workloads: world(set(workers, func(w *Workload) { w.Replicas, w.Pods, w.QuiescedBy = 0, 0, "ops-1" }))})
+			released := false
+			for _, a := range res.Actions {
+				switch {
+				case a.Key == workers && a.Type == Restore:
+					t.Errorf("%s: workers restored to a guessed %d replicas", phase, a.Replicas)
+				case a.Key == workers && a.Type == Release:
+					released = true
+				}
+			}
+			if !released || !hasReason(res.Events, ReasonNothingRecorded) {
+				t.Errorf("%s: actions %+v, events %+v: want a Release and a %s Warning", phase, res.Actions, res.Events, ReasonNothingRecorded)
+			}
+		}
+	})
+}
+
+func ptrString(p *int32) string {
+	if p == nil {
+		return "none"
+	}
+	return strconv.Itoa(int(*p))
+}
+
+func hasReason(events []rolloutstatus.Event, reason string) bool {
+	for _, e := range events {
+		if e.Reason == reason {
+			return true
+		}
+	}
+	return false
 }
