@@ -17,16 +17,15 @@ import (
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
-// kubectlWait runs `kubectl wait --for=condition=<condition>` on a CertRollout of the test's namespace.
-func (e *env) kubectlWait(name, condition string, timeout time.Duration) (string, error) {
+// kubectlWait runs `kubectl wait --for=condition=<condition> <resource>` (certrollout/NAME,
+// rolloutpolicy/NAME) in the test's namespace; condition may carry a value ("Ready=false").
+func (e *env) kubectlWait(resource, condition string, timeout time.Duration) (string, error) {
 	e.t.Helper()
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
+	if _, err := exec.LookPath("kubectl"); err != nil {
 		e.t.Skip("kubectl is not installed: kubectl wait cannot be checked")
 	}
-	out, err := exec.Command(kubectl, "--kubeconfig", e.c.Kubeconfig, "-n", e.ns, "wait", "--for=condition="+condition,
-		"certrollout/"+name, "--timeout="+timeout.String()).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
+	out, err := e.kubectl(timeout+30*time.Second, "wait", "--for=condition="+condition, resource, "--timeout="+timeout.String())
+	return strings.TrimSpace(out), err
 }
 
 // GitOps tools and `kubectl wait` read a CertRollout's health from the kstatus conditions: Ready when it
@@ -54,20 +53,20 @@ func TestKubectlWaitsForACertRolloutToBeReadyOrStalled(t *testing.T) {
 		}
 	}
 
-	if out, err := e.kubectlWait("ok", api.ConditionReady, 2*time.Minute); err != nil {
+	if out, err := e.kubectlWait("certrollout/ok", api.ConditionReady, 2*time.Minute); err != nil {
 		t.Fatalf("kubectl wait --for=condition=Ready on the rollout that succeeds: %v\n%s", err, out)
 	}
 	for name, reason := range map[string]string{"bad": orchestrate.ReasonInvalid, "bad-cascade": cascade.ReasonIssuerNotFound} {
-		if out, err := e.kubectlWait(name, api.ConditionStalled, time.Minute); err != nil {
+		if out, err := e.kubectlWait("certrollout/"+name, api.ConditionStalled, time.Minute); err != nil {
 			t.Fatalf("kubectl wait --for=condition=Stalled on the failed rollout %s: %v\n%s", name, err, out)
 		}
-		if out, err := e.kubectlWait(name, api.ConditionReady, 5*time.Second); err == nil {
+		if out, err := e.kubectlWait("certrollout/"+name, api.ConditionReady, 5*time.Second); err == nil {
 			t.Errorf("kubectl wait --for=condition=Ready on the failed rollout %s succeeded: %s", name, out)
 		}
 		e.checkKstatus(name, metav1.ConditionFalse, reason)
 	}
 	e.checkKstatus("ok", metav1.ConditionTrue, orchestrate.ReasonSucceeded)
-	if out, err := e.kubectlWait("old", api.ConditionReady, time.Minute); err != nil {
+	if out, err := e.kubectlWait("certrollout/old", api.ConditionReady, time.Minute); err != nil {
 		t.Fatalf("kubectl wait --for=condition=Ready on a rollout that succeeded before the kstatus conditions existed: %v\n%s", err, out)
 	}
 	e.checkKstatus("old", metav1.ConditionTrue, orchestrate.ReasonSucceeded)

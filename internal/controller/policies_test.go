@@ -28,11 +28,12 @@ func (e *env) kubectl(timeout time.Duration, args ...string) (string, error) {
 	return string(out), nil
 }
 
-// kubectlWait is `kubectl wait --for=<condition> rolloutpolicy/<name>`, failing the test when it times out.
-func (e *env) kubectlWait(condition, name string) {
+// waitPolicy is `kubectl wait --for=condition=<condition> rolloutpolicy/<name>`, failing the test when
+// it times out.
+func (e *env) waitPolicy(condition, name string) {
 	e.t.Helper()
-	if _, err := e.kubectl(2*time.Minute, "wait", "--for="+condition, "rolloutpolicy/"+name, "--timeout=90s"); err != nil {
-		e.t.Fatal(err)
+	if out, err := e.kubectlWait("rolloutpolicy/"+name, condition, 90*time.Second); err != nil {
+		e.t.Fatalf("kubectl wait --for=condition=%s rolloutpolicy/%s: %v: %s", condition, name, err, out)
 	}
 }
 
@@ -48,9 +49,9 @@ func TestKubectlWaitsForAPolicyToBeReadyAndSeesAnInvalidOneStalled(t *testing.T)
 	})
 	e.start()
 
-	e.kubectlWait("condition=Ready", "web")
-	e.kubectlWait("condition=Stalled", "broken")
-	e.kubectlWait("condition=Ready=false", "broken")
+	e.waitPolicy("Ready", "web")
+	e.waitPolicy("Stalled", "broken")
+	e.waitPolicy("Ready=false", "broken")
 	if out, err := e.kubectl(time.Minute, "get", "rolloutpolicy/web", "-o", `jsonpath={.status.conditions[?(@.type=="Stalled")].status}`); err != nil || out != "" {
 		t.Errorf("web has a Stalled condition %q (%v)", out, err)
 	}
@@ -62,7 +63,7 @@ func TestKubectlWaitsForAPolicyToBeReadyAndSeesAnInvalidOneStalled(t *testing.T)
 	if ro.Status.Phase != api.PhaseSucceeded {
 		t.Fatalf("rollout %s: %s", ro.Status.Phase, ro.Status.Message)
 	}
-	e.kubectlWait("condition=Ready", "web")
+	e.waitPolicy("Ready", "web")
 
 	// Fixing the broken policy clears Stalled, and every condition speaks of the new generation.
 	broken := e.policyStatus("broken")
@@ -70,7 +71,7 @@ func TestKubectlWaitsForAPolicyToBeReadyAndSeesAnInvalidOneStalled(t *testing.T)
 	if err := e.crClient().Update(ctx, &broken); err != nil {
 		t.Fatal(err)
 	}
-	e.kubectlWait("condition=Ready", "broken")
+	e.waitPolicy("Ready", "broken")
 	clustertest.Eventually(t, time.Minute, "every condition of the fixed policy at its generation, without Stalled", func(context.Context) (bool, error) {
 		p := e.policyStatus("broken")
 		if apimeta.FindStatusCondition(p.Status.Conditions, api.ConditionStalled) != nil {
