@@ -20,6 +20,8 @@ type Gate struct {
 	At time.Time
 	// ByDeadline: At is the expiry deadline, not a window.
 	ByDeadline bool
+	// Window is when the next maintenance window opens, for a gate its windows close.
+	Window time.Time
 }
 
 // StartGate judges p at now for targets whose pods run on a certificate expiring at notAfter (zero when
@@ -44,7 +46,7 @@ func StartGate(p *Policy, notAfter, now time.Time) Gate {
 	case st.Open:
 		return Gate{Open: true}
 	}
-	g := Gate{Reason: ReasonWaitingForWindow, At: st.NextOpen}
+	g := Gate{Reason: ReasonWaitingForWindow, At: st.NextOpen, Window: st.NextOpen}
 	if dl := p.Spec.DeadlineFor(notAfter); !dl.IsZero() && (g.At.IsZero() || dl.Before(g.At)) {
 		g.At, g.ByDeadline = dl, true
 	}

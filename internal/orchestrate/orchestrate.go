@@ -357,13 +357,14 @@ func scalable(kind string) bool { return kind == "Deployment" || kind == "Statef
 
 func (s *stepper) start() {
 	p := s.in.Policy
-	if p != nil && p.Invalid != "" && s.deadlineOverride(p) == "" {
+	gate := StartGate(p, s.earliestNotAfter(), s.in.Now)
+	switch gate.Reason {
+	case ReasonPolicyInvalid:
 		// An invalid policy holds its rollouts, except when a certificate they run on is about to expire:
 		// then the rollout starts with what the policy validly asks (see initialize).
 		s.pending(ReasonPolicyInvalid, fmt.Sprintf("waiting: RolloutPolicy %s is invalid: %s", p.Name, p.Invalid))
 		return
-	}
-	if p != nil && p.Spec.Suspend {
+	case ReasonPolicySuspended:
 		s.pending(ReasonPolicySuspended, fmt.Sprintf("waiting: RolloutPolicy %s is suspended", p.Name))
 		return
 	}
@@ -377,37 +378,19 @@ func (s *stepper) start() {
 		s.Status.Phase = api.PhaseRestoring
 		return
 	}
-	deadline := ""
-	if p != nil {
-		deadline = s.deadlineOverride(p)
-	}
-	// overridden lists what the expiry deadline made the rollout skip, for the DeadlineOverride Event.
-	var overridden []string
-	if s.in.MaxRunningHere > 0 && s.in.RunningHere >= s.in.MaxRunningHere {
-		// The namespace's share is taken by its own rollouts: even a deadline waits for those.
-		s.pending(ReasonConcurrencyLimit, fmt.Sprintf("waiting: %d rollouts of namespace %s are running, the most --max-concurrent-rollouts-per-namespace allows", s.in.RunningHere, s.in.Rollout.Namespace))
-		s.Wait(pollInterval)
+	overridden, ok := s.takeSlot()
+	if !ok {
 		return
 	}
-	if s.in.MaxRunning > 0 && s.in.Running >= s.in.MaxRunning {
-		// Other namespaces' rollouts hold every slot; a rollout whose certificate is about to expire does
-		// not wait behind them.
-		if deadline == "" {
-			s.pending(ReasonConcurrencyLimit, fmt.Sprintf("waiting: %d rollouts are running, the most --max-concurrent-rollouts allows", s.in.Running))
-			s.Wait(pollInterval)
-			return
-		}
-		overridden = append(overridden, fmt.Sprintf("the %d rollouts already running (--max-concurrent-rollouts)", s.in.Running))
+	if !gate.Open {
+		s.waitForWindow(gate)
+		return
 	}
-	if p != nil {
+	if gate.Reason == ReasonDeadlineOverride {
 		if p.Invalid != "" {
 			overridden = append(overridden, fmt.Sprintf("RolloutPolicy %s being invalid (%s): only what it validly asks is done", p.Name, p.Invalid))
 		}
-		if st := schedule.At(p.Windows, s.in.Now); !st.Open {
-			if deadline == "" {
-				s.waitForWindow(st.NextOpen)
-				return
-			}
+		if !schedule.At(p.Windows, s.in.Now).Open {
 			overridden = append(overridden, "the maintenance windows")
 		}
 	}
@@ -416,9 +399,32 @@ func (s *stepper) start() {
 	s.Status.Phase = api.PhaseQuiescing
 	s.Status.Message = "quiescing"
 	if len(overridden) > 0 {
-		s.Event(rolloutstatus.Warning, ReasonDeadlineOverride, "Started despite %s: %s", strings.Join(overridden, ", "), deadline)
+		s.Event(rolloutstatus.Warning, ReasonDeadlineOverride, "Started despite %s: %s", strings.Join(overridden, ", "), s.deadlineOverride(p))
 	}
 	s.Event(rolloutstatus.Normal, ReasonStarted, "Started: %d target(s), %d workload(s) to quiesce", len(s.Status.Targets), len(s.Status.Quiesced))
+}
+
+// takeSlot applies the controller's limits on running rollouts: the namespace's share holds every
+// rollout; the cluster-wide limit holds all but a rollout past its policy's expiry deadline, which says
+// what it overrode. ok is false when the rollout waits for a slot.
+func (s *stepper) takeSlot() (overridden []string, ok bool) {
+	if s.in.MaxRunningHere > 0 && s.in.RunningHere >= s.in.MaxRunningHere {
+		// The namespace's share is taken by its own rollouts: even a deadline waits for those.
+		s.pending(ReasonConcurrencyLimit, fmt.Sprintf("waiting: %d rollouts of namespace %s are running, the most --max-concurrent-rollouts-per-namespace allows", s.in.RunningHere, s.in.Rollout.Namespace))
+		s.Wait(pollInterval)
+		return nil, false
+	}
+	if s.in.MaxRunning > 0 && s.in.Running >= s.in.MaxRunning {
+		// Other namespaces' rollouts hold every slot; a rollout whose certificate is about to expire does
+		// not wait behind them.
+		if s.in.Policy == nil || s.deadlineOverride(s.in.Policy) == "" {
+			s.pending(ReasonConcurrencyLimit, fmt.Sprintf("waiting: %d rollouts are running, the most --max-concurrent-rollouts allows", s.in.Running))
+			s.Wait(pollInterval)
+			return nil, false
+		}
+		return []string{fmt.Sprintf("the %d rollouts already running (--max-concurrent-rollouts)", s.in.Running)}, true
+	}
+	return nil, true
 }
 
 // pending keeps the rollout Pending for a reason, with an Event when the reason is new.
@@ -429,18 +435,16 @@ func (s *stepper) pending(reason, msg string) {
 	s.Status.Phase, s.Status.Message = api.PhasePending, msg
 }
 
-func (s *stepper) waitForWindow(next time.Time) {
+// waitForWindow waits for the gate to open: the next window, or the expiry deadline if that comes first.
+func (s *stepper) waitForWindow(g Gate) {
+	next := g.Window
 	if s.Status.Phase != api.PhaseWaitingForWindow {
 		s.Event(rolloutstatus.Normal, ReasonWaitingForWindow, "Waiting for the next maintenance window, at %s", next.UTC().Format(time.RFC3339))
 	}
 	s.Status.Phase = api.PhaseWaitingForWindow
 	s.Status.NextWindow = &metav1.Time{Time: next}
 	s.Status.Message = "waiting for the maintenance window at " + next.UTC().Format(time.RFC3339)
-	s.Wait(next.Sub(s.in.Now))
-	// Also wake up when the deadline arrives, if that is before the window.
-	if at := s.in.Policy.Spec.DeadlineFor(s.earliestNotAfter()); at.After(s.in.Now) {
-		s.Wait(at.Sub(s.in.Now))
-	}
+	s.Wait(g.At.Sub(s.in.Now))
 }
 
 // deadlineOverride says why the rollout may start now whatever else holds it (windows, other
