@@ -471,7 +471,7 @@ func (o *RenewOptions) wait(ctx context.Context, c client.WithWatch, info io.Wri
 		}
 	}
 	if len(failed) > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("issuance failed: %s (cert-manager retries with a back-off; `kubectl describe certificaterequests -n %s` says more)",
+		return &exitError{code: ExitFailed, err: fmt.Errorf("issuance failed: %s (cert-manager retries with a back-off; `kubectl describe certificaterequests -n %s` says more)",
 			strings.Join(failed, "; "), report.Certificates[0].Namespace)}
 	}
 	return nil
@@ -490,7 +490,7 @@ func (o *RenewOptions) waitFailed(err error, report *RenewReport) error {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("stopped waiting for %s; cert-manager goes on issuing: %w", strings.Join(waiting, ", "), err)
 	}
-	return &exitError{code: exitTimedOut, err: fmt.Errorf("%w: %s passed and %s not issued yet; cert-manager goes on (watch with `kubectl get certificates -w -n %s`)",
+	return &exitError{code: ExitTimedOut, err: fmt.Errorf("%w: %s passed and %s not issued yet; cert-manager goes on (watch with `kubectl get certificates -w -n %s`)",
 		ErrWaitTimedOut, o.Timeout, strings.Join(waiting, ", "), report.Certificates[0].Namespace)}
 }
 

@@ -240,7 +240,7 @@ func TestRestartWaitResultDistinguishesFailureAndTimeout(t *testing.T) {
 	}
 	running := []api.CertRollout{{ObjectMeta: metav1.ObjectMeta{Name: "c"}, Status: api.CertRolloutStatus{Phase: api.PhaseWaitingForWindow}}}
 	err = waitResult(running, fmt.Errorf("following: %w", context.DeadlineExceeded), time.Minute, explainNothing)
-	if !errors.Is(err, ErrWaitTimedOut) || !errors.As(err, &ee) || ee.code != exitTimedOut ||
+	if !errors.Is(err, ErrWaitTimedOut) || !errors.As(err, &ee) || ee.code != ExitTimedOut ||
 		!strings.Contains(err.Error(), "c (WaitingForWindow) not finished; it goes on in the cluster") {
 		t.Fatalf("timed out: %v", err)
 	}
@@ -484,8 +484,8 @@ func TestRestartStopsWaitingAtTheTimeoutAndSaysTheRolloutGoesOn(t *testing.T) {
 	// No controller: the rollout is never picked up.
 	_, _, err := e.run("restart", "deploy/web", "--wait", "--timeout", "2s")
 	var ee *exitError
-	if !errors.Is(err, ErrWaitTimedOut) || !errors.As(err, &ee) || ee.code != exitTimedOut || !strings.Contains(err.Error(), "goes on in the cluster") {
-		t.Fatalf("want exit %d saying the rollout goes on, got %v", exitTimedOut, err)
+	if !errors.Is(err, ErrWaitTimedOut) || !errors.As(err, &ee) || ee.code != ExitTimedOut || !strings.Contains(err.Error(), "goes on in the cluster") {
+		t.Fatalf("want exit %d saying the rollout goes on, got %v", ExitTimedOut, err)
 	}
 	if n := len(e.rollouts()); n != 1 {
 		t.Fatalf("%d CertRollouts, want the one created", n)

@@ -34,9 +34,6 @@ var (
 	ErrWaitTimedOut = errors.New("timed out waiting")
 )
 
-// Exit codes of restart, renew and status --watch beyond 0 (done) and 1 (failed, or any other error).
-const exitTimedOut = 2
-
 // parseWorkload reads a KIND/NAME argument (ParseWorkloadArg: deployment/web, deploy/web, sts/db,
 // ds/agent) and keeps the kinds a CertRollout can restart.
 func parseWorkload(arg string) (api.WorkloadReference, error) {
@@ -618,7 +615,7 @@ func waitResult(ros []api.CertRollout, err error, timeout time.Duration, cfgErr 
 				running = append(running, fmt.Sprintf("%s (%s)", ro.Name, orElse(string(ro.Status.Phase), "not started")))
 			}
 		}
-		return &exitError{code: exitTimedOut, err: fmt.Errorf("%w: %s passed and %s not finished; it goes on in the cluster: follow it with `certrollout status %s`",
+		return &exitError{code: ExitTimedOut, err: fmt.Errorf("%w: %s passed and %s not finished; it goes on in the cluster: follow it with `certrollout status %s`",
 			ErrWaitTimedOut, timeout, strings.Join(running, ", "), statusHint(ros))}
 	}
 	if errors.Is(err, context.Canceled) {
@@ -646,7 +643,7 @@ func waitResult(ros []api.CertRollout, err error, timeout time.Duration, cfgErr 
 		}
 	}
 	if len(failed) > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%w: %s", ErrRolloutFailed, strings.Join(failed, "; "))}
+		return &exitError{code: ExitFailed, err: fmt.Errorf("%w: %s", ErrRolloutFailed, strings.Join(failed, "; "))}
 	}
 	return nil
 }
