@@ -50,7 +50,7 @@ func closedPort(t *testing.T) string {
 var clusterCommands = [][]string{
 	{"check"}, {"plan"}, {"plan", "deploy/web"}, {"status"}, {"status", "x"}, {"status", "x", "--watch"},
 	{"restart", "deploy/web"}, {"restart", "--policy", "p"}, {"restart", "--secret", "s"},
-	{"renew", "api"},
+	{"restart", "deploy/web", "--dry-run=server"}, {"renew", "api"}, {"renew", "--all", "--dry-run=server"},
 }
 
 func TestEveryCommandExitsThreeWhenTheClusterCannotBeReached(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 type RenewOptions struct {
 	KubeFlags
 	OutputFlag
+	DryRunFlag
 
 	Names    []string
 	Selector string
@@ -62,8 +63,10 @@ const (
 // RenewReport is what `renew -o json|yaml` prints: each Certificate with what happened to it and, with
 // --restart, the CertRollouts that rolled its consumers.
 type RenewReport struct {
-	APIVersion     string            `json:"apiVersion"`
-	Kind           string            `json:"kind"`
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	// DryRun is client or server under --dry-run: nothing was triggered.
+	DryRun         string            `json:"dryRun,omitempty"`
 	Certificates   []RenewedCert     `json:"certificates"`
 	Rollouts       []api.CertRollout `json:"rollouts,omitempty"`
 	NotRestartable []WorkloadNote    `json:"notRestartable,omitempty"`
@@ -111,8 +114,12 @@ rollouts to the end. It restarts each workload once for the renewal, even alongs
 workload its policy's rollout already covers is left to that rollout (followed instead), and one the
 controller already restarted onto the new certificates is skipped.
 
+--dry-run=client (or --dry-run alone) prints what would be triggered and sends nothing;
+--dry-run=server sends the status patches with dryRun=All (RBAC and admission judge them) and stores
+nothing.
+
 Exit status: 0 when done, 1 when an issuance or rollout failed, 2 when --timeout passed first (what was
-started goes on in the cluster).`,
+started goes on in the cluster), 3 when the cluster cannot be reached.`,
 		Example: `  # Renew one Certificate and wait until the new one is issued and Ready
   certrollout renew api-tls --wait
 
@@ -120,7 +127,10 @@ started goes on in the cluster).`,
   certrollout renew -A -l team=payments
 
   # Renew, wait, then roll the consumers of its Secret through their policies
-  certrollout renew api-tls --restart --timeout 20m`,
+  certrollout renew api-tls --restart --timeout 20m
+
+  # Which Certificates would -l select, and may I renew them? (nothing stored)
+  certrollout renew -l team=payments --dry-run=server`,
 		ValidArgsFunction: completeCertificates(&o.KubeFlags),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Names = args
@@ -138,10 +148,11 @@ started goes on in the cluster).`,
 	f := cmd.Flags()
 	f.StringVarP(&o.Selector, "selector", "l", "", "Renew the Certificates with these labels.")
 	f.BoolVar(&o.All, "all", false, "Renew every Certificate in the namespace (or, with -A, in the cluster).")
-	f.BoolVarP(&o.Wait, "wait", "w", false, "Wait until each Certificate has a new revision and is Ready.")
+	addWaitFlag(cmd, &o.Wait, "Wait until each Certificate has a new revision and is Ready.")
 	f.DurationVar(&o.Timeout, "timeout", 0, "With --wait or --restart, stop waiting after this long and exit 2 (0: no limit).")
 	f.BoolVar(&o.Restart, "restart", false, "After the renewal, restart the workloads that use the Certificates' Secrets through their policies (implies --wait).")
 	f.StringVar(&o.Reason, "reason", "", "With --restart, the rollouts' spec.trigger.message (default: which Certificates were renewed).")
+	o.addDryRunFlag(cmd, "the Issuing condition on each Certificate's status")
 	return cmd
 }
 
@@ -157,6 +168,12 @@ func (o *RenewOptions) Validate() error {
 	}
 	if o.Output == OutputWide {
 		return errors.New("--output wide is for tables: renew prints lines, json or yaml")
+	}
+	if err := o.validateDryRun(); err != nil {
+		return err
+	}
+	if o.dryRun() && (o.Wait || o.Restart || o.Timeout != 0) {
+		return errors.New("--dry-run triggers nothing to wait for or restart after: drop --wait, --restart and --timeout")
 	}
 	n := 0
 	for _, set := range []bool{len(o.Names) > 0, o.Selector != "", o.All} {
@@ -224,6 +241,9 @@ func (o *RenewOptions) Run(ctx context.Context) error {
 		info = o.ErrOut
 	}
 	report := RenewReport{APIVersion: ReportAPIVersion, Kind: "RenewReport"}
+	if o.dryRun() {
+		report.DryRun = o.DryRun
+	}
 	for i := range certs {
 		crt := &certs[i]
 		rc := RenewedCert{Namespace: crt.Namespace, Name: crt.Name, SecretName: crt.Spec.SecretName, PreviousRevision: crt.Status.Revision, PreviousNotAfter: notAfterOf(crt), Ready: crt.Ready(),
@@ -232,11 +252,13 @@ func (o *RenewOptions) Run(ctx context.Context) error {
 			rc.Result, rc.Message = RenewAlreadyIssuing, "already being issued: "+orElse(issuing.Message, issuing.Reason)
 			fmt.Fprintf(info, "%s already issuing (%s): not triggered again\n", o.certName(crt), revisionString(crt.Status.Revision))
 		} else {
-			if err := reissue.Trigger(ctx, c, crt, reasonManuallyTriggered, issuingMessage, o.Now()); err != nil {
-				return o.explainCert(err, crt)
+			if !o.clientDryRun() {
+				if err := reissue.Trigger(ctx, o.writer(c), crt, reasonManuallyTriggered, issuingMessage, o.Now()); err != nil {
+					return o.explainCert(err, crt)
+				}
 			}
 			rc.Result = RenewTriggered
-			fmt.Fprintf(info, "%s renewal triggered (%s)\n", o.certName(crt), revisionString(crt.Status.Revision))
+			fmt.Fprintf(info, "%s renewal triggered%s (%s)\n", o.certName(crt), o.dryRunSuffix(), revisionString(crt.Status.Revision))
 		}
 		report.Certificates = append(report.Certificates, rc)
 	}

@@ -21,6 +21,7 @@ import (
 type RestartOptions struct {
 	KubeFlags
 	OutputFlag
+	DryRunFlag
 
 	Workloads []string
 	Policy    string
@@ -28,7 +29,6 @@ type RestartOptions struct {
 	Reason    string
 	Wait      bool
 	Timeout   time.Duration
-	DryRun    bool
 
 	// Now is the clock of the progress display (tests fix it).
 	Now func() time.Time
@@ -44,9 +44,11 @@ type RestartOptions struct {
 // those that would be), as they finished with --wait, and the consumers of --secret that cannot be
 // restarted. Rollouts are the API's own CertRollout objects.
 type RestartReport struct {
-	APIVersion     string            `json:"apiVersion"`
-	Kind           string            `json:"kind"`
-	DryRun         bool              `json:"dryRun,omitempty"`
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	DryRun     bool   `json:"dryRun,omitempty"`
+	// DryRunMode is client or server under --dry-run.
+	DryRunMode     string            `json:"dryRunMode,omitempty"`
 	Rollouts       []api.CertRollout `json:"rollouts"`
 	NotRestartable []WorkloadNote    `json:"notRestartable,omitempty"`
 }
@@ -72,15 +74,23 @@ governs go into one rollout without a policy (restarted in order, each healthy b
 The controller (certrollout controller) does the work; this command only creates the CertRollouts. With
 --wait it follows them: on a terminal a progress block redrawn in place, otherwise one timestamped line
 per change. It exits 0 when all succeeded, 1 when one failed, 2 when --timeout passed first (the rollouts
-go on in the cluster).`,
+go on in the cluster), 3 when the cluster cannot be reached.
+
+--dry-run=client (or --dry-run alone) reads the cluster to plan and prints the CertRollouts, sending
+nothing; --dry-run=server sends them with dryRun=All, so the API server validates them and its admission
+(the ValidatingAdmissionPolicy of config/admission: may you patch what you restart?) judges them, and
+stores nothing.`,
 		Example: `  # Restart a Deployment and wait until it is rolled out and healthy
   certrollout restart deploy/web --wait
 
   # Restart everything policy build governs, quiescing its workers first, within 30 minutes
   certrollout restart --policy build --wait --timeout 30m --reason "CA bundle updated"
 
-  # What would restarting the consumers of a Secret create? (validated by the server, nothing stored)
-  certrollout restart --secret api-tls --dry-run -o yaml`,
+  # What would restarting the consumers of a Secret create? (nothing sent)
+  certrollout restart --secret api-tls --dry-run -o yaml
+
+  # Would the API server accept it from me? (validated and admitted, nothing stored)
+  certrollout restart --secret api-tls --dry-run=server`,
 		ValidArgsFunction: completeWorkloads(&o.KubeFlags),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Workloads = args
@@ -100,9 +110,9 @@ go on in the cluster).`,
 	f.StringVar(&o.Policy, "policy", "", "Restart everything this RolloutPolicy governs, in its order.")
 	f.StringVar(&o.Secret, "secret", "", "Restart the workloads that use this Secret.")
 	f.StringVar(&o.Reason, "reason", "", "Why, recorded as the rollouts' spec.trigger.message (default: the command line).")
-	f.BoolVarP(&o.Wait, "wait", "w", false, "Follow the rollouts until they finish; exit 1 if one fails.")
+	addWaitFlag(cmd, &o.Wait, "Follow the rollouts until they finish; exit 1 if one fails.")
 	f.DurationVar(&o.Timeout, "timeout", 0, "With --wait, stop waiting after this long and exit 2 (0: no limit); the rollouts go on.")
-	f.BoolVar(&o.DryRun, "dry-run", false, "Print the CertRollouts that would be created, validated by the server, and create nothing.")
+	o.addDryRunFlag(cmd, "the CertRollouts")
 	return cmd
 }
 
@@ -134,6 +144,9 @@ func (o *RestartOptions) Validate() error {
 	if err := o.validateOutput(); err != nil {
 		return err
 	}
+	if err := o.validateDryRun(); err != nil {
+		return err
+	}
 	if o.Output == OutputWide {
 		return errors.New("--output wide is for tables: restart prints lines, json or yaml")
 	}
@@ -157,7 +170,7 @@ func (o *RestartOptions) Validate() error {
 	if o.Timeout > 0 && !o.Wait {
 		return errors.New("--timeout only applies with --wait")
 	}
-	if o.DryRun && o.Wait {
+	if o.dryRun() && o.Wait {
 		return errors.New("--dry-run creates nothing to wait for: use one or the other")
 	}
 	return nil
@@ -199,7 +212,7 @@ func (o *RestartOptions) Run(ctx context.Context) error {
 		}
 	}
 	return runRollouts(ctx, c, o.Config(), rolloutRun{
-		plans: plans, notes: notes, dryRun: o.DryRun, wait: o.Wait, timeout: o.Timeout,
+		plans: plans, notes: notes, dryRun: o.DryRunFlag, wait: o.Wait, timeout: o.Timeout,
 		output: o.OutputFlag, now: o.Now, tick: o.Tick, streams: o.IOStreams,
 	}, nil)
 }
@@ -243,7 +256,7 @@ type rolloutRun struct {
 	// rollout for the same renewal), first.
 	followed []plannedRollout
 	notes    []WorkloadNote
-	dryRun   bool
+	dryRun   DryRunFlag
 	wait     bool
 	timeout  time.Duration
 	output   OutputFlag
@@ -284,7 +297,7 @@ func runRollouts(ctx context.Context, c client.WithWatch, cfg *rest.Config, r ro
 		ros[i], keys[i] = *p.Rollout, rolloutKey(p.Rollout)
 	}
 	var waitErr error
-	if r.wait && !r.dryRun {
+	if r.wait && !r.dryRun.dryRun() {
 		wctx := ctx
 		if r.timeout > 0 {
 			var cancel context.CancelFunc
@@ -312,7 +325,10 @@ func runRollouts(ctx context.Context, c client.WithWatch, cfg *rest.Config, r ro
 		return waitErr
 	}
 	if r.output.structured() {
-		doc := RestartReport{APIVersion: ReportAPIVersion, Kind: "RestartReport", DryRun: r.dryRun, Rollouts: ros, NotRestartable: r.notes}
+		doc := RestartReport{APIVersion: ReportAPIVersion, Kind: "RestartReport", Rollouts: ros, NotRestartable: r.notes}
+		if r.dryRun.dryRun() {
+			doc.DryRun, doc.DryRunMode = true, r.dryRun.DryRun
+		}
 		if err := r.output.printDocument(r.streams.Out, doc); err != nil {
 			return err
 		}

@@ -215,7 +215,11 @@ func TestRestartValidatesItsFlags(t *testing.T) {
 		"renew a --all":                                "not both",
 		"renew a -A":                                   "use -n NAMESPACE instead of -A",
 		"renew a --timeout 1m":                         "--timeout only applies with --wait",
-		"renew a --restart --dry-run":                  "unknown flag",
+		"renew a --restart --dry-run":                  "--dry-run triggers nothing to wait for",
+		"renew a --wait --dry-run=server":              "--dry-run triggers nothing to wait for",
+		"renew a --dry-run=maybe":                      `--dry-run must be "none", "client" or "server"`,
+		"restart deploy/web --dry-run=maybe":           `--dry-run must be "none", "client" or "server"`,
+		"restart deploy/web --dry-run=server --wait":   "--dry-run creates nothing to wait for",
 		"restart deploy/web --timeout -1s --wait":      "must not be negative",
 		"restart --kubeconfig /nonexistent deploy/web": "kubeconfig",
 	} {
@@ -509,7 +513,7 @@ func TestRestartDryRunGroupsByPolicyAndCreatesNothing(t *testing.T) {
 	e.policy("build", api.RolloutPolicySpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "build"}}})
 
 	// Workloads: the governed ones in one rollout following the policy (in its order), the rest in one.
-	out, stderr, err := e.run("restart", "deploy/web", "deploy/build", "deploy/api", "deploy/other", "--dry-run", "-o", "yaml")
+	out, stderr, err := e.run("restart", "deploy/web", "deploy/build", "deploy/api", "deploy/other", "--dry-run=server", "-o", "yaml")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
@@ -517,7 +521,7 @@ func TestRestartDryRunGroupsByPolicyAndCreatesNothing(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(out), &report); err != nil {
 		t.Fatalf("not a RestartReport: %v\n%s", err, out)
 	}
-	if !report.DryRun || len(report.Rollouts) != 2 {
+	if !report.DryRun || report.DryRunMode != DryRunServer || len(report.Rollouts) != 2 {
 		t.Fatalf("want 2 rollouts in a dry run, got %+v", report)
 	}
 	gov, free := report.Rollouts[0], report.Rollouts[1]
@@ -533,7 +537,7 @@ func TestRestartDryRunGroupsByPolicyAndCreatesNothing(t *testing.T) {
 	}
 
 	// --secret: its consumers, the CronJob named as not restartable.
-	out, stderr, err = e.run("restart", "--secret", "api-tls", "--dry-run")
+	out, stderr, err = e.run("restart", "--secret", "api-tls", "--dry-run=server")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}

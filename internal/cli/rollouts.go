@@ -367,17 +367,15 @@ func secretConsumers(ctx context.Context, snap *controller.Snapshot, ns string, 
 	return refs, notes, nil
 }
 
-// createRollouts creates each planned rollout (server-side dry run when dryRun, so the CRD's validation
-// runs and nothing is stored) and calls created after each, so that a failure part-way still reports
-// what exists.
-func createRollouts(ctx context.Context, c client.Client, plans []plannedRollout, dryRun bool, created func(plannedRollout)) error {
+// createRollouts creates each planned rollout and calls created after each, so that a failure part-way
+// still reports what exists. Under --dry-run=server the creates carry dryRun=All (the CRD's validation
+// and admission run, nothing is stored); under --dry-run=client nothing is sent.
+func createRollouts(ctx context.Context, c client.Client, plans []plannedRollout, dryRun DryRunFlag, created func(plannedRollout)) error {
 	for _, p := range plans {
-		var opts []client.CreateOption
-		if dryRun {
-			opts = append(opts, client.DryRunAll)
-		}
-		if err := c.Create(ctx, p.Rollout, opts...); err != nil {
-			return fmt.Errorf("creating a CertRollout for %s: %w", describePlan(p), err)
+		if !dryRun.clientDryRun() {
+			if err := dryRun.writer(c).Create(ctx, p.Rollout); err != nil {
+				return fmt.Errorf("creating a CertRollout for %s: %w", describePlan(p), err)
+			}
 		}
 		// The typed client drops apiVersion and kind on decode; the documents we print carry them.
 		p.Rollout.APIVersion, p.Rollout.Kind = api.GroupVersion.String(), "CertRollout"
@@ -412,13 +410,14 @@ func followedLine(p plannedRollout) string {
 		ro.Name, describePlan(p), orElse(string(ro.Spec.Trigger.Type), string(api.TriggerManual)), orElse(string(ro.Status.Phase), "not started"))
 }
 
-// createdLine is what kubectl prints for a created object, with what the rollout restarts.
-func createdLine(p plannedRollout, dryRun bool) string {
-	verb := "created"
-	if dryRun {
-		verb = "created (server dry run)"
+// createdLine is what kubectl prints for a created object, with what the rollout restarts. A client dry
+// run has no name yet: the API server generates it.
+func createdLine(p plannedRollout, dryRun DryRunFlag) string {
+	name := p.Rollout.Name
+	if name == "" {
+		name = p.Rollout.GenerateName + "<generated>"
 	}
-	return fmt.Sprintf("certrollout.certrollout.io/%s %s: %s", p.Rollout.Name, verb, describePlan(p))
+	return fmt.Sprintf("certrollout.certrollout.io/%s created%s: %s", name, dryRun.dryRunSuffix(), describePlan(p))
 }
 
 // rolloutKey names a followed rollout.
