@@ -125,3 +125,10 @@ func timestamp(t time.Time) string {
 	}
 	return t.UTC().Format(time.RFC3339)
 }
+
+func orElse(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}

@@ -4,22 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/controller"
 	"github.com/certrollout/certrollout/internal/reissue"
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // RenewOptions holds the flags of `certrollout renew`.
@@ -50,50 +48,6 @@ const (
 	reasonManuallyTriggered = "ManuallyTriggered"
 	issuingMessage          = "Re-issuance triggered by certrollout renew"
 )
-
-// Outcomes of one Certificate in a RenewReport.
-const (
-	RenewTriggered      = "Triggered"
-	RenewAlreadyIssuing = "AlreadyIssuing"
-	RenewIssued         = "Issued"
-	RenewFailed         = "Failed"
-	RenewTimedOut       = "TimedOut"
-)
-
-// RenewReport is what `renew -o json|yaml` prints: each Certificate with what happened to it and, with
-// --restart, the CertRollouts that rolled its consumers.
-type RenewReport struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-	// DryRun is client or server under --dry-run: nothing was triggered.
-	DryRun         string            `json:"dryRun,omitempty"`
-	Certificates   []RenewedCert     `json:"certificates"`
-	Rollouts       []api.CertRollout `json:"rollouts,omitempty"`
-	NotRestartable []WorkloadNote    `json:"notRestartable,omitempty"`
-}
-
-// RenewedCert is one Certificate of a RenewReport.
-type RenewedCert struct {
-	Namespace  string `json:"namespace"`
-	Name       string `json:"name"`
-	SecretName string `json:"secretName"`
-	// Result: Triggered (no --wait), AlreadyIssuing (not triggered again; with --wait, waited for),
-	// Issued, Failed, TimedOut.
-	Result string `json:"result"`
-	// PreviousRevision is status.revision before; Revision the one at the end (with --wait).
-	PreviousRevision *int `json:"previousRevision,omitempty"`
-	Revision         *int `json:"revision,omitempty"`
-	// PreviousNotAfter is status.notAfter before; NotAfter the one at the end (with --wait).
-	PreviousNotAfter *time.Time `json:"previousNotAfter,omitempty"`
-	NotAfter         *time.Time `json:"notAfter,omitempty"`
-	Ready            bool       `json:"ready"`
-	Message          string     `json:"message,omitempty"`
-
-	// datesTellApart is false when the previous certificate was issued in the second the renewal was
-	// triggered: certificates have one-second dates, so the new one may carry the very same, and only the
-	// revision can say the renewal is done.
-	datesTellApart bool
-}
 
 func newRenewCommand(streams IOStreams) *cobra.Command {
 	o := &RenewOptions{IOStreams: streams}
@@ -218,11 +172,6 @@ func (o *RenewOptions) Complete() error {
 	return o.KubeFlags.Complete()
 }
 
-// certRef names a Certificate.
-func certRef(c *certmanager.Certificate) types.NamespacedName {
-	return types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
-}
-
 // Run renews, waits and restarts.
 func (o *RenewOptions) Run(ctx context.Context) error {
 	if ctx == nil {
@@ -282,23 +231,6 @@ func (o *RenewOptions) Run(ctx context.Context) error {
 		}
 	}
 	return failure
-}
-
-// certName is how lines name a Certificate: kubectl's resource/name, with -n under -A so the line can
-// be pasted into kubectl.
-func (o *RenewOptions) certName(c *certmanager.Certificate) string {
-	s := "certificate.cert-manager.io/" + c.Name
-	if o.AllNamespaces {
-		s += " -n " + c.Namespace
-	}
-	return s
-}
-
-func revisionString(r *int) string {
-	if r == nil {
-		return "never issued"
-	}
-	return fmt.Sprintf("revision %d", *r)
 }
 
 // explainCert turns a Certificate's errors into actionable ones.
@@ -365,157 +297,6 @@ func (o *RenewOptions) certificates(ctx context.Context, c client.Client) ([]cer
 	return list.Items, nil
 }
 
-// certProgress is what the renewal printer last showed of a Certificate.
-type certProgress struct {
-	message string
-	done    bool
-	failed  bool
-}
-
-// renewDone reports whether crt has a revision past prevRevision, is Ready, and describes the new
-// certificate. cert-manager's issuing controller moves the revision on; its readiness controller updates
-// notAfter a moment later, and Ready stays True from the previous certificate meanwhile: until notAfter
-// moves past prevNotAfter the status still describes the old certificate.
-func renewDone(crt *certmanager.Certificate, prevRevision *int, prevNotAfter *time.Time) bool {
-	if crt.Status.Revision == nil || !crt.Ready() {
-		return false
-	}
-	if prevRevision != nil && *crt.Status.Revision <= *prevRevision {
-		return false
-	}
-	na := notAfterOf(crt)
-	return prevNotAfter == nil || (na != nil && !na.Equal(*prevNotAfter))
-}
-
-// previousNotAfterIfDistinct is PreviousNotAfter when a new certificate's expiry must differ from it.
-func (rc *RenewedCert) previousNotAfterIfDistinct() *time.Time {
-	if !rc.datesTellApart {
-		return nil
-	}
-	return rc.PreviousNotAfter
-}
-
-// notAfterOf is the expiry of the certificate crt's status describes; nil before the first issuance.
-func notAfterOf(crt *certmanager.Certificate) *time.Time {
-	if crt.Status.NotAfter == nil {
-		return nil
-	}
-	t := crt.Status.NotAfter.UTC()
-	return &t
-}
-
-// wait watches the Certificates until each is issued (or failed), printing a line per change.
-func (o *RenewOptions) wait(ctx context.Context, c client.WithWatch, info io.Writer, report *RenewReport) error {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	idx := map[types.NamespacedName]int{}
-	namespaces := map[string]bool{}
-	events := make(chan watchEvent)
-	for i, rc := range report.Certificates {
-		idx[types.NamespacedName{Namespace: rc.Namespace, Name: rc.Name}] = i
-		if !namespaces[rc.Namespace] {
-			namespaces[rc.Namespace] = true
-			go watchNamespace(wctx, c, rc.Namespace, func() client.ObjectList { return &certmanager.CertificateList{} }, events)
-		}
-	}
-	seen := make([]certProgress, len(report.Certificates))
-	pending := len(report.Certificates)
-	width := 0
-	for _, rc := range report.Certificates {
-		width = max(width, len(o.certName(&certmanager.Certificate{ObjectMeta: metav1.ObjectMeta{Name: rc.Name, Namespace: rc.Namespace}})))
-	}
-	line := func(crt *certmanager.Certificate, state, text string) {
-		fmt.Fprintf(info, "%s  %-*s  %-8s  %s\n", timestamp(o.Now()), width, o.certName(crt), state, text)
-	}
-	for pending > 0 {
-		var ev watchEvent
-		select {
-		case <-wctx.Done():
-			return o.waitFailed(ctx.Err(), report)
-		case ev = <-events:
-		}
-		if ev.err != nil {
-			return explain(ev.err, o.Config())
-		}
-		if ev.listed != nil {
-			for _, rc := range report.Certificates {
-				if rc.Namespace == ev.ns && !ev.listed[rc.Name] && rc.Result != RenewIssued {
-					return fmt.Errorf("Certificate %s/%s was deleted while waiting for its renewal", rc.Namespace, rc.Name) //nolint:staticcheck // a kind name starts the sentence
-				}
-			}
-			continue
-		}
-		crt, ok := ev.obj.(*certmanager.Certificate)
-		if !ok {
-			continue
-		}
-		i, followed := idx[certRef(crt)]
-		if !followed || seen[i].done || seen[i].failed {
-			continue
-		}
-		rc := &report.Certificates[i]
-		if ev.deleted {
-			return fmt.Errorf("Certificate %s/%s was deleted while waiting for its renewal", crt.Namespace, crt.Name) //nolint:staticcheck // a kind name starts the sentence
-		}
-		s := &seen[i]
-		rc.Revision, rc.NotAfter, rc.Ready = crt.Status.Revision, notAfterOf(crt), crt.Ready()
-		switch msg, failed := reissue.Failed(crt); {
-		case renewDone(crt, rc.PreviousRevision, rc.previousNotAfterIfDistinct()):
-			s.done, rc.Result, rc.Message = true, RenewIssued, ""
-			pending--
-			text := fmt.Sprintf("%s, Ready", revisionString(crt.Status.Revision))
-			if crt.Status.NotAfter != nil {
-				text += ", valid until " + timestamp(crt.Status.NotAfter.Time)
-			}
-			line(crt, "Issued", text)
-		case failed:
-			s.failed, rc.Result, rc.Message = true, RenewFailed, msg
-			pending--
-			line(crt, "Failed", msg)
-		default:
-			st := "Issuing"
-			var msgNow string
-			if cnd := crt.Condition(certmanager.ConditionIssuing); cnd != nil {
-				msgNow = cnd.Message
-			} else if r := crt.Condition(certmanager.ConditionReady); r != nil {
-				st, msgNow = "Waiting", "Ready="+r.Status+": "+r.Message
-			}
-			if msgNow != s.message {
-				line(crt, st, msgNow)
-			}
-			s.message = msgNow
-		}
-	}
-	var failed []string
-	for _, rc := range report.Certificates {
-		if rc.Result == RenewFailed {
-			failed = append(failed, fmt.Sprintf("Certificate %s/%s: %s", rc.Namespace, rc.Name, rc.Message))
-		}
-	}
-	if len(failed) > 0 {
-		return &exitError{code: ExitFailed, err: fmt.Errorf("issuance failed: %s (cert-manager retries with a back-off; `kubectl describe certificaterequests -n %s` says more)",
-			strings.Join(failed, "; "), report.Certificates[0].Namespace)}
-	}
-	return nil
-}
-
-// waitFailed is the error for a wait that ctx ended (--timeout or an interrupt).
-func (o *RenewOptions) waitFailed(err error, report *RenewReport) error {
-	var waiting []string
-	for i := range report.Certificates {
-		rc := &report.Certificates[i]
-		if rc.Result == RenewTriggered || rc.Result == RenewAlreadyIssuing {
-			rc.Result = RenewTimedOut
-			waiting = append(waiting, rc.Namespace+"/"+rc.Name)
-		}
-	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("stopped waiting for %s; cert-manager goes on issuing: %w", strings.Join(waiting, ", "), err)
-	}
-	return &exitError{code: ExitTimedOut, err: fmt.Errorf("%w: %s passed and %s not issued yet; cert-manager goes on (watch with `kubectl get certificates -w -n %s`)",
-		ErrWaitTimedOut, o.Timeout, strings.Join(waiting, ", "), report.Certificates[0].Namespace)}
-}
-
 // restart rolls the consumers of the renewed Certificates' Secrets through their policies, namespace by
 // namespace, with the same planning as restart --secret, and follows the rollouts. Unlike restart
 // --secret it is tied to one renewal: each rollout records the certificates each consumer uses now
@@ -527,7 +308,7 @@ func (o *RenewOptions) restart(ctx context.Context, c client.WithWatch, report *
 	secrets := map[string][]string{}
 	var certNames []string
 	for _, rc := range report.Certificates {
-		if rc.Result == RenewIssued && !contains(secrets[rc.Namespace], rc.SecretName) {
+		if rc.Result == RenewIssued && !slices.Contains(secrets[rc.Namespace], rc.SecretName) {
 			secrets[rc.Namespace] = append(secrets[rc.Namespace], rc.SecretName)
 			certNames = append(certNames, rc.Name)
 		}
@@ -606,13 +387,4 @@ func certificateHashes(ctx context.Context, snap *controller.Snapshot, ns string
 		}
 	}
 	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -4,17 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/controller"
+	"github.com/spf13/cobra"
 )
 
 // RestartOptions holds the flags of `certrollout restart`.
@@ -38,19 +33,6 @@ type RestartOptions struct {
 	args []string
 
 	IOStreams
-}
-
-// RestartReport is what `restart -o json|yaml` prints: the CertRollouts created (or, under --dry-run,
-// those that would be), as they finished with --wait, and the consumers of --secret that cannot be
-// restarted. Rollouts are the API's own CertRollout objects.
-type RestartReport struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-	DryRun     bool   `json:"dryRun,omitempty"`
-	// DryRunMode is client or server under --dry-run.
-	DryRunMode     string            `json:"dryRunMode,omitempty"`
-	Rollouts       []api.CertRollout `json:"rollouts"`
-	NotRestartable []WorkloadNote    `json:"notRestartable,omitempty"`
 }
 
 func newRestartCommand(streams IOStreams) *cobra.Command {
@@ -239,99 +221,4 @@ func (o *RestartOptions) planSecret(ctx context.Context, p *planner) ([]plannedR
 		return nil, nil, explain(err, o.Config())
 	}
 	return plans, notes, nil
-}
-
-func notesString(notes []WorkloadNote) string {
-	s := make([]string, len(notes))
-	for i, n := range notes {
-		s[i] = n.Kind + "/" + n.Name + " (" + n.Reason + ")"
-	}
-	return strings.Join(s, "; ")
-}
-
-// rolloutRun is one create-and-maybe-follow of planned rollouts, shared by restart and renew --restart.
-type rolloutRun struct {
-	plans []plannedRollout
-	// followed are existing rollouts to follow along with the created ones (renew --restart: the policy's
-	// rollout for the same renewal), first.
-	followed []plannedRollout
-	notes    []WorkloadNote
-	dryRun   DryRunFlag
-	wait     bool
-	timeout  time.Duration
-	output   OutputFlag
-	now      func() time.Time
-	tick     <-chan time.Time
-	streams  IOStreams
-}
-
-// runRollouts creates the planned rollouts, prints what it created, follows them with --wait and prints
-// the RestartReport under -o json|yaml (report, when not nil, receives the rollouts instead, for a
-// caller printing a report of its own). Progress goes to stdout, or to stderr when stdout carries a
-// document.
-func runRollouts(ctx context.Context, c client.WithWatch, cfg *rest.Config, r rolloutRun, report *[]api.CertRollout) error {
-	info := r.streams.Out
-	if r.output.structured() {
-		info = r.streams.ErrOut
-	}
-	for _, n := range r.notes {
-		fmt.Fprintf(r.streams.ErrOut, "Warning: %s/%s uses the Secret but is not restarted: %s\n", n.Kind, n.Name, n.Reason)
-	}
-	for _, p := range r.followed {
-		if !r.output.structured() {
-			fmt.Fprintln(info, followedLine(p))
-		}
-	}
-	err := createRollouts(ctx, c, r.plans, r.dryRun, func(p plannedRollout) {
-		if !r.output.structured() {
-			fmt.Fprintln(info, createdLine(p, r.dryRun))
-		}
-	})
-	if err != nil {
-		return explain(err, cfg)
-	}
-	all := append(slices.Clip(r.followed), r.plans...)
-	ros := make([]api.CertRollout, len(all))
-	keys := make([]types.NamespacedName, len(all))
-	for i, p := range all {
-		ros[i], keys[i] = *p.Rollout, rolloutKey(p.Rollout)
-	}
-	var waitErr error
-	if r.wait && !r.dryRun.dryRun() {
-		wctx := ctx
-		if r.timeout > 0 {
-			var cancel context.CancelFunc
-			wctx, cancel = context.WithTimeout(ctx, r.timeout)
-			defer cancel()
-		}
-		tick := r.tick
-		if tick == nil {
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			tick = t.C
-		}
-		var final []api.CertRollout
-		final, waitErr = followRollouts(wctx, c, keys, newProgressPrinter(info, r.now), tick)
-		for i := range final {
-			if final[i].Status.Phase != "" {
-				final[i].APIVersion, final[i].Kind, final[i].ManagedFields = api.GroupVersion.String(), "CertRollout", nil
-				ros[i] = final[i]
-			}
-		}
-		waitErr = waitResult(final, waitErr, r.timeout, func(err error) error { return explain(err, cfg) })
-	}
-	if report != nil {
-		*report = ros
-		return waitErr
-	}
-	if r.output.structured() {
-		doc := RestartReport{APIVersion: ReportAPIVersion, Kind: "RestartReport", Rollouts: ros, NotRestartable: r.notes}
-		if r.dryRun.dryRun() {
-			doc.DryRun, doc.DryRunMode = true, r.dryRun.DryRun
-		}
-		if err := r.output.printDocument(r.streams.Out, doc); err != nil {
-			return err
-		}
-	}
-	return waitErr
 }

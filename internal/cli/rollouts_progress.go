@@ -4,15 +4,15 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/duration"
-
-	api "github.com/certrollout/certrollout/api/v1alpha1"
 )
 
 // progressPrinter shows followed rollouts as they change. observe gets every followed rollout, in the
@@ -376,7 +376,8 @@ const (
 )
 
 func (p *blockPrinter) observe(ros []api.CertRollout) { p.draw(ros) }
-func (p *blockPrinter) tick(ros []api.CertRollout)    { p.draw(ros) }
+
+func (p *blockPrinter) tick(ros []api.CertRollout) { p.draw(ros) }
 
 func (p *blockPrinter) draw(ros []api.CertRollout) {
 	now := p.now()
@@ -493,4 +494,15 @@ func trimLines(s string) string {
 		lines[i] = strings.TrimRight(l, " ")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// isTerminalWriter reports whether w is a terminal (a character device), where progress is redrawn in place
+// rather than printed as lines. A stat is enough: no dependency for one bit.
+func isTerminalWriter(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

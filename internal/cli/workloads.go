@@ -6,14 +6,14 @@ import (
 	"strings"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/certrollout/certrollout/internal/policy"
 )
 
 // WorkloadArg is a KIND/NAME argument, with the kind as certrollout names it (Deployment, StatefulSet,
@@ -110,4 +110,32 @@ func forEachObject(list client.ObjectList, fn func(client.Object)) error {
 		}
 	}
 	return nil
+}
+
+// parseWorkload reads a KIND/NAME argument (ParseWorkloadArg: deployment/web, deploy/web, sts/db,
+// ds/agent) and keeps the kinds a CertRollout can restart.
+func parseWorkload(arg string) (api.WorkloadReference, error) {
+	kind, name, _ := strings.Cut(arg, "/")
+	// kubectl also accepts the group: deployments.apps/web, deployments.v1.apps/web.
+	kind = strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(kind), ".apps"), ".v1")
+	w, err := ParseWorkloadArg(kind + "/" + name)
+	if err != nil {
+		return api.WorkloadReference{}, err
+	}
+	switch w.Kind {
+	case policy.KindDeployment, policy.KindStatefulSet, policy.KindDaemonSet:
+		return api.WorkloadReference{Kind: w.Kind, Name: w.Name}, nil
+	}
+	return api.WorkloadReference{}, fmt.Errorf("cannot restart %s: certrollout restarts Deployments, StatefulSets and DaemonSets (a CronJob's next Jobs read the Secret afresh; delete a bare Pod to restart it)", w)
+}
+
+// refString is "Deployment/web".
+func refString(r api.WorkloadReference) string { return r.Kind + "/" + r.Name }
+
+func refsString(refs []api.WorkloadReference) string {
+	s := make([]string, len(refs))
+	for i, r := range refs {
+		s[i] = refString(r)
+	}
+	return strings.Join(s, ", ")
 }
