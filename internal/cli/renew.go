@@ -9,15 +9,16 @@ import (
 	"strings"
 	"time"
 
-	api "github.com/certrollout/certrollout/api/v1alpha1"
-	"github.com/certrollout/certrollout/internal/certmanager"
-	"github.com/certrollout/certrollout/internal/controller"
-	"github.com/certrollout/certrollout/internal/reissue"
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/certmanager"
+	"github.com/certrollout/certrollout/internal/controller"
+	"github.com/certrollout/certrollout/internal/reissue"
 )
 
 // RenewOptions holds the flags of `certrollout renew`.

@@ -3,9 +3,10 @@ package cli
 import (
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/certmanager"
-	"k8s.io/apimachinery/pkg/types"
 )
 
 // Outcomes of one Certificate in a RenewReport.

@@ -7,11 +7,12 @@ import (
 	"io"
 	"strings"
 
-	"github.com/certrollout/certrollout/internal/certmanager"
-	"github.com/certrollout/certrollout/internal/reissue"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/certrollout/certrollout/internal/certmanager"
+	"github.com/certrollout/certrollout/internal/reissue"
 )
 
 // certProgress is what the renewal printer last showed of a Certificate.

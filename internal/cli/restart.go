@@ -7,9 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/controller"
-	"github.com/spf13/cobra"
 )
 
 // RestartOptions holds the flags of `certrollout restart`.

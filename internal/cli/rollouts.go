@@ -6,10 +6,11 @@ import (
 	"slices"
 	"time"
 
-	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
 )
 
 // Code shared by restart and renew --restart: creating the planned CertRollouts and following them to

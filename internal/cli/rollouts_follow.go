@@ -7,12 +7,13 @@ import (
 	"strings"
 	"time"
 
-	api "github.com/certrollout/certrollout/api/v1alpha1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
 )
 
 // Following objects until they finish: a list-then-watch that resumes, and the outcome of a followed wait.

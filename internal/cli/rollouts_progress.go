@@ -9,10 +9,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	api "github.com/certrollout/certrollout/api/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/duration"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
 )
 
 // progressPrinter shows followed rollouts as they change. observe gets every followed rollout, in the

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"time"
 
-	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
 )
 
 // StatusOptions holds the flags of `certrollout status`.

@@ -6,8 +6,9 @@ import (
 	"strings"
 	"time"
 
-	api "github.com/certrollout/certrollout/api/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
 )
 
 // printRolloutTable prints NAME POLICY TRIGGER PHASE PROGRESS STARTED DURATION AGE (NAMESPACE first

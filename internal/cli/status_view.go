@@ -4,8 +4,9 @@ import (
 	"sort"
 	"time"
 
-	api "github.com/certrollout/certrollout/api/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
 )
 
 // sortRollouts orders rollouts as history reads: by namespace, then oldest first, then by name.

@@ -6,14 +6,15 @@ import (
 	"strings"
 	"time"
 
-	api "github.com/certrollout/certrollout/api/v1alpha1"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/policy"
 )
 
 // WorkloadArg is a KIND/NAME argument, with the kind as certrollout names it (Deployment, StatefulSet,
