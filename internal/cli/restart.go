@@ -143,7 +143,7 @@ func (o *RestartOptions) Validate() error {
 		return errors.New("name what to restart: workloads (deploy/web sts/db), --policy POLICY or --secret SECRET, one of them")
 	}
 	for _, w := range o.Workloads {
-		if _, err := parseWorkload(w); err != nil {
+		if _, err := parseRestartable(w); err != nil {
 			return err
 		}
 	}
@@ -187,7 +187,7 @@ func (o *RestartOptions) Run(ctx context.Context) error {
 	default:
 		refs := make([]api.WorkloadReference, 0, len(o.Workloads))
 		for _, w := range o.Workloads {
-			ref, _ := parseWorkload(w) // checked by Validate
+			ref, _ := parseRestartable(w) // checked by Validate
 			refs = append(refs, ref)
 		}
 		if plans, err = p.forWorkloads(ctx, refs, "restart"); err != nil {

@@ -10,7 +10,7 @@ import (
 func notesString(notes []WorkloadNote) string {
 	s := make([]string, len(notes))
 	for i, n := range notes {
-		s[i] = n.Kind + "/" + n.Name + " (" + n.Reason + ")"
+		s[i] = workloadKey(n.Kind, n.Name) + " (" + n.Reason + ")"
 	}
 	return strings.Join(s, "; ")
 }

@@ -184,15 +184,15 @@ func TestRestartParsesWorkloadsAsKubectlDoes(t *testing.T) {
 		"deployments.apps/web": "Deployment/web", "deployments.v1.apps/web": "Deployment/web",
 		"sts/db": "StatefulSet/db", "statefulsets/db": "StatefulSet/db", "ds/agent": "DaemonSet/agent",
 	} {
-		got, err := parseWorkload(in)
-		if err != nil || refString(got) != want {
+		got, err := parseRestartable(in)
+		if err != nil || got.Key() != want {
 			t.Errorf("%s: got %v, %v; want %s", in, got, err, want)
 		}
 	}
 	for in, want := range map[string]string{
 		"web": "is not KIND/NAME", "cronjob/nightly": "cannot restart CronJob/nightly", "pod/x": "cannot restart Pod/x", "service/web": "unknown kind",
 	} {
-		if _, err := parseWorkload(in); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := parseRestartable(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v, want an error containing %q", in, err, want)
 		}
 	}

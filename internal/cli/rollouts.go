@@ -42,7 +42,7 @@ func runRollouts(ctx context.Context, c client.WithWatch, cfg *rest.Config, r ro
 		info = r.streams.ErrOut
 	}
 	for _, n := range r.notes {
-		fmt.Fprintf(r.streams.ErrOut, "Warning: %s/%s uses the Secret but is not restarted: %s\n", n.Kind, n.Name, n.Reason)
+		fmt.Fprintf(r.streams.ErrOut, "Warning: %s uses the Secret but is not restarted: %s\n", workloadKey(n.Kind, n.Name), n.Reason)
 	}
 	for _, p := range r.followed {
 		if !r.output.structured() {

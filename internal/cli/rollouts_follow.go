@@ -236,12 +236,12 @@ func waitResult(ros []api.CertRollout, err error, timeout time.Duration, cfgErr 
 			// The rollout's message counts; the targets' say why.
 			for _, t := range ro.Status.Targets {
 				if t.State == api.TargetFailed {
-					msg += fmt.Sprintf("; %s/%s: %s", t.Kind, t.Name, t.Message)
+					msg += fmt.Sprintf("; %s: %s", workloadKey(t.Kind, t.Name), t.Message)
 				}
 			}
 			for _, q := range ro.Status.Quiesced {
 				if q.State == api.QuiesceDrainTimedOut {
-					msg += fmt.Sprintf("; %s/%s did not drain: %s", q.Kind, q.Name, q.Message)
+					msg += fmt.Sprintf("; %s did not drain: %s", workloadKey(q.Kind, q.Name), q.Message)
 				}
 			}
 			failed = append(failed, msg)

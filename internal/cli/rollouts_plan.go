@@ -103,7 +103,7 @@ func (p *planner) forWorkloads(ctx context.Context, refs []api.WorkloadReference
 		seen[ref] = true
 		obj, _, ok := controller.NewWorkloadObject(ref.Kind)
 		if !ok {
-			return nil, fmt.Errorf("cannot restart %s: not a Deployment, StatefulSet or DaemonSet", refString(ref))
+			return nil, fmt.Errorf("cannot restart %s: not a Deployment, StatefulSet or DaemonSet", ref.Key())
 		}
 		if err := p.c.Get(ctx, client.ObjectKey{Namespace: p.ns, Name: ref.Name}, obj); err != nil {
 			if apierrors.IsNotFound(err) {
@@ -223,7 +223,7 @@ func (p *planner) coveredByPolicyRollouts(ctx context.Context, refs []api.Worklo
 // hash: ref is one of its targets (its policy's selected workloads when it names none) and it has not
 // restarted ref onto other certificates, nor been created for other ones.
 func rolloutCovers(ro *api.CertRollout, ref api.WorkloadReference, hash string, selected []api.WorkloadReference) bool {
-	if h := ro.Spec.Trigger.Certificates[refString(ref)]; h != "" && h != hash {
+	if h := ro.Spec.Trigger.Certificates[ref.Key()]; h != "" && h != hash {
 		return false
 	}
 	same := func(kind, name string) bool { return kind == ref.Kind && name == ref.Name }
@@ -261,7 +261,7 @@ func withCertificates(plans []plannedRollout, hashes map[api.WorkloadReference]s
 				if pl.Rollout.Spec.Trigger.Certificates == nil {
 					pl.Rollout.Spec.Trigger.Certificates = map[string]string{}
 				}
-				pl.Rollout.Spec.Trigger.Certificates[refString(t)] = h
+				pl.Rollout.Spec.Trigger.Certificates[t.Key()] = h
 			}
 		}
 	}

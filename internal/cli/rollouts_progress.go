@@ -120,7 +120,7 @@ func (p *linePrinter) observe(ros []api.CertRollout) {
 		// "Restarting", "build restarting".
 		var ended, began []string
 		for _, q := range st.Quiesced {
-			key := q.Kind + "/" + q.Name
+			key := workloadKey(q.Kind, q.Name)
 			if old, ok := s.quiesced[key]; !ok || old.State != q.State || old.Message != q.Message {
 				text := quiesceLine(q, old, ok)
 				switch {
@@ -134,7 +134,7 @@ func (p *linePrinter) observe(ros []api.CertRollout) {
 			s.quiesced[key] = q
 		}
 		for _, tw := range st.TrustedBy {
-			key := tw.Kind + "/" + tw.Namespace + "/" + tw.Name
+			key := tw.Namespace + "/" + workloadKey(tw.Kind, tw.Name)
 			if old, ok := s.trusted[key]; (!ok || old.State != tw.State) && tw.State != api.TrustPending {
 				ended = append(ended, trustLine(tw, ro.Namespace))
 			}
@@ -155,7 +155,7 @@ func (p *linePrinter) observe(ros []api.CertRollout) {
 			s.leaves[key] = c
 		}
 		for _, t := range st.Targets {
-			key := t.Kind + "/" + t.Name
+			key := workloadKey(t.Kind, t.Name)
 			if old, ok := s.targets[key]; !ok || old.State != t.State || old.Message != t.Message {
 				text := targetLine(t, old, ok)
 				switch {
@@ -214,7 +214,7 @@ func phaseMessage(ro *api.CertRollout) string {
 func quiescedNames(qs []api.QuiescedWorkload) string {
 	s := make([]string, len(qs))
 	for i, q := range qs {
-		s[i] = q.Kind + "/" + q.Name
+		s[i] = workloadKey(q.Kind, q.Name)
 	}
 	return strings.Join(s, ", ")
 }
@@ -222,7 +222,7 @@ func quiescedNames(qs []api.QuiescedWorkload) string {
 func targetNames(ts []api.TargetStatus) string {
 	s := make([]string, len(ts))
 	for i, t := range ts {
-		s[i] = t.Kind + "/" + t.Name
+		s[i] = workloadKey(t.Kind, t.Name)
 	}
 	return strings.Join(s, ", ")
 }
@@ -250,7 +250,7 @@ func replicaCount(p *int32) string {
 
 // quiesceLine describes a quiesced workload's new state; "" when there is nothing worth a line.
 func quiesceLine(q, old api.QuiescedWorkload, seen bool) string {
-	name := q.Kind + "/" + q.Name
+	name := workloadKey(q.Kind, q.Name)
 	switch q.State {
 	case api.QuiesceDraining:
 		if seen && old.State == api.QuiesceDraining {
@@ -285,7 +285,7 @@ func quiesceLine(q, old api.QuiescedWorkload, seen bool) string {
 // targetLine describes a target's new state; "" when there is nothing worth a line.
 // trustLine tells that a workload trusting a rotated CA rolled onto it, or is not waited for.
 func trustLine(tw api.TrustingWorkload, own string) string {
-	name := tw.Kind + "/" + tw.Name + namespaceSuffix(tw.Namespace, own)
+	name := workloadKey(tw.Kind, tw.Name) + namespaceSuffix(tw.Namespace, own)
 	if tw.State == api.TrustCurrent {
 		return name + " trusts the new CA certificate"
 	}
@@ -318,7 +318,7 @@ func leafLine(c api.LeafStatus, own string) string {
 }
 
 func targetLine(t, old api.TargetStatus, seen bool) string {
-	name := t.Kind + "/" + t.Name
+	name := workloadKey(t.Kind, t.Name)
 	switch t.State {
 	case api.TargetRestarting:
 		if seen && old.State == api.TargetRestarting {
@@ -415,10 +415,10 @@ func (p *blockPrinter) draw(ros []api.CertRollout) {
 			if q.DrainedAt != nil {
 				until = &q.DrainedAt.Time
 			}
-			fmt.Fprintf(tw, "  quiesce\t%s/%s\t%s→0\t%s\t%s\t%s\n", q.Kind, q.Name, replicaCount(q.OriginalReplicas), q.State, elapsedTimes(since, until, now), q.Message)
+			fmt.Fprintf(tw, "  quiesce\t%s\t%s→0\t%s\t%s\t%s\n", workloadKey(q.Kind, q.Name), replicaCount(q.OriginalReplicas), q.State, elapsedTimes(since, until, now), q.Message)
 		}
 		for _, w := range st.TrustedBy {
-			fmt.Fprintf(tw, "  trust\t%s/%s%s\t\t%s\t\t%s\n", w.Kind, w.Name, namespaceSuffix(w.Namespace, ro.Namespace), w.State, w.Message)
+			fmt.Fprintf(tw, "  trust\t%s%s\t\t%s\t\t%s\n", workloadKey(w.Kind, w.Name), namespaceSuffix(w.Namespace, ro.Namespace), w.State, w.Message)
 		}
 		for _, c := range st.Certificates {
 			var since, until *time.Time
@@ -438,7 +438,7 @@ func (p *blockPrinter) draw(ros []api.CertRollout) {
 			if t.FinishedAt != nil {
 				until = &t.FinishedAt.Time
 			}
-			fmt.Fprintf(tw, "  target\t%s/%s\t\t%s\t%s\t%s\n", t.Kind, t.Name, t.State, elapsedTimes(since, until, now), t.Message)
+			fmt.Fprintf(tw, "  target\t%s\t\t%s\t%s\t%s\n", workloadKey(t.Kind, t.Name), t.State, elapsedTimes(since, until, now), t.Message)
 		}
 	}
 	_ = tw.Flush()

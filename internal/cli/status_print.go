@@ -113,7 +113,7 @@ func describeRollout(w io.Writer, ro *api.CertRollout, now time.Time) error {
 		fmt.Fprintln(w, "Trusted by:")
 		t := newTable(indent(w), "WORKLOAD", "STATE", "MESSAGE")
 		for _, tw := range st.TrustedBy {
-			t.row(tw.Kind+"/"+tw.Name+namespaceSuffix(tw.Namespace, ro.Namespace), string(tw.State), tw.Message)
+			t.row(workloadKey(tw.Kind, tw.Name)+namespaceSuffix(tw.Namespace, ro.Namespace), string(tw.State), tw.Message)
 		}
 		if err := t.flush(); err != nil {
 			return err
@@ -138,7 +138,7 @@ func describeRollout(w io.Writer, ro *api.CertRollout, now time.Time) error {
 		fmt.Fprintln(w, "Quiesced:")
 		t := newTable(indent(w), "WORKLOAD", "REPLICAS", "STATE", "SCALED DOWN", "DRAINED", "RESTORED", "MESSAGE")
 		for _, q := range st.Quiesced {
-			t.row(q.Kind+"/"+q.Name, replicaCount(q.OriginalReplicas), string(q.State),
+			t.row(workloadKey(q.Kind, q.Name), replicaCount(q.OriginalReplicas), string(q.State),
 				metaTimestamp(q.ScaledDownAt), metaTimestamp(q.DrainedAt), metaTimestamp(q.RestoredAt), q.Message)
 		}
 		if err := t.flush(); err != nil {
@@ -153,7 +153,7 @@ func describeRollout(w io.Writer, ro *api.CertRollout, now time.Time) error {
 			if tg.State != api.TargetPending && tg.State != api.TargetSkipped {
 				d = rolloutElapsed(tg.StartedAt, tg.FinishedAt, now)
 			}
-			t.row(tg.Kind+"/"+tg.Name, string(tg.State), metaTimestamp(tg.StartedAt), metaTimestamp(tg.FinishedAt), d, tg.Message)
+			t.row(workloadKey(tg.Kind, tg.Name), string(tg.State), metaTimestamp(tg.StartedAt), metaTimestamp(tg.FinishedAt), d, tg.Message)
 		}
 		if err := t.flush(); err != nil {
 			return err

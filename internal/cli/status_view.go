@@ -41,7 +41,7 @@ func rolloutStatus(ro *api.CertRollout, now time.Time, typed bool) RolloutStatus
 		out.Created = timePtr(&ro.CreationTimestamp)
 	}
 	for _, t := range ro.Spec.Targets {
-		out.RequestedTargets = append(out.RequestedTargets, refString(t))
+		out.RequestedTargets = append(out.RequestedTargets, t.Key())
 	}
 	if c := ro.Spec.Cascade; c != nil {
 		out.Cascade = &CascadeInfo{IssuerKind: c.IssuerRef.Kind, IssuerName: c.IssuerRef.Name, CAFingerprint: c.CAFingerprint, MaxConcurrent: c.MaxConcurrent}

@@ -18,12 +18,18 @@ import (
 )
 
 // WorkloadArg is a KIND/NAME argument, with the kind as certrollout names it (Deployment, StatefulSet,
-// DaemonSet, CronJob, Pod).
+// DaemonSet, CronJob, Pod). It is the one parser of workload arguments: plan takes any kind, restart
+// keeps those a CertRollout can restart (parseRestartable).
 type WorkloadArg struct {
 	Kind, Name string
 }
 
-func (w WorkloadArg) String() string { return w.Kind + "/" + w.Name }
+// Reference is the API's reference to the workload.
+func (w WorkloadArg) Reference() api.WorkloadReference {
+	return api.WorkloadReference{Kind: w.Kind, Name: w.Name}
+}
+
+func (w WorkloadArg) String() string { return w.Reference().Key() }
 
 // workloadKinds maps what kubectl accepts for each kind (singular, plural, short name, any case) to it.
 var workloadKinds = map[string]string{
@@ -34,17 +40,42 @@ var workloadKinds = map[string]string{
 	"pod": policy.KindPod, "pods": policy.KindPod, "po": policy.KindPod,
 }
 
-// ParseWorkloadArg reads "deployment/web", "deploy/web", "sts/db", "Deployment/web"...
+// ParseWorkloadArg reads "deployment/web", "deploy/web", "sts/db", "Deployment/web", and the forms with
+// a group kubectl also accepts ("deployments.apps/web", "deployments.v1.apps/web", "cronjobs.batch/x").
 func ParseWorkloadArg(s string) (WorkloadArg, error) {
 	kind, name, ok := strings.Cut(s, "/")
 	if !ok || name == "" || strings.Contains(name, "/") {
 		return WorkloadArg{}, fmt.Errorf("%q is not KIND/NAME (for example deployment/web, sts/db, ds/agent)", s)
 	}
-	k, known := workloadKinds[strings.ToLower(kind)]
+	resource := strings.ToLower(kind)
+	for _, group := range []string{".apps", ".batch", ".core", ".v1"} {
+		resource = strings.TrimSuffix(resource, group)
+	}
+	k, known := workloadKinds[resource]
 	if !known {
 		return WorkloadArg{}, fmt.Errorf("%q: unknown kind %q; certrollout knows deployment, statefulset, daemonset, cronjob and pod", s, kind)
 	}
 	return WorkloadArg{Kind: k, Name: name}, nil
+}
+
+// parseRestartable reads a KIND/NAME argument (ParseWorkloadArg) and keeps the kinds a CertRollout can
+// restart.
+func parseRestartable(arg string) (api.WorkloadReference, error) {
+	w, err := ParseWorkloadArg(arg)
+	if err != nil {
+		return api.WorkloadReference{}, err
+	}
+	switch w.Kind {
+	case policy.KindDeployment, policy.KindStatefulSet, policy.KindDaemonSet:
+		return w.Reference(), nil
+	}
+	return api.WorkloadReference{}, fmt.Errorf("cannot restart %s: certrollout restarts Deployments, StatefulSets and DaemonSets (a CronJob's next Jobs read the Secret afresh; delete a bare Pod to restart it)", w)
+}
+
+// workloadKey is api.WorkloadReference.Key for the status types that carry a kind and a name of their
+// own (targets, quiesced and trusting workloads, notes): one spelling of "Deployment/web" everywhere.
+func workloadKey(kind, name string) string {
+	return api.WorkloadReference{Kind: kind, Name: name}.Key()
 }
 
 // completeWorkloads completes KIND/NAME arguments from the cluster: kinds first, then names of that kind.
@@ -113,30 +144,11 @@ func forEachObject(list client.ObjectList, fn func(client.Object)) error {
 	return nil
 }
 
-// parseWorkload reads a KIND/NAME argument (ParseWorkloadArg: deployment/web, deploy/web, sts/db,
-// ds/agent) and keeps the kinds a CertRollout can restart.
-func parseWorkload(arg string) (api.WorkloadReference, error) {
-	kind, name, _ := strings.Cut(arg, "/")
-	// kubectl also accepts the group: deployments.apps/web, deployments.v1.apps/web.
-	kind = strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(kind), ".apps"), ".v1")
-	w, err := ParseWorkloadArg(kind + "/" + name)
-	if err != nil {
-		return api.WorkloadReference{}, err
-	}
-	switch w.Kind {
-	case policy.KindDeployment, policy.KindStatefulSet, policy.KindDaemonSet:
-		return api.WorkloadReference{Kind: w.Kind, Name: w.Name}, nil
-	}
-	return api.WorkloadReference{}, fmt.Errorf("cannot restart %s: certrollout restarts Deployments, StatefulSets and DaemonSets (a CronJob's next Jobs read the Secret afresh; delete a bare Pod to restart it)", w)
-}
-
-// refString is "Deployment/web".
-func refString(r api.WorkloadReference) string { return r.Kind + "/" + r.Name }
-
+// refsString is "Deployment/web, StatefulSet/db".
 func refsString(refs []api.WorkloadReference) string {
 	s := make([]string, len(refs))
 	for i, r := range refs {
-		s[i] = refString(r)
+		s[i] = r.Key()
 	}
 	return strings.Join(s, ", ")
 }
