@@ -200,7 +200,7 @@ func (o *RenewOptions) Run(ctx context.Context) error {
 			datesTellApart: crt.Status.NotBefore == nil || o.Now().Sub(crt.Status.NotBefore.Time) > 2*time.Second}
 		if issuing := crt.Condition(certmanager.ConditionIssuing); issuing != nil && issuing.Status == string(metav1.ConditionTrue) {
 			rc.Result, rc.Message = RenewAlreadyIssuing, "already being issued: "+orElse(issuing.Message, issuing.Reason)
-			fmt.Fprintf(info, "%s already issuing (%s): not triggered again\n", o.certName(crt), revisionString(crt.Status.Revision))
+			fmt.Fprintf(info, "%s already issuing (%s): not triggered again\n", o.certName(crt.Namespace, crt.Name), revisionString(crt.Status.Revision))
 		} else {
 			if !o.clientDryRun() {
 				if err := reissue.Trigger(ctx, o.writer(c), crt, reasonManuallyTriggered, issuingMessage, o.Now()); err != nil {
@@ -208,7 +208,7 @@ func (o *RenewOptions) Run(ctx context.Context) error {
 				}
 			}
 			rc.Result = RenewTriggered
-			fmt.Fprintf(info, "%s renewal triggered%s (%s)\n", o.certName(crt), o.dryRunSuffix(), revisionString(crt.Status.Revision))
+			fmt.Fprintf(info, "%s renewal triggered%s (%s)\n", o.certName(crt.Namespace, crt.Name), o.dryRunSuffix(), revisionString(crt.Status.Revision))
 		}
 		report.Certificates = append(report.Certificates, rc)
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"strings"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -29,23 +28,18 @@ func (o *RenewOptions) wait(ctx context.Context, c client.WithWatch, info io.Wri
 	idx := map[types.NamespacedName]int{}
 	namespaces := map[string]bool{}
 	events := make(chan watchEvent)
+	names := make([]string, len(report.Certificates))
 	for i, rc := range report.Certificates {
 		idx[types.NamespacedName{Namespace: rc.Namespace, Name: rc.Name}] = i
+		names[i] = o.certName(rc.Namespace, rc.Name)
 		if !namespaces[rc.Namespace] {
 			namespaces[rc.Namespace] = true
 			go watchNamespace(wctx, c, rc.Namespace, func() client.ObjectList { return &certmanager.CertificateList{} }, events)
 		}
 	}
+	lines := newRenewLines(info, names)
 	seen := make([]certProgress, len(report.Certificates))
-	pending := len(report.Certificates)
-	width := 0
-	for _, rc := range report.Certificates {
-		width = max(width, len(o.certName(&certmanager.Certificate{ObjectMeta: metav1.ObjectMeta{Name: rc.Name, Namespace: rc.Namespace}})))
-	}
-	line := func(crt *certmanager.Certificate, state, text string) {
-		fmt.Fprintf(info, "%s  %-*s  %-8s  %s\n", timestamp(o.Now()), width, o.certName(crt), state, text)
-	}
-	for pending > 0 {
+	for pending := len(report.Certificates); pending > 0; {
 		var ev watchEvent
 		select {
 		case <-wctx.Done():
@@ -58,7 +52,7 @@ func (o *RenewOptions) wait(ctx context.Context, c client.WithWatch, info io.Wri
 		if ev.listed != nil {
 			for _, rc := range report.Certificates {
 				if rc.Namespace == ev.ns && !ev.listed[rc.Name] && rc.Result != RenewIssued {
-					return fmt.Errorf("Certificate %s/%s was deleted while waiting for its renewal", rc.Namespace, rc.Name) //nolint:staticcheck // a kind name starts the sentence
+					return errCertificateDeleted(rc.Namespace, rc.Name)
 				}
 			}
 			continue
@@ -71,50 +65,66 @@ func (o *RenewOptions) wait(ctx context.Context, c client.WithWatch, info io.Wri
 		if !followed || seen[i].done || seen[i].failed {
 			continue
 		}
-		rc := &report.Certificates[i]
 		if ev.deleted {
-			return fmt.Errorf("Certificate %s/%s was deleted while waiting for its renewal", crt.Namespace, crt.Name) //nolint:staticcheck // a kind name starts the sentence
+			return errCertificateDeleted(crt.Namespace, crt.Name)
 		}
-		s := &seen[i]
-		rc.Revision, rc.NotAfter, rc.Ready = crt.Status.Revision, notAfterOf(crt), crt.Ready()
-		switch msg, failed := reissue.Failed(crt); {
-		case renewDone(crt, rc.PreviousRevision, rc.previousNotAfterIfDistinct()):
-			s.done, rc.Result, rc.Message = true, RenewIssued, ""
+		if line := observeRenewal(&report.Certificates[i], &seen[i], crt); line != nil {
+			lines.print(o.Now(), names[i], *line)
+		}
+		if seen[i].done || seen[i].failed {
 			pending--
-			text := fmt.Sprintf("%s, Ready", revisionString(crt.Status.Revision))
-			if crt.Status.NotAfter != nil {
-				text += ", valid until " + timestamp(crt.Status.NotAfter.Time)
-			}
-			line(crt, "Issued", text)
-		case failed:
-			s.failed, rc.Result, rc.Message = true, RenewFailed, msg
-			pending--
-			line(crt, "Failed", msg)
-		default:
-			st := "Issuing"
-			var msgNow string
-			if cnd := crt.Condition(certmanager.ConditionIssuing); cnd != nil {
-				msgNow = cnd.Message
-			} else if r := crt.Condition(certmanager.ConditionReady); r != nil {
-				st, msgNow = "Waiting", "Ready="+r.Status+": "+r.Message
-			}
-			if msgNow != s.message {
-				line(crt, st, msgNow)
-			}
-			s.message = msgNow
 		}
 	}
+	return issuanceFailures(report)
+}
+
+func errCertificateDeleted(ns, name string) error {
+	return fmt.Errorf("Certificate %s/%s was deleted while waiting for its renewal", ns, name) //nolint:staticcheck // a kind name starts the sentence
+}
+
+// observeRenewal records what crt now says about rc's renewal, and returns the line to print: Issued,
+// Failed, or the Issuing/Waiting message when it changed; nil when there is nothing new.
+func observeRenewal(rc *RenewedCert, s *certProgress, crt *certmanager.Certificate) *renewLine {
+	rc.Revision, rc.NotAfter, rc.Ready = crt.Status.Revision, notAfterOf(crt), crt.Ready()
+	msg, failed := reissue.Failed(crt)
+	switch {
+	case renewDone(crt, rc.PreviousRevision, rc.previousNotAfterIfDistinct()):
+		s.done, rc.Result, rc.Message = true, RenewIssued, ""
+		text := fmt.Sprintf("%s, Ready", revisionString(crt.Status.Revision))
+		if crt.Status.NotAfter != nil {
+			text += ", valid until " + timestamp(crt.Status.NotAfter.Time)
+		}
+		return &renewLine{state: "Issued", text: text}
+	case failed:
+		s.failed, rc.Result, rc.Message = true, RenewFailed, msg
+		return &renewLine{state: "Failed", text: msg}
+	}
+	line := renewLine{state: "Issuing"}
+	if cnd := crt.Condition(certmanager.ConditionIssuing); cnd != nil {
+		line.text = cnd.Message
+	} else if r := crt.Condition(certmanager.ConditionReady); r != nil {
+		line.state, line.text = "Waiting", "Ready="+r.Status+": "+r.Message
+	}
+	if line.text == s.message {
+		return nil
+	}
+	s.message = line.text
+	return &line
+}
+
+// issuanceFailures is the error naming every Certificate whose issuance failed; nil when none did.
+func issuanceFailures(report *RenewReport) error {
 	var failed []string
 	for _, rc := range report.Certificates {
 		if rc.Result == RenewFailed {
 			failed = append(failed, fmt.Sprintf("Certificate %s/%s: %s", rc.Namespace, rc.Name, rc.Message))
 		}
 	}
-	if len(failed) > 0 {
-		return &exitError{code: ExitFailed, err: fmt.Errorf("issuance failed: %s (cert-manager retries with a back-off; `kubectl describe certificaterequests -n %s` says more)",
-			strings.Join(failed, "; "), report.Certificates[0].Namespace)}
+	if len(failed) == 0 {
+		return nil
 	}
-	return nil
+	return &exitError{code: ExitFailed, err: fmt.Errorf("issuance failed: %s (cert-manager retries with a back-off; `kubectl describe certificaterequests -n %s` says more)",
+		strings.Join(failed, "; "), report.Certificates[0].Namespace)}
 }
 
 // waitFailed is the error for a wait that ctx ended (--timeout or an interrupt).
