@@ -27,7 +27,7 @@ func TestObserveRenewalPrintsOnlyWhatChanged(t *testing.T) {
 		result    string
 	}{
 		"says Issuing with cert-manager's message the first time": {
-			status: certmanager.CertificateStatus{Revision: &one, Conditions: []certmanager.Condition{issuing, ready}},
+			status:    certmanager.CertificateStatus{Revision: &one, Conditions: []certmanager.Condition{issuing, ready}},
 			wantState: "Issuing", wantText: "Re-issuance triggered", result: RenewTriggered,
 		},
 		"says nothing when the message did not change": {

@@ -115,59 +115,9 @@ func (p *linePrinter) observe(ros []api.CertRollout) {
 			continue // not picked up yet
 		}
 		phase := string(st.Phase)
-		// One status can carry several steps at once. Steps that ended come before the phase line and
-		// steps that began after it, so the lines read in the order things happened: "workers drained",
-		// "Restarting", "build restarting".
-		var ended, began []string
-		for _, q := range st.Quiesced {
-			key := workloadKey(q.Kind, q.Name)
-			if old, ok := s.quiesced[key]; !ok || old.State != q.State || old.Message != q.Message {
-				text := quiesceLine(q, old, ok)
-				switch {
-				case text == "":
-				case q.State == api.QuiesceDrained || q.State == api.QuiesceDrainTimedOut:
-					ended = append(ended, text)
-				default:
-					began = append(began, text)
-				}
-			}
-			s.quiesced[key] = q
-		}
-		for _, tw := range st.TrustedBy {
-			key := tw.Namespace + "/" + workloadKey(tw.Kind, tw.Name)
-			if old, ok := s.trusted[key]; (!ok || old.State != tw.State) && tw.State != api.TrustPending {
-				ended = append(ended, trustLine(tw, ro.Namespace))
-			}
-			s.trusted[key] = tw
-		}
-		for _, c := range st.Certificates {
-			key := c.Namespace + "/" + c.Name
-			if old, ok := s.leaves[key]; !ok || old.State != c.State {
-				text := leafLine(c, ro.Namespace)
-				switch c.State {
-				case api.LeafPending:
-				case api.LeafIssuing:
-					began = append(began, text)
-				case api.LeafIssued, api.LeafFailed:
-					ended = append(ended, text)
-				}
-			}
-			s.leaves[key] = c
-		}
-		for _, t := range st.Targets {
-			key := workloadKey(t.Kind, t.Name)
-			if old, ok := s.targets[key]; !ok || old.State != t.State || old.Message != t.Message {
-				text := targetLine(t, old, ok)
-				switch {
-				case text == "":
-				case t.State == api.TargetRestarting:
-					began = append(began, text)
-				default:
-					ended = append(ended, text)
-				}
-			}
-			s.targets[key] = t
-		}
+		// Steps that ended come before the phase line and steps that began after it, so the lines read
+		// in the order things happened: "workers drained", "Restarting", "build restarting".
+		ended, began := s.stepChanges(ro)
 		for _, text := range ended {
 			p.lineAt(ts, ro, phase, text)
 		}
@@ -186,6 +136,63 @@ func (p *linePrinter) observe(ros []api.CertRollout) {
 		}
 		s.phase, s.message = st.Phase, st.Message
 	}
+}
+
+// stepChanges compares ro's steps (quiesced and trusting workloads, leaves, targets) with what s last
+// showed, records them, and returns the lines for the steps that ended and those that began. One status
+// can carry several steps at once.
+func (s *seenRollout) stepChanges(ro *api.CertRollout) (ended, began []string) {
+	st := ro.Status
+	for _, q := range st.Quiesced {
+		key := workloadKey(q.Kind, q.Name)
+		if old, ok := s.quiesced[key]; !ok || old.State != q.State || old.Message != q.Message {
+			text := quiesceLine(q, old, ok)
+			switch {
+			case text == "":
+			case q.State == api.QuiesceDrained || q.State == api.QuiesceDrainTimedOut:
+				ended = append(ended, text)
+			default:
+				began = append(began, text)
+			}
+		}
+		s.quiesced[key] = q
+	}
+	for _, tw := range st.TrustedBy {
+		key := tw.Namespace + "/" + workloadKey(tw.Kind, tw.Name)
+		if old, ok := s.trusted[key]; (!ok || old.State != tw.State) && tw.State != api.TrustPending {
+			ended = append(ended, trustLine(tw, ro.Namespace))
+		}
+		s.trusted[key] = tw
+	}
+	for _, c := range st.Certificates {
+		key := c.Namespace + "/" + c.Name
+		if old, ok := s.leaves[key]; !ok || old.State != c.State {
+			text := leafLine(c, ro.Namespace)
+			switch c.State {
+			case api.LeafPending:
+			case api.LeafIssuing:
+				began = append(began, text)
+			case api.LeafIssued, api.LeafFailed:
+				ended = append(ended, text)
+			}
+		}
+		s.leaves[key] = c
+	}
+	for _, t := range st.Targets {
+		key := workloadKey(t.Kind, t.Name)
+		if old, ok := s.targets[key]; !ok || old.State != t.State || old.Message != t.Message {
+			text := targetLine(t, old, ok)
+			switch {
+			case text == "":
+			case t.State == api.TargetRestarting:
+				began = append(began, text)
+			default:
+				ended = append(ended, text)
+			}
+		}
+		s.targets[key] = t
+	}
+	return ended, began
 }
 
 // phaseMessage is the line for a rollout entering a phase (or changing why it waits).
@@ -282,7 +289,6 @@ func quiesceLine(q, old api.QuiescedWorkload, seen bool) string {
 	return name + " " + string(q.State)
 }
 
-// targetLine describes a target's new state; "" when there is nothing worth a line.
 // trustLine tells that a workload trusting a rotated CA rolled onto it, or is not waited for.
 func trustLine(tw api.TrustingWorkload, own string) string {
 	name := workloadKey(tw.Kind, tw.Name) + namespaceSuffix(tw.Namespace, own)
@@ -317,6 +323,7 @@ func leafLine(c api.LeafStatus, own string) string {
 	return ""
 }
 
+// targetLine describes a target's new state; "" when there is nothing worth a line.
 func targetLine(t, old api.TargetStatus, seen bool) string {
 	name := workloadKey(t.Kind, t.Name)
 	switch t.State {
