@@ -186,10 +186,7 @@ func (o *RenewOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	info := o.Out
-	if o.structured() {
-		info = o.ErrOut
-	}
+	info := o.progressWriter(o.IOStreams)
 	report := RenewReport{APIVersion: ReportAPIVersion, Kind: "RenewReport"}
 	if o.dryRun() {
 		report.DryRun = o.DryRun

@@ -37,10 +37,7 @@ type rolloutRun struct {
 // caller printing a report of its own). Progress goes to stdout, or to stderr when stdout carries a
 // document.
 func runRollouts(ctx context.Context, c client.WithWatch, cfg *rest.Config, r rolloutRun, report *[]api.CertRollout) error {
-	info := r.streams.Out
-	if r.output.structured() {
-		info = r.streams.ErrOut
-	}
+	info := r.output.progressWriter(r.streams)
 	for _, n := range r.notes {
 		fmt.Fprintf(r.streams.ErrOut, "Warning: %s uses the Secret but is not restarted: %s\n", workloadKey(n.Kind, n.Name), n.Reason)
 	}
@@ -65,20 +62,8 @@ func runRollouts(ctx context.Context, c client.WithWatch, cfg *rest.Config, r ro
 	}
 	var waitErr error
 	if r.wait && !r.dryRun.dryRun() {
-		wctx := ctx
-		if r.timeout > 0 {
-			var cancel context.CancelFunc
-			wctx, cancel = context.WithTimeout(ctx, r.timeout)
-			defer cancel()
-		}
-		tick := r.tick
-		if tick == nil {
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			tick = t.C
-		}
 		var final []api.CertRollout
-		final, waitErr = followRollouts(wctx, c, keys, newProgressPrinter(info, r.now), tick)
+		final, waitErr = followFor(ctx, c, keys, newProgressPrinter(info, r.now), r.timeout, r.tick)
 		for i := range final {
 			if final[i].Status.Phase != "" {
 				final[i].APIVersion, final[i].Kind, final[i].ManagedFields = api.GroupVersion.String(), "CertRollout", nil

@@ -209,6 +209,21 @@ func followRollouts(ctx context.Context, c client.WithWatch, keys []types.Namesp
 	}
 }
 
+// followFor is followRollouts bounded by timeout (0: no limit) and paced by tick (nil: every second).
+func followFor(ctx context.Context, c client.WithWatch, keys []types.NamespacedName, p progressPrinter, timeout time.Duration, tick <-chan time.Time) ([]api.CertRollout, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	if tick == nil {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		tick = t.C
+	}
+	return followRollouts(ctx, c, keys, p, tick)
+}
+
 // waitResult turns what followRollouts returned into the command's outcome: nil when every rollout
 // succeeded, exit code 1 naming each failed rollout, exit code 2 on --timeout (saying that the rollouts
 // go on), or err.

@@ -156,25 +156,10 @@ func (o *StatusOptions) follow(ctx context.Context, c client.WithWatch, ros []ap
 	for i := range ros {
 		keys[i] = rolloutKey(&ros[i])
 	}
-	info := o.Out
-	if o.structured() {
-		info = o.ErrOut
-	}
-	wctx := ctx
-	if o.Timeout > 0 {
-		var cancel context.CancelFunc
-		wctx, cancel = context.WithTimeout(ctx, o.Timeout)
-		defer cancel()
-	}
-	tick := o.Tick
-	if tick == nil {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		tick = t.C
-	}
+	info := o.progressWriter(o.IOStreams)
 	p := newProgressPrinter(info, o.Now)
 	p.observe(ros)
-	final, err := followRollouts(wctx, c, keys, p, tick)
+	final, err := followFor(ctx, c, keys, p, o.Timeout, o.Tick)
 	for i := range final {
 		if final[i].Status.Phase == "" && ros[i].Status.Phase != "" {
 			final[i] = ros[i]
