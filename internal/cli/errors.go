@@ -134,6 +134,22 @@ func forbidden(err error) string {
 	return "forbidden: " + strings.TrimPrefix(msg, "forbidden: ") + " — ask for RBAC that allows it, or narrow the command with --namespace"
 }
 
+// isMissingObject reports whether err says that an object of group does not exist, as opposed to its
+// whole type not being served (the CRDs or cert-manager not installed, which explain names).
+func isMissingObject(err error, group string) bool {
+	return apierrors.IsNotFound(err) && !isNotServed(err, group)
+}
+
+// notFound is the sentence every command uses for a missing object, with the command that lists what
+// there is when listHint is not empty.
+func notFound(kind, name, ns, listHint string) string {
+	s := fmt.Sprintf("%s %q not found in namespace %q", kind, name, ns)
+	if listHint != "" {
+		s += " (list them with `" + listHint + "`)"
+	}
+	return s
+}
+
 // isNotServed recognises the 404 the API server answers for a group it does not serve.
 func isNotServed(err error, group string) bool {
 	if !apierrors.IsNotFound(err) {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -233,8 +232,8 @@ func (o *RenewOptions) Run(ctx context.Context) error {
 
 // explainCert turns a Certificate's errors into actionable ones.
 func (o *RenewOptions) explainCert(err error, crt *certmanager.Certificate) error {
-	if apierrors.IsNotFound(err) && !isNotServed(err, certmanager.GroupVersion.Group) {
-		return fmt.Errorf("Certificate %q not found in namespace %q (list them with `kubectl get certificates -n %s`)", crt.Name, crt.Namespace, crt.Namespace) //nolint:staticcheck // a kind name starts the sentence
+	if isMissingObject(err, certmanager.GroupVersion.Group) {
+		return errors.New(notFound("Certificate", crt.Name, crt.Namespace, "kubectl get certificates -n "+crt.Namespace))
 	}
 	return explain(err, o.Config())
 }
@@ -253,8 +252,8 @@ func (o *RenewOptions) certificates(ctx context.Context, c client.Client) ([]cer
 			seen[name] = true
 			var crt certmanager.Certificate
 			if err := c.Get(ctx, client.ObjectKey{Namespace: o.ResolvedNamespace(), Name: name}, &crt); err != nil {
-				if apierrors.IsNotFound(err) && !isNotServed(err, certmanager.GroupVersion.Group) {
-					missing = append(missing, fmt.Sprintf("Certificate %q not found in namespace %q", name, o.ResolvedNamespace()))
+				if isMissingObject(err, certmanager.GroupVersion.Group) {
+					missing = append(missing, notFound("Certificate", name, o.ResolvedNamespace(), ""))
 					continue
 				}
 				return nil, explain(err, o.Config())

@@ -72,8 +72,8 @@ func generateName(base string) string {
 func (p *planner) forPolicy(ctx context.Context, name string) (plannedRollout, error) {
 	var pol api.RolloutPolicy
 	if err := p.c.Get(ctx, client.ObjectKey{Namespace: p.ns, Name: name}, &pol); err != nil {
-		if apierrors.IsNotFound(err) && !isNotServed(err, api.GroupVersion.Group) {
-			return plannedRollout{}, fmt.Errorf("RolloutPolicy %q not found in namespace %q (list them with `kubectl get rolloutpolicies -n %s`)", name, p.ns, p.ns)
+		if isMissingObject(err, api.GroupVersion.Group) {
+			return plannedRollout{}, errors.New(notFound("RolloutPolicy", name, p.ns, "kubectl get rolloutpolicies -n "+p.ns))
 		}
 		return plannedRollout{}, err
 	}
@@ -107,7 +107,7 @@ func (p *planner) forWorkloads(ctx context.Context, refs []api.WorkloadReference
 		}
 		if err := p.c.Get(ctx, client.ObjectKey{Namespace: p.ns, Name: ref.Name}, obj); err != nil {
 			if apierrors.IsNotFound(err) {
-				missing = append(missing, fmt.Sprintf("%s %q not found in namespace %q", ref.Kind, ref.Name, p.ns))
+				missing = append(missing, notFound(ref.Kind, ref.Name, p.ns, ""))
 				continue
 			}
 			return nil, err

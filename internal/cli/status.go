@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -131,8 +130,8 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	for _, name := range o.Names {
 		var ro api.CertRollout
 		if err := c.Get(ctx, client.ObjectKey{Namespace: o.ResolvedNamespace(), Name: name}, &ro); err != nil {
-			if apierrors.IsNotFound(err) && !isNotServed(err, api.GroupVersion.Group) {
-				return fmt.Errorf("CertRollout %q not found in namespace %q (list them with `certrollout status -n %s`)", name, o.ResolvedNamespace(), o.ResolvedNamespace())
+			if isMissingObject(err, api.GroupVersion.Group) {
+				return errors.New(notFound("CertRollout", name, o.ResolvedNamespace(), "certrollout status -n "+o.ResolvedNamespace()))
 			}
 			return explain(err, o.Config())
 		}
