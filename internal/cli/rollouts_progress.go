@@ -395,58 +395,7 @@ func (p *blockPrinter) draw(ros []api.CertRollout) {
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 8, 2, ' ', 0)
 	for i := range ros {
-		ro := &ros[i]
-		st := ro.Status
-		header := []string{ro.Name, orElse(string(st.Phase), "Pending"), st.Progress}
-		if ro.Spec.Policy != "" {
-			header = append(header, "policy "+ro.Spec.Policy)
-		}
-		header = append(header, rolloutElapsed(st.StartTime, st.CompletionTime, now))
-		switch {
-		case st.Phase == "" && now.Sub(p.start) >= unclaimedAfter:
-			header = append(header, unclaimedMessage(now.Sub(p.start)))
-		case st.Phase == api.PhaseWaitingForWindow && st.NextWindow != nil:
-			header = append(header, "next window "+timestamp(st.NextWindow.Time)+" (in "+residual(st.NextWindow.Time, now)+")")
-		case st.Phase.Finished() || st.Phase == api.PhasePending:
-			header = append(header, st.Message)
-		}
-		// The header has no tabs: it ends the tabwriter's column block, so each rollout's steps align
-		// among themselves.
-		fmt.Fprintln(tw, joinNonEmpty(header, "  "))
-		for _, q := range st.Quiesced {
-			var since *time.Time
-			if q.ScaledDownAt != nil {
-				since = &q.ScaledDownAt.Time
-			}
-			var until *time.Time
-			if q.DrainedAt != nil {
-				until = &q.DrainedAt.Time
-			}
-			fmt.Fprintf(tw, "  quiesce\t%s\t%s→0\t%s\t%s\t%s\n", workloadKey(q.Kind, q.Name), replicaCount(q.OriginalReplicas), q.State, elapsedTimes(since, until, now), q.Message)
-		}
-		for _, w := range st.TrustedBy {
-			fmt.Fprintf(tw, "  trust\t%s%s\t\t%s\t\t%s\n", workloadKey(w.Kind, w.Name), namespaceSuffix(w.Namespace, ro.Namespace), w.State, w.Message)
-		}
-		for _, c := range st.Certificates {
-			var since, until *time.Time
-			if c.StartedAt != nil {
-				since = &c.StartedAt.Time
-			}
-			if c.FinishedAt != nil {
-				until = &c.FinishedAt.Time
-			}
-			fmt.Fprintf(tw, "  leaf\t%s%s\t%s\t%s\t%s\t%s\n", c.Name, namespaceSuffix(c.Namespace, ro.Namespace), revisionChange(c.PreviousRevision, c.Revision), c.State, elapsedTimes(since, until, now), c.Message)
-		}
-		for _, t := range st.Targets {
-			var since, until *time.Time
-			if t.StartedAt != nil {
-				since = &t.StartedAt.Time
-			}
-			if t.FinishedAt != nil {
-				until = &t.FinishedAt.Time
-			}
-			fmt.Fprintf(tw, "  target\t%s\t\t%s\t%s\t%s\n", workloadKey(t.Kind, t.Name), t.State, elapsedTimes(since, until, now), t.Message)
-		}
+		newBlockRollout(&ros[i], now, now.Sub(p.start)).render(tw)
 	}
 	_ = tw.Flush()
 	block := trimLines(buf.String())
@@ -460,6 +409,57 @@ func (p *blockPrinter) draw(ros []api.CertRollout) {
 	out.WriteString(ansiAutowrapOn)
 	p.lines = strings.Count(block, "\n")
 	_, _ = io.WriteString(p.w, out.String())
+}
+
+// blockRollout is one rollout of the redrawn block: a header line and a row per step (quiesced and
+// trusting workloads, leaves, targets), whose cells the block's tabwriter aligns.
+type blockRollout struct {
+	header string
+	steps  [][]string
+}
+
+// newBlockRollout maps ro to its part of the block at now; waited is how long the block has been shown
+// (for the no-controller notice).
+func newBlockRollout(ro *api.CertRollout, now time.Time, waited time.Duration) blockRollout {
+	st := ro.Status
+	header := []string{ro.Name, orElse(string(st.Phase), "Pending"), st.Progress}
+	if ro.Spec.Policy != "" {
+		header = append(header, "policy "+ro.Spec.Policy)
+	}
+	header = append(header, rolloutElapsed(st.StartTime, st.CompletionTime, now))
+	switch {
+	case st.Phase == "" && waited >= unclaimedAfter:
+		header = append(header, unclaimedMessage(waited))
+	case st.Phase == api.PhaseWaitingForWindow && st.NextWindow != nil:
+		header = append(header, "next window "+timestamp(st.NextWindow.Time)+" (in "+residual(st.NextWindow.Time, now)+")")
+	case st.Phase.Finished() || st.Phase == api.PhasePending:
+		header = append(header, st.Message)
+	}
+	b := blockRollout{header: joinNonEmpty(header, "  ")}
+	for _, q := range st.Quiesced {
+		b.steps = append(b.steps, []string{"quiesce", workloadKey(q.Kind, q.Name), replicaCount(q.OriginalReplicas) + "→0", string(q.State),
+			rolloutElapsed(q.ScaledDownAt, q.DrainedAt, now), q.Message})
+	}
+	for _, w := range st.TrustedBy {
+		b.steps = append(b.steps, []string{"trust", workloadKey(w.Kind, w.Name) + namespaceSuffix(w.Namespace, ro.Namespace), "", string(w.State), "", w.Message})
+	}
+	for _, c := range st.Certificates {
+		b.steps = append(b.steps, []string{"leaf", c.Name + namespaceSuffix(c.Namespace, ro.Namespace), revisionChange(c.PreviousRevision, c.Revision), string(c.State),
+			rolloutElapsed(c.StartedAt, c.FinishedAt, now), c.Message})
+	}
+	for _, t := range st.Targets {
+		b.steps = append(b.steps, []string{"target", workloadKey(t.Kind, t.Name), "", string(t.State), rolloutElapsed(t.StartedAt, t.FinishedAt, now), t.Message})
+	}
+	return b
+}
+
+// render writes the header and the steps to tw. The header has no tabs: it ends the tabwriter's column
+// block, so each rollout's steps align among themselves.
+func (b blockRollout) render(tw io.Writer) {
+	fmt.Fprintln(tw, b.header)
+	for _, cells := range b.steps {
+		fmt.Fprintln(tw, "  "+strings.Join(cells, "\t"))
+	}
 }
 
 // elapsed is how long a rollout has run (or ran); "" before it started.

@@ -42,13 +42,16 @@ func newStatusCommand(streams IOStreams) *cobra.Command {
 Without a name, a table of the rollouts in the namespace (-A: all namespaces; -l: by label, for example
 certrollout.io/policy=build), oldest first. With names, each rollout's steps: the workloads it quiesced
 (original replicas, when scaled down, drained and restored), its targets (state, start, finish, duration,
-message), its conditions and trigger. --watch follows named rollouts until they finish, like
+message), its conditions and trigger. -w/--watch follows named rollouts until they finish, like
 restart --wait.`,
 		Example: `  # The rollouts of the current namespace
   certrollout status
 
   # One rollout, step by step
   certrollout status build-x7k2p
+
+  # Follow one until it finishes, at most 30 minutes (exit 0 done, 1 failed, 2 timed out)
+  certrollout status build-x7k2p -w --timeout 30m
 
   # The rollouts of policy build everywhere, as JSON
   certrollout status -A -l certrollout.io/policy=build -o json`,
