@@ -7,6 +7,7 @@ import (
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 )
 
+// notesString lists the workloads not acted on, each with why: "CronJob/nightly (its next Jobs ...); ...".
 func notesString(notes []WorkloadNote) string {
 	s := make([]string, len(notes))
 	for i, n := range notes {
