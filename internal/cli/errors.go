@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -166,7 +167,12 @@ func isNotServed(err error, group string) bool {
 		strings.Contains(se.Status().Message, "could not find the requested resource")
 }
 
+// isUnreachable recognises a request that reached no API server: refused, DNS, TLS, a request timeout.
+// An interrupt (context.Canceled) is not one, though client-go wraps it the same way.
 func isUnreachable(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
 	var ue *url.Error
 	var ne net.Error
 	var oe *net.OpError

@@ -1,14 +1,17 @@
 package cli
 
 import (
+	"context"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/certrollout/certrollout/internal/clustertest"
@@ -100,6 +103,17 @@ func TestEveryCommandExitsThreeWhenTheClusterCannotBeReached(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestAnInterruptedRequestIsNotAnUnreachableCluster(t *testing.T) {
+	interrupted := &url.Error{Op: "Get", URL: "https://10.0.0.1:6443/api", Err: context.Canceled}
+	if got := exitCode(explain(interrupted, nil)); got != ExitFailed {
+		t.Errorf("an interrupted request: exit %d, want %d", got, ExitFailed)
+	}
+	refused := &url.Error{Op: "Get", URL: "https://10.0.0.1:6443/api", Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}
+	if got := exitCode(refused); got != ExitUnreachable {
+		t.Errorf("a refused connection, even unexplained: exit %d, want %d", got, ExitUnreachable)
+	}
 }
 
 func TestBadInputExitsOne(t *testing.T) {
