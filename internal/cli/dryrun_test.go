@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,8 +108,13 @@ func TestRenewDryRunTriggersNothing(t *testing.T) {
 			t.Fatalf("--dry-run=%s triggered a renewal: %+v", mode, crt.Condition(certmanager.ConditionIssuing))
 		}
 	}
+	out, _, err := e.run("renew", "api", "--dry-run=server", "-o", "json")
+	var report RenewReport
+	if err != nil || json.Unmarshal([]byte(out), &report) != nil || !report.DryRun || report.DryRunMode != DryRunServer || len(report.Certificates) != 1 {
+		t.Fatalf("want a RenewReport marked as a server dry run, got %v\n%s", err, out)
+	}
 	// A dry run is no way around RBAC: a user without rights is refused as for a real renewal.
-	_, _, err := e.run("renew", "api", "--dry-run=server", "--as", "nobody@example.com")
+	_, _, err = e.run("renew", "api", "--dry-run=server", "--as", "nobody@example.com")
 	if exitCode(err) != ExitFailed || !strings.Contains(err.Error(), "forbidden") {
 		t.Fatalf("server dry run without rights: want exit 1 forbidden, got %v", err)
 	}

@@ -188,7 +188,7 @@ func (o *RenewOptions) Run(ctx context.Context) error {
 	info := o.progressWriter(o.IOStreams)
 	report := RenewReport{APIVersion: ReportAPIVersion, Kind: "RenewReport"}
 	if o.dryRun() {
-		report.DryRun = o.DryRun
+		report.DryRun, report.DryRunMode = true, o.DryRun
 	}
 	for i := range certs {
 		crt := &certs[i]

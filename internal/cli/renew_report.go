@@ -23,8 +23,10 @@ const (
 type RenewReport struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
-	// DryRun is client or server under --dry-run: nothing was triggered.
-	DryRun         string            `json:"dryRun,omitempty"`
+	// DryRun is true under --dry-run (nothing was triggered), as in a RestartReport; DryRunMode says
+	// client or server.
+	DryRun         bool              `json:"dryRun,omitempty"`
+	DryRunMode     string            `json:"dryRunMode,omitempty"`
 	Certificates   []RenewedCert     `json:"certificates"`
 	Rollouts       []api.CertRollout `json:"rollouts,omitempty"`
 	NotRestartable []WorkloadNote    `json:"notRestartable,omitempty"`
