@@ -10,6 +10,8 @@ const (
 	DefaultDrainTimeout        = time.Hour
 	DefaultRolloutHistoryLimit = 10
 	DefaultMaxConcurrent       = 1
+	// DefaultCascadeMaxConcurrent is how many leaves a cascade re-issues at once (spec.cascade.maxConcurrent).
+	DefaultCascadeMaxConcurrent = 5
 )
 
 // EffectiveHealthTimeout is spec.healthTimeout, or DefaultHealthTimeout when it is zero.
@@ -43,6 +45,15 @@ func (s *RolloutPolicySpec) EffectiveMaxConcurrent() int {
 		return DefaultMaxConcurrent
 	}
 	return int(s.MaxConcurrent)
+}
+
+// EffectiveMaxConcurrent is how many leaves the cascade re-issues at once: spec.cascade.maxConcurrent, or
+// DefaultCascadeMaxConcurrent when unset.
+func (c *CascadeSpec) EffectiveMaxConcurrent() int {
+	if c.MaxConcurrent > 0 {
+		return int(c.MaxConcurrent)
+	}
+	return DefaultCascadeMaxConcurrent
 }
 
 // DeadlineFor is the one expiry-deadline rule: when a workload whose pods run on a certificate expiring

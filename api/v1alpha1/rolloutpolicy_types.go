@@ -190,7 +190,11 @@ type RolloutPolicyStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// conditions: Valid (the spec can be followed; False names what is wrong), Pending (workloads run on
 	// old certificates and wait for a rollout: for a window, a resume, or one in progress),
-	// LastRolloutSucceeded (the result of the most recent finished rollout).
+	// LastRolloutSucceeded (the result of the most recent finished rollout), and the kstatus conditions:
+	// Ready (valid, and no governed workload waits for a restart), Reconciling (a rollout runs, or stale
+	// workloads wait for their settle period or cooldown), Stalled (invalid, or the rollout for the
+	// certificates the workloads need failed and is not retried on its own). Each carries
+	// observedGeneration.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

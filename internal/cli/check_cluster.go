@@ -15,6 +15,7 @@ import (
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/controller"
 	"github.com/certrollout/certrollout/internal/inventory"
+	"github.com/certrollout/certrollout/internal/policy"
 )
 
 // clusterItems reads the cluster once through a Snapshot (the controller's reduced caches, so memory
@@ -142,9 +143,7 @@ func checkConsumersOf(users []*controller.Workload, ref consumers.Ref, key strin
 		c := CheckConsumer{Kind: w.Kind, Name: w.Name}
 		if !issuedAt.IsZero() {
 			for _, p := range w.Input.Pods {
-				// Start and issuance times have one-second resolution: a pod that started in the same
-				// second may have loaded the old certificate (the controller counts it stale too).
-				if !p.Started.IsZero() && !p.Started.After(issuedAt) {
+				if policy.Stale(p.Started, issuedAt) {
 					c.StalePods = append(c.StalePods, p.Name)
 				}
 			}

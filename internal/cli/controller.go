@@ -93,6 +93,7 @@ CA first, then re-issues each such leaf once; the workloads using a leaf wait fo
 	addClusterResourceNamespaceFlag(cmd, &o.ClusterResourceNamespace)
 	f.BoolVar(&o.LeaderElection, "leader-elect", true, "Elect a leader through a Lease so only one replica acts.")
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the controller's own, in cluster).")
+	f.StringVar(&o.SettingsNamespace, "settings-namespace", "", "Namespace of the ConfigMap "+controller.SettingsConfigMap+" in which the leader publishes the settings that change its decisions, read by certrollout plan and check (default: the leader election namespace, else the controller's own; - disables it).")
 	f.DurationVar(&o.LeaseDuration, "leader-election-lease-duration", 15*time.Second, "How long a replica waits after the leader's last renewal before it takes over.")
 	f.DurationVar(&o.RenewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps retrying a renewal before it gives up leading (less than the lease duration).")
 	f.DurationVar(&o.RetryPeriod, "leader-election-retry-period", 2*time.Second, "How often replicas try to acquire or renew the lease.")

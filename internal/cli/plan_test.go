@@ -15,7 +15,9 @@ import (
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/controller"
+	"github.com/certrollout/certrollout/internal/governor"
 	"github.com/certrollout/certrollout/internal/inventory"
+	"github.com/certrollout/certrollout/internal/orchestrate"
 	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/schedule"
 	"github.com/certrollout/certrollout/internal/testgen"
@@ -60,7 +62,9 @@ func planFixture(t *testing.T, now, renewed time.Time) ([]controller.Workload, m
 		Quiesce:        []api.QuiesceTarget{{Kind: "Deployment", Name: "workers", DrainTimeout: metav1.Duration{Duration: time.Hour}}},
 		ExpiryDeadline: &metav1.Duration{Duration: 72 * time.Hour},
 	}}
-	pv := &controller.PolicyView{Policy: pol, Window: schedule.At([]schedule.Window{win}, now), Deadline: now.Add(48 * time.Hour).Add(-72 * time.Hour)}
+	runningNotAfter := now.Add(48 * time.Hour)
+	pv := &controller.PolicyView{Policy: pol, Window: schedule.At([]schedule.Window{win}, now), Deadline: pol.Spec.DeadlineFor(runningNotAfter),
+		Gate: orchestrate.StartGate(&orchestrate.Policy{Name: pol.Name, Spec: pol.Spec, Windows: []schedule.Window{win}}, runningNotAfter, now)}
 	mk("build", map[string]string{policy.AnnotationCertificateHash: "0123456789abcdef"}, false, pv)
 	// Fingerprints, serials and set hashes come from random keys: golden files name them by role.
 	leafFacts := src.Certificates([]string{"tls.crt"})[0]
@@ -133,7 +137,10 @@ func TestPlanOutputFromTheControllersDecisions(t *testing.T) {
 	}
 	o := OutputFlag{Output: OutputJSON}
 	var doc strings.Builder
-	if err := o.printDocument(&doc, PlanReport{APIVersion: ReportAPIVersion, Kind: "PlanReport", GeneratedAt: now, Items: items}); err != nil {
+	defaults := controller.SettingsOf(controller.DefaultOptions())
+	defaults.Version = "" // the build's; not the test's business
+	if err := o.printDocument(&doc, PlanReport{APIVersion: ReportAPIVersion, Kind: "PlanReport", GeneratedAt: now,
+		Controller: AssumedSettings{Source: "defaults", Settings: defaults}, Items: items}); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "plan-table", normalize(table.String(), copyMap(replace)))
@@ -147,16 +154,17 @@ func TestPlanWaitsForTheNextWindowWhenTheDeadlineIsFar(t *testing.T) {
 	next := time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC)
 	deadline := now.Add(30 * 24 * time.Hour)
 	pp := &PlanPolicy{Name: "p", NextWindow: &next, DeadlineAt: &deadline, ExpiryDeadline: "72h0m0s", Quiesce: []PlanQuiesce{{Kind: "Deployment", Name: "workers"}}}
-	got, at := policyStep(pp, now)
+	gate := orchestrate.Gate{Reason: orchestrate.ReasonWaitingForWindow, At: next}
+	got, at := policyStep(pp, gate)
 	if at == nil || !at.Equal(next) || !strings.Contains(got, "next maintenance window") || !strings.Contains(got, "Deployment/workers to zero") {
 		t.Fatalf("got %q at %v", got, at)
 	}
-	pp.Suspended = true
-	if got, _ := policyStep(pp, now); !strings.Contains(got, "suspended") {
+	pp.Suspended, pp.PendingReason = true, governor.ReasonSuspended
+	if got, _ := policyStep(pp, gate); !strings.Contains(got, "suspended") {
 		t.Fatalf("a suspended policy holds: got %q", got)
 	}
-	pp.Invalid = "windows[0]: bad cron"
-	if got, _ := policyStep(pp, now); !strings.Contains(got, "invalid (windows[0]: bad cron)") {
+	pp.Invalid, pp.PendingReason = "windows[0]: bad cron", governor.ReasonInvalidPolicy
+	if got, _ := policyStep(pp, gate); !strings.Contains(got, "invalid (windows[0]: bad cron)") {
 		t.Fatalf("an invalid policy holds and says why: got %q", got)
 	}
 }
@@ -302,6 +310,9 @@ func TestPlanOnTheClusterSaysWhoIsStaleAndWhatTheControllerWillDo(t *testing.T) 
 	if b.Policy == nil || b.Policy.Name != "build-service" || b.Policy.WindowOpen || b.Policy.NextWindow == nil ||
 		len(b.Policy.Quiesce) != 1 || b.Policy.Quiesce[0].Name != "workers" || b.NextAt == nil || !b.NextAt.Equal(*b.Policy.NextWindow) {
 		t.Errorf("build: the policy's window, quiesce list and next step are wrong: %+v next %q", b.Policy, b.Next)
+	}
+	if b.Policy == nil || !strings.HasPrefix(b.Policy.Creates, "build-service-") {
+		t.Errorf("build: plan should name the CertRollout the RolloutPolicy controller creates for it, got %+v", b.Policy)
 	}
 	if s := got["web"].Sources; len(s) != 1 || s[0].Name != "web-tls" || s[0].Leaf == nil || s[0].Leaf.Subject != "CN=web" {
 		t.Errorf("web: sources %+v", s)

@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -63,33 +62,12 @@ func cascadeIssuerKey(kind, ns, name string) string {
 	return kind + "/" + ns + "/" + name
 }
 
-// setupCascadeTrigger registers the index of cascade rollouts and the controller that creates them,
-// when the cluster serves both certrollout.io and cert-manager's Certificates and issuers.
-func setupCascadeTrigger(ctx context.Context, mgr manager.Manager, disc *discovery) error {
-	if disc.linker.reader == nil {
-		return nil
+// setupCascadeTrigger registers the controller that creates cascade rollouts, when the gatherer can
+// see cascades (certrollout.io, cert-manager's Certificates and issuers are served).
+func setupCascadeTrigger(mgr manager.Manager, disc *discovery) error {
+	if !disc.cascades || !disc.issuers.issuers || !disc.issuers.clusterIssuers {
+		return nil // it watches both kinds
 	}
-	for _, kind := range []string{certmanager.KindIssuer, certmanager.KindClusterIssuer} {
-		gk := certmanager.GroupVersion.WithKind(kind).GroupKind()
-		if _, err := mgr.GetRESTMapper().RESTMapping(gk, certmanager.GroupVersion.Version); err != nil {
-			if apimeta.IsNoMatchError(err) {
-				ctrl.Log.Info("cert-manager's " + kind + "s are not served; CA cascades are not started (restart certrollout after installing cert-manager)")
-				return nil
-			}
-			return err
-		}
-	}
-	err := mgr.GetFieldIndexer().IndexField(ctx, &api.CertRollout{}, cascadeIssuerIndex, func(o client.Object) []string {
-		ro, ok := o.(*api.CertRollout)
-		if !ok || ro.Spec.Cascade == nil || ro.Status.Phase.Finished() {
-			return nil
-		}
-		return []string{cascadeIssuerKey(ro.Spec.Cascade.IssuerRef.Kind, ro.Namespace, ro.Spec.Cascade.IssuerRef.Name)}
-	})
-	if err != nil {
-		return err
-	}
-	disc.cascades = true
 	c := mgr.GetClient()
 	crn := disc.clusterResourceNamespace()
 	return ctrl.NewControllerManagedBy(mgr).Named("cascadetrigger").
@@ -300,15 +278,14 @@ func (r *discovery) cascadeHold(ctx context.Context, ns string, uses []consumers
 		if !ok {
 			continue
 		}
-		var rollouts api.CertRolloutList
-		home := issuer.Namespace
-		if issuer.Kind == certmanager.KindClusterIssuer {
-			home = r.clusterResourceNamespace()
+		if !r.readsIssuer(issuer.Kind) {
+			continue // cannot be judged by this reader (a tenant's plan, without ClusterIssuers)
 		}
-		if err := r.client.List(ctx, &rollouts, client.MatchingFields{cascadeIssuerIndex: cascadeIssuerKey(issuer.Kind, home, issuer.Name)}); err != nil {
+		rollouts, err := r.cascadeRollouts(ctx, issuer)
+		if err != nil {
 			return policy.Hold{}, false, err
 		}
-		if len(rollouts.Items) == 0 {
+		if len(rollouts) == 0 {
 			continue
 		}
 		stale, err := r.leafNeedsReissue(ctx, issuer, crt)
@@ -318,7 +295,7 @@ func (r *discovery) cascadeHold(ctx context.Context, ns string, uses []consumers
 		if !stale {
 			continue // re-issued already: another leaf the workload uses may still hold it
 		}
-		ro := rollouts.Items[0]
+		ro := rollouts[0]
 		return policy.Hold{
 			Message: fmt.Sprintf("Certificate %s (Secret %s) is being re-issued under the new CA of %s by CertRollout %s/%s; the restart waits for the new leaf",
 				crt.Name, ref.Name, issuer, ro.Namespace, ro.Name),
@@ -326,6 +303,43 @@ func (r *discovery) cascadeHold(ctx context.Context, ns string, uses []consumers
 		}, true, nil
 	}
 	return policy.Hold{}, false, nil
+}
+
+// readsIssuer reports whether the gatherer may read issuers of the kind (Issuer or ClusterIssuer).
+func (r *discovery) readsIssuer(kind string) bool {
+	if kind == certmanager.KindClusterIssuer {
+		return r.issuers.clusterIssuers
+	}
+	return r.issuers.issuers
+}
+
+// cascadeRollouts are the unfinished cascade CertRollouts for issuer, in the namespace where its cascades
+// run: from the index when the caches cover that namespace, else (a ClusterIssuer's cascades, seen by a
+// Snapshot of another namespace) with one direct list of it, empty when the reader may not list it.
+func (r *discovery) cascadeRollouts(ctx context.Context, issuer cagraph.IssuerRef) ([]api.CertRollout, error) {
+	home := issuer.Namespace
+	if issuer.Kind == certmanager.KindClusterIssuer {
+		home = r.clusterResourceNamespace()
+	}
+	key := cascadeIssuerKey(issuer.Kind, home, issuer.Name)
+	var list api.CertRolloutList
+	if r.watches(home) {
+		err := r.client.List(ctx, &list, client.InNamespace(home), client.MatchingFields{cascadeIssuerIndex: key})
+		return list.Items, err
+	}
+	if err := r.direct.List(ctx, &list, client.InNamespace(home)); err != nil {
+		if apierrors.IsForbidden(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []api.CertRollout
+	for i := range list.Items {
+		if k, ok := cascadeKeyOf(&list.Items[i]); ok && k == key {
+			out = append(out, list.Items[i])
+		}
+	}
+	return out, nil
 }
 
 // leafNeedsReissue judges one leaf against its issuer's current CA certificate; false when that cannot

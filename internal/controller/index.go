@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/certrollout/certrollout/internal/consumers"
+	workloadkinds "github.com/certrollout/certrollout/internal/kinds"
 	"github.com/certrollout/certrollout/internal/policy"
 )
 
@@ -54,7 +55,7 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 func scalableKinds() []kind {
 	var out []kind
 	for _, k := range kinds {
-		if k.name == policy.KindDeployment || k.name == policy.KindStatefulSet {
+		if workloadkinds.Scalable(k.name) {
 			out = append(out, k)
 		}
 	}

@@ -74,13 +74,13 @@ func (s *Snapshot) CAGraph(ctx context.Context, ns string) (*cagraph.Graph, erro
 		return nil, err
 	}
 	var issuers certmanager.IssuerList
-	if s.issuers.issuers {
+	if s.disc.issuers.issuers {
 		if err := s.disc.client.List(ctx, &issuers, client.InNamespace(ns)); err != nil {
 			return nil, err
 		}
 	}
 	var clusterIssuers certmanager.ClusterIssuerList
-	if s.issuers.clusterIssuers {
+	if s.disc.issuers.clusterIssuers {
 		if err := s.disc.client.List(ctx, &clusterIssuers); err != nil {
 			return nil, err
 		}
@@ -138,4 +138,4 @@ func (s *Snapshot) CAGraph(ctx context.Context, ns string) (*cagraph.Graph, erro
 
 // CAGraphIncomplete says which issuers the CA graph leaves out and why (not served is not incomplete:
 // there are none); empty when it shows them all.
-func (s *Snapshot) CAGraphIncomplete() string { return s.issuers.reason }
+func (s *Snapshot) CAGraphIncomplete() string { return s.disc.issuers.reason }

@@ -1,12 +1,11 @@
 package controller
 
 import (
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	workloadkinds "github.com/certrollout/certrollout/internal/kinds"
 	"github.com/certrollout/certrollout/internal/policy"
 )
 
@@ -25,59 +24,15 @@ type kind struct {
 	orchestrated bool
 }
 
-var kinds = []kind{
-	{
-		name:         policy.KindDeployment,
-		orchestrated: true,
-		newObj:       func() client.Object { return &appsv1.Deployment{} },
-		newList:      func() client.ObjectList { return &appsv1.DeploymentList{} },
-		podSpec:      func(o client.Object) *corev1.PodSpec { return &o.(*appsv1.Deployment).Spec.Template.Spec },
-		selector:     func(o client.Object) *metav1.LabelSelector { return o.(*appsv1.Deployment).Spec.Selector },
-		describe:     func(o client.Object, w *policy.Workload) { w.Paused = o.(*appsv1.Deployment).Spec.Paused },
-	},
-	{
-		name:         policy.KindStatefulSet,
-		orchestrated: true,
-		newObj:       func() client.Object { return &appsv1.StatefulSet{} },
-		newList:      func() client.ObjectList { return &appsv1.StatefulSetList{} },
-		podSpec:      func(o client.Object) *corev1.PodSpec { return &o.(*appsv1.StatefulSet).Spec.Template.Spec },
-		selector:     func(o client.Object) *metav1.LabelSelector { return o.(*appsv1.StatefulSet).Spec.Selector },
-		describe: func(o client.Object, w *policy.Workload) {
-			s := o.(*appsv1.StatefulSet).Spec.UpdateStrategy
-			w.OnDelete = s.Type == appsv1.OnDeleteStatefulSetStrategyType
-			if s.RollingUpdate != nil && s.RollingUpdate.Partition != nil {
-				w.Partition = *s.RollingUpdate.Partition
-			}
-		},
-	},
-	{
-		name:         policy.KindDaemonSet,
-		orchestrated: true,
-		newObj:       func() client.Object { return &appsv1.DaemonSet{} },
-		newList:      func() client.ObjectList { return &appsv1.DaemonSetList{} },
-		podSpec:      func(o client.Object) *corev1.PodSpec { return &o.(*appsv1.DaemonSet).Spec.Template.Spec },
-		selector:     func(o client.Object) *metav1.LabelSelector { return o.(*appsv1.DaemonSet).Spec.Selector },
-		describe: func(o client.Object, w *policy.Workload) {
-			w.OnDelete = o.(*appsv1.DaemonSet).Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType
-		},
-	},
-	{
-		name:    policy.KindCronJob,
-		newObj:  func() client.Object { return &batchv1.CronJob{} },
-		newList: func() client.ObjectList { return &batchv1.CronJobList{} },
-		podSpec: func(o client.Object) *corev1.PodSpec {
-			return &o.(*batchv1.CronJob).Spec.JobTemplate.Spec.Template.Spec
-		},
-		// A CronJob's pods are those of its Jobs; they are reported, never restarted.
-		selector: func(client.Object) *metav1.LabelSelector { return nil },
-		describe: func(client.Object, *policy.Workload) {},
-	},
-	{
-		name:     policy.KindPod,
-		newObj:   func() client.Object { return &corev1.Pod{} },
-		newList:  func() client.ObjectList { return &corev1.PodList{} },
-		podSpec:  func(o client.Object) *corev1.PodSpec { return &o.(*corev1.Pod).Spec },
-		selector: nil,
-		describe: func(client.Object, *policy.Workload) {},
-	},
-}
+// kinds are the controller's view of the one table of workload kinds (package kinds).
+var kinds = func() []kind {
+	out := make([]kind, 0, len(workloadkinds.All))
+	for _, k := range workloadkinds.All {
+		out = append(out, kind{name: k.Name, orchestrated: k.Orchestrated, newObj: k.New, newList: k.NewList, podSpec: k.PodSpec, selector: k.Selector,
+			describe: func(o client.Object, w *policy.Workload) {
+				s := k.Strategy(o)
+				w.Paused, w.OnDelete, w.Partition = s.Paused, s.OnDelete, s.Partition
+			}})
+	}
+	return out
+}()

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -99,6 +98,9 @@ type ManagerOptions struct {
 	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election (client-go's meanings); zero keeps
 	// controller-runtime's defaults (15 s, 10 s, 2 s).
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// SettingsNamespace is where the leader publishes its Settings (ConfigMap certrollout-settings) for
+	// the CLI; empty: the leader election namespace, else the controller's own; "-": not published.
+	SettingsNamespace string
 	// SyncPeriod is how often every cached object is reconciled again; nil keeps controller-runtime's
 	// default (10h). Tests shorten it to prove a resync restarts nothing.
 	SyncPeriod *time.Duration
@@ -153,8 +155,27 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 	if err := Setup(context.Background(), mgr, o.Options); err != nil {
 		return nil, err
 	}
+	if err := addSettingsPublisher(mgr, o); err != nil {
+		return nil, err
+	}
 	certificates.use(mgr.GetCache())
 	return mgr, nil
+}
+
+// addSettingsPublisher publishes the leader's Settings where ManagerOptions.SettingsNamespace says.
+func addSettingsPublisher(mgr manager.Manager, o ManagerOptions) error {
+	ns := o.SettingsNamespace
+	if ns == "" {
+		ns = o.LeaderElectionNamespace
+	}
+	if ns == "" {
+		ns = ownNamespace()
+	}
+	if ns == "" || ns == "-" {
+		ctrl.Log.Info("The controller's settings are not published (no namespace known: set --settings-namespace); certrollout plan will assume defaults unless told the flags")
+		return nil
+	}
+	return mgr.Add(&settingsPublisher{client: mgr.GetClient(), reader: mgr.GetAPIReader(), namespace: ns, settings: SettingsOf(o.Options)})
 }
 
 // nonZero is d, or nil for zero (controller-runtime's default).
@@ -212,29 +233,18 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	if o.MaxConcurrentReconciles <= 0 {
 		o.MaxConcurrentReconciles = 1
 	}
-	if err := setupIndexes(ctx, mgr); err != nil {
-		return err
-	}
 	if err := setupSourceControllers(mgr, o); err != nil {
 		return err
 	}
-	pods, err := newPodCache(mgr.GetConfig(), o.Namespaces)
+	issuers, err := servedIssuers(mgr)
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(pods); err != nil {
-		return err
-	}
-	linker, err := setupCertificates(ctx, mgr)
+	disc, err := newGatherer(ctx, mgr, mgr.GetAPIReader(), o, issuers)
 	if err != nil {
 		return err
 	}
-	policies, err := setupPolicies(mgr)
-	if err != nil {
-		return err
-	}
-	limiter := rate.NewLimiter(rate.Limit(o.RestartRate), o.RestartBurst)
-	disc := &discovery{client: mgr.GetClient(), direct: mgr.GetAPIReader(), pods: pods, linker: linker, opts: o, policies: policies, limiter: limiter}
+	pods := disc.pods
 	for _, k := range kinds {
 		r := &workloadReconciler{
 			discovery: disc,
@@ -261,7 +271,7 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 			return err
 		}
 	}
-	if policies {
+	if disc.policies {
 		return setupOrchestration(ctx, mgr, disc)
 	}
 	return nil

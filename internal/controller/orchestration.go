@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,7 +21,7 @@ import (
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/consumers"
-	"github.com/certrollout/certrollout/internal/policy"
+	workloadkinds "github.com/certrollout/certrollout/internal/kinds"
 )
 
 // setupPolicies reports whether the cluster serves certrollout's CRDs. Without them the controller still
@@ -51,9 +50,6 @@ func indexRollouts(ctx context.Context, mgr manager.Manager) error {
 
 // setupOrchestration registers the RolloutPolicy and CertRollout controllers.
 func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discovery) error {
-	if err := indexRollouts(ctx, mgr); err != nil {
-		return err
-	}
 	recorder := mgr.GetEventRecorder("certrollout")
 	c := mgr.GetClient()
 	skip := &disc.opts.AllowRepeatedSetup
@@ -79,7 +75,7 @@ func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discover
 	if err != nil {
 		return err
 	}
-	if err := setupCascadeTrigger(ctx, mgr, disc); err != nil {
+	if err := setupCascadeTrigger(mgr, disc); err != nil {
 		return err
 	}
 	if err := setupQuiesceSweeper(mgr, disc, recorder); err != nil {
@@ -178,13 +174,8 @@ func rolloutsFor(ctx context.Context, c client.Reader, obj client.Object) []reco
 }
 
 func kindOf(obj client.Object) string {
-	switch obj.(type) {
-	case *appsv1.Deployment:
-		return policy.KindDeployment
-	case *appsv1.StatefulSet:
-		return policy.KindStatefulSet
-	case *appsv1.DaemonSet:
-		return policy.KindDaemonSet
+	if k, ok := workloadkinds.Of(obj); ok && k.Orchestrated {
+		return k.Name
 	}
 	return ""
 }

@@ -40,7 +40,7 @@ type workloadReconciler struct {
 }
 
 // discovery reads the caches and builds policy inputs. The workload, RolloutPolicy and CertRollout
-// controllers share it, so they decide alike.
+// controllers and the CLI's Snapshot share one, built by newGatherer, so they decide alike.
 type discovery struct {
 	client client.Client
 	// direct reads what lies outside the watched namespaces (a ClusterIssuer's CA Secret).
@@ -48,13 +48,9 @@ type discovery struct {
 	pods   *podCache
 	linker *certificateLinker
 	opts   Options
-	// policies is true when the cluster serves RolloutPolicies.
-	policies bool
+	capabilities
 	// limiter is the global restart rate: direct restarts and rollouts' restarts take from it alike.
 	limiter *rate.Limiter
-	// cascades is true when the index of cascade rollouts exists (certrollout.io and cert-manager's
-	// issuers are served): a workload's restart may then be held for a cascade (cascadeHold).
-	cascades bool
 }
 
 func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

@@ -22,7 +22,9 @@ import (
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/consumers"
+	"github.com/certrollout/certrollout/internal/governor"
 	"github.com/certrollout/certrollout/internal/inventory"
+	"github.com/certrollout/certrollout/internal/orchestrate"
 	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/schedule"
 )
@@ -36,8 +38,6 @@ type Snapshot struct {
 	CertManager bool
 	// Policies is true when the cluster serves certrollout.io.
 	Policies bool
-	// issuers says which cert-manager issuer kinds are cached, for the CA graph.
-	issuers issuerAccess
 	// direct reads what lies outside the caches' namespace (a ClusterIssuer's CA Secret).
 	direct client.Client
 	stop   context.CancelFunc
@@ -82,59 +82,37 @@ func NewSnapshot(ctx context.Context, cfg *rest.Config, o Options) (*Snapshot, e
 	if err != nil {
 		return nil, err
 	}
-	if err := setupIndexes(ctx, mgr); err != nil {
-		return nil, err
-	}
-	pods, err := newPodCache(cfg, o.Namespaces)
+	issuers, err := setupIssuers(ctx, mgr, direct, ns)
 	if err != nil {
 		return nil, err
 	}
-	if err := mgr.Add(pods); err != nil {
-		return nil, err
-	}
-	linker, err := setupCertificates(ctx, mgr)
-	if err != nil {
-		return nil, err
-	}
-	var issuers issuerAccess
-	if linker.reader != nil {
-		if issuers, err = setupIssuers(ctx, mgr, direct, ns); err != nil {
-			return nil, err
-		}
-	}
-	policies, err := setupPolicies(mgr)
+	disc, err := newGatherer(ctx, mgr, direct, o, issuers)
 	if err != nil {
 		return nil, err
 	}
 	// Served is not readable: an informer on a type the user may not list never syncs, so a Forbidden
 	// must come now, as checkAccess's do, instead of a command that waits forever.
 	var served []client.ObjectList
-	if linker.reader != nil {
+	if disc.linker.reader != nil {
 		served = append(served, &certmanager.CertificateList{})
 	}
-	if policies {
+	if disc.policies {
 		served = append(served, &api.RolloutPolicyList{}, &api.CertRolloutList{})
 	}
 	if err := requireList(ctx, direct, ns, served...); err != nil {
 		return nil, err
 	}
-	if policies {
-		if err := indexRollouts(ctx, mgr); err != nil {
-			return nil, err
-		}
-	}
 	s := &Snapshot{
-		disc:        &discovery{client: mgr.GetClient(), direct: direct, pods: pods, linker: linker, opts: o, policies: policies},
-		CertManager: linker.reader != nil,
-		Policies:    policies,
-		issuers:     issuers,
+		disc:        disc,
+		CertManager: disc.linker.reader != nil,
+		Policies:    disc.policies,
 		direct:      direct,
 		done:        make(chan error, 1),
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = cancel
 	go func() { s.done <- mgr.Start(runCtx) }()
-	if err := s.sync(ctx, mgr, pods); err != nil {
+	if err := s.sync(ctx, mgr, disc.pods); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -152,10 +130,10 @@ func (s *Snapshot) sync(ctx context.Context, mgr manager.Manager, pods *podCache
 	if s.CertManager {
 		objs = append(objs, &certmanager.Certificate{})
 	}
-	if s.issuers.issuers {
+	if s.disc.issuers.issuers {
 		objs = append(objs, &certmanager.Issuer{})
 	}
-	if s.issuers.clusterIssuers {
+	if s.disc.issuers.clusterIssuers {
 		objs = append(objs, &certmanager.ClusterIssuer{})
 	}
 	if s.Policies {
@@ -256,6 +234,12 @@ type PolicyView struct {
 	// Deadline is when the expiry deadline lets a rollout start outside the windows for this workload:
 	// the expiry of the certificate its pods run on minus spec.expiryDeadline; zero without a deadline.
 	Deadline time.Time
+	// Gate is the start gate for a rollout of this workload now (orchestrate.StartGate).
+	Gate orchestrate.Gate
+	// Next is what the RolloutPolicy controller decides now (the rollout it creates, its conditions).
+	Next governor.Result
+
+	parsed orchestrate.Policy
 }
 
 // Workloads returns every workload of ns ("" for all) whose pods use a Secret or ConfigMap, with the
@@ -368,37 +352,29 @@ func (s *Snapshot) workload(ctx context.Context, k kind, obj client.Object, poli
 			policies[key] = pv
 		}
 		view := *pv
-		if d := pv.Policy.Spec.ExpiryDeadline; d != nil {
-			if na := policy.ReadLedger(obj.GetAnnotations()).NotAfter; !na.IsZero() {
-				view.Deadline = na.Add(-d.Duration)
-			}
-		}
+		na := policy.ReadLedger(obj.GetAnnotations()).NotAfter
+		view.Deadline = pv.Policy.Spec.DeadlineFor(na)
+		view.Gate = orchestrate.StartGate(&pv.parsed, na, s.disc.opts.Clock())
 		w.Policy = &view
 	}
 	return w, true, nil
 }
 
+// policyView decides for the RolloutPolicy ns/name as the controller does (governor.Decide on the same
+// gathered input), and keeps what plan shows of it.
 func (s *Snapshot) policyView(ctx context.Context, ns, name string) (*PolicyView, error) {
 	var p api.RolloutPolicy
 	if err := s.disc.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
 		return nil, err
 	}
-	targets, err := s.disc.governed(ctx, &p)
+	in, err := s.disc.policyInput(ctx, &p)
 	if err != nil {
 		return nil, err
 	}
-	parsed, err := s.disc.parsePolicy(ctx, &p, targets)
-	if err != nil {
-		return nil, err
-	}
-	pv := &PolicyView{Policy: p, Invalid: parsed.Invalid, Window: schedule.At(parsed.Windows, s.disc.opts.Clock())}
-	rollouts, err := s.disc.rolloutsOf(ctx, &p)
-	if err != nil {
-		return nil, err
-	}
-	for i := range rollouts {
-		if !rollouts[i].Status.Phase.Finished() {
-			pv.Active = &rollouts[i]
+	pv := &PolicyView{Policy: p, Invalid: in.Parsed.Invalid, Window: schedule.At(in.Parsed.Windows, in.Now), parsed: in.Parsed, Next: governor.Decide(in)}
+	for i := range in.Rollouts {
+		if !in.Rollouts[i].Status.Phase.Finished() {
+			pv.Active = &in.Rollouts[i]
 		}
 	}
 	return pv, nil
@@ -453,7 +429,7 @@ type Governance struct {
 // NewGovernance returns a Governance reading through c (typically a direct client). The cluster must
 // serve certrollout.io; c's errors (NoKindMatch when it does not) are returned as they are.
 func NewGovernance(c client.Client) *Governance {
-	return &Governance{disc: &discovery{client: c, policies: true}}
+	return &Governance{disc: &discovery{client: c, capabilities: capabilities{policies: true}}}
 }
 
 // Governing returns the name of the RolloutPolicy that governs obj; ok is false when none does.

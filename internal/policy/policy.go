@@ -212,6 +212,14 @@ func OptedOut(annotations map[string]string) bool {
 	return strings.EqualFold(strings.TrimSpace(annotations[AnnotationEnabled]), "false")
 }
 
+// Stale is the one staleness rule: a pod that started at started runs on certificates older than ones
+// issued at issuedAt. Start and issuance times have one-second resolution, so a pod that started in the
+// same second as the issuance counts as stale: it may have loaded the old certificate, and a spare
+// restart beats a missed one. A pod that has not started yet is not stale.
+func Stale(started, issuedAt time.Time) bool {
+	return !started.IsZero() && !started.After(issuedAt)
+}
+
 // facts are derived once from the Input and shared by the checks.
 type facts struct {
 	ledger  Ledger
@@ -246,9 +254,7 @@ var chain = []check{
 func Decide(in Input) Decision {
 	f := facts{ledger: ReadLedger(in.Workload.Annotations), enabled: Enabled(in.Workload.Annotations, in.Auto || in.Policy != "")}
 	for _, p := range in.Pods {
-		// Start and issuance times have one-second resolution: a pod that started in the same second as
-		// the issuance may have loaded the old certificate, and a spare restart beats a missed one.
-		if !p.Started.IsZero() && !p.Started.After(in.Set.IssuedAt) {
+		if Stale(p.Started, in.Set.IssuedAt) {
 			f.stale = append(f.stale, p.Name)
 			if p.Job != "" {
 				f.staleJobs = append(f.staleJobs, p.Job)

@@ -34,6 +34,13 @@ func normalise(rules []rbacv1.PolicyRule) []string {
 // shippedRules reads the rules of a Role or ClusterRole document in config/rbac.
 func shippedRules(t *testing.T, file, kind string) []rbacv1.PolicyRule {
 	t.Helper()
+	return shippedRulesOf(t, file, kind, "")
+}
+
+// shippedRulesOf returns the rules of the object of that kind and name (any name when "") in a file of
+// config/rbac.
+func shippedRulesOf(t *testing.T, file, kind, name string) []rbacv1.PolicyRule {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(repoRoot(t), "config", "rbac", file))
 	if err != nil {
 		t.Fatal(err)
@@ -43,14 +50,14 @@ func shippedRules(t *testing.T, file, kind string) []rbacv1.PolicyRule {
 		if err := yaml.Unmarshal(doc, &role); err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
-		if role.Kind == kind {
+		if role.Kind == kind && (name == "" || role.Name == name) {
 			if len(role.Rules) == 0 {
 				t.Fatalf("%s: a %s without rules", file, kind)
 			}
 			return role.Rules
 		}
 	}
-	t.Fatalf("%s holds no %s", file, kind)
+	t.Fatalf("%s holds no %s %s", file, kind, name)
 	return nil
 }
 
@@ -91,6 +98,10 @@ func TestTheChartGrantsExactlyTheRulesOfConfigRBAC(t *testing.T) {
 		renderedRules(t, r.get(t, "ClusterRole", "certrollout")), shippedRules(t, "cluster_role.yaml", "ClusterRole"))
 	diffRules(t, "the leader election Role's rules and config/rbac/leader_election_role.yaml's",
 		renderedRules(t, r.get(t, "Role", "certrollout-leader-election")), shippedRules(t, "leader_election_role.yaml", "Role"))
+	for _, name := range []string{"certrollout-settings", "certrollout-settings-reader"} {
+		diffRules(t, "the Role "+name+"'s rules and config/rbac/leader_election_role.yaml's",
+			renderedRules(t, r.get(t, "Role", name)), shippedRulesOf(t, "leader_election_role.yaml", "Role", name))
+	}
 	// The comparison is live: a rule more or less is caught.
 	if slices.Equal(normalise(shippedRules(t, "cluster_role.yaml", "ClusterRole")[1:]), normalise(shippedRules(t, "cluster_role.yaml", "ClusterRole"))) {
 		t.Fatal("normalise does not tell rule sets apart")

@@ -26,7 +26,11 @@ var defaultObjects = []string{
 	"Deployment/certrollout-system/certrollout",
 	"PodDisruptionBudget/certrollout-system/certrollout",
 	"Role/certrollout-system/certrollout-leader-election",
+	"Role/certrollout-system/certrollout-settings",
+	"Role/certrollout-system/certrollout-settings-reader",
 	"RoleBinding/certrollout-system/certrollout-leader-election",
+	"RoleBinding/certrollout-system/certrollout-settings",
+	"RoleBinding/certrollout-system/certrollout-settings-reader",
 	"Service/certrollout-system/certrollout-metrics",
 	"ServiceAccount/certrollout-system/certrollout",
 	"ValidatingAdmissionPolicy//certrollout.io-restart-rights",
@@ -80,6 +84,7 @@ func TestDefaultValuesRenderAControllerWithLeaderElectionGOMEMLIMITAndARestricte
 		"--leader-election-lease-duration=15s",
 		"--leader-election-renew-deadline=10s",
 		"--leader-election-retry-period=2s",
+		"--settings-namespace=certrollout-system", // the release's: the Lease may be elsewhere
 		"--metrics-bind-address=:8080",
 		"--health-probe-bind-address=:8081",
 	}
@@ -175,6 +180,7 @@ extraArgs: [--some-future-flag=x]
 		"--leader-election-renew-deadline=20s",
 		"--leader-election-retry-period=5s",
 		"--leader-election-namespace=leases",
+		"--settings-namespace=certrollout-system",
 		"--metrics-bind-address=:9090",
 		"--health-probe-bind-address=:9091",
 		"--namespaces=team-a,team-b",
@@ -211,7 +217,8 @@ func TestLeaderElectionOffRendersLeaderElectFalseForOneReplicaAndFailsForTwo(t *
 	if !slices.Contains(args, "--leader-elect=false") {
 		t.Errorf("args %q lack --leader-elect=false", args)
 	}
-	if len(r.ofKind("PodDisruptionBudget")) != 0 || len(r.ofKind("Role")) != 0 {
+	roles := slices.DeleteFunc(r.ofKind("Role"), func(u *unstructured.Unstructured) bool { return strings.HasPrefix(u.GetName(), "certrollout-settings") })
+	if len(r.ofKind("PodDisruptionBudget")) != 0 || len(roles) != 0 {
 		t.Errorf("one replica without leader election should have no PodDisruptionBudget and no Lease Role: %v", r.keys())
 	}
 	_, err := tryRender(t, releaseNamespace, values(t, "replicaCount: 2\nleaderElection: {enabled: false}"))
@@ -317,6 +324,9 @@ func TestNamespacedModeRendersARolePerWatchedNamespaceAndTheNamespacesFlag(t *te
 		t.Errorf("args %q lack --namespaces=team-a,team-b", args)
 	}
 	for _, rb := range r.ofKind("RoleBinding") {
+		if rb.GetName() == "certrollout-settings-reader" {
+			continue // binds rbac.settingsReaders
+		}
 		subjects, _, _ := unstructured.NestedSlice(rb.Object, "subjects")
 		if len(subjects) != 1 || subjects[0].(map[string]any)["namespace"] != releaseNamespace || subjects[0].(map[string]any)["name"] != "certrollout" {
 			t.Errorf("RoleBinding %s/%s binds %v, want the ServiceAccount certrollout/%s", rb.GetNamespace(), rb.GetName(), subjects, releaseNamespace)
@@ -346,7 +356,11 @@ func TestTogglesAddOrRemoveExactlyTheirObjects(t *testing.T) {
 		"serviceAccount.create false": {"serviceAccount: {create: false, name: existing}", nil,
 			[]string{"ServiceAccount/" + ns + "certrollout"}},
 		"rbac.create false": {"rbac: {create: false}", nil, []string{"ClusterRole//certrollout", "ClusterRoleBinding//certrollout",
-			"Role/" + ns + "certrollout-leader-election", "RoleBinding/" + ns + "certrollout-leader-election"}},
+			"Role/" + ns + "certrollout-leader-election", "RoleBinding/" + ns + "certrollout-leader-election",
+			"Role/" + ns + "certrollout-settings", "RoleBinding/" + ns + "certrollout-settings",
+			"Role/" + ns + "certrollout-settings-reader", "RoleBinding/" + ns + "certrollout-settings-reader"}},
+		"nobody reads the settings": {"rbac: {settingsReaders: []}", nil, []string{"Role/" + ns + "certrollout-settings-reader",
+			"RoleBinding/" + ns + "certrollout-settings-reader"}},
 		"admissionPolicy off": {"admissionPolicy: {enabled: false}", nil, []string{"ValidatingAdmissionPolicy//certrollout.io-restart-rights",
 			"ValidatingAdmissionPolicyBinding//certrollout.io-restart-rights"}},
 		"rbac.aggregateToDefaultRoles off": {"rbac: {aggregateToDefaultRoles: false}", nil, []string{"ClusterRole//certrollout-edit", "ClusterRole//certrollout-view"}},

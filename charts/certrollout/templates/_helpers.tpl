@@ -138,6 +138,7 @@ Deployment depends on it).
 {{- with $v.leaderElection.namespace }}
 - --leader-election-namespace={{ . }}
 {{- end }}
+- --settings-namespace={{ .Release.Namespace }}
 {{- if $v.metrics.enabled }}
 - --metrics-bind-address=:{{ $v.metrics.port }}
 {{- else }}

@@ -1,0 +1,93 @@
+package v1alpha1
+
+// The annotations, labels and finalizer certrollout reads and writes, in one place: on workloads, on the
+// Secrets and ConfigMaps they use, on cert-manager issuers, and on its own objects. docs/annotations.md
+// describes each for users.
+const (
+	// AnnotationEnabled opts a workload in ("true") or out ("false", also under --auto).
+	AnnotationEnabled = "certrollout.io/enabled"
+	// AnnotationSecrets names, comma-separated, Secrets a workload uses by means certrollout cannot see
+	// (an init container that fetches them, a CSI driver).
+	AnnotationSecrets = "certrollout.io/secrets" //nolint:gosec // an annotation name, not a credential
+	// AnnotationCertificateHash is the ledger: the certificate set the current pods were started for.
+	AnnotationCertificateHash = "certrollout.io/certificate-hash"
+	// AnnotationCertificateNotAfter is when the earliest certificate of that set expires (RFC 3339).
+	AnnotationCertificateNotAfter = "certrollout.io/certificate-not-after"
+	// AnnotationRestartedAt is when certrollout last restarted the workload (RFC 3339).
+	AnnotationRestartedAt = "certrollout.io/restarted-at"
+	// AnnotationRestartHistory is when certrollout restarted the workload within the last 24 hours:
+	// RFC 3339 times, comma-separated, oldest first. The restart budget counts it.
+	AnnotationRestartHistory = "certrollout.io/restart-history"
+	// AnnotationRestartHash goes on the pod template: changing it is what rolls the pods.
+	AnnotationRestartHash = "certrollout.io/restart-hash"
+	// AnnotationDeleteStalePods lets certrollout delete bare pods that run on old certificates.
+	AnnotationDeleteStalePods = "certrollout.io/delete-stale-pods"
+	// AnnotationRollout goes on the pod template with an orchestrated restart: the CertRollout that made it.
+	AnnotationRollout = "certrollout.io/rollout"
+	// AnnotationQuiescedBy and AnnotationQuiescedReplicas are written on a workload a CertRollout scales
+	// to zero, in the same patch: which rollout did it and the replica count it gets back.
+	AnnotationQuiescedBy       = "certrollout.io/quiesced-by"
+	AnnotationQuiescedReplicas = "certrollout.io/quiesced-replicas"
+	// AnnotationOrder orders a policy's targets in its rollouts: lower first (default 0), then by kind
+	// and name.
+	AnnotationOrder = "certrollout.io/order"
+	// AnnotationCascade opts a cert-manager CA issuer into CA cascades ("true").
+	AnnotationCascade = "certrollout.io/cascade"
+	// AnnotationInvalid is written on the cached (reduced) copy of a Secret or ConfigMap whose certificate
+	// data does not parse: the keys and why.
+	AnnotationInvalid = "certrollout.io/invalid-keys"
+
+	// LabelPolicy names the RolloutPolicy a CertRollout the controller created follows (for kubectl -l).
+	LabelPolicy = "certrollout.io/policy"
+	// LabelSettings marks the ConfigMap in which the controller publishes its settings.
+	LabelSettings = "certrollout.io/settings"
+
+	// FinalizerRestore keeps a CertRollout that quiesced workloads until they are restored.
+	FinalizerRestore = "certrollout.io/restore-quiesced"
+)
+
+// The kinds of workload certrollout knows (package kinds has the table).
+const (
+	KindDeployment  = "Deployment"
+	KindStatefulSet = "StatefulSet"
+	KindDaemonSet   = "DaemonSet"
+	KindCronJob     = "CronJob"
+	KindPod         = "Pod"
+)
+
+// Reasons of the decision about one workload, on its Events, in `certrollout plan` and in metric labels.
+const (
+	ReasonNoCertificates     = "NoCertificates"
+	ReasonUpToDate           = "UpToDate"
+	ReasonPodsCurrent        = "PodsCurrent"
+	ReasonNotEnabled         = "NotEnabled"
+	ReasonDeploymentPaused   = "DeploymentPaused"
+	ReasonOnDeleteStrategy   = "OnDeleteStrategy"
+	ReasonPartitioned        = "StatefulSetPartition"
+	ReasonBarePod            = "BarePod"
+	ReasonCronJob            = "CronJobRunsNewJobs"
+	ReasonStaleRunningJobs   = "StaleRunningJobs"
+	ReasonCooldown           = "Cooldown"
+	ReasonSettling           = "Settling"
+	ReasonCertificateRenewed = "CertificateRenewed"
+	ReasonStalePods          = "StalePods"
+	ReasonGovernedByPolicy   = "GovernedByPolicy"
+	ReasonCascadeInProgress  = "CascadeInProgress"
+	ReasonRestartBudget      = "RestartBudgetExhausted"
+)
+
+// Reasons of the controller's Events on workloads, Secrets, ConfigMaps and issuers.
+const (
+	// ReasonRestarted: a workload was restarted (also a CertRollout's Event for each target).
+	ReasonRestarted = "Restarted"
+	// ReasonRateLimited: a due restart waits for the global restart rate.
+	ReasonRateLimited = "RateLimited"
+	// ReasonInvalidCertificate marks a Secret or ConfigMap with a value that looks like PEM certificates
+	// but does not parse. Workloads that use it keep running on what they have.
+	ReasonInvalidCertificate = "InvalidCertificate"
+	// ReasonCascadeStarted: the controller created a cascade CertRollout for an issuer's new CA.
+	ReasonCascadeStarted = "CascadeStarted"
+	// ReasonInvalidCA: a cascading issuer's CA cannot be read (its Secret is missing, or holds no
+	// certificate), so nothing it signed can be checked or re-issued.
+	ReasonInvalidCA = "InvalidCA"
+)
