@@ -134,7 +134,7 @@ func timestamp(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// orElse is s, or alt when s is empty (plan.go has a twin, orDefault, left for its rework).
+// orElse is s, or alt when s is empty (plan_map.go has a twin, orDefault, left to plan's owner).
 func orElse(s, alt string) string {
 	if s == "" {
 		return alt
