@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -17,11 +18,48 @@ import (
 	"github.com/certrollout/certrollout/internal/certmanager"
 )
 
+// Exit codes of every command except check, one scheme so that a script branches the same way after
+// restart, renew, status or plan. check keeps the monitoring-plugin codes it documents (checkExit*: 1
+// warning, 2 critical), and shares 3 with the others: its "could not run" includes an unreachable cluster.
+const (
+	// ExitOK: done (with --wait or --watch: everything followed succeeded).
+	ExitOK = 0
+	// ExitFailed: the operation failed (a rollout or issuance failed, forbidden, not found) or the input
+	// was wrong (flags, arguments).
+	ExitFailed = 1
+	// ExitTimedOut: --timeout passed before what --wait or --watch followed finished; it goes on.
+	ExitTimedOut = 2
+	// ExitUnreachable: the cluster could not be reached or did not accept the credentials (connection
+	// refused, DNS, TLS, 401 Unauthorized, no usable kubeconfig).
+	ExitUnreachable = 3
+)
+
+// exitCode is the process exit code for err, a command's error: an exitError's own code, ExitUnreachable
+// for anything that says the cluster was not reached or refused the credentials, else ExitFailed.
+func exitCode(err error) int {
+	var ee *exitError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.Is(err, ErrUnreachable), errors.Is(err, ErrUnauthorized), errors.Is(err, ErrNoKubeconfig),
+		apierrors.IsUnauthorized(err), isUnreachable(err):
+		// The last two catch an error a code path returned without explain.
+		return ExitUnreachable
+	}
+	return ExitFailed
+}
+
 // Errors a user can act on. explain turns API and transport errors into these, keeping the original
 // wrapped (errors.Is/As still see it).
 var (
-	// ErrUnreachable: no API server answered.
+	// ErrUnreachable: no API server answered (refused, DNS, TLS, timeout).
 	ErrUnreachable = errors.New("cannot reach the Kubernetes API server")
+	// ErrUnauthorized: the API server did not accept the kubeconfig's credentials (401).
+	ErrUnauthorized = errors.New("the API server rejected the credentials")
+	// ErrNoKubeconfig: no kubeconfig could be loaded, so there is no cluster to talk to.
+	ErrNoKubeconfig = errors.New("no usable kubeconfig")
 	// ErrCRDsMissing: certrollout.io is not served.
 	ErrCRDsMissing = errors.New("the certrollout.io CRDs are not installed")
 	// ErrCertManagerMissing: cert-manager.io is not served.
@@ -72,7 +110,7 @@ func explain(err error, cfg *rest.Config) error {
 	case apierrors.IsForbidden(err):
 		return &hint{err: err, msg: forbidden(err)}
 	case apierrors.IsUnauthorized(err):
-		return &hint{err: err, msg: fmt.Sprintf("%s rejected the credentials of the kubeconfig (Unauthorized): log in again or pick another --context", server)}
+		return &hint{err: err, kind: ErrUnauthorized, msg: fmt.Sprintf("%s rejected the credentials of the kubeconfig (Unauthorized): log in again or pick another --context", server)}
 	case isUnreachable(err):
 		return &hint{err: err, kind: ErrUnreachable, msg: fmt.Sprintf(
 			"%v at %s: %v (is the cluster running? check --kubeconfig and --context)", ErrUnreachable, server, rootCause(err))}
@@ -97,6 +135,22 @@ func forbidden(err error) string {
 	return "forbidden: " + strings.TrimPrefix(msg, "forbidden: ") + " — ask for RBAC that allows it, or narrow the command with --namespace"
 }
 
+// isMissingObject reports whether err says that an object of group does not exist, as opposed to its
+// whole type not being served (the CRDs or cert-manager not installed, which explain names).
+func isMissingObject(err error, group string) bool {
+	return apierrors.IsNotFound(err) && !isNotServed(err, group)
+}
+
+// notFound is the sentence every command uses for a missing object, with the command that lists what
+// there is when listHint is not empty.
+func notFound(kind, name, ns, listHint string) string {
+	s := fmt.Sprintf("%s %q not found in namespace %q", kind, name, ns)
+	if listHint != "" {
+		s += " (list them with `" + listHint + "`)"
+	}
+	return s
+}
+
 // isNotServed recognises the 404 the API server answers for a group it does not serve.
 func isNotServed(err error, group string) bool {
 	if !apierrors.IsNotFound(err) {
@@ -113,7 +167,12 @@ func isNotServed(err error, group string) bool {
 		strings.Contains(se.Status().Message, "could not find the requested resource")
 }
 
+// isUnreachable recognises a request that reached no API server: refused, DNS, TLS, a request timeout.
+// An interrupt (context.Canceled) is not one, though client-go wraps it the same way.
 func isUnreachable(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
 	var ue *url.Error
 	var ne net.Error
 	var oe *net.OpError

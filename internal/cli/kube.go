@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -85,9 +84,9 @@ func (k *KubeFlags) Complete() error {
 	cfg, err := loader.ClientConfig()
 	if err != nil {
 		if clientcmd.IsEmptyConfig(err) {
-			return errors.New("no cluster configured: pass --kubeconfig, set $KUBECONFIG or create ~/.kube/config")
+			return &hint{err: err, kind: ErrNoKubeconfig, msg: "no cluster configured: pass --kubeconfig, set $KUBECONFIG or create ~/.kube/config"}
 		}
-		return fmt.Errorf("loading the kubeconfig: %w", err)
+		return &hint{err: err, kind: ErrNoKubeconfig, msg: fmt.Sprintf("loading the kubeconfig: %v", err)}
 	}
 	ns, _, err := loader.Namespace()
 	if err != nil {

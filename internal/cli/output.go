@@ -54,6 +54,14 @@ func (o *OutputFlag) validateOutput() error {
 // structured reports whether -o asks for JSON or YAML.
 func (o *OutputFlag) structured() bool { return o.Output == OutputJSON || o.Output == OutputYAML }
 
+// progressWriter is where progress and notices go: stdout, or stderr when stdout carries a document.
+func (o *OutputFlag) progressWriter(streams IOStreams) io.Writer {
+	if o.structured() {
+		return streams.ErrOut
+	}
+	return streams.Out
+}
+
 // wide reports whether -o wide.
 func (o *OutputFlag) wide() bool { return o.Output == OutputWide }
 
@@ -124,4 +132,12 @@ func timestamp(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// orElse is s, or alt when s is empty (plan_map.go has a twin, orDefault, left to plan's owner).
+func orElse(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
 }

@@ -126,8 +126,8 @@ spec: {secretName: stuck-tls, commonName: stuck, issuerRef: {name: nowhere, kind
 	})
 	out, stderr, err := e.run("renew", "stuck", "--wait", "--timeout", "3s")
 	var ee *exitError
-	if !errors.Is(err, ErrWaitTimedOut) || !errors.As(err, &ee) || ee.code != exitTimedOut {
-		t.Fatalf("want exit %d after the timeout, got %v\n%s%s", exitTimedOut, err, out, stderr)
+	if !errors.Is(err, ErrWaitTimedOut) || !errors.As(err, &ee) || ee.code != ExitTimedOut {
+		t.Fatalf("want exit %d after the timeout, got %v\n%s%s", ExitTimedOut, err, out, stderr)
 	}
 	if crt := e.certificate("stuck"); crt.Condition(certmanager.ConditionIssuing).Reason == reasonManuallyTriggered {
 		t.Errorf("an issuing Certificate was triggered again: %+v", crt.Condition(certmanager.ConditionIssuing))

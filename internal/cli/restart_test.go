@@ -184,15 +184,15 @@ func TestRestartParsesWorkloadsAsKubectlDoes(t *testing.T) {
 		"deployments.apps/web": "Deployment/web", "deployments.v1.apps/web": "Deployment/web",
 		"sts/db": "StatefulSet/db", "statefulsets/db": "StatefulSet/db", "ds/agent": "DaemonSet/agent",
 	} {
-		got, err := parseWorkload(in)
-		if err != nil || refString(got) != want {
+		got, err := parseRestartable(in)
+		if err != nil || got.Key() != want {
 			t.Errorf("%s: got %v, %v; want %s", in, got, err, want)
 		}
 	}
 	for in, want := range map[string]string{
 		"web": "is not KIND/NAME", "cronjob/nightly": "cannot restart CronJob/nightly", "pod/x": "cannot restart Pod/x", "service/web": "unknown kind",
 	} {
-		if _, err := parseWorkload(in); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := parseRestartable(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v, want an error containing %q", in, err, want)
 		}
 	}
@@ -215,7 +215,11 @@ func TestRestartValidatesItsFlags(t *testing.T) {
 		"renew a --all":                                "not both",
 		"renew a -A":                                   "use -n NAMESPACE instead of -A",
 		"renew a --timeout 1m":                         "--timeout only applies with --wait",
-		"renew a --restart --dry-run":                  "unknown flag",
+		"renew a --restart --dry-run":                  "--dry-run triggers nothing to wait for",
+		"renew a --wait --dry-run=server":              "--dry-run triggers nothing to wait for",
+		"renew a --dry-run=maybe":                      `--dry-run must be "none", "client" or "server"`,
+		"restart deploy/web --dry-run=maybe":           `--dry-run must be "none", "client" or "server"`,
+		"restart deploy/web --dry-run=server --wait":   "--dry-run creates nothing to wait for",
 		"restart deploy/web --timeout -1s --wait":      "must not be negative",
 		"restart --kubeconfig /nonexistent deploy/web": "kubeconfig",
 	} {
@@ -240,7 +244,7 @@ func TestRestartWaitResultDistinguishesFailureAndTimeout(t *testing.T) {
 	}
 	running := []api.CertRollout{{ObjectMeta: metav1.ObjectMeta{Name: "c"}, Status: api.CertRolloutStatus{Phase: api.PhaseWaitingForWindow}}}
 	err = waitResult(running, fmt.Errorf("following: %w", context.DeadlineExceeded), time.Minute, explainNothing)
-	if !errors.Is(err, ErrWaitTimedOut) || !errors.As(err, &ee) || ee.code != exitTimedOut ||
+	if !errors.Is(err, ErrWaitTimedOut) || !errors.As(err, &ee) || ee.code != ExitTimedOut ||
 		!strings.Contains(err.Error(), "c (WaitingForWindow) not finished; it goes on in the cluster") {
 		t.Fatalf("timed out: %v", err)
 	}
@@ -484,8 +488,8 @@ func TestRestartStopsWaitingAtTheTimeoutAndSaysTheRolloutGoesOn(t *testing.T) {
 	// No controller: the rollout is never picked up.
 	_, _, err := e.run("restart", "deploy/web", "--wait", "--timeout", "2s")
 	var ee *exitError
-	if !errors.Is(err, ErrWaitTimedOut) || !errors.As(err, &ee) || ee.code != exitTimedOut || !strings.Contains(err.Error(), "goes on in the cluster") {
-		t.Fatalf("want exit %d saying the rollout goes on, got %v", exitTimedOut, err)
+	if !errors.Is(err, ErrWaitTimedOut) || !errors.As(err, &ee) || ee.code != ExitTimedOut || !strings.Contains(err.Error(), "goes on in the cluster") {
+		t.Fatalf("want exit %d saying the rollout goes on, got %v", ExitTimedOut, err)
 	}
 	if n := len(e.rollouts()); n != 1 {
 		t.Fatalf("%d CertRollouts, want the one created", n)
@@ -509,7 +513,7 @@ func TestRestartDryRunGroupsByPolicyAndCreatesNothing(t *testing.T) {
 	e.policy("build", api.RolloutPolicySpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "build"}}})
 
 	// Workloads: the governed ones in one rollout following the policy (in its order), the rest in one.
-	out, stderr, err := e.run("restart", "deploy/web", "deploy/build", "deploy/api", "deploy/other", "--dry-run", "-o", "yaml")
+	out, stderr, err := e.run("restart", "deploy/web", "deploy/build", "deploy/api", "deploy/other", "--dry-run=server", "-o", "yaml")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
@@ -517,7 +521,7 @@ func TestRestartDryRunGroupsByPolicyAndCreatesNothing(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(out), &report); err != nil {
 		t.Fatalf("not a RestartReport: %v\n%s", err, out)
 	}
-	if !report.DryRun || len(report.Rollouts) != 2 {
+	if !report.DryRun || report.DryRunMode != DryRunServer || len(report.Rollouts) != 2 {
 		t.Fatalf("want 2 rollouts in a dry run, got %+v", report)
 	}
 	gov, free := report.Rollouts[0], report.Rollouts[1]
@@ -533,7 +537,7 @@ func TestRestartDryRunGroupsByPolicyAndCreatesNothing(t *testing.T) {
 	}
 
 	// --secret: its consumers, the CronJob named as not restartable.
-	out, stderr, err = e.run("restart", "--secret", "api-tls", "--dry-run")
+	out, stderr, err = e.run("restart", "--secret", "api-tls", "--dry-run=server")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}

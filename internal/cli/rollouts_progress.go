@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -114,59 +115,9 @@ func (p *linePrinter) observe(ros []api.CertRollout) {
 			continue // not picked up yet
 		}
 		phase := string(st.Phase)
-		// One status can carry several steps at once. Steps that ended come before the phase line and
-		// steps that began after it, so the lines read in the order things happened: "workers drained",
-		// "Restarting", "build restarting".
-		var ended, began []string
-		for _, q := range st.Quiesced {
-			key := q.Kind + "/" + q.Name
-			if old, ok := s.quiesced[key]; !ok || old.State != q.State || old.Message != q.Message {
-				text := quiesceLine(q, old, ok)
-				switch {
-				case text == "":
-				case q.State == api.QuiesceDrained || q.State == api.QuiesceDrainTimedOut:
-					ended = append(ended, text)
-				default:
-					began = append(began, text)
-				}
-			}
-			s.quiesced[key] = q
-		}
-		for _, tw := range st.TrustedBy {
-			key := tw.Kind + "/" + tw.Namespace + "/" + tw.Name
-			if old, ok := s.trusted[key]; (!ok || old.State != tw.State) && tw.State != api.TrustPending {
-				ended = append(ended, trustLine(tw, ro.Namespace))
-			}
-			s.trusted[key] = tw
-		}
-		for _, c := range st.Certificates {
-			key := c.Namespace + "/" + c.Name
-			if old, ok := s.leaves[key]; !ok || old.State != c.State {
-				text := leafLine(c, ro.Namespace)
-				switch c.State {
-				case api.LeafPending:
-				case api.LeafIssuing:
-					began = append(began, text)
-				case api.LeafIssued, api.LeafFailed:
-					ended = append(ended, text)
-				}
-			}
-			s.leaves[key] = c
-		}
-		for _, t := range st.Targets {
-			key := t.Kind + "/" + t.Name
-			if old, ok := s.targets[key]; !ok || old.State != t.State || old.Message != t.Message {
-				text := targetLine(t, old, ok)
-				switch {
-				case text == "":
-				case t.State == api.TargetRestarting:
-					began = append(began, text)
-				default:
-					ended = append(ended, text)
-				}
-			}
-			s.targets[key] = t
-		}
+		// Steps that ended come before the phase line and steps that began after it, so the lines read
+		// in the order things happened: "workers drained", "Restarting", "build restarting".
+		ended, began := s.stepChanges(ro)
 		for _, text := range ended {
 			p.lineAt(ts, ro, phase, text)
 		}
@@ -185,6 +136,63 @@ func (p *linePrinter) observe(ros []api.CertRollout) {
 		}
 		s.phase, s.message = st.Phase, st.Message
 	}
+}
+
+// stepChanges compares ro's steps (quiesced and trusting workloads, leaves, targets) with what s last
+// showed, records them, and returns the lines for the steps that ended and those that began. One status
+// can carry several steps at once.
+func (s *seenRollout) stepChanges(ro *api.CertRollout) (ended, began []string) {
+	st := ro.Status
+	for _, q := range st.Quiesced {
+		key := workloadKey(q.Kind, q.Name)
+		if old, ok := s.quiesced[key]; !ok || old.State != q.State || old.Message != q.Message {
+			text := quiesceLine(q, old, ok)
+			switch {
+			case text == "":
+			case q.State == api.QuiesceDrained || q.State == api.QuiesceDrainTimedOut:
+				ended = append(ended, text)
+			default:
+				began = append(began, text)
+			}
+		}
+		s.quiesced[key] = q
+	}
+	for _, tw := range st.TrustedBy {
+		key := tw.Namespace + "/" + workloadKey(tw.Kind, tw.Name)
+		if old, ok := s.trusted[key]; (!ok || old.State != tw.State) && tw.State != api.TrustPending {
+			ended = append(ended, trustLine(tw, ro.Namespace))
+		}
+		s.trusted[key] = tw
+	}
+	for _, c := range st.Certificates {
+		key := c.Namespace + "/" + c.Name
+		if old, ok := s.leaves[key]; !ok || old.State != c.State {
+			text := leafLine(c, ro.Namespace)
+			switch c.State {
+			case api.LeafPending:
+			case api.LeafIssuing:
+				began = append(began, text)
+			case api.LeafIssued, api.LeafFailed:
+				ended = append(ended, text)
+			}
+		}
+		s.leaves[key] = c
+	}
+	for _, t := range st.Targets {
+		key := workloadKey(t.Kind, t.Name)
+		if old, ok := s.targets[key]; !ok || old.State != t.State || old.Message != t.Message {
+			text := targetLine(t, old, ok)
+			switch {
+			case text == "":
+			case t.State == api.TargetRestarting:
+				began = append(began, text)
+			default:
+				ended = append(ended, text)
+			}
+		}
+		s.targets[key] = t
+	}
+	return ended, began
 }
 
 // phaseMessage is the line for a rollout entering a phase (or changing why it waits).
@@ -213,7 +221,7 @@ func phaseMessage(ro *api.CertRollout) string {
 func quiescedNames(qs []api.QuiescedWorkload) string {
 	s := make([]string, len(qs))
 	for i, q := range qs {
-		s[i] = q.Kind + "/" + q.Name
+		s[i] = workloadKey(q.Kind, q.Name)
 	}
 	return strings.Join(s, ", ")
 }
@@ -221,7 +229,7 @@ func quiescedNames(qs []api.QuiescedWorkload) string {
 func targetNames(ts []api.TargetStatus) string {
 	s := make([]string, len(ts))
 	for i, t := range ts {
-		s[i] = t.Kind + "/" + t.Name
+		s[i] = workloadKey(t.Kind, t.Name)
 	}
 	return strings.Join(s, ", ")
 }
@@ -249,7 +257,7 @@ func replicaCount(p *int32) string {
 
 // quiesceLine describes a quiesced workload's new state; "" when there is nothing worth a line.
 func quiesceLine(q, old api.QuiescedWorkload, seen bool) string {
-	name := q.Kind + "/" + q.Name
+	name := workloadKey(q.Kind, q.Name)
 	switch q.State {
 	case api.QuiesceDraining:
 		if seen && old.State == api.QuiesceDraining {
@@ -281,10 +289,9 @@ func quiesceLine(q, old api.QuiescedWorkload, seen bool) string {
 	return name + " " + string(q.State)
 }
 
-// targetLine describes a target's new state; "" when there is nothing worth a line.
 // trustLine tells that a workload trusting a rotated CA rolled onto it, or is not waited for.
 func trustLine(tw api.TrustingWorkload, own string) string {
-	name := tw.Kind + "/" + tw.Name + namespaceSuffix(tw.Namespace, own)
+	name := workloadKey(tw.Kind, tw.Name) + namespaceSuffix(tw.Namespace, own)
 	if tw.State == api.TrustCurrent {
 		return name + " trusts the new CA certificate"
 	}
@@ -316,8 +323,9 @@ func leafLine(c api.LeafStatus, own string) string {
 	return ""
 }
 
+// targetLine describes a target's new state; "" when there is nothing worth a line.
 func targetLine(t, old api.TargetStatus, seen bool) string {
-	name := t.Kind + "/" + t.Name
+	name := workloadKey(t.Kind, t.Name)
 	switch t.State {
 	case api.TargetRestarting:
 		if seen && old.State == api.TargetRestarting {
@@ -378,7 +386,8 @@ const (
 )
 
 func (p *blockPrinter) observe(ros []api.CertRollout) { p.draw(ros) }
-func (p *blockPrinter) tick(ros []api.CertRollout)    { p.draw(ros) }
+
+func (p *blockPrinter) tick(ros []api.CertRollout) { p.draw(ros) }
 
 func (p *blockPrinter) draw(ros []api.CertRollout) {
 	now := p.now()
@@ -388,58 +397,7 @@ func (p *blockPrinter) draw(ros []api.CertRollout) {
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 8, 2, ' ', 0)
 	for i := range ros {
-		ro := &ros[i]
-		st := ro.Status
-		header := []string{ro.Name, orElse(string(st.Phase), "Pending"), st.Progress}
-		if ro.Spec.Policy != "" {
-			header = append(header, "policy "+ro.Spec.Policy)
-		}
-		header = append(header, rolloutElapsed(st.StartTime, st.CompletionTime, now))
-		switch {
-		case st.Phase == "" && now.Sub(p.start) >= unclaimedAfter:
-			header = append(header, unclaimedMessage(now.Sub(p.start)))
-		case st.Phase == api.PhaseWaitingForWindow && st.NextWindow != nil:
-			header = append(header, "next window "+timestamp(st.NextWindow.Time)+" (in "+residual(st.NextWindow.Time, now)+")")
-		case st.Phase.Finished() || st.Phase == api.PhasePending:
-			header = append(header, st.Message)
-		}
-		// The header has no tabs: it ends the tabwriter's column block, so each rollout's steps align
-		// among themselves.
-		fmt.Fprintln(tw, joinNonEmpty(header, "  "))
-		for _, q := range st.Quiesced {
-			var since *time.Time
-			if q.ScaledDownAt != nil {
-				since = &q.ScaledDownAt.Time
-			}
-			var until *time.Time
-			if q.DrainedAt != nil {
-				until = &q.DrainedAt.Time
-			}
-			fmt.Fprintf(tw, "  quiesce\t%s/%s\t%s→0\t%s\t%s\t%s\n", q.Kind, q.Name, replicaCount(q.OriginalReplicas), q.State, elapsedTimes(since, until, now), q.Message)
-		}
-		for _, w := range st.TrustedBy {
-			fmt.Fprintf(tw, "  trust\t%s/%s%s\t\t%s\t\t%s\n", w.Kind, w.Name, namespaceSuffix(w.Namespace, ro.Namespace), w.State, w.Message)
-		}
-		for _, c := range st.Certificates {
-			var since, until *time.Time
-			if c.StartedAt != nil {
-				since = &c.StartedAt.Time
-			}
-			if c.FinishedAt != nil {
-				until = &c.FinishedAt.Time
-			}
-			fmt.Fprintf(tw, "  leaf\t%s%s\t%s\t%s\t%s\t%s\n", c.Name, namespaceSuffix(c.Namespace, ro.Namespace), revisionChange(c.PreviousRevision, c.Revision), c.State, elapsedTimes(since, until, now), c.Message)
-		}
-		for _, t := range st.Targets {
-			var since, until *time.Time
-			if t.StartedAt != nil {
-				since = &t.StartedAt.Time
-			}
-			if t.FinishedAt != nil {
-				until = &t.FinishedAt.Time
-			}
-			fmt.Fprintf(tw, "  target\t%s/%s\t\t%s\t%s\t%s\n", t.Kind, t.Name, t.State, elapsedTimes(since, until, now), t.Message)
-		}
+		newBlockRollout(&ros[i], now, now.Sub(p.start)).render(tw)
 	}
 	_ = tw.Flush()
 	block := trimLines(buf.String())
@@ -453,6 +411,57 @@ func (p *blockPrinter) draw(ros []api.CertRollout) {
 	out.WriteString(ansiAutowrapOn)
 	p.lines = strings.Count(block, "\n")
 	_, _ = io.WriteString(p.w, out.String())
+}
+
+// blockRollout is one rollout of the redrawn block: a header line and a row per step (quiesced and
+// trusting workloads, leaves, targets), whose cells the block's tabwriter aligns.
+type blockRollout struct {
+	header string
+	steps  [][]string
+}
+
+// newBlockRollout maps ro to its part of the block at now; waited is how long the block has been shown
+// (for the no-controller notice).
+func newBlockRollout(ro *api.CertRollout, now time.Time, waited time.Duration) blockRollout {
+	st := ro.Status
+	header := []string{ro.Name, orElse(string(st.Phase), "Pending"), st.Progress}
+	if ro.Spec.Policy != "" {
+		header = append(header, "policy "+ro.Spec.Policy)
+	}
+	header = append(header, rolloutElapsed(st.StartTime, st.CompletionTime, now))
+	switch {
+	case st.Phase == "" && waited >= unclaimedAfter:
+		header = append(header, unclaimedMessage(waited))
+	case st.Phase == api.PhaseWaitingForWindow && st.NextWindow != nil:
+		header = append(header, "next window "+timestamp(st.NextWindow.Time)+" (in "+residual(st.NextWindow.Time, now)+")")
+	case st.Phase.Finished() || st.Phase == api.PhasePending:
+		header = append(header, st.Message)
+	}
+	b := blockRollout{header: joinNonEmpty(header, "  ")}
+	for _, q := range st.Quiesced {
+		b.steps = append(b.steps, []string{"quiesce", workloadKey(q.Kind, q.Name), replicaCount(q.OriginalReplicas) + "→0", string(q.State),
+			rolloutElapsed(q.ScaledDownAt, q.DrainedAt, now), q.Message})
+	}
+	for _, w := range st.TrustedBy {
+		b.steps = append(b.steps, []string{"trust", workloadKey(w.Kind, w.Name) + namespaceSuffix(w.Namespace, ro.Namespace), "", string(w.State), "", w.Message})
+	}
+	for _, c := range st.Certificates {
+		b.steps = append(b.steps, []string{"leaf", c.Name + namespaceSuffix(c.Namespace, ro.Namespace), revisionChange(c.PreviousRevision, c.Revision), string(c.State),
+			rolloutElapsed(c.StartedAt, c.FinishedAt, now), c.Message})
+	}
+	for _, t := range st.Targets {
+		b.steps = append(b.steps, []string{"target", workloadKey(t.Kind, t.Name), "", string(t.State), rolloutElapsed(t.StartedAt, t.FinishedAt, now), t.Message})
+	}
+	return b
+}
+
+// render writes the header and the steps to tw. The header has no tabs: it ends the tabwriter's column
+// block, so each rollout's steps align among themselves.
+func (b blockRollout) render(tw io.Writer) {
+	fmt.Fprintln(tw, b.header)
+	for _, cells := range b.steps {
+		fmt.Fprintln(tw, "  "+strings.Join(cells, "\t"))
+	}
 }
 
 // elapsed is how long a rollout has run (or ran); "" before it started.
@@ -495,4 +504,15 @@ func trimLines(s string) string {
 		lines[i] = strings.TrimRight(l, " ")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// isTerminalWriter reports whether w is a terminal (a character device), where progress is redrawn in place
+// rather than printed as lines. A stat is enough: no dependency for one bit.
+func isTerminalWriter(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -46,8 +46,8 @@ func Execute(args []string) int {
 	return reportError(streams.ErrOut, err)
 }
 
-// reportError prints a command's error to w and returns the exit code: a verdict as it is, anything else
-// after "Error: "; exitError's code, else 1.
+// reportError prints a command's error to w and returns the exit code (exitCode): a verdict as it is,
+// anything else after "Error: ".
 func reportError(w io.Writer, err error) int {
 	var ee *exitError
 	if errors.As(err, &ee) && ee.verdict {
@@ -55,10 +55,7 @@ func reportError(w io.Writer, err error) int {
 		return ee.code
 	}
 	fmt.Fprintf(w, "Error: %v\n", err)
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	return 1
+	return exitCode(err)
 }
 
 // commandName is how the user invoked us: kubectl runs plugins as kubectl-<name>, and help text should
@@ -81,7 +78,23 @@ func NewRootCommand(streams IOStreams, name string) *cobra.Command {
 Certificates renew themselves (cert-manager, kubeadm, platform CAs); the processes that loaded them do
 not, and keep serving the old certificate until it expires. certrollout finds every workload that uses a
 certificate, knows which pods still run on an old one, and restarts them: once per renewal, rate-limited,
-in maintenance windows, in order, and only as far as health checks allow.`,
+in maintenance windows, in order, and only as far as health checks allow.
+
+Exit codes, the same for every command (check adds its own 1 and 2, for monitoring: see check --help):
+  0  done; with --wait or --watch, everything followed succeeded
+  1  the operation failed (a rollout or an issuance failed, access forbidden, an object not found)
+     or the input was wrong (flags, arguments)
+  2  --wait or --watch: --timeout passed first (the work goes on in the cluster)
+  3  the cluster could not be reached or refused the credentials: connection refused, DNS, TLS,
+     401 Unauthorized, no usable kubeconfig (check: the check could not run at all)`,
+		Example: `  # What uses certificates here, and which pods run on old ones
+  certrollout plan -A --stale
+
+  # Restart a Deployment through its policy and wait; branch on the exit code
+  certrollout restart deploy/web --wait --timeout 10m; echo "exit $?"
+
+  # What would be created, as the API server's admission sees it, without storing anything
+  certrollout restart --secret api-tls --dry-run=server -o yaml`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"github.com/certrollout/certrollout/internal/version"
 )
@@ -39,7 +37,7 @@ func newVersionCommand(streams IOStreams) *cobra.Command {
 // Validate checks the flags.
 func (o *VersionOptions) Validate() error {
 	switch o.Output {
-	case "", "json", "yaml":
+	case "", OutputJSON, OutputYAML:
 		return nil
 	default:
 		return fmt.Errorf("--output must be json or yaml, not %q", o.Output)
@@ -49,31 +47,10 @@ func (o *VersionOptions) Validate() error {
 // Run prints the version.
 func (o *VersionOptions) Run() error {
 	info := version.Get()
-	switch o.Output {
-	case "json":
-		b, err := json.MarshalIndent(info, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(o.Out, string(b))
-		return err
-	case "yaml":
-		b, err := yaml.Marshal(info)
-		if err != nil {
-			return err
-		}
-		_, err = o.Out.Write(b)
-		return err
-	default:
-		_, err := fmt.Fprintf(o.Out, "certrollout %s (commit %s, built %s, %s, %s)\n",
-			info.Version, orUnknown(info.GitCommit), orUnknown(info.BuildDate), info.GoVersion, info.Platform)
-		return err
+	if o.Output != "" {
+		return (&OutputFlag{Output: o.Output}).printDocument(o.Out, info)
 	}
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return s
+	_, err := fmt.Fprintf(o.Out, "certrollout %s (commit %s, built %s, %s, %s)\n",
+		info.Version, orElse(info.GitCommit, "unknown"), orElse(info.BuildDate, "unknown"), info.GoVersion, info.Platform)
+	return err
 }

@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"time"
+)
+
+// RolloutStatusList is what `status -o json|yaml` prints without a name (kind RolloutStatusList), and
+// RolloutStatus what it prints for one name. They are documented in docs/status.md; fields are only
+// added within a version.
+type RolloutStatusList struct {
+	APIVersion string          `json:"apiVersion"`
+	Kind       string          `json:"kind"`
+	Items      []RolloutStatus `json:"items"`
+}
+
+// RolloutStatus is one CertRollout: what it restarts, why, and each step with its times.
+type RolloutStatus struct {
+	APIVersion string `json:"apiVersion,omitempty"`
+	Kind       string `json:"kind,omitempty"`
+	Namespace  string `json:"namespace"`
+	Name       string `json:"name"`
+	// Policy is the RolloutPolicy it follows; empty for none.
+	Policy  string         `json:"policy,omitempty"`
+	Trigger RolloutTrigger `json:"trigger"`
+	// Phase is Pending, WaitingForWindow, RefreshingTrust, Reissuing, Quiescing, Restarting, Restoring, Succeeded or Failed; empty
+	// until a controller picks the rollout up.
+	Phase    string `json:"phase"`
+	Progress string `json:"progress,omitempty"`
+	Message  string `json:"message,omitempty"`
+	// Created, Started (left Pending and WaitingForWindow) and Completed, RFC 3339.
+	Created    *time.Time `json:"created,omitempty"`
+	Started    *time.Time `json:"started,omitempty"`
+	Completed  *time.Time `json:"completed,omitempty"`
+	NextWindow *time.Time `json:"nextWindow,omitempty"`
+	// DurationSeconds is Completed-Started, or now-Started while it runs.
+	DurationSeconds *int64 `json:"durationSeconds,omitempty"`
+	// RequestedTargets are spec.targets; empty when the rollout takes all its policy governs.
+	RequestedTargets []string `json:"requestedTargets,omitempty"`
+	// Cascade is spec.cascade: the CA issuer whose leaves a CA cascade re-issues.
+	Cascade *CascadeInfo `json:"cascade,omitempty"`
+	// TrustedBy are the workloads a cascade waits for; Certificates the leaves it re-issues.
+	TrustedBy    []TrustStep        `json:"trustedBy,omitempty"`
+	Certificates []LeafStep         `json:"certificates,omitempty"`
+	Quiesced     []QuiescedStep     `json:"quiesced,omitempty"`
+	Targets      []TargetStep       `json:"targets,omitempty"`
+	Conditions   []RolloutCondition `json:"conditions,omitempty"`
+}
+
+// CascadeInfo is a cascade's issuer and CA certificate.
+type CascadeInfo struct {
+	IssuerKind    string `json:"issuerKind"`
+	IssuerName    string `json:"issuerName"`
+	CAFingerprint string `json:"caFingerprint"`
+	MaxConcurrent int32  `json:"maxConcurrent,omitempty"`
+}
+
+// TrustStep is a workload that trusts the rotated CA: Pending, Current or NotWaitedFor.
+type TrustStep struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	Message   string `json:"message,omitempty"`
+}
+
+// LeafStep is a leaf Certificate a cascade re-issues: Pending, Issuing, Issued or Failed.
+type LeafStep struct {
+	Namespace        string     `json:"namespace"`
+	Name             string     `json:"name"`
+	State            string     `json:"state"`
+	PreviousRevision *int32     `json:"previousRevision,omitempty"`
+	Revision         *int32     `json:"revision,omitempty"`
+	StartedAt        *time.Time `json:"startedAt,omitempty"`
+	FinishedAt       *time.Time `json:"finishedAt,omitempty"`
+	DurationSeconds  *int64     `json:"durationSeconds,omitempty"`
+	Message          string     `json:"message,omitempty"`
+}
+
+// RolloutTrigger is why a rollout exists.
+type RolloutTrigger struct {
+	// Type is CertificateRenewed, Deadline, Manual or CARotated.
+	Type    string `json:"type"`
+	Message string `json:"message,omitempty"`
+}
+
+// QuiescedStep is a workload scaled to zero for the rollout.
+type QuiescedStep struct {
+	Kind             string     `json:"kind"`
+	Name             string     `json:"name"`
+	OriginalReplicas *int32     `json:"originalReplicas,omitempty"`
+	State            string     `json:"state"`
+	ScaledDownAt     *time.Time `json:"scaledDownAt,omitempty"`
+	DrainedAt        *time.Time `json:"drainedAt,omitempty"`
+	RestoredAt       *time.Time `json:"restoredAt,omitempty"`
+	Message          string     `json:"message,omitempty"`
+}
+
+// TargetStep is a restarted workload.
+type TargetStep struct {
+	Kind            string     `json:"kind"`
+	Name            string     `json:"name"`
+	State           string     `json:"state"`
+	StartedAt       *time.Time `json:"startedAt,omitempty"`
+	FinishedAt      *time.Time `json:"finishedAt,omitempty"`
+	DurationSeconds *int64     `json:"durationSeconds,omitempty"`
+	Message         string     `json:"message,omitempty"`
+}
+
+// RolloutCondition is one status condition (Complete, Failed).
+type RolloutCondition struct {
+	Type               string    `json:"type"`
+	Status             string    `json:"status"`
+	Reason             string    `json:"reason,omitempty"`
+	Message            string    `json:"message,omitempty"`
+	LastTransitionTime time.Time `json:"lastTransitionTime"`
+}
