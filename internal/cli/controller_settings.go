@@ -76,12 +76,12 @@ func (c *ControllerFlags) Resolve(ctx context.Context, r client.Reader, target s
 		}
 	}
 	cmdline := c.Options
-	published, err := controller.FindSettings(ctx, r, c.Namespace, target)
+	published, found, err := controller.FindSettings(ctx, r, c.Namespace, target)
 	if err != nil {
 		return err
 	}
 	c.Assumed = AssumedSettings{Source: "defaults", Overridden: given}
-	if published != nil {
+	if found {
 		c.Options = published.Apply(c.Options)
 		c.Assumed.Source = "ConfigMap " + published.Namespace + "/" + controller.SettingsConfigMap
 		for _, n := range given {
@@ -90,7 +90,7 @@ func (c *ControllerFlags) Resolve(ctx context.Context, r client.Reader, target s
 	}
 	c.Assumed.Settings = controller.SettingsOf(c.Options)
 	c.Assumed.Settings.Version = ""
-	if published != nil {
+	if found {
 		c.Assumed.Settings.Version = published.Version
 	}
 	return nil

@@ -175,20 +175,20 @@ type Published struct {
 // FindSettings reads the settings a controller published: in namespace controllerNS when given; else
 // every ConfigMap labelled certrollout.io/settings the reader may list, keeping the controller that
 // watches target ("" for all namespaces), and DefaultControllerNamespace when it may not list them.
-// It returns nil when none is found; an error when several controllers cover target.
-func FindSettings(ctx context.Context, c client.Reader, controllerNS, target string) (*Published, error) {
+// found is false when there are none; several controllers covering target are an error.
+func FindSettings(ctx context.Context, c client.Reader, controllerNS, target string) (p Published, found bool, err error) {
 	if controllerNS != "" {
 		return settingsIn(ctx, c, controllerNS, true)
 	}
 	var list corev1.ConfigMapList
-	err := c.List(ctx, &list, client.MatchingLabels{LabelSettings: "true"})
+	err = c.List(ctx, &list, client.MatchingLabels{LabelSettings: "true"})
 	if apierrors.IsForbidden(err) {
 		return settingsIn(ctx, c, DefaultControllerNamespace, false)
 	}
 	if err != nil {
-		return nil, err
+		return Published{}, false, err
 	}
-	var found []*Published
+	var matches []Published
 	for i := range list.Items {
 		cm := &list.Items[i]
 		if cm.Name != SettingsConfigMap {
@@ -196,43 +196,47 @@ func FindSettings(ctx context.Context, c client.Reader, controllerNS, target str
 		}
 		p, err := parseSettings(cm)
 		if err != nil {
-			return nil, err
+			return Published{}, false, err
 		}
 		if p.Covers(target) {
-			found = append(found, p)
+			matches = append(matches, p)
 		}
 	}
-	switch len(found) {
+	switch len(matches) {
 	case 0:
-		return nil, nil
+		return Published{}, false, nil
 	case 1:
-		return found[0], nil
+		return matches[0], true, nil
 	}
 	var where []string
-	for _, p := range found {
+	for _, p := range matches {
 		where = append(where, p.Namespace)
 	}
-	return nil, fmt.Errorf("several certrollout controllers publish settings that cover this namespace (in %s): choose one with --controller-namespace", strings.Join(where, ", "))
+	return Published{}, false, fmt.Errorf("several certrollout controllers publish settings that cover this namespace (in %s): choose one with --controller-namespace", strings.Join(where, ", "))
 }
 
-// settingsIn reads the settings in ns; nil when there are none, or when the reader may not read them and
-// the namespace was a guess (named is false).
-func settingsIn(ctx context.Context, c client.Reader, ns string, named bool) (*Published, error) {
+// settingsIn reads the settings in ns; found is false when there are none, or when the reader may not
+// read them and the namespace was a guess (named is false).
+func settingsIn(ctx context.Context, c client.Reader, ns string, named bool) (Published, bool, error) {
 	var cm corev1.ConfigMap
 	err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: SettingsConfigMap}, &cm)
 	if apierrors.IsNotFound(err) || (apierrors.IsForbidden(err) && !named) {
-		return nil, nil
+		return Published{}, false, nil
 	}
 	if err != nil {
-		return nil, err
+		return Published{}, false, err
 	}
-	return parseSettings(&cm)
+	p, err := parseSettings(&cm)
+	return p, err == nil, err
 }
 
-func parseSettings(cm *corev1.ConfigMap) (*Published, error) {
-	p := &Published{Namespace: cm.Namespace}
-	if err := json.Unmarshal([]byte(cm.Data[SettingsKey]), &p.Settings); err != nil || p.Kind != SettingsKind {
-		return nil, fmt.Errorf("ConfigMap %s/%s does not hold certrollout controller settings (key %s, kind %s): %v", cm.Namespace, cm.Name, SettingsKey, SettingsKind, err)
+func parseSettings(cm *corev1.ConfigMap) (Published, error) {
+	p := Published{Namespace: cm.Namespace}
+	if err := json.Unmarshal([]byte(cm.Data[SettingsKey]), &p.Settings); err != nil {
+		return Published{}, fmt.Errorf("ConfigMap %s/%s does not hold certrollout controller settings (key %s): %w", cm.Namespace, cm.Name, SettingsKey, err)
+	}
+	if p.Kind != SettingsKind {
+		return Published{}, fmt.Errorf("ConfigMap %s/%s does not hold certrollout controller settings (kind %q, want %s)", cm.Namespace, cm.Name, p.Kind, SettingsKind)
 	}
 	return p, nil
 }
