@@ -285,12 +285,7 @@ func (s *stepper) refreshTrust() {
 	s.Status.Message = "re-issuing"
 }
 
-func (s *stepper) maxConcurrent() int {
-	if n := s.in.Rollout.Spec.Cascade.MaxConcurrent; n > 0 {
-		return int(n)
-	}
-	return 5
-}
+func (s *stepper) maxConcurrent() int { return s.in.Rollout.Spec.Cascade.EffectiveMaxConcurrent() }
 
 // IssuingMessage is the message of the Issuing condition a cascade sets: cert-manager shows it, and
 // people reading the Certificate learn why it is being issued again.

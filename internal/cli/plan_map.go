@@ -94,7 +94,7 @@ func planOf(w *controller.Workload, now time.Time, graph *cagraph.Graph) Workloa
 			pp.Creates = pv.Next.Create.Name
 		}
 		if pv.Active != nil {
-			pp.ActiveRollout, pp.ActiveRolloutPhase = pv.Active.Name, orDefault(string(pv.Active.Status.Phase), string(api.PhasePending))
+			pp.ActiveRollout, pp.ActiveRolloutPhase = pv.Active.Name, orElse(string(pv.Active.Status.Phase), string(api.PhasePending))
 		}
 		p.Policy = pp
 	}
@@ -142,13 +142,6 @@ func leafOf(src *inventory.Source, keys []string) *certs.Certificate {
 func planCertificate(c *certs.Certificate) *PlanCertificate {
 	return &PlanCertificate{Subject: c.Subject, Issuer: c.Issuer, Serial: c.SerialNumber, Fingerprint: c.Fingerprint,
 		NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC()}
-}
-
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
 }
 
 // nextStep says what the controller does next with the workload, and when. For a governed workload it

@@ -165,7 +165,7 @@ func (p WorkloadPlan) describe(b *strings.Builder, now time.Time) {
 
 // describe says what the pods run on and what the workload uses now.
 func (c PlanCertificates) describe(now time.Time) (running, current string) {
-	running = orDefault(c.Running, "not recorded yet")
+	running = orElse(c.Running, "not recorded yet")
 	if c.RunningNotAfter != nil {
 		running += ", expires " + c.RunningNotAfter.Format(time.RFC3339) + " (" + residual(*c.RunningNotAfter, now) + ")"
 	}

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/kinds"
 	"github.com/certrollout/certrollout/internal/rolloutstatus"
 	"github.com/certrollout/certrollout/internal/schedule"
 )
@@ -344,7 +345,7 @@ func (s *stepper) initialize() {
 			k := Key{q.Kind, q.Name}
 			// What an invalid policy asks and no rollout may do is left out: another namespace, a kind that
 			// cannot be scaled, a workload that is also a target, one listed twice.
-			if (q.Namespace != "" && q.Namespace != r.Namespace) || !scalable(q.Kind) || seen[k] || s.listsQuiesced(k) {
+			if (q.Namespace != "" && q.Namespace != r.Namespace) || !kinds.Scalable(q.Kind) || seen[k] || s.listsQuiesced(k) {
 				continue
 			}
 			s.Status.Quiesced = append(s.Status.Quiesced, api.QuiescedWorkload{Kind: q.Kind, Name: q.Name, State: api.QuiescePending})
@@ -352,8 +353,6 @@ func (s *stepper) initialize() {
 	}
 	s.Status.Phase = api.PhasePending
 }
-
-func scalable(kind string) bool { return kind == "Deployment" || kind == "StatefulSet" }
 
 func (s *stepper) start() {
 	p := s.in.Policy
