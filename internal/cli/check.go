@@ -52,9 +52,9 @@ type CheckOptions struct {
 	Cluster bool
 	// Warn and Critical are the thresholds as the user wrote them ("30d", "36h"); empty when unset.
 	Warn, Critical string
-	// ClusterResourceNamespace is cert-manager's --cluster-resource-namespace, where ClusterIssuers' CA
-	// Secrets live.
-	ClusterResourceNamespace string
+	// Controller are the controller settings check reads the cluster with (cert-manager's cluster
+	// resource namespace): those the controller publishes, under --cluster-resource-namespace if given.
+	Controller ControllerFlags
 	// Now is the clock; tests fix it.
 	Now func() time.Time
 
@@ -142,7 +142,7 @@ docs/check.md.`,
 	f.BoolVar(&o.Cluster, "include-cluster", false, "With --files or --kubeadm, check the cluster too (disk flags alone contact no cluster).")
 	f.StringVar(&o.Warn, "warn", "", "Exit 1 when a certificate expires within this duration (e.g. 30d, 36h).")
 	f.StringVar(&o.Critical, "critical", "", "Exit 2 when a certificate expires within this duration (e.g. 7d). Expired certificates always count as critical.")
-	addClusterResourceNamespaceFlag(cmd, &o.ClusterResourceNamespace)
+	o.Controller.addControllerFlags(cmd, "cluster-resource-namespace")
 	return cmd
 }
 

@@ -22,7 +22,16 @@ import (
 // holds certificate facts rather than Secret payloads) and makes one item per certificate key, with its
 // cert-manager Certificate, consumers and stale pods.
 func (o *CheckOptions) clusterItems(ctx context.Context, now time.Time) (*checkSection, error) {
-	snap, err := o.Snapshot(ctx, controller.Options{Clock: func() time.Time { return now }, ClusterResourceNamespace: o.ClusterResourceNamespace})
+	c, err := o.Client()
+	if err != nil {
+		return nil, err
+	}
+	if err := o.Controller.Resolve(ctx, c, o.ListNamespace()); err != nil {
+		return nil, explain(err, o.Config())
+	}
+	opts := o.Controller.Options
+	opts.Clock = func() time.Time { return now }
+	snap, err := o.Snapshot(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -46,6 +55,7 @@ func (o *CheckOptions) clusterItems(ctx context.Context, now time.Time) (*checkS
 	}
 	s := buildClusterSection(ns, sources, workloads, certificates, o.selector, graph)
 	s.caIncomplete = snap.CAGraphIncomplete()
+	s.assumed = &o.Controller.Assumed
 	return s, nil
 }
 

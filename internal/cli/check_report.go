@@ -34,6 +34,9 @@ type CheckReport struct {
 	CAIssuers []CheckCAIssuer `json:"caIssuers,omitempty"`
 	// CAIssuersIncomplete says which issuers could not be listed, and why (Forbidden).
 	CAIssuersIncomplete string `json:"caIssuersIncomplete,omitempty"`
+	// Controller says which controller settings the cluster was read with (cert-manager's cluster
+	// resource namespace), and where they came from; absent when only disk was read.
+	Controller *AssumedSettings `json:"controller,omitempty"`
 }
 
 // CheckIssuerRef names a cert-manager Issuer (with its namespace) or ClusterIssuer.
@@ -201,6 +204,8 @@ type checkSection struct {
 	// caIssuers and caIncomplete are the CA graph (cluster sections).
 	caIssuers    []CheckCAIssuer
 	caIncomplete string
+	// assumed are the controller settings a cluster section was read with.
+	assumed *AssumedSettings
 }
 
 func (r *checkResult) sections() []*checkSection {
@@ -236,6 +241,9 @@ func (r *checkResult) report(o *CheckOptions) CheckReport {
 		rep.Items = append(rep.Items, s.items...)
 		rep.Problems = append(rep.Problems, s.problems...)
 		rep.CAIssuers = append(rep.CAIssuers, s.caIssuers...)
+		if s.assumed != nil {
+			rep.Controller = s.assumed
+		}
 		if s.caIncomplete != "" {
 			rep.CAIssuersIncomplete = s.caIncomplete
 		}
