@@ -91,3 +91,64 @@ const (
 	// certificate), so nothing it signed can be checked or re-issued.
 	ReasonInvalidCA = "InvalidCA"
 )
+
+// Reasons of a CertRollout's Events and conditions, both kinds (restarts and CA cascades).
+const (
+	ReasonSucceeded = "Succeeded"
+	ReasonFailed    = "Failed"
+	// ReasonInvalid: the rollout's spec cannot be followed (a target of another namespace, no targets).
+	ReasonInvalid = "InvalidRollout"
+
+	ReasonStarted          = "Started"
+	ReasonDeadlineOverride = "DeadlineOverride"
+	ReasonWaitingForWindow = "WaitingForWindow"
+	ReasonScaledDown       = "ScaledDown"
+	ReasonDrained          = "Drained"
+	ReasonDrainTimedOut    = "DrainTimedOut"
+	ReasonTargetHealthy    = "TargetHealthy"
+	ReasonTargetUpToDate   = "TargetUpToDate"
+	ReasonTargetFailed     = "TargetFailed"
+	ReasonRestored         = "Restored"
+	ReasonPolicySuspended  = "PolicySuspended"
+	ReasonPolicyInvalid    = "PolicyInvalid"
+	ReasonConcurrencyLimit = "ConcurrencyLimit"
+	ReasonQuiesceConflict  = "QuiesceConflict"
+	// ReasonAdopted: a workload this rollout scaled down that its status did not list (the status write
+	// after the scale-down was lost) is taken back into the status, to be restored like the others.
+	ReasonAdopted = "QuiesceAdopted"
+	// ReasonQuiesceOverridden: a quiesced workload was scaled by someone else during the quiesce; the
+	// restore sets the recorded count anyway and says what it replaced.
+	ReasonQuiesceOverridden = "QuiesceOverridden"
+	// ReasonNothingRecorded: a quiesced workload has no recorded replica count anywhere; it keeps the
+	// replicas it has and loses its quiesce marks, and a person must scale it.
+	ReasonNothingRecorded = "NothingRecorded"
+	// ReasonRestoredOrphan: the sweeper restored a workload left at zero replicas by a CertRollout that
+	// is gone or finished.
+	ReasonRestoredOrphan = "RestoredOrphan"
+
+	ReasonRefreshingTrust  = "RefreshingTrust"
+	ReasonTrustRefreshed   = "TrustRefreshed"
+	ReasonTrustTimedOut    = "TrustTimedOut"
+	ReasonReissuing        = "Reissuing"
+	ReasonLeafIssued       = "LeafIssued"
+	ReasonLeafFailed       = "LeafFailed"
+	ReasonLeavesFailed     = "LeavesFailed"
+	ReasonIssuerNotFound   = "IssuerNotFound"
+	ReasonIssuerNotReady   = "IssuerNotReady"
+	ReasonCAChanged        = "CAChanged"
+	ReasonCARotatedTrigger = "CARotated"
+	// ReasonRefused: the rollout may not run this cascade (a ClusterIssuer's from another namespace than
+	// cert-manager's cluster resource namespace, or for a ClusterIssuer that has not opted in).
+	ReasonRefused = "CascadeRefused"
+)
+
+// Reasons of a RolloutPolicy's conditions and Events (ReasonUpToDate is the workload decision's).
+const (
+	ReasonValid             = "Valid"
+	ReasonInvalidPolicy     = "InvalidPolicy"
+	ReasonRolloutCreated    = "RolloutCreated"
+	ReasonRolloutInProgress = "RolloutInProgress"
+	ReasonSuspended         = "Suspended"
+	ReasonLastRolloutFailed = "LastRolloutFailed"
+	ReasonWaiting           = "Waiting"
+)
