@@ -26,6 +26,8 @@ import (
 	"sync"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,7 +37,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/certrollout/certrollout/internal/localcluster"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -150,7 +151,7 @@ func run(ctx context.Context, c config) error {
 		}
 		n := 0
 		for _, d := range list.Items {
-			if d.Annotations[policy.AnnotationCertificateHash] != "" {
+			if d.Annotations[api.AnnotationCertificateHash] != "" {
 				n++
 			}
 		}
@@ -312,7 +313,7 @@ func populate(ctx context.Context, c kubernetes.Interface, cfg config) error {
 		work <- func() error {
 			var opts []testgen.DeploymentOption
 			if groupOf(d) == "certrollout" {
-				opts = append(opts, testgen.WithAnnotation(policy.AnnotationEnabled, "true"))
+				opts = append(opts, testgen.WithAnnotation(api.AnnotationEnabled, "true"))
 			}
 			replicas := int32(cfg.replicas) //nolint:gosec // validated to 1..1000 in run
 			dep := testgen.Deployment(ns, deploymentName(d), replicas,
@@ -383,7 +384,7 @@ func watchTemplates(ctx context.Context, c kubernetes.Interface) *templateChange
 	inf := f.Apps().V1().Deployments().Informer()
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: func(oldObj, newObj any) {
 		o, n := oldObj.(*appsv1.Deployment), newObj.(*appsv1.Deployment)
-		if o.Spec.Template.Annotations[policy.AnnotationRestartHash] != n.Spec.Template.Annotations[policy.AnnotationRestartHash] ||
+		if o.Spec.Template.Annotations[api.AnnotationRestartHash] != n.Spec.Template.Annotations[api.AnnotationRestartHash] ||
 			o.Spec.Template.Annotations["bench/baseline"] != n.Spec.Template.Annotations["bench/baseline"] {
 			tc.mu.Lock()
 			tc.last[n.Name] = time.Now()

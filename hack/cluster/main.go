@@ -23,7 +23,6 @@ import (
 	"github.com/certrollout/certrollout/config/crd"
 	"github.com/certrollout/certrollout/internal/controller"
 	"github.com/certrollout/certrollout/internal/localcluster"
-	"github.com/certrollout/certrollout/internal/policy"
 )
 
 func main() {
@@ -252,7 +251,7 @@ func runDemo(ctx context.Context, c *localcluster.Cluster, watch time.Duration) 
 	var seen bool
 	var lastLedger, lastRestart string
 	if dep, err := c.Client.AppsV1().Deployments("demo").Get(ctx, "web", metav1.GetOptions{}); err == nil {
-		lastLedger, lastRestart = dep.Annotations[policy.AnnotationCertificateHash], dep.Spec.Template.Annotations[policy.AnnotationRestartHash]
+		lastLedger, lastRestart = dep.Annotations[api.AnnotationCertificateHash], dep.Spec.Template.Annotations[api.AnnotationRestartHash]
 		seen = lastLedger != ""
 	}
 	mctx, stopController := context.WithCancel(ctx)
@@ -273,8 +272,8 @@ func runDemo(ctx context.Context, c *localcluster.Cluster, watch time.Duration) 
 			lastSerial = serial
 		}
 		if dep, err := c.Client.AppsV1().Deployments("demo").Get(ctx, "web", metav1.GetOptions{}); err == nil {
-			ledger := dep.Annotations[policy.AnnotationCertificateHash]
-			restart := dep.Spec.Template.Annotations[policy.AnnotationRestartHash]
+			ledger := dep.Annotations[api.AnnotationCertificateHash]
+			restart := dep.Spec.Template.Annotations[api.AnnotationRestartHash]
 			if ledger != "" && (ledger != lastLedger || restart != lastRestart) {
 				rs, _ := c.Client.AppsV1().ReplicaSets("demo").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 				now := time.Now().Format(time.TimeOnly)

@@ -16,15 +16,14 @@ import (
 	"strings"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/certs"
 )
-
-// AnnotationCascade on an Issuer or ClusterIssuer opts it into the CA cascade ("true").
-const AnnotationCascade = "certrollout.io/cascade"
 
 // Status says whether a leaf chains to its issuer's current CA certificate.
 type Status string
@@ -91,7 +90,7 @@ func Issuers(issuers []certmanager.Issuer, clusterIssuers []certmanager.ClusterI
 		out = append(out, CAIssuer{
 			IssuerRef: IssuerRef{Kind: certmanager.KindIssuer, Namespace: is.Namespace, Name: is.Name},
 			Secret:    types.NamespacedName{Namespace: is.Namespace, Name: is.Spec.CA.SecretName},
-			Cascade:   is.Annotations[AnnotationCascade] == "true", Ready: is.Status.Ready(),
+			Cascade:   is.Annotations[api.AnnotationCascade] == "true", Ready: is.Status.Ready(),
 		})
 	}
 	for i := range clusterIssuers {
@@ -102,7 +101,7 @@ func Issuers(issuers []certmanager.Issuer, clusterIssuers []certmanager.ClusterI
 		out = append(out, CAIssuer{
 			IssuerRef: IssuerRef{Kind: certmanager.KindClusterIssuer, Name: is.Name},
 			Secret:    types.NamespacedName{Namespace: clusterResourceNamespace, Name: is.Spec.CA.SecretName},
-			Cascade:   is.Annotations[AnnotationCascade] == "true", Ready: is.Status.Ready(),
+			Cascade:   is.Annotations[api.AnnotationCascade] == "true", Ready: is.Status.Ready(),
 		})
 	}
 	return out

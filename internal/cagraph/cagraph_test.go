@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -104,7 +106,7 @@ func TestGraphLinksCertificatesToTheirIssuers(t *testing.T) {
 	leaf := testgen.Leaf(t, ca, "api")
 	rootLeaf := testgen.Leaf(t, root, "db")
 	cascading := caIssuer("shop", "ca", "ca-key-pair")
-	cascading.Annotations = map[string]string{AnnotationCascade: "true"}
+	cascading.Annotations = map[string]string{api.AnnotationCascade: "true"}
 	acme := certmanager.Issuer{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "letsencrypt"}}
 	clusterCA := certmanager.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "root"},
 		Spec: certmanager.IssuerSpec{CA: &certmanager.CAIssuer{SecretName: "root-ca"}}}

@@ -33,27 +33,6 @@ const DefaultTrustTimeout = api.DefaultHealthTimeout
 // pollInterval bounds how long a waiting cascade sleeps when no watch event is due to wake it.
 const pollInterval = 5 * time.Second
 
-// Event and condition reasons of cascade rollouts.
-const (
-	ReasonRefreshingTrust  = "RefreshingTrust"
-	ReasonTrustRefreshed   = "TrustRefreshed"
-	ReasonTrustTimedOut    = "TrustTimedOut"
-	ReasonReissuing        = "Reissuing"
-	ReasonLeafIssued       = "LeafIssued"
-	ReasonLeafFailed       = "LeafFailed"
-	ReasonSucceeded        = rolloutstatus.ReasonSucceeded
-	ReasonFailed           = rolloutstatus.ReasonFailed
-	ReasonLeavesFailed     = "LeavesFailed"
-	ReasonIssuerNotFound   = "IssuerNotFound"
-	ReasonIssuerNotReady   = "IssuerNotReady"
-	ReasonCAChanged        = "CAChanged"
-	ReasonInvalid          = "InvalidRollout"
-	ReasonCARotatedTrigger = "CARotated"
-	// ReasonRefused: the rollout may not run this cascade (a ClusterIssuer's from another namespace than
-	// cert-manager's cluster resource namespace, or for a ClusterIssuer that has not opted in).
-	ReasonRefused = "CascadeRefused"
-)
-
 // Issuer is what the controller observed of the cascade's issuer.
 type Issuer struct {
 	Exists bool
@@ -189,15 +168,15 @@ func (s *stepper) issuerValid() bool {
 	c := s.in.Rollout.Spec.Cascade
 	switch {
 	case c == nil:
-		s.Fail(ReasonInvalid, "spec.cascade is not set: not a cascade rollout")
+		s.Fail(api.ReasonInvalid, "spec.cascade is not set: not a cascade rollout")
 	case s.in.Refused != "":
-		s.Fail(ReasonRefused, s.in.Refused)
+		s.Fail(api.ReasonRefused, s.in.Refused)
 	case !s.in.Issuer.Exists:
-		s.Fail(ReasonIssuerNotFound, s.issuerName()+" does not exist")
+		s.Fail(api.ReasonIssuerNotFound, s.issuerName()+" does not exist")
 	case s.in.Issuer.Problem != "":
-		s.Fail(ReasonIssuerNotReady, fmt.Sprintf("the CA certificate of %s cannot be read: %s", s.issuerName(), s.in.Issuer.Problem))
+		s.Fail(api.ReasonIssuerNotReady, fmt.Sprintf("the CA certificate of %s cannot be read: %s", s.issuerName(), s.in.Issuer.Problem))
 	case s.in.Issuer.CAFingerprint != c.CAFingerprint:
-		s.Fail(ReasonCAChanged, fmt.Sprintf("the CA certificate of %s is %s, not %s as spec.caFingerprint says: it rotated again or the spec is wrong; no further leaf is re-issued under this rollout",
+		s.Fail(api.ReasonCAChanged, fmt.Sprintf("the CA certificate of %s is %s, not %s as spec.caFingerprint says: it rotated again or the spec is wrong; no further leaf is re-issued under this rollout",
 			s.issuerName(), short(s.in.Issuer.CAFingerprint), short(c.CAFingerprint)))
 	default:
 		return true
@@ -235,7 +214,7 @@ func (s *stepper) initialize() {
 	}
 	s.Status.StartTime = s.Now()
 	s.Status.Phase = api.PhaseRefreshingTrust
-	s.Event(rolloutstatus.Normal, ReasonRefreshingTrust, "Started: %d leaf Certificate(s) of %s to re-issue under CA %s, after %d trusting workload(s)",
+	s.Event(rolloutstatus.Normal, api.ReasonRefreshingTrust, "Started: %d leaf Certificate(s) of %s to re-issue under CA %s, after %d trusting workload(s)",
 		len(s.Status.Certificates), s.issuerName(), short(s.in.Rollout.Spec.Cascade.CAFingerprint), len(s.Status.TrustedBy))
 }
 
@@ -272,9 +251,9 @@ func (s *stepper) refreshTrust() {
 	deadline := s.Status.StartTime.Add(timeout)
 	switch {
 	case len(pending) == 0:
-		s.Event(rolloutstatus.Normal, ReasonTrustRefreshed, "Every trusting workload runs on the new CA certificate; re-issuing the leaves")
+		s.Event(rolloutstatus.Normal, api.ReasonTrustRefreshed, "Every trusting workload runs on the new CA certificate; re-issuing the leaves")
 	case !s.in.Now.Before(deadline):
-		s.Event(rolloutstatus.Warning, ReasonTrustTimedOut, "Re-issuing the leaves although %d trusting workload(s) did not roll onto the new CA certificate within %s: %s",
+		s.Event(rolloutstatus.Warning, api.ReasonTrustTimedOut, "Re-issuing the leaves although %d trusting workload(s) did not roll onto the new CA certificate within %s: %s",
 			len(pending), timeout, strings.Join(pending, ", "))
 	default:
 		s.Status.Message = fmt.Sprintf("waiting for %d trusting workload(s) to roll onto the new CA certificate: %s", len(pending), strings.Join(pending, ", "))
@@ -351,9 +330,9 @@ func (s *stepper) startLeaf(c *api.LeafStatus) bool {
 	}
 	c.State, c.StartedAt, c.PreviousRevision, c.Message = api.LeafIssuing, s.Now(), l.Revision, ""
 	if !l.Issuing { // else already being issued (this rollout before a crash, or someone else): wait for it
-		s.actions = append(s.actions, Action{Type: TriggerIssuance, Certificate: name, Reason: ReasonCARotatedTrigger,
+		s.actions = append(s.actions, Action{Type: TriggerIssuance, Certificate: name, Reason: api.ReasonCARotatedTrigger,
 			Message: IssuingMessage(s.issuerName(), s.in.Rollout.Spec.Cascade.CAFingerprint, s.in.Rollout.Name)})
-		s.Event(rolloutstatus.Normal, ReasonReissuing, "Re-issuing Certificate %s", name)
+		s.Event(rolloutstatus.Normal, api.ReasonReissuing, "Re-issuing Certificate %s", name)
 	}
 	s.Wait(pollInterval)
 	return true
@@ -366,7 +345,7 @@ func moved(rev, prev *int32) bool {
 
 func (s *stepper) leafIssued(c *api.LeafStatus, l Leaf) {
 	c.State, c.FinishedAt, c.Revision, c.Message = api.LeafIssued, s.Now(), l.Revision, ""
-	s.Event(rolloutstatus.Normal, ReasonLeafIssued, "Certificate %s/%s re-issued under the new CA certificate%s", c.Namespace, c.Name, revisionSuffix(l.Revision))
+	s.Event(rolloutstatus.Normal, api.ReasonLeafIssued, "Certificate %s/%s re-issued under the new CA certificate%s", c.Namespace, c.Name, revisionSuffix(l.Revision))
 }
 
 func revisionSuffix(r *int32) string {
@@ -378,7 +357,7 @@ func revisionSuffix(r *int32) string {
 
 func (s *stepper) leafFailed(c *api.LeafStatus, msg string) {
 	c.State, c.FinishedAt, c.Message = api.LeafFailed, s.Now(), msg
-	s.Event(rolloutstatus.Warning, ReasonLeafFailed, "Certificate %s/%s: %s", c.Namespace, c.Name, msg)
+	s.Event(rolloutstatus.Warning, api.ReasonLeafFailed, "Certificate %s/%s: %s", c.Namespace, c.Name, msg)
 }
 
 func (s *stepper) finish() {
@@ -389,7 +368,7 @@ func (s *stepper) finish() {
 		}
 	}
 	if len(failed) > 0 {
-		s.Fail(ReasonLeavesFailed, fmt.Sprintf("%d of %d leaf Certificate(s) failed to re-issue: %s", len(failed), len(s.Status.Certificates), strings.Join(failed, ", ")))
+		s.Fail(api.ReasonLeavesFailed, fmt.Sprintf("%d of %d leaf Certificate(s) failed to re-issue: %s", len(failed), len(s.Status.Certificates), strings.Join(failed, ", ")))
 		return
 	}
 	s.Succeed(fmt.Sprintf("%d leaf Certificate(s) re-issued under the new CA certificate", len(s.Status.Certificates)))

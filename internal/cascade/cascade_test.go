@@ -120,7 +120,7 @@ func TestNext(t *testing.T) {
 				Leaves: map[types.NamespacedName]Leaf{web: stale(1)}},
 			check: func(t *testing.T, res Result) {
 				c := condition(res.Status, api.ConditionFailed)
-				if res.Status.Phase != api.PhaseFailed || c == nil || c.Reason != ReasonCAChanged || len(res.Actions) != 0 {
+				if res.Status.Phase != api.PhaseFailed || c == nil || c.Reason != api.ReasonCAChanged || len(res.Actions) != 0 {
 					t.Fatalf("phase %s, condition %+v, actions %+v", res.Status.Phase, c, res.Actions)
 				}
 				if !strings.Contains(res.Status.Message, "rotated again") {
@@ -131,7 +131,7 @@ func TestNext(t *testing.T) {
 		"fails a refused cascade at once, touching nothing and showing nothing of other namespaces": {
 			in: Input{Now: t0, Rollout: rollout("", nil, nil, 0), Refused: "a cascade of ClusterIssuer root reaches every namespace, so it runs only in namespace cert-manager"},
 			check: func(t *testing.T, res Result) {
-				if c := condition(res.Status, api.ConditionFailed); res.Status.Phase != api.PhaseFailed || c == nil || c.Reason != ReasonRefused {
+				if c := condition(res.Status, api.ConditionFailed); res.Status.Phase != api.PhaseFailed || c == nil || c.Reason != api.ReasonRefused {
 					t.Fatalf("phase %s, condition %+v", res.Status.Phase, c)
 				}
 				if len(res.Actions) != 0 || len(res.Status.Certificates) != 0 || len(res.Status.TrustedBy) != 0 {
@@ -142,7 +142,7 @@ func TestNext(t *testing.T) {
 		"fails when the issuer does not exist": {
 			in: Input{Now: t0, Rollout: rollout("", nil, nil, 0)},
 			check: func(t *testing.T, res Result) {
-				if c := condition(res.Status, api.ConditionFailed); c == nil || c.Reason != ReasonIssuerNotFound || res.Status.Message != "Issuer shop/ca does not exist" {
+				if c := condition(res.Status, api.ConditionFailed); c == nil || c.Reason != api.ReasonIssuerNotFound || res.Status.Message != "Issuer shop/ca does not exist" {
 					t.Fatalf("condition %+v, message %q", c, res.Status.Message)
 				}
 			},
@@ -171,7 +171,7 @@ func TestNext(t *testing.T) {
 				if l := leafState(res, web); l.State != api.LeafPending {
 					t.Errorf("web = %+v, want Pending behind the limit", l)
 				}
-				if res.Status.TrustedBy[0].State != api.TrustCurrent || !hasEvent(res, ReasonTrustRefreshed, false) {
+				if res.Status.TrustedBy[0].State != api.TrustCurrent || !hasEvent(res, api.ReasonTrustRefreshed, false) {
 					t.Errorf("trustedBy %+v, events %+v", res.Status.TrustedBy, res.Events)
 				}
 				if res.Actions[0].Reason != "CARotated" || !strings.Contains(res.Actions[0].Message, fp) || !strings.Contains(res.Actions[0].Message, "Issuer shop/ca") {
@@ -197,11 +197,11 @@ func TestNext(t *testing.T) {
 				[]api.TrustingWorkload{{Kind: "Deployment", Namespace: "shop", Name: "front", State: api.TrustPending}}, 0),
 				Issuer: issuer, Leaves: map[types.NamespacedName]Leaf{web: stale(1)}, Trusting: map[TrustKey]Trust{front: {State: api.TrustPending}}},
 			check: func(t *testing.T, res Result) {
-				if got := triggered(res); len(got) != 1 || !hasEvent(res, ReasonTrustTimedOut, true) {
+				if got := triggered(res); len(got) != 1 || !hasEvent(res, api.ReasonTrustTimedOut, true) {
 					t.Fatalf("triggered %v, events %+v", got, res.Events)
 				}
 				for _, e := range res.Events {
-					if e.Reason == ReasonTrustTimedOut && !strings.Contains(e.Message, "Deployment shop/front") {
+					if e.Reason == api.ReasonTrustTimedOut && !strings.Contains(e.Message, "Deployment shop/front") {
 						t.Errorf("timeout event %q does not name front", e.Message)
 					}
 				}
@@ -253,7 +253,7 @@ func TestNext(t *testing.T) {
 				if l := leafState(res, web); l.State != api.LeafIssued || *l.Revision != 2 || l.FinishedAt == nil {
 					t.Errorf("web = %+v", l)
 				}
-				if got := triggered(res); len(got) != 1 || got[0] != api1 || !hasEvent(res, ReasonLeafIssued, false) {
+				if got := triggered(res); len(got) != 1 || got[0] != api1 || !hasEvent(res, api.ReasonLeafIssued, false) {
 					t.Errorf("triggered %v, events %+v", got, res.Events)
 				}
 				if res.Status.Progress != "1/2 re-issued" {
@@ -274,10 +274,10 @@ func TestNext(t *testing.T) {
 					t.Errorf("api = %+v", l)
 				}
 				c := condition(res.Status, api.ConditionFailed)
-				if res.Status.Phase != api.PhaseFailed || c == nil || c.Reason != ReasonLeavesFailed || !strings.Contains(c.Message, "shop/web") {
+				if res.Status.Phase != api.PhaseFailed || c == nil || c.Reason != api.ReasonLeavesFailed || !strings.Contains(c.Message, "shop/web") {
 					t.Fatalf("phase %s, condition %+v", res.Status.Phase, c)
 				}
-				if !hasEvent(res, ReasonLeafFailed, true) || res.Status.Progress != "1/2 re-issued, 1 failed" {
+				if !hasEvent(res, api.ReasonLeafFailed, true) || res.Status.Progress != "1/2 re-issued, 1 failed" {
 					t.Errorf("events %+v, progress %q", res.Events, res.Status.Progress)
 				}
 			},

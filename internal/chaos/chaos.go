@@ -32,7 +32,6 @@ import (
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/localcluster"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -295,13 +294,13 @@ func (o *opsChain) check(ctx context.Context, c client.Client) (bool, string, er
 			return false, "", err
 		}
 		want := *d.Spec.Replicas
-		if name == "workers" && (want != workers || d.Annotations[policy.AnnotationQuiescedBy] != "") {
-			return false, fmt.Sprintf("workers at %d replicas, quiesced by %q", want, d.Annotations[policy.AnnotationQuiescedBy]), nil
+		if name == "workers" && (want != workers || d.Annotations[api.AnnotationQuiescedBy] != "") {
+			return false, fmt.Sprintf("workers at %d replicas, quiesced by %q", want, d.Annotations[api.AnnotationQuiescedBy]), nil
 		}
 		if d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas != want || d.Status.AvailableReplicas != want || d.Status.Replicas != want {
 			return false, name + " is rolling out", nil
 		}
-		if name == "build" && d.Annotations[policy.AnnotationCertificateHash] == "" {
+		if name == "build" && d.Annotations[api.AnnotationCertificateHash] == "" {
 			return false, "build has no ledger yet", nil
 		}
 	}
@@ -338,9 +337,9 @@ func (e *Env) verify(ctx context.Context, o *opsChain, r *Result) error {
 	if err := c.Get(ctx, client.ObjectKey{Namespace: o.ns, Name: "workers"}, &w); err != nil {
 		return err
 	}
-	if *w.Spec.Replicas != workers || w.Annotations[policy.AnnotationQuiescedBy] != "" || w.Annotations[policy.AnnotationQuiescedReplicas] != "" {
+	if *w.Spec.Replicas != workers || w.Annotations[api.AnnotationQuiescedBy] != "" || w.Annotations[api.AnnotationQuiescedReplicas] != "" {
 		r.problem(&r.LostCounts, "%s: workers end at %d replicas (quiesced by %q, recorded %q), want %d", o.ns, *w.Spec.Replicas,
-			w.Annotations[policy.AnnotationQuiescedBy], w.Annotations[policy.AnnotationQuiescedReplicas], workers)
+			w.Annotations[api.AnnotationQuiescedBy], w.Annotations[api.AnnotationQuiescedReplicas], workers)
 	}
 	// The workers' template never changes: each scale-down and restore keeps one ReplicaSet.
 	if n, err := e.replicaSets(ctx, o.ns, "workers"); err != nil {
@@ -627,7 +626,7 @@ func (e *Env) Flap(ctx context.Context, duration, cooldown time.Duration, budget
 	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return r, err
 	}
-	d := testgen.Deployment(o.ns, "api", 1, []testgen.PodOption{testgen.WithSecretVolume("build-tls")}, testgen.WithAnnotation(policy.AnnotationEnabled, "true"))
+	d := testgen.Deployment(o.ns, "api", 1, []testgen.PodOption{testgen.WithSecretVolume("build-tls")}, testgen.WithAnnotation(api.AnnotationEnabled, "true"))
 	for _, obj := range []client.Object{o.secret(), d} {
 		if err := cl.Create(ctx, obj); err != nil {
 			return r, err
@@ -639,7 +638,7 @@ func (e *Env) Flap(ctx context.Context, duration, cooldown time.Duration, budget
 		if err := cl.Get(ctx, client.ObjectKeyFromObject(d), &got); err != nil {
 			return r, err
 		}
-		if got.Annotations[policy.AnnotationCertificateHash] != "" {
+		if got.Annotations[api.AnnotationCertificateHash] != "" {
 			break
 		}
 		if time.Since(start) > 2*time.Minute {
@@ -672,9 +671,9 @@ func (e *Env) Flap(ctx context.Context, duration, cooldown time.Duration, budget
 	if err := cl.List(ctx, &evs, client.InNamespace(o.ns)); err != nil {
 		return r, err
 	}
-	r.BreakerTripped = slices.ContainsFunc(evs.Items, func(ev corev1.Event) bool { return ev.Reason == policy.ReasonRestartBudget })
+	r.BreakerTripped = slices.ContainsFunc(evs.Items, func(ev corev1.Event) bool { return ev.Reason == api.ReasonRestartBudget })
 	if budget > 0 && r.Restarts >= budget && !r.BreakerTripped {
-		r.problem(&r.Stuck, "the budget of %d was spent but no %s Event says so", budget, policy.ReasonRestartBudget)
+		r.problem(&r.Stuck, "the budget of %d was spent but no %s Event says so", budget, api.ReasonRestartBudget)
 	}
 	r.Seconds = time.Since(began).Seconds()
 	return r, nil

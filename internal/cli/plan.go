@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/certrollout/certrollout/internal/controller"
-	"github.com/certrollout/certrollout/internal/policy"
 )
 
 // PlanOptions holds the flags of `certrollout plan`.
@@ -170,7 +171,7 @@ func (o *PlanOptions) Run(ctx context.Context) error {
 			continue
 		}
 		p := planOf(w, o.Now(), graph)
-		if len(o.Workloads) == 0 && p.Reason == policy.ReasonNoCertificates {
+		if len(o.Workloads) == 0 && p.Reason == api.ReasonNoCertificates {
 			continue // uses Secrets or ConfigMaps, none with certificates
 		}
 		if o.StaleOnly && len(p.StalePods) == 0 {

@@ -84,7 +84,7 @@ func TestPlanGivenNoFlagsDecidesAsTheControllerRuns(t *testing.T) {
 
 	// No controller yet: plan assumes the defaults, and says so.
 	report, items := planJSON(t, ns)
-	if report.Controller.Source != "defaults" || items["web"].Reason != policy.ReasonPodsCurrent && items["web"].Reason != policy.ReasonNotEnabled {
+	if report.Controller.Source != "defaults" || items["web"].Reason != api.ReasonPodsCurrent && items["web"].Reason != api.ReasonNotEnabled {
 		t.Fatalf("before any controller: source %q, web %s/%s", report.Controller.Source, items["web"].Action, items["web"].Reason)
 	}
 
@@ -106,12 +106,12 @@ func TestPlanGivenNoFlagsDecidesAsTheControllerRuns(t *testing.T) {
 	if report.Controller.Source != "ConfigMap "+ns+"/"+controller.SettingsConfigMap || !report.Controller.Settings.Auto || report.Controller.Settings.SettlePeriod.Duration != settle {
 		t.Fatalf("plan should decide with the published settings, assumed %+v", report.Controller)
 	}
-	if web.Action != string(policy.ActionWait) || web.Reason != policy.ReasonSettling || web.NextAt == nil {
-		t.Fatalf("web: plan says %s/%s (%s), want Wait/%s: the controller runs with --auto and a %s settle period", web.Action, web.Reason, web.Message, policy.ReasonSettling, settle)
+	if web.Action != string(policy.ActionWait) || web.Reason != api.ReasonSettling || web.NextAt == nil {
+		t.Fatalf("web: plan says %s/%s (%s), want Wait/%s: the controller runs with --auto and a %s settle period", web.Action, web.Reason, web.Message, api.ReasonSettling, settle)
 	}
 	_, told := planJSON(t, ns, "--auto=false")
-	if told["web"].Reason != policy.ReasonNotEnabled {
-		t.Errorf("plan --auto=false: web %s/%s, want %s", told["web"].Action, told["web"].Reason, policy.ReasonNotEnabled)
+	if told["web"].Reason != api.ReasonNotEnabled {
+		t.Errorf("plan --auto=false: web %s/%s, want %s", told["web"].Action, told["web"].Reason, api.ReasonNotEnabled)
 	}
 	_, stderr, err := run(t, "certrollout", "plan", "--kubeconfig", c.Kubeconfig, "-n", ns, "--auto=false")
 	if err != nil || !strings.Contains(stderr, "Deciding as the controller does (ConfigMap "+ns+"/certrollout-settings") || !strings.Contains(stderr, "overridden here: --auto") {
@@ -125,7 +125,7 @@ func TestPlanGivenNoFlagsDecidesAsTheControllerRuns(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		restarted, err = time.Parse(time.RFC3339, d.Annotations[policy.AnnotationRestartedAt])
+		restarted, err = time.Parse(time.RFC3339, d.Annotations[api.AnnotationRestartedAt])
 		return err == nil, nil
 	})
 	if restarted.Before(web.NextAt.Add(-time.Second)) {
@@ -152,7 +152,7 @@ func TestPlanShowsTheCascadeHoldTheControllerApplies(t *testing.T) {
 		})
 	}
 	both := testgen.Deployment(ns, "both", 1, []testgen.PodOption{testgen.WithSecretVolume("ca", "ca.crt"), testgen.WithSecretVolume("api-tls")},
-		testgen.WithAnnotation(policy.AnnotationEnabled, "true"))
+		testgen.WithAnnotation(api.AnnotationEnabled, "true"))
 	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, both, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -181,8 +181,8 @@ func TestPlanShowsTheCascadeHoldTheControllerApplies(t *testing.T) {
 	}
 	_, items := planJSON(t, ns, "--settle-period=0")
 	p := items["both"]
-	if p.Action != string(policy.ActionWait) || p.Reason != policy.ReasonCascadeInProgress || !strings.Contains(p.Message, "CertRollout "+ns+"/rotate-ca") {
-		t.Fatalf("both: plan says %s/%s (%s), want Wait/%s naming the cascade", p.Action, p.Reason, p.Message, policy.ReasonCascadeInProgress)
+	if p.Action != string(policy.ActionWait) || p.Reason != api.ReasonCascadeInProgress || !strings.Contains(p.Message, "CertRollout "+ns+"/rotate-ca") {
+		t.Fatalf("both: plan says %s/%s (%s), want Wait/%s naming the cascade", p.Action, p.Reason, p.Message, api.ReasonCascadeInProgress)
 	}
 	if !strings.Contains(p.Next, "waits for the CA cascade to re-issue its leaf") {
 		t.Errorf("both: next step %q should say it waits for the cascade", p.Next)
@@ -203,7 +203,7 @@ func TestPlanShowsTheCascadeHoldTheControllerApplies(t *testing.T) {
 	})
 	clustertest.Eventually(t, 2*time.Minute, "both to run on its new leaf", func(context.Context) (bool, error) {
 		_, items := planJSON(t, ns)
-		return items["both"].Reason == policy.ReasonUpToDate, nil
+		return items["both"].Reason == api.ReasonUpToDate, nil
 	})
 	rs, err := c.Client.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 	"github.com/certrollout/certrollout/internal/certs"
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/controller"
-	"github.com/certrollout/certrollout/internal/governor"
 	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/orchestrate"
 	"github.com/certrollout/certrollout/internal/policy"
@@ -151,9 +150,9 @@ func nextStep(p *WorkloadPlan, d policy.Decision, now time.Time, gate orchestrat
 	switch d.Action {
 	case policy.ActionNone:
 		switch d.Reason {
-		case policy.ReasonNotEnabled:
-			return "nothing: not enabled (annotate " + policy.AnnotationEnabled + "=true, or select it with a RolloutPolicy)", nil
-		case policy.ReasonUpToDate:
+		case api.ReasonNotEnabled:
+			return "nothing: not enabled (annotate " + api.AnnotationEnabled + "=true, or select it with a RolloutPolicy)", nil
+		case api.ReasonUpToDate:
 			return "nothing: the pods run on the current certificates", nil
 		}
 		return "nothing", nil
@@ -167,11 +166,11 @@ func nextStep(p *WorkloadPlan, d policy.Decision, now time.Time, gate orchestrat
 		at := now.Add(d.RequeueAfter).UTC()
 		what := "waits"
 		switch d.Reason {
-		case policy.ReasonCooldown:
+		case api.ReasonCooldown:
 			what = "waits for the per-workload cooldown"
-		case policy.ReasonSettling:
+		case api.ReasonSettling:
 			what = "waits for the settle period"
-		case policy.ReasonCascadeInProgress:
+		case api.ReasonCascadeInProgress:
 			what = "waits for the CA cascade to re-issue its leaf (" + d.Message + ")"
 		}
 		if p.Policy != nil {
@@ -195,13 +194,13 @@ func policyStep(pp *PlanPolicy, gate orchestrate.Gate) (string, *time.Time) {
 	switch {
 	case pp.ActiveRollout != "":
 		return fmt.Sprintf("CertRollout %s is %s; it includes this workload if it was due when the rollout was created", pp.ActiveRollout, pp.ActiveRolloutPhase), nil
-	case pp.PendingReason == governor.ReasonInvalidPolicy:
+	case pp.PendingReason == api.ReasonInvalidPolicy:
 		return fmt.Sprintf("waits: RolloutPolicy %s is invalid (%s)", pp.Name, pp.Invalid), nil
-	case pp.PendingReason == governor.ReasonSuspended:
+	case pp.PendingReason == api.ReasonSuspended:
 		return fmt.Sprintf("waits: RolloutPolicy %s is suspended", pp.Name), nil
-	case pp.PendingReason == governor.ReasonLastRolloutFailed:
+	case pp.PendingReason == api.ReasonLastRolloutFailed:
 		return fmt.Sprintf("waits: RolloutPolicy %s: %s", pp.Name, pp.Pending), nil
-	case gate.Reason == orchestrate.ReasonDeadlineOverride:
+	case gate.Reason == api.ReasonDeadlineOverride:
 		return fmt.Sprintf("RolloutPolicy %s starts a CertRollout now, outside its windows: the certificate the pods run on expires within its expiryDeadline %s%s",
 			pp.Name, pp.ExpiryDeadline, quiesceNote(pp)), nil
 	case gate.Open:

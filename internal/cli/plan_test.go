@@ -15,7 +15,6 @@ import (
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/controller"
-	"github.com/certrollout/certrollout/internal/governor"
 	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/orchestrate"
 	"github.com/certrollout/certrollout/internal/policy"
@@ -41,16 +40,16 @@ func planFixture(t *testing.T, now, renewed time.Time) ([]controller.Workload, m
 	mk := func(name string, annotations map[string]string, paused bool, pv *controller.PolicyView) {
 		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, Annotations: annotations}}
 		uses := consumers.FromPodSpec(ptrPodSpec(testgen.PodSpec(testgen.WithSecretVolume("web-tls"))), nil)
-		in := policy.Input{Now: now, Workload: policy.Workload{Kind: policy.KindDeployment, Namespace: "shop", Name: name, Annotations: annotations, Paused: paused},
+		in := policy.Input{Now: now, Workload: policy.Workload{Kind: api.KindDeployment, Namespace: "shop", Name: name, Annotations: annotations, Paused: paused},
 			Set: inventory.SetOf(uses, map[consumers.Ref]*inventory.Source{ref: src}), Pods: pods, MinRestartInterval: 10 * time.Minute}
 		if pv != nil {
 			in.Policy = pv.Policy.Name
 		}
-		out = append(out, controller.Workload{Kind: policy.KindDeployment, Namespace: "shop", Name: name, Object: d, Uses: uses,
+		out = append(out, controller.Workload{Kind: api.KindDeployment, Namespace: "shop", Name: name, Object: d, Uses: uses,
 			Sources: map[consumers.Ref]*inventory.Source{ref: src}, Input: in, Decision: policy.Decide(in), Policy: pv})
 	}
-	oldLedger := map[string]string{policy.AnnotationEnabled: "true", policy.AnnotationCertificateHash: "0123456789abcdef",
-		policy.AnnotationCertificateNotAfter: now.Add(48 * time.Hour).Format(time.RFC3339)}
+	oldLedger := map[string]string{api.AnnotationEnabled: "true", api.AnnotationCertificateHash: "0123456789abcdef",
+		api.AnnotationCertificateNotAfter: now.Add(48 * time.Hour).Format(time.RFC3339)}
 	mk("web", oldLedger, false, nil)
 	mk("idle", nil, false, nil)
 	mk("frozen", oldLedger, true, nil)
@@ -65,7 +64,7 @@ func planFixture(t *testing.T, now, renewed time.Time) ([]controller.Workload, m
 	runningNotAfter := now.Add(48 * time.Hour)
 	pv := &controller.PolicyView{Policy: pol, Window: schedule.At([]schedule.Window{win}, now), Deadline: pol.Spec.DeadlineFor(runningNotAfter),
 		Gate: orchestrate.StartGate(&orchestrate.Policy{Name: pol.Name, Spec: pol.Spec, Windows: []schedule.Window{win}}, runningNotAfter, now)}
-	mk("build", map[string]string{policy.AnnotationCertificateHash: "0123456789abcdef"}, false, pv)
+	mk("build", map[string]string{api.AnnotationCertificateHash: "0123456789abcdef"}, false, pv)
 	// Fingerprints, serials and set hashes come from random keys: golden files name them by role.
 	leafFacts := src.Certificates([]string{"tls.crt"})[0]
 	if leafFacts.Subject != "CN=web.example" {
@@ -111,10 +110,10 @@ func TestPlanOutputFromTheControllersDecisions(t *testing.T) {
 	cases := map[string]struct {
 		name, action, reason, next string
 	}{
-		"an enabled workload on a renewed certificate restarts now":                 {"web", "Restart", policy.ReasonCertificateRenewed, "restarts it now"},
-		"a workload that did not opt in is reported, not restarted":                 {"idle", "None", policy.ReasonNotEnabled, "nothing: not enabled"},
-		"a paused Deployment is blocked and says why":                               {"frozen", "Block", policy.ReasonDeploymentPaused, "the Deployment is paused"},
-		"a governed workload waits for its deadline, which comes before the window": {"build", "Delegate", policy.ReasonGovernedByPolicy, "RolloutPolicy build-service starts a CertRollout now, outside its windows"},
+		"an enabled workload on a renewed certificate restarts now":                 {"web", "Restart", api.ReasonCertificateRenewed, "restarts it now"},
+		"a workload that did not opt in is reported, not restarted":                 {"idle", "None", api.ReasonNotEnabled, "nothing: not enabled"},
+		"a paused Deployment is blocked and says why":                               {"frozen", "Block", api.ReasonDeploymentPaused, "the Deployment is paused"},
+		"a governed workload waits for its deadline, which comes before the window": {"build", "Delegate", api.ReasonGovernedByPolicy, "RolloutPolicy build-service starts a CertRollout now, outside its windows"},
 	}
 	for sentence, c := range cases {
 		p := byName[c.name]
@@ -154,16 +153,16 @@ func TestPlanWaitsForTheNextWindowWhenTheDeadlineIsFar(t *testing.T) {
 	next := time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC)
 	deadline := now.Add(30 * 24 * time.Hour)
 	pp := &PlanPolicy{Name: "p", NextWindow: &next, DeadlineAt: &deadline, ExpiryDeadline: "72h0m0s", Quiesce: []PlanQuiesce{{Kind: "Deployment", Name: "workers"}}}
-	gate := orchestrate.Gate{Reason: orchestrate.ReasonWaitingForWindow, At: next}
+	gate := orchestrate.Gate{Reason: api.ReasonWaitingForWindow, At: next}
 	got, at := policyStep(pp, gate)
 	if at == nil || !at.Equal(next) || !strings.Contains(got, "next maintenance window") || !strings.Contains(got, "Deployment/workers to zero") {
 		t.Fatalf("got %q at %v", got, at)
 	}
-	pp.Suspended, pp.PendingReason = true, governor.ReasonSuspended
+	pp.Suspended, pp.PendingReason = true, api.ReasonSuspended
 	if got, _ := policyStep(pp, gate); !strings.Contains(got, "suspended") {
 		t.Fatalf("a suspended policy holds: got %q", got)
 	}
-	pp.Invalid, pp.PendingReason = "windows[0]: bad cron", governor.ReasonInvalidPolicy
+	pp.Invalid, pp.PendingReason = "windows[0]: bad cron", api.ReasonInvalidPolicy
 	if got, _ := policyStep(pp, gate); !strings.Contains(got, "invalid (windows[0]: bad cron)") {
 		t.Fatalf("an invalid policy holds and says why: got %q", got)
 	}
@@ -179,9 +178,9 @@ func copyMap(m map[string]string) map[string]string {
 
 func TestParseWorkloadArgAcceptsKubectlNames(t *testing.T) {
 	for in, want := range map[string]WorkloadArg{
-		"deployment/web": {policy.KindDeployment, "web"}, "deploy/web": {policy.KindDeployment, "web"},
-		"Deployment/web": {policy.KindDeployment, "web"}, "sts/db": {policy.KindStatefulSet, "db"},
-		"ds/agent": {policy.KindDaemonSet, "agent"}, "cronjob/report": {policy.KindCronJob, "report"}, "pod/tool": {policy.KindPod, "tool"},
+		"deployment/web": {api.KindDeployment, "web"}, "deploy/web": {api.KindDeployment, "web"},
+		"Deployment/web": {api.KindDeployment, "web"}, "sts/db": {api.KindStatefulSet, "db"},
+		"ds/agent": {api.KindDaemonSet, "agent"}, "cronjob/report": {api.KindCronJob, "report"}, "pod/tool": {api.KindPod, "tool"},
 	} {
 		got, err := ParseWorkloadArg(in)
 		if err != nil || got != want {
@@ -211,7 +210,7 @@ func planEnv(t *testing.T) (ns string) {
 	if _, err := c.Client.CoreV1().Secrets(ns).Create(ctx, secret(testgen.Leaf(t, ca, "web")), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	enabled := testgen.WithAnnotation(policy.AnnotationEnabled, "true")
+	enabled := testgen.WithAnnotation(api.AnnotationEnabled, "true")
 	onSecret := []testgen.PodOption{testgen.WithSecretVolume("web-tls")}
 	web := testgen.Deployment(ns, "web", 2, onSecret, enabled)
 	web.Labels = map[string]string{"app": "web"}
@@ -291,10 +290,10 @@ func TestPlanOnTheClusterSaysWhoIsStaleAndWhatTheControllerWillDo(t *testing.T) 
 		action, reason string
 		stale          int
 	}{
-		"web":    {"Restart", policy.ReasonStalePods, 2},
-		"idle":   {"None", policy.ReasonNotEnabled, 1},
-		"frozen": {"Block", policy.ReasonDeploymentPaused, 1},
-		"build":  {"Delegate", policy.ReasonGovernedByPolicy, 1},
+		"web":    {"Restart", api.ReasonStalePods, 2},
+		"idle":   {"None", api.ReasonNotEnabled, 1},
+		"frozen": {"Block", api.ReasonDeploymentPaused, 1},
+		"build":  {"Delegate", api.ReasonGovernedByPolicy, 1},
 	}
 	for name, w := range want {
 		p, ok := got[name]

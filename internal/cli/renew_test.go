@@ -21,7 +21,6 @@ import (
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/localcluster"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -213,7 +212,7 @@ func (e *restartEnv) ledgerHash(name string) string {
 	if err := e.cl.Get(context.Background(), client.ObjectKey{Namespace: e.ns, Name: name}, &d); err != nil {
 		e.t.Fatal(err)
 	}
-	return d.Annotations[policy.AnnotationCertificateHash]
+	return d.Annotations[api.AnnotationCertificateHash]
 }
 
 // renewalRollouts checks what renew --restart left for one renewal of the certificates hash that
@@ -284,7 +283,7 @@ func TestRenewRestartDoesNotRestartAgainWhatTheControllerRestartedOnItsOwn(t *te
 	// web is opted in: the controller restarts it on the renewal by itself, as soon as the Secret changes
 	// (no settle period), normally before renew --restart has read the cluster.
 	e.deploy(testgen.Deployment(e.ns, "web", 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")},
-		testgen.WithAnnotation(policy.AnnotationEnabled, "true")), true)
+		testgen.WithAnnotation(api.AnnotationEnabled, "true")), true)
 	out, renewed := e.renewRestartingWebOnce()
 	ros := e.rollouts()
 	if len(ros) != 1 {

@@ -397,7 +397,7 @@ func TestRestartADeploymentWaitsUntilItRolledOnce(t *testing.T) {
 		t.Fatalf("%d CertRollouts, want 1", len(ros))
 	}
 	ro := ros[0]
-	if !strings.HasPrefix(ro.Name, "web-") || ro.Spec.Policy != "" || ro.Labels[controller.LabelPolicy] != "" ||
+	if !strings.HasPrefix(ro.Name, "web-") || ro.Spec.Policy != "" || ro.Labels[api.LabelPolicy] != "" ||
 		ro.Spec.Trigger.Type != api.TriggerManual || ro.Spec.Trigger.Message != "new CA" || ro.Status.Phase != api.PhaseSucceeded {
 		t.Fatalf("rollout %s: policy %q, trigger %+v, phase %s", ro.Name, ro.Spec.Policy, ro.Spec.Trigger, ro.Status.Phase)
 	}
@@ -440,7 +440,7 @@ func TestRestartAPolicyQuiescesAndRestoresTheWorkersExactly(t *testing.T) {
 		t.Fatalf("report: %+v", report)
 	}
 	ro := report.Rollouts[0]
-	if ro.Spec.Policy != "build" || len(ro.Spec.Targets) != 0 || ro.Labels[controller.LabelPolicy] != "build" || ro.Status.Phase != api.PhaseSucceeded {
+	if ro.Spec.Policy != "build" || len(ro.Spec.Targets) != 0 || ro.Labels[api.LabelPolicy] != "build" || ro.Status.Phase != api.PhaseSucceeded {
 		t.Fatalf("rollout: policy %q, targets %v, labels %v, phase %s", ro.Spec.Policy, ro.Spec.Targets, ro.Labels, ro.Status.Phase)
 	}
 	if q := ro.Status.Quiesced; len(q) != 1 || q[0].Name != "workers" || q[0].OriginalReplicas == nil || *q[0].OriginalReplicas != 3 || q[0].State != api.QuiesceRestored {

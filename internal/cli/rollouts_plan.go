@@ -15,7 +15,6 @@ import (
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/controller"
-	"github.com/certrollout/certrollout/internal/policy"
 )
 
 // Planning CertRollouts: grouping workloads by the RolloutPolicy that governs them, as the controller does.
@@ -49,7 +48,7 @@ func (p *planner) newRollout(policyName, base string, targets []api.WorkloadRefe
 	if policyName != "" {
 		// The controller labels its own rollouts this way; ours too, so `kubectl get cro -l` and the
 		// policy's history see both.
-		ro.Labels = map[string]string{controller.LabelPolicy: policyName}
+		ro.Labels = map[string]string{api.LabelPolicy: policyName}
 	}
 	return ro
 }
@@ -300,12 +299,12 @@ func secretConsumers(ctx context.Context, snap *controller.Snapshot, ns string, 
 			}
 			seen[w] = true
 			switch w.Kind {
-			case policy.KindDeployment, policy.KindStatefulSet, policy.KindDaemonSet:
+			case api.KindDeployment, api.KindStatefulSet, api.KindDaemonSet:
 				refs = append(refs, w)
-			case policy.KindCronJob:
+			case api.KindCronJob:
 				notes = append(notes, WorkloadNote{Namespace: ns, Kind: w.Kind, Name: w.Name,
 					Reason: "its next Jobs read the Secret afresh"})
-			case policy.KindPod:
+			case api.KindPod:
 				notes = append(notes, WorkloadNote{Namespace: ns, Kind: w.Kind, Name: w.Name,
 					Reason: "a bare Pod has no controller to roll it: delete it to restart it"})
 			default:

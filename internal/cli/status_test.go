@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
-	"github.com/certrollout/certrollout/internal/controller"
 )
 
 // statusFixtures are three rollouts at fixed times: a finished policy rollout, a failed one and one
@@ -23,7 +22,7 @@ func statusFixtures() []api.CertRollout {
 	snaps := opsChainSnapshots()
 	done := snaps[len(snaps)-1][0]
 	done.CreationTimestamp = metav1.Time{Time: t0}
-	done.Labels = map[string]string{controller.LabelPolicy: "build"}
+	done.Labels = map[string]string{api.LabelPolicy: "build"}
 	done.Spec.Trigger = api.RolloutTrigger{Type: api.TriggerCertificateRenewed, Message: "1 workload(s) run on certificates older than the ones they use"}
 	done.Status.Conditions = []metav1.Condition{{Type: api.ConditionComplete, Status: metav1.ConditionTrue, Reason: "Succeeded", Message: "1 target(s) restarted, 1 quiesced workload(s) restored", LastTransitionTime: *at(41 * time.Second)}}
 	fsnaps := failingSnapshots()
@@ -116,7 +115,7 @@ func TestStatusListsAndDescribesRolloutsOnTheCluster(t *testing.T) {
 		t.Errorf("table:\n%s", out)
 	}
 
-	out, _, err = e.run("status", "-l", controller.LabelPolicy+"=build", "-o", "json")
+	out, _, err = e.run("status", "-l", api.LabelPolicy+"=build", "-o", "json")
 	if err != nil {
 		t.Fatal(err)
 	}

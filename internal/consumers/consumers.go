@@ -9,12 +9,10 @@ import (
 	"slices"
 	"strings"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 )
-
-// Annotation names Secrets a workload uses by means certrollout cannot see (a sidecar that fetches them,
-// an application that reads the API): "name1,name2".
-const AnnotationSecrets = "certrollout.io/secrets" //nolint:gosec // an annotation name, not a credential
 
 // Kind of object used.
 type Kind string
@@ -108,7 +106,7 @@ func FromPodSpec(spec *corev1.PodSpec, annotations map[string]string) []Use {
 	for i := range spec.Containers {
 		add(&spec.Containers[i], false)
 	}
-	for _, name := range ParseSecretList(annotations[AnnotationSecrets]) {
+	for _, name := range ParseSecretList(annotations[api.AnnotationSecrets]) {
 		uses = append(uses, Use{Ref: Ref{KindSecret, name}, Mode: ModeAnnotation})
 	}
 	return normalize(uses)

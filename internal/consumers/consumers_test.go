@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"testing"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/certrollout/certrollout/internal/testgen"
@@ -48,7 +50,7 @@ func TestFromPodSpec(t *testing.T) {
 			want: []Use{{Ref: secret("tls"), Mode: ModeEnv, Container: "init", Init: true, Keys: []string{"ca.crt"}}},
 		},
 		"Secrets named in the annotation are uses too, blanks and spaces ignored": {
-			annotations: map[string]string{AnnotationSecrets: " sidecar-tls, ,other "},
+			annotations: map[string]string{api.AnnotationSecrets: " sidecar-tls, ,other "},
 			want: []Use{
 				{Ref: secret("other"), Mode: ModeAnnotation},
 				{Ref: secret("sidecar-tls"), Mode: ModeAnnotation},

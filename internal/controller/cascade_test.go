@@ -16,7 +16,6 @@ import (
 	"github.com/certrollout/certrollout/internal/certs"
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/localcluster"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -160,7 +159,7 @@ func TestCascadeRefreshesTrustThenReissuesEachLeafOnce(t *testing.T) {
 		t.Fatalf("trustedBy = %+v, want Deployment trust Current (the leaf consumers are not trusting workloads)", ro.Status.TrustedBy)
 	}
 	// Order: the trusting workload rolled onto the new CA before any leaf was triggered.
-	restarted, err := time.Parse(time.RFC3339, e.get("trust").Annotations[policy.AnnotationRestartedAt])
+	restarted, err := time.Parse(time.RFC3339, e.get("trust").Annotations[api.AnnotationRestartedAt])
 	if err != nil {
 		t.Fatalf("Deployment trust was not restarted: %v", err)
 	}

@@ -58,7 +58,7 @@ func (r *rolloutReconciler) actCascade(ctx context.Context, ro *api.CertRollout,
 	if err := reissue.Trigger(ctx, r.client, crt, a.Reason, a.Message, in.Now); err != nil {
 		return fmt.Errorf("triggering the re-issuance of Certificate %s: %w", a.Certificate, err)
 	}
-	r.recorder.Eventf(crt, ro, corev1.EventTypeNormal, cascade.ReasonReissuing, "Reissue", "%s", fitNote(a.Message))
+	r.recorder.Eventf(crt, ro, corev1.EventTypeNormal, api.ReasonReissuing, "Reissue", "%s", fitNote(a.Message))
 	ctrl.LoggerFrom(ctx).Info("Triggered the re-issuance of Certificate", "certificate", klog.KObj(crt), "rollout", ro.Name, "caFingerprint", ro.Spec.Cascade.CAFingerprint)
 	return nil
 }
@@ -169,9 +169,9 @@ func (r *discovery) clusterCascadeRefused(ctx context.Context, ro *api.CertRollo
 	if err != nil || !found {
 		return "", err // a missing issuer fails the rollout as such
 	}
-	if !strings.EqualFold(is.GetAnnotations()[cagraph.AnnotationCascade], "true") {
+	if !strings.EqualFold(is.GetAnnotations()[api.AnnotationCascade], "true") {
 		return fmt.Sprintf("ClusterIssuer %s has not opted into CA cascades: annotate it %s: \"true\", or run the controller with --ca-cascade",
-			ref.Name, cagraph.AnnotationCascade), nil
+			ref.Name, api.AnnotationCascade), nil
 	}
 	return "", nil
 }
@@ -289,7 +289,7 @@ func (r *discovery) secretCertificate(ctx context.Context, name types.Namespaced
 func (r *rolloutReconciler) trusting(ctx context.Context, ns, fingerprint string, keys map[string]bool, leafSecrets map[types.NamespacedName]bool) (map[cascade.TrustKey]cascade.Trust, error) {
 	out := map[cascade.TrustKey]cascade.Trust{}
 	for _, k := range kinds {
-		if k.name == policy.KindPod {
+		if k.name == api.KindPod {
 			continue // bare pods are not waited for: certrollout can only delete them, when they opted in
 		}
 		list := k.newList()
@@ -376,7 +376,7 @@ func trustOf(d policy.Decision, fingerprint string) cascade.Trust {
 		return cascade.Trust{State: api.TrustNotWaitedFor, Message: d.Reason + ": " + d.Message}
 	case policy.ActionNone, policy.ActionRecord:
 	}
-	if d.Reason == policy.ReasonNotEnabled {
+	if d.Reason == api.ReasonNotEnabled {
 		return cascade.Trust{State: api.TrustNotWaitedFor, Message: d.Reason + ": " + d.Message}
 	}
 	if !slices.Contains(d.Set.Fingerprints, fingerprint) {

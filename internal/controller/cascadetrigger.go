@@ -30,15 +30,6 @@ import (
 	"github.com/certrollout/certrollout/internal/policy"
 )
 
-// Event reasons on CA issuers.
-const (
-	// ReasonCascadeStarted: the controller created a cascade CertRollout for the issuer's new CA.
-	ReasonCascadeStarted = "CascadeStarted"
-	// ReasonInvalidCA: a cascading issuer's CA cannot be read (its Secret is missing, or holds no
-	// certificate), so nothing it signed can be checked or re-issued.
-	ReasonInvalidCA = "InvalidCA"
-)
-
 // cascadeIssuerIndex indexes the unfinished cascade CertRollouts by the issuer they re-issue for
 // (cascadeIssuerKey). Finished rollouts are left out, so "is a cascade running for this issuer?" is one
 // lookup in memory, cheap enough for every workload reconcile.
@@ -152,7 +143,7 @@ func (r *cascadeTrigger) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		if problem := cascadeBlocked(ref, req.Namespace, obs.object, obs.problem, r.opts.CACascade); problem != "" {
 			// Bad input on the issuer: say so where its owner looks. Reconciles follow changes to the
 			// issuer and its Secret, so this repeats only when something changed.
-			r.recorder.Eventf(obs.object, nil, corev1.EventTypeWarning, ReasonInvalidCA, "Cascade", "%s", fitNote(problem))
+			r.recorder.Eventf(obs.object, nil, corev1.EventTypeWarning, api.ReasonInvalidCA, "Cascade", "%s", fitNote(problem))
 		}
 		return ctrl.Result{}, nil
 	}
@@ -179,7 +170,7 @@ func (r *cascadeTrigger) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	r.recorder.Eventf(obs.object, ro, corev1.EventTypeNormal, ReasonCascadeStarted, "Cascade", "%s", fitNote("Created CertRollout "+ro.Namespace+"/"+ro.Name+": "+message))
+	r.recorder.Eventf(obs.object, ro, corev1.EventTypeNormal, api.ReasonCascadeStarted, "Cascade", "%s", fitNote("Created CertRollout "+ro.Namespace+"/"+ro.Name+": "+message))
 	ctrl.LoggerFrom(ctx).Info("Started a CA cascade", "issuer", ref.Kind+" "+klog.KRef(req.Namespace, req.Name).String(), "certrollout", klog.KObj(ro), "caFingerprint", obs.issuer.CA.Fingerprint)
 	return res, nil
 }
@@ -211,7 +202,7 @@ func cascadeDue(is *cagraph.Issuer, all bool) (due bool, message string) {
 // cascadeBlocked says why a cascading issuer (annotated, or every one under --ca-cascade) cannot
 // cascade: problem, why its CA certificate cannot be read. Empty when it does not cascade.
 func cascadeBlocked(ref api.IssuerReference, ns string, obj client.Object, problem string, all bool) string {
-	if problem == "" || obj == nil || (!all && !strings.EqualFold(obj.GetAnnotations()[cagraph.AnnotationCascade], "true")) {
+	if problem == "" || obj == nil || (!all && !strings.EqualFold(obj.GetAnnotations()[api.AnnotationCascade], "true")) {
 		return ""
 	}
 	name := ref.Name

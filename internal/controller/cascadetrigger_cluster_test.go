@@ -13,7 +13,6 @@ import (
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/localcluster"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -82,7 +81,7 @@ spec: {secretName: other-tls, commonName: other, dnsNames: [other], duration: 21
 		ro.Spec.Cascade == nil || ro.Spec.Cascade.IssuerRef != (api.IssuerReference{Kind: "Issuer", Name: "ca"}) || ro.Spec.Cascade.CAFingerprint != fingerprint {
 		t.Fatalf("rollout %s: %+v", ro.Name, ro.Spec)
 	}
-	clustertest.Eventually(t, time.Minute, "Event CascadeStarted on Issuer ca", e.hasEvent("ca", "Normal", ReasonCascadeStarted))
+	clustertest.Eventually(t, time.Minute, "Event CascadeStarted on Issuer ca", e.hasEvent("ca", "Normal", api.ReasonCascadeStarted))
 	for _, l := range leaves {
 		if got := e.revision(l); got != before[l]+1 {
 			t.Errorf("Certificate %s: revision %d, want %d (re-issued exactly once)", l, got, before[l]+1)
@@ -103,7 +102,7 @@ spec: {secretName: other-tls, commonName: other, dnsNames: [other], duration: 21
 		}
 	}
 	// both uses the CA and leaf api: it rolled once, after api was re-issued.
-	restarted, err := time.Parse(time.RFC3339, e.get("both").Annotations[policy.AnnotationRestartedAt])
+	restarted, err := time.Parse(time.RFC3339, e.get("both").Annotations[api.AnnotationRestartedAt])
 	if err != nil {
 		t.Fatalf("Deployment both was not restarted: %v", err)
 	}
@@ -111,7 +110,7 @@ spec: {secretName: other-tls, commonName: other, dnsNames: [other], duration: 21
 		t.Errorf("Deployment both restarted at %s, before its leaf api was re-issued (%v)", restarted, started)
 	}
 	// trust mounts the CA Secret: it rolled onto the new CA before any leaf was re-issued.
-	trusted, err := time.Parse(time.RFC3339, e.get("trust").Annotations[policy.AnnotationRestartedAt])
+	trusted, err := time.Parse(time.RFC3339, e.get("trust").Annotations[api.AnnotationRestartedAt])
 	if err != nil {
 		t.Fatalf("Deployment trust was not restarted: %v", err)
 	}
@@ -158,7 +157,7 @@ spec: {ca: {secretName: missing}}
 		t.Fatal(err)
 	}
 	e.start()
-	clustertest.Eventually(t, time.Minute, "an InvalidCA Event on Issuer broken", e.hasEvent("broken", "Warning", ReasonInvalidCA))
+	clustertest.Eventually(t, time.Minute, "an InvalidCA Event on Issuer broken", e.hasEvent("broken", "Warning", api.ReasonInvalidCA))
 	if n := e.rolloutCount(); n != 0 {
 		t.Fatalf("%d CertRollouts for an issuer whose CA cannot be read", n)
 	}

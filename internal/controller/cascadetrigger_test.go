@@ -113,7 +113,7 @@ func TestCascadeIssuerKeys(t *testing.T) {
 
 func TestACascadingIssuerWhoseCACannotBeReadIsReported(t *testing.T) {
 	ref := api.IssuerReference{Kind: certmanager.KindIssuer, Name: "ca"}
-	annotated := &certmanager.Issuer{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "ca", Annotations: map[string]string{cagraph.AnnotationCascade: "true"}}}
+	annotated := &certmanager.Issuer{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "ca", Annotations: map[string]string{api.AnnotationCascade: "true"}}}
 	plain := &certmanager.Issuer{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "ca"}}
 	problem := "CA Secret shop/ca-key-pair not found"
 	for name, tc := range map[string]struct {

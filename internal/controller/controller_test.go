@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -19,7 +21,6 @@ import (
 
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/localcluster"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -119,7 +120,7 @@ func (e *env) waitLedger(name, hash string) {
 		if err != nil {
 			return false, err
 		}
-		got := d.Annotations[policy.AnnotationCertificateHash]
+		got := d.Annotations[api.AnnotationCertificateHash]
 		if hash == "" {
 			return got != "", nil
 		}
@@ -184,7 +185,7 @@ func (e *env) webOnSecret() (ca, leaf *testgen.Cert, hash string) {
 	e.waitAvailable("web")
 	e.start()
 	e.waitLedger("web", "")
-	return ca, leaf, e.get("web").Annotations[policy.AnnotationCertificateHash]
+	return ca, leaf, e.get("web").Annotations[api.AnnotationCertificateHash]
 }
 
 func (e *env) hasEvent(regarding, eventType, reason string) func(context.Context) (bool, error) {
@@ -214,7 +215,7 @@ func testOptions() Options {
 func deployment(ns, name string, enabled bool, pod ...testgen.PodOption) *appsv1.Deployment {
 	var opts []testgen.DeploymentOption
 	if enabled {
-		opts = append(opts, testgen.WithAnnotation(policy.AnnotationEnabled, "true"))
+		opts = append(opts, testgen.WithAnnotation(api.AnnotationEnabled, "true"))
 	}
 	return testgen.Deployment(ns, name, 2, pod, opts...)
 }
@@ -244,18 +245,18 @@ func TestACertManagerRenewalRollsEachOptedInConsumerExactlyOnce(t *testing.T) {
 		e.waitLedger(n, "")
 	}
 	e.quietly(3*time.Second, all...)
-	if h := e.get("not-enabled").Annotations[policy.AnnotationCertificateHash]; h != "" {
+	if h := e.get("not-enabled").Annotations[api.AnnotationCertificateHash]; h != "" {
 		t.Fatalf("a workload that did not opt in got a ledger: %q", h)
 	}
-	oldHash := e.get("volume").Annotations[policy.AnnotationCertificateHash]
+	oldHash := e.get("volume").Annotations[api.AnnotationCertificateHash]
 
 	clustertest.Renew(t, e.c, e.ns, "api")
 	clustertest.Eventually(t, time.Minute, "the consumers of api-tls to restart", func(ctx context.Context) (bool, error) {
 		for _, n := range []string{"volume", "env"} {
 			d := e.get(n)
-			h := d.Annotations[policy.AnnotationCertificateHash]
-			if h == oldHash || d.Spec.Template.Annotations[policy.AnnotationRestartHash] != h {
-				return false, fmt.Errorf("%s: ledger %q, template %q", n, h, d.Spec.Template.Annotations[policy.AnnotationRestartHash])
+			h := d.Annotations[api.AnnotationCertificateHash]
+			if h == oldHash || d.Spec.Template.Annotations[api.AnnotationRestartHash] != h {
+				return false, fmt.Errorf("%s: ledger %q, template %q", n, h, d.Spec.Template.Annotations[api.AnnotationRestartHash])
 			}
 		}
 		return true, nil
@@ -268,12 +269,12 @@ func TestACertManagerRenewalRollsEachOptedInConsumerExactlyOnce(t *testing.T) {
 			t.Errorf("Deployment %s: %d ReplicaSets, want %d", name, got, want)
 		}
 	}
-	if ok, err := e.hasEvent("volume", corev1.EventTypeNormal, ReasonRestarted)(ctx); !ok {
-		t.Errorf("no %s Event on Deployment volume (%v)", ReasonRestarted, err)
+	if ok, err := e.hasEvent("volume", corev1.EventTypeNormal, api.ReasonRestarted)(ctx); !ok {
+		t.Errorf("no %s Event on Deployment volume (%v)", api.ReasonRestarted, err)
 	}
 	// The Event names the cert-manager Certificate and its revision; cert-manager writes the Secret before
 	// its status, so the revision may not have caught up, and then the Event says so.
-	evs, err := e.c.Client.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=volume,reason=" + ReasonRestarted})
+	evs, err := e.c.Client.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=volume,reason=" + api.ReasonRestarted})
 	if err != nil || len(evs.Items) == 0 {
 		t.Fatalf("Restarted Events of volume: %v", err)
 	}
@@ -296,7 +297,7 @@ func TestNoRestartWhenTheControllerRestartsOrTheSecretIsRewrittenWithTheSameCert
 	e.stop()
 	e.start()
 	e.quietly(4*time.Second, "web")
-	if got := e.get("web").Annotations[policy.AnnotationCertificateHash]; got != hash {
+	if got := e.get("web").Annotations[api.AnnotationCertificateHash]; got != hash {
 		t.Fatalf("ledger changed from %s to %s without a certificate change", hash, got)
 	}
 	if e.rollouts("web") != 1 {
@@ -315,13 +316,13 @@ func TestChangesWithinTheSettlePeriodCoalesceIntoOneRollout(t *testing.T) {
 	e.waitAvailable("web")
 	e.start()
 	e.waitLedger("web", "")
-	first := e.get("web").Annotations[policy.AnnotationCertificateHash]
+	first := e.get("web").Annotations[api.AnnotationCertificateHash]
 
 	e.tlsSecret("a", testgen.Leaf(t, ca, "a"), ca, nil)
 	time.Sleep(time.Second)
 	e.tlsSecret("b", testgen.Leaf(t, ca, "b"), ca, nil)
 	clustertest.Eventually(t, time.Minute, "web to restart", func(ctx context.Context) (bool, error) {
-		return e.get("web").Annotations[policy.AnnotationCertificateHash] != first, nil
+		return e.get("web").Annotations[api.AnnotationCertificateHash] != first, nil
 	})
 	e.waitAvailable("web")
 	e.quietly(6*time.Second, "web")
@@ -361,7 +362,7 @@ func TestFirstSightRestartsOnlyPodsThatPredateTheirCertificate(t *testing.T) {
 	e.start()
 	clustertest.Eventually(t, time.Minute, "stale to restart", func(ctx context.Context) (bool, error) {
 		d := e.get("stale")
-		return d.Spec.Template.Annotations[policy.AnnotationRestartHash] != "", nil
+		return d.Spec.Template.Annotations[api.AnnotationRestartHash] != "", nil
 	})
 	e.waitLedger("fresh", "")
 	e.waitAvailable("stale")
@@ -385,8 +386,8 @@ func TestAPausedDeploymentIsReportedNotChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
-	clustertest.Eventually(t, time.Minute, "a DeploymentPaused Event", e.hasEvent("paused", corev1.EventTypeWarning, policy.ReasonDeploymentPaused))
-	if got := e.get("paused").Spec.Template.Annotations[policy.AnnotationRestartHash]; got != "" {
+	clustertest.Eventually(t, time.Minute, "a DeploymentPaused Event", e.hasEvent("paused", corev1.EventTypeWarning, api.ReasonDeploymentPaused))
+	if got := e.get("paused").Spec.Template.Annotations[api.AnnotationRestartHash]; got != "" {
 		t.Fatalf("a paused Deployment's template was changed: %q", got)
 	}
 }
@@ -403,7 +404,7 @@ func TestMalformedPEMGetsAnEventAndBreaksNothingElse(t *testing.T) {
 			return false, err
 		}
 		for _, ev := range evs.Items {
-			if ev.Reason == ReasonInvalidCertificate && ev.Type == corev1.EventTypeWarning && ev.Regarding.Kind == "Secret" {
+			if ev.Reason == api.ReasonInvalidCertificate && ev.Type == corev1.EventTypeWarning && ev.Regarding.Kind == "Secret" {
 				if !strings.Contains(ev.Note, "extra.crt") || !strings.Contains(ev.Note, "PEM block 1") {
 					return false, fmt.Errorf("event does not say where: %q", ev.Note)
 				}
@@ -413,14 +414,14 @@ func TestMalformedPEMGetsAnEventAndBreaksNothingElse(t *testing.T) {
 		return false, nil
 	})
 	e.quietly(3*time.Second, "web")
-	if got := e.get("web").Annotations[policy.AnnotationCertificateHash]; got != hash {
+	if got := e.get("web").Annotations[api.AnnotationCertificateHash]; got != hash {
 		t.Fatalf("a malformed extra key changed what web runs on: %s → %s", hash, got)
 	}
 
 	// The controller still works for everything else: a real renewal of the valid key rolls web.
 	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, map[string][]byte{"extra.crt": broken})
 	clustertest.Eventually(t, time.Minute, "web to restart for the renewed leaf", func(ctx context.Context) (bool, error) {
-		return e.get("web").Annotations[policy.AnnotationCertificateHash] != hash, nil
+		return e.get("web").Annotations[api.AnnotationCertificateHash] != hash, nil
 	})
 }
 
@@ -439,7 +440,7 @@ func TestHelmReleaseSecretsNeverReachTheController(t *testing.T) {
 	e.deploy(deployment(e.ns, "on-helm", true, testgen.WithSecretVolume(helm.Name)))
 	e.waitAvailable("on-helm")
 	e.webOnSecret() // a workload on an ordinary Secret gets its ledger: the controller is running
-	if h := e.get("on-helm").Annotations[policy.AnnotationCertificateHash]; h != "" {
+	if h := e.get("on-helm").Annotations[api.AnnotationCertificateHash]; h != "" {
 		t.Fatalf("a Helm release Secret was read as a certificate source: ledger %q", h)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"maps"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
@@ -16,8 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/certrollout/certrollout/internal/consumers"
-	"github.com/certrollout/certrollout/internal/inventory"
-	"github.com/certrollout/certrollout/internal/policy"
 )
 
 // sourceHandler maps a changed Secret or ConfigMap to the workloads of one kind that use it, through the
@@ -31,7 +31,7 @@ func sourceHandler(c client.Reader, pods *podCache, k kind, settle time.Duration
 		}
 		var list []string
 		var err error
-		if k.name == policy.KindPod {
+		if k.name == api.KindPod {
 			list, err = pods.users(obj.GetNamespace(), ref)
 		} else {
 			list, err = listUsers(ctx, c, k, obj.GetNamespace(), ref)
@@ -72,12 +72,12 @@ func sameCertificateData(a, b client.Object) bool {
 	case *corev1.Secret:
 		ob, ok := b.(*corev1.Secret)
 		return ok && maps.EqualFunc(oa.Data, ob.Data, func(x, y []byte) bool { return string(x) == string(y) }) &&
-			oa.Annotations[inventory.AnnotationInvalid] == ob.Annotations[inventory.AnnotationInvalid]
+			oa.Annotations[api.AnnotationInvalid] == ob.Annotations[api.AnnotationInvalid]
 	case *corev1.ConfigMap:
 		ob, ok := b.(*corev1.ConfigMap)
 		return ok && maps.Equal(oa.Data, ob.Data) &&
 			maps.EqualFunc(oa.BinaryData, ob.BinaryData, func(x, y []byte) bool { return string(x) == string(y) }) &&
-			oa.Annotations[inventory.AnnotationInvalid] == ob.Annotations[inventory.AnnotationInvalid]
+			oa.Annotations[api.AnnotationInvalid] == ob.Annotations[api.AnnotationInvalid]
 	}
 	return false
 }

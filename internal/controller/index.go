@@ -3,13 +3,14 @@ package controller
 import (
 	"context"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/certrollout/certrollout/internal/consumers"
 	workloadkinds "github.com/certrollout/certrollout/internal/kinds"
-	"github.com/certrollout/certrollout/internal/policy"
 )
 
 // usesIndex is a field index on every workload kind but bare pods: the Secrets and ConfigMaps its pods use, as
@@ -24,7 +25,7 @@ const quiescedByIndex = "certrollout.io/quiesced-by"
 func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 	for _, k := range scalableKinds() {
 		err := mgr.GetFieldIndexer().IndexField(ctx, k.newObj(), quiescedByIndex, func(o client.Object) []string {
-			if by := o.GetAnnotations()[policy.AnnotationQuiescedBy]; by != "" {
+			if by := o.GetAnnotations()[api.AnnotationQuiescedBy]; by != "" {
 				return []string{by}
 			}
 			return nil
@@ -34,7 +35,7 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 		}
 	}
 	for _, k := range kinds {
-		if k.name == policy.KindPod {
+		if k.name == api.KindPod {
 			continue // the pod cache has its own index (podUsesIndex)
 		}
 		err := mgr.GetFieldIndexer().IndexField(ctx, k.newObj(), usesIndex, func(o client.Object) []string {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -15,11 +17,10 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/certrollout/certrollout/internal/clustertest"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
-var enabledAnnotations = map[string]string{policy.AnnotationEnabled: "true"}
+var enabledAnnotations = map[string]string{api.AnnotationEnabled: "true"}
 
 // podTemplate labels pods app=<app> and mounts Secret api-tls.
 func podTemplate(app string) corev1.PodTemplateSpec {
@@ -80,7 +81,7 @@ func TestStatefulSetsDaemonSetsAndOptedInBarePodsRestart(t *testing.T) {
 	pod := func(name string, annotations map[string]string) *corev1.Pod {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}, Spec: testgen.PodSpec(testgen.WithSecretVolume("api-tls"))}
 	}
-	deletable := pod("deletable", map[string]string{policy.AnnotationEnabled: "true", policy.AnnotationDeleteStalePods: "true"})
+	deletable := pod("deletable", map[string]string{api.AnnotationEnabled: "true", api.AnnotationDeleteStalePods: "true"})
 	kept := pod("kept", enabledAnnotations)
 	for _, p := range []*corev1.Pod{deletable, kept} {
 		if _, err := e.c.Client.CoreV1().Pods(e.ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
@@ -109,7 +110,7 @@ func TestStatefulSetsDaemonSetsAndOptedInBarePodsRestart(t *testing.T) {
 			if err != nil {
 				return false, err
 			}
-			return o.GetAnnotations()[policy.AnnotationCertificateHash] != "", nil
+			return o.GetAnnotations()[api.AnnotationCertificateHash] != "", nil
 		}
 	}
 	getSTS := func(ctx context.Context) (metav1.Object, error) {
@@ -131,8 +132,8 @@ func TestStatefulSetsDaemonSetsAndOptedInBarePodsRestart(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		h1, h2 := s.Spec.Template.Annotations[policy.AnnotationRestartHash], d.Spec.Template.Annotations[policy.AnnotationRestartHash]
-		return h1 != "" && h1 == s.Annotations[policy.AnnotationCertificateHash] && h2 != "" && h2 == d.Annotations[policy.AnnotationCertificateHash], nil
+		h1, h2 := s.Spec.Template.Annotations[api.AnnotationRestartHash], d.Spec.Template.Annotations[api.AnnotationRestartHash]
+		return h1 != "" && h1 == s.Annotations[api.AnnotationCertificateHash] && h2 != "" && h2 == d.Annotations[api.AnnotationCertificateHash], nil
 	})
 	clustertest.Eventually(t, time.Minute, "the opted-in bare pod to be deleted", func(ctx context.Context) (bool, error) {
 		p, err := e.c.Client.CoreV1().Pods(e.ns).Get(ctx, "deletable", metav1.GetOptions{})
@@ -141,7 +142,7 @@ func TestStatefulSetsDaemonSetsAndOptedInBarePodsRestart(t *testing.T) {
 		}
 		return err == nil && p.DeletionTimestamp != nil, err
 	})
-	clustertest.Eventually(t, time.Minute, "a BarePod Event on the pod that did not opt in to deletion", e.hasEvent("kept", corev1.EventTypeWarning, policy.ReasonBarePod))
+	clustertest.Eventually(t, time.Minute, "a BarePod Event on the pod that did not opt in to deletion", e.hasEvent("kept", corev1.EventTypeWarning, api.ReasonBarePod))
 	if p, err := e.c.Client.CoreV1().Pods(e.ns).Get(ctx, "kept", metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
 		t.Fatalf("the bare pod without delete-stale-pods must stay (err %v)", err)
 	}
@@ -228,10 +229,10 @@ func TestNoRestartOnFailoverOrResync(t *testing.T) {
 		t.Fatalf("fail-over or resync rolled web %d time(s)", e.rollouts("web")-1)
 	}
 	// The new leader does its job.
-	hash := e.get("web").Annotations[policy.AnnotationCertificateHash]
+	hash := e.get("web").Annotations[api.AnnotationCertificateHash]
 	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
 	clustertest.Eventually(t, time.Minute, "the new leader to restart web", func(ctx context.Context) (bool, error) {
-		return e.get("web").Annotations[policy.AnnotationCertificateHash] != hash, nil
+		return e.get("web").Annotations[api.AnnotationCertificateHash] != hash, nil
 	})
 }
 
@@ -260,22 +261,22 @@ func TestOnDeleteAndPartitionedWorkloadsAreReportedNotChanged(t *testing.T) {
 			return false, err
 		}
 		for _, o := range append(objs, d) {
-			if o.GetAnnotations()[policy.AnnotationCertificateHash] == "" {
+			if o.GetAnnotations()[api.AnnotationCertificateHash] == "" {
 				return false, fmt.Errorf("%s has no ledger yet", o.GetName())
 			}
 		}
 		return true, nil
 	})
 	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
-	clustertest.Eventually(t, time.Minute, "an OnDeleteStrategy Event on the StatefulSet", e.hasEvent("ondelete", corev1.EventTypeWarning, policy.ReasonOnDeleteStrategy))
-	clustertest.Eventually(t, time.Minute, "a StatefulSetPartition Event", e.hasEvent("partitioned", corev1.EventTypeWarning, policy.ReasonPartitioned))
-	clustertest.Eventually(t, time.Minute, "an OnDeleteStrategy Event on the DaemonSet", e.hasEvent("ds-ondelete", corev1.EventTypeWarning, policy.ReasonOnDeleteStrategy))
+	clustertest.Eventually(t, time.Minute, "an OnDeleteStrategy Event on the StatefulSet", e.hasEvent("ondelete", corev1.EventTypeWarning, api.ReasonOnDeleteStrategy))
+	clustertest.Eventually(t, time.Minute, "a StatefulSetPartition Event", e.hasEvent("partitioned", corev1.EventTypeWarning, api.ReasonPartitioned))
+	clustertest.Eventually(t, time.Minute, "an OnDeleteStrategy Event on the DaemonSet", e.hasEvent("ds-ondelete", corev1.EventTypeWarning, api.ReasonOnDeleteStrategy))
 	for _, name := range []string{"ondelete", "partitioned"} {
 		s, err := e.c.Client.AppsV1().StatefulSets(e.ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h := s.Spec.Template.Annotations[policy.AnnotationRestartHash]; h != "" {
+		if h := s.Spec.Template.Annotations[api.AnnotationRestartHash]; h != "" {
 			t.Errorf("StatefulSet %s was changed although a restart cannot reach its pods: %q", name, h)
 		}
 	}
@@ -283,7 +284,7 @@ func TestOnDeleteAndPartitionedWorkloadsAreReportedNotChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h := d.Spec.Template.Annotations[policy.AnnotationRestartHash]; h != "" {
+	if h := d.Spec.Template.Annotations[api.AnnotationRestartHash]; h != "" {
 		t.Errorf("the OnDelete DaemonSet was changed: %q", h)
 	}
 }
@@ -323,8 +324,8 @@ func TestACronJobsStaleRunningJobsAreReportedAndNothingIsRestarted(t *testing.T)
 	job := before.Status.Active[0].Name
 
 	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
-	clustertest.Eventually(t, time.Minute, "a StaleRunningJobs Event on the CronJob", e.hasEvent("nightly", corev1.EventTypeWarning, policy.ReasonStaleRunningJobs))
-	evs, err := e.c.Client.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=nightly,reason=" + policy.ReasonStaleRunningJobs})
+	clustertest.Eventually(t, time.Minute, "a StaleRunningJobs Event on the CronJob", e.hasEvent("nightly", corev1.EventTypeWarning, api.ReasonStaleRunningJobs))
+	evs, err := e.c.Client.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=nightly,reason=" + api.ReasonStaleRunningJobs})
 	if err != nil || len(evs.Items) == 0 {
 		t.Fatalf("events: %v", err)
 	}
@@ -335,7 +336,7 @@ func TestACronJobsStaleRunningJobsAreReportedAndNothingIsRestarted(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.Generation != before.Generation || after.Annotations[policy.AnnotationCertificateHash] != "" {
+	if after.Generation != before.Generation || after.Annotations[api.AnnotationCertificateHash] != "" {
 		t.Errorf("the CronJob must not be changed: generation %d → %d, annotations %v", before.Generation, after.Generation, after.Annotations)
 	}
 	pods, err := e.c.Client.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + job})

@@ -12,8 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
-	"github.com/certrollout/certrollout/internal/cascade"
-	"github.com/certrollout/certrollout/internal/orchestrate"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -56,7 +54,7 @@ func TestKubectlWaitsForACertRolloutToBeReadyOrStalled(t *testing.T) {
 	if out, err := e.kubectlWait("certrollout/ok", api.ConditionReady, 2*time.Minute); err != nil {
 		t.Fatalf("kubectl wait --for=condition=Ready on the rollout that succeeds: %v\n%s", err, out)
 	}
-	for name, reason := range map[string]string{"bad": orchestrate.ReasonInvalid, "bad-cascade": cascade.ReasonIssuerNotFound} {
+	for name, reason := range map[string]string{"bad": api.ReasonInvalid, "bad-cascade": api.ReasonIssuerNotFound} {
 		if out, err := e.kubectlWait("certrollout/"+name, api.ConditionStalled, time.Minute); err != nil {
 			t.Fatalf("kubectl wait --for=condition=Stalled on the failed rollout %s: %v\n%s", name, err, out)
 		}
@@ -65,11 +63,11 @@ func TestKubectlWaitsForACertRolloutToBeReadyOrStalled(t *testing.T) {
 		}
 		e.checkKstatus(name, metav1.ConditionFalse, reason)
 	}
-	e.checkKstatus("ok", metav1.ConditionTrue, orchestrate.ReasonSucceeded)
+	e.checkKstatus("ok", metav1.ConditionTrue, api.ReasonSucceeded)
 	if out, err := e.kubectlWait("certrollout/old", api.ConditionReady, time.Minute); err != nil {
 		t.Fatalf("kubectl wait --for=condition=Ready on a rollout that succeeded before the kstatus conditions existed: %v\n%s", err, out)
 	}
-	e.checkKstatus("old", metav1.ConditionTrue, orchestrate.ReasonSucceeded)
+	e.checkKstatus("old", metav1.ConditionTrue, api.ReasonSucceeded)
 }
 
 // finishedBeforeKstatus stores a CertRollout as a controller before the kstatus conditions left a

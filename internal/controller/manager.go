@@ -28,7 +28,6 @@ import (
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/inventory"
-	"github.com/certrollout/certrollout/internal/policy"
 )
 
 // Options tune the restart behaviour.
@@ -253,7 +252,7 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		}
 		b := ctrl.NewControllerManagedBy(mgr).Named(strings.ToLower(k.name))
 		changed := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})
-		if k.name == policy.KindPod {
+		if k.name == api.KindPod {
 			bare := predicate.NewPredicateFuncs(func(o client.Object) bool {
 				p, ok := o.(*cachedPod)
 				return ok && p.Bare

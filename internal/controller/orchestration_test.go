@@ -23,8 +23,6 @@ import (
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/localcluster"
-	"github.com/certrollout/certrollout/internal/orchestrate"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -192,7 +190,7 @@ func (e *env) watchTimeline(ctx context.Context) *podTimeline {
 			if !ok {
 				continue
 			}
-			v := d.Spec.Template.Annotations[policy.AnnotationRollout]
+			v := d.Spec.Template.Annotations[api.AnnotationRollout]
 			tl.mu.Lock()
 			if v != "" && v != last && tl.buildRestarted.IsZero() {
 				tl.buildRestarted = time.Now()
@@ -247,13 +245,13 @@ func TestTheOpsChainProcedure(t *testing.T) {
 	if got := e.replicas("workers"); got != 3 {
 		t.Errorf("workers restored to %d replicas, want exactly 3", got)
 	}
-	if a := e.get("workers").Annotations; a[policy.AnnotationQuiescedBy] != "" || a[policy.AnnotationQuiescedReplicas] != "" {
+	if a := e.get("workers").Annotations; a[api.AnnotationQuiescedBy] != "" || a[api.AnnotationQuiescedReplicas] != "" {
 		t.Errorf("quiesce annotations left on the workers: %v", a)
 	}
 	if got := e.rollouts("build"); got != buildSets+1 {
 		t.Errorf("build rolled %d times, want once", got-buildSets)
 	}
-	for workload, reason := range map[string]string{"workers": orchestrate.ReasonRestored, "build": ReasonRestarted} {
+	for workload, reason := range map[string]string{"workers": api.ReasonRestored, "build": api.ReasonRestarted} {
 		clustertest.Eventually(t, 30*time.Second, "a "+reason+" Event on "+workload, e.hasEvent(workload, corev1.EventTypeNormal, reason))
 	}
 	if ro.Spec.Trigger.Type != api.TriggerCertificateRenewed || len(ro.Status.Quiesced) != 1 || ro.Status.Quiesced[0].OriginalReplicas == nil || *ro.Status.Quiesced[0].OriginalReplicas != 3 {
@@ -296,7 +294,7 @@ func TestAStatefulSetIsQuiescedAndRestored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *got.Spec.Replicas != 2 || got.Annotations[policy.AnnotationQuiescedBy] != "" {
+	if *got.Spec.Replicas != 2 || got.Annotations[api.AnnotationQuiescedBy] != "" {
 		t.Errorf("StatefulSet restored to %d replicas (annotations %v), want 2 and none", *got.Spec.Replicas, got.Annotations)
 	}
 	if q := ro.Status.Quiesced; len(q) != 1 || q[0].State != api.QuiesceRestored || q[0].DrainedAt == nil {
@@ -357,7 +355,7 @@ func TestTheExpiryDeadlineOverridesTheWindow(t *testing.T) {
 	if ro.Spec.Trigger.Type != api.TriggerDeadline {
 		t.Errorf("trigger %s, want Deadline", ro.Spec.Trigger.Type)
 	}
-	clustertest.Eventually(t, 30*time.Second, "a DeadlineOverride Event on the CertRollout", e.hasEvent(ro.Name, corev1.EventTypeWarning, orchestrate.ReasonDeadlineOverride))
+	clustertest.Eventually(t, 30*time.Second, "a DeadlineOverride Event on the CertRollout", e.hasEvent(ro.Name, corev1.EventTypeWarning, api.ReasonDeadlineOverride))
 }
 
 func TestATargetThatNeverBecomesReadyFailsTheRolloutAndTheWorkersAreRestored(t *testing.T) {
@@ -392,7 +390,7 @@ func TestATargetThatNeverBecomesReadyFailsTheRolloutAndTheWorkersAreRestored(t *
 	if got := e.replicas("workers"); got != 2 {
 		t.Errorf("workers restored to %d replicas, want 2", got)
 	}
-	clustertest.Eventually(t, 30*time.Second, "a TargetFailed Event", e.hasEvent("by-hand", corev1.EventTypeWarning, orchestrate.ReasonTargetFailed))
+	clustertest.Eventually(t, 30*time.Second, "a TargetFailed Event", e.hasEvent("by-hand", corev1.EventTypeWarning, api.ReasonTargetFailed))
 }
 
 func TestAManualCertRolloutRestartsItsTargetsOnce(t *testing.T) {
@@ -437,7 +435,7 @@ func TestASuspendedPolicyStartsNothingAndKeepsThePendingWork(t *testing.T) {
 	clustertest.Eventually(t, time.Minute, "the policy to report the pending work", func(context.Context) (bool, error) {
 		p := e.policyStatus("web")
 		c := apimeta.FindStatusCondition(p.Status.Conditions, api.ConditionPending)
-		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == ReasonSuspended && p.Status.StaleWorkloadCount == 1, nil
+		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == api.ReasonSuspended && p.Status.StaleWorkloadCount == 1, nil
 	})
 	e.quietly(3*time.Second, "web")
 	if n := e.rolloutCount(); n != 0 || e.rollouts("web") != sets {
@@ -482,10 +480,10 @@ func TestAnInvalidPolicyIsReportedAndTheRestOfTheClusterKeepsWorking(t *testing.
 		}
 		return true, nil
 	})
-	clustertest.Eventually(t, 30*time.Second, "an InvalidPolicy Event", e.hasEvent("web", corev1.EventTypeWarning, ReasonInvalidPolicy))
+	clustertest.Eventually(t, 30*time.Second, "an InvalidPolicy Event", e.hasEvent("web", corev1.EventTypeWarning, api.ReasonInvalidPolicy))
 	e.waitLedger("free", "")
 	governedSets := e.rollouts("governed")
-	old := e.get("free").Annotations[policy.AnnotationCertificateHash]
+	old := e.get("free").Annotations[api.AnnotationCertificateHash]
 	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
 	e.waitLedger("free", old) // the workload no policy governs restarts as usual
 	e.quietly(3*time.Second, "governed")
@@ -513,7 +511,7 @@ func TestAControllerKilledMidDrainAndMidRestartResumesAndLosesNothing(t *testing
 		return r.Status.Phase == api.PhaseQuiescing && len(r.Status.Quiesced) == 1 && r.Status.Quiesced[0].State == api.QuiesceDraining
 	})
 	e.stop() // mid-drain
-	if got := e.get("workers"); *got.Spec.Replicas != 0 || got.Annotations[policy.AnnotationQuiescedReplicas] != "3" {
+	if got := e.get("workers"); *got.Spec.Replicas != 0 || got.Annotations[api.AnnotationQuiescedReplicas] != "3" {
 		t.Fatalf("mid-drain the workers must be at 0 with 3 recorded on them: %d, %v", *got.Spec.Replicas, got.Annotations)
 	}
 	e.start()

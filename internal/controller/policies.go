@@ -25,26 +25,6 @@ import (
 	"github.com/certrollout/certrollout/internal/schedule"
 )
 
-// Labels and annotations on CertRollouts.
-const (
-	// LabelPolicy names the RolloutPolicy a CertRollout the controller created follows (for kubectl -l).
-	LabelPolicy = governor.LabelPolicy
-	// AnnotationOrder orders a policy's targets in its rollouts: lower first (default 0), then by kind
-	// and name.
-	AnnotationOrder = "certrollout.io/order"
-)
-
-// Event and condition reasons on RolloutPolicies (decided in internal/governor).
-const (
-	ReasonInvalidPolicy     = governor.ReasonInvalidPolicy
-	ReasonRolloutCreated    = governor.ReasonRolloutCreated
-	ReasonUpToDate          = governor.ReasonUpToDate
-	ReasonRolloutInProgress = governor.ReasonRolloutInProgress
-	ReasonSuspended         = governor.ReasonSuspended
-	ReasonLastRolloutFailed = governor.ReasonLastRolloutFailed
-	ReasonWaiting           = governor.ReasonWaiting
-)
-
 // governing returns the RolloutPolicy that governs obj: of the policies in its namespace whose selector
 // matches its labels, the first by name (ok false: none). An invalid policy still governs: its workloads
 // wait for it to be fixed rather than restart outside the windows someone meant to set.
@@ -112,7 +92,7 @@ type governedWorkload struct {
 }
 
 func (g governedWorkload) order() int {
-	n, _ := strconv.Atoi(g.obj.GetAnnotations()[AnnotationOrder])
+	n, _ := strconv.Atoi(g.obj.GetAnnotations()[api.AnnotationOrder])
 	return n
 }
 
@@ -152,7 +132,7 @@ func (r *discovery) parsePolicy(ctx context.Context, p *api.RolloutPolicy, targe
 		case q.Namespace != "" && q.Namespace != p.Namespace:
 			problems = append(problems, fmt.Sprintf("quiesce[%d]: %s %s/%s is in another namespace; a policy only reaches its own (%s)", i, q.Kind, q.Namespace, q.Name, p.Namespace))
 			continue
-		case !ok || (q.Kind != policy.KindDeployment && q.Kind != policy.KindStatefulSet):
+		case !ok || (q.Kind != api.KindDeployment && q.Kind != api.KindStatefulSet):
 			problems = append(problems, fmt.Sprintf("quiesce[%d]: kind %q cannot be scaled; use Deployment or StatefulSet", i, q.Kind))
 			continue
 		}
@@ -166,7 +146,7 @@ func (r *discovery) parsePolicy(ctx context.Context, p *api.RolloutPolicy, targe
 			return out, err
 		}
 		if policy.OptedOut(obj.GetAnnotations()) {
-			problems = append(problems, fmt.Sprintf("quiesce[%d]: %s %s is opted out of certrollout (%s: \"false\"); it is not quiesced", i, q.Kind, q.Name, policy.AnnotationEnabled))
+			problems = append(problems, fmt.Sprintf("quiesce[%d]: %s %s is opted out of certrollout (%s: \"false\"); it is not quiesced", i, q.Kind, q.Name, api.AnnotationEnabled))
 		}
 		for _, t := range targets {
 			if t.kind.name == q.Kind && t.obj.GetName() == q.Name {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,7 +17,6 @@ import (
 
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/localcluster"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -122,11 +123,11 @@ func TestShippedRBACSufficesAndGrantsNoSecretWrites(t *testing.T) {
 		}
 	})
 	e.waitLedger("web", "")
-	hash := e.get("web").Annotations[policy.AnnotationCertificateHash]
+	hash := e.get("web").Annotations[api.AnnotationCertificateHash]
 	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
 	clustertest.Eventually(t, time.Minute, "web to restart under the shipped RBAC", func(ctx context.Context) (bool, error) {
 		d := e.get("web")
-		return d.Annotations[policy.AnnotationCertificateHash] != hash && d.Spec.Template.Annotations[policy.AnnotationRestartHash] != "", nil
+		return d.Annotations[api.AnnotationCertificateHash] != hash && d.Spec.Template.Annotations[api.AnnotationRestartHash] != "", nil
 	})
 	lease, err := c.Client.CoordinationV1().Leases(shippedNamespace).Get(ctx, "certrollout-rbac-test", metav1.GetOptions{})
 	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {

@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	"golang.org/x/time/rate"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -23,12 +25,6 @@ import (
 	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/restart"
-)
-
-// Event reasons of the controller's own (policy reasons are used as they are).
-const (
-	ReasonRestarted   = "Restarted"
-	ReasonRateLimited = "RateLimited"
 )
 
 // workloadReconciler reconciles one workload kind: gather, decide, act. It keeps no state between calls
@@ -77,7 +73,7 @@ func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 // get reads the workload from the cache; a pod only if it is bare (the workload of other pods is their
 // controller).
 func (r *workloadReconciler) get(ctx context.Context, key types.NamespacedName) (client.Object, error) {
-	if r.kind.name == policy.KindPod {
+	if r.kind.name == api.KindPod {
 		p := r.pods.get(key.Namespace, key.Name)
 		if p == nil || !p.Bare {
 			return nil, apierrors.NewNotFound(corev1.Resource("pods"), key.Name)
@@ -171,7 +167,7 @@ func (r *discovery) source(ctx context.Context, ns string, ref consumers.Ref) (s
 
 // podsOf lists the workload's pods that are not being deleted (a bare pod is its own).
 func (r *discovery) podsOf(k kind, obj client.Object) ([]policy.Pod, error) {
-	if k.name == policy.KindPod {
+	if k.name == api.KindPod {
 		if p := r.pods.get(obj.GetNamespace(), obj.GetName()); p != nil {
 			return []policy.Pod{{Name: p.Name, Started: p.Started}}, nil
 		}
@@ -236,7 +232,7 @@ func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d polic
 		res := r.limiter.ReserveN(now, 1)
 		if delay := res.DelayFrom(now); !res.OK() || delay > 0 {
 			res.CancelAt(now)
-			blockedTotal.WithLabelValues(ReasonRateLimited).Inc()
+			blockedTotal.WithLabelValues(api.ReasonRateLimited).Inc()
 			log.Info("Delayed restart by the global rate limit", "after", delay)
 			return ctrl.Result{RequeueAfter: max(delay, time.Second)}, nil
 		}
@@ -252,7 +248,7 @@ func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d polic
 		if len(issuers) > 0 {
 			note += "; " + strings.Join(issuers, "; ")
 		}
-		r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, ReasonRestarted, "Restart", "%s", fitNote(note))
+		r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, api.ReasonRestarted, "Restart", "%s", fitNote(note))
 		log.Info("Restarted "+r.kind.name, "workload", klog.KObj(obj), "reason", d.Reason, "hash", d.Set.Hash, "stalePods", len(d.StalePods), "issuers", issuers)
 		return ctrl.Result{}, nil
 	}
@@ -265,7 +261,7 @@ func (r *workloadReconciler) report(obj client.Object, d policy.Decision) {
 		return
 	}
 	stale := len(d.StalePods)
-	if d.Action == policy.ActionRestart || d.Reason == policy.ReasonUpToDate {
+	if d.Action == policy.ActionRestart || d.Reason == api.ReasonUpToDate {
 		stale = 0 // restarting now, or already rolling onto the current certificates
 	}
 	workloads.set(workloadKey{obj.GetNamespace(), r.kind.name, obj.GetName()}, workloadState{stalePods: stale, notAfter: d.Set.NotAfter.Unix()})

@@ -22,10 +22,6 @@ import (
 	"github.com/certrollout/certrollout/internal/rolloutstatus"
 )
 
-// FinalizerRestore keeps a CertRollout that has quiesced workloads until they are restored, even when
-// someone deletes it mid-way.
-const FinalizerRestore = "certrollout.io/restore-quiesced"
-
 // rolloutReconciler drives CertRollouts through orchestrate.Next: observe the workloads, decide, make
 // the writes, record the status.
 type rolloutReconciler struct {
@@ -62,9 +58,9 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if ro.Spec.Cascade != nil {
 		return r.reconcileCascade(ctx, &ro)
 	}
-	if !controllerutil.ContainsFinalizer(&ro, FinalizerRestore) {
+	if !controllerutil.ContainsFinalizer(&ro, api.FinalizerRestore) {
 		patch := client.MergeFromWithOptions(ro.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		controllerutil.AddFinalizer(&ro, FinalizerRestore)
+		controllerutil.AddFinalizer(&ro, api.FinalizerRestore)
 		if err := r.client.Patch(ctx, &ro, patch); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -78,7 +74,7 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		if a.Type == orchestrate.Restart && !r.limiter.AllowN(in.Now, 1) {
 			// A direct restart took the token Next counted on: decide again rather than record a restart
 			// that was not made (what was written so far is idempotent).
-			blockedTotal.WithLabelValues(ReasonRateLimited).Inc()
+			blockedTotal.WithLabelValues(api.ReasonRateLimited).Inc()
 			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}
 		if err := r.act(ctx, &ro, a, seen, in.Now); err != nil {
@@ -250,7 +246,7 @@ func (r *rolloutReconciler) observeOne(ctx context.Context, ns string, key orche
 	o := &observed{obj: obj, kind: k, state: orchestrate.Workload{
 		Exists:           obj.GetDeletionTimestamp() == nil,
 		OptedOut:         policy.OptedOut(obj.GetAnnotations()),
-		QuiescedBy:       obj.GetAnnotations()[policy.AnnotationQuiescedBy],
+		QuiescedBy:       obj.GetAnnotations()[api.AnnotationQuiescedBy],
 		QuiescedReplicas: restart.QuiescedReplicas(obj),
 		RolledBy:         restart.RolledBy(obj),
 	}}
@@ -321,8 +317,8 @@ func (r *rolloutReconciler) act(ctx context.Context, ro *api.CertRollout, a orch
 		if err := restart.Quiesce(ctx, r.client, o.obj, ro.Name, a.Replicas); err != nil {
 			return err
 		}
-		r.recorder.Eventf(o.obj, ro, corev1.EventTypeNormal, orchestrate.ReasonScaledDown, "Quiesce",
-			"Scaled from %d to 0 replicas for CertRollout %s; the count is recorded in %s", a.Replicas, ro.Name, policy.AnnotationQuiescedReplicas)
+		r.recorder.Eventf(o.obj, ro, corev1.EventTypeNormal, api.ReasonScaledDown, "Quiesce",
+			"Scaled from %d to 0 replicas for CertRollout %s; the count is recorded in %s", a.Replicas, ro.Name, api.AnnotationQuiescedReplicas)
 		log.Info("Scaled "+a.Key.Kind+" to zero", "workload", a.Key.Name, "replicas", a.Replicas, "rollout", ro.Name)
 	case orchestrate.Restart:
 		if err := restart.Rollout(ctx, r.client, o.obj, ro.Name, a.RestartValue, o.notAfter, now); err != nil {
@@ -330,19 +326,19 @@ func (r *rolloutReconciler) act(ctx context.Context, ro *api.CertRollout, a orch
 			return err
 		}
 		restartsTotal.WithLabelValues(a.Key.Kind, "success").Inc()
-		r.recorder.Eventf(o.obj, ro, corev1.EventTypeNormal, ReasonRestarted, "Restart", "Restarted by CertRollout %s (%s)", ro.Name, ro.Spec.Trigger.Type)
+		r.recorder.Eventf(o.obj, ro, corev1.EventTypeNormal, api.ReasonRestarted, "Restart", "Restarted by CertRollout %s (%s)", ro.Name, ro.Spec.Trigger.Type)
 		log.Info("Restarted "+a.Key.Kind, "workload", a.Key.Name, "rollout", ro.Name, "hash", a.RestartValue)
 	case orchestrate.Restore:
 		if err := restart.Restore(ctx, r.client, o.obj, &a.Replicas); err != nil {
 			return err
 		}
-		r.recorder.Eventf(o.obj, ro, corev1.EventTypeNormal, orchestrate.ReasonRestored, "Restore", "Restored to %d replicas by CertRollout %s", a.Replicas, ro.Name)
+		r.recorder.Eventf(o.obj, ro, corev1.EventTypeNormal, api.ReasonRestored, "Restore", "Restored to %d replicas by CertRollout %s", a.Replicas, ro.Name)
 		log.Info("Restored "+a.Key.Kind, "workload", a.Key.Name, "replicas", a.Replicas, "rollout", ro.Name)
 	case orchestrate.Release:
 		if err := restart.Restore(ctx, r.client, o.obj, nil); err != nil {
 			return err
 		}
-		r.recorder.Eventf(o.obj, ro, corev1.EventTypeWarning, orchestrate.ReasonNothingRecorded, "Restore",
+		r.recorder.Eventf(o.obj, ro, corev1.EventTypeWarning, api.ReasonNothingRecorded, "Restore",
 			"CertRollout %s found no recorded replica count; only the quiesce marks were removed: scale it by hand", ro.Name)
 		log.Info("Released "+a.Key.Kind+" with no recorded count", "workload", a.Key.Name, "rollout", ro.Name)
 	default:
@@ -354,7 +350,7 @@ func (r *rolloutReconciler) act(ctx context.Context, ro *api.CertRollout, a orch
 // abandon restores what a deleted rollout quiesced, then lets it go. What it quiesced is what its status
 // lists and what names it in its quiesce annotation: the status alone may have missed a scale-down.
 func (r *rolloutReconciler) abandon(ctx context.Context, ro *api.CertRollout) error {
-	if !controllerutil.ContainsFinalizer(ro, FinalizerRestore) {
+	if !controllerutil.ContainsFinalizer(ro, api.FinalizerRestore) {
 		return nil
 	}
 	inStatus := map[orchestrate.Key]*int32{}
@@ -379,7 +375,7 @@ func (r *rolloutReconciler) abandon(ctx context.Context, ro *api.CertRollout) er
 			continue
 		}
 		why := fmt.Sprintf("CertRollout %s was deleted mid-way", ro.Name)
-		if err := restoreQuiesced(ctx, r.client, r.recorder, o.obj, recorded, corev1.EventTypeNormal, orchestrate.ReasonRestored, why); err != nil {
+		if err := restoreQuiesced(ctx, r.client, r.recorder, o.obj, recorded, corev1.EventTypeNormal, api.ReasonRestored, why); err != nil {
 			return err
 		}
 	}
@@ -387,10 +383,10 @@ func (r *rolloutReconciler) abandon(ctx context.Context, ro *api.CertRollout) er
 }
 
 func (r *rolloutReconciler) removeFinalizer(ctx context.Context, ro *api.CertRollout) error {
-	if !controllerutil.ContainsFinalizer(ro, FinalizerRestore) {
+	if !controllerutil.ContainsFinalizer(ro, api.FinalizerRestore) {
 		return nil
 	}
 	patch := client.MergeFromWithOptions(ro.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	controllerutil.RemoveFinalizer(ro, FinalizerRestore)
+	controllerutil.RemoveFinalizer(ro, api.FinalizerRestore)
 	return client.IgnoreNotFound(r.client.Patch(ctx, ro, patch))
 }

@@ -26,8 +26,6 @@ const (
 	// SettingsConfigMap is the ConfigMap's name, SettingsKey its one key (JSON, kind ControllerSettings).
 	SettingsConfigMap = "certrollout-settings"
 	SettingsKey       = "settings.json"
-	// LabelSettings marks it, so the CLI can find it in any namespace it may list.
-	LabelSettings = "certrollout.io/settings"
 	// DefaultControllerNamespace is where config/default and the README install the controller: where
 	// the CLI looks when it may not list ConfigMaps across namespaces and is not told.
 	DefaultControllerNamespace = "certrollout-system"
@@ -138,18 +136,18 @@ func (p *settingsPublisher) publish(ctx context.Context) error {
 	switch {
 	case apierrors.IsNotFound(err):
 		cm = corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: p.namespace, Name: SettingsConfigMap,
-			Labels: map[string]string{LabelSettings: "true", "app.kubernetes.io/name": "certrollout"}}, Data: want}
+			Labels: map[string]string{api.LabelSettings: "true", "app.kubernetes.io/name": "certrollout"}}, Data: want}
 		return p.client.Create(ctx, &cm)
 	case err != nil:
 		return err
 	}
-	if cm.Data[SettingsKey] == want[SettingsKey] && cm.Labels[LabelSettings] == "true" {
+	if cm.Data[SettingsKey] == want[SettingsKey] && cm.Labels[api.LabelSettings] == "true" {
 		return nil
 	}
 	if cm.Labels == nil {
 		cm.Labels = map[string]string{}
 	}
-	cm.Labels[LabelSettings] = "true"
+	cm.Labels[api.LabelSettings] = "true"
 	cm.Data = want
 	return p.client.Update(ctx, &cm)
 }
@@ -181,7 +179,7 @@ func FindSettings(ctx context.Context, c client.Reader, controllerNS, target str
 		return settingsIn(ctx, c, controllerNS, true)
 	}
 	var list corev1.ConfigMapList
-	err = c.List(ctx, &list, client.MatchingLabels{LabelSettings: "true"})
+	err = c.List(ctx, &list, client.MatchingLabels{api.LabelSettings: "true"})
 	if apierrors.IsForbidden(err) {
 		return settingsIn(ctx, c, DefaultControllerNamespace, false)
 	}

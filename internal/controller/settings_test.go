@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,7 +24,7 @@ func settingsConfigMap(t *testing.T, ns string, o Options) *corev1.ConfigMap {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: SettingsConfigMap, Labels: map[string]string{LabelSettings: "true"}},
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: SettingsConfigMap, Labels: map[string]string{api.LabelSettings: "true"}},
 		Data: map[string]string{SettingsKey: string(data)}}
 }
 

@@ -123,7 +123,7 @@ func NewSnapshot(ctx context.Context, cfg *rest.Config, o Options) (*Snapshot, e
 func (s *Snapshot) sync(ctx context.Context, mgr manager.Manager, pods *podCache) error {
 	objs := []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}
 	for _, k := range kinds {
-		if k.name != policy.KindPod {
+		if k.name != api.KindPod {
 			objs = append(objs, k.newObj())
 		}
 	}
@@ -249,7 +249,7 @@ func (s *Snapshot) Workloads(ctx context.Context, ns string) ([]Workload, error)
 	policies := map[string]*PolicyView{}
 	for _, k := range kinds {
 		var objs []client.Object
-		if k.name == policy.KindPod {
+		if k.name == api.KindPod {
 			for _, p := range s.disc.pods.bare(ns) {
 				objs = append(objs, p.pod())
 			}
@@ -298,7 +298,7 @@ func (s *Snapshot) Workload(ctx context.Context, kindName, ns, name string) (w W
 		return Workload{}, false, fmt.Errorf("unknown workload kind %q", kindName)
 	}
 	var obj client.Object
-	if k.name == policy.KindPod {
+	if k.name == api.KindPod {
 		p := s.disc.pods.get(ns, name)
 		if p == nil || !p.Bare {
 			return Workload{}, false, nil
@@ -385,7 +385,7 @@ func (s *Snapshot) policyView(ctx context.Context, ns, name string) (*PolicyView
 func (s *Snapshot) Consumers(ctx context.Context, ns string, ref consumers.Ref) ([]api.WorkloadReference, error) {
 	var out []api.WorkloadReference
 	for _, k := range kinds {
-		if k.name == policy.KindPod {
+		if k.name == api.KindPod {
 			names, err := s.disc.pods.users(ns, ref)
 			if err != nil {
 				return nil, err

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -17,10 +19,6 @@ import (
 
 	"github.com/certrollout/certrollout/internal/inventory"
 )
-
-// ReasonInvalidCertificate marks a Secret or ConfigMap with a value that looks like PEM certificates but
-// does not parse. Workloads that use it keep running on what they have; the other keys still count.
-const ReasonInvalidCertificate = "InvalidCertificate"
 
 // sourceReconciler reports malformed certificate data on the Secret or ConfigMap that holds it.
 type sourceReconciler struct {
@@ -53,14 +51,14 @@ func (r *sourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	for _, k := range keys {
 		parts = append(parts, fmt.Sprintf("key %s: %v", k, src.Invalid[k]))
 	}
-	r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonInvalidCertificate, "Parse", "%s",
+	r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, api.ReasonInvalidCertificate, "Parse", "%s",
 		fitNote(fmt.Sprintf("Ignored malformed certificate data (%s); consumers keep their current certificates", strings.Join(parts, "; "))))
 	return ctrl.Result{}, nil
 }
 
 // hasInvalid selects reduced objects that carry parse errors.
 var hasInvalid = predicate.NewPredicateFuncs(func(o client.Object) bool {
-	_, ok := o.GetAnnotations()[inventory.AnnotationInvalid]
+	_, ok := o.GetAnnotations()[api.AnnotationInvalid]
 	return ok
 })
 

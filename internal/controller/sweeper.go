@@ -22,12 +22,8 @@ import (
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/orchestrate"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/restart"
 )
-
-// Event reasons of the quiesce sweeper.
-const ReasonRestoredOrphan = "RestoredOrphan"
 
 // sweepInterval is how often a workload quiesced by a running rollout is looked at again, in case the
 // rollout's end was missed.
@@ -37,7 +33,7 @@ const sweepInterval = 10 * time.Minute
 // certrollout.io/quiesced-by names a CertRollout that no longer exists or has finished: whatever a crash,
 // a lost write, a forced deletion or a bug left at zero replicas gets its recorded count back.
 func setupQuiesceSweeper(mgr manager.Manager, disc *discovery, recorder events.EventRecorder) error {
-	quiesced := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetAnnotations()[policy.AnnotationQuiescedBy] != "" })
+	quiesced := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetAnnotations()[api.AnnotationQuiescedBy] != "" })
 	c := mgr.GetClient()
 	for _, k := range scalableKinds() {
 		toWorkloads := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
@@ -75,7 +71,7 @@ func (r *quiesceSweeper) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	by := obj.GetAnnotations()[policy.AnnotationQuiescedBy]
+	by := obj.GetAnnotations()[api.AnnotationQuiescedBy]
 	if by == "" || obj.GetDeletionTimestamp() != nil {
 		return ctrl.Result{}, nil
 	}
@@ -107,7 +103,7 @@ func (r *quiesceSweeper) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 			}
 		}
 	}
-	return ctrl.Result{}, restoreQuiesced(ctx, r.client, r.recorder, obj, inStatus, corev1.EventTypeWarning, ReasonRestoredOrphan, why)
+	return ctrl.Result{}, restoreQuiesced(ctx, r.client, r.recorder, obj, inStatus, corev1.EventTypeWarning, api.ReasonRestoredOrphan, why)
 }
 
 // restoreQuiesced gives obj, quiesced by a rollout that is gone, finished or being deleted, its count
@@ -115,13 +111,13 @@ func (r *quiesceSweeper) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 // and says so on obj with an Event of eventType and reason (or ReasonNothingRecorded when no count is recorded). The rollout's
 // finalizer and the sweeper share it, so both do and say the same.
 func restoreQuiesced(ctx context.Context, c client.Client, rec events.EventRecorder, obj client.Object, inStatus *int32, eventType, reason, why string) error {
-	log := ctrl.LoggerFrom(ctx).WithValues("workload", klog.KObj(obj), "rollout", obj.GetAnnotations()[policy.AnnotationQuiescedBy])
+	log := ctrl.LoggerFrom(ctx).WithValues("workload", klog.KObj(obj), "rollout", obj.GetAnnotations()[api.AnnotationQuiescedBy])
 	replicas := orchestrate.RecordedReplicas(restart.QuiescedReplicas(obj), inStatus)
 	if err := restart.Restore(ctx, c, obj, replicas); err != nil {
 		return err
 	}
 	if replicas == nil {
-		rec.Eventf(obj, nil, corev1.EventTypeWarning, orchestrate.ReasonNothingRecorded, "Restore",
+		rec.Eventf(obj, nil, corev1.EventTypeWarning, api.ReasonNothingRecorded, "Restore",
 			"%s; no replica count is recorded, so only its quiesce marks were removed: scale it by hand", why)
 		log.Info("Released a quiesced workload with no recorded count")
 		return nil

@@ -14,8 +14,6 @@ import (
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/clustertest"
-	"github.com/certrollout/certrollout/internal/orchestrate"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -23,7 +21,7 @@ import (
 // recorded: what a hand edit, or a bug, leaves behind.
 func (e *env) markQuiescedWithoutCount(name, by string) {
 	e.t.Helper()
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}},"spec":{"replicas":0}}`, policy.AnnotationQuiescedBy, by)
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}},"spec":{"replicas":0}}`, api.AnnotationQuiescedBy, by)
 	if _, err := e.c.Client.AppsV1().Deployments(e.ns).Patch(context.Background(), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		e.t.Fatal(err)
 	}
@@ -33,12 +31,12 @@ func (e *env) markQuiescedWithoutCount(name, by string) {
 func (e *env) waitReleased(name string) {
 	e.t.Helper()
 	clustertest.Eventually(e.t, time.Minute, name+" to lose its quiesce marks", func(context.Context) (bool, error) {
-		return e.get(name).Annotations[policy.AnnotationQuiescedBy] == "", nil
+		return e.get(name).Annotations[api.AnnotationQuiescedBy] == "", nil
 	})
 	if got := e.replicas(name); got != 0 {
 		e.t.Errorf("%s given %d replicas with no count recorded anywhere, want it left at 0", name, got)
 	}
-	clustertest.Eventually(e.t, 30*time.Second, "a NothingRecorded Event on "+name, e.hasEvent(name, corev1.EventTypeWarning, orchestrate.ReasonNothingRecorded))
+	clustertest.Eventually(e.t, 30*time.Second, "a NothingRecorded Event on "+name, e.hasEvent(name, corev1.EventTypeWarning, api.ReasonNothingRecorded))
 }
 
 // A quiesced workload with no recorded count is never given a guessed one, whichever path gives it back:
@@ -50,7 +48,7 @@ func TestAQuiescedWorkloadWithNoRecordedCountKeepsItsReplicas(t *testing.T) {
 	e.deploy(testgen.Deployment(e.ns, "held", 2, nil))
 	e.deploy(testgen.Deployment(e.ns, "orphan", 2, nil))
 	// A rollout being deleted while it holds a workload, before any controller ran: its finalizer restores.
-	ro := &api.CertRollout{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "deleted", Finalizers: []string{FinalizerRestore}}, Spec: api.CertRolloutSpec{
+	ro := &api.CertRollout{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "deleted", Finalizers: []string{api.FinalizerRestore}}, Spec: api.CertRolloutSpec{
 		Targets: []api.WorkloadReference{{Kind: "Deployment", Name: "held"}}, Trigger: api.RolloutTrigger{Type: api.TriggerManual},
 	}}
 	if err := e.crClient().Create(ctx, ro); err != nil {

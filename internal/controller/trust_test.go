@@ -5,11 +5,12 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/certrollout/certrollout/internal/clustertest"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -61,7 +62,7 @@ func TestACABundleChangeRollsItsConsumersOnceWithoutWaitingForASchedule(t *testi
 	e.quietly(3*time.Second, "authservice", "web")
 	for _, n := range []string{"authservice", "web"} {
 		d := e.get(n)
-		if d.Annotations[policy.AnnotationCertificateHash] != d.Spec.Template.Annotations[policy.AnnotationRestartHash] {
+		if d.Annotations[api.AnnotationCertificateHash] != d.Spec.Template.Annotations[api.AnnotationRestartHash] {
 			t.Errorf("%s: the ledger and the template disagree: %v", n, d.Annotations)
 		}
 	}

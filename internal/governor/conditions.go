@@ -7,7 +7,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
-	"github.com/certrollout/certrollout/internal/orchestrate"
 )
 
 // writeConditions sets the policy's own conditions (Valid, Pending, LastRolloutSucceeded) and the kstatus
@@ -26,11 +25,11 @@ import (
 // All carry the policy's generation.
 func (d *decider) writeConditions() {
 	in, g := d.in, d.g
-	valid := metav1.Condition{Type: api.ConditionValid, Status: metav1.ConditionTrue, Reason: ReasonValid, Message: "the policy can be followed"}
+	valid := metav1.Condition{Type: api.ConditionValid, Status: metav1.ConditionTrue, Reason: api.ReasonValid, Message: "the policy can be followed"}
 	if in.Parsed.Invalid != "" {
-		valid = metav1.Condition{Type: api.ConditionValid, Status: metav1.ConditionFalse, Reason: ReasonInvalidPolicy, Message: in.Parsed.Invalid}
+		valid = metav1.Condition{Type: api.ConditionValid, Status: metav1.ConditionFalse, Reason: api.ReasonInvalidPolicy, Message: in.Parsed.Invalid}
 		if c := apimeta.FindStatusCondition(in.Policy.Status.Conditions, api.ConditionValid); c == nil || c.Message != in.Parsed.Invalid {
-			d.events = append(d.events, Event{Warning: true, Reason: ReasonInvalidPolicy, Action: "Validate", Note: in.Parsed.Invalid})
+			d.events = append(d.events, Event{Warning: true, Reason: api.ReasonInvalidPolicy, Action: "Validate", Note: in.Parsed.Invalid})
 		}
 	}
 	d.set(valid)
@@ -42,7 +41,7 @@ func (d *decider) writeConditions() {
 	var stalled *metav1.Condition
 	switch {
 	case in.Parsed.Invalid != "":
-		stalled = &metav1.Condition{Reason: ReasonInvalidPolicy, Message: in.Parsed.Invalid}
+		stalled = &metav1.Condition{Reason: api.ReasonInvalidPolicy, Message: in.Parsed.Invalid}
 	case d.stalled:
 		stalled = &metav1.Condition{Reason: d.pending.Reason, Message: d.pending.Message}
 	}
@@ -52,13 +51,13 @@ func (d *decider) writeConditions() {
 		d.unset(api.ConditionStalled)
 	}
 
-	if d.pending.Reason == ReasonRolloutInProgress || (d.pending.Reason == ReasonWaiting && g.waits > 0) {
+	if d.pending.Reason == api.ReasonRolloutInProgress || (d.pending.Reason == api.ReasonWaiting && g.waits > 0) {
 		d.set(metav1.Condition{Type: api.ConditionReconciling, Status: metav1.ConditionTrue, Reason: d.pending.Reason, Message: d.pending.Message})
 	} else {
 		d.unset(api.ConditionReconciling)
 	}
 
-	ready := metav1.Condition{Type: api.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonUpToDate,
+	ready := metav1.Condition{Type: api.ConditionReady, Status: metav1.ConditionTrue, Reason: api.ReasonUpToDate,
 		Message: "the policy is valid and every workload it governs runs on current certificates"}
 	switch {
 	case stalled != nil:
@@ -71,10 +70,10 @@ func (d *decider) writeConditions() {
 
 // lastResult is LastRolloutSucceeded for the policy's most recent finished rollout.
 func lastResult(ro *api.CertRollout) metav1.Condition {
-	c := metav1.Condition{Type: api.ConditionLastRolloutSucceeded, Status: metav1.ConditionTrue, Reason: orchestrate.ReasonSucceeded,
+	c := metav1.Condition{Type: api.ConditionLastRolloutSucceeded, Status: metav1.ConditionTrue, Reason: api.ReasonSucceeded,
 		Message: fmt.Sprintf("CertRollout %s: %s", ro.Name, ro.Status.Message)}
 	if ro.Status.Phase == api.PhaseFailed {
-		c.Status, c.Reason = metav1.ConditionFalse, orchestrate.ReasonFailed
+		c.Status, c.Reason = metav1.ConditionFalse, api.ReasonFailed
 		if f := apimeta.FindStatusCondition(ro.Status.Conditions, api.ConditionFailed); f != nil && f.Reason != "" {
 			c.Reason = f.Reason
 		}

@@ -30,21 +30,6 @@ import (
 	"github.com/certrollout/certrollout/internal/schedule"
 )
 
-// LabelPolicy names the RolloutPolicy a CertRollout the controller created follows (for kubectl -l).
-const LabelPolicy = "certrollout.io/policy"
-
-// Reasons of the RolloutPolicy's conditions and Events.
-const (
-	ReasonValid             = "Valid"
-	ReasonInvalidPolicy     = "InvalidPolicy"
-	ReasonRolloutCreated    = "RolloutCreated"
-	ReasonUpToDate          = "UpToDate"
-	ReasonRolloutInProgress = "RolloutInProgress"
-	ReasonSuspended         = "Suspended"
-	ReasonLastRolloutFailed = "LastRolloutFailed"
-	ReasonWaiting           = "Waiting"
-)
-
 // maxStaleNames bounds status.staleWorkloads (the CRD's MaxItems).
 const maxStaleNames = 50
 
@@ -178,21 +163,21 @@ func (d *decider) decidePending() metav1.Condition {
 	case g.active != nil:
 		return inProgress(g.active)
 	case len(g.due) == 0 && len(g.stale) > 0:
-		return pending(ReasonWaiting, "%d workload(s) on old certificates wait (settle period, cooldown or a blocked rollout; see their Events)", len(g.stale))
+		return pending(api.ReasonWaiting, "%d workload(s) on old certificates wait (settle period, cooldown or a blocked rollout; see their Events)", len(g.stale))
 	case len(g.due) == 0:
-		return metav1.Condition{Type: api.ConditionPending, Status: metav1.ConditionFalse, Reason: ReasonUpToDate, Message: "no governed workload waits for a restart"}
+		return metav1.Condition{Type: api.ConditionPending, Status: metav1.ConditionFalse, Reason: api.ReasonUpToDate, Message: "no governed workload waits for a restart"}
 	case in.Parsed.Invalid != "":
-		return pending(ReasonInvalidPolicy, "%d workload(s) wait for the policy to be fixed", len(g.due))
+		return pending(api.ReasonInvalidPolicy, "%d workload(s) wait for the policy to be fixed", len(g.due))
 	case in.Policy.Spec.Suspend:
-		return pending(ReasonSuspended, "%d workload(s) wait for the policy to be resumed", len(g.due))
+		return pending(api.ReasonSuspended, "%d workload(s) wait for the policy to be resumed", len(g.due))
 	}
 	want := d.rollout()
 	existing := d.existing(want.Name)
 	if existing == nil {
 		d.create, d.g.last = want, want
-		d.events = append(d.events, Event{Reason: ReasonRolloutCreated, Action: "Create", Related: want,
+		d.events = append(d.events, Event{Reason: api.ReasonRolloutCreated, Action: "Create", Related: want,
 			Note: fmt.Sprintf("Created CertRollout %s for %d workload(s)", want.Name, len(g.due))})
-		return pending(ReasonRolloutInProgress, "CertRollout %s is starting", want.Name)
+		return pending(api.ReasonRolloutInProgress, "CertRollout %s is starting", want.Name)
 	}
 	d.g.last = existing
 	if !existing.Status.Phase.Finished() {
@@ -201,7 +186,7 @@ func (d *decider) decidePending() metav1.Condition {
 	// The same workloads onto the same certificates were already rolled out: a failed rollout is not
 	// retried on its own (create a CertRollout to retry), so a broken target cannot loop.
 	d.stalled = true
-	return pending(ReasonLastRolloutFailed, "CertRollout %s for these certificates ended %s: %s; create a CertRollout to retry",
+	return pending(api.ReasonLastRolloutFailed, "CertRollout %s for these certificates ended %s: %s; create a CertRollout to retry",
 		existing.Name, existing.Status.Phase, existing.Status.Message)
 }
 
@@ -210,7 +195,7 @@ func pending(reason, format string, args ...any) metav1.Condition {
 }
 
 func inProgress(ro *api.CertRollout) metav1.Condition {
-	return pending(ReasonRolloutInProgress, "CertRollout %s is %s", ro.Name, cmp.Or(string(ro.Status.Phase), "starting"))
+	return pending(api.ReasonRolloutInProgress, "CertRollout %s is %s", ro.Name, cmp.Or(string(ro.Status.Phase), "starting"))
 }
 
 // existing is the rollout already named name: one the policy lists, or the one a create ran into.
@@ -232,7 +217,7 @@ func (d *decider) existing(name string) *api.CertRollout {
 func (d *decider) rollout() *api.CertRollout {
 	p, g := d.in.Policy, d.g
 	ro := &api.CertRollout{
-		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: RolloutName(p.Name, g.certificates), Labels: map[string]string{LabelPolicy: p.Name}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: RolloutName(p.Name, g.certificates), Labels: map[string]string{api.LabelPolicy: p.Name}},
 		Spec: api.CertRolloutSpec{Policy: p.Name, Trigger: api.RolloutTrigger{
 			Type: api.TriggerCertificateRenewed, Certificates: g.certificates,
 			Message: fmt.Sprintf("%d workload(s) run on certificates older than the ones they use", len(g.due)),

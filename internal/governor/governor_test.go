@@ -46,7 +46,7 @@ func historyLimit(n int32) func(*api.RolloutPolicy) {
 // wasInvalid sets the status a previous reconcile wrote for an invalid policy (generation 2).
 func wasInvalid(message string) func(*api.RolloutPolicy) {
 	return func(p *api.RolloutPolicy) {
-		p.Status.Conditions = []metav1.Condition{{Type: api.ConditionValid, Status: metav1.ConditionFalse, Reason: ReasonInvalidPolicy,
+		p.Status.Conditions = []metav1.Condition{{Type: api.ConditionValid, Status: metav1.ConditionFalse, Reason: api.ReasonInvalidPolicy,
 			Message: message, ObservedGeneration: 2, LastTransitionTime: metav1.Time{Time: now.Add(-time.Hour)}}}
 	}
 }
@@ -72,23 +72,23 @@ func deployment(name string) api.WorkloadReference {
 // run on a certificate that expires after runsFor.
 func due(name, hash string, runsFor time.Duration) Workload {
 	return Workload{Ref: deployment(name), RunningNotAfter: now.Add(runsFor), Decision: policy.Decision{
-		Action: policy.ActionDelegate, Reason: policy.ReasonGovernedByPolicy, Set: inventory.Set{Hash: hash}, StalePods: []string{name + "-1"}}}
+		Action: policy.ActionDelegate, Reason: api.ReasonGovernedByPolicy, Set: inventory.Set{Hash: hash}, StalePods: []string{name + "-1"}}}
 }
 
 // waiting is a stale workload in its settle period for another d.
 func waiting(name string, d time.Duration) Workload {
 	return Workload{Ref: deployment(name), Decision: policy.Decision{
-		Action: policy.ActionWait, Reason: policy.ReasonSettling, RequeueAfter: d, StalePods: []string{name + "-1"}}}
+		Action: policy.ActionWait, Reason: api.ReasonSettling, RequeueAfter: d, StalePods: []string{name + "-1"}}}
 }
 
 // blocked is a stale workload a restart cannot help (a paused Deployment).
 func blocked(name string) Workload {
 	return Workload{Ref: deployment(name), Decision: policy.Decision{
-		Action: policy.ActionBlock, Reason: policy.ReasonDeploymentPaused, StalePods: []string{name + "-1"}}}
+		Action: policy.ActionBlock, Reason: api.ReasonDeploymentPaused, StalePods: []string{name + "-1"}}}
 }
 
 func upToDate(name string) Workload {
-	return Workload{Ref: deployment(name), Decision: policy.Decision{Action: policy.ActionNone, Reason: policy.ReasonUpToDate}}
+	return Workload{Ref: deployment(name), Decision: policy.Decision{Action: policy.ActionNone, Reason: api.ReasonUpToDate}}
 }
 
 // certRollout is a rollout of the policy created ago.
@@ -98,7 +98,7 @@ func certRollout(name string, phase api.RolloutPhase, ago time.Duration) api.Cer
 	ro.Status.Phase = phase
 	ro.Status.Message = "rollout " + strings.ToLower(string(phase))
 	if phase == api.PhaseFailed {
-		ro.Status.Conditions = []metav1.Condition{{Type: api.ConditionFailed, Status: metav1.ConditionTrue, Reason: orchestrate.ReasonTargetFailed}}
+		ro.Status.Conditions = []metav1.Condition{{Type: api.ConditionFailed, Status: metav1.ConditionTrue, Reason: api.ReasonTargetFailed}}
 	}
 	return ro
 }
@@ -134,35 +134,35 @@ func TestDecide(t *testing.T) {
 			in: Input{Policy: rolloutPolicy(), Parsed: parsed(t, "", false),
 				Workloads: []Workload{due("api", "hash-api", 30*24*time.Hour), upToDate("web"), due("build", "hash-build", 30*24*time.Hour)}},
 			want: want{create: "ops-e6352ea771 CertificateRenewed Deployment/api,Deployment/build", stale: 2, last: "ops-e6352ea771",
-				events: []string{ReasonRolloutCreated},
+				events: []string{api.ReasonRolloutCreated},
 				conditions: map[string]string{api.ConditionValid: valid, api.ConditionPending: "True RolloutInProgress",
 					api.ConditionReconciling: "True RolloutInProgress", api.ConditionReady: "False RolloutInProgress"}},
 		},
 		"creates the rollout outside the window, for the rollout to wait for it, when the deadline is far": {
 			in: Input{Policy: rolloutPolicy(deadline(72 * time.Hour)), Parsed: parsed(t, "", true), Workloads: []Workload{due("api", "hash-api", 30*24*time.Hour)}},
 			want: want{create: apiRollout + " CertificateRenewed Deployment/api", stale: 1, last: apiRollout, nextWindow: true,
-				events: []string{ReasonRolloutCreated},
+				events: []string{api.ReasonRolloutCreated},
 				conditions: map[string]string{api.ConditionValid: valid, api.ConditionPending: "True RolloutInProgress",
 					api.ConditionReconciling: "True RolloutInProgress", api.ConditionReady: "False RolloutInProgress"}},
 		},
 		"triggers by Deadline outside the windows when the certificate the pods run on expires within the expiry deadline": {
 			in: Input{Policy: rolloutPolicy(deadline(72 * time.Hour)), Parsed: parsed(t, "", true), Workloads: []Workload{due("api", "hash-api", 48*time.Hour)}},
 			want: want{create: apiRollout + " Deadline Deployment/api", stale: 1, last: apiRollout, nextWindow: true,
-				events: []string{ReasonRolloutCreated},
+				events: []string{api.ReasonRolloutCreated},
 				conditions: map[string]string{api.ConditionValid: valid, api.ConditionPending: "True RolloutInProgress",
 					api.ConditionReconciling: "True RolloutInProgress", api.ConditionReady: "False RolloutInProgress"}},
 		},
 		"triggers by Deadline exactly at the deadline": {
 			in: Input{Policy: rolloutPolicy(deadline(72 * time.Hour)), Parsed: parsed(t, "", true), Workloads: []Workload{due("api", "hash-api", 72*time.Hour)}},
 			want: want{create: apiRollout + " Deadline Deployment/api", stale: 1, last: apiRollout, nextWindow: true,
-				events: []string{ReasonRolloutCreated},
+				events: []string{api.ReasonRolloutCreated},
 				conditions: map[string]string{api.ConditionValid: valid, api.ConditionPending: "True RolloutInProgress",
 					api.ConditionReconciling: "True RolloutInProgress", api.ConditionReady: "False RolloutInProgress"}},
 		},
 		"keeps the CertificateRenewed trigger past the deadline when no window is set (any time is a window)": {
 			in: Input{Policy: rolloutPolicy(deadline(72 * time.Hour)), Parsed: parsed(t, "", false), Workloads: []Workload{due("api", "hash-api", time.Hour)}},
 			want: want{create: apiRollout + " CertificateRenewed Deployment/api", stale: 1, last: apiRollout,
-				events: []string{ReasonRolloutCreated},
+				events: []string{api.ReasonRolloutCreated},
 				conditions: map[string]string{api.ConditionValid: valid, api.ConditionPending: "True RolloutInProgress",
 					api.ConditionReconciling: "True RolloutInProgress", api.ConditionReady: "False RolloutInProgress"}},
 		},
@@ -176,7 +176,7 @@ func TestDecide(t *testing.T) {
 		},
 		"starts nothing for an invalid policy, is Stalled and warns once": {
 			in: Input{Policy: rolloutPolicy(), Parsed: parsed(t, "windows[0]: bad cron", false), Workloads: []Workload{due("api", "hash-api", time.Hour)}},
-			want: want{stale: 1, events: []string{ReasonInvalidPolicy},
+			want: want{stale: 1, events: []string{api.ReasonInvalidPolicy},
 				conditions: map[string]string{api.ConditionValid: "False InvalidPolicy", api.ConditionPending: "True InvalidPolicy",
 					api.ConditionStalled: "True InvalidPolicy", api.ConditionReady: "False InvalidPolicy"}},
 		},
@@ -194,7 +194,7 @@ func TestDecide(t *testing.T) {
 		},
 		"warns again when the problem changes": {
 			in: Input{Policy: rolloutPolicy(wasInvalid("windows[0]: bad cron")), Parsed: parsed(t, "quiesce[0]: missing", false), Workloads: []Workload{upToDate("api")}},
-			want: want{events: []string{ReasonInvalidPolicy}, conditions: map[string]string{api.ConditionValid: "False InvalidPolicy",
+			want: want{events: []string{api.ReasonInvalidPolicy}, conditions: map[string]string{api.ConditionValid: "False InvalidPolicy",
 				api.ConditionPending: "False UpToDate", api.ConditionStalled: "True InvalidPolicy", api.ConditionReady: "False InvalidPolicy"}},
 		},
 		"is Ready again once fixed, without Stalled": {
@@ -235,7 +235,7 @@ func TestDecide(t *testing.T) {
 			in: Input{Policy: rolloutPolicy(), Parsed: parsed(t, "", false), Workloads: []Workload{due("api", "hash-api-2", 30*24*time.Hour)},
 				Rollouts: []api.CertRollout{certRollout(apiRollout, api.PhaseFailed, time.Hour)}},
 			want: want{create: RolloutName("ops", map[string]string{"Deployment/api": "hash-api-2"}) + " CertificateRenewed Deployment/api", stale: 1,
-				last: RolloutName("ops", map[string]string{"Deployment/api": "hash-api-2"}), events: []string{ReasonRolloutCreated},
+				last: RolloutName("ops", map[string]string{"Deployment/api": "hash-api-2"}), events: []string{api.ReasonRolloutCreated},
 				conditions: map[string]string{api.ConditionValid: valid, api.ConditionPending: "True RolloutInProgress",
 					api.ConditionReconciling: "True RolloutInProgress", api.ConditionReady: "False RolloutInProgress",
 					api.ConditionLastRolloutSucceeded: "False TargetFailed"}},
@@ -363,7 +363,7 @@ func TestTheCreatedRolloutNamesThePolicyItsCertificatesAndWhy(t *testing.T) {
 	if ro == nil {
 		t.Fatal("no rollout to create")
 	}
-	if ro.Namespace != "ops" || ro.Labels[LabelPolicy] != "ops" || ro.Spec.Policy != "ops" {
+	if ro.Namespace != "ops" || ro.Labels[api.LabelPolicy] != "ops" || ro.Spec.Policy != "ops" {
 		t.Errorf("rollout %s/%s labels %v policy %q", ro.Namespace, ro.Name, ro.Labels, ro.Spec.Policy)
 	}
 	if want := map[string]string{"Deployment/api": "hash-api", "Deployment/web": "hash-web"}; !maps.Equal(ro.Spec.Trigger.Certificates, want) {

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -83,7 +85,7 @@ func newSource(ns string, ref consumers.Ref, meta *metav1.ObjectMeta) *Source {
 		DataWrittenAt: DataWriteTime(meta.ManagedFields),
 		Certificate:   meta.Annotations[AnnotationCertificateName],
 	}
-	if raw := meta.Annotations[AnnotationInvalid]; raw != "" {
+	if raw := meta.Annotations[api.AnnotationInvalid]; raw != "" {
 		var invalid map[string]string
 		if err := json.Unmarshal([]byte(raw), &invalid); err == nil {
 			for k, msg := range invalid {
@@ -231,7 +233,7 @@ func reduceMeta(meta *metav1.ObjectMeta) {
 	}
 	meta.ManagedFields = []metav1.ManagedFieldsEntry{entry}
 	delete(meta.Annotations, corev1.LastAppliedConfigAnnotation)
-	delete(meta.Annotations, AnnotationInvalid) // ours to set, on cached copies only
+	delete(meta.Annotations, api.AnnotationInvalid) // ours to set, on cached copies only
 }
 
 // reduced reports whether the object is already a reduced copy: the informer may hand its transform an
@@ -251,14 +253,10 @@ func reduced(meta *metav1.ObjectMeta, values ...[]byte) bool {
 	return true
 }
 
-// AnnotationInvalid is set on reduced (cached) copies only, never written to the API: a JSON object
-// mapping each key whose PEM could not be decoded to the error, since the value itself is dropped.
-const AnnotationInvalid = "certrollout.io/invalid-keys"
-
 // ReduceSecret returns the Secret as certrollout keeps it (an already reduced one unchanged): keys without a PEM certificate are dropped and
 // the rest keep only their CERTIFICATE blocks, so private keys (tls.key, or keys inside combined PEM
 // files) never reach the cache. A key whose PEM does not decode is dropped too, its error kept in
-// AnnotationInvalid. It modifies and returns s.
+// api.AnnotationInvalid. It modifies and returns s.
 func ReduceSecret(s *corev1.Secret) *corev1.Secret {
 	values := make([][]byte, 0, len(s.Data))
 	for _, v := range s.Data {
@@ -361,7 +359,7 @@ func setInvalid(meta *metav1.ObjectMeta, invalid map[string]string) {
 	if meta.Annotations == nil {
 		meta.Annotations = map[string]string{}
 	}
-	meta.Annotations[AnnotationInvalid] = string(raw)
+	meta.Annotations[api.AnnotationInvalid] = string(raw)
 }
 
 // certificateBlocks re-encodes only the CERTIFICATE blocks of a PEM value; ok is false when some block

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -143,7 +145,7 @@ func TestACertificateBlockThatIsNotACertificateIsReportedNotKept(t *testing.T) {
 }
 
 func TestAnInvalidKeysAnnotationFromOutsideIsIgnored(t *testing.T) {
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "x", Annotations: map[string]string{AnnotationInvalid: `{"tls.crt":"fake"}`}}}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "x", Annotations: map[string]string{api.AnnotationInvalid: `{"tls.crt":"fake"}`}}}
 	if src := FromSecret(ReduceSecret(s)); len(src.Invalid) != 0 {
 		t.Fatalf("got %v", src.Invalid)
 	}

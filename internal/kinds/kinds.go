@@ -8,13 +8,13 @@ import (
 	"reflect"
 	"strings"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/certrollout/certrollout/internal/policy"
 )
 
 // Kind is one workload kind.
@@ -49,7 +49,7 @@ func noStrategy(client.Object) Strategy { return Strategy{} }
 // All are the kinds, in the order certrollout lists them.
 var All = []Kind{
 	{
-		Name: policy.KindDeployment, Aliases: []string{"deployments", "deploy"}, Orchestrated: true, Scalable: true,
+		Name: api.KindDeployment, Aliases: []string{"deployments", "deploy"}, Orchestrated: true, Scalable: true,
 		New:      func() client.Object { return &appsv1.Deployment{} },
 		NewList:  func() client.ObjectList { return &appsv1.DeploymentList{} },
 		PodSpec:  func(o client.Object) *corev1.PodSpec { return &o.(*appsv1.Deployment).Spec.Template.Spec },
@@ -57,7 +57,7 @@ var All = []Kind{
 		Strategy: func(o client.Object) Strategy { return Strategy{Paused: o.(*appsv1.Deployment).Spec.Paused} },
 	},
 	{
-		Name: policy.KindStatefulSet, Aliases: []string{"statefulsets", "sts"}, Orchestrated: true, Scalable: true,
+		Name: api.KindStatefulSet, Aliases: []string{"statefulsets", "sts"}, Orchestrated: true, Scalable: true,
 		New:      func() client.Object { return &appsv1.StatefulSet{} },
 		NewList:  func() client.ObjectList { return &appsv1.StatefulSetList{} },
 		PodSpec:  func(o client.Object) *corev1.PodSpec { return &o.(*appsv1.StatefulSet).Spec.Template.Spec },
@@ -72,7 +72,7 @@ var All = []Kind{
 		},
 	},
 	{
-		Name: policy.KindDaemonSet, Aliases: []string{"daemonsets", "ds"}, Orchestrated: true,
+		Name: api.KindDaemonSet, Aliases: []string{"daemonsets", "ds"}, Orchestrated: true,
 		New:      func() client.Object { return &appsv1.DaemonSet{} },
 		NewList:  func() client.ObjectList { return &appsv1.DaemonSetList{} },
 		PodSpec:  func(o client.Object) *corev1.PodSpec { return &o.(*appsv1.DaemonSet).Spec.Template.Spec },
@@ -82,7 +82,7 @@ var All = []Kind{
 		},
 	},
 	{
-		Name: policy.KindCronJob, Aliases: []string{"cronjobs", "cj"},
+		Name: api.KindCronJob, Aliases: []string{"cronjobs", "cj"},
 		New:     func() client.Object { return &batchv1.CronJob{} },
 		NewList: func() client.ObjectList { return &batchv1.CronJobList{} },
 		PodSpec: func(o client.Object) *corev1.PodSpec {
@@ -92,7 +92,7 @@ var All = []Kind{
 		Strategy: noStrategy,
 	},
 	{
-		Name: policy.KindPod, Aliases: []string{"pods", "po"},
+		Name: api.KindPod, Aliases: []string{"pods", "po"},
 		New:      func() client.Object { return &corev1.Pod{} },
 		NewList:  func() client.ObjectList { return &corev1.PodList{} },
 		PodSpec:  func(o client.Object) *corev1.PodSpec { return &o.(*corev1.Pod).Spec },

@@ -3,6 +3,8 @@ package orchestrate
 import (
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	"github.com/certrollout/certrollout/internal/schedule"
 )
 
@@ -12,8 +14,8 @@ import (
 type Gate struct {
 	// Open: the rollout may start now.
 	Open bool
-	// Reason is why it is closed (ReasonPolicyInvalid, ReasonPolicySuspended, ReasonWaitingForWindow), or
-	// ReasonDeadlineOverride when the expiry deadline opened it; "" when it is simply open.
+	// Reason is why it is closed (api.ReasonPolicyInvalid, api.ReasonPolicySuspended, api.ReasonWaitingForWindow), or
+	// api.ReasonDeadlineOverride when the expiry deadline opened it; "" when it is simply open.
 	Reason string
 	// At is when a closed gate opens by itself: the next window, or the expiry deadline if that comes
 	// first. Zero when only a person can open it (an invalid or suspended policy), or it is open.
@@ -35,18 +37,18 @@ func StartGate(p *Policy, notAfter, now time.Time) Gate {
 	past := p.Spec.PastDeadline(notAfter, now)
 	switch {
 	case p.Invalid != "" && !past:
-		return Gate{Reason: ReasonPolicyInvalid}
+		return Gate{Reason: api.ReasonPolicyInvalid}
 	case p.Spec.Suspend:
-		return Gate{Reason: ReasonPolicySuspended}
+		return Gate{Reason: api.ReasonPolicySuspended}
 	}
 	st := schedule.At(p.Windows, now)
 	switch {
 	case past && (!st.Open || p.Invalid != ""):
-		return Gate{Open: true, Reason: ReasonDeadlineOverride}
+		return Gate{Open: true, Reason: api.ReasonDeadlineOverride}
 	case st.Open:
 		return Gate{Open: true}
 	}
-	g := Gate{Reason: ReasonWaitingForWindow, At: st.NextOpen, Window: st.NextOpen}
+	g := Gate{Reason: api.ReasonWaitingForWindow, At: st.NextOpen, Window: st.NextOpen}
 	if dl := p.Spec.DeadlineFor(notAfter); !dl.IsZero() && (g.At.IsZero() || dl.Before(g.At)) {
 		g.At, g.ByDeadline = dl, true
 	}

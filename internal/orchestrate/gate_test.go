@@ -34,14 +34,14 @@ func TestStartGate(t *testing.T) {
 		"no policy":                               {nil, far, Gate{Open: true}},
 		"no windows":                              {policy("", false, nil, nil), far, Gate{Open: true}},
 		"a window open":                           {policy("", false, []schedule.Window{morning}, nil), far, Gate{Open: true}},
-		"windows closed: the next one":            {policy("", false, []schedule.Window{saturday}, deadline), far, Gate{Reason: ReasonWaitingForWindow, At: nextWindow, Window: nextWindow}},
-		"the deadline comes before the window":    {policy("", false, []schedule.Window{saturday}, deadline), now.Add(96 * time.Hour), Gate{Reason: ReasonWaitingForWindow, At: now.Add(24 * time.Hour), ByDeadline: true, Window: nextWindow}},
-		"past the deadline, windows closed":       {policy("", false, []schedule.Window{saturday}, deadline), soon, Gate{Open: true, Reason: ReasonDeadlineOverride}},
+		"windows closed: the next one":            {policy("", false, []schedule.Window{saturday}, deadline), far, Gate{Reason: api.ReasonWaitingForWindow, At: nextWindow, Window: nextWindow}},
+		"the deadline comes before the window":    {policy("", false, []schedule.Window{saturday}, deadline), now.Add(96 * time.Hour), Gate{Reason: api.ReasonWaitingForWindow, At: now.Add(24 * time.Hour), ByDeadline: true, Window: nextWindow}},
+		"past the deadline, windows closed":       {policy("", false, []schedule.Window{saturday}, deadline), soon, Gate{Open: true, Reason: api.ReasonDeadlineOverride}},
 		"past the deadline, the window open":      {policy("", false, []schedule.Window{morning}, deadline), soon, Gate{Open: true}},
-		"an unknown expiry has no deadline":       {policy("", false, []schedule.Window{saturday}, deadline), time.Time{}, Gate{Reason: ReasonWaitingForWindow, At: nextWindow, Window: nextWindow}},
-		"invalid holds":                           {policy("bad cron", false, nil, deadline), far, Gate{Reason: ReasonPolicyInvalid}},
-		"invalid, past the deadline":              {policy("bad cron", false, nil, deadline), soon, Gate{Open: true, Reason: ReasonDeadlineOverride}},
-		"suspended holds, even past the deadline": {policy("", true, nil, deadline), soon, Gate{Reason: ReasonPolicySuspended}},
+		"an unknown expiry has no deadline":       {policy("", false, []schedule.Window{saturday}, deadline), time.Time{}, Gate{Reason: api.ReasonWaitingForWindow, At: nextWindow, Window: nextWindow}},
+		"invalid holds":                           {policy("bad cron", false, nil, deadline), far, Gate{Reason: api.ReasonPolicyInvalid}},
+		"invalid, past the deadline":              {policy("bad cron", false, nil, deadline), soon, Gate{Open: true, Reason: api.ReasonDeadlineOverride}},
+		"suspended holds, even past the deadline": {policy("", true, nil, deadline), soon, Gate{Reason: api.ReasonPolicySuspended}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if got := StartGate(c.p, c.notAfter, now); got != c.want {

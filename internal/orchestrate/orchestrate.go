@@ -28,37 +28,6 @@ import (
 // pollInterval bounds how long a waiting rollout sleeps when no watch event is due to wake it.
 const pollInterval = 5 * time.Second
 
-// Event reasons on CertRollouts.
-const (
-	ReasonStarted          = "Started"
-	ReasonDeadlineOverride = "DeadlineOverride"
-	ReasonWaitingForWindow = "WaitingForWindow"
-	ReasonScaledDown       = "ScaledDown"
-	ReasonDrained          = "Drained"
-	ReasonDrainTimedOut    = "DrainTimedOut"
-	ReasonRestarted        = "Restarted"
-	ReasonTargetHealthy    = "TargetHealthy"
-	ReasonTargetUpToDate   = "TargetUpToDate"
-	ReasonTargetFailed     = "TargetFailed"
-	ReasonRestored         = "Restored"
-	ReasonSucceeded        = rolloutstatus.ReasonSucceeded
-	ReasonFailed           = rolloutstatus.ReasonFailed
-	ReasonInvalid          = "InvalidRollout"
-	ReasonPolicySuspended  = "PolicySuspended"
-	ReasonPolicyInvalid    = "PolicyInvalid"
-	ReasonConcurrencyLimit = "ConcurrencyLimit"
-	ReasonQuiesceConflict  = "QuiesceConflict"
-	// ReasonAdopted: a workload this rollout scaled down that its status did not list (the status write
-	// after the scale-down was lost) is taken back into the status, to be restored like the others.
-	ReasonAdopted = "QuiesceAdopted"
-	// ReasonQuiesceOverridden: a quiesced workload was scaled by someone else during the quiesce; the
-	// restore sets the recorded count anyway and says what it replaced.
-	ReasonQuiesceOverridden = "QuiesceOverridden"
-	// ReasonNothingRecorded: a quiesced workload has no recorded replica count anywhere; it keeps the
-	// replicas it has and loses its quiesce marks, and a person must scale it.
-	ReasonNothingRecorded = "NothingRecorded"
-)
-
 // Policy is the RolloutPolicy a rollout follows, parsed.
 type Policy struct {
 	Name string
@@ -218,7 +187,7 @@ func (s *stepper) step() {
 // the count recorded on the workload in the very patch that scaled it down, else the one in the
 // rollout's status; nil when neither exists. A count is never guessed: with nil the workload keeps the
 // replicas it has (it is never "restored" to zero, nor to any default), loses its quiesce marks, and a
-// Warning (ReasonNothingRecorded) asks a person to scale it.
+// Warning (api.ReasonNothingRecorded) asks a person to scale it.
 func RecordedReplicas(onWorkload, inStatus *int32) *int32 {
 	if onWorkload != nil {
 		return onWorkload
@@ -231,14 +200,14 @@ func (s *stepper) restoreAction(k Key, w Workload, inStatus *int32, why string) 
 	replicas := RecordedReplicas(w.QuiescedReplicas, inStatus)
 	if replicas == nil {
 		s.actions = append(s.actions, Action{Type: Release, Key: k})
-		s.Event(rolloutstatus.Warning, ReasonNothingRecorded, "%s %s: no replica count is recorded for it; left at %d replicas, scale it by hand%s", k.Kind, k.Name, w.Replicas, why)
+		s.Event(rolloutstatus.Warning, api.ReasonNothingRecorded, "%s %s: no replica count is recorded for it; left at %d replicas, scale it by hand%s", k.Kind, k.Name, w.Replicas, why)
 		return
 	}
 	if w.Replicas != 0 && w.Replicas != *replicas {
-		s.Event(rolloutstatus.Warning, ReasonQuiesceOverridden, "%s %s was scaled to %d during the quiesce; restoring the recorded %d", k.Kind, k.Name, w.Replicas, *replicas)
+		s.Event(rolloutstatus.Warning, api.ReasonQuiesceOverridden, "%s %s was scaled to %d during the quiesce; restoring the recorded %d", k.Kind, k.Name, w.Replicas, *replicas)
 	}
 	s.actions = append(s.actions, Action{Type: Restore, Key: k, Replicas: *replicas})
-	s.Event(rolloutstatus.Normal, ReasonRestored, "Restored %s %s to %d replicas%s", k.Kind, k.Name, *replicas, why)
+	s.Event(rolloutstatus.Normal, api.ReasonRestored, "Restored %s %s to %d replicas%s", k.Kind, k.Name, *replicas, why)
 }
 
 // adopt takes back every workload this rollout scaled down that its status does not list: the status
@@ -266,7 +235,7 @@ func (s *stepper) adopt() {
 				Kind: k.Kind, Name: k.Name, State: api.QuiesceDraining, OriginalReplicas: w.QuiescedReplicas, ScaledDownAt: s.Now(),
 				Message: "scaled down by this rollout before its status recorded it; adopted",
 			})
-			s.Event(rolloutstatus.Warning, ReasonAdopted, "%s %s was scaled down by this rollout but missing from its status; it will be restored with the others", k.Kind, k.Name)
+			s.Event(rolloutstatus.Warning, api.ReasonAdopted, "%s %s was scaled down by this rollout but missing from its status; it will be restored with the others", k.Kind, k.Name)
 		}
 	}
 }
@@ -299,13 +268,13 @@ func (s *stepper) persisted(k Key) bool {
 func (s *stepper) initialize() {
 	r := s.in.Rollout
 	if s.in.PolicyMissing {
-		s.Fail(ReasonInvalid, fmt.Sprintf("RolloutPolicy %q does not exist in namespace %s", r.Spec.Policy, r.Namespace))
+		s.Fail(api.ReasonInvalid, fmt.Sprintf("RolloutPolicy %q does not exist in namespace %s", r.Spec.Policy, r.Namespace))
 		return
 	}
 	if r.Spec.Cascade != nil {
 		// Package cascade runs these; the controller never passes one here. Say so rather than report
 		// "no targets" should it ever happen.
-		s.Fail(ReasonInvalid, "spec.cascade: a CA cascade is run by package cascade, not orchestrate")
+		s.Fail(api.ReasonInvalid, "spec.cascade: a CA cascade is run by package cascade, not orchestrate")
 		return
 	}
 	targets := r.Spec.Targets
@@ -317,22 +286,22 @@ func (s *stepper) initialize() {
 		}
 	}
 	if len(targets) == 0 {
-		s.Fail(ReasonInvalid, "no targets: the rollout names none and its policy selects no workload")
+		s.Fail(api.ReasonInvalid, "no targets: the rollout names none and its policy selects no workload")
 		return
 	}
 	seen := map[Key]bool{}
 	for _, t := range targets {
 		if t.Namespace != "" && t.Namespace != r.Namespace {
-			s.Fail(ReasonInvalid, fmt.Sprintf("target %s %s/%s is in another namespace: a rollout only reaches its own (%s)", t.Kind, t.Namespace, t.Name, r.Namespace))
+			s.Fail(api.ReasonInvalid, fmt.Sprintf("target %s %s/%s is in another namespace: a rollout only reaches its own (%s)", t.Kind, t.Namespace, t.Name, r.Namespace))
 			return
 		}
 		k := Key{t.Kind, t.Name}
 		if !s.in.Workloads[k].Exists {
-			s.Fail(ReasonInvalid, fmt.Sprintf("target %s %s does not exist", t.Kind, t.Name))
+			s.Fail(api.ReasonInvalid, fmt.Sprintf("target %s %s does not exist", t.Kind, t.Name))
 			return
 		}
 		if s.in.Workloads[k].OptedOut {
-			s.Fail(ReasonInvalid, fmt.Sprintf("target %s %s is opted out of certrollout (certrollout.io/enabled: \"false\"): no rollout may restart it", t.Kind, t.Name))
+			s.Fail(api.ReasonInvalid, fmt.Sprintf("target %s %s is opted out of certrollout (certrollout.io/enabled: \"false\"): no rollout may restart it", t.Kind, t.Name))
 			return
 		}
 		if !seen[k] {
@@ -358,13 +327,13 @@ func (s *stepper) start() {
 	p := s.in.Policy
 	gate := StartGate(p, s.earliestNotAfter(), s.in.Now)
 	switch gate.Reason {
-	case ReasonPolicyInvalid:
+	case api.ReasonPolicyInvalid:
 		// An invalid policy holds its rollouts, except when a certificate they run on is about to expire:
 		// then the rollout starts with what the policy validly asks (see initialize).
-		s.pending(ReasonPolicyInvalid, fmt.Sprintf("waiting: RolloutPolicy %s is invalid: %s", p.Name, p.Invalid))
+		s.pending(api.ReasonPolicyInvalid, fmt.Sprintf("waiting: RolloutPolicy %s is invalid: %s", p.Name, p.Invalid))
 		return
-	case ReasonPolicySuspended:
-		s.pending(ReasonPolicySuspended, fmt.Sprintf("waiting: RolloutPolicy %s is suspended", p.Name))
+	case api.ReasonPolicySuspended:
+		s.pending(api.ReasonPolicySuspended, fmt.Sprintf("waiting: RolloutPolicy %s is suspended", p.Name))
 		return
 	}
 	if s.skipUpToDate() {
@@ -385,7 +354,7 @@ func (s *stepper) start() {
 		s.waitForWindow(gate)
 		return
 	}
-	if gate.Reason == ReasonDeadlineOverride {
+	if gate.Reason == api.ReasonDeadlineOverride {
 		if p.Invalid != "" {
 			overridden = append(overridden, fmt.Sprintf("RolloutPolicy %s being invalid (%s): only what it validly asks is done", p.Name, p.Invalid))
 		}
@@ -398,9 +367,9 @@ func (s *stepper) start() {
 	s.Status.Phase = api.PhaseQuiescing
 	s.Status.Message = "quiescing"
 	if len(overridden) > 0 {
-		s.Event(rolloutstatus.Warning, ReasonDeadlineOverride, "Started despite %s: %s", strings.Join(overridden, ", "), s.deadlineOverride(p))
+		s.Event(rolloutstatus.Warning, api.ReasonDeadlineOverride, "Started despite %s: %s", strings.Join(overridden, ", "), s.deadlineOverride(p))
 	}
-	s.Event(rolloutstatus.Normal, ReasonStarted, "Started: %d target(s), %d workload(s) to quiesce", len(s.Status.Targets), len(s.Status.Quiesced))
+	s.Event(rolloutstatus.Normal, api.ReasonStarted, "Started: %d target(s), %d workload(s) to quiesce", len(s.Status.Targets), len(s.Status.Quiesced))
 }
 
 // takeSlot applies the controller's limits on running rollouts: the namespace's share holds every
@@ -409,7 +378,7 @@ func (s *stepper) start() {
 func (s *stepper) takeSlot() (overridden []string, ok bool) {
 	if s.in.MaxRunningHere > 0 && s.in.RunningHere >= s.in.MaxRunningHere {
 		// The namespace's share is taken by its own rollouts: even a deadline waits for those.
-		s.pending(ReasonConcurrencyLimit, fmt.Sprintf("waiting: %d rollouts of namespace %s are running, the most --max-concurrent-rollouts-per-namespace allows", s.in.RunningHere, s.in.Rollout.Namespace))
+		s.pending(api.ReasonConcurrencyLimit, fmt.Sprintf("waiting: %d rollouts of namespace %s are running, the most --max-concurrent-rollouts-per-namespace allows", s.in.RunningHere, s.in.Rollout.Namespace))
 		s.Wait(pollInterval)
 		return nil, false
 	}
@@ -417,7 +386,7 @@ func (s *stepper) takeSlot() (overridden []string, ok bool) {
 		// Other namespaces' rollouts hold every slot; a rollout whose certificate is about to expire does
 		// not wait behind them.
 		if s.in.Policy == nil || s.deadlineOverride(s.in.Policy) == "" {
-			s.pending(ReasonConcurrencyLimit, fmt.Sprintf("waiting: %d rollouts are running, the most --max-concurrent-rollouts allows", s.in.Running))
+			s.pending(api.ReasonConcurrencyLimit, fmt.Sprintf("waiting: %d rollouts are running, the most --max-concurrent-rollouts allows", s.in.Running))
 			s.Wait(pollInterval)
 			return nil, false
 		}
@@ -438,7 +407,7 @@ func (s *stepper) pending(reason, msg string) {
 func (s *stepper) waitForWindow(g Gate) {
 	next := g.Window
 	if s.Status.Phase != api.PhaseWaitingForWindow {
-		s.Event(rolloutstatus.Normal, ReasonWaitingForWindow, "Waiting for the next maintenance window, at %s", next.UTC().Format(time.RFC3339))
+		s.Event(rolloutstatus.Normal, api.ReasonWaitingForWindow, "Waiting for the next maintenance window, at %s", next.UTC().Format(time.RFC3339))
 	}
 	s.Status.Phase = api.PhaseWaitingForWindow
 	s.Status.NextWindow = &metav1.Time{Time: next}
@@ -520,7 +489,7 @@ func (s *stepper) quiesce() {
 				s.Status.Targets[i].State, s.Status.Targets[i].Message = api.TargetSkipped, "rollout aborted"
 			}
 			// Recorded now, so a crash before the end still knows the rollout failed.
-			s.SetCondition(api.ConditionFailed, metav1.ConditionTrue, ReasonDrainTimedOut, msg)
+			s.SetCondition(api.ConditionFailed, metav1.ConditionTrue, api.ReasonDrainTimedOut, msg)
 			s.Status.Message = msg
 			s.Status.Phase = api.PhaseRestoring
 			return
@@ -550,7 +519,7 @@ func (s *stepper) scaleDown(q *api.QuiescedWorkload) bool {
 	case w.QuiescedBy != "":
 		msg := "is quiesced by rollout " + w.QuiescedBy + "; waiting for it to restore the workload"
 		if q.Message != msg {
-			s.Event(rolloutstatus.Warning, ReasonQuiesceConflict, "%s %s %s", k.Kind, k.Name, msg)
+			s.Event(rolloutstatus.Warning, api.ReasonQuiesceConflict, "%s %s %s", k.Kind, k.Name, msg)
 		}
 		q.Message = msg
 		s.Wait(pollInterval)
@@ -565,7 +534,7 @@ func (s *stepper) scaleDown(q *api.QuiescedWorkload) bool {
 		replicas := w.Replicas
 		q.OriginalReplicas = &replicas
 		s.actions = append(s.actions, Action{Type: ScaleDown, Key: k, Replicas: replicas})
-		s.Event(rolloutstatus.Normal, ReasonScaledDown, "Scaled %s %s from %d to 0 replicas", k.Kind, k.Name, replicas)
+		s.Event(rolloutstatus.Normal, api.ReasonScaledDown, "Scaled %s %s from %d to 0 replicas", k.Kind, k.Name, replicas)
 	}
 	q.State, q.ScaledDownAt, q.Message = api.QuiesceDraining, s.Now(), ""
 	s.Wait(pollInterval)
@@ -582,11 +551,11 @@ func (s *stepper) drain(q *api.QuiescedWorkload) bool {
 	switch {
 	case !w.Exists || w.Pods == 0:
 		q.State, q.DrainedAt = api.QuiesceDrained, s.Now()
-		s.Event(rolloutstatus.Normal, ReasonDrained, "%s %s has no pods left", k.Kind, k.Name)
+		s.Event(rolloutstatus.Normal, api.ReasonDrained, "%s %s has no pods left", k.Kind, k.Name)
 	case !s.in.Now.Before(q.ScaledDownAt.Add(timeout)):
 		q.State = api.QuiesceDrainTimedOut
 		q.Message = fmt.Sprintf("%d pod(s) still present after the drain timeout of %s", w.Pods, timeout)
-		s.Event(rolloutstatus.Warning, ReasonDrainTimedOut, "%s %s: %s", k.Kind, k.Name, q.Message)
+		s.Event(rolloutstatus.Warning, api.ReasonDrainTimedOut, "%s %s: %s", k.Kind, k.Name, q.Message)
 	default:
 		q.Message = fmt.Sprintf("waiting for %d pod(s) to terminate", w.Pods)
 		s.Wait(min(pollInterval, q.ScaledDownAt.Add(timeout).Sub(s.in.Now)))
@@ -674,7 +643,7 @@ func (s *stepper) settleTarget(t *api.TargetStatus, health time.Duration) bool {
 		return true
 	case w.Rollout.Done:
 		t.State, t.FinishedAt, t.Message = api.TargetSucceeded, s.Now(), ""
-		s.Event(rolloutstatus.Normal, ReasonTargetHealthy, "%s %s finished its rollout", t.Kind, t.Name)
+		s.Event(rolloutstatus.Normal, api.ReasonTargetHealthy, "%s %s finished its rollout", t.Kind, t.Name)
 	case w.Rollout.Failed != "":
 		s.targetFailed(t, w.Rollout.Failed)
 	case !s.in.Now.Before(t.StartedAt.Add(health)):
@@ -706,7 +675,7 @@ func (s *stepper) startTarget(t *api.TargetStatus) bool {
 	t.State, t.StartedAt, t.RestartValue, t.Message = api.TargetRestarting, s.Now(), w.RestartValue, ""
 	if w.RolledBy != name { // else restarted by this rollout before a crash: only wait for health
 		s.actions = append(s.actions, Action{Type: Restart, Key: k, RestartValue: w.RestartValue})
-		s.Event(rolloutstatus.Normal, ReasonRestarted, "Restarted %s %s", k.Kind, k.Name)
+		s.Event(rolloutstatus.Normal, api.ReasonRestarted, "Restarted %s %s", k.Kind, k.Name)
 		s.in.RestartTokens--
 	}
 	s.Wait(pollInterval)
@@ -727,7 +696,7 @@ func (s *stepper) upToDate(k Key, w Workload) bool {
 func (s *stepper) skipTarget(t *api.TargetStatus, w Workload) {
 	t.State, t.FinishedAt = api.TargetUpToDate, s.Now()
 	t.Message = "already runs on certificates " + w.LedgerHash + " (rolled onto them before this rollout reached it); not restarted again"
-	s.Event(rolloutstatus.Normal, ReasonTargetUpToDate, "%s %s %s", t.Kind, t.Name, t.Message)
+	s.Event(rolloutstatus.Normal, api.ReasonTargetUpToDate, "%s %s %s", t.Kind, t.Name, t.Message)
 }
 
 // skipUpToDate skips every pending target when all of them are up to date and reports whether it did;
@@ -760,7 +729,7 @@ func (s *stepper) skipUpToDate() bool {
 
 func (s *stepper) targetFailed(t *api.TargetStatus, msg string) {
 	t.State, t.FinishedAt, t.Message = api.TargetFailed, s.Now(), msg
-	s.Event(rolloutstatus.Warning, ReasonTargetFailed, "%s %s failed: %s", t.Kind, t.Name, msg)
+	s.Event(rolloutstatus.Warning, api.ReasonTargetFailed, "%s %s failed: %s", t.Kind, t.Name, msg)
 }
 
 func (s *stepper) restore() {
@@ -827,7 +796,7 @@ func (s *stepper) failure() (reason, msg string) {
 	if failed == 0 {
 		return "", ""
 	}
-	return ReasonTargetFailed, fmt.Sprintf("%d of %d target(s) failed", failed, len(s.Status.Targets))
+	return api.ReasonTargetFailed, fmt.Sprintf("%d of %d target(s) failed", failed, len(s.Status.Targets))
 }
 
 func (s *stepper) progress() string {

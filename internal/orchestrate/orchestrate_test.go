@@ -137,11 +137,11 @@ func TestNext(t *testing.T) {
 	}{
 		"fails a rollout whose policy does not exist, touching nothing": {
 			in:   Input{Rollout: rollout("", build), PolicyMissing: true, Workloads: world()},
-			want: want{phase: api.PhaseFailed, events: []string{ReasonFailed}, message: `RolloutPolicy "ops" does not exist`},
+			want: want{phase: api.PhaseFailed, events: []string{api.ReasonFailed}, message: `RolloutPolicy "ops" does not exist`},
 		},
 		"fails a manual rollout that names a workload that does not exist": {
 			in:   Input{Rollout: rollout("", Key{"Deployment", "nope"}), Policy: policy(), Workloads: world()},
-			want: want{phase: api.PhaseFailed, events: []string{ReasonFailed}, message: "target Deployment nope does not exist"},
+			want: want{phase: api.PhaseFailed, events: []string{api.ReasonFailed}, message: "target Deployment nope does not exist"},
 		},
 		"rejects a target in another namespace": {
 			in: Input{Rollout: func() *api.CertRollout {
@@ -149,51 +149,51 @@ func TestNext(t *testing.T) {
 				r.Spec.Targets[0].Namespace = "other"
 				return r
 			}(), Policy: policy(), Workloads: world()},
-			want: want{phase: api.PhaseFailed, events: []string{ReasonFailed}, message: "in another namespace"},
+			want: want{phase: api.PhaseFailed, events: []string{api.ReasonFailed}, message: "in another namespace"},
 		},
 		"takes the policy's selected workloads when the rollout names no target": {
 			in:   Input{Rollout: rollout(""), Policy: policy(func(p *Policy) { p.Spec.Quiesce = nil }), Selected: []api.WorkloadReference{{Kind: "Deployment", Name: "api"}}, Workloads: world()},
-			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonStarted, ReasonRestarted}, requeue: pollInterval, progress: "0/1 restarted"},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{api.ReasonStarted, api.ReasonRestarted}, requeue: pollInterval, progress: "0/1 restarted"},
 		},
 		"starts at once without windows, and stores the quiesce list before scaling anything down": {
 			in:   Input{Now: now, Rollout: rollout("", build), Policy: policy(), Workloads: world()},
-			want: want{phase: api.PhaseQuiescing, events: []string{ReasonStarted}, requeue: time.Second, message: "recording the quiesce list"},
+			want: want{phase: api.PhaseQuiescing, events: []string{api.ReasonStarted}, requeue: time.Second, message: "recording the quiesce list"},
 		},
 		"scales the workers down once the quiesce list is stored, recording their replicas": {
 			in:   Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiescePending, 0, 0)), Policy: policy(), Workloads: world()},
-			want: want{phase: api.PhaseQuiescing, actions: []string{"ScaleDown Deployment/workers 3"}, events: []string{ReasonScaledDown}, requeue: pollInterval},
+			want: want{phase: api.PhaseQuiescing, actions: []string{"ScaleDown Deployment/workers 3"}, events: []string{api.ReasonScaledDown}, requeue: pollInterval},
 		},
 		"waits for the next window and wakes up when it opens": {
 			in:   Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(window(t, "0 2 * * *", time.Hour)), Workloads: world()},
-			want: want{phase: api.PhaseWaitingForWindow, events: []string{ReasonWaitingForWindow}, requeue: 14 * time.Hour, message: "2026-11-24T02:00:00Z"},
+			want: want{phase: api.PhaseWaitingForWindow, events: []string{api.ReasonWaitingForWindow}, requeue: 14 * time.Hour, message: "2026-11-24T02:00:00Z"},
 		},
 		"starts inside an open window": {
 			in:   Input{Now: now, Rollout: rollout(api.PhaseWaitingForWindow, build), Policy: policy(window(t, "30 11 * * *", time.Hour)), Workloads: world(set(workers, func(w *Workload) { w.Exists = false }))},
-			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{ReasonStarted, ReasonRestarted}, requeue: pollInterval},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{api.ReasonStarted, api.ReasonRestarted}, requeue: pollInterval},
 		},
 		"starts outside the windows when the running certificate expires within the deadline, and says so": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseWaitingForWindow, build), quiesced(api.QuiescePending, 0, 0)), Policy: policy(window(t, "0 2 * * *", time.Hour), func(p *Policy) {
 				p.Spec.ExpiryDeadline = &metav1.Duration{Duration: 72 * time.Hour}
 			}), Workloads: world(set(build, func(w *Workload) { w.RunningNotAfter = now.Add(48 * time.Hour) }))},
-			want: want{phase: api.PhaseQuiescing, events: []string{ReasonDeadlineOverride, ReasonStarted}, requeue: time.Second},
+			want: want{phase: api.PhaseQuiescing, events: []string{api.ReasonDeadlineOverride, api.ReasonStarted}, requeue: time.Second},
 		},
 		"keeps waiting for the window when the running certificate expires after the deadline, and wakes up for the deadline": {
 			in: Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(window(t, "0 2 * * 6", time.Hour), func(p *Policy) {
 				p.Spec.ExpiryDeadline = &metav1.Duration{Duration: 72 * time.Hour}
 			}), Workloads: world(set(build, func(w *Workload) { w.RunningNotAfter = now.Add(80 * time.Hour) }))},
-			want: want{phase: api.PhaseWaitingForWindow, events: []string{ReasonWaitingForWindow}, requeue: 8 * time.Hour},
+			want: want{phase: api.PhaseWaitingForWindow, events: []string{api.ReasonWaitingForWindow}, requeue: 8 * time.Hour},
 		},
 		"starts nothing while the policy is suspended": {
 			in:   Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(func(p *Policy) { p.Spec.Suspend = true }), Workloads: world()},
-			want: want{phase: api.PhasePending, events: []string{ReasonPolicySuspended}, message: "suspended"},
+			want: want{phase: api.PhasePending, events: []string{api.ReasonPolicySuspended}, message: "suspended"},
 		},
 		"starts nothing while the policy is invalid": {
 			in:   Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(func(p *Policy) { p.Invalid = "windows[0]: bad cron" }), Workloads: world()},
-			want: want{phase: api.PhasePending, events: []string{ReasonPolicyInvalid}, message: "is invalid: windows[0]: bad cron"},
+			want: want{phase: api.PhasePending, events: []string{api.ReasonPolicyInvalid}, message: "is invalid: windows[0]: bad cron"},
 		},
 		"waits while the global limit of running rollouts is reached": {
 			in:   Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(), Workloads: world(), Running: 2, MaxRunning: 2},
-			want: want{phase: api.PhasePending, events: []string{ReasonConcurrencyLimit}, requeue: pollInterval, message: "--max-concurrent-rollouts"},
+			want: want{phase: api.PhasePending, events: []string{api.ReasonConcurrencyLimit}, requeue: pollInterval, message: "--max-concurrent-rollouts"},
 		},
 		"waits for the workers' pods to terminate": {
 			in:   Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiesceDraining, 3, 10*time.Minute)), Policy: policy(), Workloads: world(set(workers, func(w *Workload) { w.Replicas, w.Pods, w.QuiescedBy = 0, 2, "ops-1" }))},
@@ -201,7 +201,7 @@ func TestNext(t *testing.T) {
 		},
 		"restarts the build service once the workers are gone": {
 			in:   Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiesceDraining, 3, 10*time.Minute)), Policy: policy(), Workloads: world(set(workers, func(w *Workload) { w.Replicas, w.Pods, w.QuiescedBy = 0, 0, "ops-1" }))},
-			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{ReasonDrained, ReasonRestarted}, requeue: pollInterval},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{api.ReasonDrained, api.ReasonRestarted}, requeue: pollInterval},
 		},
 		"does not scale down twice after a crash between the scale-down and the status update": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiescePending, 0, 0)), Policy: policy(), Workloads: world(set(workers, func(w *Workload) {
@@ -213,18 +213,18 @@ func TestNext(t *testing.T) {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiescePending, 0, 0)), Policy: policy(), Workloads: world(set(workers, func(w *Workload) {
 				w.Replicas, w.QuiescedBy, w.QuiescedReplicas = 0, "other-7", ptr.To[int32](3)
 			}))},
-			want: want{phase: api.PhaseQuiescing, events: []string{ReasonQuiesceConflict}, requeue: pollInterval, message: "quiesced by rollout other-7"},
+			want: want{phase: api.PhaseQuiescing, events: []string{api.ReasonQuiesceConflict}, requeue: pollInterval, message: "quiesced by rollout other-7"},
 		},
 		"aborts and restores the workers when they do not drain in time (onDrainTimeout: Abort)": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiesceDraining, 3, 2*time.Hour)), Policy: policy(), Workloads: world(set(workers, func(w *Workload) {
 				w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 1, "ops-1", ptr.To[int32](3)
 			}))},
-			want: want{phase: api.PhaseFailed, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonDrainTimedOut, ReasonRestored, ReasonFailed}, message: "did not drain in time"},
+			want: want{phase: api.PhaseFailed, actions: []string{"Restore Deployment/workers 3"}, events: []string{api.ReasonDrainTimedOut, api.ReasonRestored, api.ReasonFailed}, message: "did not drain in time"},
 		},
 		"restarts anyway when the workers do not drain in time with onDrainTimeout: Proceed": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiesceDraining, 3, 2*time.Hour)), Policy: policy(func(p *Policy) { p.Spec.OnDrainTimeout = api.DrainTimeoutProceed }),
 				Workloads: world(set(workers, func(w *Workload) { w.Replicas, w.Pods, w.QuiescedBy = 0, 1, "ops-1" }))},
-			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{ReasonDrainTimedOut, ReasonRestarted}, requeue: pollInterval},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{api.ReasonDrainTimedOut, api.ReasonRestarted}, requeue: pollInterval},
 		},
 		"restarts serially: the second target waits for the first to be healthy": {
 			in:   Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), target(build, api.TargetRestarting, time.Minute)), Policy: policy(), Workloads: world(set(build, func(w *Workload) { w.Rollout.Message = "1 of 2 updated replicas are available" }))},
@@ -232,7 +232,7 @@ func TestNext(t *testing.T) {
 		},
 		"starts the next target in order once the previous one is healthy": {
 			in:   Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), target(build, api.TargetRestarting, time.Minute)), Policy: policy(), Workloads: world(set(build, func(w *Workload) { w.Rollout.Done, w.RolledBy = true, "ops-1" }))},
-			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonTargetHealthy, ReasonRestarted}, requeue: pollInterval, progress: "1/2 restarted"},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{api.ReasonTargetHealthy, api.ReasonRestarted}, requeue: pollInterval, progress: "1/2 restarted"},
 		},
 		"does not take a done rollout of a version before its restart for the restart's health": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), target(build, api.TargetRestarting, time.Second)), Policy: policy(),
@@ -241,7 +241,7 @@ func TestNext(t *testing.T) {
 		},
 		"restarts up to maxConcurrent targets at once in parallel": {
 			in:   Input{Now: now, Rollout: rollout(api.PhaseRestarting, build, api2, database), Policy: policy(func(p *Policy) { p.Spec.Order, p.Spec.MaxConcurrent = api.OrderParallel, 2 }), Workloads: world()},
-			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build", "Restart Deployment/api hash-api"}, events: []string{ReasonRestarted, ReasonRestarted}, requeue: pollInterval},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build", "Restart Deployment/api hash-api"}, events: []string{api.ReasonRestarted, api.ReasonRestarted}, requeue: pollInterval},
 		},
 		"does not restart a target twice after a crash between its restart and the status update": {
 			in:   Input{Now: now, Rollout: rollout(api.PhaseRestarting, build), Policy: policy(), Workloads: world(set(build, func(w *Workload) { w.RolledBy = "ops-1" }))},
@@ -252,24 +252,24 @@ func TestNext(t *testing.T) {
 				Workloads: world(set(build, func(w *Workload) { w.Rollout.Message = "0 of 1 updated replicas are available" }), set(workers, func(w *Workload) {
 					w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 0, "ops-1", ptr.To[int32](3)
 				}))},
-			want: want{phase: api.PhaseFailed, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonTargetFailed, ReasonRestored, ReasonFailed}, message: "1 of 2 target(s) failed; quiesced workloads restored"},
+			want: want{phase: api.PhaseFailed, actions: []string{"Restore Deployment/workers 3"}, events: []string{api.ReasonTargetFailed, api.ReasonRestored, api.ReasonFailed}, message: "1 of 2 target(s) failed; quiesced workloads restored"},
 		},
 		"goes on with the next target after a failure with onFailure: Continue": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), target(build, api.TargetRestarting, time.Minute)), Policy: policy(func(p *Policy) { p.Spec.OnFailure = api.FailureContinue }),
 				Workloads: world(set(build, func(w *Workload) { w.Rollout.Failed = "ProgressDeadlineExceeded" }))},
-			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonTargetFailed, ReasonRestarted}, requeue: pollInterval},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{api.ReasonTargetFailed, api.ReasonRestarted}, requeue: pollInterval},
 		},
 		"restores the exact replica count recorded on the workload, then succeeds": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build), target(build, api.TargetRestarting, time.Minute), quiesced(api.QuiesceDrained, 2, time.Hour)), Policy: policy(),
 				Workloads: world(set(build, func(w *Workload) { w.Rollout.Done, w.RolledBy = true, "ops-1" }), set(workers, func(w *Workload) {
 					w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 0, "ops-1", ptr.To[int32](3)
 				}))},
-			want: want{phase: api.PhaseSucceeded, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonTargetHealthy, ReasonRestored, ReasonSucceeded}, progress: "1/1 restarted"},
+			want: want{phase: api.PhaseSucceeded, actions: []string{"Restore Deployment/workers 3"}, events: []string{api.ReasonTargetHealthy, api.ReasonRestored, api.ReasonSucceeded}, progress: "1/1 restarted"},
 		},
 		"does not restore twice after a crash between the restore and the status update": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestoring, build), target(build, api.TargetSucceeded, time.Minute), quiesced(api.QuiesceDrained, 3, time.Hour)), Policy: policy(),
 				Workloads: world()},
-			want: want{phase: api.PhaseSucceeded, events: []string{ReasonSucceeded}, progress: "1/1 restarted"},
+			want: want{phase: api.PhaseSucceeded, events: []string{api.ReasonSucceeded}, progress: "1/1 restarted"},
 		},
 		"says why it waits only once": {
 			in: Input{Now: now, Rollout: func() *api.CertRollout {
@@ -282,7 +282,7 @@ func TestNext(t *testing.T) {
 		"does not restart a target that already runs on the trigger's certificates, and says so": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), onto(map[Key]string{build: "hash-build", api2: "hash-api"})), Policy: policy(),
 				Workloads: world(set(build, func(w *Workload) { w.LedgerHash, w.RolledBy = "hash-build", "ops-0" }), set(api2, func(w *Workload) { w.LedgerHash = "hash-api-old" }))},
-			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonTargetUpToDate, ReasonRestarted}, requeue: pollInterval,
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{api.ReasonTargetUpToDate, api.ReasonRestarted}, requeue: pollInterval,
 				progress: "0/2 restarted, 1 up to date",
 				targets: []string{
 					"Deployment/build UpToDate: already runs on certificates hash-build (rolled onto them before this rollout reached it); not restarted again",
@@ -292,13 +292,13 @@ func TestNext(t *testing.T) {
 		"restarts a target that runs on other certificates than the trigger's": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build), onto(map[Key]string{build: "hash-build"})), Policy: policy(),
 				Workloads: world(set(build, func(w *Workload) { w.LedgerHash = "hash-old" }))},
-			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{ReasonRestarted}, requeue: pollInterval,
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{api.ReasonRestarted}, requeue: pollInterval,
 				targets: []string{"Deployment/build Restarting"}},
 		},
 		"restarts a target of a rollout without trigger certificates even if it runs on the current ones: restart means restart": {
 			in: Input{Now: now, Rollout: rollout(api.PhaseRestarting, build), Policy: policy(),
 				Workloads: world(set(build, func(w *Workload) { w.LedgerHash = "hash-build" }))},
-			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{ReasonRestarted}, requeue: pollInterval,
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{api.ReasonRestarted}, requeue: pollInterval,
 				targets: []string{"Deployment/build Restarting"}},
 		},
 		"waits for the health of a target it restarted onto the trigger's certificates before a crash, not skipping it": {
@@ -309,7 +309,7 @@ func TestNext(t *testing.T) {
 		"ends at once, quiescing nothing and not waiting for the window, when every target already runs on the trigger's certificates": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseWaitingForWindow, build), onto(map[Key]string{build: "hash-build"}), quiesced(api.QuiescePending, 0, 0)),
 				Policy: policy(window(t, "0 2 * * *", time.Hour)), Workloads: world(set(build, func(w *Workload) { w.LedgerHash = "hash-build" }))},
-			want: want{phase: api.PhaseSucceeded, events: []string{ReasonTargetUpToDate, ReasonSucceeded},
+			want: want{phase: api.PhaseSucceeded, events: []string{api.ReasonTargetUpToDate, api.ReasonSucceeded},
 				message: "0 target(s) restarted, 1 already on their certificates", progress: "0/1 restarted, 1 up to date",
 				targets: []string{"Deployment/build UpToDate: already runs on certificates hash-build (rolled onto them before this rollout reached it); not restarted again"}},
 		},
@@ -317,7 +317,7 @@ func TestNext(t *testing.T) {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), onto(map[Key]string{build: "hash-build"}), func(r *api.CertRollout) {
 				r.Status.Targets[0].State, r.Status.Targets[0].Message = api.TargetSkipped, "already runs on certificates hash-build (rolled onto them before this rollout reached it); not restarted again"
 			}, target(api2, api.TargetRestarting, time.Minute)), Policy: policy(), Workloads: world(set(api2, func(w *Workload) { w.Rollout.Done, w.RolledBy = true, "ops-1" }))},
-			want: want{phase: api.PhaseSucceeded, events: []string{ReasonTargetHealthy, ReasonSucceeded},
+			want: want{phase: api.PhaseSucceeded, events: []string{api.ReasonTargetHealthy, api.ReasonSucceeded},
 				message: "1 target(s) restarted, 1 already on their certificates", progress: "1/2 restarted, 1 up to date"},
 		},
 		"stops quiescing and restores the workers when its targets were rolled onto the trigger's certificates meanwhile": {
@@ -325,7 +325,7 @@ func TestNext(t *testing.T) {
 				Workloads: world(set(build, func(w *Workload) { w.LedgerHash = "hash-build" }), set(workers, func(w *Workload) {
 					w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 1, "ops-1", ptr.To[int32](3)
 				}))},
-			want: want{phase: api.PhaseSucceeded, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonTargetUpToDate, ReasonRestored, ReasonSucceeded},
+			want: want{phase: api.PhaseSucceeded, actions: []string{"Restore Deployment/workers 3"}, events: []string{api.ReasonTargetUpToDate, api.ReasonRestored, api.ReasonSucceeded},
 				message: "0 target(s) restarted, 1 already on their certificates, 1 quiesced workload(s) restored"},
 		},
 		"keeps quiescing when only some targets already run on the trigger's certificates": {
@@ -339,35 +339,35 @@ func TestNext(t *testing.T) {
 			in: Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(window(t, "0 2 * * *", time.Hour)), Workloads: world(set(workers, func(w *Workload) {
 				w.Replicas, w.QuiescedBy, w.QuiescedReplicas = 0, "ops-1", ptr.To[int32](3)
 			}))},
-			want: want{phase: api.PhaseWaitingForWindow, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonRestored, ReasonWaitingForWindow}, requeue: 14 * time.Hour},
+			want: want{phase: api.PhaseWaitingForWindow, actions: []string{"Restore Deployment/workers 3"}, events: []string{api.ReasonRestored, api.ReasonWaitingForWindow}, requeue: 14 * time.Hour},
 		},
 		"adopts a workload it scaled down that its status lost, and restores it with the others": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build), target(build, api.TargetSucceeded, time.Minute)), Policy: policy(func(p *Policy) { p.Spec.Quiesce = nil }),
 				Workloads: world(set(workers, func(w *Workload) {
 					w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 0, "ops-1", ptr.To[int32](3)
 				}))},
-			want: want{phase: api.PhaseSucceeded, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonAdopted, ReasonRestored, ReasonSucceeded}, message: "1 quiesced workload(s) restored"},
+			want: want{phase: api.PhaseSucceeded, actions: []string{"Restore Deployment/workers 3"}, events: []string{api.ReasonAdopted, api.ReasonRestored, api.ReasonSucceeded}, message: "1 quiesced workload(s) restored"},
 		},
 		"leaves a quiesced workload with no recorded count as it is, and says so": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestoring, build), target(build, api.TargetSucceeded, time.Minute), func(r *api.CertRollout) {
 				r.Status.Quiesced = []api.QuiescedWorkload{{Kind: "Deployment", Name: "workers", State: api.QuiesceDrained}}
 			}), Policy: policy(), Workloads: world(set(workers, func(w *Workload) { w.Replicas, w.Pods, w.QuiescedBy = 0, 0, "ops-1" }))},
-			want: want{phase: api.PhaseSucceeded, actions: []string{"Release Deployment/workers"}, events: []string{ReasonNothingRecorded, ReasonSucceeded}},
+			want: want{phase: api.PhaseSucceeded, actions: []string{"Release Deployment/workers"}, events: []string{api.ReasonNothingRecorded, api.ReasonSucceeded}},
 		},
 		"restores the recorded count over a change made during the quiesce, and says what it replaced": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestoring, build), target(build, api.TargetSucceeded, time.Minute), quiesced(api.QuiesceDrained, 3, time.Minute)), Policy: policy(),
 				Workloads: world(set(workers, func(w *Workload) { w.Replicas, w.QuiescedBy, w.QuiescedReplicas = 5, "ops-1", ptr.To[int32](3) }))},
-			want: want{phase: api.PhaseSucceeded, actions: []string{"Restore Deployment/workers 3"}, events: []string{ReasonQuiesceOverridden, ReasonRestored, ReasonSucceeded}},
+			want: want{phase: api.PhaseSucceeded, actions: []string{"Restore Deployment/workers 3"}, events: []string{api.ReasonQuiesceOverridden, api.ReasonRestored, api.ReasonSucceeded}},
 		},
 		"waits while its namespace's share of the running rollouts is taken, even with a deadline": {
 			in: Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(func(p *Policy) { p.Spec.ExpiryDeadline = &metav1.Duration{Duration: 72 * time.Hour} }),
 				Workloads: world(set(build, func(w *Workload) { w.RunningNotAfter = now.Add(time.Hour) })), Running: 2, MaxRunning: 5, RunningHere: 2, MaxRunningHere: 2},
-			want: want{phase: api.PhasePending, events: []string{ReasonConcurrencyLimit}, requeue: pollInterval, message: "--max-concurrent-rollouts-per-namespace"},
+			want: want{phase: api.PhasePending, events: []string{api.ReasonConcurrencyLimit}, requeue: pollInterval, message: "--max-concurrent-rollouts-per-namespace"},
 		},
 		"does not wait behind other namespaces' rollouts when its certificate is about to expire": {
 			in: Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(func(p *Policy) { p.Spec.ExpiryDeadline = &metav1.Duration{Duration: 72 * time.Hour} }),
 				Workloads: world(set(build, func(w *Workload) { w.RunningNotAfter = now.Add(time.Hour) })), Running: 5, MaxRunning: 5, MaxRunningHere: 2},
-			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{ReasonDeadlineOverride, ReasonStarted, ReasonRestarted}, requeue: pollInterval},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{api.ReasonDeadlineOverride, api.ReasonStarted, api.ReasonRestarted}, requeue: pollInterval},
 		},
 		"starts under an invalid policy when the deadline comes, quiescing only what the policy validly names": {
 			in: Input{Now: now, Rollout: rollout("", build), Policy: policy(func(p *Policy) {
@@ -375,21 +375,21 @@ func TestNext(t *testing.T) {
 				p.Spec.ExpiryDeadline = &metav1.Duration{Duration: 72 * time.Hour}
 				p.Spec.Quiesce = append(p.Spec.Quiesce, api.QuiesceTarget{Kind: "Deployment", Name: "gone"}, api.QuiesceTarget{Kind: "Deployment", Name: "x", Namespace: "other"}, api.QuiesceTarget{Kind: "Deployment", Name: "build"})
 			}), Workloads: world(set(build, func(w *Workload) { w.RunningNotAfter = now.Add(time.Hour) }))},
-			want: want{phase: api.PhaseQuiescing, events: []string{ReasonDeadlineOverride, ReasonStarted}, requeue: time.Second, message: "recording the quiesce list"},
+			want: want{phase: api.PhaseQuiescing, events: []string{api.ReasonDeadlineOverride, api.ReasonStarted}, requeue: time.Second, message: "recording the quiesce list"},
 		},
 		"fails a rollout that names an opted-out target, touching nothing": {
 			in:   Input{Now: now, Rollout: rollout("", build), Policy: policy(), Workloads: world(set(build, func(w *Workload) { w.OptedOut = true }))},
-			want: want{phase: api.PhaseFailed, events: []string{ReasonFailed}, message: `target Deployment build is opted out of certrollout`},
+			want: want{phase: api.PhaseFailed, events: []string{api.ReasonFailed}, message: `target Deployment build is opted out of certrollout`},
 		},
 		"leaves an opted-out quiesce target running": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiescePending, 0, 0)), Policy: policy(),
 				Workloads: world(set(workers, func(w *Workload) { w.OptedOut = true }))},
-			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{ReasonRestarted}, requeue: pollInterval},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{api.ReasonRestarted}, requeue: pollInterval},
 		},
 		"takes only the selected workloads that are not opted out": {
 			in: Input{Rollout: rollout(""), Policy: policy(func(p *Policy) { p.Spec.Quiesce = nil }), Workloads: world(set(build, func(w *Workload) { w.OptedOut = true })),
 				Selected: []api.WorkloadReference{{Kind: "Deployment", Name: "build"}, {Kind: "Deployment", Name: "api"}}},
-			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{ReasonStarted, ReasonRestarted}, requeue: pollInterval, targets: []string{"Deployment/api Restarting"}},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{api.ReasonStarted, api.ReasonRestarted}, requeue: pollInterval, targets: []string{"Deployment/api Restarting"}},
 		},
 		"waits for the global restart rate before restarting a target": {
 			in:   Input{Now: now, Rollout: rollout(api.PhaseRestarting, build, api2), Policy: policy(func(p *Policy) { p.Spec.Quiesce = nil }), Workloads: world(), Throttled: true},
@@ -399,7 +399,7 @@ func TestNext(t *testing.T) {
 			in: Input{Now: now, Rollout: rollout(api.PhaseRestarting, build, api2), Policy: policy(func(p *Policy) {
 				p.Spec.Quiesce, p.Spec.Order, p.Spec.MaxConcurrent = nil, api.OrderParallel, 2
 			}), Workloads: world(), Throttled: true, RestartTokens: 1},
-			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{ReasonRestarted}, requeue: time.Second},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{api.ReasonRestarted}, requeue: time.Second},
 		},
 		"does nothing once finished": {
 			in:   Input{Now: now, Rollout: rollout(api.PhaseSucceeded, build), Policy: policy(), Workloads: world()},
@@ -705,8 +705,8 @@ func TestAQuiescedWorkloadIsNeverGivenAGuessedCount(t *testing.T) {
 					released = true
 				}
 			}
-			if !released || !hasReason(res.Events, ReasonNothingRecorded) {
-				t.Errorf("%s: actions %+v, events %+v: want a Release and a %s Warning", phase, res.Actions, res.Events, ReasonNothingRecorded)
+			if !released || !hasReason(res.Events, api.ReasonNothingRecorded) {
+				t.Errorf("%s: actions %+v, events %+v: want a Release and a %s Warning", phase, res.Actions, res.Events, api.ReasonNothingRecorded)
 			}
 		}
 	})

@@ -10,53 +10,9 @@ import (
 	"strings"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	"github.com/certrollout/certrollout/internal/inventory"
-)
-
-// Annotations certrollout reads and writes on workloads.
-const (
-	// AnnotationEnabled opts a workload in ("true") or out ("false", also under --auto).
-	AnnotationEnabled = "certrollout.io/enabled"
-	// AnnotationCertificateHash is the ledger: the certificate set the current pods were started for.
-	AnnotationCertificateHash = "certrollout.io/certificate-hash"
-	// AnnotationCertificateNotAfter is when the earliest certificate of that set expires (RFC 3339).
-	AnnotationCertificateNotAfter = "certrollout.io/certificate-not-after"
-	// AnnotationRestartedAt is when certrollout last restarted the workload (RFC 3339).
-	AnnotationRestartedAt = "certrollout.io/restarted-at"
-	// AnnotationRestartHistory is when certrollout restarted the workload within the last
-	// RestartBudgetWindow: RFC 3339 times, comma-separated, oldest first. The restart budget counts it.
-	AnnotationRestartHistory = "certrollout.io/restart-history"
-	// AnnotationRestartHash goes on the pod template: changing it is what rolls the pods.
-	AnnotationRestartHash = "certrollout.io/restart-hash"
-	// AnnotationDeleteStalePods lets certrollout delete bare pods that run on old certificates.
-	AnnotationDeleteStalePods = "certrollout.io/delete-stale-pods"
-	// AnnotationRollout goes on the pod template with an orchestrated restart: the CertRollout that made it.
-	AnnotationRollout = "certrollout.io/rollout"
-	// AnnotationQuiescedBy and AnnotationQuiescedReplicas are written on a workload a CertRollout scales
-	// to zero, in the same patch: which rollout did it and the replica count it gets back.
-	AnnotationQuiescedBy       = "certrollout.io/quiesced-by"
-	AnnotationQuiescedReplicas = "certrollout.io/quiesced-replicas"
-)
-
-// Reasons are the outcome of a decision; Events, conditions and metric labels use the same words.
-const (
-	ReasonNoCertificates     = "NoCertificates"
-	ReasonUpToDate           = "UpToDate"
-	ReasonPodsCurrent        = "PodsCurrent"
-	ReasonNotEnabled         = "NotEnabled"
-	ReasonDeploymentPaused   = "DeploymentPaused"
-	ReasonOnDeleteStrategy   = "OnDeleteStrategy"
-	ReasonPartitioned        = "StatefulSetPartition"
-	ReasonBarePod            = "BarePod"
-	ReasonCronJob            = "CronJobRunsNewJobs"
-	ReasonStaleRunningJobs   = "StaleRunningJobs"
-	ReasonCooldown           = "Cooldown"
-	ReasonSettling           = "Settling"
-	ReasonCertificateRenewed = "CertificateRenewed"
-	ReasonStalePods          = "StalePods"
-	ReasonGovernedByPolicy   = "GovernedByPolicy"
-	ReasonCascadeInProgress  = "CascadeInProgress"
-	ReasonRestartBudget      = "RestartBudgetExhausted"
 )
 
 // RestartBudgetWindow is the horizon of the per-workload restart budget (Input.RestartBudget).
@@ -65,7 +21,7 @@ const RestartBudgetWindow = 24 * time.Hour
 // maxHistory bounds the restart history kept on a workload whatever the budget.
 const maxHistory = 64
 
-// RestartHistory is the value of AnnotationRestartHistory after a restart at now: the restarts of the
+// RestartHistory is the value of api.AnnotationRestartHistory after a restart at now: the restarts of the
 // last RestartBudgetWindow, this one included, at most maxHistory of them.
 func RestartHistory(annotations map[string]string, now time.Time) string {
 	times := append(recentRestarts(annotations, now), now.UTC())
@@ -83,7 +39,7 @@ func RestartHistory(annotations map[string]string, now time.Time) string {
 // malformed entries are skipped.
 func recentRestarts(annotations map[string]string, now time.Time) []time.Time {
 	var out []time.Time
-	for _, v := range strings.Split(annotations[AnnotationRestartHistory], ",") {
+	for _, v := range strings.Split(annotations[api.AnnotationRestartHistory], ",") {
 		t, err := time.Parse(time.RFC3339, strings.TrimSpace(v))
 		if err == nil && now.Sub(t) < RestartBudgetWindow && !t.After(now) {
 			out = append(out, t)
@@ -106,15 +62,6 @@ const (
 	// ActionDelegate: the restart is due, but a RolloutPolicy governs the workload, so it happens through
 	// the policy's CertRollout.
 	ActionDelegate Action = "Delegate"
-)
-
-// Kinds of workload.
-const (
-	KindDeployment  = "Deployment"
-	KindStatefulSet = "StatefulSet"
-	KindDaemonSet   = "DaemonSet"
-	KindCronJob     = "CronJob"
-	KindPod         = "Pod"
 )
 
 // Workload is what the decision needs to know about the object that owns the pods.
@@ -188,15 +135,15 @@ type Ledger struct {
 
 // ReadLedger reads the ledger annotations; malformed times read as zero.
 func ReadLedger(annotations map[string]string) Ledger {
-	l := Ledger{Hash: annotations[AnnotationCertificateHash]}
-	l.NotAfter, _ = time.Parse(time.RFC3339, annotations[AnnotationCertificateNotAfter])
-	l.RestartedAt, _ = time.Parse(time.RFC3339, annotations[AnnotationRestartedAt])
+	l := Ledger{Hash: annotations[api.AnnotationCertificateHash]}
+	l.NotAfter, _ = time.Parse(time.RFC3339, annotations[api.AnnotationCertificateNotAfter])
+	l.RestartedAt, _ = time.Parse(time.RFC3339, annotations[api.AnnotationRestartedAt])
 	return l
 }
 
 // Enabled reports whether certrollout may write to the workload.
 func Enabled(annotations map[string]string, auto bool) bool {
-	switch strings.ToLower(strings.TrimSpace(annotations[AnnotationEnabled])) {
+	switch strings.ToLower(strings.TrimSpace(annotations[api.AnnotationEnabled])) {
 	case "true":
 		return true
 	case "false":
@@ -209,7 +156,7 @@ func Enabled(annotations map[string]string, auto bool) bool {
 // OptedOut reports whether the workload refuses certrollout outright (certrollout.io/enabled: "false"):
 // no restart, no quiesce, whoever asks, a policy's selector or a CertRollout naming it.
 func OptedOut(annotations map[string]string) bool {
-	return strings.EqualFold(strings.TrimSpace(annotations[AnnotationEnabled]), "false")
+	return strings.EqualFold(strings.TrimSpace(annotations[api.AnnotationEnabled]), "false")
 }
 
 // Stale is the one staleness rule: a pod that started at started runs on certificates older than ones
@@ -269,23 +216,23 @@ func Decide(in Input) Decision {
 			return *d
 		}
 	}
-	reason, msg := ReasonCertificateRenewed, fmt.Sprintf("certificates changed (%s → %s)", short(f.ledger.Hash), in.Set.Hash)
+	reason, msg := api.ReasonCertificateRenewed, fmt.Sprintf("certificates changed (%s → %s)", short(f.ledger.Hash), in.Set.Hash)
 	if f.ledger.Hash == "" {
-		reason, msg = ReasonStalePods, fmt.Sprintf("%d pod(s) started before the certificates they use were issued at %s", len(f.stale), in.Set.IssuedAt.Format(time.RFC3339))
+		reason, msg = api.ReasonStalePods, fmt.Sprintf("%d pod(s) started before the certificates they use were issued at %s", len(f.stale), in.Set.IssuedAt.Format(time.RFC3339))
 	}
 	return Decision{Action: ActionRestart, Reason: reason, Message: msg, Set: in.Set, StalePods: f.stale}
 }
 
 func usesCertificates(in Input, _ facts) *Decision {
 	if in.Set.Empty() {
-		return &Decision{Action: ActionNone, Reason: ReasonNoCertificates, Message: "uses no certificates"}
+		return &Decision{Action: ActionNone, Reason: api.ReasonNoCertificates, Message: "uses no certificates"}
 	}
 	return nil
 }
 
 func ledgerCurrent(in Input, f facts) *Decision {
 	if f.ledger.Hash == in.Set.Hash {
-		return &Decision{Action: ActionNone, Reason: ReasonUpToDate, Message: "pods run on the current certificates " + in.Set.Hash}
+		return &Decision{Action: ActionNone, Reason: api.ReasonUpToDate, Message: "pods run on the current certificates " + in.Set.Hash}
 	}
 	return nil
 }
@@ -297,10 +244,10 @@ func podsCurrent(in Input, f facts) *Decision {
 	if len(f.stale) > 0 {
 		return nil
 	}
-	if in.Workload.Kind == KindCronJob {
-		return &Decision{Action: ActionNone, Reason: ReasonCronJob, Message: "no running Job uses old certificates; the next Job mounts the current ones"}
+	if in.Workload.Kind == api.KindCronJob {
+		return &Decision{Action: ActionNone, Reason: api.ReasonCronJob, Message: "no running Job uses old certificates; the next Job mounts the current ones"}
 	}
-	d := &Decision{Action: ActionRecord, Reason: ReasonPodsCurrent, Message: "pods started after the certificates " + in.Set.Hash + " were issued"}
+	d := &Decision{Action: ActionRecord, Reason: api.ReasonPodsCurrent, Message: "pods started after the certificates " + in.Set.Hash + " were issued"}
 	if !f.enabled {
 		d.Action = ActionNone
 	}
@@ -311,8 +258,8 @@ func enabled(_ Input, f facts) *Decision {
 	if f.enabled {
 		return nil
 	}
-	return &Decision{Action: ActionNone, Reason: ReasonNotEnabled,
-		Message: fmt.Sprintf("%d pod(s) run on old certificates; not restarted: set %s=true to let certrollout restart it", len(f.stale), AnnotationEnabled)}
+	return &Decision{Action: ActionNone, Reason: api.ReasonNotEnabled,
+		Message: fmt.Sprintf("%d pod(s) run on old certificates; not restarted: set %s=true to let certrollout restart it", len(f.stale), api.AnnotationEnabled)}
 }
 
 func restartReachesPods(in Input, f facts) *Decision {
@@ -321,21 +268,21 @@ func restartReachesPods(in Input, f facts) *Decision {
 		return &Decision{Action: ActionBlock, Reason: reason, Message: fmt.Sprintf("%d pod(s) run on old certificates, but %s", len(f.stale), msg)}
 	}
 	switch {
-	case w.Kind == KindPod:
-		if strings.EqualFold(w.Annotations[AnnotationDeleteStalePods], "true") {
+	case w.Kind == api.KindPod:
+		if strings.EqualFold(w.Annotations[api.AnnotationDeleteStalePods], "true") {
 			return nil
 		}
-		return block(ReasonBarePod, "a bare pod cannot be rolled; set "+AnnotationDeleteStalePods+"=true to let certrollout delete it")
-	case w.Kind == KindCronJob:
-		return &Decision{Action: ActionBlock, Reason: ReasonStaleRunningJobs, Message: fmt.Sprintf(
+		return block(api.ReasonBarePod, "a bare pod cannot be rolled; set "+api.AnnotationDeleteStalePods+"=true to let certrollout delete it")
+	case w.Kind == api.KindCronJob:
+		return &Decision{Action: ActionBlock, Reason: api.ReasonStaleRunningJobs, Message: fmt.Sprintf(
 			"%d pod(s) of running Job(s) %s started before the certificates were issued and keep the old ones until they finish; CronJobs are not restarted, the next Job mounts the current certificates",
 			len(f.stale), strings.Join(f.staleJobs, ", "))}
 	case w.Paused:
-		return block(ReasonDeploymentPaused, "the Deployment is paused")
+		return block(api.ReasonDeploymentPaused, "the Deployment is paused")
 	case w.OnDelete:
-		return block(ReasonOnDeleteStrategy, "its update strategy is OnDelete: pods change only when deleted")
+		return block(api.ReasonOnDeleteStrategy, "its update strategy is OnDelete: pods change only when deleted")
 	case w.Partition > 0:
-		return block(ReasonPartitioned, fmt.Sprintf("its rolling update partition %d keeps lower ordinals on the old revision", w.Partition))
+		return block(api.ReasonPartitioned, fmt.Sprintf("its rolling update partition %d keeps lower ordinals on the old revision", w.Partition))
 	}
 	return nil
 }
@@ -346,7 +293,7 @@ func notHeld(in Input, _ facts) *Decision {
 	if in.Hold == nil {
 		return nil
 	}
-	return &Decision{Action: ActionWait, Reason: ReasonCascadeInProgress, Message: in.Hold.Message, RequeueAfter: in.Hold.RequeueAfter}
+	return &Decision{Action: ActionWait, Reason: api.ReasonCascadeInProgress, Message: in.Hold.Message, RequeueAfter: in.Hold.RequeueAfter}
 }
 
 // settled waits until the sources have been quiet for the settle period, so that a Secret and a ConfigMap
@@ -359,7 +306,7 @@ func settled(in Input, _ facts) *Decision {
 	if !in.Now.Before(quiet) {
 		return nil
 	}
-	return &Decision{Action: ActionWait, Reason: ReasonSettling, RequeueAfter: quiet.Sub(in.Now),
+	return &Decision{Action: ActionWait, Reason: api.ReasonSettling, RequeueAfter: quiet.Sub(in.Now),
 		Message: fmt.Sprintf("certificates changed at %s; waiting %s for related changes", in.Set.ChangedAt.Format(time.RFC3339), in.SettlePeriod)}
 }
 
@@ -371,7 +318,7 @@ func cooldown(in Input, f facts) *Decision {
 	if !in.Now.Before(next) {
 		return nil
 	}
-	return &Decision{Action: ActionWait, Reason: ReasonCooldown, RequeueAfter: next.Sub(in.Now),
+	return &Decision{Action: ActionWait, Reason: api.ReasonCooldown, RequeueAfter: next.Sub(in.Now),
 		Message: fmt.Sprintf("restarted at %s; the next restart may start at %s", f.ledger.RestartedAt.Format(time.RFC3339), next.Format(time.RFC3339))}
 }
 
@@ -388,7 +335,7 @@ func budget(in Input, f facts) *Decision {
 		return nil
 	}
 	next := recent[len(recent)-in.RestartBudget].Add(RestartBudgetWindow)
-	return &Decision{Action: ActionBlock, Reason: ReasonRestartBudget, RequeueAfter: next.Sub(in.Now),
+	return &Decision{Action: ActionBlock, Reason: api.ReasonRestartBudget, RequeueAfter: next.Sub(in.Now),
 		Message: fmt.Sprintf("%d pod(s) run on old certificates, but the workload was restarted %d times in the last %s, its budget (--max-restarts-per-day); the next restart may start at %s",
 			len(f.stale), len(recent), RestartBudgetWindow, next.UTC().Format(time.RFC3339))}
 }
@@ -398,7 +345,7 @@ func governed(in Input, f facts) *Decision {
 	if in.Policy == "" {
 		return nil
 	}
-	return &Decision{Action: ActionDelegate, Reason: ReasonGovernedByPolicy,
+	return &Decision{Action: ActionDelegate, Reason: api.ReasonGovernedByPolicy,
 		Message: fmt.Sprintf("%d pod(s) run on old certificates; RolloutPolicy %s restarts them through a CertRollout", len(f.stale), in.Policy)}
 }
 

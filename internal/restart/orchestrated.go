@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,8 +23,8 @@ func Quiesce(ctx context.Context, c client.Client, obj client.Object, rollout st
 		"metadata": map[string]any{
 			"resourceVersion": obj.GetResourceVersion(),
 			"annotations": map[string]string{
-				policy.AnnotationQuiescedBy:       rollout,
-				policy.AnnotationQuiescedReplicas: strconv.Itoa(int(replicas)),
+				api.AnnotationQuiescedBy:       rollout,
+				api.AnnotationQuiescedReplicas: strconv.Itoa(int(replicas)),
 			},
 		},
 		"spec": map[string]any{"replicas": 0},
@@ -38,7 +40,7 @@ func Restore(ctx context.Context, c client.Client, obj client.Object, replicas *
 	body := map[string]any{
 		"metadata": map[string]any{
 			"resourceVersion": obj.GetResourceVersion(),
-			"annotations":     map[string]any{policy.AnnotationQuiescedBy: nil, policy.AnnotationQuiescedReplicas: nil},
+			"annotations":     map[string]any{api.AnnotationQuiescedBy: nil, api.AnnotationQuiescedReplicas: nil},
 		},
 	}
 	if replicas != nil {
@@ -49,7 +51,7 @@ func Restore(ctx context.Context, c client.Client, obj client.Object, replicas *
 
 // QuiescedReplicas reads the recorded replica count; nil when there is none or it is malformed.
 func QuiescedReplicas(obj client.Object) *int32 {
-	v, ok := obj.GetAnnotations()[policy.AnnotationQuiescedReplicas]
+	v, ok := obj.GetAnnotations()[api.AnnotationQuiescedReplicas]
 	if !ok {
 		return nil
 	}
@@ -67,16 +69,16 @@ func QuiescedReplicas(obj client.Object) *int32 {
 // changed since it was read: the rollout decided from that version (notably its ledger, which tells
 // whether someone else already restarted it onto these certificates), and must decide again.
 func Rollout(ctx context.Context, c client.Client, obj client.Object, rollout, value string, notAfter, now time.Time) error {
-	templateAnnotations := map[string]string{policy.AnnotationRollout: rollout}
+	templateAnnotations := map[string]string{api.AnnotationRollout: rollout}
 	annotations := map[string]string{
-		policy.AnnotationRestartedAt:    now.UTC().Format(time.RFC3339),
-		policy.AnnotationRestartHistory: policy.RestartHistory(obj.GetAnnotations(), now),
+		api.AnnotationRestartedAt:    now.UTC().Format(time.RFC3339),
+		api.AnnotationRestartHistory: policy.RestartHistory(obj.GetAnnotations(), now),
 	}
 	if value != "" {
-		templateAnnotations[policy.AnnotationRestartHash] = value
-		annotations[policy.AnnotationCertificateHash] = value
+		templateAnnotations[api.AnnotationRestartHash] = value
+		annotations[api.AnnotationCertificateHash] = value
 		if !notAfter.IsZero() {
-			annotations[policy.AnnotationCertificateNotAfter] = notAfter.UTC().Format(time.RFC3339)
+			annotations[api.AnnotationCertificateNotAfter] = notAfter.UTC().Format(time.RFC3339)
 		}
 	}
 	body := map[string]any{
@@ -90,11 +92,11 @@ func Rollout(ctx context.Context, c client.Client, obj client.Object, rollout, v
 func RolledBy(obj client.Object) string {
 	switch o := obj.(type) {
 	case *appsv1.Deployment:
-		return o.Spec.Template.Annotations[policy.AnnotationRollout]
+		return o.Spec.Template.Annotations[api.AnnotationRollout]
 	case *appsv1.StatefulSet:
-		return o.Spec.Template.Annotations[policy.AnnotationRollout]
+		return o.Spec.Template.Annotations[api.AnnotationRollout]
 	case *appsv1.DaemonSet:
-		return o.Spec.Template.Annotations[policy.AnnotationRollout]
+		return o.Spec.Template.Annotations[api.AnnotationRollout]
 	}
 	return ""
 }

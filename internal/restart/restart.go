@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,12 +28,12 @@ func Record(ctx context.Context, c client.Client, obj client.Object, d policy.De
 // the restart value on the pod template (with the ledger, in the same patch); a bare pod is deleted.
 func Restart(ctx context.Context, c client.Client, kind string, obj client.Object, d policy.Decision, now time.Time) error {
 	switch kind {
-	case policy.KindDeployment, policy.KindStatefulSet, policy.KindDaemonSet:
-		template := map[string]any{"metadata": map[string]any{"annotations": map[string]string{policy.AnnotationRestartHash: d.Set.Hash}}}
+	case api.KindDeployment, api.KindStatefulSet, api.KindDaemonSet:
+		template := map[string]any{"metadata": map[string]any{"annotations": map[string]string{api.AnnotationRestartHash: d.Set.Hash}}}
 		a := ledger(d, now)
-		a[policy.AnnotationRestartHistory] = policy.RestartHistory(obj.GetAnnotations(), now)
+		a[api.AnnotationRestartHistory] = policy.RestartHistory(obj.GetAnnotations(), now)
 		return patch(ctx, c, obj, a, map[string]any{"template": template})
-	case policy.KindPod:
+	case api.KindPod:
 		uid := obj.GetUID()
 		if err := c.Delete(ctx, obj, &client.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil {
 			return fmt.Errorf("deleting Pod %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
@@ -43,12 +45,12 @@ func Restart(ctx context.Context, c client.Client, kind string, obj client.Objec
 }
 
 func ledger(d policy.Decision, restartedAt time.Time) map[string]string {
-	a := map[string]string{policy.AnnotationCertificateHash: d.Set.Hash}
+	a := map[string]string{api.AnnotationCertificateHash: d.Set.Hash}
 	if !d.Set.NotAfter.IsZero() {
-		a[policy.AnnotationCertificateNotAfter] = d.Set.NotAfter.UTC().Format(time.RFC3339)
+		a[api.AnnotationCertificateNotAfter] = d.Set.NotAfter.UTC().Format(time.RFC3339)
 	}
 	if !restartedAt.IsZero() {
-		a[policy.AnnotationRestartedAt] = restartedAt.UTC().Format(time.RFC3339)
+		a[api.AnnotationRestartedAt] = restartedAt.UTC().Format(time.RFC3339)
 	}
 	return a
 }

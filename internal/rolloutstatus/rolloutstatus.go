@@ -20,12 +20,6 @@ import (
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 )
 
-// Reasons of the end of a rollout, the same for both kinds.
-const (
-	ReasonSucceeded = "Succeeded"
-	ReasonFailed    = "Failed"
-)
-
 // Event types, those of corev1.
 const (
 	Normal  = corev1.EventTypeNormal
@@ -86,10 +80,10 @@ func (r *Recorder) SetCondition(t string, status metav1.ConditionStatus, reason,
 // Succeed ends the rollout as Succeeded: Complete and Ready True.
 func (r *Recorder) Succeed(msg string) {
 	r.end(api.PhaseSucceeded, msg)
-	r.SetCondition(api.ConditionComplete, metav1.ConditionTrue, ReasonSucceeded, msg)
-	r.SetCondition(api.ConditionFailed, metav1.ConditionFalse, ReasonSucceeded, msg)
+	r.SetCondition(api.ConditionComplete, metav1.ConditionTrue, api.ReasonSucceeded, msg)
+	r.SetCondition(api.ConditionFailed, metav1.ConditionFalse, api.ReasonSucceeded, msg)
 	r.SetKstatus()
-	r.Event(Normal, ReasonSucceeded, "Succeeded: %s", msg)
+	r.Event(Normal, api.ReasonSucceeded, "Succeeded: %s", msg)
 }
 
 // Fail ends the rollout as Failed for reason: Failed and Stalled True, Ready False. The Event reads the
@@ -99,7 +93,7 @@ func (r *Recorder) Fail(reason, msg string) {
 	r.SetCondition(api.ConditionFailed, metav1.ConditionTrue, reason, msg)
 	r.SetCondition(api.ConditionComplete, metav1.ConditionFalse, reason, msg)
 	r.SetKstatus()
-	r.Event(Warning, ReasonFailed, "Failed: %s", msg)
+	r.Event(Warning, api.ReasonFailed, "Failed: %s", msg)
 }
 
 func (r *Recorder) end(phase api.RolloutPhase, msg string) {
@@ -115,11 +109,11 @@ func (r *Recorder) SetKstatus() {
 	msg := r.Status.Message
 	switch r.Status.Phase {
 	case api.PhaseSucceeded:
-		r.SetCondition(api.ConditionReady, metav1.ConditionTrue, ReasonSucceeded, msg)
+		r.SetCondition(api.ConditionReady, metav1.ConditionTrue, api.ReasonSucceeded, msg)
 		apimeta.RemoveStatusCondition(&r.Status.Conditions, api.ConditionReconciling)
 		apimeta.RemoveStatusCondition(&r.Status.Conditions, api.ConditionStalled)
 	case api.PhaseFailed:
-		reason := ReasonFailed
+		reason := api.ReasonFailed
 		if c := apimeta.FindStatusCondition(r.Status.Conditions, api.ConditionFailed); c != nil && c.Status == metav1.ConditionTrue {
 			reason = c.Reason
 		}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,7 +26,6 @@ import (
 	"github.com/certrollout/certrollout/internal/cli"
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/localcluster"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -154,7 +155,7 @@ verbosity: 1
 	// An opted-in workload on a TLS Secret in a watched namespace.
 	ca := testgen.CA(t, "root")
 	writeTLSSecret(t, c, watched, "api-tls", testgen.Leaf(t, ca, "api"), ca)
-	d := testgen.Deployment(watched, "web", 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")}, testgen.WithAnnotation(policy.AnnotationEnabled, "true"))
+	d := testgen.Deployment(watched, "web", 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")}, testgen.WithAnnotation(api.AnnotationEnabled, "true"))
 	if _, err := c.Client.AppsV1().Deployments(watched).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +228,7 @@ verbosity: 1
 		if err != nil {
 			return false, err
 		}
-		hash = d.Annotations[policy.AnnotationCertificateHash]
+		hash = d.Annotations[api.AnnotationCertificateHash]
 		return hash != "", nil
 	})
 
@@ -241,7 +242,7 @@ verbosity: 1
 		if err != nil {
 			return false, err
 		}
-		return d.Annotations[policy.AnnotationCertificateHash] != hash && d.Spec.Template.Annotations[policy.AnnotationRestartHash] != "", nil
+		return d.Annotations[api.AnnotationCertificateHash] != hash && d.Spec.Template.Annotations[api.AnnotationRestartHash] != "", nil
 	})
 	lease, err := c.Client.CoordinationV1().Leases(home).Get(ctx, "certrollout-controller", metav1.GetOptions{})
 	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {

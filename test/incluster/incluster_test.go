@@ -35,7 +35,6 @@ import (
 	"github.com/certrollout/certrollout/internal/containertest"
 	"github.com/certrollout/certrollout/internal/image"
 	"github.com/certrollout/certrollout/internal/localcluster"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -362,7 +361,7 @@ func TestTheImageRunsAsAPodWithTheChartsRBACAndRollsAConsumerOnceAfterARenewal(t
 		return localcluster.CertificateReady(ctx, c, apps, "api")
 	})
 	dep := testgen.Deployment(apps, "web", 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")},
-		testgen.WithAnnotation(policy.AnnotationEnabled, "true"))
+		testgen.WithAnnotation(api.AnnotationEnabled, "true"))
 	if _, err := c.Client.AppsV1().Deployments(apps).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +371,7 @@ func TestTheImageRunsAsAPodWithTheChartsRBACAndRollsAConsumerOnceAfterARenewal(t
 		if err != nil {
 			return false, err
 		}
-		ledger = d.Annotations[policy.AnnotationCertificateHash]
+		ledger = d.Annotations[api.AnnotationCertificateHash]
 		return ledger != "" && d.Status.UpdatedReplicas == 2 && d.Status.AvailableReplicas == 2, nil
 	})
 	before := replicaSets(t, apps)
@@ -383,9 +382,9 @@ func TestTheImageRunsAsAPodWithTheChartsRBACAndRollsAConsumerOnceAfterARenewal(t
 		if err != nil {
 			return false, err
 		}
-		h := d.Annotations[policy.AnnotationCertificateHash]
-		if h == ledger || d.Spec.Template.Annotations[policy.AnnotationRestartHash] != h {
-			return false, fmt.Errorf("ledger %q, template %q", h, d.Spec.Template.Annotations[policy.AnnotationRestartHash])
+		h := d.Annotations[api.AnnotationCertificateHash]
+		if h == ledger || d.Spec.Template.Annotations[api.AnnotationRestartHash] != h {
+			return false, fmt.Errorf("ledger %q, template %q", h, d.Spec.Template.Annotations[api.AnnotationRestartHash])
 		}
 		return true, nil
 	})

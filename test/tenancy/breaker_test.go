@@ -6,13 +6,14 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/certrollout/certrollout/internal/clustertest"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -30,11 +31,11 @@ func TestAFlappingSecretTripsTheRestartBudget(t *testing.T) {
 		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api-tls"}, Type: corev1.SecretTypeTLS,
 			Data: map[string][]byte{"tls.crt": leaf.PEM(), "tls.key": leaf.KeyPEM(t), "ca.crt": ca.PEM()}}
 	}
-	create(t, cl, secret(), testgen.Deployment(ns, "api", 1, []testgen.PodOption{testgen.WithSecretVolume("api-tls")}, testgen.WithAnnotation(policy.AnnotationEnabled, "true")))
+	create(t, cl, secret(), testgen.Deployment(ns, "api", 1, []testgen.PodOption{testgen.WithSecretVolume("api-tls")}, testgen.WithAnnotation(api.AnnotationEnabled, "true")))
 	waitAvailable(t, cl, ns, "api")
 	clustertest.Eventually(t, time.Minute, "the ledger to be recorded", func(ctx context.Context) (bool, error) {
 		_, ann := replicas(t, cl, ns, "api")
-		return ann[policy.AnnotationCertificateHash] != "", nil
+		return ann[api.AnnotationCertificateHash] != "", nil
 	})
 
 	// Renew every 3 s (longer than the 1 s settle period, so each renewal is due on its own) for 8 rounds.
@@ -52,7 +53,7 @@ func TestAFlappingSecretTripsTheRestartBudget(t *testing.T) {
 	if len(rs.Items) != 3 {
 		t.Fatalf("%d ReplicaSets: want 3, the first template and one per restart the budget of 2 allows", len(rs.Items))
 	}
-	if _, ann := replicas(t, cl, ns, "api"); len(strings.Split(ann[policy.AnnotationRestartHistory], ",")) != 2 {
-		t.Errorf("restart history %q: want the 2 restarts", ann[policy.AnnotationRestartHistory])
+	if _, ann := replicas(t, cl, ns, "api"); len(strings.Split(ann[api.AnnotationRestartHistory], ",")) != 2 {
+		t.Errorf("restart history %q: want the 2 restarts", ann[api.AnnotationRestartHistory])
 	}
 }

@@ -13,7 +13,6 @@ import (
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/clustertest"
-	"github.com/certrollout/certrollout/internal/policy"
 )
 
 // A workload annotated certrollout.io/enabled: "false" is neither restarted by a CertRollout that names
@@ -24,9 +23,9 @@ func TestAnOptedOutWorkloadIsNeitherRestartedNorQuiesced(t *testing.T) {
 	ns := clustertest.Namespace(t)
 	startController(t, options(ns))
 	bank := web(ns, "bank")
-	bank.Annotations = map[string]string{policy.AnnotationEnabled: "false"}
+	bank.Annotations = map[string]string{api.AnnotationEnabled: "false"}
 	ledger := workers(ns, "ledger", 2, 0)
-	ledger.Annotations = map[string]string{policy.AnnotationEnabled: "false"}
+	ledger.Annotations = map[string]string{api.AnnotationEnabled: "false"}
 	create(t, cl, bank, ledger, web(ns, "web"))
 	for _, n := range []string{"bank", "ledger", "web"} {
 		waitAvailable(t, cl, ns, n)

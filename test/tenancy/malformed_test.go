@@ -4,11 +4,12 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/certrollout/certrollout/internal/clustertest"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -29,7 +30,7 @@ func TestMalformedCertificateSecretsEachGetAnEvent(t *testing.T) {
 	}
 	for name, s := range secrets {
 		s.ObjectMeta = metav1.ObjectMeta{Namespace: ns, Name: name}
-		d := testgen.Deployment(ns, "uses-"+name, 1, []testgen.PodOption{testgen.WithSecretVolume(name)}, testgen.WithAnnotation(policy.AnnotationEnabled, "true"))
+		d := testgen.Deployment(ns, "uses-"+name, 1, []testgen.PodOption{testgen.WithSecretVolume(name)}, testgen.WithAnnotation(api.AnnotationEnabled, "true"))
 		create(t, cl, s, d)
 	}
 	for name := range secrets {

@@ -11,7 +11,6 @@ import (
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/clustertest"
-	"github.com/certrollout/certrollout/internal/policy"
 )
 
 // markQuiesced leaves a Deployment as a CertRollout's scale-down does: at zero replicas, its count and
@@ -19,7 +18,7 @@ import (
 func markQuiesced(t *testing.T, cl client.Client, ns, name, by string, recorded int32) {
 	t.Helper()
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q,%q:"%d"}},"spec":{"replicas":0}}`,
-		policy.AnnotationQuiescedBy, by, policy.AnnotationQuiescedReplicas, recorded)
+		api.AnnotationQuiescedBy, by, api.AnnotationQuiescedReplicas, recorded)
 	if err := cl.Patch(context.Background(), web(ns, name), client.RawPatch("application/merge-patch+json", []byte(patch))); err != nil {
 		t.Fatal(err)
 	}
@@ -29,8 +28,8 @@ func waitRestored(t *testing.T, cl client.Client, ns, name string, want int32) {
 	t.Helper()
 	clustertest.Eventually(t, time.Minute, fmt.Sprintf("%s to be restored to %d replicas", name, want), func(context.Context) (bool, error) {
 		got, ann := replicas(t, cl, ns, name)
-		if got != want || ann[policy.AnnotationQuiescedBy] != "" || ann[policy.AnnotationQuiescedReplicas] != "" {
-			return false, fmt.Errorf("%d replicas, quiesced by %q", got, ann[policy.AnnotationQuiescedBy])
+		if got != want || ann[api.AnnotationQuiescedBy] != "" || ann[api.AnnotationQuiescedReplicas] != "" {
+			return false, fmt.Errorf("%d replicas, quiesced by %q", got, ann[api.AnnotationQuiescedBy])
 		}
 		return true, nil
 	})

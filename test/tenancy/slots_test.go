@@ -12,7 +12,6 @@ import (
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/clustertest"
-	"github.com/certrollout/certrollout/internal/policy"
 )
 
 // slowPolicy holds each rollout as long as the API allows: a target that never becomes ready keeps it
@@ -85,8 +84,8 @@ func TestADeadlineRolloutNeverWaitsBehindOtherNamespaces(t *testing.T) {
 	waitAvailable(t, cl, victim, "expiring")
 	// The ledger says expiring's pods run on a certificate that expires in an hour.
 	ctx := context.Background()
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"0123abcd",%q:%q}}}`, policy.AnnotationCertificateHash,
-		policy.AnnotationCertificateNotAfter, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"0123abcd",%q:%q}}}`, api.AnnotationCertificateHash,
+		api.AnnotationCertificateNotAfter, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
 	if err := cl.Patch(ctx, web(victim, "expiring"), client.RawPatch("application/merge-patch+json", []byte(patch))); err != nil {
 		t.Fatal(err)
 	}
