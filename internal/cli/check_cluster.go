@@ -14,8 +14,8 @@ import (
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/controller"
+	"github.com/certrollout/certrollout/internal/decide"
 	"github.com/certrollout/certrollout/internal/inventory"
-	"github.com/certrollout/certrollout/internal/policy"
 )
 
 // clusterItems reads the cluster once through a Snapshot (the controller's reduced caches, so memory
@@ -141,7 +141,7 @@ func sourceItem(src *inventory.Source, key string, users []*controller.Workload)
 }
 
 // checkConsumersOf lists the workloads that read key of ref ("" for any key) and their pods that started no
-// later than issuedAt: the rule the controller applies (policy.Decide), per key, since the question here
+// later than issuedAt: the rule the controller applies (decide.Decide), per key, since the question here
 // is "who still runs on an older certificate than this one".
 func checkConsumersOf(users []*controller.Workload, ref consumers.Ref, key string, issuedAt time.Time) (out []CheckConsumer, stale int) {
 	for _, w := range users {
@@ -153,7 +153,7 @@ func checkConsumersOf(users []*controller.Workload, ref consumers.Ref, key strin
 		c := CheckConsumer{Kind: w.Kind, Name: w.Name}
 		if !issuedAt.IsZero() {
 			for _, p := range w.Input.Pods {
-				if policy.Stale(p.Started, issuedAt) {
+				if decide.Stale(p.Started, issuedAt) {
 					c.StalePods = append(c.StalePods, p.Name)
 				}
 			}

@@ -15,8 +15,8 @@ import (
 	"github.com/certrollout/certrollout/internal/certs"
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/controller"
+	"github.com/certrollout/certrollout/internal/decide"
 	"github.com/certrollout/certrollout/internal/localcluster"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
 
@@ -106,7 +106,7 @@ func TestPlanGivenNoFlagsDecidesAsTheControllerRuns(t *testing.T) {
 	if report.Controller.Source != "ConfigMap "+ns+"/"+controller.SettingsConfigMap || !report.Controller.Settings.Auto || report.Controller.Settings.SettlePeriod.Duration != settle {
 		t.Fatalf("plan should decide with the published settings, assumed %+v", report.Controller)
 	}
-	if web.Action != string(policy.ActionWait) || web.Reason != api.ReasonSettling || web.NextAt == nil {
+	if web.Action != string(decide.ActionWait) || web.Reason != api.ReasonSettling || web.NextAt == nil {
 		t.Fatalf("web: plan says %s/%s (%s), want Wait/%s: the controller runs with --auto and a %s settle period", web.Action, web.Reason, web.Message, api.ReasonSettling, settle)
 	}
 	_, told := planJSON(t, ns, "--auto=false")
@@ -181,7 +181,7 @@ func TestPlanShowsTheCascadeHoldTheControllerApplies(t *testing.T) {
 	}
 	_, items := planJSON(t, ns, "--settle-period=0")
 	p := items["both"]
-	if p.Action != string(policy.ActionWait) || p.Reason != api.ReasonCascadeInProgress || !strings.Contains(p.Message, "CertRollout "+ns+"/rotate-ca") {
+	if p.Action != string(decide.ActionWait) || p.Reason != api.ReasonCascadeInProgress || !strings.Contains(p.Message, "CertRollout "+ns+"/rotate-ca") {
 		t.Fatalf("both: plan says %s/%s (%s), want Wait/%s naming the cascade", p.Action, p.Reason, p.Message, api.ReasonCascadeInProgress)
 	}
 	if !strings.Contains(p.Next, "waits for the CA cascade to re-issue its leaf") {

@@ -17,9 +17,9 @@ import (
 	"github.com/certrollout/certrollout/internal/certs"
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/controller"
+	"github.com/certrollout/certrollout/internal/decide"
 	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/orchestrate"
-	"github.com/certrollout/certrollout/internal/policy"
 )
 
 func optTime(t time.Time) *time.Time {
@@ -34,10 +34,10 @@ func optTime(t time.Time) *time.Time {
 // Secrets are leaves of a CA issuer.
 func planOf(w *controller.Workload, now time.Time, graph *cagraph.Graph) WorkloadPlan {
 	d := w.Decision
-	ledger := policy.ReadLedger(w.Object.GetAnnotations())
+	ledger := decide.ReadLedger(w.Object.GetAnnotations())
 	p := WorkloadPlan{
 		Namespace: w.Namespace, Kind: w.Kind, Name: w.Name,
-		Enabled:   policy.Enabled(w.Object.GetAnnotations(), w.Input.Auto || w.Input.Policy != ""),
+		Enabled:   decide.Enabled(w.Object.GetAnnotations(), w.Input.Auto || w.Input.Policy != ""),
 		Pods:      len(w.Input.Pods),
 		StalePods: d.StalePods,
 		Action:    string(d.Action), Reason: d.Reason, Message: d.Message,
@@ -146,9 +146,9 @@ func planCertificate(c *certs.Certificate) *PlanCertificate {
 // nextStep says what the controller does next with the workload, and when. For a governed workload it
 // follows the RolloutPolicy controller: an active rollout runs on; an invalid or suspended policy holds;
 // otherwise a CertRollout starts now, in the next window, or at the deadline if that comes first.
-func nextStep(p *WorkloadPlan, d policy.Decision, now time.Time, gate orchestrate.Gate) (string, *time.Time) {
+func nextStep(p *WorkloadPlan, d decide.Decision, now time.Time, gate orchestrate.Gate) (string, *time.Time) {
 	switch d.Action {
-	case policy.ActionNone:
+	case decide.ActionNone:
 		switch d.Reason {
 		case api.ReasonNotEnabled:
 			return "nothing: not enabled (annotate " + api.AnnotationEnabled + "=true, or select it with a RolloutPolicy)", nil
@@ -156,13 +156,13 @@ func nextStep(p *WorkloadPlan, d policy.Decision, now time.Time, gate orchestrat
 			return "nothing: the pods run on the current certificates", nil
 		}
 		return "nothing", nil
-	case policy.ActionRecord:
+	case decide.ActionRecord:
 		return "records the current certificates on the workload; no restart (the pods already run on them)", nil
-	case policy.ActionRestart:
+	case decide.ActionRestart:
 		return "restarts it now", nil
-	case policy.ActionBlock:
+	case decide.ActionBlock:
 		return "nothing it can do: " + d.Message, nil
-	case policy.ActionWait:
+	case decide.ActionWait:
 		at := now.Add(d.RequeueAfter).UTC()
 		what := "waits"
 		switch d.Reason {
@@ -177,7 +177,7 @@ func nextStep(p *WorkloadPlan, d policy.Decision, now time.Time, gate orchestrat
 			return fmt.Sprintf("%s, then hands it to RolloutPolicy %s, at %s", what, p.Policy.Name, at.Format(time.RFC3339)), &at
 		}
 		return fmt.Sprintf("%s, then restarts it at %s", what, at.Format(time.RFC3339)), &at
-	case policy.ActionDelegate:
+	case decide.ActionDelegate:
 		return policyStep(p.Policy, gate)
 	}
 	return string(d.Action), nil

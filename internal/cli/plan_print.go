@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/certrollout/certrollout/internal/cagraph"
-	"github.com/certrollout/certrollout/internal/policy"
+	"github.com/certrollout/certrollout/internal/decide"
 )
 
 // describeCAChain says whether a leaf Secret was issued by its CA issuer's current CA, and what to do
@@ -79,18 +79,18 @@ func shortAction(p *WorkloadPlan, now time.Time) string {
 		}
 		return " in " + residual(*t, now)
 	}
-	switch policy.Action(p.Action) {
-	case policy.ActionNone:
+	switch decide.Action(p.Action) {
+	case decide.ActionNone:
 		return "none"
-	case policy.ActionRecord:
+	case decide.ActionRecord:
 		return "record"
-	case policy.ActionRestart:
+	case decide.ActionRestart:
 		return "restart now"
-	case policy.ActionBlock:
+	case decide.ActionBlock:
 		return "blocked"
-	case policy.ActionWait:
+	case decide.ActionWait:
 		return "wait" + when(p.NextAt)
-	case policy.ActionDelegate:
+	case decide.ActionDelegate:
 		pp := p.Policy
 		switch {
 		case pp == nil:

@@ -15,9 +15,9 @@ import (
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/consumers"
 	"github.com/certrollout/certrollout/internal/controller"
+	"github.com/certrollout/certrollout/internal/decide"
 	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/orchestrate"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/schedule"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
@@ -35,18 +35,18 @@ func planFixture(t *testing.T, now, renewed time.Time) ([]controller.Workload, m
 	src.Issuance = &inventory.Issuance{Certificate: "web", Revision: 3, Ready: true, Current: true}
 	ref := consumers.Ref{Kind: consumers.KindSecret, Name: "web-tls"}
 	started := renewed.Add(-time.Hour)
-	pods := []policy.Pod{{Name: "p-1", Started: started}, {Name: "p-2", Started: started}}
+	pods := []decide.Pod{{Name: "p-1", Started: started}, {Name: "p-2", Started: started}}
 	var out []controller.Workload
 	mk := func(name string, annotations map[string]string, paused bool, pv *controller.PolicyView) {
 		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, Annotations: annotations}}
 		uses := consumers.FromPodSpec(ptrPodSpec(testgen.PodSpec(testgen.WithSecretVolume("web-tls"))), nil)
-		in := policy.Input{Now: now, Workload: policy.Workload{Kind: api.KindDeployment, Namespace: "shop", Name: name, Annotations: annotations, Paused: paused},
+		in := decide.Input{Now: now, Workload: decide.Workload{Kind: api.KindDeployment, Namespace: "shop", Name: name, Annotations: annotations, Paused: paused},
 			Set: inventory.SetOf(uses, map[consumers.Ref]*inventory.Source{ref: src}), Pods: pods, MinRestartInterval: 10 * time.Minute}
 		if pv != nil {
 			in.Policy = pv.Policy.Name
 		}
 		out = append(out, controller.Workload{Kind: api.KindDeployment, Namespace: "shop", Name: name, Object: d, Uses: uses,
-			Sources: map[consumers.Ref]*inventory.Source{ref: src}, Input: in, Decision: policy.Decide(in), Policy: pv})
+			Sources: map[consumers.Ref]*inventory.Source{ref: src}, Input: in, Decision: decide.Restart(in), Policy: pv})
 	}
 	oldLedger := map[string]string{api.AnnotationEnabled: "true", api.AnnotationCertificateHash: "0123456789abcdef",
 		api.AnnotationCertificateNotAfter: now.Add(48 * time.Hour).Format(time.RFC3339)}

@@ -21,8 +21,8 @@ import (
 	"github.com/certrollout/certrollout/internal/cascade"
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/consumers"
+	"github.com/certrollout/certrollout/internal/decide"
 	"github.com/certrollout/certrollout/internal/inventory"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/reissue"
 	"github.com/certrollout/certrollout/internal/restart"
 )
@@ -64,7 +64,7 @@ func (r *rolloutReconciler) actCascade(ctx context.Context, ro *api.CertRollout,
 }
 
 // clusterResourceNamespace is where ClusterIssuers' CA Secrets live.
-func (r *discovery) clusterResourceNamespace() string {
+func (r *gatherer) clusterResourceNamespace() string {
 	if r.opts.ClusterResourceNamespace != "" {
 		return r.opts.ClusterResourceNamespace
 	}
@@ -72,7 +72,7 @@ func (r *discovery) clusterResourceNamespace() string {
 }
 
 // watches reports whether the controller's caches cover namespace ns.
-func (r *discovery) watches(ns string) bool {
+func (r *gatherer) watches(ns string) bool {
 	return len(r.opts.Namespaces) == 0 || slices.Contains(r.opts.Namespaces, ns)
 }
 
@@ -152,7 +152,7 @@ func (r *rolloutReconciler) observeCascade(ctx context.Context, ro *api.CertRoll
 // re-issues Certificates and waits for workloads in every namespace: it is the cluster admin's, so it
 // runs only in cert-manager's cluster resource namespace (where the controller creates it, and where
 // tenants have no say) and only for a ClusterIssuer the admin opted in.
-func (r *discovery) clusterCascadeRefused(ctx context.Context, ro *api.CertRollout) (string, error) {
+func (r *gatherer) clusterCascadeRefused(ctx context.Context, ro *api.CertRollout) (string, error) {
 	ref := ro.Spec.Cascade.IssuerRef
 	if ref.Kind != certmanager.KindClusterIssuer {
 		return "", nil
@@ -194,7 +194,7 @@ type issuerObservation struct {
 // observeIssuer reads an issuer (an Issuer of namespace ns, or a ClusterIssuer), its CA Secret, the
 // Certificates that name it and their Secrets, and judges them with cagraph. The cascade rollouts and
 // the cascade trigger share it, so they judge the leaves alike.
-func (r *discovery) observeIssuer(ctx context.Context, ref api.IssuerReference, ns string) (issuerObservation, error) {
+func (r *gatherer) observeIssuer(ctx context.Context, ref api.IssuerReference, ns string) (issuerObservation, error) {
 	var obs issuerObservation
 	if r.linker.reader == nil {
 		return obs, nil // cert-manager is not served: the issuer does not exist
@@ -265,7 +265,7 @@ func getIssuer(ctx context.Context, c client.Reader, key client.ObjectKey, obj c
 
 // secretCertificate reads a Secret's tls.crt: from the cache, or with one direct GET when the Secret lies
 // outside the watched namespaces (a ClusterIssuer's CA Secret in cert-manager's namespace).
-func (r *discovery) secretCertificate(ctx context.Context, name types.NamespacedName) (data []byte, found bool, err error) {
+func (r *gatherer) secretCertificate(ctx context.Context, name types.NamespacedName) (data []byte, found bool, err error) {
 	var s corev1.Secret
 	if r.watches(name.Namespace) {
 		err = r.client.Get(ctx, name, &s)
@@ -316,7 +316,7 @@ func (r *rolloutReconciler) trusting(ctx context.Context, ns, fingerprint string
 			if err != nil {
 				return nil, err
 			}
-			tr := trustOf(policy.Decide(in), fingerprint)
+			tr := trustOf(decide.Restart(in), fingerprint)
 			if tr.State == api.TrustCurrent {
 				// Restarted onto the new CA is not yet running on it: wait for the rollout, as kubectl
 				// rollout status would, before a leaf signed by the new key reaches its peers.
@@ -368,13 +368,13 @@ func (r *rolloutReconciler) trustsCA(ctx context.Context, k kind, obj client.Obj
 // A workload whose certificates do not hold the new CA yet is Pending even when nothing is due: its
 // Secret or bundle has not caught up (a cache a moment behind, a trust-manager bundle not yet updated),
 // and it is the new CA that it must trust before any leaf is re-issued.
-func trustOf(d policy.Decision, fingerprint string) cascade.Trust {
+func trustOf(d decide.Decision, fingerprint string) cascade.Trust {
 	switch d.Action {
-	case policy.ActionRestart, policy.ActionWait, policy.ActionDelegate:
+	case decide.ActionRestart, decide.ActionWait, decide.ActionDelegate:
 		return cascade.Trust{State: api.TrustPending, Message: d.Reason + ": " + d.Message}
-	case policy.ActionBlock:
+	case decide.ActionBlock:
 		return cascade.Trust{State: api.TrustNotWaitedFor, Message: d.Reason + ": " + d.Message}
-	case policy.ActionNone, policy.ActionRecord:
+	case decide.ActionNone, decide.ActionRecord:
 	}
 	if d.Reason == api.ReasonNotEnabled {
 		return cascade.Trust{State: api.TrustNotWaitedFor, Message: d.Reason + ": " + d.Message}

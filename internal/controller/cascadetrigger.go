@@ -26,8 +26,8 @@ import (
 	"github.com/certrollout/certrollout/internal/cagraph"
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/consumers"
+	"github.com/certrollout/certrollout/internal/decide"
 	"github.com/certrollout/certrollout/internal/inventory"
-	"github.com/certrollout/certrollout/internal/policy"
 )
 
 // cascadeIssuerIndex indexes the unfinished cascade CertRollouts by the issuer they re-issue for
@@ -55,7 +55,7 @@ func cascadeIssuerKey(kind, ns, name string) string {
 
 // setupCascadeTrigger registers the controller that creates cascade rollouts, when the gatherer can
 // see cascades (certrollout.io, cert-manager's Certificates and issuers are served).
-func setupCascadeTrigger(mgr manager.Manager, disc *discovery) error {
+func setupCascadeTrigger(mgr manager.Manager, disc *gatherer) error {
 	if !disc.cascades || !disc.issuers.issuers || !disc.issuers.clusterIssuers {
 		return nil // it watches both kinds
 	}
@@ -75,7 +75,7 @@ func setupCascadeTrigger(mgr manager.Manager, disc *discovery) error {
 			return nil
 		})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &disc.opts.AllowRepeatedSetup}).
-		Complete(&cascadeTrigger{discovery: disc, recorder: mgr.GetEventRecorder("certrollout")})
+		Complete(&cascadeTrigger{gatherer: disc, recorder: mgr.GetEventRecorder("certrollout")})
 }
 
 // secretToIssuers maps a Secret whose certificate changed to the issuers it concerns: the issuers whose
@@ -125,7 +125,7 @@ func secretToIssuers(c client.Reader, clusterResourceNamespace string) handler.E
 // CA certificate than its current one. It is level-based: it compares the leaves with the CA as it is,
 // so a rotation it missed while down, or leaves it sees for the first time, start a cascade all the same.
 type cascadeTrigger struct {
-	*discovery
+	*gatherer
 	recorder events.EventRecorder
 }
 
@@ -246,9 +246,9 @@ func short(fingerprint string) string {
 // Secret) which an unfinished cascade CertRollout is about to re-issue: restarting now would roll it
 // twice, once for the CA and once for its new leaf. It holds only while such a rollout runs and the leaf
 // still needs re-issuing, so nothing is held for ever. held is false when nothing holds it.
-func (r *discovery) cascadeHold(ctx context.Context, ns string, uses []consumers.Use, sources map[consumers.Ref]*inventory.Source) (hold policy.Hold, held bool, err error) {
+func (r *gatherer) cascadeHold(ctx context.Context, ns string, uses []consumers.Use, sources map[consumers.Ref]*inventory.Source) (hold decide.Hold, held bool, err error) {
 	if !r.cascades {
-		return policy.Hold{}, false, nil
+		return decide.Hold{}, false, nil
 	}
 	for _, ref := range consumers.Refs(uses) { // in order, so the message names the same leaf each time
 		src := sources[ref]
@@ -263,7 +263,7 @@ func (r *discovery) cascadeHold(ctx context.Context, ns string, uses []consumers
 			if apierrors.IsNotFound(err) {
 				continue
 			}
-			return policy.Hold{}, false, err
+			return decide.Hold{}, false, err
 		}
 		issuer, ok := cagraph.IssuerOf(crt)
 		if !ok {
@@ -274,30 +274,30 @@ func (r *discovery) cascadeHold(ctx context.Context, ns string, uses []consumers
 		}
 		rollouts, err := r.cascadeRollouts(ctx, issuer)
 		if err != nil {
-			return policy.Hold{}, false, err
+			return decide.Hold{}, false, err
 		}
 		if len(rollouts) == 0 {
 			continue
 		}
 		stale, err := r.leafNeedsReissue(ctx, issuer, crt)
 		if err != nil {
-			return policy.Hold{}, false, err
+			return decide.Hold{}, false, err
 		}
 		if !stale {
 			continue // re-issued already: another leaf the workload uses may still hold it
 		}
 		ro := rollouts[0]
-		return policy.Hold{
+		return decide.Hold{
 			Message: fmt.Sprintf("Certificate %s (Secret %s) is being re-issued under the new CA of %s by CertRollout %s/%s; the restart waits for the new leaf",
 				crt.Name, ref.Name, issuer, ro.Namespace, ro.Name),
 			RequeueAfter: holdRequeue,
 		}, true, nil
 	}
-	return policy.Hold{}, false, nil
+	return decide.Hold{}, false, nil
 }
 
 // readsIssuer reports whether the gatherer may read issuers of the kind (Issuer or ClusterIssuer).
-func (r *discovery) readsIssuer(kind string) bool {
+func (r *gatherer) readsIssuer(kind string) bool {
 	if kind == certmanager.KindClusterIssuer {
 		return r.issuers.clusterIssuers
 	}
@@ -307,7 +307,7 @@ func (r *discovery) readsIssuer(kind string) bool {
 // cascadeRollouts are the unfinished cascade CertRollouts for issuer, in the namespace where its cascades
 // run: from the index when the caches cover that namespace, else (a ClusterIssuer's cascades, seen by a
 // Snapshot of another namespace) with one direct list of it, empty when the reader may not list it.
-func (r *discovery) cascadeRollouts(ctx context.Context, issuer cagraph.IssuerRef) ([]api.CertRollout, error) {
+func (r *gatherer) cascadeRollouts(ctx context.Context, issuer cagraph.IssuerRef) ([]api.CertRollout, error) {
 	home := issuer.Namespace
 	if issuer.Kind == certmanager.KindClusterIssuer {
 		home = r.clusterResourceNamespace()
@@ -335,7 +335,7 @@ func (r *discovery) cascadeRollouts(ctx context.Context, issuer cagraph.IssuerRe
 
 // leafNeedsReissue judges one leaf against its issuer's current CA certificate; false when that cannot
 // be judged (the issuer or its CA Secret is missing or unreadable), so a broken issuer holds nothing.
-func (r *discovery) leafNeedsReissue(ctx context.Context, ref cagraph.IssuerRef, crt *certmanager.Certificate) (bool, error) {
+func (r *gatherer) leafNeedsReissue(ctx context.Context, ref cagraph.IssuerRef, crt *certmanager.Certificate) (bool, error) {
 	var cas []cagraph.CAIssuer
 	if ref.Kind == certmanager.KindClusterIssuer {
 		is := certmanager.ClusterIssuer{}

@@ -30,7 +30,7 @@ type capabilities struct {
 // cache, the Certificate link, the CertRollout indexes) and returns the gatherer built on them. The
 // controller and the CLI's Snapshot both call it; only issuers differs, because only the caller knows what
 // it may read (the controller is granted every issuer; a tenant may not list ClusterIssuers).
-func newGatherer(ctx context.Context, mgr manager.Manager, direct client.Reader, o Options, issuers issuerAccess) (*discovery, error) {
+func newGatherer(ctx context.Context, mgr manager.Manager, direct client.Reader, o Options, issuers issuerAccess) (*gatherer, error) {
 	if err := setupIndexes(ctx, mgr); err != nil {
 		return nil, err
 	}
@@ -65,7 +65,7 @@ func newGatherer(ctx context.Context, mgr manager.Manager, direct client.Reader,
 	if o.RestartRate > 0 && o.RestartBurst > 0 {
 		limiter = rate.NewLimiter(rate.Limit(o.RestartRate), o.RestartBurst)
 	}
-	return &discovery{client: mgr.GetClient(), direct: direct, pods: pods, linker: linker, opts: o, capabilities: caps, limiter: limiter}, nil
+	return &gatherer{client: mgr.GetClient(), direct: direct, pods: pods, linker: linker, opts: o, capabilities: caps, limiter: limiter}, nil
 }
 
 // servedIssuers is the controller's issuerAccess: each issuer kind the cluster serves (its RBAC grants

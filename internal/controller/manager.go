@@ -1,6 +1,7 @@
 // Package controller runs certrollout's controllers on controller-runtime: one reconciler per workload
-// kind that restarts the workload when the certificates it uses change, following package policy. It only
-// wires; discovery is in consumers and inventory, decisions in policy, writes in restart.
+// kind that restarts the workload when the certificates it uses change, following package decide. It only
+// wires; discovery is in consumers and inventory, decisions in decide, governor, orchestrate and cascade,
+// writes in restart.
 package controller
 
 import (
@@ -246,9 +247,9 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	pods := disc.pods
 	for _, k := range kinds {
 		r := &workloadReconciler{
-			discovery: disc,
-			kind:      k,
-			recorder:  mgr.GetEventRecorder("certrollout"),
+			gatherer: disc,
+			kind:     k,
+			recorder: mgr.GetEventRecorder("certrollout"),
 		}
 		b := ctrl.NewControllerManagedBy(mgr).Named(strings.ToLower(k.name))
 		changed := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})

@@ -49,7 +49,7 @@ func indexRollouts(ctx context.Context, mgr manager.Manager) error {
 }
 
 // setupOrchestration registers the RolloutPolicy and CertRollout controllers.
-func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discovery) error {
+func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *gatherer) error {
 	recorder := mgr.GetEventRecorder("certrollout")
 	c := mgr.GetClient()
 	skip := &disc.opts.AllowRepeatedSetup
@@ -71,7 +71,7 @@ func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discover
 		Watches(&corev1.ConfigMap{}, sourceToPolicies(c, disc.opts.SettlePeriod)).
 		WatchesRawSource(disc.pods.source(nil)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: skip}).
-		Complete(&policyReconciler{discovery: disc, recorder: recorder})
+		Complete(&policyReconciler{gatherer: disc, recorder: recorder})
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func setupOrchestration(ctx context.Context, mgr manager.Manager, disc *discover
 		WatchesRawSource(disc.pods.source(nil)).
 		// One at a time: the global limit on running rollouts is counted from the cache.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: skip}).
-		Complete(&rolloutReconciler{discovery: disc, recorder: recorder})
+		Complete(&rolloutReconciler{gatherer: disc, recorder: recorder})
 }
 
 // objOfKind returns an empty object of the named workload kind, for watches.

@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/certrollout/certrollout/internal/consumers"
-	"github.com/certrollout/certrollout/internal/policy"
+	"github.com/certrollout/certrollout/internal/decide"
 )
 
 // cachedPod is how the pod cache keeps a pod. A decoded corev1.Pod costs about 2 KB even with its spec and
@@ -290,10 +290,10 @@ func (c *podCache) get(ns, name string) *cachedPod {
 }
 
 // selected returns the pods of ns that sel matches and that still run: not finished, not being deleted.
-func (c *podCache) selected(ns string, sel labels.Selector) ([]policy.Pod, error) {
+func (c *podCache) selected(ns string, sel labels.Selector) ([]decide.Pod, error) {
 	index, key := candidates(ns, sel)
-	return each(c, ns, index, key, func(p *cachedPod) (policy.Pod, bool) {
-		return policy.Pod{Name: p.Name, Started: p.Started}, !p.Finished && p.DeletionTimestamp == nil && sel.Matches(&p.podLabels)
+	return each(c, ns, index, key, func(p *cachedPod) (decide.Pod, bool) {
+		return decide.Pod{Name: p.Name, Started: p.Started}, !p.Finished && p.DeletionTimestamp == nil && sel.Matches(&p.podLabels)
 	})
 }
 

@@ -19,16 +19,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/decide"
 	"github.com/certrollout/certrollout/internal/governor"
 	"github.com/certrollout/certrollout/internal/orchestrate"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/schedule"
 )
 
 // governing returns the RolloutPolicy that governs obj: of the policies in its namespace whose selector
 // matches its labels, the first by name (ok false: none). An invalid policy still governs: its workloads
 // wait for it to be fixed rather than restart outside the windows someone meant to set.
-func (r *discovery) governing(ctx context.Context, obj client.Object) (api.RolloutPolicy, bool, error) {
+func (r *gatherer) governing(ctx context.Context, obj client.Object) (api.RolloutPolicy, bool, error) {
 	if !r.policies {
 		return api.RolloutPolicy{}, false, nil
 	}
@@ -50,7 +50,7 @@ func (r *discovery) governing(ctx context.Context, obj client.Object) (api.Rollo
 }
 
 // governed lists the workloads p governs.
-func (r *discovery) governed(ctx context.Context, p *api.RolloutPolicy) ([]governedWorkload, error) {
+func (r *gatherer) governed(ctx context.Context, p *api.RolloutPolicy) ([]governedWorkload, error) {
 	sel, err := metav1.LabelSelectorAsSelector(&p.Spec.Selector)
 	if err != nil {
 		return nil, nil //nolint:nilerr // an unparsable selector governs nothing; parsePolicy reports it
@@ -112,7 +112,7 @@ func (g governedWorkload) ref() api.WorkloadReference {
 
 // parsePolicy checks what the CRD schema cannot: cron expressions, time zones, that quiesced workloads
 // exist in the policy's namespace and are not also restarted by it.
-func (r *discovery) parsePolicy(ctx context.Context, p *api.RolloutPolicy, targets []governedWorkload) (orchestrate.Policy, error) {
+func (r *gatherer) parsePolicy(ctx context.Context, p *api.RolloutPolicy, targets []governedWorkload) (orchestrate.Policy, error) {
 	out := orchestrate.Policy{Name: p.Name, Spec: p.Spec}
 	var problems []string
 	if _, err := metav1.LabelSelectorAsSelector(&p.Spec.Selector); err != nil {
@@ -145,7 +145,7 @@ func (r *discovery) parsePolicy(ctx context.Context, p *api.RolloutPolicy, targe
 		if err != nil {
 			return out, err
 		}
-		if policy.OptedOut(obj.GetAnnotations()) {
+		if decide.OptedOut(obj.GetAnnotations()) {
 			problems = append(problems, fmt.Sprintf("quiesce[%d]: %s %s is opted out of certrollout (%s: \"false\"); it is not quiesced", i, q.Kind, q.Name, api.AnnotationEnabled))
 		}
 		for _, t := range targets {
@@ -171,7 +171,7 @@ func kindNamed(name string) (kind, bool) {
 // are due for a restart and none of its rollouts is running. It gathers, internal/governor decides, and
 // it applies the answer.
 type policyReconciler struct {
-	*discovery
+	*gatherer
 	recorder events.EventRecorder
 }
 
@@ -203,7 +203,7 @@ func (r *policyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 
 // policyInput gathers what governor.Decide looks at: the parsed policy, each governed workload with its
 // workload decision, and the policy's rollouts.
-func (r *discovery) policyInput(ctx context.Context, p *api.RolloutPolicy) (governor.Input, error) {
+func (r *gatherer) policyInput(ctx context.Context, p *api.RolloutPolicy) (governor.Input, error) {
 	in := governor.Input{Now: r.opts.Clock(), Policy: p}
 	workloads, err := r.governed(ctx, p)
 	if err != nil {
@@ -217,8 +217,8 @@ func (r *discovery) policyInput(ctx context.Context, p *api.RolloutPolicy) (gove
 		if err != nil {
 			return in, err
 		}
-		in.Workloads = append(in.Workloads, governor.Workload{Ref: w.ref(), Decision: policy.Decide(pin),
-			RunningNotAfter: policy.ReadLedger(w.obj.GetAnnotations()).NotAfter})
+		in.Workloads = append(in.Workloads, governor.Workload{Ref: w.ref(), Decision: decide.Restart(pin),
+			RunningNotAfter: decide.ReadLedger(w.obj.GetAnnotations()).NotAfter})
 	}
 	in.Rollouts, err = r.rolloutsOf(ctx, p)
 	return in, err
@@ -272,7 +272,7 @@ func (r *policyReconciler) applyPolicy(ctx context.Context, p *api.RolloutPolicy
 }
 
 // rolloutsOf lists the CertRollouts that follow p, the controller's and those created by hand.
-func (r *discovery) rolloutsOf(ctx context.Context, p *api.RolloutPolicy) ([]api.CertRollout, error) {
+func (r *gatherer) rolloutsOf(ctx context.Context, p *api.RolloutPolicy) ([]api.CertRollout, error) {
 	var list api.CertRolloutList
 	if err := r.client.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingFields{rolloutPolicyIndex: p.Name}); err != nil {
 		return nil, err

@@ -22,22 +22,22 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/certrollout/certrollout/internal/consumers"
+	"github.com/certrollout/certrollout/internal/decide"
 	"github.com/certrollout/certrollout/internal/inventory"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/restart"
 )
 
 // workloadReconciler reconciles one workload kind: gather, decide, act. It keeps no state between calls
 // beyond metrics: everything it needs is on the cluster (the ledger annotations).
 type workloadReconciler struct {
-	*discovery
+	*gatherer
 	kind     kind
 	recorder events.EventRecorder
 }
 
-// discovery reads the caches and builds policy inputs. The workload, RolloutPolicy and CertRollout
+// gatherer reads the caches and builds policy inputs. The workload, RolloutPolicy and CertRollout
 // controllers and the CLI's Snapshot share one, built by newGatherer, so they decide alike.
-type discovery struct {
+type gatherer struct {
 	client client.Client
 	// direct reads what lies outside the watched namespaces (a ClusterIssuer's CA Secret).
 	direct client.Reader
@@ -65,7 +65,7 @@ func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	d := policy.Decide(in)
+	d := decide.Restart(in)
 	r.report(obj, d)
 	return r.act(ctx, obj, d, in.Now, issuers)
 }
@@ -86,21 +86,21 @@ func (r *workloadReconciler) get(ctx context.Context, key types.NamespacedName) 
 
 // gather builds the policy input from the cache, and describes the cert-manager Certificates that issue
 // the Secrets the workload uses.
-func (r *discovery) gather(ctx context.Context, k kind, obj client.Object) (policy.Input, []string, error) {
+func (r *gatherer) gather(ctx context.Context, k kind, obj client.Object) (decide.Input, []string, error) {
 	uses := consumers.FromPodSpec(k.podSpec(obj), obj.GetAnnotations())
 	sources := map[consumers.Ref]*inventory.Source{}
 	var issuers []string
 	for _, ref := range consumers.Refs(uses) {
 		src, found, err := r.source(ctx, obj.GetNamespace(), ref)
 		if err != nil {
-			return policy.Input{}, nil, err
+			return decide.Input{}, nil, err
 		}
 		if !found {
 			continue
 		}
 		sources[ref] = src
 		if err := r.linker.link(ctx, src); err != nil {
-			return policy.Input{}, nil, err
+			return decide.Input{}, nil, err
 		}
 		if src.Issuance != nil {
 			issuers = append(issuers, "Secret "+src.Name+" from cert-manager "+src.Issuance.String())
@@ -108,11 +108,11 @@ func (r *discovery) gather(ctx context.Context, k kind, obj client.Object) (poli
 	}
 	pods, err := r.podsOf(k, obj)
 	if err != nil {
-		return policy.Input{}, nil, err
+		return decide.Input{}, nil, err
 	}
-	w := policy.Workload{Kind: k.name, Namespace: obj.GetNamespace(), Name: obj.GetName(), Annotations: obj.GetAnnotations()}
+	w := decide.Workload{Kind: k.name, Namespace: obj.GetNamespace(), Name: obj.GetName(), Annotations: obj.GetAnnotations()}
 	k.describe(obj, &w)
-	in := policy.Input{
+	in := decide.Input{
 		Now:                r.opts.Clock(),
 		Workload:           w,
 		Set:                inventory.SetOf(uses, sources),
@@ -124,7 +124,7 @@ func (r *discovery) gather(ctx context.Context, k kind, obj client.Object) (poli
 	}
 	hold, held, err := r.cascadeHold(ctx, obj.GetNamespace(), uses, sources)
 	if err != nil {
-		return policy.Input{}, nil, err
+		return decide.Input{}, nil, err
 	}
 	if held {
 		in.Hold = &hold
@@ -132,7 +132,7 @@ func (r *discovery) gather(ctx context.Context, k kind, obj client.Object) (poli
 	if k.orchestrated {
 		p, found, err := r.governing(ctx, obj)
 		if err != nil {
-			return policy.Input{}, nil, err
+			return decide.Input{}, nil, err
 		}
 		if found {
 			in.Policy = p.Name
@@ -145,7 +145,7 @@ func (r *discovery) gather(ctx context.Context, k kind, obj client.Object) (poli
 }
 
 // source reads a Secret or ConfigMap from the cache (reduced); found is false when it does not exist.
-func (r *discovery) source(ctx context.Context, ns string, ref consumers.Ref) (src *inventory.Source, found bool, err error) {
+func (r *gatherer) source(ctx context.Context, ns string, ref consumers.Ref) (src *inventory.Source, found bool, err error) {
 	key := client.ObjectKey{Namespace: ns, Name: ref.Name}
 	switch ref.Kind {
 	case consumers.KindSecret:
@@ -166,10 +166,10 @@ func (r *discovery) source(ctx context.Context, ns string, ref consumers.Ref) (s
 }
 
 // podsOf lists the workload's pods that are not being deleted (a bare pod is its own).
-func (r *discovery) podsOf(k kind, obj client.Object) ([]policy.Pod, error) {
+func (r *gatherer) podsOf(k kind, obj client.Object) ([]decide.Pod, error) {
 	if k.name == api.KindPod {
 		if p := r.pods.get(obj.GetNamespace(), obj.GetName()); p != nil {
-			return []policy.Pod{{Name: p.Name, Started: p.Started}}, nil
+			return []decide.Pod{{Name: p.Name, Started: p.Started}}, nil
 		}
 		return nil, nil
 	}
@@ -188,8 +188,8 @@ func (r *discovery) podsOf(k kind, obj client.Object) ([]policy.Pod, error) {
 }
 
 // jobPods lists the running pods of a CronJob's active Jobs, as the CronJob controller records them.
-func (r *discovery) jobPods(cj *batchv1.CronJob) ([]policy.Pod, error) {
-	var out []policy.Pod
+func (r *gatherer) jobPods(cj *batchv1.CronJob) ([]decide.Pod, error) {
+	var out []decide.Pod
 	for _, job := range cj.Status.Active {
 		if job.UID == "" {
 			continue
@@ -207,28 +207,28 @@ func (r *discovery) jobPods(cj *batchv1.CronJob) ([]policy.Pod, error) {
 	return out, nil
 }
 
-func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d policy.Decision, now time.Time, issuers []string) (ctrl.Result, error) {
+func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d decide.Decision, now time.Time, issuers []string) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
 	switch d.Action {
-	case policy.ActionNone:
+	case decide.ActionNone:
 		return ctrl.Result{}, nil
-	case policy.ActionDelegate:
+	case decide.ActionDelegate:
 		log.V(1).Info("Left the restart to a RolloutPolicy", "message", d.Message)
 		return ctrl.Result{}, nil
-	case policy.ActionWait:
+	case decide.ActionWait:
 		log.V(1).Info("Deferred restart", "reason", d.Reason, "after", d.RequeueAfter)
 		return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
-	case policy.ActionBlock:
+	case decide.ActionBlock:
 		blockedTotal.WithLabelValues(d.Reason).Inc()
 		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, d.Reason, "Restart", "%s", fitNote(d.Message))
 		return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
-	case policy.ActionRecord:
+	case decide.ActionRecord:
 		if err := restart.Record(ctx, r.client, obj, d); err != nil {
 			return ctrl.Result{}, err
 		}
 		log.V(1).Info("Recorded certificates", "hash", d.Set.Hash)
 		return ctrl.Result{}, nil
-	case policy.ActionRestart:
+	case decide.ActionRestart:
 		res := r.limiter.ReserveN(now, 1)
 		if delay := res.DelayFrom(now); !res.OK() || delay > 0 {
 			res.CancelAt(now)
@@ -255,13 +255,13 @@ func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d polic
 	return ctrl.Result{}, fmt.Errorf("unknown action %q", d.Action)
 }
 
-func (r *workloadReconciler) report(obj client.Object, d policy.Decision) {
+func (r *workloadReconciler) report(obj client.Object, d decide.Decision) {
 	if d.Set.Empty() {
 		r.forget(obj.GetNamespace(), obj.GetName())
 		return
 	}
 	stale := len(d.StalePods)
-	if d.Action == policy.ActionRestart || d.Reason == api.ReasonUpToDate {
+	if d.Action == decide.ActionRestart || d.Reason == api.ReasonUpToDate {
 		stale = 0 // restarting now, or already rolling onto the current certificates
 	}
 	workloads.set(workloadKey{obj.GetNamespace(), r.kind.name, obj.GetName()}, workloadState{stalePods: stale, notAfter: d.Set.NotAfter.Unix()})

@@ -16,8 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/decide"
 	"github.com/certrollout/certrollout/internal/orchestrate"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/restart"
 	"github.com/certrollout/certrollout/internal/rolloutstatus"
 )
@@ -25,7 +25,7 @@ import (
 // rolloutReconciler drives CertRollouts through orchestrate.Next: observe the workloads, decide, make
 // the writes, record the status.
 type rolloutReconciler struct {
-	*discovery
+	*gatherer
 	recorder events.EventRecorder
 }
 
@@ -245,12 +245,12 @@ func (r *rolloutReconciler) observeOne(ctx context.Context, ns string, key orche
 	}
 	o := &observed{obj: obj, kind: k, state: orchestrate.Workload{
 		Exists:           obj.GetDeletionTimestamp() == nil,
-		OptedOut:         policy.OptedOut(obj.GetAnnotations()),
+		OptedOut:         decide.OptedOut(obj.GetAnnotations()),
 		QuiescedBy:       obj.GetAnnotations()[api.AnnotationQuiescedBy],
 		QuiescedReplicas: restart.QuiescedReplicas(obj),
 		RolledBy:         restart.RolledBy(obj),
 	}}
-	ledger := policy.ReadLedger(obj.GetAnnotations())
+	ledger := decide.ReadLedger(obj.GetAnnotations())
 	o.state.LedgerHash, o.state.RunningNotAfter = ledger.Hash, ledger.NotAfter
 	switch w := obj.(type) {
 	case *appsv1.Deployment:

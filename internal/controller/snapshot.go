@@ -22,18 +22,18 @@ import (
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/consumers"
+	"github.com/certrollout/certrollout/internal/decide"
 	"github.com/certrollout/certrollout/internal/governor"
 	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/orchestrate"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/schedule"
 )
 
 // Snapshot is the cluster as the controller sees it, read once: the same reduced caches, the same
-// discovery and the same policy decisions, for the CLI (check, plan, restart --secret). What a command
+// gatherer and the same decisions, for the CLI (check, plan, restart --secret). What a command
 // prints from it is what the controller does.
 type Snapshot struct {
-	disc *discovery
+	disc *gatherer
 	// CertManager is true when the cluster serves cert-manager's Certificates.
 	CertManager bool
 	// Policies is true when the cluster serves certrollout.io.
@@ -216,8 +216,8 @@ type Workload struct {
 	// Missing are those it names that do not exist.
 	Missing []consumers.Ref
 	// Input is what the decision was made from (pods, certificate set, ledger annotations, time).
-	Input    policy.Input
-	Decision policy.Decision
+	Input    decide.Input
+	Decision decide.Decision
 	// Policy is the RolloutPolicy that governs it; nil when none does.
 	Policy *PolicyView
 }
@@ -341,7 +341,7 @@ func (s *Snapshot) workload(ctx context.Context, k kind, obj client.Object, poli
 	if err != nil {
 		return Workload{}, false, err
 	}
-	w.Input, w.Decision = in, policy.Decide(in)
+	w.Input, w.Decision = in, decide.Restart(in)
 	if in.Policy != "" {
 		key := w.Namespace + "/" + in.Policy
 		pv, ok := policies[key]
@@ -352,7 +352,7 @@ func (s *Snapshot) workload(ctx context.Context, k kind, obj client.Object, poli
 			policies[key] = pv
 		}
 		view := *pv
-		na := policy.ReadLedger(obj.GetAnnotations()).NotAfter
+		na := decide.ReadLedger(obj.GetAnnotations()).NotAfter
 		view.Deadline = pv.Policy.Spec.DeadlineFor(na)
 		view.Gate = orchestrate.StartGate(&pv.parsed, na, s.disc.opts.Clock())
 		w.Policy = &view
@@ -423,13 +423,13 @@ func (s *Snapshot) Consumers(ctx context.Context, ns string, ref consumers.Ref) 
 // policy governs. It applies the controller's own rules (first policy by name whose selector matches;
 // deleted policies ignored), so the CLI and the controller never disagree.
 type Governance struct {
-	disc *discovery
+	disc *gatherer
 }
 
 // NewGovernance returns a Governance reading through c (typically a direct client). The cluster must
 // serve certrollout.io; c's errors (NoKindMatch when it does not) are returned as they are.
 func NewGovernance(c client.Client) *Governance {
-	return &Governance{disc: &discovery{client: c, capabilities: capabilities{policies: true}}}
+	return &Governance{disc: &gatherer{client: c, capabilities: capabilities{policies: true}}}
 }
 
 // Governing returns the name of the RolloutPolicy that governs obj; ok is false when none does.

@@ -32,7 +32,7 @@ const sweepInterval = 10 * time.Minute
 // setupQuiesceSweeper registers, per scalable kind, the controller that restores a workload whose
 // certrollout.io/quiesced-by names a CertRollout that no longer exists or has finished: whatever a crash,
 // a lost write, a forced deletion or a bug left at zero replicas gets its recorded count back.
-func setupQuiesceSweeper(mgr manager.Manager, disc *discovery, recorder events.EventRecorder) error {
+func setupQuiesceSweeper(mgr manager.Manager, disc *gatherer, recorder events.EventRecorder) error {
 	quiesced := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetAnnotations()[api.AnnotationQuiescedBy] != "" })
 	c := mgr.GetClient()
 	for _, k := range scalableKinds() {
@@ -52,7 +52,7 @@ func setupQuiesceSweeper(mgr manager.Manager, disc *discovery, recorder events.E
 			For(k.newObj(), builder.WithPredicates(quiesced)).
 			Watches(&api.CertRollout{}, toWorkloads).
 			WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &disc.opts.AllowRepeatedSetup}).
-			Complete(&quiesceSweeper{discovery: disc, kind: k, recorder: recorder})
+			Complete(&quiesceSweeper{gatherer: disc, kind: k, recorder: recorder})
 		if err != nil {
 			return err
 		}
@@ -61,7 +61,7 @@ func setupQuiesceSweeper(mgr manager.Manager, disc *discovery, recorder events.E
 }
 
 type quiesceSweeper struct {
-	*discovery
+	*gatherer
 	kind     kind
 	recorder events.EventRecorder
 }

@@ -1,6 +1,6 @@
 // Package governor decides what a RolloutPolicy does next: the status it reports, whether a CertRollout
 // starts for the workloads it governs (and exactly which one), which of its old CertRollouts go, and
-// which Events say so. It is pure, like internal/policy (one workload) and internal/orchestrate (one
+// which Events say so. It is pure, like internal/decide (one workload) and internal/orchestrate (one
 // rollout): the controller gathers the policy, its workloads with their decisions already made, and its
 // rollouts; Decide answers; the controller creates, deletes, records and writes the status.
 //
@@ -25,18 +25,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/decide"
 	"github.com/certrollout/certrollout/internal/orchestrate"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/schedule"
 )
 
 // maxStaleNames bounds status.staleWorkloads (the CRD's MaxItems).
 const maxStaleNames = 50
 
-// Workload is one workload the policy governs, with what internal/policy decided for it.
+// Workload is one workload the policy governs, with what internal/decide decided for it.
 type Workload struct {
 	Ref      api.WorkloadReference
-	Decision policy.Decision
+	Decision decide.Decision
 	// RunningNotAfter is when the certificate its pods run on expires (its ledger); zero if unknown.
 	RunningNotAfter time.Time
 }
@@ -113,17 +113,17 @@ type facts struct {
 func tally(in Input) facts {
 	g := facts{certificates: map[string]string{}}
 	for _, w := range in.Workloads {
-		if len(w.Decision.StalePods) > 0 && w.Decision.Action != policy.ActionNone {
+		if len(w.Decision.StalePods) > 0 && w.Decision.Action != decide.ActionNone {
 			g.stale = append(g.stale, w)
 		}
 		switch w.Decision.Action {
-		case policy.ActionDelegate:
+		case decide.ActionDelegate:
 			g.due = append(g.due, w)
 			g.certificates[w.Ref.Key()] = w.Decision.Set.Hash
 			if na := w.RunningNotAfter; !na.IsZero() && (g.earliest.IsZero() || na.Before(g.earliest)) {
 				g.earliest = na
 			}
-		case policy.ActionWait:
+		case decide.ActionWait:
 			g.waits++
 			if g.requeue == 0 || w.Decision.RequeueAfter < g.requeue {
 				g.requeue = w.Decision.RequeueAfter

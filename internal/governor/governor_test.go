@@ -14,9 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/decide"
 	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/orchestrate"
-	"github.com/certrollout/certrollout/internal/policy"
 	"github.com/certrollout/certrollout/internal/schedule"
 )
 
@@ -71,24 +71,24 @@ func deployment(name string) api.WorkloadReference {
 // due is a workload whose pods run on old certificates and that the policy must roll onto hash; its pods
 // run on a certificate that expires after runsFor.
 func due(name, hash string, runsFor time.Duration) Workload {
-	return Workload{Ref: deployment(name), RunningNotAfter: now.Add(runsFor), Decision: policy.Decision{
-		Action: policy.ActionDelegate, Reason: api.ReasonGovernedByPolicy, Set: inventory.Set{Hash: hash}, StalePods: []string{name + "-1"}}}
+	return Workload{Ref: deployment(name), RunningNotAfter: now.Add(runsFor), Decision: decide.Decision{
+		Action: decide.ActionDelegate, Reason: api.ReasonGovernedByPolicy, Set: inventory.Set{Hash: hash}, StalePods: []string{name + "-1"}}}
 }
 
 // waiting is a stale workload in its settle period for another d.
 func waiting(name string, d time.Duration) Workload {
-	return Workload{Ref: deployment(name), Decision: policy.Decision{
-		Action: policy.ActionWait, Reason: api.ReasonSettling, RequeueAfter: d, StalePods: []string{name + "-1"}}}
+	return Workload{Ref: deployment(name), Decision: decide.Decision{
+		Action: decide.ActionWait, Reason: api.ReasonSettling, RequeueAfter: d, StalePods: []string{name + "-1"}}}
 }
 
 // blocked is a stale workload a restart cannot help (a paused Deployment).
 func blocked(name string) Workload {
-	return Workload{Ref: deployment(name), Decision: policy.Decision{
-		Action: policy.ActionBlock, Reason: api.ReasonDeploymentPaused, StalePods: []string{name + "-1"}}}
+	return Workload{Ref: deployment(name), Decision: decide.Decision{
+		Action: decide.ActionBlock, Reason: api.ReasonDeploymentPaused, StalePods: []string{name + "-1"}}}
 }
 
 func upToDate(name string) Workload {
-	return Workload{Ref: deployment(name), Decision: policy.Decision{Action: policy.ActionNone, Reason: api.ReasonUpToDate}}
+	return Workload{Ref: deployment(name), Decision: decide.Decision{Action: decide.ActionNone, Reason: api.ReasonUpToDate}}
 }
 
 // certRollout is a rollout of the policy created ago.

@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/certrollout/certrollout/internal/policy"
+	"github.com/certrollout/certrollout/internal/decide"
 )
 
 // Quiesce records obj's replica count on obj and scales it to zero, in one patch that fails if obj
@@ -72,7 +72,7 @@ func Rollout(ctx context.Context, c client.Client, obj client.Object, rollout, v
 	templateAnnotations := map[string]string{api.AnnotationRollout: rollout}
 	annotations := map[string]string{
 		api.AnnotationRestartedAt:    now.UTC().Format(time.RFC3339),
-		api.AnnotationRestartHistory: policy.RestartHistory(obj.GetAnnotations(), now),
+		api.AnnotationRestartHistory: decide.RestartHistory(obj.GetAnnotations(), now),
 	}
 	if value != "" {
 		templateAnnotations[api.AnnotationRestartHash] = value

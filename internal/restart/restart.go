@@ -16,22 +16,22 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/certrollout/certrollout/internal/policy"
+	"github.com/certrollout/certrollout/internal/decide"
 )
 
 // Record writes the ledger: the workload's pods run on d.Set.
-func Record(ctx context.Context, c client.Client, obj client.Object, d policy.Decision) error {
+func Record(ctx context.Context, c client.Client, obj client.Object, d decide.Decision) error {
 	return patch(ctx, c, obj, ledger(d, time.Time{}), nil)
 }
 
 // Restart rolls the workload's pods onto d.Set: for Deployments, StatefulSets and DaemonSets by setting
 // the restart value on the pod template (with the ledger, in the same patch); a bare pod is deleted.
-func Restart(ctx context.Context, c client.Client, kind string, obj client.Object, d policy.Decision, now time.Time) error {
+func Restart(ctx context.Context, c client.Client, kind string, obj client.Object, d decide.Decision, now time.Time) error {
 	switch kind {
 	case api.KindDeployment, api.KindStatefulSet, api.KindDaemonSet:
 		template := map[string]any{"metadata": map[string]any{"annotations": map[string]string{api.AnnotationRestartHash: d.Set.Hash}}}
 		a := ledger(d, now)
-		a[api.AnnotationRestartHistory] = policy.RestartHistory(obj.GetAnnotations(), now)
+		a[api.AnnotationRestartHistory] = decide.RestartHistory(obj.GetAnnotations(), now)
 		return patch(ctx, c, obj, a, map[string]any{"template": template})
 	case api.KindPod:
 		uid := obj.GetUID()
@@ -44,7 +44,7 @@ func Restart(ctx context.Context, c client.Client, kind string, obj client.Objec
 	}
 }
 
-func ledger(d policy.Decision, restartedAt time.Time) map[string]string {
+func ledger(d decide.Decision, restartedAt time.Time) map[string]string {
 	a := map[string]string{api.AnnotationCertificateHash: d.Set.Hash}
 	if !d.Set.NotAfter.IsZero() {
 		a[api.AnnotationCertificateNotAfter] = d.Set.NotAfter.UTC().Format(time.RFC3339)

@@ -1,8 +1,8 @@
-// Package policy decides, for one workload, whether a certificate change calls for a restart. It is
+// Package decide decides, for one workload, whether a certificate change calls for a restart. It is
 // pure: the controller gathers an Input (what the workload runs on, its pods, its ledger, the time) and
 // Decide returns a Decision through a chain of small named checks. `certrollout plan` calls the same code,
 // so what it prints is what the controller does.
-package policy
+package decide
 
 import (
 	"fmt"
@@ -197,8 +197,8 @@ var chain = []check{
 	{"governed", governed},
 }
 
-// Decide runs the chain.
-func Decide(in Input) Decision {
+// Restart decides whether the workload restarts: it runs the chain.
+func Restart(in Input) Decision {
 	f := facts{ledger: ReadLedger(in.Workload.Annotations), enabled: Enabled(in.Workload.Annotations, in.Auto || in.Policy != "")}
 	for _, p := range in.Pods {
 		if Stale(p.Started, in.Set.IssuedAt) {

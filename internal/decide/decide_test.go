@@ -1,4 +1,4 @@
-package policy
+package decide
 
 import (
 	"strings"
@@ -188,7 +188,7 @@ func TestDecide(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			d := Decide(tc.in)
+			d := Restart(tc.in)
 			if d.Action != tc.wantAction || d.Reason != tc.wantReason {
 				t.Fatalf("got %s/%s (%s), want %s/%s", d.Action, d.Reason, d.Message, tc.wantAction, tc.wantReason)
 			}
@@ -212,7 +212,7 @@ func TestStaleRunningJobsAreNamedOnce(t *testing.T) {
 	issued := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	set := inventory.Set{Fingerprints: []string{"b"}, Hash: "new", IssuedAt: issued}
 	before := issued.Add(-time.Minute)
-	d := Decide(Input{
+	d := Restart(Input{
 		Workload: Workload{Kind: api.KindCronJob, Annotations: map[string]string{api.AnnotationEnabled: "true"}}, Set: set,
 		Pods: []Pod{{Name: "b-1", Started: before, Job: "nightly-2"}, {Name: "a-1", Started: before, Job: "nightly-1"}, {Name: "a-2", Started: before, Job: "nightly-1"}},
 	})
