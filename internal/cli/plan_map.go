@@ -230,7 +230,7 @@ func quiesceNote(pp *PlanPolicy) string {
 	}
 	names := make([]string, 0, len(pp.Quiesce))
 	for _, q := range pp.Quiesce {
-		names = append(names, q.Kind+"/"+q.Name)
+		names = append(names, api.WorkloadReference{Kind: q.Kind, Name: q.Name}.Key())
 	}
 	return ", after scaling " + strings.Join(names, ", ") + " to zero"
 }

@@ -108,6 +108,9 @@ type Input struct {
 // Key identifies a workload in the rollout's namespace.
 type Key struct{ Kind, Name string }
 
+// String is "<kind>/<name>", as the API names a workload (api.WorkloadReference.Key).
+func (k Key) String() string { return api.WorkloadReference{Kind: k.Kind, Name: k.Name}.Key() }
+
 // Action is a write for the controller to make, in order.
 type Action struct {
 	Type ActionType
@@ -221,7 +224,7 @@ func (s *stepper) adopt() {
 	for k := range s.in.Workloads {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b Key) int { return strings.Compare(a.Kind+"/"+a.Name, b.Kind+"/"+b.Name) })
+	slices.SortFunc(keys, func(a, b Key) int { return strings.Compare(a.String(), b.String()) })
 	for _, k := range keys {
 		w := s.in.Workloads[k]
 		if !w.Exists || w.QuiescedBy != name || s.listsQuiesced(k) {
@@ -689,7 +692,7 @@ func (s *stepper) startTarget(t *api.TargetStatus) bool {
 // for. Without a hash for k (a manual `certrollout restart`) a target is never up to date: restart means
 // restart.
 func (s *stepper) upToDate(k Key, w Workload) bool {
-	want := s.in.Rollout.Spec.Trigger.Certificates[k.Kind+"/"+k.Name]
+	want := s.in.Rollout.Spec.Trigger.Certificates[k.String()]
 	return want != "" && w.LedgerHash == want && w.RolledBy != s.in.Rollout.Name
 }
 
