@@ -25,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	apiruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -33,6 +34,7 @@ import (
 	"github.com/certrollout/certrollout/internal/charttest"
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/containertest"
+	"github.com/certrollout/certrollout/internal/controller"
 	"github.com/certrollout/certrollout/internal/image"
 	"github.com/certrollout/certrollout/internal/localcluster"
 	"github.com/certrollout/certrollout/internal/testgen"
@@ -115,6 +117,8 @@ type pod struct {
 	cmd    *exec.Cmd
 	logs   *syncBuffer
 	probes int
+	// namespace is the release's: the pod's own.
+	namespace string
 }
 
 type syncBuffer struct {
@@ -238,7 +242,7 @@ func runAsPod(t *testing.T, ns string) *pod {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pod{cmd: cmd, logs: &syncBuffer{}, probes: probes}
+	p := &pod{cmd: cmd, logs: &syncBuffer{}, probes: probes, namespace: ns}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -350,6 +354,23 @@ func TestTheImageRunsAsAPodWithTheChartsRBACAndRollsAConsumerOnceAfterARenewal(t
 	}
 	if logs := p.logs.String(); !strings.Contains(logs, "Starting certrollout controller") {
 		t.Errorf("the controller's log should say it started:\n%s", logs)
+	}
+
+	// The leader publishes its settings in its own namespace with the chart's RBAC, and anyone
+	// authenticated may read them (rbac.settingsReaders), so a tenant's plan decides as it does.
+	clustertest.Eventually(t, time.Minute, "the controller to publish its settings", func(ctx context.Context) (bool, error) {
+		_, err := c.Client.CoreV1().ConfigMaps(p.namespace).Get(ctx, controller.SettingsConfigMap, metav1.GetOptions{})
+		return err == nil, nil
+	})
+	tenantCfg := rest.CopyConfig(c.Config)
+	tenantCfg.Impersonate = rest.ImpersonationConfig{UserName: "some-tenant", Groups: []string{"system:authenticated"}}
+	tenant, err := client.New(tenantCfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings, found, err := controller.FindSettings(ctx, tenant, p.namespace, apps)
+	if err != nil || !found || settings.Namespace != p.namespace || settings.Kind != controller.SettingsKind {
+		t.Errorf("a tenant should find the controller's settings in %s: %+v found=%v err=%v", p.namespace, settings, found, err)
 	}
 
 	// A real cert-manager chain; the consumer starts after its leaf is issued, so the first sight
