@@ -166,6 +166,10 @@ type CertRolloutStatus struct {
 	// nextWindow is when the rollout may start, while it waits for a window.
 	// +optional
 	NextWindow *metav1.Time `json:"nextWindow,omitempty"`
+	// expiryDeadline is when a certificate the targets run on comes within the policy's expiryDeadline:
+	// from then on the rollout starts whatever the maintenance windows say. Set while it waits to start.
+	// +optional
+	ExpiryDeadline *metav1.Time `json:"expiryDeadline,omitempty"`
 	// startTime is when the rollout left Pending and WaitingForWindow.
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`

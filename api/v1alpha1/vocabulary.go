@@ -13,6 +13,9 @@ const (
 	AnnotationCertificateHash = "certrollout.io/certificate-hash"
 	// AnnotationCertificateNotAfter is when the earliest certificate of that set expires (RFC 3339).
 	AnnotationCertificateNotAfter = "certrollout.io/certificate-not-after"
+	// AnnotationPreviousNotAfter is when the earliest certificate of the set the pods ran on before the
+	// last restart expires (RFC 3339): the pods a rollout has not replaced yet still run on it.
+	AnnotationPreviousNotAfter = "certrollout.io/previous-certificate-not-after"
 	// AnnotationRestartedAt is when certrollout last restarted the workload (RFC 3339).
 	AnnotationRestartedAt = "certrollout.io/restarted-at"
 	// AnnotationRestartHistory is when certrollout restarted the workload within the last 24 hours:

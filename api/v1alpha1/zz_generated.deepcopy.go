@@ -124,6 +124,10 @@ func (in *CertRolloutStatus) DeepCopyInto(out *CertRolloutStatus) {
 		in, out := &in.NextWindow, &out.NextWindow
 		*out = (*in).DeepCopy()
 	}
+	if in.ExpiryDeadline != nil {
+		in, out := &in.ExpiryDeadline, &out.ExpiryDeadline
+		*out = (*in).DeepCopy()
+	}
 	if in.StartTime != nil {
 		in, out := &in.StartTime, &out.StartTime
 		*out = (*in).DeepCopy()

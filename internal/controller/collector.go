@@ -2,11 +2,13 @@ package controller
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -20,10 +22,27 @@ var expiryDesc = prometheus.NewDesc(
 )
 
 // certificateCollector reports certificate expiry from the cache when Prometheus scrapes, so the numbers
-// are never stale and no per-certificate state is kept between scrapes. One series per key (its earliest
-// expiry) keeps a CA bundle of a hundred roots to one series.
+// follow the cluster without per-certificate gauges to keep up to date. One series per key (its earliest
+// expiry) keeps a CA bundle of a hundred roots to one series. Certificates are parsed once per object
+// version: a scrape parses only the Secrets and ConfigMaps written since the last one.
 type certificateCollector struct {
 	reader atomic.Pointer[client.Reader]
+
+	mu     sync.Mutex
+	parsed map[types.UID]parsedSource
+	// parses counts the objects parsed, for tests.
+	parses int
+}
+
+// parsedSource is the series of one version of a Secret or ConfigMap.
+type parsedSource struct {
+	resourceVersion string
+	series          []expirySeries
+}
+
+type expirySeries struct {
+	labels   []string
+	notAfter float64
 }
 
 var certificates = &certificateCollector{}
@@ -42,24 +61,48 @@ func (c *certificateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var sources []*inventory.Source
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := make(map[types.UID]parsedSource, len(c.parsed))
 	var secrets corev1.SecretList
 	if err := (*rp).List(ctx, &secrets); err == nil {
 		for i := range secrets.Items {
-			sources = append(sources, inventory.FromSecret(&secrets.Items[i]))
+			s := &secrets.Items[i]
+			c.emit(ch, next, s, func() *inventory.Source { return inventory.FromSecret(s) })
 		}
 	}
 	var cms corev1.ConfigMapList
 	if err := (*rp).List(ctx, &cms); err == nil {
 		for i := range cms.Items {
-			sources = append(sources, inventory.FromConfigMap(&cms.Items[i]))
+			cm := &cms.Items[i]
+			c.emit(ch, next, cm, func() *inventory.Source { return inventory.FromConfigMap(cm) })
 		}
 	}
-	for _, src := range sources {
-		for key, b := range src.Keys {
-			first := b.FirstToExpire()
-			ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, float64(first.NotAfter.Unix()),
-				src.Namespace, string(src.Kind), src.Name, key, first.Subject, first.Issuer)
-		}
+	c.parsed = next
+}
+
+// emit sends obj's series, parsing it only when this version of it has not been parsed before, and keeps
+// them in next.
+func (c *certificateCollector) emit(ch chan<- prometheus.Metric, next map[types.UID]parsedSource, obj client.Object, parse func() *inventory.Source) {
+	p, ok := c.parsed[obj.GetUID()]
+	if !ok || p.resourceVersion != obj.GetResourceVersion() || obj.GetUID() == "" {
+		c.parses++
+		p = parsedSource{resourceVersion: obj.GetResourceVersion(), series: seriesOf(parse())}
 	}
+	next[obj.GetUID()] = p
+	for _, s := range p.series {
+		ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, s.notAfter, s.labels...)
+	}
+}
+
+func seriesOf(src *inventory.Source) []expirySeries {
+	var out []expirySeries
+	for key, b := range src.Keys {
+		first := b.FirstToExpire()
+		out = append(out, expirySeries{
+			labels:   []string{src.Namespace, string(src.Kind), src.Name, key, first.Subject, first.Issuer},
+			notAfter: float64(first.NotAfter.Unix()),
+		})
+	}
+	return out
 }

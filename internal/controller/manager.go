@@ -159,7 +159,23 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 		return nil, err
 	}
 	certificates.use(mgr.GetCache())
+	if err := mgr.Add(leaderGauge{}); err != nil {
+		return nil, err
+	}
 	return mgr, nil
+}
+
+// leaderGauge sets certrollout_controller_leader while this replica leads: the manager starts it on
+// winning the election and cancels it on losing the lease (after which the process exits).
+type leaderGauge struct{}
+
+func (leaderGauge) NeedLeaderElection() bool { return true }
+
+func (leaderGauge) Start(ctx context.Context) error {
+	leader.Set(1)
+	<-ctx.Done()
+	leader.Set(0)
+	return nil
 }
 
 // addSettingsPublisher publishes the leader's Settings where ManagerOptions.SettingsNamespace says.
@@ -245,6 +261,9 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		return err
 	}
 	pods := disc.pods
+	if err := pods.onChange(func(ns string) { workloads.settle(ns, o.Clock()) }); err != nil {
+		return err
+	}
 	for _, k := range kinds {
 		r := &workloadReconciler{
 			gatherer: disc,
@@ -272,6 +291,7 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		}
 	}
 	if disc.policies {
+		objects.use(mgr.GetCache())
 		return setupOrchestration(ctx, mgr, disc)
 	}
 	return nil

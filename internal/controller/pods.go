@@ -44,13 +44,15 @@ type cachedPod struct {
 	Finished bool
 	// Started is when the pod's containers last started (see podStarted); zero if not yet.
 	Started time.Time
+	// Ready is the pod's Ready condition.
+	Ready bool
 	// Spec is kept for bare pods only.
 	Spec *corev1.PodSpec
 }
 
 // DeepCopyObject implements runtime.Object.
 func (p *cachedPod) DeepCopyObject() runtime.Object {
-	out := &cachedPod{TypeMeta: p.TypeMeta, Bare: p.Bare, Finished: p.Finished, Started: p.Started, podLabels: append(podLabels(nil), p.podLabels...)}
+	out := &cachedPod{TypeMeta: p.TypeMeta, Bare: p.Bare, Finished: p.Finished, Started: p.Started, Ready: p.Ready, podLabels: append(podLabels(nil), p.podLabels...)}
 	p.ObjectMeta.DeepCopyInto(&out.ObjectMeta) //nolint:staticcheck // ObjectMeta's, not a cachedPod's DeepCopyInto
 	if p.Spec != nil {
 		out.Spec = p.Spec.DeepCopy()
@@ -135,6 +137,7 @@ func reducePod(obj any) (any, error) {
 		Bare:      metav1.GetControllerOf(p) == nil,
 		Finished:  p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed,
 		Started:   podStarted(p),
+		Ready:     podReady(p),
 	}
 	if out.Bare {
 		out.Annotations = p.Annotations
@@ -157,6 +160,15 @@ func podStarted(p *corev1.Pod) time.Time {
 		t = p.Status.StartTime.Time
 	}
 	return t
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // podUsesIndex maps each bare pod to the Secrets and ConfigMaps it uses ("ns/Secret/name").
@@ -293,9 +305,24 @@ func (c *podCache) get(ns, name string) *cachedPod {
 func (c *podCache) selected(ns string, sel labels.Selector) ([]decide.Pod, error) {
 	index, key := candidates(ns, sel)
 	return each(c, ns, index, key, func(p *cachedPod) (decide.Pod, bool) {
-		return decide.Pod{Name: p.Name, Started: p.Started}, !p.Finished && p.DeletionTimestamp == nil && sel.Matches(&p.podLabels)
+		return decide.Pod{Name: p.Name, Started: p.Started}, running(p) && sel.Matches(&p.podLabels)
 	})
 }
+
+// eachSelected calls fn for each pod of ns that sel matches and that still runs, without copying them:
+// the metrics count pods at scrape time.
+func (c *podCache) eachSelected(ns string, sel labels.Selector, fn func(*cachedPod)) {
+	index, key := candidates(ns, sel)
+	_, _ = each(c, ns, index, key, func(p *cachedPod) (struct{}, bool) {
+		if running(p) && sel.Matches(&p.podLabels) {
+			fn(p)
+		}
+		return struct{}{}, false
+	})
+}
+
+// running reports whether a pod's processes still run: not finished, not being deleted.
+func running(p *cachedPod) bool { return !p.Finished && p.DeletionTimestamp == nil }
 
 // present counts the pods of ns that sel matches and that have not finished, terminating ones included:
 // a quiesced workload is drained when this reaches zero.
@@ -346,6 +373,30 @@ func each[T any](c *podCache, ns, index, key string, fn func(*cachedPod) (T, boo
 		}
 	}
 	return out, nil
+}
+
+// onChange calls fn with the namespace of every pod added, changed or deleted.
+func (c *podCache) onChange(fn func(ns string)) error {
+	h := toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { notifyNamespace(obj, fn) },
+		UpdateFunc: func(_, obj any) { notifyNamespace(obj, fn) },
+		DeleteFunc: func(obj any) { notifyNamespace(obj, fn) },
+	}
+	for _, inf := range c.informers {
+		if _, err := inf.AddEventHandler(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func notifyNamespace(obj any, fn func(ns string)) {
+	if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	if p, ok := obj.(*cachedPod); ok {
+		fn(p.Namespace)
+	}
 }
 
 // source feeds pod events to a controller through h, filtered by preds; the controller waits for the

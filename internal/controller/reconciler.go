@@ -66,6 +66,8 @@ func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, err
 	}
 	d := decide.Restart(in)
+	ctrl.LoggerFrom(ctx).V(1).Info("Decided", "workload", klog.KObj(obj), "kind", r.kind.name, "action", d.Action,
+		"reason", d.Reason, "stalePods", len(d.StalePods), "hash", d.Set.Hash, "message", d.Message, "requeueAfter", d.RequeueAfter)
 	r.report(obj, d)
 	return r.act(ctx, obj, d, in.Now, issuers)
 }
@@ -187,6 +189,30 @@ func (r *gatherer) podsOf(k kind, obj client.Object) ([]decide.Pod, error) {
 	return r.pods.selected(obj.GetNamespace(), selector)
 }
 
+// matcher finds the workload's pods in the pod cache, as podsOf does, for counting at scrape time.
+func (r *gatherer) matcher(k kind, obj client.Object) podMatcher {
+	m := podMatcher{cache: r.pods}
+	switch o := obj.(type) {
+	case *batchv1.CronJob:
+		for _, job := range o.Status.Active {
+			if job.UID != "" {
+				m.selectors = append(m.selectors, labels.SelectorFromSet(labels.Set{batchv1.ControllerUidLabel: string(job.UID)}))
+			}
+		}
+		return m
+	}
+	if k.name == api.KindPod {
+		m.bare = obj.GetName()
+		return m
+	}
+	if sel := k.selector(obj); sel != nil {
+		if s, err := metav1.LabelSelectorAsSelector(sel); err == nil {
+			m.selectors = []labels.Selector{s}
+		}
+	}
+	return m
+}
+
 // jobPods lists the running pods of a CronJob's active Jobs, as the CronJob controller records them.
 func (r *gatherer) jobPods(cj *batchv1.CronJob) ([]decide.Pod, error) {
 	var out []decide.Pod
@@ -213,10 +239,8 @@ func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d decid
 	case decide.ActionNone:
 		return ctrl.Result{}, nil
 	case decide.ActionDelegate:
-		log.V(1).Info("Left the restart to a RolloutPolicy", "message", d.Message)
 		return ctrl.Result{}, nil
 	case decide.ActionWait:
-		log.V(1).Info("Deferred restart", "reason", d.Reason, "after", d.RequeueAfter)
 		return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
 	case decide.ActionBlock:
 		blockedTotal.WithLabelValues(d.Reason).Inc()
@@ -226,14 +250,14 @@ func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d decid
 		if err := restart.Record(ctx, r.client, obj, d); err != nil {
 			return ctrl.Result{}, err
 		}
-		log.V(1).Info("Recorded certificates", "hash", d.Set.Hash)
 		return ctrl.Result{}, nil
 	case decide.ActionRestart:
 		res := r.limiter.ReserveN(now, 1)
 		if delay := res.DelayFrom(now); !res.OK() || delay > 0 {
 			res.CancelAt(now)
 			blockedTotal.WithLabelValues(api.ReasonRateLimited).Inc()
-			log.Info("Delayed restart by the global rate limit", "after", delay)
+			workloads.block(r.key(obj), api.ReasonRateLimited)
+			log.Info("Delayed restart by the global rate limit", "workload", klog.KObj(obj), "after", delay)
 			return ctrl.Result{RequeueAfter: max(delay, time.Second)}, nil
 		}
 		if err := restart.Restart(ctx, r.client, r.kind.name, obj, d, now); err != nil {
@@ -241,6 +265,7 @@ func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d decid
 			return ctrl.Result{}, err
 		}
 		restartsTotal.WithLabelValues(r.kind.name, "success").Inc()
+		workloads.restarted(r.key(obj), now)
 		if !d.Set.ChangedAt.IsZero() {
 			renewalToRestart.Observe(now.Sub(d.Set.ChangedAt).Seconds())
 		}
@@ -255,16 +280,49 @@ func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d decid
 	return ctrl.Result{}, fmt.Errorf("unknown action %q", d.Action)
 }
 
+// report records what the decision saw for the metrics (workloads.go): the current certificates, what
+// stale pods run on, whether a due restart is blocked.
 func (r *workloadReconciler) report(obj client.Object, d decide.Decision) {
+	decisionsTotal.WithLabelValues(string(d.Action), d.Reason).Inc()
 	if d.Set.Empty() {
 		r.forget(obj.GetNamespace(), obj.GetName())
 		return
 	}
-	stale := len(d.StalePods)
-	if d.Action == decide.ActionRestart || d.Reason == api.ReasonUpToDate {
-		stale = 0 // restarting now, or already rolling onto the current certificates
+	s := workloadState{
+		pods:     r.matcher(r.kind, obj),
+		issuedAt: d.Set.IssuedAt,
+		hash:     d.Set.Hash,
+		current:  d.Set.NotAfter.Unix(),
+		older:    olderNotAfter(obj.GetAnnotations(), d.Set.Hash),
 	}
-	workloads.set(workloadKey{obj.GetNamespace(), r.kind.name, obj.GetName()}, workloadState{stalePods: stale, notAfter: d.Set.NotAfter.Unix()})
+	if d.Action == decide.ActionBlock {
+		s.blocked = d.Reason
+	}
+	workloads.set(r.key(obj), s)
+}
+
+// olderNotAfter is, from the ledger, the expiry of the certificates that pods predating the set hash run
+// on (Unix time): the ledger's set when it records another one (the restart has not happened), the set
+// before it when it records this one (the restart has, and AnnotationPreviousNotAfter says what it
+// replaced); 0 when the ledger does not say.
+func olderNotAfter(annotations map[string]string, hash string) int64 {
+	l := decide.ReadLedger(annotations)
+	var t time.Time
+	switch {
+	case l.Hash == "":
+	case l.Hash != hash:
+		t = l.NotAfter
+	default:
+		t, _ = time.Parse(time.RFC3339, annotations[api.AnnotationPreviousNotAfter])
+	}
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+func (r *workloadReconciler) key(obj client.Object) workloadKey {
+	return workloadKey{obj.GetNamespace(), r.kind.name, obj.GetName()}
 }
 
 func (r *workloadReconciler) forget(ns, name string) {

@@ -116,10 +116,19 @@ func (r *rolloutReconciler) record(ctx context.Context, ro *api.CertRollout, out
 			return err
 		}
 		if finishing {
-			rolloutsTotal.WithLabelValues(string(ro.Status.Phase)).Inc()
+			observeFinished(ro)
 		}
 	}
 	return nil
+}
+
+// observeFinished counts a rollout that just finished and times it from its start.
+func observeFinished(ro *api.CertRollout) {
+	typ, result := rolloutType(ro.Spec.Cascade != nil), string(ro.Status.Phase)
+	rolloutsTotal.WithLabelValues(ro.Namespace, typ, result).Inc()
+	if st, ct := ro.Status.StartTime, ro.Status.CompletionTime; st != nil && ct != nil {
+		rolloutDuration.WithLabelValues(typ, result).Observe(ct.Sub(st.Time).Seconds())
+	}
 }
 
 // observeRollout builds orchestrate's input: the rollout's policy, the workloads it selects and touches,
@@ -326,6 +335,7 @@ func (r *rolloutReconciler) act(ctx context.Context, ro *api.CertRollout, a orch
 			return err
 		}
 		restartsTotal.WithLabelValues(a.Key.Kind, "success").Inc()
+		workloads.restarted(workloadKey{ro.Namespace, a.Key.Kind, a.Key.Name}, now)
 		r.recorder.Eventf(o.obj, ro, corev1.EventTypeNormal, api.ReasonRestarted, "Restart", "Restarted by CertRollout %s (%s)", ro.Name, ro.Spec.Trigger.Type)
 		log.Info("Restarted "+a.Key.Kind, "workload", a.Key.Name, "rollout", ro.Name, "hash", a.RestartValue)
 	case orchestrate.Restore:

@@ -329,6 +329,11 @@ func (s *stepper) initialize() {
 func (s *stepper) start() {
 	p := s.in.Policy
 	gate := StartGate(p, s.earliestNotAfter(), s.in.Now)
+	if p != nil {
+		if dl := p.Spec.DeadlineFor(s.earliestNotAfter()); !dl.IsZero() {
+			s.Status.ExpiryDeadline = &metav1.Time{Time: dl}
+		}
+	}
 	switch gate.Reason {
 	case api.ReasonPolicyInvalid:
 		// An invalid policy holds its rollouts, except when a certificate they run on is about to expire:

@@ -80,6 +80,7 @@ func Rollout(ctx context.Context, c client.Client, obj client.Object, rollout, v
 		if !notAfter.IsZero() {
 			annotations[api.AnnotationCertificateNotAfter] = notAfter.UTC().Format(time.RFC3339)
 		}
+		carryPrevious(annotations, obj, value)
 	}
 	body := map[string]any{
 		"metadata": map[string]any{"resourceVersion": obj.GetResourceVersion(), "annotations": annotations},

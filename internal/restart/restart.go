@@ -31,6 +31,7 @@ func Restart(ctx context.Context, c client.Client, kind string, obj client.Objec
 	case api.KindDeployment, api.KindStatefulSet, api.KindDaemonSet:
 		template := map[string]any{"metadata": map[string]any{"annotations": map[string]string{api.AnnotationRestartHash: d.Set.Hash}}}
 		a := ledger(d, now)
+		carryPrevious(a, obj, d.Set.Hash)
 		a[api.AnnotationRestartHistory] = decide.RestartHistory(obj.GetAnnotations(), now)
 		return patch(ctx, c, obj, a, map[string]any{"template": template})
 	case api.KindPod:
@@ -53,6 +54,20 @@ func ledger(d decide.Decision, restartedAt time.Time) map[string]string {
 		a[api.AnnotationRestartedAt] = restartedAt.UTC().Format(time.RFC3339)
 	}
 	return a
+}
+
+// carryPrevious keeps, in a restart's annotations, the expiry of the set the pods ran on until now
+// (AnnotationPreviousNotAfter): the old pods a rolling restart has not replaced yet still run on it, and
+// the running-certificate metric reports it until they are gone. A restart onto the set the ledger already
+// records keeps the previous value it has.
+func carryPrevious(annotations map[string]string, obj client.Object, hash string) {
+	old := obj.GetAnnotations()
+	if old[api.AnnotationCertificateHash] == "" || old[api.AnnotationCertificateHash] == hash {
+		return
+	}
+	if v := old[api.AnnotationCertificateNotAfter]; v != "" {
+		annotations[api.AnnotationPreviousNotAfter] = v
+	}
 }
 
 func patch(ctx context.Context, c client.Client, obj client.Object, annotations map[string]string, spec map[string]any) error {
