@@ -375,7 +375,10 @@ func TestFirstSightRestartsOnlyPodsThatPredateTheirCertificate(t *testing.T) {
 func TestAPausedDeploymentIsReportedNotChanged(t *testing.T) {
 	e := newEnv(t, testOptions())
 	ca := testgen.CA(t, "root")
-	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	now := time.Now()
+	oldLeaf := testgen.Leaf(t, ca, "api", testgen.WithValidity(now.Add(-time.Hour), now.Add(2*24*time.Hour)))
+	newLeaf := testgen.Leaf(t, ca, "api", testgen.WithValidity(now.Add(-time.Minute), now.Add(90*24*time.Hour)))
+	e.tlsSecret("api-tls", oldLeaf, ca, nil)
 	e.deploy(deployment(e.ns, "paused", true, testgen.WithSecretVolume("api-tls")))
 	e.waitAvailable("paused")
 	e.start()
@@ -385,11 +388,17 @@ func TestAPausedDeploymentIsReportedNotChanged(t *testing.T) {
 		[]byte(`{"spec":{"paused":true}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	e.tlsSecret("api-tls", newLeaf, ca, nil)
 	clustertest.Eventually(t, time.Minute, "a DeploymentPaused Event", e.hasEvent("paused", corev1.EventTypeWarning, api.ReasonDeploymentPaused))
 	if got := e.get("paused").Spec.Template.Annotations[api.AnnotationRestartHash]; got != "" {
 		t.Fatalf("a paused Deployment's template was changed: %q", got)
 	}
+	// The metrics say what the pods run on: the old certificate, on pods a blocked restart cannot replace.
+	paused := map[string]string{"namespace": e.ns, "kind": api.KindDeployment, "name": "paused"}
+	waitSample(t, "certrollout_workload_restart_blocked", map[string]string{"namespace": e.ns, "name": "paused", "reason": api.ReasonDeploymentPaused}, 1)
+	waitSample(t, "certrollout_workload_stale_pods", paused, 2)
+	waitSample(t, "certrollout_workload_running_certificate_expiry_timestamp_seconds", paused, float64(oldLeaf.X509.NotAfter.Unix()))
+	waitSample(t, "certrollout_workload_certificate_expiry_timestamp_seconds", paused, float64(newLeaf.X509.NotAfter.Unix()))
 }
 
 func TestMalformedPEMGetsAnEventAndBreaksNothingElse(t *testing.T) {
