@@ -74,7 +74,7 @@ func TestStalePodsAreCountedFromThePodsThatExistAtEachScrape(t *testing.T) {
 	k := workloadKey{"app", "Deployment", "web"}
 	// After the restart: the ledger records the new set, the pods that predate it are still there.
 	g.set(k, workloadState{
-		pods: podMatcher{cache: pods, selectors: []labels.Selector{labels.SelectorFromSet(labels.Set{"app": "web"})}},
+		pods:     podMatcher{cache: pods, selectors: []labels.Selector{labels.SelectorFromSet(labels.Set{"app": "web"})}},
 		issuedAt: issued, hash: "new", current: 1_900_000_000, older: 1_800_100_000,
 	})
 	reg := prometheus.NewPedanticRegistry()
