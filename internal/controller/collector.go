@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/certrollout/certrollout/internal/inventory"
 )
@@ -46,8 +45,6 @@ type expirySeries struct {
 }
 
 var certificates = &certificateCollector{}
-
-func init() { metrics.Registry.MustRegister(certificates) }
 
 // use points the collector at a manager's cache.
 func (c *certificateCollector) use(r client.Reader) { c.reader.Store(&r) }

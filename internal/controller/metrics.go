@@ -52,11 +52,14 @@ var (
 	})
 )
 
+// collectors are every certrollout series the controller exports (docs/metrics.md lists them).
+var collectors = []prometheus.Collector{buildInfo, leader, decisionsTotal, restartsTotal, blockedTotal, rolloutsTotal,
+	rolloutDuration, renewalToRestart, restartToReady, workloads, objects, certificates, apiRequests}
+
 func init() {
 	v := version.Get()
 	buildInfo.WithLabelValues(v.Version, v.GitCommit, v.GoVersion).Set(1)
-	metrics.Registry.MustRegister(buildInfo, leader, decisionsTotal, restartsTotal, blockedTotal, rolloutsTotal,
-		rolloutDuration, renewalToRestart, restartToReady, workloads, objects)
+	metrics.Registry.MustRegister(collectors...)
 }
 
 // rolloutType is the type label of the rollout series.

@@ -6,15 +6,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 var apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "certrollout_api_requests_total",
 	Help: "Requests the controller sent to the Kubernetes API, by verb (LIST and WATCH told apart from GET) and resource.",
 }, []string{"verb", "resource"})
-
-func init() { metrics.Registry.MustRegister(apiRequests) }
 
 // CountRequests wraps cfg's transport so every request is counted in certrollout_api_requests_total.
 // Steady state should show WATCH only; a renewal, one PATCH per affected workload.
