@@ -84,6 +84,14 @@ type result struct {
 	PeakRSSMB      float64            `json:"controllerPeakRSSMB"`
 	SteadyRequests map[string]float64 `json:"steadyStateRequestsByVerb"`
 	PerRenewal     map[string]float64 `json:"requestsPerRenewalByVerb"`
+	Scrape         scrapeCost         `json:"metricsScrape"`
+}
+
+// scrapeCost is what a Prometheus scrape of /metrics costs: the first one parses every Secret's
+// certificates, the later ones only what changed.
+type scrapeCost struct {
+	FirstMs, LaterP50Ms, LaterMaxMs float64
+	Bytes, CertrolloutSeries        int
 }
 
 type latency struct {
@@ -170,6 +178,11 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
+	fmt.Fprintln(os.Stderr, "Timing /metrics scrapes.")
+	scrape, err := ctl.scrapeCost(6)
+	if err != nil {
+		return err
+	}
 	// The heap profile is a build output (bin/, ignored); only the small JSON result is committed.
 	if err := os.MkdirAll("bin", 0o755); err != nil {
 		return err
@@ -225,6 +238,7 @@ func run(ctx context.Context, c config) error {
 		PeakRSSMB:      peak,
 		SteadyRequests: diff(s0, s1, 1),
 		PerRenewal:     diff(r0, r1, float64(c.renewals)),
+		Scrape:         scrape,
 	}
 	res.RatioP50 = res.Certrollout.P50 / res.Baseline.P50
 	res.RatioP99 = res.Certrollout.P99 / res.Baseline.P99
@@ -481,6 +495,39 @@ func (p *controllerProc) peakRSS() (float64, error) {
 	return 0, errors.New("no VmHWM")
 }
 
+// scrapeCost times n scrapes of the whole /metrics page.
+func (p *controllerProc) scrapeCost(n int) (scrapeCost, error) {
+	var out scrapeCost
+	var later []float64
+	for i := range n {
+		start := time.Now()
+		resp, err := http.Get(p.metrics) //nolint:gosec // a loopback address this program chose
+		if err != nil {
+			return out, err
+		}
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil {
+			return out, err
+		}
+		ms := float64(time.Since(start).Microseconds()) / 1000
+		if i == 0 {
+			out.FirstMs = ms
+			out.Bytes = len(body)
+			for _, line := range strings.Split(string(body), "\n") {
+				if strings.HasPrefix(line, "certrollout_") {
+					out.CertrolloutSeries++
+				}
+			}
+			continue
+		}
+		later = append(later, ms)
+	}
+	l := summarize(later)
+	out.LaterP50Ms, out.LaterMaxMs = l.P50, l.Max
+	return out, nil
+}
+
 // requests scrapes certrollout_api_requests_total, summed by verb.
 func (p *controllerProc) requests() (map[string]float64, error) {
 	return p.scrape("certrollout_api_requests_total", "verb")
@@ -549,6 +596,8 @@ func print(r result) {
 	fmt.Printf("\ncontroller peak RSS: %.1f MB\n", r.PeakRSSMB)
 	fmt.Printf("API requests in steady state: %v\n", r.SteadyRequests)
 	fmt.Printf("API requests per renewal:     %v\n", r.PerRenewal)
+	fmt.Printf("/metrics scrape: first %.1f ms, later p50 %.1f ms (max %.1f), %d certrollout series, %d KB\n",
+		r.Scrape.FirstMs, r.Scrape.LaterP50Ms, r.Scrape.LaterMaxMs, r.Scrape.CertrolloutSeries, r.Scrape.Bytes>>10)
 }
 
 func save(dir string, r result) error {
