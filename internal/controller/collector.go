@@ -62,14 +62,14 @@ func (c *certificateCollector) Collect(ch chan<- prometheus.Metric) {
 	defer c.mu.Unlock()
 	next := make(map[types.UID]parsedSource, len(c.parsed))
 	var secrets corev1.SecretList
-	if err := (*rp).List(ctx, &secrets); err == nil {
+	if err := (*rp).List(ctx, &secrets, client.UnsafeDisableDeepCopy); err == nil {
 		for i := range secrets.Items {
 			s := &secrets.Items[i]
 			c.emit(ch, next, s, func() *inventory.Source { return inventory.FromSecret(s) })
 		}
 	}
 	var cms corev1.ConfigMapList
-	if err := (*rp).List(ctx, &cms); err == nil {
+	if err := (*rp).List(ctx, &cms, client.UnsafeDisableDeepCopy); err == nil {
 		for i := range cms.Items {
 			cm := &cms.Items[i]
 			c.emit(ch, next, cm, func() *inventory.Source { return inventory.FromConfigMap(cm) })
@@ -79,7 +79,7 @@ func (c *certificateCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // emit sends obj's series, parsing it only when this version of it has not been parsed before, and keeps
-// them in next.
+// them in next. Objects come from the cache without a copy: they are only read.
 func (c *certificateCollector) emit(ch chan<- prometheus.Metric, next map[types.UID]parsedSource, obj client.Object, parse func() *inventory.Source) {
 	p, ok := c.parsed[obj.GetUID()]
 	if !ok || p.resourceVersion != obj.GetResourceVersion() || obj.GetUID() == "" {

@@ -54,11 +54,11 @@ func (c *objectCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var rollouts api.CertRolloutList
-	if err := (*rp).List(ctx, &rollouts); err == nil {
+	if err := (*rp).List(ctx, &rollouts, client.UnsafeDisableDeepCopy); err == nil {
 		collectRollouts(ch, rollouts.Items)
 	}
 	var policies api.RolloutPolicyList
-	if err := (*rp).List(ctx, &policies); err == nil {
+	if err := (*rp).List(ctx, &policies, client.UnsafeDisableDeepCopy); err == nil {
 		for i := range policies.Items {
 			p := &policies.Items[i]
 			if cond := meta.FindStatusCondition(p.Status.Conditions, api.ConditionStalled); cond != nil && cond.Status == "True" {
