@@ -98,6 +98,8 @@ CA first, then re-issues each such leaf once; the workloads using a leaf wait fo
 	f.DurationVar(&o.RenewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps retrying a renewal before it gives up leading (less than the lease duration).")
 	f.DurationVar(&o.RetryPeriod, "leader-election-retry-period", 2*time.Second, "How often replicas try to acquire or renew the lease.")
 	f.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	f.BoolVar(&o.MetricsSecure, "metrics-secure", false, "Serve /metrics over HTTPS, only to callers whose bearer token the API server authenticates and allows GET on /metrics (ClusterRole certrollout-metrics-reader).")
+	f.StringVar(&o.MetricsCertDir, "metrics-cert-dir", "", "With --metrics-secure: a directory holding the serving certificate as tls.crt and tls.key (default: a self-signed one generated at start).")
 	f.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz; 0 disables them.")
 	f.Float32Var(&o.QPS, "kube-api-qps", 50, "Requests per second to the API server (client-side limit).")
 	f.IntVar(&o.Burst, "kube-api-burst", 100, "Burst of requests to the API server (client-side limit).")
@@ -137,6 +139,9 @@ func (o *ControllerOptions) Validate() error {
 	}
 	if o.LogFormat != "text" && o.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format must be text or json, not %q", o.LogFormat))
+	}
+	if o.MetricsCertDir != "" && !o.MetricsSecure {
+		errs = append(errs, errors.New("--metrics-cert-dir needs --metrics-secure (plain HTTP serves no certificate)"))
 	}
 	if o.RestartBurst < 1 {
 		errs = append(errs, errors.New("--restart-burst must be at least 1"))
