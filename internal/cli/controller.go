@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -142,6 +143,14 @@ func (o *ControllerOptions) Validate() error {
 	}
 	if o.MetricsCertDir != "" && !o.MetricsSecure {
 		errs = append(errs, errors.New("--metrics-cert-dir needs --metrics-secure (plain HTTP serves no certificate)"))
+	}
+	if o.MetricsCertDir != "" {
+		// controller-runtime silently falls back to a self-signed certificate when these are missing.
+		for _, f := range []string{"tls.crt", "tls.key"} {
+			if _, err := os.Stat(filepath.Join(o.MetricsCertDir, f)); err != nil {
+				errs = append(errs, fmt.Errorf("--metrics-cert-dir: %w", err))
+			}
+		}
 	}
 	if o.RestartBurst < 1 {
 		errs = append(errs, errors.New("--restart-burst must be at least 1"))

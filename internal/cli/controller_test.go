@@ -18,6 +18,8 @@ func TestControllerRejectsFlagsThatCannotWork(t *testing.T) {
 		"a retry period as long as the renew deadline": {[]string{"--leader-election-renew-deadline=2s", "--leader-election-retry-period=2s"}, "--leader-election-retry-period (2s) > 0"},
 		"a log format nobody reads":                    {[]string{"--log-format=xml"}, `--log-format must be text or json, not "xml"`},
 		"an empty namespace in the list":               {[]string{"--namespaces=a,,b"}, "--namespaces has an empty name"},
+		"a certificate for plain HTTP":                 {[]string{"--metrics-cert-dir=/nonexistent"}, "--metrics-cert-dir needs --metrics-secure"},
+		"a certificate directory without tls.crt":      {[]string{"--metrics-secure", "--metrics-cert-dir=/nonexistent"}, "--metrics-cert-dir: stat /nonexistent/tls.crt"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
