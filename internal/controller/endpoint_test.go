@@ -109,7 +109,9 @@ func bindMetricsReader(t *testing.T, c *localcluster.Cluster, ns, account string
 	if _, err := c.Client.RbacV1().ClusterRoleBindings().Create(ctx, b, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Client.RbacV1().ClusterRoleBindings().Delete(context.Background(), b.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = c.Client.RbacV1().ClusterRoleBindings().Delete(context.Background(), b.Name, metav1.DeleteOptions{})
+	})
 	user := "system:serviceaccount:" + ns + ":" + account
 	clustertest.Eventually(t, time.Minute, user+" to be allowed GET /metrics", func(ctx context.Context) (bool, error) {
 		sar, err := c.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
