@@ -2,22 +2,24 @@ package cli
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
-	"k8s.io/klog/v2/textlogger"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/certrollout/certrollout/internal/controller"
+	"github.com/certrollout/certrollout/internal/logs"
 )
 
 // ControllerOptions holds the flags of `certrollout controller`.
@@ -98,12 +100,14 @@ CA first, then re-issues each such leaf once; the workloads using a leaf wait fo
 	f.DurationVar(&o.RenewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps retrying a renewal before it gives up leading (less than the lease duration).")
 	f.DurationVar(&o.RetryPeriod, "leader-election-retry-period", 2*time.Second, "How often replicas try to acquire or renew the lease.")
 	f.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	f.BoolVar(&o.MetricsSecure, "metrics-secure", false, "Serve /metrics over HTTPS, only to callers whose bearer token the API server authenticates and allows GET on /metrics (ClusterRole certrollout-metrics-reader).")
+	f.StringVar(&o.MetricsCertDir, "metrics-cert-dir", "", "With --metrics-secure: a directory holding the serving certificate as tls.crt and tls.key (default: a self-signed one generated at start).")
 	f.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz; 0 disables them.")
 	f.Float32Var(&o.QPS, "kube-api-qps", 50, "Requests per second to the API server (client-side limit).")
 	f.IntVar(&o.Burst, "kube-api-burst", 100, "Burst of requests to the API server (client-side limit).")
 	f.StringVar(&o.PprofBindAddress, "pprof-bind-address", "", "Address of Go's /debug/pprof endpoints, for profiling (default off).")
 	f.IntVarP(&o.Verbosity, "v", "v", 0, "Log verbosity (0: actions and errors; 1: decisions; 4: debug).")
-	f.StringVar(&o.LogFormat, "log-format", "text", "Log format: text (klog's key=value lines) or json (one object per line, for log pipelines).")
+	f.StringVar(&o.LogFormat, "log-format", logs.FormatText, "Log format: text (klog's key=value lines) or json (one object per line with the keys of docs/logging.md, for log pipelines).")
 	return cmd
 }
 
@@ -135,8 +139,19 @@ func (o *ControllerOptions) Validate() error {
 		errs = append(errs, fmt.Errorf("leader election needs --leader-election-lease-duration (%s) > --leader-election-renew-deadline (%s) > --leader-election-retry-period (%s) > 0",
 			o.LeaseDuration, o.RenewDeadline, o.RetryPeriod))
 	}
-	if o.LogFormat != "text" && o.LogFormat != "json" {
-		errs = append(errs, fmt.Errorf("--log-format must be text or json, not %q", o.LogFormat))
+	if !slices.Contains(logs.Formats, o.LogFormat) {
+		errs = append(errs, fmt.Errorf("--log-format must be one of %s, not %q", strings.Join(logs.Formats, ", "), o.LogFormat))
+	}
+	if o.MetricsCertDir != "" && !o.MetricsSecure {
+		errs = append(errs, errors.New("--metrics-cert-dir needs --metrics-secure (plain HTTP serves no certificate)"))
+	}
+	if o.MetricsCertDir != "" {
+		// controller-runtime silently falls back to a self-signed certificate when these are missing.
+		for _, f := range []string{"tls.crt", "tls.key"} {
+			if _, err := os.Stat(filepath.Join(o.MetricsCertDir, f)); err != nil {
+				errs = append(errs, fmt.Errorf("--metrics-cert-dir: %w", err))
+			}
+		}
 	}
 	if o.RestartBurst < 1 {
 		errs = append(errs, errors.New("--restart-burst must be at least 1"))
@@ -167,25 +182,29 @@ func collectGarbageEarly() int {
 	return defaultGCPercent
 }
 
-// logger writes to ErrOut in --log-format at --v.
-func (o *ControllerOptions) logger() logr.Logger {
-	if o.LogFormat == "json" {
-		out := o.ErrOut
-		var mu sync.Mutex
-		return funcr.NewJSON(func(obj string) {
-			mu.Lock()
-			defer mu.Unlock()
-			fmt.Fprintln(out, obj)
-		}, funcr.Options{LogTimestamp: true, TimestampFormat: time.RFC3339Nano, Verbosity: o.Verbosity})
+// logger writes to ErrOut in --log-format at --v, and makes klog (client-go's leader election,
+// reflectors) write through it at the same verbosity, so no line of another format reaches the output.
+func (o *ControllerOptions) logger() (logr.Logger, error) {
+	logger, err := logs.New(o.ErrOut, o.LogFormat, o.Verbosity)
+	if err != nil {
+		return logger, err
 	}
-	return textlogger.NewLogger(textlogger.NewConfig(textlogger.Verbosity(o.Verbosity), textlogger.Output(o.ErrOut)))
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	if err := klogFlags.Set("v", strconv.Itoa(o.Verbosity)); err != nil {
+		return logger, err
+	}
+	klog.SetLogger(logger)
+	return logger, nil
 }
 
 // Run starts the controller and blocks until it is stopped (SIGTERM, SIGINT).
 func (o *ControllerOptions) Run(cmd *cobra.Command) error {
-	logger := o.logger()
+	logger, err := o.logger()
+	if err != nil {
+		return err
+	}
 	ctrl.SetLogger(logger)
-	klog.SetLogger(logger) // client-go's own messages (leader election, reflectors) in the same format
 	gcPercent := collectGarbageEarly()
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.Kubeconfig
@@ -203,7 +222,7 @@ func (o *ControllerOptions) Run(cmd *cobra.Command) error {
 	}
 	logger.Info("Starting certrollout controller", "auto", o.Auto, "settlePeriod", o.SettlePeriod.String(),
 		"minRestartInterval", o.MinRestartInterval.String(), "restartRate", o.RestartRate, "restartBurst", o.RestartBurst,
-		"namespaces", o.Namespaces, "leaderElection", o.LeaderElection, "gcPercent", gcPercent)
+		"namespaces", o.Namespaces, "leaderElection", o.LeaderElection, "metricsSecure", o.MetricsSecure, "gcPercent", gcPercent)
 	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = ctrl.SetupSignalHandler()

@@ -16,8 +16,10 @@ func TestControllerRejectsFlagsThatCannotWork(t *testing.T) {
 	}{
 		"a lease shorter than the renew deadline":      {[]string{"--leader-election-lease-duration=5s", "--leader-election-renew-deadline=10s"}, "--leader-election-lease-duration (5s) > --leader-election-renew-deadline (10s)"},
 		"a retry period as long as the renew deadline": {[]string{"--leader-election-renew-deadline=2s", "--leader-election-retry-period=2s"}, "--leader-election-retry-period (2s) > 0"},
-		"a log format nobody reads":                    {[]string{"--log-format=xml"}, `--log-format must be text or json, not "xml"`},
+		"a log format nobody reads":                    {[]string{"--log-format=xml"}, `--log-format must be one of text, json, not "xml"`},
 		"an empty namespace in the list":               {[]string{"--namespaces=a,,b"}, "--namespaces has an empty name"},
+		"a certificate for plain HTTP":                 {[]string{"--metrics-cert-dir=/nonexistent"}, "--metrics-cert-dir needs --metrics-secure"},
+		"a certificate directory without tls.crt":      {[]string{"--metrics-secure", "--metrics-cert-dir=/nonexistent"}, "--metrics-cert-dir: stat /nonexistent/tls.crt"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -46,7 +48,11 @@ func TestControllerLeaseFlagsAreIgnoredWithoutLeaderElection(t *testing.T) {
 func TestControllerLogsOneJSONObjectPerLineUnderLogFormatJSON(t *testing.T) {
 	var buf bytes.Buffer
 	o := &ControllerOptions{LogFormat: "json", Verbosity: 1, IOStreams: IOStreams{ErrOut: &buf}}
-	log := o.logger()
+	log, err := o.logger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer klog.ClearLogger()
 	log.Info("Restarted Deployment", "deployment", klog.KRef("team-a", "web"), "secret", "web-tls")
 	log.V(1).Info("Decided", "reason", "Stale")
 	log.V(2).Info("Too verbose to show")

@@ -171,7 +171,7 @@ func (r *cascadeTrigger) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, err
 	}
 	r.recorder.Eventf(obs.object, ro, corev1.EventTypeNormal, api.ReasonCascadeStarted, "Cascade", "%s", fitNote("Created CertRollout "+ro.Namespace+"/"+ro.Name+": "+message))
-	ctrl.LoggerFrom(ctx).Info("Started a CA cascade", "issuer", ref.Kind+" "+klog.KRef(req.Namespace, req.Name).String(), "certrollout", klog.KObj(ro), "caFingerprint", obs.issuer.CA.Fingerprint)
+	ctrl.LoggerFrom(ctx).Info("Started a CA cascade", "issuer", ref.Kind+" "+klog.KRef(req.Namespace, req.Name).String(), "rollout", ro.Name, "caFingerprint", obs.issuer.CA.Fingerprint)
 	return res, nil
 }
 

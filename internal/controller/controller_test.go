@@ -37,6 +37,8 @@ type env struct {
 	opts Options
 	stop func()
 	cr   client.Client // see crClient
+	// logger, when set, is the managers' logger (the package's default discards everything).
+	logger logr.Logger
 }
 
 func newEnv(t *testing.T, opts Options) *env {
@@ -50,7 +52,7 @@ func newEnv(t *testing.T, opts Options) *env {
 // start runs a controller manager scoped to the test's namespace until stopController or the test ends.
 func (e *env) start() {
 	e.t.Helper()
-	mgr, err := NewManager(e.c.Config, ManagerOptions{Options: e.opts, MetricsBindAddress: "0", HealthProbeBindAddress: "0"})
+	mgr, err := NewManager(e.c.Config, ManagerOptions{Options: e.opts, MetricsBindAddress: "0", HealthProbeBindAddress: "0", Logger: e.logger})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,7 +24,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
@@ -89,7 +89,11 @@ func DefaultOptions() Options {
 // ManagerOptions add the process-level settings.
 type ManagerOptions struct {
 	Options
-	MetricsBindAddress      string
+	MetricsBindAddress string
+	// MetricsSecure serves /metrics over HTTPS to callers the API server authenticates and authorises
+	// (see metricsServerOptions); MetricsCertDir holds its tls.crt and tls.key (empty: self-signed).
+	MetricsSecure           bool
+	MetricsCertDir          string
 	HealthProbeBindAddress  string
 	PprofBindAddress        string
 	LeaderElection          bool
@@ -104,6 +108,9 @@ type ManagerOptions struct {
 	// SyncPeriod is how often every cached object is reconciled again; nil keeps controller-runtime's
 	// default (10h). Tests shorten it to prove a resync restarts nothing.
 	SyncPeriod *time.Duration
+	// Logger is the manager's and its controllers' logger; the zero value keeps controller-runtime's
+	// global one (ctrl.SetLogger). Tests give each manager its own.
+	Logger logr.Logger
 }
 
 // HelmReleaseSecretType is the type of the Secrets in which Helm stores releases: often 100 KB each, the
@@ -126,8 +133,9 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
+		Logger:                        o.Logger,
 		Cache:                         cacheOpts,
-		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		Metrics:                       metricsServerOptions(o),
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
 		PprofBindAddress:              o.PprofBindAddress,
 		LeaderElection:                o.LeaderElection,

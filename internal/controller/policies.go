@@ -244,11 +244,17 @@ func (r *policyReconciler) createRollout(ctx context.Context, ro *api.CertRollou
 // applyPolicy deletes the rollouts beyond the history limit, records the Events and writes the status if
 // it changed.
 func (r *policyReconciler) applyPolicy(ctx context.Context, p *api.RolloutPolicy, res governor.Result) (ctrl.Result, error) {
+	created := ""
+	if res.Create != nil {
+		created = res.Create.Name
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Decided for RolloutPolicy", "policy", p.Name, "reason", readyReason(res.Status.Conditions),
+		"workloads", res.Status.Workloads, "staleWorkloads", res.Status.StaleWorkloadCount, "rollout", created, "requeueAfter", res.RequeueAfter)
 	for _, ro := range res.Prune {
 		if err := client.IgnoreNotFound(r.client.Delete(ctx, ro, client.Preconditions{UID: &ro.UID})); err != nil {
 			return ctrl.Result{}, err
 		}
-		ctrl.LoggerFrom(ctx).Info("Deleted an old CertRollout", "certrollout", ro.Name, "policy", p.Name, "historyLimit", res.HistoryLimit)
+		ctrl.LoggerFrom(ctx).Info("Deleted an old CertRollout", "rollout", ro.Name, "policy", p.Name, "historyLimit", res.HistoryLimit)
 	}
 	for _, e := range res.Events {
 		eventType := corev1.EventTypeNormal

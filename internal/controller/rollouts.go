@@ -9,8 +9,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -81,7 +83,7 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			if a.Type == orchestrate.Restart && apierrors.IsConflict(err) {
 				// The target changed since it was observed, maybe restarted by someone else onto the
 				// same certificates: decide again from a fresh observation rather than restart blindly.
-				ctrl.LoggerFrom(ctx).V(1).Info("Target changed before its restart; observing it again", "workload", a.Key.Name)
+				ctrl.LoggerFrom(ctx).V(1).Info("Target changed before its restart; observing it again", "workload", klog.KRef(ro.Namespace, a.Key.Name))
 				return ctrl.Result{RequeueAfter: time.Second}, nil
 			}
 			return ctrl.Result{}, err
@@ -106,6 +108,8 @@ func (r *rolloutReconciler) record(ctx context.Context, ro *api.CertRollout, out
 	if ro.Spec.Cascade != nil {
 		action = "Cascade"
 	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Decided the next step of CertRollout", "rollout", ro.Name, "phase", out.Status.Phase,
+		"reason", readyReason(out.Status.Conditions), "events", len(out.Events), "requeueAfter", out.RequeueAfter)
 	for _, e := range out.Events {
 		r.recorder.Eventf(ro, nil, e.Type, e.Reason, action, "%s", fitNote(e.Message))
 	}
@@ -129,6 +133,14 @@ func observeFinished(ro *api.CertRollout) {
 	if st, ct := ro.Status.StartTime, ro.Status.CompletionTime; st != nil && ct != nil {
 		rolloutDuration.WithLabelValues(typ, result).Observe(ct.Sub(st.Time).Seconds())
 	}
+}
+
+// readyReason is the reason of the kstatus Ready condition: why an object is, or is not yet, ready.
+func readyReason(conditions []metav1.Condition) string {
+	if c := apimeta.FindStatusCondition(conditions, api.ConditionReady); c != nil {
+		return c.Reason
+	}
+	return ""
 }
 
 // observeRollout builds orchestrate's input: the rollout's policy, the workloads it selects and touches,
@@ -328,7 +340,7 @@ func (r *rolloutReconciler) act(ctx context.Context, ro *api.CertRollout, a orch
 		}
 		r.recorder.Eventf(o.obj, ro, corev1.EventTypeNormal, api.ReasonScaledDown, "Quiesce",
 			"Scaled from %d to 0 replicas for CertRollout %s; the count is recorded in %s", a.Replicas, ro.Name, api.AnnotationQuiescedReplicas)
-		log.Info("Scaled "+a.Key.Kind+" to zero", "workload", a.Key.Name, "replicas", a.Replicas, "rollout", ro.Name)
+		log.Info("Scaled "+a.Key.Kind+" to zero", "workload", klog.KRef(ro.Namespace, a.Key.Name), "replicas", a.Replicas, "rollout", ro.Name)
 	case orchestrate.Restart:
 		if err := restart.Rollout(ctx, r.client, o.obj, ro.Name, a.RestartValue, o.notAfter, now); err != nil {
 			restartsTotal.WithLabelValues(a.Key.Kind, "error").Inc()
@@ -337,20 +349,20 @@ func (r *rolloutReconciler) act(ctx context.Context, ro *api.CertRollout, a orch
 		restartsTotal.WithLabelValues(a.Key.Kind, "success").Inc()
 		workloads.restarted(workloadKey{ro.Namespace, a.Key.Kind, a.Key.Name}, now)
 		r.recorder.Eventf(o.obj, ro, corev1.EventTypeNormal, api.ReasonRestarted, "Restart", "Restarted by CertRollout %s (%s)", ro.Name, ro.Spec.Trigger.Type)
-		log.Info("Restarted "+a.Key.Kind, "workload", a.Key.Name, "rollout", ro.Name, "hash", a.RestartValue)
+		log.Info("Restarted "+a.Key.Kind, "workload", klog.KRef(ro.Namespace, a.Key.Name), "rollout", ro.Name, "hash", a.RestartValue)
 	case orchestrate.Restore:
 		if err := restart.Restore(ctx, r.client, o.obj, &a.Replicas); err != nil {
 			return err
 		}
 		r.recorder.Eventf(o.obj, ro, corev1.EventTypeNormal, api.ReasonRestored, "Restore", "Restored to %d replicas by CertRollout %s", a.Replicas, ro.Name)
-		log.Info("Restored "+a.Key.Kind, "workload", a.Key.Name, "replicas", a.Replicas, "rollout", ro.Name)
+		log.Info("Restored "+a.Key.Kind, "workload", klog.KRef(ro.Namespace, a.Key.Name), "replicas", a.Replicas, "rollout", ro.Name)
 	case orchestrate.Release:
 		if err := restart.Restore(ctx, r.client, o.obj, nil); err != nil {
 			return err
 		}
 		r.recorder.Eventf(o.obj, ro, corev1.EventTypeWarning, api.ReasonNothingRecorded, "Restore",
 			"CertRollout %s found no recorded replica count; only the quiesce marks were removed: scale it by hand", ro.Name)
-		log.Info("Released "+a.Key.Kind+" with no recorded count", "workload", a.Key.Name, "rollout", ro.Name)
+		log.Info("Released "+a.Key.Kind+" with no recorded count", "workload", klog.KRef(ro.Namespace, a.Key.Name), "rollout", ro.Name)
 	default:
 		return fmt.Errorf("unknown rollout action %q", a.Type)
 	}

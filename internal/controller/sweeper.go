@@ -39,7 +39,7 @@ func setupQuiesceSweeper(mgr manager.Manager, disc *gatherer, recorder events.Ev
 		toWorkloads := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 			list := k.newList()
 			if err := c.List(ctx, list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{quiescedByIndex: obj.GetName()}); err != nil {
-				ctrl.LoggerFrom(ctx).Error(err, "Failed to list the workloads a CertRollout quiesced", "certrollout", obj.GetName())
+				ctrl.LoggerFrom(ctx).Error(err, "Failed to list the workloads a CertRollout quiesced", "rollout", obj.GetName())
 				return nil
 			}
 			var out []reconcile.Request

@@ -85,7 +85,8 @@ func TestEveryRenderedObjectIsAcceptedByTheAPIServerAndThePodMeetsTheRestrictedP
 	for name, doc := range map[string]string{
 		"every toggle on": `
 serviceMonitor: {enabled: true}
-podMonitor: {enabled: true}
+podMonitor: {enabled: true, authorization: {type: Bearer, credentials: {name: prometheus-token, key: token}}}
+metrics: {reader: {serviceAccount: {name: prometheus, namespace: monitoring}}}
 networkPolicy: {enabled: true, ingress: {from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]}}
 topologySpreadConstraints: [{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway}]
 commonLabels: {team: platform}

@@ -19,6 +19,7 @@ const releaseNamespace = "certrollout-system"
 var defaultObjects = []string{
 	"ClusterRole//certrollout",
 	"ClusterRole//certrollout-edit",
+	"ClusterRole//certrollout-metrics-reader",
 	"ClusterRole//certrollout-view",
 	"ClusterRoleBinding//certrollout",
 	"CustomResourceDefinition//certrollouts.certrollout.io",
@@ -85,7 +86,8 @@ func TestDefaultValuesRenderAControllerWithLeaderElectionGOMEMLIMITAndARestricte
 		"--leader-election-renew-deadline=10s",
 		"--leader-election-retry-period=2s",
 		"--settings-namespace=certrollout-system", // the release's: the Lease may be elsewhere
-		"--metrics-bind-address=:8080",
+		"--metrics-secure",                        // HTTPS, authenticated and authorised by the API server
+		"--metrics-bind-address=:8443",
 		"--health-probe-bind-address=:8081",
 	}
 	if !slices.Equal(c.Args, wantArgs) {
@@ -126,8 +128,8 @@ func TestDefaultValuesRenderAControllerWithLeaderElectionGOMEMLIMITAndARestricte
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
 	}
-	if ports["metrics"] != 8080 || ports["probes"] != 8081 || len(ports) != 2 {
-		t.Errorf("ports %v, want metrics 8080 and probes 8081", ports)
+	if ports["https"] != 8443 || ports["probes"] != 8081 || len(ports) != 2 {
+		t.Errorf("ports %v, want https 8443 and probes 8081", ports)
 	}
 	if pod.ServiceAccountName != "certrollout" {
 		t.Errorf("serviceAccountName %q, want certrollout", pod.ServiceAccountName)
@@ -181,6 +183,7 @@ extraArgs: [--some-future-flag=x]
 		"--leader-election-retry-period=5s",
 		"--leader-election-namespace=leases",
 		"--settings-namespace=certrollout-system",
+		"--metrics-secure",
 		"--metrics-bind-address=:9090",
 		"--health-probe-bind-address=:9091",
 		"--namespaces=team-a,team-b",
@@ -334,8 +337,8 @@ func TestNamespacedModeRendersARolePerWatchedNamespaceAndTheNamespacesFlag(t *te
 	}
 	// The ClusterRole keeps only what no Role can grant.
 	rules, _, _ := unstructured.NestedSlice(r.get(t, "ClusterRole", "certrollout").Object, "rules")
-	if len(rules) != 1 {
-		t.Errorf("the namespaced mode's ClusterRole has %d rules, want only ClusterIssuers: %v", len(rules), rules)
+	if len(rules) != 3 {
+		t.Errorf("the namespaced mode's ClusterRole has %d rules, want only ClusterIssuers, TokenReviews and SubjectAccessReviews: %v", len(rules), rules)
 	}
 }
 
@@ -348,14 +351,14 @@ func TestTogglesAddOrRemoveExactlyTheirObjects(t *testing.T) {
 	}{
 		"serviceMonitor":                      {"serviceMonitor: {enabled: true}", []string{"ServiceMonitor/" + ns + "certrollout"}, nil},
 		"serviceMonitor in another namespace": {"serviceMonitor: {enabled: true, namespace: monitoring}", []string{"ServiceMonitor/monitoring/certrollout"}, nil},
-		"podMonitor":                          {"podMonitor: {enabled: true}", []string{"PodMonitor/" + ns + "certrollout"}, nil},
+		"podMonitor":                          {"podMonitor: {enabled: true, authorization: {type: Bearer, credentials: {name: prom, key: token}}}", []string{"PodMonitor/" + ns + "certrollout"}, nil},
 		"networkPolicy":                       {"networkPolicy: {enabled: true}", []string{"NetworkPolicy/" + ns + "certrollout"}, nil},
 		"podDisruptionBudget off":             {"podDisruptionBudget: {enabled: false}", nil, []string{"PodDisruptionBudget/" + ns + "certrollout"}},
 		"one replica has no PDB":              {"replicaCount: 1", nil, []string{"PodDisruptionBudget/" + ns + "certrollout"}},
 		"crds.enabled false":                  {"crds: {enabled: false}", nil, []string{"CustomResourceDefinition//certrollouts.certrollout.io", "CustomResourceDefinition//rolloutpolicies.certrollout.io"}},
 		"serviceAccount.create false": {"serviceAccount: {create: false, name: existing}", nil,
 			[]string{"ServiceAccount/" + ns + "certrollout"}},
-		"rbac.create false": {"rbac: {create: false}", nil, []string{"ClusterRole//certrollout", "ClusterRoleBinding//certrollout",
+		"rbac.create false": {"rbac: {create: false}", nil, []string{"ClusterRole//certrollout", "ClusterRoleBinding//certrollout", "ClusterRole//certrollout-metrics-reader",
 			"Role/" + ns + "certrollout-leader-election", "RoleBinding/" + ns + "certrollout-leader-election",
 			"Role/" + ns + "certrollout-settings", "RoleBinding/" + ns + "certrollout-settings",
 			"Role/" + ns + "certrollout-settings-reader", "RoleBinding/" + ns + "certrollout-settings-reader"}},
@@ -365,7 +368,9 @@ func TestTogglesAddOrRemoveExactlyTheirObjects(t *testing.T) {
 			"ValidatingAdmissionPolicyBinding//certrollout.io-restart-rights"}},
 		"rbac.aggregateToDefaultRoles off": {"rbac: {aggregateToDefaultRoles: false}", nil, []string{"ClusterRole//certrollout-edit", "ClusterRole//certrollout-view"}},
 		"metrics off": {"metrics: {enabled: false}\nserviceMonitor: {enabled: true}\npodMonitor: {enabled: true}", nil,
-			[]string{"Service/" + ns + "certrollout-metrics"}},
+			[]string{"Service/" + ns + "certrollout-metrics", "ClusterRole//certrollout-metrics-reader"}},
+		"a metrics reader": {"metrics: {reader: {serviceAccount: {name: prometheus-k8s, namespace: monitoring}}}",
+			[]string{"ClusterRoleBinding//certrollout-metrics-reader"}, nil},
 	} {
 		t.Run(name, func(t *testing.T) {
 			got := render(t, releaseNamespace, values(t, tc.values)).keys()
@@ -382,7 +387,7 @@ func TestTogglesAddOrRemoveExactlyTheirObjects(t *testing.T) {
 func TestMonitorsNetworkPolicyAndCRDKeepFollowTheirValues(t *testing.T) {
 	r := render(t, releaseNamespace, values(t, `
 serviceMonitor: {enabled: true, interval: 15s, scrapeTimeout: 5s, labels: {release: prometheus}}
-podMonitor: {enabled: true, interval: 20s, scrapeTimeout: 7s, labels: {release: prometheus}}
+podMonitor: {enabled: true, interval: 20s, scrapeTimeout: 7s, labels: {release: prometheus}, authorization: {type: Bearer, credentials: {name: prom, key: token}}}
 networkPolicy:
   enabled: true
   ingress: {from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]}
@@ -398,8 +403,8 @@ crds: {keep: false}
 			t.Fatalf("%s has %d endpoints, want 1", kind, len(eps))
 		}
 		ep := eps[0].(map[string]any)
-		if ep["port"] != "metrics" || ep["interval"] != want[1] || ep["scrapeTimeout"] != want[2] {
-			t.Errorf("%s endpoint %v, want port metrics, interval %s, scrapeTimeout %s", kind, ep, want[1], want[2])
+		if ep["port"] != "https" || ep["interval"] != want[1] || ep["scrapeTimeout"] != want[2] {
+			t.Errorf("%s endpoint %v, want port https, interval %s, scrapeTimeout %s", kind, ep, want[1], want[2])
 		}
 		if m.GetLabels()["release"] != "prometheus" || m.GetLabels()["app.kubernetes.io/name"] != "certrollout" {
 			t.Errorf("%s labels %v lack release=prometheus or the chart's labels", kind, m.GetLabels())
@@ -434,7 +439,7 @@ commonLabels: {team: platform}
 commonAnnotations: {owner: sre}
 watchNamespaces: [team-a]
 serviceMonitor: {enabled: true}
-podMonitor: {enabled: true}
+podMonitor: {enabled: true, authorization: {type: Bearer, credentials: {name: prom, key: token}}}
 networkPolicy: {enabled: true}
 serviceAccount: {annotations: {iam.example/role: certrollout}}
 podLabels: {extra: pod}

@@ -140,7 +140,10 @@ Deployment depends on it).
 {{- end }}
 - --settings-namespace={{ .Release.Namespace }}
 {{- if $v.metrics.enabled }}
-- --metrics-bind-address=:{{ $v.metrics.port }}
+{{- if $v.metrics.secure }}
+- --metrics-secure
+{{- end }}
+- --metrics-bind-address=:{{ include "certrollout.metricsPort" . }}
 {{- else }}
 - --metrics-bind-address=0
 {{- end }}
@@ -243,6 +246,9 @@ ClusterIssuers, which are cluster-scoped (certrollout.clusterScopedRules grants 
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
+{{- if not .namespaced }}
+{{ include "certrollout.metricsAuthRules" . }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -254,4 +260,59 @@ a watch it may not list never syncs, so the controller would not start without t
 - apiGroups: [cert-manager.io]
   resources: [clusterissuers]
   verbs: [get, list, watch]
+{{ include "certrollout.metricsAuthRules" . }}
+{{- end }}
+
+{{/*
+certrollout.metricsAuthRules: with --metrics-secure the controller asks the API server who a scraper is
+(TokenReview) and whether it may GET /metrics (SubjectAccessReview). Both are cluster-scoped, and granted
+whether or not metrics.secure is set, as config/rbac does, so switching it needs no RBAC change.
+*/}}
+{{- define "certrollout.metricsAuthRules" -}}
+- apiGroups: [authentication.k8s.io]
+  resources: [tokenreviews]
+  verbs: [create]
+- apiGroups: [authorization.k8s.io]
+  resources: [subjectaccessreviews]
+  verbs: [create]
+{{- end }}
+
+{{/*
+certrollout.metricsPort: the container port of /metrics; metrics.port, else 8443 with metrics.secure and
+8080 without (the binary's plain HTTP default).
+*/}}
+{{- define "certrollout.metricsPort" -}}
+{{- if .Values.metrics.port }}{{ int64 .Values.metrics.port }}{{ else if .Values.metrics.secure }}8443{{ else }}8080{{ end }}
+{{- end }}
+
+{{/*
+certrollout.metricsPortName: the name of the metrics port of the container and the Service: https when
+served over TLS (metrics.secure), metrics when plain HTTP.
+*/}}
+{{- define "certrollout.metricsPortName" -}}
+{{- if .Values.metrics.secure }}https{{ else }}metrics{{ end }}
+{{- end }}
+
+{{/*
+certrollout.scrapeAuth: the scheme, credentials and TLS settings of a ServiceMonitor or PodMonitor endpoint
+when metrics.secure: HTTPS, the token of Prometheus's ServiceAccount (bound to the metrics-reader
+ClusterRole), and tlsConfig, which by default skips verification of the controller's self-signed
+certificate. Called with (dict "ctx" $ "m" <monitor values> "kind" "ServiceMonitor"|"PodMonitor").
+*/}}
+{{- define "certrollout.scrapeAuth" -}}
+{{- if .ctx.Values.metrics.secure }}
+scheme: https
+{{- if .m.authorization }}
+authorization:
+  {{- toYaml .m.authorization | nindent 2 }}
+{{- else if eq .kind "ServiceMonitor" }}
+bearerTokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token
+{{- else }}
+{{- fail "podMonitor with metrics.secure needs podMonitor.authorization (type: Bearer, credentials: a Secret key holding a token of Prometheus's ServiceAccount): a PodMonitor cannot use Prometheus's own token file" }}
+{{- end }}
+{{- with .ctx.Values.metrics.scrapeTLSConfig }}
+tlsConfig:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
 {{- end }}
