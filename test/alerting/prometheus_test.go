@@ -18,6 +18,9 @@ import (
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 
 	"github.com/go-logr/logr"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -44,9 +47,11 @@ func TestARealPrometheusFiresTheStalePodAlertsAfterARenewalABlockedWorkloadCanno
 	ns := clustertest.Namespace(t)
 	ctx := context.Background()
 
+	// As shipped: HTTPS, and Prometheus authenticates with a ServiceAccount token that the shipped
+	// certrollout-metrics-reader ClusterRole lets through.
 	metricsAddr := freeAddr(t)
 	startController(t, c, ns, metricsAddr)
-	prom := startPrometheus(t, metricsAddr)
+	prom := startPrometheus(t, metricsAddr, readerToken(t, c, ns))
 
 	// The controller is scraped and its build is known: the controller-absent alert stays quiet.
 	prom.waitFor(t, "the controller's build_info to be scraped", func(p *prometheus) (bool, error) {
@@ -120,13 +125,13 @@ func TestARealPrometheusFiresTheStalePodAlertsAfterARenewalABlockedWorkloadCanno
 	})
 }
 
-// startController runs the controller in this process, watching ns, with plain-HTTP metrics on addr.
+// startController runs the controller in this process, watching ns, with protected metrics on addr.
 func startController(t *testing.T, c *localcluster.Cluster, ns, addr string) {
 	t.Helper()
 	opts := controller.DefaultOptions()
 	opts.Namespaces = []string{ns}
 	opts.SettlePeriod = time.Second
-	mgr, err := controller.NewManager(c.Config, controller.ManagerOptions{Options: opts, MetricsBindAddress: addr, HealthProbeBindAddress: "0"})
+	mgr, err := controller.NewManager(c.Config, controller.ManagerOptions{Options: opts, MetricsBindAddress: addr, MetricsSecure: true, HealthProbeBindAddress: "0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +146,44 @@ func startController(t *testing.T, c *localcluster.Cluster, ns, addr string) {
 	})
 }
 
+// readerToken applies the shipped certrollout-metrics-reader ClusterRole, binds it to a new ServiceAccount
+// of ns and returns a token of that account.
+func readerToken(t *testing.T, c *localcluster.Cluster, ns string) string {
+	t.Helper()
+	ctx := context.Background()
+	role, err := os.ReadFile("../../config/rbac/metrics_reader_role.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := localcluster.Apply(ctx, c.Config, role); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "prometheus"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "prometheus-" + ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "certrollout-metrics-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "prometheus", Namespace: ns}},
+	}
+	if _, err := c.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Client.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+	})
+	var token string
+	clustertest.Eventually(t, time.Minute, "a token for ServiceAccount prometheus", func(ctx context.Context) (bool, error) {
+		tr, err := c.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "prometheus", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+		if err != nil {
+			return false, err
+		}
+		token = tr.Status.Token
+		return true, nil
+	})
+	return token
+}
+
 type prometheus struct {
 	url string
 }
@@ -148,7 +191,7 @@ type prometheus struct {
 // startPrometheus runs the prometheus binary (Debian's package: make tools-prometheus) scraping the
 // controller every second, with the shipped rules whose `for:` durations are cut to a second so the
 // test does not wait hours; every expression and label is the shipped one.
-func startPrometheus(t *testing.T, target string) *prometheus {
+func startPrometheus(t *testing.T, target, token string) *prometheus {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -161,10 +204,15 @@ func startPrometheus(t *testing.T, target string) *prometheus {
 	}
 	rules = regexp.MustCompile(`(?m)^(\s+)for: .*$`).ReplaceAll(rules, []byte("${1}for: 1s"))
 	write(t, filepath.Join(dir, "rules.yaml"), rules)
+	write(t, filepath.Join(dir, "token"), []byte(token))
+	// The controller's certificate is self-signed (no --metrics-cert-dir), as the chart's default is.
 	write(t, filepath.Join(dir, "prometheus.yaml"), []byte(`global: {scrape_interval: 1s, evaluation_interval: 1s}
 rule_files: [rules.yaml]
 scrape_configs:
   - job_name: certrollout
+    scheme: https
+    tls_config: {insecure_skip_verify: true}
+    authorization: {credentials_file: `+filepath.Join(dir, "token")+`}
     static_configs: [{targets: ['`+target+`']}]
 `))
 	listen := freeAddr(t)
