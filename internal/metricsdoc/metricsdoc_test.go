@@ -33,9 +33,9 @@ func TestTableReadsNamesAndExpandsHistograms(t *testing.T) {
 
 func TestSelectedNamesEveryMetricAQueryReads(t *testing.T) {
 	for expr, want := range map[string][]string{
-		`certrollout_a > 0 and on(namespace) certrollout_b`:                               {"certrollout_a", "certrollout_b"},
-		`histogram_quantile(0.5, sum by (le) (rate(certrollout_c_bucket[5m])))`:             {"certrollout_c_bucket"},
-		`{__name__="certrollout_d", x="y"} - time()`:                                        {"certrollout_d"},
+		`certrollout_a > 0 and on(namespace) certrollout_b`:                                  {"certrollout_a", "certrollout_b"},
+		`histogram_quantile(0.5, sum by (le) (rate(certrollout_c_bucket[5m])))`:              {"certrollout_c_bucket"},
+		`{__name__="certrollout_d", x="y"} - time()`:                                         {"certrollout_d"},
 		`absent(certrollout_a) or vector(0) or certrollout_a offset 1h unless certrollout_a`: {"certrollout_a"},
 	} {
 		got, err := Selected(expr)
