@@ -122,10 +122,12 @@ func cascades() section {
 }
 
 func controller() section {
+	leaders := stat("Replicas holding the lease", "Replicas that lead: 1 is healthy, 0 means nothing acts.",
+		steps("red", 1.0, "green", 2.0, "orange"),
+		single("A", `sum(certrollout_controller_leader) or vector(0)`, "Leaders"))
+	leaders.FieldConfig.Defaults.Mappings = []ValueMapping{{Type: "value", Options: map[string]MappedValue{"0": {Color: "red", Text: "no leader"}}}}
 	return section{title: "Controller", panels: []sized{
-		{4, 6, stat("Replicas holding the lease", "Replicas that lead: 1 is healthy, 0 means nothing acts.",
-			steps("red", 1.0, "green", 2.0, "orange"),
-			single("A", `sum(certrollout_controller_leader) or vector(0)`, "Leaders"))},
+		{4, 6, leaders},
 		{4, 6, stat("Replicas scraped", "Controller replicas Prometheus scrapes.", steps("red", 1.0, "green"),
 			single("A", `count(certrollout_build_info) or vector(0)`, "Replicas"))},
 		{16, 6, table("Build", "The running builds, one row per replica.", []column{{header: "Replicas", unit: "none"}},

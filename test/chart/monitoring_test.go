@@ -151,3 +151,16 @@ func TestTheMonitorsKeepTheSeriesOwnNamespaceLabel(t *testing.T) {
 		}
 	}
 }
+
+func TestTheSchemaRejectsMisspeltAlertAndDashboardValues(t *testing.T) {
+	for _, doc := range []string{
+		"prometheusRule: {enable: true}",
+		"prometheusRule: {additionalRuleLabels: [team]}",
+		"grafanaDashboard: {labels: {grafana_dashboard: 1}}",
+		"grafanaDashboard: {folder: certificates}",
+	} {
+		if _, err := tryRender(t, releaseNamespace, values(t, doc)); err == nil || !strings.Contains(err.Error(), "schema") {
+			t.Errorf("values %q: error %v, want the schema's", doc, err)
+		}
+	}
+}
