@@ -50,7 +50,7 @@ components: ## Build the local cluster's components from Go modules (cached outs
 	$(CLUSTER) build >/dev/null
 
 .PHONY: test
-test: components ## Run unit and integration tests (each integration package starts its own cluster).
+test: components tools-prometheus ## Run unit and integration tests (each integration package starts its own cluster).
 	@mkdir -p $(BIN)
 	@status=0; $(GO) test $(TEST_FLAGS) -v ./... 2>&1 | tee $(BIN)/test.log || status=$$?; \
 	count() { grep -cE "^[[:space:]]*--- $$1:" $(BIN)/test.log || true; }; \
@@ -111,12 +111,31 @@ $(GOLANGCI_LINT):
 	mv $(BIN)/golangci-lint $@
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Regenerate the API's deep-copy functions and CRD manifests (config/crd/bases, copied into charts/certrollout/files/crds).
+generate: $(CONTROLLER_GEN) ## Regenerate the API's deep-copy functions and CRD manifests (config/crd/bases, copied into charts/certrollout/files/crds); copy the alert rules and the dashboard into the chart.
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	cp config/crd/bases/*.yaml charts/certrollout/files/crds/
 	cp config/admission/admission_policy.yaml charts/certrollout/files/admission/
 	cp config/rbac/tenant_roles.yaml charts/certrollout/files/rbac/
+	cp deploy/prometheus/certrollout-alerts.yaml charts/certrollout/files/prometheus/
+	cp deploy/grafana/certrollout-dashboard.json charts/certrollout/files/grafana/
+
+# The Debian package prometheus has promtool, which checks the alert rules and runs their unit tests.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: tools-prometheus
+tools-prometheus: ## Install promtool and prometheus (the Debian package prometheus) unless they are on PATH.
+	command -v promtool >/dev/null && command -v prometheus >/dev/null || ($(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus)
+
+.PHONY: alerts-test
+alerts-test: tools-prometheus ## Check the alert rules (deploy/prometheus) and run their unit tests (test/alerts) with promtool.
+	promtool check rules deploy/prometheus/certrollout-alerts.yaml
+	promtool test rules test/alerts/certrollout-alerts.test.yaml
+
+.PHONY: dashboard
+dashboard: ## Generate the Grafana dashboard deploy/grafana/certrollout-dashboard.json (hack/dashboard) and copy it into the chart.
+	$(GO) run ./hack/dashboard -o deploy/grafana/certrollout-dashboard.json
+	cp deploy/grafana/certrollout-dashboard.json charts/certrollout/files/grafana/
 
 # Helm at the version go.mod pins (the chart's tests use the same version's Go packages).
 HELM_VERSION ?= $(shell $(GO) list -m -f '{{.Version}}' helm.sh/helm/v4)

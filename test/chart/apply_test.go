@@ -45,7 +45,7 @@ func (w *warnings) take() []string {
 
 // prometheusOperatorKinds are not served by the local cluster (no Prometheus Operator CRDs); the render
 // tests check them instead.
-var prometheusOperatorKinds = map[string]bool{"ServiceMonitor": true, "PodMonitor": true}
+var prometheusOperatorKinds = map[string]bool{"ServiceMonitor": true, "PodMonitor": true, "PrometheusRule": true}
 
 // restricted labels a namespace so Pod Security admission enforces, and warns about, the restricted
 // profile, as a hardened cluster's namespace would.
@@ -87,6 +87,8 @@ func TestEveryRenderedObjectIsAcceptedByTheAPIServerAndThePodMeetsTheRestrictedP
 serviceMonitor: {enabled: true}
 podMonitor: {enabled: true, authorization: {type: Bearer, credentials: {name: prometheus-token, key: token}}}
 metrics: {reader: {serviceAccount: {name: prometheus, namespace: monitoring}}}
+prometheusRule: {enabled: true}
+grafanaDashboard: {enabled: true}
 networkPolicy: {enabled: true, ingress: {from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]}}
 topologySpreadConstraints: [{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway}]
 commonLabels: {team: platform}

@@ -352,6 +352,8 @@ func TestTogglesAddOrRemoveExactlyTheirObjects(t *testing.T) {
 		"serviceMonitor":                      {"serviceMonitor: {enabled: true}", []string{"ServiceMonitor/" + ns + "certrollout"}, nil},
 		"serviceMonitor in another namespace": {"serviceMonitor: {enabled: true, namespace: monitoring}", []string{"ServiceMonitor/monitoring/certrollout"}, nil},
 		"podMonitor":                          {"podMonitor: {enabled: true, authorization: {type: Bearer, credentials: {name: prom, key: token}}}", []string{"PodMonitor/" + ns + "certrollout"}, nil},
+		"prometheusRule":                      {"prometheusRule: {enabled: true}", []string{"PrometheusRule/" + ns + "certrollout"}, nil},
+		"grafanaDashboard":                    {"grafanaDashboard: {enabled: true}", []string{"ConfigMap/" + ns + "certrollout-dashboard"}, nil},
 		"networkPolicy":                       {"networkPolicy: {enabled: true}", []string{"NetworkPolicy/" + ns + "certrollout"}, nil},
 		"podDisruptionBudget off":             {"podDisruptionBudget: {enabled: false}", nil, []string{"PodDisruptionBudget/" + ns + "certrollout"}},
 		"one replica has no PDB":              {"replicaCount: 1", nil, []string{"PodDisruptionBudget/" + ns + "certrollout"}},
