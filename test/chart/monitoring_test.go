@@ -143,7 +143,7 @@ grafanaDashboard:
 // The series carry the namespace of the workload they describe: the monitors keep it rather than renaming
 // it exported_namespace, or the alerts and the dashboard would select nothing.
 func TestTheMonitorsKeepTheSeriesOwnNamespaceLabel(t *testing.T) {
-	r := render(t, releaseNamespace, values(t, "serviceMonitor: {enabled: true}\npodMonitor: {enabled: true}"))
+	r := render(t, releaseNamespace, values(t, "serviceMonitor: {enabled: true}\npodMonitor: {enabled: true, authorization: {type: Bearer, credentials: {name: prom, key: token}}}"))
 	for kind, field := range map[string]string{"ServiceMonitor": "endpoints", "PodMonitor": "podMetricsEndpoints"} {
 		eps, _, _ := unstructured.NestedSlice(r.get(t, kind, "certrollout").Object, "spec", field)
 		if len(eps) != 1 || eps[0].(map[string]any)["honorLabels"] != true {
