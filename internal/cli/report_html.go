@@ -92,7 +92,8 @@ func checkPage(rep CheckReport, facts []htmlreport.Fact, kubeadmDir string, file
 		p.Sections = append(p.Sections, filesSection(onDisk, now))
 	}
 	if len(cluster) > 0 || (kubeadmDir == "" && len(files) == 0) {
-		p.Sections = append(p.Sections, clusterSection(cluster, now))
+		thresholds := rep.Thresholds.Warn != "" || rep.Thresholds.Critical != ""
+		p.Sections = append(p.Sections, clusterSection(cluster, now, thresholds))
 	}
 	if len(rep.CAIssuers) > 0 || rep.CAIssuersIncomplete != "" {
 		p.Sections = append(p.Sections, caIssuersSection(rep, now))
@@ -106,6 +107,10 @@ func checkPage(rep CheckReport, facts []htmlreport.Fact, kubeadmDir string, file
 // checkTimeline has a row per item with a certificate, soonest first (the report's order).
 func checkTimeline(items []CheckItem, now time.Time) *htmlreport.Timeline {
 	t := &htmlreport.Timeline{Now: now}
+	namespaces := map[string]bool{}
+	for _, it := range items {
+		namespaces[it.Source.Namespace] = true
+	}
 	n := 0
 	for _, it := range items {
 		c := it.Certificate
@@ -116,7 +121,7 @@ func checkTimeline(items []CheckItem, now time.Time) *htmlreport.Timeline {
 			continue
 		}
 		t.Rows = append(t.Rows, htmlreport.TimelineRow{
-			Label: itemLabel(it), Detail: itemDetail(it),
+			Label: itemLabel(it, len(namespaces) > 1), Detail: itemDetail(it, now),
 			Markers: []htmlreport.Marker{{
 				At: c.NotAfter, Text: residual(c.NotAfter, now),
 				Title: orDN(c.CommonName, c.Subject) + " expires " + timestamp(c.NotAfter) + " (" + residual(c.NotAfter, now) + ")",
@@ -129,8 +134,9 @@ func checkTimeline(items []CheckItem, now time.Time) *htmlreport.Timeline {
 	return t
 }
 
-// itemLabel names an item on the timeline: "secret shop/web-tls tls.crt", "kubeadm apiserver", a file.
-func itemLabel(it CheckItem) string {
+// itemLabel names an item on the timeline: "secret/web-tls · tls.crt" (after its namespace when the
+// report spans several), "kubeadm apiserver", a file.
+func itemLabel(it CheckItem, withNamespace bool) string {
 	s := it.Source
 	switch {
 	case it.Kubeadm != nil:
@@ -145,15 +151,18 @@ func itemLabel(it CheckItem) string {
 		}
 		return s.Name
 	}
-	label := strings.ToLower(s.Kind) + " " + s.Namespace + "/" + s.Name
+	label := strings.ToLower(s.Kind) + "/" + s.Name
 	if s.Key != "" {
-		label += " " + s.Key
+		label += " · " + s.Key
+	}
+	if withNamespace {
+		label = s.Namespace + " · " + label
 	}
 	return label
 }
 
 // itemDetail is the timeline's second line: who uses the item, and how many of their pods are stale.
-func itemDetail(it CheckItem) string {
+func itemDetail(it CheckItem, now time.Time) string {
 	var used []string
 	for _, c := range it.Consumers {
 		used = append(used, strings.ToLower(c.Kind)+"/"+c.Name)
@@ -167,7 +176,11 @@ func itemDetail(it CheckItem) string {
 	}
 	if len(parts) == 0 {
 		if cm := it.CertManager; cm != nil {
-			return "cert-manager " + cm.Name
+			d := "cert-manager certificate/" + cm.Name
+			if cm.RenewalTime != nil {
+				d += " · renews in " + renewsIn(*cm.RenewalTime, now)
+			}
+			return d
 		}
 		if c := it.Certificate; c != nil {
 			return orDN(c.CommonName, c.Subject)
@@ -201,11 +214,15 @@ func certificateCell(c *CheckCertificate) htmlreport.Cell {
 }
 
 // clusterSection is one row per Secret or ConfigMap key, with its cert-manager Certificate, CA chain and
-// consumers (stale pods highlighted).
-func clusterSection(items []CheckItem, now time.Time) htmlreport.Section {
+// consumers (stale pods highlighted). severity adds the column of --warn and --critical, which would
+// read OK next to a 3-day chip without them.
+func clusterSection(items []CheckItem, now time.Time, severity bool) htmlreport.Section {
 	s := htmlreport.Section{Title: "Cluster certificates", Empty: "No certificates found in the cluster.",
 		Note: "Stale pods started before the certificate they use was issued: they still run on an older one until restarted."}
-	s.Table.Headers = []string{"Expires in", "Secret / ConfigMap", "Certificate", "cert-manager", "CA chain", "Consumers", "Severity"}
+	s.Table.Headers = []string{"Expires in", "Secret / ConfigMap", "Certificate", "cert-manager", "CA chain", "Consumers"}
+	if severity {
+		s.Table.Headers = append(s.Table.Headers, "Severity")
+	}
 	for _, it := range items {
 		src := it.Source
 		where := htmlreport.Text(strings.ToLower(src.Kind) + "/" + src.Name).
@@ -214,10 +231,14 @@ func clusterSection(items []CheckItem, now time.Time) htmlreport.Section {
 		if it.Certificate != nil {
 			notAfter = it.Certificate.NotAfter
 		}
-		s.Table.Rows = append(s.Table.Rows, htmlreport.Row{Class: itemClass(it, now), Cells: []htmlreport.Cell{
+		row := htmlreport.Row{Class: itemClass(it, now), Cells: []htmlreport.Cell{
 			expiryCell(notAfter, now), where, certificateCell(it.Certificate), certManagerCell(it.CertManager, now),
-			caChainCell(it), consumersCell(it.Consumers), htmlreport.Text(it.Severity),
-		}})
+			caChainCell(it), consumersCell(it.Consumers),
+		}}
+		if severity {
+			row.Cells = append(row.Cells, htmlreport.Text(it.Severity))
+		}
+		s.Table.Rows = append(s.Table.Rows, row)
 	}
 	return s
 }

@@ -73,8 +73,8 @@ func TestCheckPageDrawsEveryCertificateColouredByTimeLeft(t *testing.T) {
 		t.Fatalf("want a timeline row per certificate (5; not the one not issued), got %d", len(rows))
 	}
 	for label, class := range map[string]htmlreport.Class{
-		"secret shop/gone-tls tls.crt": htmlreport.ClassExpired, "secret shop/web-tls tls.crt": htmlreport.ClassCritical,
-		"secret shop/api-tls tls.crt": htmlreport.ClassWarning, "kubeadm apiserver": htmlreport.ClassOK,
+		"secret/gone-tls · tls.crt": htmlreport.ClassExpired, "secret/web-tls · tls.crt": htmlreport.ClassCritical,
+		"secret/api-tls · tls.crt": htmlreport.ClassWarning, "kubeadm apiserver": htmlreport.ClassOK,
 	} {
 		if r := rowByText(t, rows, label); !htmltest.HasClass(r, string(class)) {
 			t.Errorf("%s: want class %s, got %q", label, class, htmltest.Attr(r, "class"))
@@ -141,7 +141,7 @@ func TestCheckPageShowsAHostileSecretNameAsText(t *testing.T) {
 	if r := rowByText(t, htmltest.All(doc, "tr"), "secret/"+hostileName); !htmltest.HasClass(r, "ok") {
 		t.Errorf("the hostile Secret's row: %q", htmltest.Attr(r, "class"))
 	}
-	rowByText(t, htmltest.All(doc, "g", "tl-row"), "secret shop/"+hostileName)
+	rowByText(t, htmltest.All(doc, "g", "tl-row"), "secret/"+hostileName)
 }
 
 func TestPlanPageShowsWhatEachWorkloadRunsOnAndWhatHappensNext(t *testing.T) {

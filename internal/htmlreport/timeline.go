@@ -267,7 +267,8 @@ func (t *Timeline) layoutRow(s scale, i int, r TimelineRow) svgRow {
 			out.Text = m.Text
 		}
 	}
-	out.TextX = num(right + 11)
+	// The text goes right of the bar too: an expired row's bar ends at now.
+	out.TextX = num(math.Max(right, s.xDays(0)) + 11)
 	return out
 }
 
