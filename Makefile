@@ -49,8 +49,15 @@ release: ## Build a release into dist/<version>/: make release VERSION=v0.1.0 (a
 components: ## Build the local cluster's components from Go modules (cached outside the checkout).
 	$(CLUSTER) build >/dev/null
 
+# The HTML report's tests render it in headless Chromium (Debian's chromium package); apt-get needs root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: tools-browser
+tools-browser: ## Install headless Chromium (and a font) for the HTML report's browser tests, unless installed.
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core)
+
 .PHONY: test
-test: components ## Run unit and integration tests (each integration package starts its own cluster).
+test: components tools-browser ## Run unit and integration tests (each integration package starts its own cluster).
 	@mkdir -p $(BIN)
 	@status=0; $(GO) test $(TEST_FLAGS) -v ./... 2>&1 | tee $(BIN)/test.log || status=$$?; \
 	count() { grep -cE "^[[:space:]]*--- $$1:" $(BIN)/test.log || true; }; \
