@@ -109,7 +109,9 @@ func checkTimeline(items []CheckItem, now time.Time) *htmlreport.Timeline {
 	t := &htmlreport.Timeline{Now: now}
 	namespaces := map[string]bool{}
 	for _, it := range items {
-		namespaces[it.Source.Namespace] = true
+		if it.Source.Kind != checkKindFile {
+			namespaces[it.Source.Namespace] = true
+		}
 	}
 	n := 0
 	for _, it := range items {

@@ -226,7 +226,7 @@ func TestPlanHTMLInABrowser(t *testing.T) {
 	if len(rows) != 1 {
 		t.Fatalf("want one timeline row, for Deployment web (the only workload), got %d", len(rows))
 	}
-	if r := rows[0]; !strings.Contains(htmltest.Text(r), "deployment "+ns+"/web") || !htmltest.HasClass(r, "critical") {
+	if r := rows[0]; !strings.Contains(htmltest.Text(r), "deployment/web") || !htmltest.HasClass(r, "critical") {
 		t.Errorf("web runs on a certificate expiring in 3 days: %q %q", htmltest.Attr(r, "class"), htmltest.Text(r))
 	}
 	tr := rowByText(t, htmltest.All(dom, "tr"), "deployment/web")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,13 +26,33 @@ func planPage(rep PlanReport, facts []htmlreport.Fact) htmlreport.Page {
 		s.Note += ". Not shown: " + rep.Incomplete + "."
 	}
 	s.Table.Headers = []string{"Runs on (expires in)", "Workload", "Pods", "Action", "Why", "Next", "Certificates", "Policy", "Sources"}
-	for i := range rep.Items {
-		s.Table.Rows = append(s.Table.Rows, planRow(&rep.Items[i], now))
+	items := soonestFirst(rep.Items)
+	for i := range items {
+		s.Table.Rows = append(s.Table.Rows, planRow(&items[i], now))
 	}
 	return htmlreport.Page{
 		Title: "Restart plan", Meta: facts, GeneratedAt: now, CountNoun: "workloads",
-		Timeline: planTimeline(rep.Items, now), Sections: []htmlreport.Section{s}, Footer: pageFooter(),
+		Timeline: planTimeline(items, now), Sections: []htmlreport.Section{s}, Footer: pageFooter(),
 	}
+}
+
+// soonestFirst orders workloads as check orders certificates: the soonest expiry their pods run on
+// first, those without certificates last, and by namespace and name among equals.
+func soonestFirst(items []WorkloadPlan) []WorkloadPlan {
+	out := slices.Clone(items)
+	key := func(p *WorkloadPlan) time.Time {
+		if t := runningOn(p); !t.IsZero() {
+			return t
+		}
+		return time.Unix(1<<62, 0)
+	}
+	slices.SortStableFunc(out, func(a, b WorkloadPlan) int {
+		if c := key(&a).Compare(key(&b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
+	return out
 }
 
 // runningOn is when the certificates a workload's pods run on expire: the recorded running set's, else
@@ -51,6 +72,10 @@ func runningOn(p *WorkloadPlan) time.Time {
 // the current certificates' when a restart would change it.
 func planTimeline(items []WorkloadPlan, now time.Time) *htmlreport.Timeline {
 	t := &htmlreport.Timeline{Now: now, Note: "Dot: when the certificates the pods run on expire. Ring: when the current certificates, which a restart loads, expire."}
+	namespaces := map[string]bool{}
+	for _, p := range items {
+		namespaces[p.Namespace] = true
+	}
 	n := 0
 	for i := range items {
 		p := &items[i]
@@ -61,7 +86,10 @@ func planTimeline(items []WorkloadPlan, now time.Time) *htmlreport.Timeline {
 		if n++; n > timelineLimit {
 			continue
 		}
-		row := htmlreport.TimelineRow{Label: strings.ToLower(p.Kind) + " " + p.Namespace + "/" + p.Name, Detail: shortAction(p, now)}
+		row := htmlreport.TimelineRow{Label: strings.ToLower(p.Kind) + "/" + p.Name, Detail: shortAction(p, now)}
+		if len(namespaces) > 1 {
+			row.Label = p.Namespace + " · " + row.Label
+		}
 		if len(p.StalePods) > 0 {
 			row.Detail = plural(len(p.StalePods), "stale pod") + " · " + row.Detail
 		}

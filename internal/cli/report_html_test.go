@@ -80,6 +80,9 @@ func TestCheckPageDrawsEveryCertificateColouredByTimeLeft(t *testing.T) {
 			t.Errorf("%s: want class %s, got %q", label, class, htmltest.Attr(r, "class"))
 		}
 	}
+	if first := htmltest.Text(htmltest.All(rows[0], "text", "label")[0]); first != "secret/gone-tls · tls.crt" {
+		t.Errorf("soonest first, named without the namespace when there is one: got %q", first)
+	}
 	if web := rowByText(t, rows, "web-tls"); !strings.Contains(htmltest.Text(web), "used by deployment/web, statefulset/cache · 2 stale pods") {
 		t.Errorf("the web-tls row names its consumers and stale pods: %q", htmltest.Text(web))
 	}
@@ -148,11 +151,11 @@ func TestPlanPageShowsWhatEachWorkloadRunsOnAndWhatHappensNext(t *testing.T) {
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) *time.Time { t := now.Add(d); return &t }
 	rep := PlanReport{APIVersion: ReportAPIVersion, Kind: "PlanReport", GeneratedAt: now, Controller: AssumedSettings{Source: "defaults"}, Items: []WorkloadPlan{
+		{Namespace: "shop", Kind: "StatefulSet", Name: hostileName, Pods: 1, Action: "Block", Reason: "OnDelete", Message: "OnDelete strategy",
+			Certificates: PlanCertificates{Current: "cccccccccccc", CurrentNotAfter: at(5 * 24 * time.Hour)}},
 		{Namespace: "shop", Kind: "Deployment", Name: "web", Enabled: true, Pods: 3, StalePods: []string{"web-a", "web-b"}, Action: "Restart", Reason: "CertificateRenewed", Message: "renewed",
 			Certificates: PlanCertificates{Running: "aaaaaaaaaaaa", RunningNotAfter: at(-time.Hour), Current: "bbbbbbbbbbbb", CurrentNotAfter: at(90 * 24 * time.Hour)},
 			Sources:      []PlanSource{{Kind: "Secret", Name: "web-tls", Modes: []string{"env"}, NeverRefreshed: true, CertManager: "web"}}},
-		{Namespace: "shop", Kind: "StatefulSet", Name: hostileName, Pods: 1, Action: "Block", Reason: "OnDelete", Message: "OnDelete strategy",
-			Certificates: PlanCertificates{Current: "cccccccccccc", CurrentNotAfter: at(5 * 24 * time.Hour)}},
 	}}
 	var b bytes.Buffer
 	if err := htmlreport.Render(&b, planPage(rep, nil)); err != nil {
@@ -166,11 +169,14 @@ func TestPlanPageShowsWhatEachWorkloadRunsOnAndWhatHappensNext(t *testing.T) {
 	if len(rows) != 2 {
 		t.Fatalf("want a timeline row per workload, got %d", len(rows))
 	}
-	web := rowByText(t, rows, "deployment shop/web")
+	if first := htmltest.Text(htmltest.All(rows[0], "text", "label")[0]); first != "deployment/web" {
+		t.Errorf("the workload whose pods run on the soonest expiry comes first, got %q", first)
+	}
+	web := rowByText(t, rows, "deployment/web")
 	if !htmltest.HasClass(web, "expired") || len(htmltest.All(web, "circle", "marker", "expired")) != 1 || len(htmltest.All(web, "circle", "hollow", "ok")) != 1 {
 		t.Errorf("web runs on an expired certificate (dot) and a restart loads one for 90 days (ring): %q", htmltest.Attr(web, "class"))
 	}
-	if r := rowByText(t, rows, "statefulset shop/"+hostileName); !htmltest.HasClass(r, "critical") {
+	if r := rowByText(t, rows, "statefulset/"+hostileName); !htmltest.HasClass(r, "critical") {
 		t.Errorf("the StatefulSet's certificate expires in 5 days: %q", htmltest.Attr(r, "class"))
 	}
 	tr := rowByText(t, htmltest.All(doc, "tr"), "deployment/web")
