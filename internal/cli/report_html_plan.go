@@ -119,6 +119,7 @@ func planRow(p *WorkloadPlan, now time.Time) htmlreport.Row {
 		workload = workload.Add(htmlreport.Span{Text: "not enabled", Class: "muted"})
 	}
 	next := htmlreport.Text(p.Next)
+	next.Class = "prose"
 	if p.NextAt != nil {
 		next = next.Add(htmlreport.Span{Text: timestamp(*p.NextAt), Class: "muted"})
 	}
@@ -131,7 +132,7 @@ func planRow(p *WorkloadPlan, now time.Time) htmlreport.Row {
 	}
 	return htmlreport.Row{Class: string(htmlreport.ClassOf(runningOn(p), now)), Cells: []htmlreport.Cell{
 		expiryCell(runningOn(p), now), workload, pods, actionCell(p, now),
-		htmlreport.Text(p.Reason).Add(htmlreport.Span{Text: p.Message, Class: "muted"}),
+		htmlreport.Cell{Class: "prose"}.Add(htmlreport.Span{Text: p.Reason}).Add(htmlreport.Span{Text: p.Message, Class: "muted"}),
 		next, planCertificatesCell(p.Certificates, now), policy, planSourcesCell(p),
 	}}
 }
