@@ -105,9 +105,7 @@ With a non-zero code, one line on stderr names the soonest offender and why. Dur
 (days) suffix as well as Go units: 30d, 36h, 1d12h.
 
 -o json and -o yaml print a CheckReport (apiVersion certrollout.io/v1alpha1), documented in
-docs/check.md. -o html writes one self-contained page (no external assets): an expiry timeline coloured
-by time left (expired, under 7 days, under 28 days, later) and the tables, consumers and stale pods
-included; redirect it to a file and open it in a browser.`,
+docs/check.md; -o html one self-contained page: an expiry timeline coloured by time left and the tables.`,
 		Example: `  # Certificates of the current namespace, soonest first
   certrollout check
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,6 +209,15 @@ func TestCheckWritesHTMLForAKubeadmFolder(t *testing.T) {
 }
 
 func TestOnlyCheckAndPlanWriteHTML(t *testing.T) {
+	for cmd, want := range map[string]bool{"check": true, "plan": true, "status": false, "restart": false, "renew": false} {
+		out, _, err := run(t, "certrollout", "__complete", cmd, "-o", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.Contains(strings.Split(out, "\n"), "html"); got != want {
+			t.Errorf("%s -o <TAB> offers html: %v, want %v (%q)", cmd, got, want, out)
+		}
+	}
 	for _, cmd := range []string{"status", "restart", "renew"} {
 		_, _, err := run(t, "certrollout", cmd, "-o", "html", "--kubeconfig", "/nonexistent")
 		if err == nil || !strings.Contains(err.Error(), "--output must be table, wide, json or yaml") {
