@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"image"
 	"image/png"
 	"io"
 	"os"
@@ -214,8 +213,6 @@ func checkScreenshot(t *testing.T, path string) {
 }
 
 func near(a, b uint32) bool { return a+24 >= b && b+24 >= a }
-
-var _ image.Image // image/png registers the decoder; image names the type checkScreenshot reads.
 
 func TestPlanHTMLInABrowser(t *testing.T) {
 	ns := htmlEnv(t)

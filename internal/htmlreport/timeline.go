@@ -102,17 +102,15 @@ type svgTick struct {
 }
 
 type svgRow struct {
-	Class                 Class
-	Even                  bool
+	Class, BarClass       Class
+	Even, HasBar          bool
 	Y, H, TextY, DetailY  string
-	Label, Detail, Title  string
+	Label, Detail         string
+	RowTitle, DetailTitle string
 	BarX, BarW, BarY      string
+	MarkerY               string
 	Markers               []svgMarker
 	TextX, TextY2, Text   string
-	MarkerY               string
-	BarClass              Class
-	HasBar                bool
-	DetailTitle, RowTitle string
 }
 
 type svgMarker struct {
