@@ -121,7 +121,7 @@ func Render(w io.Writer, p Page) error {
 	if v.Counts == nil && p.Timeline != nil {
 		v.Counts = p.Timeline.Counts()
 	}
-	if p.Timeline != nil {
+	if p.Timeline != nil && len(p.Timeline.Rows) > 0 {
 		v.SVG = p.Timeline.layout()
 	}
 	for i := range v.Sections {
