@@ -8,6 +8,7 @@ import (
 	"embed"
 	"html/template"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -142,23 +143,17 @@ type view struct {
 
 // slug makes an HTML id of a title: lower-case letters and digits, dashes between words.
 func slug(s string) string {
-	out := make([]byte, 0, len(s))
+	var b strings.Builder
 	dash := false
-	for _, r := range s {
+	for _, r := range strings.ToLower(s) {
 		switch {
 		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-			out = append(out, byte(r))
+			b.WriteRune(r)
 			dash = false
-		case r >= 'A' && r <= 'Z':
-			out = append(out, byte(r-'A'+'a'))
-			dash = false
-		case !dash && len(out) > 0:
-			out = append(out, '-')
+		case !dash && b.Len() > 0:
+			b.WriteByte('-')
 			dash = true
 		}
 	}
-	if len(out) > 0 && out[len(out)-1] == '-' {
-		out = out[:len(out)-1]
-	}
-	return string(out)
+	return strings.TrimSuffix(b.String(), "-")
 }
