@@ -49,8 +49,16 @@ release: ## Build a release into dist/<version>/: make release VERSION=v0.1.0 (a
 components: ## Build the local cluster's components from Go modules (cached outside the checkout).
 	$(CLUSTER) build >/dev/null
 
+# Test tools come from Debian packages (headless Chromium for the HTML report, promtool and prometheus for
+# the alerts); apt-get needs root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: tools-browser
+tools-browser: ## Install headless Chromium (and a font) for the HTML report's browser tests, unless installed.
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core)
+
 .PHONY: test
-test: components tools-prometheus ## Run unit and integration tests (each integration package starts its own cluster).
+test: components tools-prometheus tools-browser ## Run unit and integration tests (each integration package starts its own cluster).
 	@mkdir -p $(BIN)
 	@status=0; $(GO) test $(TEST_FLAGS) -v ./... 2>&1 | tee $(BIN)/test.log || status=$$?; \
 	count() { grep -cE "^[[:space:]]*--- $$1:" $(BIN)/test.log || true; }; \
@@ -121,11 +129,10 @@ generate: $(CONTROLLER_GEN) ## Regenerate the API's deep-copy functions and CRD 
 	cp deploy/grafana/certrollout-dashboard.json charts/certrollout/files/grafana/
 
 # The Debian package prometheus has promtool, which checks the alert rules and runs their unit tests.
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: tools-prometheus
 tools-prometheus: ## Install promtool and prometheus (the Debian package prometheus) unless they are on PATH.
-	command -v promtool >/dev/null && command -v prometheus >/dev/null || ($(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus)
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || ($(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus)
 
 .PHONY: alerts-test
 alerts-test: tools-prometheus ## Check the alert rules (deploy/prometheus) and run their unit tests (test/alerts) with promtool.

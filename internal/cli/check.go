@@ -105,7 +105,7 @@ With a non-zero code, one line on stderr names the soonest offender and why. Dur
 (days) suffix as well as Go units: 30d, 36h, 1d12h.
 
 -o json and -o yaml print a CheckReport (apiVersion certrollout.io/v1alpha1), documented in
-docs/check.md.`,
+docs/check.md; -o html one self-contained page: an expiry timeline coloured by time left and the tables.`,
 		Example: `  # Certificates of the current namespace, soonest first
   certrollout check
 
@@ -119,7 +119,10 @@ docs/check.md.`,
   certrollout check -A --warn 30d --critical 7d -o json > /var/lib/certs/report.json
 
   # Files on this machine and the cluster, in one report
-  certrollout check --files '/etc/ssl/private/*.pem' --files ~/.kube/config --include-cluster`,
+  certrollout check --files '/etc/ssl/private/*.pem' --files ~/.kube/config --include-cluster
+
+  # A report to open in a browser: timeline, consumers, stale pods, CA chains
+  certrollout check -A -o html > certificates.html`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(cmd, args); err != nil {
 				return &exitError{code: checkExitUnknown, err: err}
@@ -133,7 +136,7 @@ docs/check.md.`,
 	// A mistyped flag means the check did not run: that is "unknown", not "warning".
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: checkExitUnknown, err: err} })
 	o.addKubeFlags(cmd, true)
-	o.addOutputFlag(cmd)
+	o.addReportOutputFlag(cmd)
 	f := cmd.Flags()
 	f.StringVarP(&o.Selector, "selector", "l", "", "Label selector on the Secrets, ConfigMaps and cert-manager Certificates (e.g. app=web,tier!=dev).")
 	f.StringArrayVar(&o.Files, "files", nil, "PEM or DER certificate files, folders or kubeconfigs; a shell glob (quote it). Repeatable.")
@@ -254,11 +257,16 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 		r.cluster = c
 	}
 	report := r.report(o)
-	if o.structured() {
-		if err := o.printDocument(o.Out, report); err != nil {
-			return err
-		}
-	} else if err := o.printTables(r); err != nil {
+	var err error
+	switch {
+	case o.structured():
+		err = o.printDocument(o.Out, report)
+	case o.page():
+		err = o.printHTML(report)
+	default:
+		err = o.printTables(r)
+	}
+	if err != nil {
 		return err
 	}
 	code := map[string]int{SeverityOK: checkExitOK, SeverityWarning: checkExitWarning, SeverityCritical: checkExitCritical}[report.Status]

@@ -37,6 +37,8 @@ type KubeFlags struct {
 	config *rest.Config
 	// namespace is the resolved namespace: --namespace, else the context's, else "default".
 	namespace string
+	// contextName is the kubeconfig context used ("" when tests set config directly).
+	contextName string
 }
 
 // addKubeFlags registers the flags on cmd. allNamespaces adds -A for commands that can span namespaces.
@@ -96,8 +98,15 @@ func (k *KubeFlags) Complete() error {
 	cfg.Timeout = k.RequestTimeout
 	cfg.QPS, cfg.Burst = 50, 100
 	k.config, k.namespace = cfg, ns
+	k.contextName = k.Context
+	if raw, err := loader.RawConfig(); err == nil && k.contextName == "" {
+		k.contextName = raw.CurrentContext
+	}
 	return nil
 }
+
+// ContextName is the kubeconfig context Complete used; "" when it was given a REST config instead.
+func (k *KubeFlags) ContextName() string { return k.contextName }
 
 // Config is the REST config Complete loaded.
 func (k *KubeFlags) Config() *rest.Config { return k.config }

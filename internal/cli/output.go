@@ -19,6 +19,8 @@ const (
 	OutputWide  = "wide"
 	OutputJSON  = "json"
 	OutputYAML  = "yaml"
+	// OutputHTML is a self-contained HTML page (check and plan only).
+	OutputHTML = "html"
 )
 
 // ReportAPIVersion is the apiVersion of every JSON/YAML document the CLI prints. The documents are
@@ -29,34 +31,56 @@ const ReportAPIVersion = "certrollout.io/v1alpha1"
 // OutputFlag is -o/--output.
 type OutputFlag struct {
 	Output string
+	// html is set for the commands that can write an HTML page (addReportOutputFlag).
+	html bool
 }
 
 func (o *OutputFlag) addOutputFlag(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&o.Output, "output", "o", OutputTable, "Output format: table, wide (more columns), json or yaml.")
 	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return []string{OutputTable, OutputWide, OutputJSON, OutputYAML}, cobra.ShellCompDirectiveNoFileComp
+		return o.formats(), cobra.ShellCompDirectiveNoFileComp
 	})
+}
+
+// addReportOutputFlag is addOutputFlag for commands that also write a self-contained HTML page.
+func (o *OutputFlag) addReportOutputFlag(cmd *cobra.Command) {
+	o.html = true
+	o.addOutputFlag(cmd)
+	cmd.Flags().Lookup("output").Usage = "Output format: table, wide (more columns), json, yaml or html (one self-contained page; redirect it to a file)."
+}
+
+// formats are the values -o takes.
+func (o *OutputFlag) formats() []string {
+	f := []string{OutputTable, OutputWide, OutputJSON, OutputYAML}
+	if o.html {
+		f = append(f, OutputHTML)
+	}
+	return f
 }
 
 // validateOutput checks -o.
 func (o *OutputFlag) validateOutput() error {
-	switch o.Output {
-	case OutputTable, OutputWide, OutputJSON, OutputYAML:
-		return nil
-	case "":
+	if o.Output == "" {
 		o.Output = OutputTable
-		return nil
-	default:
-		return fmt.Errorf("--output must be table, wide, json or yaml, not %q", o.Output)
 	}
+	f := o.formats()
+	for _, v := range f {
+		if o.Output == v {
+			return nil
+		}
+	}
+	return fmt.Errorf("--output must be %s or %s, not %q", strings.Join(f[:len(f)-1], ", "), f[len(f)-1], o.Output)
 }
 
 // structured reports whether -o asks for JSON or YAML.
 func (o *OutputFlag) structured() bool { return o.Output == OutputJSON || o.Output == OutputYAML }
 
+// page reports whether -o asks for an HTML page.
+func (o *OutputFlag) page() bool { return o.Output == OutputHTML }
+
 // progressWriter is where progress and notices go: stdout, or stderr when stdout carries a document.
 func (o *OutputFlag) progressWriter(streams IOStreams) io.Writer {
-	if o.structured() {
+	if o.structured() || o.page() {
 		return streams.ErrOut
 	}
 	return streams.Out

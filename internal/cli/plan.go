@@ -55,7 +55,10 @@ certificate set the pods were last restarted for (as recorded on the workload) a
 
 Name workloads as kubectl does (deployment/web, sts/db, ds/agent, cronjob/report, pod/tool) to see
 each one in detail: the certificates it uses and how, its pods, its policy's windows, deadline and
-quiesce list, and what blocks it.`,
+quiesce list, and what blocks it.
+
+-o html writes one self-contained page: a timeline of when the certificates each workload's pods run on
+expire (and the current ones a restart loads), coloured by time left, and the plan's table.`,
 		Example: `  # Everything in the current namespace that uses certificates
   certrollout plan
 
@@ -66,7 +69,10 @@ quiesce list, and what blocks it.`,
   certrollout plan deployment/opschain-build-service -n opschain
 
   # What if the controller ran with --auto?
-  certrollout plan -A --auto -o json`,
+  certrollout plan -A --auto -o json
+
+  # The plan as a page to open in a browser
+  certrollout plan -A -o html > plan.html`,
 		ValidArgsFunction: completeWorkloads(&o.KubeFlags),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(args); err != nil {
@@ -79,7 +85,7 @@ quiesce list, and what blocks it.`,
 		},
 	}
 	o.addKubeFlags(cmd, true)
-	o.addOutputFlag(cmd)
+	o.addReportOutputFlag(cmd)
 	f := cmd.Flags()
 	f.StringVarP(&o.Selector, "selector", "l", "", "Only workloads with these labels (e.g. app=web,tier!=cache).")
 	f.BoolVar(&o.StaleOnly, "stale", false, "Only workloads whose pods run on old certificates.")
@@ -188,6 +194,8 @@ func (o *PlanOptions) Run(ctx context.Context) error {
 	switch {
 	case o.structured():
 		return o.printDocument(o.Out, report)
+	case o.page():
+		return o.printHTML(report)
 	case len(o.Workloads) > 0:
 		return describePlans(o.Out, report.Items, o.Now())
 	default:
