@@ -23,8 +23,7 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// exportedSeries is every series a query may select: those docs/metrics.md lists (or, until it lists them
-// all, the design note).
+// exportedSeries is every series a query may select: those docs/metrics.md lists.
 func exportedSeries(t *testing.T) map[string]bool {
 	t.Helper()
 	names, _, err := metricsdoc.Exported(repoRoot(t))

@@ -1,9 +1,9 @@
 // Package metricsdoc reads the series the controller exports from their documentation and checks PromQL
 // against them, so the alert rules and the Grafana dashboard can only query series that exist.
 //
-// The list is the table whose rows start with a series name in backticks (`| `certrollout_x` | gauge |
-// labels | meaning |`): docs/metrics.md's once it lists every series (it names certrollout_build_info),
-// until then the one in design/2026-11-28-watch-it.md.
+// The list is docs/metrics.md's table whose rows start with a series name in backticks
+// (`| `certrollout_x` | gauge | labels | meaning |`); the controller's tests keep that table equal to what
+// it registers.
 package metricsdoc
 
 import (
@@ -20,37 +20,28 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
-// Documents are the files Exported reads, relative to the repository root, in order of preference.
-var Documents = []string{"docs/metrics.md", "design/2026-11-28-watch-it.md"}
-
-// completeMarker is a series only the complete table lists.
-const completeMarker = "certrollout_build_info"
+// Document is the file Exported reads, relative to the repository root.
+const Document = "docs/metrics.md"
 
 // alwaysThere are series a query may use that no certrollout table lists: Prometheus's own.
 var alwaysThere = []string{"up", "ALERTS", "ALERTS_FOR_STATE"}
 
-// Exported returns the names a query may select, read from the first of Documents (under root) that
-// lists completeMarker: every series of its table (a histogram as its _bucket, _sum and _count series),
-// and alwaysThere.
+// Exported returns the names a query may select, read from Document under root: every series of its
+// table (a histogram as its _bucket, _sum and _count series), and alwaysThere. The second result names
+// the document, for messages.
 func Exported(root string) (map[string]bool, string, error) {
-	for _, doc := range Documents {
-		data, err := os.ReadFile(filepath.Join(root, doc))
-		if err != nil {
-			return nil, "", err
-		}
-		if !bytes.Contains(data, []byte("`"+completeMarker+"`")) {
-			continue
-		}
-		names, err := Table(data)
-		if err != nil {
-			return nil, "", fmt.Errorf("%s: %w", doc, err)
-		}
-		for _, n := range alwaysThere {
-			names[n] = true
-		}
-		return names, doc, nil
+	data, err := os.ReadFile(filepath.Join(root, Document))
+	if err != nil {
+		return nil, "", err
 	}
-	return nil, "", fmt.Errorf("none of %v lists %s", Documents, completeMarker)
+	names, err := Table(data)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", Document, err)
+	}
+	for _, n := range alwaysThere {
+		names[n] = true
+	}
+	return names, Document, nil
 }
 
 // Table reads the series of a Markdown table whose rows start with a name in backticks and its type.

@@ -50,26 +50,17 @@ func TestSelectedNamesEveryMetricAQueryReads(t *testing.T) {
 	}
 }
 
-func TestExportedPrefersTheCompleteTable(t *testing.T) {
+func TestExportedReadsTheTableAndPrometheusOwnSeries(t *testing.T) {
 	root := t.TempDir()
-	write := func(path, content string) {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, path)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, path), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.MkdirAll(filepath.Join(root, "docs"), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	write(Documents[0], "| `certrollout_old` | gauge | | |\n")
-	write(Documents[1], "| `certrollout_build_info` | gauge | | |\n| `certrollout_new` | gauge | | |\n")
+	if err := os.WriteFile(filepath.Join(root, Document), []byte("| `certrollout_doc` | counter | | |\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	got, doc, err := Exported(root)
-	if err != nil || doc != Documents[1] || !got["certrollout_new"] || got["certrollout_old"] || !got["up"] {
-		t.Fatalf("Exported = %v from %s, %v; want the design note's series and up", got, doc, err)
-	}
-	write(Documents[0], "| `certrollout_build_info` | gauge | | |\n| `certrollout_doc` | counter | | |\n")
-	if got, doc, err := Exported(root); err != nil || doc != Documents[0] || !got["certrollout_doc"] {
-		t.Errorf("Exported = %v from %s, %v; want docs/metrics.md's once it is complete", got, doc, err)
+	if err != nil || doc != Document || !got["certrollout_doc"] || !got["up"] || got["certrollout_other"] {
+		t.Fatalf("Exported = %v from %s, %v; want the table's series and up", got, doc, err)
 	}
 }
 
