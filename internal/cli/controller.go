@@ -2,20 +2,17 @@ package cli
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/certrollout/certrollout/internal/controller"
@@ -189,13 +186,7 @@ func (o *ControllerOptions) logger() (logr.Logger, error) {
 	if err != nil {
 		return logger, err
 	}
-	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(klogFlags)
-	if err := klogFlags.Set("v", strconv.Itoa(o.Verbosity)); err != nil {
-		return logger, err
-	}
-	klog.SetLogger(logger)
-	return logger, nil
+	return logger, logs.RouteKlog(logger, o.Verbosity)
 }
 
 // Run starts the controller and blocks until it is stopped (SIGTERM, SIGINT).

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"k8s.io/klog/v2"
+
+	"github.com/certrollout/certrollout/internal/logs"
 )
 
 func TestControllerRejectsFlagsThatCannotWork(t *testing.T) {
@@ -52,7 +54,7 @@ func TestControllerLogsOneJSONObjectPerLineUnderLogFormatJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer klog.ClearLogger()
+	defer logs.UnrouteKlog()
 	log.Info("Restarted Deployment", "deployment", klog.KRef("team-a", "web"), "secret", "web-tls")
 	log.V(1).Info("Decided", "reason", "Stale")
 	log.V(2).Info("Too verbose to show")

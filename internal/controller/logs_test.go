@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"flag"
-	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -15,7 +13,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/klog/v2"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/clustertest"
@@ -51,16 +48,10 @@ func (e *env) logJSON(v int) *logBuffer {
 		e.t.Fatal(err)
 	}
 	e.logger = logger
-	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(fs)
-	if err := fs.Set("v", fmt.Sprint(v)); err != nil {
+	if err := logs.RouteKlog(logger, v); err != nil {
 		e.t.Fatal(err)
 	}
-	klog.SetLogger(logger)
-	e.t.Cleanup(func() {
-		klog.ClearLogger()
-		_ = fs.Set("v", "0")
-	})
+	e.t.Cleanup(logs.UnrouteKlog)
 	return out
 }
 

@@ -74,8 +74,10 @@ func TestKlogOutputGoesThroughTheSameSink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	klog.SetLogger(log)
-	defer klog.ClearLogger()
+	if err := RouteKlog(log, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer UnrouteKlog()
 	klog.InfoS("Attempting to acquire leader lease", "lease", "certrollout-system/certrollout-controller")
 	klog.Infof("plain %s line", "printf")
 	objs := lines(t, buf.String())
