@@ -39,6 +39,14 @@ const (
 	// AnnotationInvalid is written on the cached (reduced) copy of a Secret or ConfigMap whose certificate
 	// data does not parse: the keys and why.
 	AnnotationInvalid = "certrollout.io/invalid-keys"
+	// AnnotationKeysWithoutCertificate is written on the cached copy of a Secret or ConfigMap whose keys
+	// hold a private key and no certificate where the name does not say "key" (tls.crt, ca.pem): a JSON
+	// list of those keys.
+	AnnotationKeysWithoutCertificate = "certrollout.io/keys-without-certificate"
+	// AnnotationReloadsItself ("true") says a workload's processes reload their certificates when the
+	// files change: its pods count as current once the certificates changed, and it is never restarted
+	// for a renewal.
+	AnnotationReloadsItself = "certrollout.io/reloads-itself"
 
 	// LabelPolicy names the RolloutPolicy a CertRollout the controller created follows (for kubectl -l).
 	LabelPolicy = "certrollout.io/policy"
@@ -88,6 +96,12 @@ const (
 	// ReasonInvalidCertificate marks a Secret or ConfigMap with a value that looks like PEM certificates
 	// but does not parse. Workloads that use it keep running on what they have.
 	ReasonInvalidCertificate = "InvalidCertificate"
+	// ReasonKeyWithoutCertificate marks a Secret or ConfigMap key (or a file) that holds a private key and
+	// no certificate where a certificate is expected.
+	ReasonKeyWithoutCertificate = "KeyWithoutCertificate"
+	// ReasonReloadsItself: the workload reloads its certificates itself (AnnotationReloadsItself); the
+	// change was recorded, nothing restarted.
+	ReasonReloadsItself = "ReloadsItself"
 	// ReasonCascadeStarted: the controller created a cascade CertRollout for an issuer's new CA.
 	ReasonCascadeStarted = "CascadeStarted"
 	// ReasonInvalidCA: a cascading issuer's CA cannot be read (its Secret is missing, or holds no

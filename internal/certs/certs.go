@@ -116,6 +116,42 @@ func HasPEMCertificate(data []byte) bool {
 	return bytes.Contains(data, pemCertificate)
 }
 
+// HasPEMPrivateKey is a cheap test for a PEM private key (PKCS #8, PKCS #1, SEC 1, encrypted): it reads the
+// headers only, never the key.
+func HasPEMPrivateKey(data []byte) bool {
+	for rest := data; ; {
+		i := bytes.Index(rest, pemBegin)
+		if i < 0 {
+			return false
+		}
+		if strings.HasSuffix(blockType(rest[i:]), "PRIVATE KEY") {
+			return true
+		}
+		rest = rest[i+len(pemBegin):]
+	}
+}
+
+// KeyWithoutCertificate reports whether data holds a private key and no certificate: a key file, or a
+// certificate file or Secret key filled with the wrong half of a pair.
+func KeyWithoutCertificate(data []byte) bool {
+	return !HasPEMCertificate(data) && HasPEMPrivateKey(data)
+}
+
+// NamedLikeKey reports whether a file or Secret key's name says it holds a private key (tls.key, ca.key,
+// privkey.pem, tls-key.pem, server_key.pem): a key there is expected and not worth a word. Any other name
+// holding only a key (tls.crt, ca.pem, server.pem) is where something expects a certificate.
+func NamedLikeKey(name string) bool {
+	base := strings.ToLower(name)
+	if i := strings.LastIndexByte(base, '/'); i >= 0 {
+		base = base[i+1:]
+	}
+	stem, ext := base, ""
+	if i := strings.LastIndexByte(base, '.'); i >= 0 {
+		stem, ext = base[:i], base[i+1:]
+	}
+	return ext == "key" || strings.HasSuffix(stem, "key")
+}
+
 // EachBlock calls fn for every PEM block of data, in order, with its 1-based index and the line it
 // starts on. Each block is cut out (BEGIN line to END line) and decoded on its own: pem.Decode alone
 // would silently skip a malformed block when a valid one follows. A block that does not decode, or a

@@ -221,3 +221,46 @@ func BenchmarkEachBlockManyTinyBlocks(b *testing.B) {
 		}
 	}
 }
+
+func TestKeyWithoutCertificateReadsOnlyHeaders(t *testing.T) {
+	key := func(label string) string {
+		return "-----BEGIN " + label + "-----\nMHcCAQEEIA==\n-----END " + label + "-----\n"
+	}
+	cert := "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	for name, tc := range map[string]struct {
+		data string
+		want bool
+	}{
+		"a PKCS #8 key alone is a key without a certificate":    {key("PRIVATE KEY"), true},
+		"so is a PKCS #1 RSA key":                               {key("RSA PRIVATE KEY"), true},
+		"so is an SEC 1 EC key after a comment":                 {"# the portal's key\n" + key("EC PRIVATE KEY"), true},
+		"so is an encrypted key":                                {key("ENCRYPTED PRIVATE KEY"), true},
+		"a key with its certificate is a pair, not a finding":   {key("PRIVATE KEY") + cert, false},
+		"a public key is no private key":                        {key("PUBLIC KEY"), false},
+		"text that only mentions a private key is no PEM key":   {"put your PRIVATE KEY here", false},
+		"nothing at all is nothing":                             {"", false},
+		"a BEGIN line with no label is not a key":               {"-----BEGIN -----\n", false},
+		"a certificate request is neither":                      {key("CERTIFICATE REQUEST"), false},
+		"a label cut short by the end of the data is not a key": {"-----BEGIN PRIVATE KE", false},
+		"a key in the second block still counts, after a param": {key("EC PARAMETERS") + key("EC PRIVATE KEY"), true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := KeyWithoutCertificate([]byte(tc.data)); got != tc.want {
+				t.Errorf("KeyWithoutCertificate = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestNamedLikeKey(t *testing.T) {
+	for name, want := range map[string]bool{
+		"tls.key": true, "ca.key": true, "etcd/peer.key": true, "privkey.pem": true, "tls-key.pem": true,
+		"server_key.pem": true, "KEY.PEM": true, "key": true,
+		"tls.crt": false, "ca.pem": false, "server.pem": false, "cert.pem": false, "fullchain.pem": false,
+		"key.pem.bak/tls.crt": false, "keys/server.pem": false,
+	} {
+		if got := NamedLikeKey(name); got != want {
+			t.Errorf("NamedLikeKey(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

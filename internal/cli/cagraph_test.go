@@ -92,3 +92,30 @@ func TestPlanSaysWhetherALeafSecretIsCurrent(t *testing.T) {
 		t.Errorf("current: %s", got)
 	}
 }
+
+func TestCheckShowsASecretKeyHoldingAPrivateKeyWhereACertificateBelongs(t *testing.T) {
+	now := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	ca := testgen.CA(t, "root", testgen.WithValidity(now.Add(-time.Hour), now.AddDate(1, 0, 0)))
+	leaf := testgen.Leaf(t, ca, "portal", testgen.WithValidity(now.Add(-time.Hour), now.AddDate(0, 3, 0)))
+	swapped := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "portal-tls"},
+		Data: map[string][]byte{"tls.crt": leaf.KeyPEM(t), "tls.key": leaf.KeyPEM(t), "ca.crt": ca.PEM()}}
+	s := buildClusterSection("shop", []*inventory.Source{inventory.FromSecret(inventory.ReduceSecret(swapped))}, nil, nil, labels.Everything(), nil)
+	if len(s.problems) != 1 || s.problems[0].Source.Key != "tls.crt" || s.problems[0].Reason != "KeyWithoutCertificate" {
+		t.Fatalf("problems %+v, want tls.crt (and not tls.key) as KeyWithoutCertificate", s.problems)
+	}
+	if len(s.items) != 1 || s.items[0].Source.Key != "ca.crt" {
+		t.Errorf("items %+v, want ca.crt listed as ever", s.items)
+	}
+	var out bytes.Buffer
+	o := &CheckOptions{IOStreams: IOStreams{Out: &out, ErrOut: &out}}
+	if err := o.clusterProblems(s); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "secret/portal-tls   tls.crt   holds a private key and no certificate") {
+		t.Errorf("the problem row:\n%s", out.String())
+	}
+	status, reason := checkVerdict(nil, s.problems, now, &CheckOptions{})
+	if status != SeverityWarning || reason != "WARNING: Secret shop/portal-tls tls.crt holds a private key and no certificate" {
+		t.Errorf("verdict %s %q, want a warning naming the key", status, reason)
+	}
+}

@@ -91,6 +91,9 @@ func buildClusterSection(ns string, sources []*inventory.Source, workloads []con
 				Message: src.Invalid[key].Error(),
 			})
 		}
+		for _, key := range src.KeysWithoutCertificate {
+			s.problems = append(s.problems, keyWithoutCertificate(CheckSource{Kind: string(src.Kind), Namespace: src.Namespace, Name: src.Name, Key: key}))
+		}
 	}
 	// cert-manager Certificates whose Secret holds no certificate (not issued yet, failing, or the
 	// Secret was deleted): nothing to expire, but a workload waiting for it will not start.
@@ -151,7 +154,7 @@ func checkConsumersOf(users []*controller.Workload, ref consumers.Ref, key strin
 			}
 		}
 		c := CheckConsumer{Kind: w.Kind, Name: w.Name}
-		if !issuedAt.IsZero() {
+		if !issuedAt.IsZero() && !decide.ReloadsItself(w.Input.Workload.Annotations) {
 			for _, p := range w.Input.Pods {
 				if decide.Stale(p.Started, issuedAt) {
 					c.StalePods = append(c.StalePods, p.Name)

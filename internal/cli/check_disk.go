@@ -50,6 +50,9 @@ func diskProblems(r disk.Result) []CheckProblem {
 	for _, p := range r.Problems {
 		out = append(out, CheckProblem{Source: CheckSource{Kind: checkKindFile, Name: filepath.Base(p.Path), Path: p.Path}, Message: p.Message})
 	}
+	for _, k := range r.KeysWithoutCertificate {
+		out = append(out, keyWithoutCertificate(CheckSource{Kind: checkKindFile, Name: k.Name, Path: k.Path}))
+	}
 	return out
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+
 	"github.com/certrollout/certrollout/internal/cagraph"
 	"github.com/certrollout/certrollout/internal/certs"
 )
@@ -27,7 +29,8 @@ type CheckReport struct {
 	Thresholds CheckThresholds `json:"thresholds"`
 	// Items are soonest-expiring first; items without a certificate come last.
 	Items []CheckItem `json:"items"`
-	// Problems are sources that could not be read or parsed.
+	// Problems are sources that could not be read or parsed, and keys or files that hold a private key
+	// where a certificate is expected (Reason KeyWithoutCertificate).
 	Problems []CheckProblem `json:"problems"`
 	// CAIssuers are the cert-manager CA Issuers and ClusterIssuers in scope (a namespace's Issuers and
 	// the ClusterIssuers that sign Certificates there; all under -A), with their CA and leaf counts.
@@ -183,6 +186,19 @@ type CheckKubeadm struct {
 type CheckProblem struct {
 	Source  CheckSource `json:"source"`
 	Message string      `json:"message"`
+	// Reason is KeyWithoutCertificate for a private key where a certificate is expected (a warning);
+	// empty for data that could not be read (critical).
+	Reason string `json:"reason,omitempty"`
+}
+
+// keyWithoutCertificate is the problem row of a file or key that holds a private key and no certificate.
+func keyWithoutCertificate(src CheckSource) CheckProblem {
+	where := "the certificate is usually in a file beside it (cert.pem, tls.crt)"
+	if src.Kind != checkKindFile {
+		where = "a workload that reads a certificate here fails to load it"
+	}
+	return CheckProblem{Source: src, Reason: api.ReasonKeyWithoutCertificate,
+		Message: "holds a private key and no certificate: " + where}
 }
 
 // checkResult is what Run read, in sections; nil sections were not asked for.
@@ -326,12 +342,20 @@ func checkVerdict(items []CheckItem, problems []CheckProblem, now time.Time, o *
 			reason += fmt.Sprintf(" (%d certificates in all need attention)", due)
 		}
 	}
-	if len(problems) > 0 {
+	var unreadable, keys []CheckProblem
+	for _, p := range problems {
+		if p.Reason == api.ReasonKeyWithoutCertificate {
+			keys = append(keys, p)
+		} else {
+			unreadable = append(unreadable, p)
+		}
+	}
+	if len(unreadable) > 0 {
 		// Certificate data that cannot be parsed breaks whatever loads it as surely as an expiry.
-		p := problems[0]
+		p := unreadable[0]
 		what := fmt.Sprintf("%s: %s", p.Source.describe(), p.Message)
-		if len(problems) > 1 {
-			what = fmt.Sprintf("%d certificate sources could not be read; the first: %s", len(problems), what)
+		if len(unreadable) > 1 {
+			what = fmt.Sprintf("%d certificate sources could not be read; the first: %s", len(unreadable), what)
 		} else {
 			what = "certificate data could not be read: " + what
 		}
@@ -340,6 +364,15 @@ func checkVerdict(items []CheckItem, problems []CheckProblem, now time.Time, o *
 		} else {
 			status = SeverityCritical
 			reason = "CRITICAL: " + what
+		}
+	}
+	if len(keys) > 0 && status == SeverityOK {
+		// A key where a certificate belongs is a mistake to look at, not an outage yet.
+		p := keys[0]
+		status = SeverityWarning
+		reason = fmt.Sprintf("WARNING: %s holds a private key and no certificate", p.Source.describe())
+		if len(keys) > 1 {
+			reason += fmt.Sprintf(" (%d in all)", len(keys))
 		}
 	}
 	return status, reason

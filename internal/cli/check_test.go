@@ -383,3 +383,36 @@ func TestCheckKubeadmTakesItsFolderAfterASpaceAsAfterAnEqualsSign(t *testing.T) 
 		t.Errorf("a file after --kubeadm: exit %d, want %d with a message saying it takes a folder; stderr:\n%s", code, checkExitUnknown, stderr)
 	}
 }
+
+func TestCheckSaysAFileHoldsAKeyInsteadOfFindingNoCertificates(t *testing.T) {
+	dir := t.TempDir()
+	ca := testgen.CA(t, "root", testgen.WithValidity(checkNow.AddDate(0, 0, -1), checkNow.AddDate(1, 0, 0)))
+	leaf := testgen.Leaf(t, ca, "portal", testgen.WithValidity(checkNow.AddDate(0, 0, -1), checkNow.AddDate(0, 6, 0)))
+	writeFixture(t, filepath.Join(dir, "key.pem"), leaf.KeyPEM(t))
+	writeFixture(t, filepath.Join(dir, "cert.pem"), leaf.PEM())
+	writeFixture(t, filepath.Join(dir, "server.pem"), leaf.KeyPEM(t))
+
+	out, stderr, code := runCheck(t, checkNow, "--files", filepath.Join(dir, "key.pem"))
+	if code != checkExitWarning {
+		t.Errorf("exit %d, want 1 (a warning); stderr:\n%s", code, stderr)
+	}
+	if strings.Contains(stderr, "No certificates found") || !strings.Contains(out, "key.pem") || !strings.Contains(out, "holds a private key and no certificate") {
+		t.Errorf("want a row saying key.pem holds a key, got:\n%s\nstderr:\n%s", out, stderr)
+	}
+
+	// The pair, as the shell expands *.pem: key.pem is expected beside cert.pem, server.pem is not.
+	out, stderr, code = runCheck(t, checkNow, "--files", filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "server.pem"), "-o", "json")
+	if code != checkExitWarning {
+		t.Errorf("exit %d, want 1; stderr:\n%s", code, stderr)
+	}
+	var rep CheckReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 1 || rep.Problems[0].Source.Name != "server.pem" || rep.Problems[0].Reason != "KeyWithoutCertificate" {
+		t.Errorf("problems %+v, want server.pem alone with reason KeyWithoutCertificate", rep.Problems)
+	}
+	if len(rep.Items) != 1 || rep.Status != SeverityWarning || !strings.Contains(rep.Reason, "server.pem holds a private key and no certificate") {
+		t.Errorf("items %d, status %s, reason %q: want cert.pem listed and a warning naming server.pem", len(rep.Items), rep.Status, rep.Reason)
+	}
+}

@@ -295,6 +295,9 @@ func (r *workloadReconciler) report(obj client.Object, d decide.Decision) {
 		current:  d.Set.NotAfter.Unix(),
 		older:    olderNotAfter(obj.GetAnnotations(), d.Set.Hash),
 	}
+	if decide.ReloadsItself(obj.GetAnnotations()) {
+		s.issuedAt = time.Time{} // no pod is stale: the processes reload (decide.Stale of a zero issuance)
+	}
 	if d.Action == decide.ActionBlock {
 		s.blocked = d.Reason
 	}

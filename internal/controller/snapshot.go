@@ -172,7 +172,7 @@ func (s *Snapshot) SourcesMatching(ctx context.Context, ns string, sel labels.Se
 	}
 	for i := range secrets.Items {
 		src := inventory.FromSecret(&secrets.Items[i])
-		if !src.HasCertificates() && len(src.Invalid) == 0 {
+		if !src.Reportable() {
 			continue
 		}
 		if err := s.disc.linker.link(ctx, src); err != nil {
@@ -185,7 +185,7 @@ func (s *Snapshot) SourcesMatching(ctx context.Context, ns string, sel labels.Se
 		return nil, err
 	}
 	for i := range cms.Items {
-		if src := inventory.FromConfigMap(&cms.Items[i]); src.HasCertificates() || len(src.Invalid) > 0 {
+		if src := inventory.FromConfigMap(&cms.Items[i]); src.Reportable() {
 			out = append(out, src)
 		}
 	}

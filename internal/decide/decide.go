@@ -159,6 +159,13 @@ func OptedOut(annotations map[string]string) bool {
 	return strings.EqualFold(strings.TrimSpace(annotations[api.AnnotationEnabled]), "false")
 }
 
+// ReloadsItself reports whether the workload says its processes reload their certificate files when they
+// change (api.AnnotationReloadsItself): its pods are never stale. Environment variables cannot be reloaded
+// by anyone, so the annotation is only true of files.
+func ReloadsItself(annotations map[string]string) bool {
+	return strings.EqualFold(strings.TrimSpace(annotations[api.AnnotationReloadsItself]), "true")
+}
+
 // Stale is the one staleness rule: a pod that started at started runs on certificates older than ones
 // issued at issuedAt. Start and issuance times have one-second resolution, so a pod that started in the
 // same second as the issuance counts as stale: it may have loaded the old certificate, and a spare
@@ -187,6 +194,7 @@ type check struct {
 var chain = []check{
 	{"usesCertificates", usesCertificates},
 	{"ledgerCurrent", ledgerCurrent},
+	{"reloadsItself", reloadsItself},
 	{"podsCurrent", podsCurrent},
 	{"enabled", enabled},
 	{"restartReachesPods", restartReachesPods},
@@ -201,7 +209,7 @@ var chain = []check{
 func Restart(in Input) Decision {
 	f := facts{ledger: ReadLedger(in.Workload.Annotations), enabled: Enabled(in.Workload.Annotations, in.Auto || in.Policy != "")}
 	for _, p := range in.Pods {
-		if Stale(p.Started, in.Set.IssuedAt) {
+		if !ReloadsItself(in.Workload.Annotations) && Stale(p.Started, in.Set.IssuedAt) {
 			f.stale = append(f.stale, p.Name)
 			if p.Job != "" {
 				f.staleJobs = append(f.staleJobs, p.Job)
@@ -235,6 +243,21 @@ func ledgerCurrent(in Input, f facts) *Decision {
 		return &Decision{Action: ActionNone, Reason: api.ReasonUpToDate, Message: "pods run on the current certificates " + in.Set.Hash}
 	}
 	return nil
+}
+
+// reloadsItself: a workload whose processes pick changed certificate files up by themselves runs on the
+// current certificates as soon as they change; the ledger records them and nothing restarts. (Probing what
+// the pods serve, rather than trusting the annotation, is issue 18's.)
+func reloadsItself(in Input, f facts) *Decision {
+	if !ReloadsItself(in.Workload.Annotations) {
+		return nil
+	}
+	d := &Decision{Action: ActionRecord, Reason: api.ReasonReloadsItself,
+		Message: fmt.Sprintf("reloads its certificates by itself (%s); its pods run on %s without a restart", api.AnnotationReloadsItself, in.Set.Hash)}
+	if !f.enabled {
+		d.Action = ActionNone
+	}
+	return d
 }
 
 // podsCurrent: pods that all started after the certificates were issued already run on them (first sight

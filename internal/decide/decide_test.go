@@ -53,6 +53,18 @@ func TestDecide(t *testing.T) {
 			in:         Input{Workload: Workload{Kind: api.KindDeployment, Annotations: enabled}, Pods: pods(before)},
 			wantAction: ActionNone, wantReason: api.ReasonNoCertificates,
 		},
+		"records, never restarts, a renewal of a workload that reloads its certificates itself": {
+			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: with(renewed, api.AnnotationReloadsItself, "true")}, Set: current, Pods: pods(before, before)},
+			wantAction: ActionRecord, wantReason: api.ReasonReloadsItself, wantStale: 0,
+		},
+		"counts no pod of a self-reloading workload as stale even when it did not opt in, and writes nothing": {
+			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: map[string]string{api.AnnotationReloadsItself: "True"}}, Set: current, Pods: pods(before)},
+			wantAction: ActionNone, wantReason: api.ReasonReloadsItself, wantStale: 0,
+		},
+		"takes a reloads-itself annotation that is not true as absent": {
+			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: with(renewed, api.AnnotationReloadsItself, "sometimes")}, Set: current, Pods: pods(before)},
+			wantAction: ActionRestart, wantReason: api.ReasonCertificateRenewed, wantStale: 1,
+		},
 		"does nothing when the ledger already names the current certificates": {
 			in:         Input{Workload: Workload{Kind: api.KindDeployment, Annotations: with(enabled, api.AnnotationCertificateHash, "newhash")}, Set: current, Pods: pods(before)},
 			wantAction: ActionNone, wantReason: api.ReasonUpToDate, wantStale: 1,

@@ -50,6 +50,12 @@ func (p Problem) Error() string { return p.Path + ": " + p.Message }
 type Result struct {
 	Certificates []Found   `json:"certificates"`
 	Problems     []Problem `json:"problems,omitempty"`
+	// KeysWithoutCertificate are files that hold a private key and no certificate where one is expected:
+	// a name that does not say "key" (server.pem, tls.crt; certs.NamedLikeKey), or any key file when the
+	// scan found no certificate at all (check --files key.pem must not just say "no certificates").
+	KeysWithoutCertificate []Source `json:"keysWithoutCertificate,omitempty"`
+	// keyFiles are the key-named files holding only a key: expected beside certificates (privkey.pem).
+	keyFiles []Source
 }
 
 func (r *Result) problem(path string, err error) {
@@ -102,7 +108,8 @@ func (r *Result) walk(root string, seen map[string]bool) {
 }
 
 // file reads one file as a kubeconfig if it looks like one, else as certificates. Files that hold neither
-// (keys, sa.pub, notes) are skipped silently when found by walking a folder.
+// (keys, sa.pub, notes) are skipped, but a private key where a certificate is expected is reported (see
+// KeysWithoutCertificate).
 func (r *Result) file(path, name string) {
 	data, err := readFile(path)
 	if err != nil {
@@ -115,6 +122,13 @@ func (r *Result) file(path, name string) {
 	}
 	b, err := certs.Parse(data)
 	if errors.Is(err, certs.ErrNoCertificate) {
+		switch {
+		case !certs.KeyWithoutCertificate(data):
+		case certs.NamedLikeKey(name):
+			r.keyFiles = append(r.keyFiles, Source{Path: path, Name: name})
+		default:
+			r.KeysWithoutCertificate = append(r.KeysWithoutCertificate, Source{Path: path, Name: name})
+		}
 		return
 	}
 	if err != nil {
@@ -213,7 +227,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// sort orders the certificates soonest first, and settles which key files to report.
 func (r *Result) sort() {
+	if len(r.Certificates) == 0 {
+		r.KeysWithoutCertificate = append(r.KeysWithoutCertificate, r.keyFiles...)
+	}
+	r.keyFiles = nil
 	sort.SliceStable(r.Certificates, func(i, j int) bool {
 		a, b := r.Certificates[i], r.Certificates[j]
 		if !a.Certificate.NotAfter.Equal(b.Certificate.NotAfter) {

@@ -216,3 +216,40 @@ func FuzzKubeconfig(f *testing.F) {
 		}
 	})
 }
+
+func TestAKeyWithoutACertificateIsReportedWhereACertificateIsExpected(t *testing.T) {
+	dir := t.TempDir()
+	ca := testgen.CA(t, "root")
+	leaf := testgen.Leaf(t, ca, "portal")
+	for _, f := range []string{"key.pem", "privkey.pem", "portal.key", "server.pem", "sub/tls.crt"} {
+		write(t, filepath.Join(dir, f), leaf.KeyPEM(t))
+	}
+	write(t, filepath.Join(dir, "cert.pem"), leaf.PEM())
+	found := func(r Result) []string {
+		var out []string
+		for _, s := range r.KeysWithoutCertificate {
+			out = append(out, s.Name)
+		}
+		return out
+	}
+	for name, tc := range map[string]struct {
+		patterns []string
+		want     string
+	}{
+		"a key file alone is reported: no certificate found must not read as all is well": {[]string{filepath.Join(dir, "key.pem")}, "key.pem"},
+		"beside a certificate, only the names that expect one are reported (the shell expands *.pem)": {
+			[]string{filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "privkey.pem"), filepath.Join(dir, "server.pem")}, "server.pem"},
+		"a folder's walk reports only the names that expect a certificate": {[]string{dir}, filepath.Base(dir) + "/server.pem," + filepath.Base(dir) + "/sub/tls.crt"},
+		"a .key file beside a certificate is no finding":                   {[]string{filepath.Join(dir, "cert.pem"), filepath.Join(dir, "portal.key")}, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := Files(tc.patterns)
+			if got := strings.Join(found(r), ","); got != tc.want {
+				t.Errorf("keys without certificate: %q, want %q", got, tc.want)
+			}
+			if len(r.Problems) != 0 {
+				t.Errorf("a key file is not a read problem: %v", r.Problems)
+			}
+		})
+	}
+}

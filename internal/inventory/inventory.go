@@ -47,6 +47,9 @@ type Source struct {
 	Keys map[string]*certs.Bundle
 	// Invalid maps each key that looks like PEM certificates but does not parse to the reason.
 	Invalid map[string]error
+	// KeysWithoutCertificate are the keys, sorted, that hold a private key and no certificate under a name
+	// that does not say "key" (certs.NamedLikeKey): tls.crt holding the key, a ca.pem that is a key.
+	KeysWithoutCertificate []string
 	// DataWrittenAt is when the data was last written, from managedFields; zero when unknown.
 	DataWrittenAt time.Time
 	// Certificate is the cert-manager Certificate named by the Secret's annotation, if any.
@@ -61,6 +64,7 @@ func FromSecret(s *corev1.Secret) *Source {
 	for k, v := range s.Data {
 		src.add(k, v)
 	}
+	src.sortKeysWithoutCertificate()
 	return src
 }
 
@@ -73,7 +77,13 @@ func FromConfigMap(cm *corev1.ConfigMap) *Source {
 	for k, v := range cm.BinaryData {
 		src.add(k, v)
 	}
+	src.sortKeysWithoutCertificate()
 	return src
+}
+
+func (s *Source) sortKeysWithoutCertificate() {
+	slices.Sort(s.KeysWithoutCertificate)
+	s.KeysWithoutCertificate = slices.Compact(s.KeysWithoutCertificate)
 }
 
 func newSource(ns string, ref consumers.Ref, meta *metav1.ObjectMeta) *Source {
@@ -93,10 +103,17 @@ func newSource(ns string, ref consumers.Ref, meta *metav1.ObjectMeta) *Source {
 			}
 		}
 	}
+	if raw := meta.Annotations[api.AnnotationKeysWithoutCertificate]; raw != "" {
+		_ = json.Unmarshal([]byte(raw), &src.KeysWithoutCertificate) // ours, on cached copies; unreadable: none
+	}
 	return src
 }
 
 func (s *Source) add(key string, value []byte) {
+	if keyWithoutCertificate(key, value) {
+		s.KeysWithoutCertificate = append(s.KeysWithoutCertificate, key)
+		return
+	}
 	if !certs.HasPEMCertificate(value) {
 		return
 	}
@@ -113,6 +130,12 @@ func (s *Source) add(key string, value []byte) {
 
 // HasCertificates reports whether any key holds a certificate.
 func (s *Source) HasCertificates() bool { return len(s.Keys) > 0 }
+
+// Reportable reports whether the source has anything to show: certificates, data that does not parse, or
+// a private key where a certificate is expected.
+func (s *Source) Reportable() bool {
+	return s.HasCertificates() || len(s.Invalid) > 0 || len(s.KeysWithoutCertificate) > 0
+}
 
 // Certificates returns the certificates under keys (nil: every key), in key order.
 func (s *Source) Certificates(keys []string) []certs.Certificate {
@@ -234,6 +257,7 @@ func reduceMeta(meta *metav1.ObjectMeta) {
 	meta.ManagedFields = []metav1.ManagedFieldsEntry{entry}
 	delete(meta.Annotations, corev1.LastAppliedConfigAnnotation)
 	delete(meta.Annotations, api.AnnotationInvalid) // ours to set, on cached copies only
+	delete(meta.Annotations, api.AnnotationKeysWithoutCertificate)
 }
 
 // reduced reports whether the object is already a reduced copy: the informer may hand its transform an
@@ -268,13 +292,18 @@ func ReduceSecret(s *corev1.Secret) *corev1.Secret {
 	reduceMeta(&s.ObjectMeta)
 	data := map[string][]byte{}
 	invalid := map[string]string{}
+	var keyOnly []string
 	for k, v := range s.Data {
 		reduceValue(k, v, data, invalid)
+		if keyWithoutCertificate(k, v) {
+			keyOnly = append(keyOnly, k)
+		}
 	}
 	s.Data = data
 	s.StringData = nil
 	setInvalid(&s.ObjectMeta, invalid)
-	if len(data) == 0 && len(invalid) == 0 {
+	setKeysWithoutCertificate(&s.ObjectMeta, keyOnly)
+	if len(data) == 0 && len(invalid) == 0 && len(keyOnly) == 0 {
 		s.Data = nil
 		identityOnly(&s.ObjectMeta)
 	}
@@ -308,8 +337,12 @@ func ReduceConfigMap(cm *corev1.ConfigMap) *corev1.ConfigMap {
 	reduceMeta(&cm.ObjectMeta)
 	invalid := map[string]string{}
 	data := map[string][]byte{}
+	var keyOnly []string
 	for k, v := range cm.Data {
 		reduceValue(k, []byte(v), data, invalid)
+		if keyWithoutCertificate(k, []byte(v)) {
+			keyOnly = append(keyOnly, k)
+		}
 	}
 	cm.Data = map[string]string{}
 	for k, v := range data {
@@ -318,14 +351,24 @@ func ReduceConfigMap(cm *corev1.ConfigMap) *corev1.ConfigMap {
 	binary := map[string][]byte{}
 	for k, v := range cm.BinaryData {
 		reduceValue(k, v, binary, invalid)
+		if keyWithoutCertificate(k, v) {
+			keyOnly = append(keyOnly, k)
+		}
 	}
 	cm.BinaryData = binary
 	setInvalid(&cm.ObjectMeta, invalid)
-	if len(cm.Data) == 0 && len(binary) == 0 && len(invalid) == 0 {
+	setKeysWithoutCertificate(&cm.ObjectMeta, keyOnly)
+	if len(cm.Data) == 0 && len(binary) == 0 && len(invalid) == 0 && len(keyOnly) == 0 {
 		cm.Data, cm.BinaryData = nil, nil
 		identityOnly(&cm.ObjectMeta)
 	}
 	return cm
+}
+
+// keyWithoutCertificate is the one rule for a key worth reporting: a private key and no certificate, under
+// a name that expects a certificate.
+func keyWithoutCertificate(key string, value []byte) bool {
+	return certs.KeyWithoutCertificate(value) && !certs.NamedLikeKey(key)
 }
 
 // reduceValue keeps the CERTIFICATE blocks of a value that holds certificates, or records why it cannot:
@@ -360,6 +403,21 @@ func setInvalid(meta *metav1.ObjectMeta, invalid map[string]string) {
 		meta.Annotations = map[string]string{}
 	}
 	meta.Annotations[api.AnnotationInvalid] = string(raw)
+}
+
+func setKeysWithoutCertificate(meta *metav1.ObjectMeta, keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	slices.Sort(keys)
+	raw, err := json.Marshal(slices.Compact(keys))
+	if err != nil {
+		return
+	}
+	if meta.Annotations == nil {
+		meta.Annotations = map[string]string{}
+	}
+	meta.Annotations[api.AnnotationKeysWithoutCertificate] = string(raw)
 }
 
 // certificateBlocks re-encodes only the CERTIFICATE blocks of a PEM value; ok is false when some block

@@ -3,6 +3,7 @@ package inventory
 import (
 	"bytes"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -319,5 +320,41 @@ func TestReducingTwiceKeepsWhatTheFirstReductionRecorded(t *testing.T) {
 	forged.Data["tls.key"] = testgen.Leaf(t, ca, "x").KeyPEM(t)
 	if got := ReduceSecret(forged); got.Data["tls.key"] != nil {
 		t.Fatal("a forged mark kept a private key in the cache")
+	}
+}
+
+func TestAKeyWithoutACertificateIsReportedWhereItsNameExpectsACertificate(t *testing.T) {
+	ca := testgen.CA(t, "root")
+	leaf := testgen.Leaf(t, ca, "portal")
+	key := leaf.KeyPEM(t)
+	whole := func() *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "portal-tls"}, Data: map[string][]byte{
+			"tls.crt":     key, // the wrong half of the pair
+			"tls.key":     key, // expected: not a finding
+			"ca.crt":      ca.PEM(),
+			"privkey.pem": key,
+		}}
+	}
+	reduced := ReduceSecret(whole())
+	for _, v := range reduced.Data {
+		if bytes.Contains(v, []byte("PRIVATE KEY")) {
+			t.Fatal("the reduced Secret keeps a private key")
+		}
+	}
+	for name, src := range map[string]*Source{"the whole Secret": FromSecret(whole()), "its reduced copy": FromSecret(reduced), "the copy reduced twice": FromSecret(ReduceSecret(reduced))} {
+		if !slices.Equal(src.KeysWithoutCertificate, []string{"tls.crt"}) {
+			t.Errorf("%s: keys without certificate %v, want [tls.crt]", name, src.KeysWithoutCertificate)
+		}
+		if _, ok := src.Keys["ca.crt"]; !ok || len(src.Keys) != 1 {
+			t.Errorf("%s: certificate keys %v, want ca.crt only", name, src.Keys)
+		}
+	}
+	alone := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "only-a-key"}, Data: map[string][]byte{"server.pem": key}}
+	if got := FromSecret(ReduceSecret(alone)).KeysWithoutCertificate; !slices.Equal(got, []string{"server.pem"}) {
+		t.Errorf("a Secret holding nothing but a key under server.pem: %v, want [server.pem] (its identity-only reduction must keep the finding)", got)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "bundle"}, Data: map[string]string{"ca.pem": string(key)}}
+	if got := FromConfigMap(ReduceConfigMap(cm)).KeysWithoutCertificate; !slices.Equal(got, []string{"ca.pem"}) {
+		t.Errorf("a ConfigMap's ca.pem holding a key: %v, want [ca.pem]", got)
 	}
 }
