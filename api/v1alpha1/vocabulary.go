@@ -162,6 +162,9 @@ const (
 // Reasons of a RolloutPolicy's conditions and Events (ReasonUpToDate is the workload decision's).
 const (
 	ReasonValid             = "Valid"
+	// ReasonDrainShorterThanGrace: the policy is valid, but a quiesced workload's pods may take longer to
+	// stop (terminationGracePeriodSeconds) than its drainTimeout waits for them.
+	ReasonDrainShorterThanGrace = "DrainShorterThanGrace"
 	ReasonInvalidPolicy     = "InvalidPolicy"
 	ReasonRolloutCreated    = "RolloutCreated"
 	ReasonRolloutInProgress = "RolloutInProgress"

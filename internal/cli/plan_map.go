@@ -78,7 +78,7 @@ func planOf(w *controller.Workload, now time.Time, graph *cagraph.Graph) Workloa
 		p.Missing = append(p.Missing, m.String())
 	}
 	if pv := w.Policy; pv != nil {
-		pp := &PlanPolicy{Name: pv.Policy.Name, Invalid: pv.Invalid, Suspended: pv.Policy.Spec.Suspend,
+		pp := &PlanPolicy{Name: pv.Policy.Name, Invalid: pv.Invalid, Warnings: pv.Warnings, Suspended: pv.Policy.Spec.Suspend,
 			WindowOpen: pv.Window.Open, NextWindow: optTime(pv.Window.NextOpen), DeadlineAt: optTime(pv.Deadline)}
 		if dl := pv.Policy.Spec.ExpiryDeadline; dl != nil {
 			pp.ExpiryDeadline = dl.Duration.String()

@@ -214,6 +214,9 @@ func (pp PlanPolicy) describe(b *strings.Builder, now time.Time) {
 	if pp.Invalid != "" {
 		fmt.Fprintf(b, "  Invalid:     %s\n", pp.Invalid)
 	}
+	for _, w := range pp.Warnings {
+		fmt.Fprintf(b, "  Warning:     %s\n", w)
+	}
 	if pp.Suspended {
 		b.WriteString("  Suspended:   true\n")
 	}

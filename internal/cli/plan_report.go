@@ -91,8 +91,11 @@ type PlanCertificate struct {
 type PlanPolicy struct {
 	Name string `json:"name"`
 	// Invalid says why the policy cannot be followed; empty when it can.
-	Invalid   string `json:"invalid,omitempty"`
-	Suspended bool   `json:"suspended,omitempty"`
+	Invalid string `json:"invalid,omitempty"`
+	// Warnings say how a valid policy may not do what its author expects (a quiesced workload whose
+	// termination grace period is longer than its drainTimeout).
+	Warnings  []string `json:"warnings,omitempty"`
+	Suspended bool     `json:"suspended,omitempty"`
 	// WindowOpen is true when a maintenance window is open now (or the policy has none); NextWindow is
 	// when the next opens.
 	WindowOpen bool       `json:"windowOpen"`

@@ -368,3 +368,13 @@ func TestWorkloadNamesCompleteFromTheCluster(t *testing.T) {
 		t.Fatalf("want the kinds first, got:\n%s", out)
 	}
 }
+
+func TestPlanDescribesAPolicysDrainWarning(t *testing.T) {
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	warn := "quiesce[0]: Deployment workers lets its pods take up to 2h0m0s to stop (terminationGracePeriodSeconds), longer than its drainTimeout 1h0m0s"
+	var b strings.Builder
+	PlanPolicy{Name: "build", WindowOpen: true, Warnings: []string{warn}}.describe(&b, now)
+	if !strings.Contains(b.String(), "  Warning:     "+warn+"\n") {
+		t.Errorf("describe:\n%s\nwant the warning on its own line", b.String())
+	}
+}

@@ -129,6 +129,9 @@ func planRow(p *WorkloadPlan, now time.Time) htmlreport.Row {
 		if pp.Invalid != "" {
 			policy = policy.Add(htmlreport.Span{Text: "invalid: " + pp.Invalid, Class: "bad"})
 		}
+		for _, w := range pp.Warnings {
+			policy = policy.Add(htmlreport.Span{Text: "warning: " + w, Class: "stale"})
+		}
 	}
 	return htmlreport.Row{Class: string(htmlreport.ClassOf(runningOn(p), now)), Cells: []htmlreport.Cell{
 		expiryCell(runningOn(p), now), workload, pods, actionCell(p, now),

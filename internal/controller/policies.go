@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -148,6 +149,9 @@ func (r *gatherer) parsePolicy(ctx context.Context, p *api.RolloutPolicy, target
 		if decide.OptedOut(obj.GetAnnotations()) {
 			problems = append(problems, fmt.Sprintf("quiesce[%d]: %s %s is opted out of certrollout (%s: \"false\"); it is not quiesced", i, q.Kind, q.Name, api.AnnotationEnabled))
 		}
+		if w := orchestrate.DrainWarning(i, q, gracePeriod(k.podSpec(obj)), p.Spec.OnDrainTimeout); w != "" {
+			out.Warnings = append(out.Warnings, w)
+		}
 		for _, t := range targets {
 			if t.kind.name == q.Kind && t.obj.GetName() == q.Name {
 				problems = append(problems, fmt.Sprintf("quiesce[%d]: %s %s is also selected by the policy; it cannot be both quiesced and restarted", i, q.Kind, q.Name))
@@ -156,6 +160,14 @@ func (r *gatherer) parsePolicy(ctx context.Context, p *api.RolloutPolicy, target
 	}
 	out.Invalid = strings.Join(problems, "; ")
 	return out, nil
+}
+
+// gracePeriod is how long the kubelet lets a pod of spec take to stop (the API server's default when unset).
+func gracePeriod(spec *corev1.PodSpec) time.Duration {
+	if spec != nil && spec.TerminationGracePeriodSeconds != nil {
+		return time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
+	}
+	return corev1.DefaultTerminationGracePeriodSeconds * time.Second
 }
 
 func kindNamed(name string) (kind, bool) {

@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/clustertest"
@@ -84,4 +86,25 @@ func TestKubectlWaitsForAPolicyToBeReadyAndSeesAnInvalidOneStalled(t *testing.T)
 		}
 		return p.Generation > 1, nil
 	})
+}
+
+// OpsChain's workers may need hours to finish a job; a drain that gives up after one hour would cut them
+// off while Kubernetes still lets them run. The policy stays valid and says so, once.
+func TestAPolicyWarnsWhenAQuiescedWorkerMayOutlastItsDrain(t *testing.T) {
+	e := newEnv(t, testOptions())
+	e.governedWeb()
+	workers := e.workers("workers", 1, 0)
+	workers.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To(int64(7200))
+	e.deploy(workers)
+	e.createPolicy("web", api.RolloutPolicySpec{Selector: roleWeb,
+		Quiesce: []api.QuiesceTarget{{Kind: api.KindDeployment, Name: "workers", DrainTimeout: metav1.Duration{Duration: time.Hour}}}})
+	e.start()
+	e.waitPolicy("Ready", "web")
+	p := e.policyStatus("web")
+	c := apimeta.FindStatusCondition(p.Status.Conditions, api.ConditionValid)
+	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != api.ReasonDrainShorterThanGrace ||
+		!strings.Contains(c.Message, "Deployment workers lets its pods take up to 2h0m0s to stop") || !strings.Contains(c.Message, "drainTimeout 1h0m0s") {
+		t.Fatalf("Valid %+v: want True, DrainShorterThanGrace, naming the workers and both durations", c)
+	}
+	clustertest.Eventually(t, time.Minute, "a DrainShorterThanGrace Event", e.hasEvent("web", corev1.EventTypeWarning, api.ReasonDrainShorterThanGrace))
 }

@@ -227,6 +227,8 @@ type PolicyView struct {
 	Policy api.RolloutPolicy
 	// Invalid says what is wrong with it (cron, time zone, quiesce targets); empty when valid.
 	Invalid string
+	// Warnings say how it may not do what its author expects (a drain shorter than a grace period).
+	Warnings []string
 	// Window is whether a maintenance window is open now and when the next opens.
 	Window schedule.State
 	// Active is the policy's CertRollout that has not finished, if any.
@@ -371,7 +373,7 @@ func (s *Snapshot) policyView(ctx context.Context, ns, name string) (*PolicyView
 	if err != nil {
 		return nil, err
 	}
-	pv := &PolicyView{Policy: p, Invalid: in.Parsed.Invalid, Window: schedule.At(in.Parsed.Windows, in.Now), parsed: in.Parsed, Next: governor.Decide(in)}
+	pv := &PolicyView{Policy: p, Invalid: in.Parsed.Invalid, Warnings: in.Parsed.Warnings, Window: schedule.At(in.Parsed.Windows, in.Now), parsed: in.Parsed, Next: governor.Decide(in)}
 	for i := range in.Rollouts {
 		if !in.Rollouts[i].Status.Phase.Finished() {
 			pv.Active = &in.Rollouts[i]

@@ -91,7 +91,7 @@ func (r *sourceReconciler) readers(ctx context.Context, src *inventory.Source) (
 			continue
 		}
 		list := k.newList()
-		if err := r.client.List(ctx, list, client.InNamespace(src.Namespace), client.MatchingFields{usesIndex: src.Ref.String()}); err != nil {
+		if err := r.client.List(ctx, list, client.InNamespace(src.Namespace), client.MatchingFields{usesIndex: src.String()}); err != nil {
 			return nil, err
 		}
 		for _, o := range objectsOf(list) {

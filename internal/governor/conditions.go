@@ -2,6 +2,7 @@ package governor
 
 import (
 	"fmt"
+	"strings"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,6 +27,13 @@ import (
 func (d *decider) writeConditions() {
 	in, g := d.in, d.g
 	valid := metav1.Condition{Type: api.ConditionValid, Status: metav1.ConditionTrue, Reason: api.ReasonValid, Message: "the policy can be followed"}
+	if w := in.Parsed.Warnings; in.Parsed.Invalid == "" && len(w) > 0 {
+		// Still valid: the rollouts run, but a drain may end before the workers do.
+		valid.Reason, valid.Message = api.ReasonDrainShorterThanGrace, "the policy can be followed, but "+strings.Join(w, "; ")
+		if c := apimeta.FindStatusCondition(in.Policy.Status.Conditions, api.ConditionValid); c == nil || c.Message != valid.Message {
+			d.events = append(d.events, Event{Warning: true, Reason: api.ReasonDrainShorterThanGrace, Action: "Validate", Note: valid.Message})
+		}
+	}
 	if in.Parsed.Invalid != "" {
 		valid = metav1.Condition{Type: api.ConditionValid, Status: metav1.ConditionFalse, Reason: api.ReasonInvalidPolicy, Message: in.Parsed.Invalid}
 		if c := apimeta.FindStatusCondition(in.Policy.Status.Conditions, api.ConditionValid); c == nil || c.Message != in.Parsed.Invalid {

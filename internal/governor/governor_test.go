@@ -440,3 +440,40 @@ func TestDecideDoesNotModifyItsInput(t *testing.T) {
 		t.Error("Decide modified its input")
 	}
 }
+
+func TestAQuiescedWorkerWhoseGraceOutlastsTheDrainLeavesThePolicyValidWithAWarningOnce(t *testing.T) {
+	q := api.QuiesceTarget{Kind: api.KindDeployment, Name: "workers", DrainTimeout: metav1.Duration{Duration: time.Hour}}
+	warn := orchestrate.DrainWarning(0, q, 2*time.Hour, api.DrainTimeoutAbort)
+	if !strings.Contains(warn, "Deployment workers lets its pods take up to 2h0m0s to stop") || !strings.Contains(warn, "onDrainTimeout: Abort") ||
+		!strings.Contains(warn, "raise drainTimeout to at least 2h0m0s") {
+		t.Errorf("warning %q: want the workload, both durations, what happens and what to do", warn)
+	}
+	if w := orchestrate.DrainWarning(0, q, 2*time.Hour, api.DrainTimeoutProceed); !strings.Contains(w, "the targets restart while its pods may still be finishing") {
+		t.Errorf("under Proceed: %q", w)
+	}
+	if w := orchestrate.DrainWarning(0, q, time.Hour, api.DrainTimeoutAbort); w != "" {
+		t.Errorf("a grace period equal to the drain timeout is no warning: %q", w)
+	}
+	if w := orchestrate.DrainWarning(0, api.QuiesceTarget{Kind: api.KindDeployment, Name: "w"}, 30*time.Second, ""); w != "" {
+		t.Errorf("the defaults (30s grace, 1h drain) are no warning: %q", w)
+	}
+
+	p := parsed(t, "", false)
+	p.Warnings = []string{warn}
+	in := Input{Now: now, Policy: rolloutPolicy(), Parsed: p}
+	first := Decide(in)
+	c := apimeta.FindStatusCondition(first.Status.Conditions, api.ConditionValid)
+	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != api.ReasonDrainShorterThanGrace || !strings.Contains(c.Message, warn) {
+		t.Fatalf("Valid %+v: want True, DrainShorterThanGrace, with the warning", c)
+	}
+	if len(first.Events) != 1 || first.Events[0].Reason != api.ReasonDrainShorterThanGrace || !first.Events[0].Warning {
+		t.Errorf("events %+v: want one DrainShorterThanGrace Warning", first.Events)
+	}
+	if r := apimeta.FindStatusCondition(first.Status.Conditions, api.ConditionReady); r == nil || r.Status != metav1.ConditionTrue {
+		t.Errorf("Ready %+v: a warning does not keep a policy with nothing due from being Ready", r)
+	}
+	in.Policy = rolloutPolicy(func(p *api.RolloutPolicy) { p.Status = first.Status })
+	if again := Decide(in); len(again.Events) != 0 {
+		t.Errorf("the warning is repeated on every reconcile: %+v", again.Events)
+	}
+}

@@ -36,6 +36,25 @@ type Policy struct {
 	Windows []schedule.Window
 	// Invalid says why the policy cannot be followed; empty when it can.
 	Invalid string
+	// Warnings say how a valid policy may not do what its author expects (DrainWarning); shown in its
+	// Valid condition and by plan.
+	Warnings []string
+}
+
+// DrainWarning says what happens when quiesce target i (q) lets its pods take up to grace to stop
+// (terminationGracePeriodSeconds) and that is longer than its drainTimeout; "" when it is not. A worker
+// finishing a long job is then cut off by the drain's end, not by its own grace period.
+func DrainWarning(i int, q api.QuiesceTarget, grace time.Duration, action api.DrainTimeoutAction) string {
+	drain := q.EffectiveDrainTimeout()
+	if grace <= drain {
+		return ""
+	}
+	what := "the rollout stops waiting, restores the quiesced workloads and fails without restarting anything (onDrainTimeout: Abort)"
+	if action == api.DrainTimeoutProceed {
+		what = "the targets restart while its pods may still be finishing their work (onDrainTimeout: Proceed)"
+	}
+	return fmt.Sprintf("quiesce[%d]: %s %s lets its pods take up to %s to stop (terminationGracePeriodSeconds), longer than its drainTimeout %s: if they use it, %s; raise drainTimeout to at least %s",
+		i, q.Kind, q.Name, grace, drain, what, grace)
 }
 
 // Workload is what the controller observed of one quiesce target or restart target.
