@@ -233,6 +233,11 @@ type TargetStatus struct {
 	Name string `json:"name"`
 	// state: Pending, Restarting, Succeeded, Failed, Skipped, UpToDate.
 	State TargetState `json:"state"`
+	// step is the 1-based group the target restarts in (the policy's steps, or its certrollout.io/order
+	// annotation): no target starts before every target of an earlier step has finished. Absent when the
+	// rollout has a single group.
+	// +optional
+	Step int32 `json:"step,omitempty"`
 	// restartValue is what was written to the pod template to roll it.
 	// +optional
 	RestartValue string `json:"restartValue,omitempty"`

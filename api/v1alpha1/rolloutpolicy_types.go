@@ -73,6 +73,17 @@ type RolloutPolicySpec struct {
 	// +kubebuilder:default=Serial
 	Order RolloutOrder `json:"order,omitempty"`
 
+	// steps restart the targets in groups, in the order listed: every target of a step finishes its
+	// rollout, healthy, before any target of the next step starts (a failure halts or continues as
+	// onFailure says). Inside a step, order applies: Serial restarts one target at a time, Parallel up to
+	// maxConcurrent at once. A target belongs to the first step that names or selects it; targets in no
+	// step form a last one. Without steps, the targets' certrollout.io/order annotations make one step
+	// per distinct value, lower first.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Steps []RolloutStep `json:"steps,omitempty"`
+
 	// maxConcurrent bounds the targets restarting at once with order Parallel.
 	// +optional
 	// +kubebuilder:default=1
@@ -109,6 +120,24 @@ type RolloutPolicySpec struct {
 	// and their rollouts start once the policy is resumed; a rollout already running completes.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+}
+
+// RolloutStep is one group of targets of a policy's rollouts: the workloads it names, and those its
+// selector picks among the targets.
+// +kubebuilder:validation:XValidation:rule="(has(self.workloads) && size(self.workloads) > 0) || has(self.selector)",message="a step names workloads or has a selector"
+type RolloutStep struct {
+	// name labels the step in status and plan, for example "management".
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name,omitempty"`
+	// workloads are targets by kind and name, in the policy's namespace.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
+	Workloads []WorkloadReference `json:"workloads,omitempty"`
+	// selector picks targets by their labels.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
 }
 
 // QuiesceTarget is a workload to scale to zero while the targets restart.

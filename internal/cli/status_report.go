@@ -97,9 +97,12 @@ type QuiescedStep struct {
 
 // TargetStep is a restarted workload.
 type TargetStep struct {
-	Kind            string     `json:"kind"`
-	Name            string     `json:"name"`
-	State           string     `json:"state"`
+	Kind  string `json:"kind"`
+	Name  string `json:"name"`
+	State string `json:"state"`
+	// Step is the 1-based group the target restarts in (the policy's steps or certrollout.io/order);
+	// absent when the rollout has one group.
+	Step            int32      `json:"step,omitempty"`
 	StartedAt       *time.Time `json:"startedAt,omitempty"`
 	FinishedAt      *time.Time `json:"finishedAt,omitempty"`
 	DurationSeconds *int64     `json:"durationSeconds,omitempty"`

@@ -168,3 +168,17 @@ func TestStatusListsAndDescribesRolloutsOnTheCluster(t *testing.T) {
 		t.Errorf("empty list: %v, %q", err, stderr)
 	}
 }
+
+func TestStatusShowsEachTargetsStepOnlyWhenTheRolloutHasSteps(t *testing.T) {
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	ro := &api.CertRollout{}
+	ro.Status.Targets = []api.TargetStatus{{Kind: "Deployment", Name: "management", State: api.TargetSucceeded, Step: 1}, {Kind: "Deployment", Name: "gateway", State: api.TargetPending, Step: 2}}
+	s := targetSection(ro, now)
+	if s.headers[0] != "STEP" || s.rows[0][0] != "1" || s.rows[1][0] != "2" || s.rows[1][1] != "Deployment/gateway" {
+		t.Errorf("headers %v rows %v: want a STEP column first", s.headers, s.rows)
+	}
+	ro.Status.Targets[0].Step, ro.Status.Targets[1].Step = 0, 0
+	if s := targetSection(ro, now); s.headers[0] != "WORKLOAD" {
+		t.Errorf("headers %v: no STEP column without steps", s.headers)
+	}
+}

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -65,7 +67,7 @@ func rolloutStatus(ro *api.CertRollout, now time.Time, typed bool) RolloutStatus
 		})
 	}
 	for _, t := range st.Targets {
-		step := TargetStep{Kind: t.Kind, Name: t.Name, State: string(t.State), StartedAt: timePtr(t.StartedAt), FinishedAt: timePtr(t.FinishedAt), Message: t.Message}
+		step := TargetStep{Kind: t.Kind, Name: t.Name, State: string(t.State), Step: t.Step, StartedAt: timePtr(t.StartedAt), FinishedAt: timePtr(t.FinishedAt), Message: t.Message}
 		if t.State != api.TargetPending && t.State != api.TargetSkipped && t.State != api.TargetUpToDate {
 			step.DurationSeconds = seconds(t.StartedAt, t.FinishedAt, now)
 		}
@@ -260,12 +262,20 @@ func quiescedSection(ro *api.CertRollout) stepSection {
 
 func targetSection(ro *api.CertRollout, now time.Time) stepSection {
 	s := stepSection{title: "Targets", headers: []string{"WORKLOAD", "STATE", "STARTED", "FINISHED", "DURATION", "MESSAGE"}}
+	steps := slices.ContainsFunc(ro.Status.Targets, func(t api.TargetStatus) bool { return t.Step > 0 })
+	if steps {
+		s.headers = append([]string{"STEP"}, s.headers...)
+	}
 	for _, tg := range ro.Status.Targets {
 		d := ""
 		if tg.State != api.TargetPending && tg.State != api.TargetSkipped && tg.State != api.TargetUpToDate {
 			d = rolloutElapsed(tg.StartedAt, tg.FinishedAt, now)
 		}
-		s.rows = append(s.rows, []string{workloadKey(tg.Kind, tg.Name), string(tg.State), metaTimestamp(tg.StartedAt), metaTimestamp(tg.FinishedAt), d, tg.Message})
+		row := []string{workloadKey(tg.Kind, tg.Name), string(tg.State), metaTimestamp(tg.StartedAt), metaTimestamp(tg.FinishedAt), d, tg.Message}
+		if steps {
+			row = append([]string{strconv.Itoa(int(tg.Step))}, row...)
+		}
+		s.rows = append(s.rows, row)
 	}
 	return s
 }

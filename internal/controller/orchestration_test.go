@@ -568,3 +568,59 @@ func TestAPolicyKeepsItsRolloutHistoryShortAndReportsTheLastResult(t *testing.T)
 		t.Fatalf("the newest rollout must be the one kept: %v", err)
 	}
 }
+
+// API Connect's runbook restarts its subsystems in a documented order: management, then the portal, then
+// the gateway. A policy's steps say so; without them its Parallel order would restart all three at once
+// (and its kind-and-name order would put the gateway first).
+func TestAPolicysStepsRestartSubsystemsInTheirDocumentedOrder(t *testing.T) {
+	e := newEnv(t, testOptions())
+	ctx := context.Background()
+	if err := localcluster.Apply(ctx, e.c.Config, []byte(testgen.CertManagerChain(e.ns, "apic", "apic-tls", "2160h", ""))); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, time.Minute, "Certificate apic to be issued", func(ctx context.Context) (bool, error) {
+		return localcluster.CertificateReady(ctx, e.c, e.ns, "apic")
+	})
+	subsystems := []string{"management", "portal", "gateway"}
+	for _, name := range subsystems {
+		d := deployment(e.ns, name, false, testgen.WithSecretVolume("apic-tls"))
+		d.Labels = map[string]string{"app.kubernetes.io/part-of": "apic", "subsystem": name}
+		e.deploy(d)
+	}
+	for _, name := range subsystems {
+		e.waitAvailable(name)
+	}
+	e.createPolicy("apic", api.RolloutPolicySpec{
+		Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/part-of": "apic"}},
+		Order:    api.OrderParallel, MaxConcurrent: 3,
+		Steps: []api.RolloutStep{
+			{Name: "management", Workloads: []api.WorkloadReference{{Kind: api.KindDeployment, Name: "management"}}},
+			{Name: "portal", Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"subsystem": "portal"}}},
+			{Name: "gateway", Workloads: []api.WorkloadReference{{Kind: api.KindDeployment, Name: "gateway"}}},
+		},
+	})
+	e.start()
+	e.waitPolicy("Ready", "apic")
+
+	clustertest.Renew(t, e.c, e.ns, "apic")
+	ro := e.waitRollout(3*time.Minute, "the rollout to succeed", func(r *api.CertRollout) bool { return r.Status.Phase == api.PhaseSucceeded })
+	if len(ro.Status.Targets) != 3 {
+		t.Fatalf("targets %+v, want the three subsystems", ro.Status.Targets)
+	}
+	for i, ts := range ro.Status.Targets {
+		if ts.Name != subsystems[i] || ts.Step != int32(i+1) || ts.State != api.TargetSucceeded || ts.StartedAt == nil || ts.FinishedAt == nil {
+			t.Fatalf("target %d: %+v, want %s in step %d, succeeded", i, ts, subsystems[i], i+1)
+		}
+		if i > 0 {
+			prev := ro.Status.Targets[i-1]
+			if ts.StartedAt.Before(prev.FinishedAt) {
+				t.Errorf("%s started at %s, before %s (the step before) finished at %s", ts.Name, ts.StartedAt, prev.Name, prev.FinishedAt)
+			}
+		}
+	}
+	for _, name := range subsystems {
+		if n := e.rollouts(name); n != 2 {
+			t.Errorf("Deployment %s has %d ReplicaSets, want 2: restarted once", name, n)
+		}
+	}
+}

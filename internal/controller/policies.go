@@ -127,6 +127,18 @@ func (r *gatherer) parsePolicy(ctx context.Context, p *api.RolloutPolicy, target
 		}
 		out.Windows = append(out.Windows, win)
 	}
+	for i, st := range p.Spec.Steps {
+		if st.Selector != nil {
+			if _, err := metav1.LabelSelectorAsSelector(st.Selector); err != nil {
+				problems = append(problems, fmt.Sprintf("steps[%d].selector: %v", i, err))
+			}
+		}
+		for _, w := range st.Workloads {
+			if w.Namespace != "" && w.Namespace != p.Namespace {
+				problems = append(problems, fmt.Sprintf("steps[%d]: %s %s/%s is in another namespace; a policy only reaches its own (%s)", i, w.Kind, w.Namespace, w.Name, p.Namespace))
+			}
+		}
+	}
 	for i, q := range p.Spec.Quiesce {
 		k, ok := kindNamed(q.Kind)
 		switch {

@@ -270,6 +270,8 @@ func (r *rolloutReconciler) observeOne(ctx context.Context, ns string, key orche
 		QuiescedBy:       obj.GetAnnotations()[api.AnnotationQuiescedBy],
 		QuiescedReplicas: restart.QuiescedReplicas(obj),
 		RolledBy:         restart.RolledBy(obj),
+		Labels:           obj.GetLabels(),
+		Order:            obj.GetAnnotations()[api.AnnotationOrder],
 	}}
 	ledger := decide.ReadLedger(obj.GetAnnotations())
 	o.state.LedgerHash, o.state.RunningNotAfter = ledger.Hash, ledger.NotAfter

@@ -84,6 +84,10 @@ type Workload struct {
 	RunningNotAfter time.Time
 	// Rollout is the workload's rollout progress after a restart.
 	Rollout Progress
+	// Labels are the workload's labels (a policy's steps select by them); Order is its
+	// certrollout.io/order annotation.
+	Labels map[string]string
+	Order  string
 }
 
 // showsRestart reports whether the observed workload carries the restart rollout made: its template
@@ -331,6 +335,7 @@ func (s *stepper) initialize() {
 			s.Status.Targets = append(s.Status.Targets, api.TargetStatus{Kind: t.Kind, Name: t.Name, State: api.TargetPending})
 		}
 	}
+	assignSteps(s.in.Policy, s.Status.Targets, s.in.Workloads)
 	if p := s.in.Policy; p != nil {
 		for _, q := range p.Spec.Quiesce {
 			k := Key{q.Kind, q.Name}
@@ -626,6 +631,8 @@ func (s *stepper) restart() {
 				return false, false
 			case halted():
 				return false, true // the pending ones are skipped below
+			case ts[i].Step > currentStep(ts):
+				return false, true // an earlier step is still restarting (targets are in step order)
 			case s.in.Throttled && s.in.RestartTokens <= 0:
 				ts[i].Message = "waiting for the global restart rate (--restart-rate, --restart-burst)"
 				throttled = true
