@@ -53,7 +53,7 @@ func stepOf(steps []api.RolloutStep, k Key, lbls map[string]string) int32 {
 			return int32(i + 1)
 		}
 	}
-	return int32(len(steps) + 1)
+	return int32(len(steps) + 1) //nolint:gosec // at most 32 steps (the CRD says so)
 }
 
 // annotatedOrder reads the certrollout.io/order annotation: 0 when absent or not an integer.
