@@ -17,12 +17,13 @@ var GroupVersion = schema.GroupVersion{Group: "certrollout.io", Version: "v1alph
 var (
 	// SchemeBuilder registers the types with a scheme.
 	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
-	// AddToScheme adds RolloutPolicy and CertRollout (and their lists) to a scheme.
+	// AddToScheme adds the API's types (and their lists) to a scheme.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion, &RolloutPolicy{}, &RolloutPolicyList{}, &CertRollout{}, &CertRolloutList{})
+	s.AddKnownTypes(GroupVersion, &TrustBundleSync{}, &TrustBundleSyncList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

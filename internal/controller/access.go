@@ -54,6 +54,7 @@ func checkControllerAccess(ctx context.Context, c client.Reader, mapper apimeta.
 		{&certmanager.ClusterIssuerList{}, &certmanager.ClusterIssuer{}, true},
 		{&api.RolloutPolicyList{}, &api.RolloutPolicy{}, false},
 		{&api.CertRolloutList{}, &api.CertRollout{}, false},
+		{&api.TrustBundleSyncList{}, &api.TrustBundleSync{}, false},
 	} {
 		served, err := isServed(mapper, scheme, t.obj)
 		if err != nil {

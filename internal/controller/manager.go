@@ -64,6 +64,9 @@ type Options struct {
 	// ClusterResourceNamespace is cert-manager's --cluster-resource-namespace: where the CA Secrets of
 	// ClusterIssuers live. Empty means cert-manager's default (DefaultClusterResourceNamespace).
 	ClusterResourceNamespace string
+	// TrustSync lets the TrustBundleSync controller write its targets (each granted to the controller by
+	// name); without it, syncs only report that they are off.
+	TrustSync bool
 	// Clock returns the current time; nil means time.Now.
 	Clock func() time.Time
 	// AllowRepeatedSetup permits several managers in one process (tests that restart the controller);
@@ -297,6 +300,9 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		if err != nil {
 			return err
 		}
+	}
+	if err := setupTrustSync(ctx, mgr, o, disc.linker.reader != nil); err != nil {
+		return err
 	}
 	if disc.policies {
 		objects.use(mgr.GetCache())

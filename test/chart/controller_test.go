@@ -133,15 +133,7 @@ verbosity: 1
 	ctx := context.Background()
 	can := func(verb, group, resource, ns string) bool {
 		t.Helper()
-		sar, err := c.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User:               user,
-			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + home, "system:authenticated"},
-			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Group: group, Resource: resource, Namespace: ns},
-		}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sar.Status.Allowed
+		return allowed(t, c, user, home, authorizationv1.ResourceAttributes{Verb: verb, Group: group, Resource: resource, Namespace: ns})
 	}
 	if !can("watch", "", "secrets", watched) || !can("patch", "apps", "deployments", other) || !can("list", "cert-manager.io", "clusterissuers", "") ||
 		!can("update", "coordination.k8s.io", "leases", home) {
@@ -167,58 +159,7 @@ verbosity: 1
 		return d.Status.ObservedGeneration >= d.Generation && d.Status.AvailableReplicas == 2 && d.Status.UpdatedReplicas == 2, nil
 	})
 
-	// Run `certrollout controller` in this process with exactly the Deployment's arguments, as the chart's
-	// ServiceAccount. Out of a pod the controller cannot find its own namespace, so the Lease's is given,
-	// and the endpoints listen on free loopback ports instead of :8080/:8081, which other processes of this
-	// machine may hold.
-	args := controllerArgs(t, r)
-	probes, metrics := freeAddress(t), freeAddress(t)
-	args = append(args, "--kubeconfig="+impersonatingKubeconfig(t, c, user), "--leader-election-namespace="+home,
-		"--health-probe-bind-address="+probes, "--metrics-bind-address="+metrics)
-	logs := &syncBuffer{}
-	root := cli.NewRootCommand(cli.IOStreams{In: strings.NewReader(""), Out: logs, ErrOut: logs}, "certrollout")
-	root.SetArgs(args)
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- root.ExecuteContext(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("the controller stopped with: %v", err)
-			}
-		case <-time.After(time.Minute):
-			t.Error("the controller did not stop within a minute")
-		}
-		if t.Failed() {
-			t.Logf("controller logs:\n%s", logs.String())
-		}
-	})
-	running := func() error {
-		select {
-		case err := <-done:
-			done <- err
-			return fmt.Errorf("the controller exited: %w", err)
-		default:
-			return nil
-		}
-	}
-	clustertest.Eventually(t, 2*time.Minute, "the controller's /readyz under the namespaced RBAC", func(ctx context.Context) (bool, error) {
-		if err := running(); err != nil {
-			t.Fatal(err)
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+probes+"/readyz", nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false, err
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
+	logs, running := runChartController(t, c, r, user, home)
 	var hash string
 	clustertest.Eventually(t, 2*time.Minute, "web's ledger (the certificates its pods run on)", func(ctx context.Context) (bool, error) {
 		if err := running(); err != nil {
@@ -252,6 +193,78 @@ verbosity: 1
 	if strings.Contains(logs.String(), "forbidden") {
 		t.Errorf("the controller met Forbidden errors under the chart's RBAC:\n%s", logs.String())
 	}
+}
+
+// allowed asks the API server's authorizer whether the ServiceAccount user (of namespace home) may do what.
+func allowed(t *testing.T, c *localcluster.Cluster, user, home string, what authorizationv1.ResourceAttributes) bool {
+	t.Helper()
+	sar, err := c.Client.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User:               user,
+		Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + home, "system:authenticated"},
+		ResourceAttributes: &what,
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sar.Status.Allowed
+}
+
+// runChartController runs `certrollout controller` in this process with exactly the rendered Deployment's
+// arguments, as user (the chart's ServiceAccount, of namespace home), until the test ends, and waits for
+// its /readyz. Out of a pod the controller cannot find its own namespace, so the Lease's is given, and the
+// endpoints listen on free loopback ports instead of :8080/:8081, which other processes of this machine may
+// hold. running reports an exit, failing the test.
+func runChartController(t *testing.T, c *localcluster.Cluster, r rendered, user, home string) (logs *syncBuffer, running func() error) {
+	t.Helper()
+	args := controllerArgs(t, r)
+	probes, metrics := freeAddress(t), freeAddress(t)
+	args = append(args, "--kubeconfig="+impersonatingKubeconfig(t, c, user), "--leader-election-namespace="+home,
+		"--health-probe-bind-address="+probes, "--metrics-bind-address="+metrics)
+	logs = &syncBuffer{}
+	root := cli.NewRootCommand(cli.IOStreams{In: strings.NewReader(""), Out: logs, ErrOut: logs}, "certrollout")
+	root.SetArgs(args)
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(runCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("the controller stopped with: %v", err)
+			}
+		case <-time.After(time.Minute):
+			t.Error("the controller did not stop within a minute")
+		}
+		if t.Failed() {
+			t.Logf("controller logs:\n%s", logs.String())
+		}
+	})
+	running = func() error {
+		select {
+		case err := <-done:
+			done <- err
+			return fmt.Errorf("the controller exited: %w", err)
+		default:
+			return nil
+		}
+	}
+	clustertest.Eventually(t, 2*time.Minute, "the controller's /readyz under the chart's RBAC", func(ctx context.Context) (bool, error) {
+		if err := running(); err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+probes+"/readyz", nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, err
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	return logs, running
 }
 
 // controllerArgs are the rendered controller container's arguments.

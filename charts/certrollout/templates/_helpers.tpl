@@ -181,6 +181,9 @@ Deployment depends on it).
 {{- if $v.caCascade }}
 - --ca-cascade
 {{- end }}
+{{- if $v.trustSync.enabled }}
+- --trust-sync
+{{- end }}
 {{- with $v.clusterResourceNamespace }}
 - --cluster-resource-namespace={{ . }}
 {{- end }}
@@ -229,13 +232,13 @@ ClusterIssuers, which are cluster-scoped (certrollout.clusterScopedRules grants 
   resources: [certificates/status]
   verbs: [patch]
 - apiGroups: [certrollout.io]
-  resources: [rolloutpolicies, certrollouts]
+  resources: [rolloutpolicies, certrollouts, trustbundlesyncs]
   verbs: [get, list, watch]
 - apiGroups: [certrollout.io]
   resources: [certrollouts]
   verbs: [create, patch, update, delete]
 - apiGroups: [certrollout.io]
-  resources: [rolloutpolicies/status, certrollouts/status]
+  resources: [rolloutpolicies/status, certrollouts/status, trustbundlesyncs/status]
   verbs: [update, patch]
 - apiGroups: [certrollout.io]
   resources: [certrollouts/finalizers]
