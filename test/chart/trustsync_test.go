@@ -130,11 +130,12 @@ spec:
 		d, err := c.Client.AppsV1().Deployments(app).Get(ctx, "authservice", metav1.GetOptions{})
 		return err == nil && d.Annotations[api.AnnotationCertificateHash] != "", err
 	})
-	if n := replicaSets(t, c, app, "authservice"); n != 1 {
-		t.Fatalf("authservice rolled before any renewal: %d ReplicaSets", n)
-	}
-
-	clustertest.Renew(t, c, app, "ca") // the CA renews (a new key: cert-manager's default rotation policy)
+	// authservice's pod must have started before the renewal, or it would rightly count as running on the
+	// new bundle already.
+	clustertest.Eventually(t, 2*time.Minute, "authservice to be available", func(ctx context.Context) (bool, error) {
+		d, err := c.Client.AppsV1().Deployments(app).Get(ctx, "authservice", metav1.GetOptions{})
+		return err == nil && d.Status.AvailableReplicas == 1 && d.Status.UpdatedReplicas == 1, err
+	})
 	fingerprints := func(data []byte) []string {
 		cs, err := trustsync.Parse(data)
 		if err != nil {
@@ -142,35 +143,47 @@ spec:
 		}
 		return trustsync.Fingerprints(cs)
 	}
-	var newCA []byte
-	clustertest.Eventually(t, time.Minute, "a new CA certificate", func(context.Context) (bool, error) {
-		newCA = caBundle()
-		return string(newCA) != string(firstCA), nil
+	bundle := func() []string {
+		s, err := c.Client.CoreV1().Secrets(app).Get(context.Background(), "kubeflow-oidc-ca-bundle", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fingerprints(s.Data["ca.crt"])
+	}
+	clustertest.Eventually(t, time.Minute, "the bundle to hold the CA the Certificate has now", func(context.Context) (bool, error) {
+		return len(bundle()) > 0 && bundle()[0] == fingerprints(caBundle())[0], nil
 	})
-	want := append(fingerprints(newCA), fingerprints(firstCA)...) // the new CA first, the previous kept after it
-	clustertest.Eventually(t, time.Minute, "the bundle to hold the new CA and keep the previous one", func(ctx context.Context) (bool, error) {
+	kept, rolls := bundle(), replicaSets(t, c, app, "authservice")
+
+	clustertest.Renew(t, c, app, "ca") // the CA renews
+	newCA := fingerprints(caBundle())
+	if slices.Contains(kept, newCA[0]) {
+		t.Fatal("the renewal issued no new CA certificate")
+	}
+	want := append(newCA, kept...) // the new CA first, the previous ones kept after it (keepPrevious)
+	clustertest.Eventually(t, time.Minute, "the bundle to hold the new CA and keep the previous ones", func(context.Context) (bool, error) {
 		if err := running(); err != nil {
 			t.Fatal(err)
 		}
-		s, err := c.Client.CoreV1().Secrets(app).Get(ctx, "kubeflow-oidc-ca-bundle", metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		return slices.Equal(fingerprints(s.Data["ca.crt"]), want), nil
+		return slices.Equal(bundle(), want), nil
 	})
-	if st := sync("oidc-ca").Status; st.Certificates != 2 || len(st.Retained) != 1 || st.Retained[0].Fingerprint != fingerprints(firstCA)[0] || st.LastSyncTime == nil {
-		t.Errorf("status %+v: want 2 certificates, the previous CA retained, a sync time", st)
-	}
+	clustertest.Eventually(t, time.Minute, "the status to count the certificates and the retained ones", func(context.Context) (bool, error) {
+		st := sync("oidc-ca").Status
+		if int(st.Certificates) != len(want) || len(st.Retained) != len(kept) || st.LastSyncTime == nil {
+			return false, fmt.Errorf("status %+v", st)
+		}
+		return true, nil
+	})
 	clustertest.Eventually(t, 2*time.Minute, "authservice to roll onto the new bundle", func(ctx context.Context) (bool, error) {
-		return replicaSets(t, c, app, "authservice") == 2, nil
+		return replicaSets(t, c, app, "authservice") == rolls+1, nil
 	})
 	other, err := c.Client.CoreV1().Secrets(app).Get(ctx, "other-bundle", metav1.GetOptions{})
 	if err != nil || string(other.Data["ca.crt"]) != string(otherCA) {
 		t.Errorf("other-bundle changed (or could not be read: %v): the sync wrote a Secret it was not granted", err)
 	}
 	time.Sleep(5 * time.Second) // a few settle periods: a second roll would show by now
-	if n := replicaSets(t, c, app, "authservice"); n != 2 {
-		t.Errorf("authservice has %d ReplicaSets, want 2: one roll for one CA renewal", n)
+	if n := replicaSets(t, c, app, "authservice"); n != rolls+1 {
+		t.Errorf("authservice has %d ReplicaSets, had %d: want one roll for one CA renewal", n, rolls)
 	}
 }
 
