@@ -230,6 +230,41 @@ func TestRestartValidatesItsFlags(t *testing.T) {
 	}
 }
 
+func TestRestartNowIsRefusedWithoutAReason(t *testing.T) {
+	for name, args := range map[string][]string{
+		"no --reason":           {"restart", "deploy/web", "--now"},
+		"a blank --reason":      {"restart", "deploy/web", "--now", "--reason", "  "},
+		"a reason too long":     {"restart", "deploy/web", "--now", "--reason", strings.Repeat("x", maxEmergencyReason+1)},
+		"with --policy as well": {"restart", "--policy", "build", "--now"},
+	} {
+		_, _, err := run(t, "certrollout", args...)
+		want := "--now needs --reason"
+		if name == "a reason too long" {
+			want = "holds at most 1024"
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want an error containing %q", name, err, want)
+		}
+	}
+	// With a reason, --now passes validation and fails only where the cluster is needed.
+	_, _, err := run(t, "certrollout", "restart", "deploy/web", "--now", "--reason", "INC-42", "--kubeconfig", "/nonexistent")
+	if err == nil || strings.Contains(err.Error(), "--reason") || !strings.Contains(err.Error(), "kubeconfig") {
+		t.Errorf("got %v, want only the kubeconfig to be missing", err)
+	}
+}
+
+func TestRestartHelpSaysWhenToUseNow(t *testing.T) {
+	out, _, err := run(t, "certrollout", "restart", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--now --reason", "certificate\nexpires before the next maintenance window", "ClusterRole certrollout-emergency", "--now  "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("restart --help does not say %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestRestartWaitResultDistinguishesFailureAndTimeout(t *testing.T) {
 	explainNothing := func(err error) error { return err }
 	ok := []api.CertRollout{{ObjectMeta: metav1.ObjectMeta{Name: "a"}, Status: api.CertRolloutStatus{Phase: api.PhaseSucceeded}}}
