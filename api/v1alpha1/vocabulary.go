@@ -106,7 +106,7 @@ const (
 	ReasonDeadlineOverride = "DeadlineOverride"
 	// ReasonEmergencyStart: the rollout started at once because its spec.emergency asked (restart --now),
 	// whatever the windows, the policy's suspension or validity and other namespaces' rollouts said.
-	ReasonEmergencyStart = "EmergencyStart"
+	ReasonEmergencyStart   = "EmergencyStart"
 	ReasonWaitingForWindow = "WaitingForWindow"
 	ReasonScaledDown       = "ScaledDown"
 	ReasonDrained          = "Drained"
