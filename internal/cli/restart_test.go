@@ -138,6 +138,31 @@ func TestRestartProgressLinesPrintOnlyWhatChanged(t *testing.T) {
 	}
 }
 
+func TestRestartProgressSaysOnceThatAnEmergencyStartedAndWhy(t *testing.T) {
+	msg := "Started at once as an emergency requested by dana: INC-42 (despite the maintenance windows)"
+	ro := api.CertRollout{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "portal-qn7t5"}, Spec: api.CertRolloutSpec{
+		Policy: "portal", Emergency: &api.EmergencySpec{Reason: "INC-42", RequestedBy: "dana"}}}
+	quiescing := ro
+	quiescing.Status = api.CertRolloutStatus{Phase: api.PhaseQuiescing, StartTime: at(time.Second),
+		Conditions: []metav1.Condition{{Type: api.ConditionEmergency, Status: metav1.ConditionTrue, Reason: api.ReasonEmergencyStart, Message: msg, LastTransitionTime: *at(time.Second)}}}
+	restarting := quiescing
+	restarting.Status.Phase = api.PhaseRestarting
+	var out bytes.Buffer
+	p := newLinePrinter(&out, fakeClock(t0, time.Second))
+	for _, s := range [][]api.CertRollout{{ro}, {quiescing}, {quiescing}, {restarting}} {
+		p.observe(s)
+	}
+	lines := strings.Split(out.String(), "\n")
+	if got := strings.Count(out.String(), msg); got != 1 || len(lines) < 2 || !strings.HasSuffix(lines[0], msg) || !strings.Contains(lines[1], "Quiescing") {
+		t.Errorf("want the emergency line once, before the phase line:\n%s", out.String())
+	}
+	var block bytes.Buffer
+	(&blockPrinter{w: &block, now: fakeClock(t0, time.Second)}).draw([]api.CertRollout{quiescing})
+	if !strings.Contains(block.String(), "portal-qn7t5  Quiescing  EMERGENCY") {
+		t.Errorf("the progress block does not say it is an emergency:\n%s", block.String())
+	}
+}
+
 func TestRestartProgressLinesSayWhenNoControllerPicksTheRolloutUp(t *testing.T) {
 	var out bytes.Buffer
 	now := t0

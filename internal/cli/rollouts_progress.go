@@ -124,16 +124,17 @@ func (p *linePrinter) observe(ros []api.CertRollout) {
 		for _, text := range ended {
 			p.lineAt(ts, ro, phase, text)
 		}
+		if c := emergencyStart(ro); c != nil && !s.emergency {
+			// Before the phase line: the emergency is why the rollout starts now.
+			s.emergency = true
+			p.lineAt(ts, ro, phase, c.Message)
+		}
 		switch {
 		case st.Phase != s.phase && !st.Phase.Finished():
 			p.lineAt(ts, ro, phase, phaseMessage(ro))
 		case st.Message != s.message && (st.Phase == api.PhasePending || st.Phase == api.PhaseWaitingForWindow):
 			// While it waits the message is the reason; later phases are told through their steps.
 			p.lineAt(ts, ro, phase, phaseMessage(ro))
-		}
-		if c := emergencyStart(ro); c != nil && !s.emergency {
-			s.emergency = true
-			p.lineAt(ts, ro, phase, c.Message)
 		}
 		for _, text := range began {
 			p.lineAt(ts, ro, phase, text)
