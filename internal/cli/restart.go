@@ -30,8 +30,6 @@ type RestartOptions struct {
 	// Emergency (--now) makes the rollouts emergencies: they start at once, whatever their policy's
 	// windows and suspension say (spec.emergency, with Reason and the user's name).
 	Emergency bool
-	// requestedBy is the user's name as the API server authenticates it, for spec.emergency.requestedBy.
-	requestedBy string
 
 	// Now is the clock of the progress display (tests fix it).
 	Now func() time.Time
