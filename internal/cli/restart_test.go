@@ -522,6 +522,40 @@ func TestRestartAPolicyQuiescesAndRestoresTheWorkersExactly(t *testing.T) {
 	}
 }
 
+func TestRestartNowStartsAGovernedWorkloadOutsideItsWindowAndRecordsWhoAndWhy(t *testing.T) {
+	e := newRestartEnv(t)
+	e.deploy(withLabels(testgen.Deployment(e.ns, "build", 1, nil), map[string]string{"role": "build"}), true)
+	e.deploy(testgen.Deployment(e.ns, "workers", 2, nil), true)
+	e.policy("build", api.RolloutPolicySpec{
+		Selector:      metav1.LabelSelector{MatchLabels: map[string]string{"role": "build"}},
+		Windows:       []api.MaintenanceWindow{{Schedule: "0 3 29 2 *", Duration: metav1.Duration{Duration: time.Hour}}}, // leap days only
+		Quiesce:       []api.QuiesceTarget{{Kind: "Deployment", Name: "workers", DrainTimeout: metav1.Duration{Duration: time.Minute}}},
+		HealthTimeout: metav1.Duration{Duration: time.Minute},
+	})
+	e.startController()
+	out, stderr, err := e.run("restart", "deploy/build", "--now", "--reason", "INC-7: expires tonight", "--wait", "--timeout", "3m")
+	if err != nil {
+		t.Fatalf("%v\n%s%s", err, out, stderr)
+	}
+	ros := e.rollouts()
+	if len(ros) != 1 {
+		t.Fatalf("%d CertRollouts, want 1", len(ros))
+	}
+	ro := ros[0]
+	em := ro.Spec.Emergency
+	if em == nil || em.Reason != "INC-7: expires tonight" || em.RequestedBy == "" || ro.Spec.Policy != "build" || ro.Status.Phase != api.PhaseSucceeded {
+		t.Fatalf("rollout %s: policy %q, emergency %+v, phase %s: %s", ro.Name, ro.Spec.Policy, em, ro.Status.Phase, ro.Status.Message)
+	}
+	if q := ro.Status.Quiesced; len(q) != 1 || q[0].Name != "workers" || q[0].State != api.QuiesceRestored {
+		t.Errorf("the workers were not quiesced and restored: %+v", q)
+	}
+	created := "certrollout.certrollout.io/" + ro.Name + " created: policy build: Deployment/build (EMERGENCY: starts at once, requested by " + em.RequestedBy + ": INC-7: expires tonight)"
+	said := "Started at once as an emergency requested by " + em.RequestedBy + ": INC-7: expires tonight (despite the maintenance windows)"
+	if !strings.Contains(out, created) || !strings.Contains(out, said) {
+		t.Errorf("output does not say it is an emergency, who asked and why:\n%s", out)
+	}
+}
+
 func TestRestartAFailingRolloutExitsNonZeroWithItsMessage(t *testing.T) {
 	e := newRestartEnv(t)
 	stuck := withLabels(testgen.Deployment(e.ns, "stuck", 1, nil), map[string]string{"role": "build"})
