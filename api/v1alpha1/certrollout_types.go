@@ -55,6 +55,28 @@ type CertRolloutSpec struct {
 	// the CA have rolled onto the new one.
 	// +optional
 	Cascade *CascadeSpec `json:"cascade,omitempty"`
+
+	// emergency starts the rollout at once: whatever the policy's maintenance windows say, even when the
+	// policy is suspended or invalid, and ahead of other namespaces' rollouts (--max-concurrent-rollouts).
+	// It still takes only its namespace's share of running rollouts, and still quiesces, orders and
+	// health-gates as the policy says. Creating a CertRollout with it needs the verb "emergency" on
+	// certrollouts (the admission policy checks it; the ClusterRole certrollout-emergency grants it).
+	// certrollout restart --now --reason sets it.
+	// +optional
+	Emergency *EmergencySpec `json:"emergency,omitempty"`
+}
+
+// EmergencySpec records who asked for an emergency rollout and why.
+type EmergencySpec struct {
+	// reason is why the rollout cannot wait (the outage, the ticket), recorded on its Events.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Reason string `json:"reason"`
+	// requestedBy is the user who asked for it. The admission policy refuses a value other than the
+	// creating user's name (certrollout restart --now fills it in).
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	RequestedBy string `json:"requestedBy,omitempty"`
 }
 
 // CascadeSpec says which CA rotated and how fast to re-issue what it signed.
@@ -279,6 +301,9 @@ func (t TargetStatus) IsUpToDate() bool {
 const (
 	ConditionComplete = "Complete"
 	ConditionFailed   = "Failed"
+	// ConditionEmergency is True, reason EmergencyStart, once an emergency rollout (spec.emergency) has
+	// started; its message says who asked, why, and what the start overrode.
+	ConditionEmergency = "Emergency"
 )
 
 // +kubebuilder:object:root=true

@@ -118,6 +118,9 @@ const (
 
 	ReasonStarted          = "Started"
 	ReasonDeadlineOverride = "DeadlineOverride"
+	// ReasonEmergencyStart: the rollout started at once because its spec.emergency asked (restart --now),
+	// whatever the windows, the policy's suspension or validity and other namespaces' rollouts said.
+	ReasonEmergencyStart   = "EmergencyStart"
 	ReasonWaitingForWindow = "WaitingForWindow"
 	ReasonScaledDown       = "ScaledDown"
 	ReasonDrained          = "Drained"

@@ -102,7 +102,66 @@ func planOf(w *controller.Workload, now time.Time, graph *cagraph.Graph) Workloa
 		gate = w.Policy.Gate
 	}
 	p.Next, p.NextAt = nextStep(&p, d, now, gate)
+	p.Emergency = emergencyCommand(&p, d, gate, now)
 	return p
+}
+
+// defaultEmergencyHorizon is how close to its expiry the certificate a held workload's pods run on must
+// be for plan to offer the emergency restart, when no policy or one without expiryDeadline governs it.
+const defaultEmergencyHorizon = 7 * 24 * time.Hour
+
+// emergencyCommand is the `certrollout restart --now` command for a workload whose needed restart is
+// held back while the certificate its pods run on comes within the policy's expiry deadline (or
+// defaultEmergencyHorizon without one); "" otherwise. The deadline is judged by the policy's own
+// predicate (RolloutPolicySpec.PastDeadline), so plan offers it exactly from when that deadline is due.
+func emergencyCommand(p *WorkloadPlan, d decide.Decision, gate orchestrate.Gate, now time.Time) string {
+	na := p.Certificates.RunningNotAfter
+	if na == nil || !held(p, d, gate) {
+		return ""
+	}
+	switch p.Kind {
+	case api.KindDeployment, api.KindStatefulSet, api.KindDaemonSet:
+	default:
+		return "" // restart cannot restart it
+	}
+	horizon := api.RolloutPolicySpec{ExpiryDeadline: &metav1.Duration{Duration: defaultEmergencyHorizon}}
+	if p.Policy != nil && p.Policy.ExpiryDeadline != "" {
+		if dl, err := time.ParseDuration(p.Policy.ExpiryDeadline); err == nil {
+			horizon.ExpiryDeadline.Duration = dl
+		}
+	}
+	if !horizon.PastDeadline(*na, now) {
+		return ""
+	}
+	return fmt.Sprintf(`certrollout restart %s/%s -n %s --now --reason "the certificate its pods run on expires at %s"`,
+		strings.ToLower(p.Kind), p.Name, p.Namespace, na.UTC().Format(time.RFC3339))
+}
+
+// held reports whether a restart the workload needs is held back: its policy's rollout waits for a
+// window, or the policy is suspended, invalid or saw its last rollout fail; the controller waits
+// (settle period, cooldown, a CA cascade); or the restart budget is spent.
+func held(p *WorkloadPlan, d decide.Decision, gate orchestrate.Gate) bool {
+	switch d.Action {
+	case decide.ActionWait:
+		return true
+	case decide.ActionBlock:
+		return d.Reason == api.ReasonRestartBudget
+	case decide.ActionDelegate:
+		pp := p.Policy
+		if pp == nil {
+			return false
+		}
+		if pp.ActiveRollout != "" {
+			return pp.ActiveRolloutPhase == string(api.PhasePending) || pp.ActiveRolloutPhase == string(api.PhaseWaitingForWindow)
+		}
+		switch pp.PendingReason {
+		case api.ReasonSuspended, api.ReasonInvalidPolicy, api.ReasonLastRolloutFailed:
+			return true
+		}
+		return !gate.Open
+	case decide.ActionNone, decide.ActionRecord, decide.ActionRestart:
+	}
+	return false
 }
 
 // leafOf is the certificate a workload is served or identified by among the keys it reads (nil: all):

@@ -68,7 +68,25 @@ func planTable(w io.Writer, items []WorkloadPlan, allNamespaces, wide bool, now 
 		}
 		t.row(row...)
 	}
-	return t.flush()
+	if err := t.flush(); err != nil {
+		return err
+	}
+	return emergencyNotes(w, items)
+}
+
+// emergencyNotes follows the table with the command for each held workload whose certificate nears its
+// expiry (WorkloadPlan.Emergency).
+func emergencyNotes(w io.Writer, items []WorkloadPlan) error {
+	for _, p := range items {
+		if p.Emergency == "" {
+			continue
+		}
+		if _, err := fmt.Fprintf(w, "\n%s/%s is held while the certificate its pods run on nears its expiry; to restart it now:\n  %s\n",
+			strings.ToLower(p.Kind), p.Name, p.Emergency); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // shortAction is the ACTION column: what the controller does, in a few words.
@@ -160,6 +178,9 @@ func (p WorkloadPlan) describe(b *strings.Builder, now time.Time) {
 	}
 	if p.Policy != nil {
 		p.Policy.describe(b, now)
+	}
+	if p.Emergency != "" {
+		line("Emergency", "held while the certificate its pods run on nears its expiry; to restart it now: "+p.Emergency)
 	}
 }
 

@@ -42,6 +42,10 @@ type WorkloadPlan struct {
 	Missing []string     `json:"missing,omitempty"`
 	// Policy is the RolloutPolicy that governs it; absent when none does.
 	Policy *PlanPolicy `json:"policy,omitempty"`
+	// Emergency is the command that restarts it at once (restart --now), given when a restart it needs is
+	// held back (a window, a suspended, invalid or failed policy, a wait, the restart budget) and the
+	// certificate its pods run on expires within the policy's expiryDeadline, or 7 days without one.
+	Emergency string `json:"emergency,omitempty"`
 }
 
 // PlanCertificates are certificate sets, identified by the hash certrollout records on workloads.

@@ -63,7 +63,7 @@ func planFixture(t *testing.T, now, renewed time.Time) ([]controller.Workload, m
 	}}
 	runningNotAfter := now.Add(48 * time.Hour)
 	pv := &controller.PolicyView{Policy: pol, Window: schedule.At([]schedule.Window{win}, now), Deadline: pol.Spec.DeadlineFor(runningNotAfter),
-		Gate: orchestrate.StartGate(&orchestrate.Policy{Name: pol.Name, Spec: pol.Spec, Windows: []schedule.Window{win}}, runningNotAfter, now)}
+		Gate: orchestrate.StartGate(orchestrate.Start{Policy: &orchestrate.Policy{Name: pol.Name, Spec: pol.Spec, Windows: []schedule.Window{win}}, NotAfter: runningNotAfter, Now: now})}
 	mk("build", map[string]string{api.AnnotationCertificateHash: "0123456789abcdef"}, false, pv)
 	// Fingerprints, serials and set hashes come from random keys: golden files name them by role.
 	leafFacts := src.Certificates([]string{"tls.crt"})[0]

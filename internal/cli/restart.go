@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/controller"
@@ -25,6 +27,9 @@ type RestartOptions struct {
 	Reason    string
 	Wait      bool
 	Timeout   time.Duration
+	// Emergency (--now) makes the rollouts emergencies: they start at once, whatever their policy's
+	// windows and suspension say (spec.emergency, with Reason and the user's name).
+	Emergency bool
 
 	// Now is the clock of the progress display (tests fix it).
 	Now func() time.Time
@@ -59,6 +64,15 @@ The controller (certrollout controller) does the work; this command only creates
 per change. It exits 0 when all succeeded, 1 when one failed, 2 when --timeout passed first (the rollouts
 go on in the cluster), 3 when the cluster cannot be reached.
 
+--now --reason "..." is for an emergency, when waiting would cost more than the disruption: a certificate
+expires before the next maintenance window, the service is already down on an expired one. The rollouts
+start at once, even outside the policy's windows, on a suspended or invalid policy and ahead of other
+namespaces' rollouts (--max-concurrent-rollouts); they still quiesce, order and health-gate as the policy
+says, and still wait for their namespace's share of running rollouts. Your name and the reason are
+recorded in the CertRollout (spec.emergency, the Emergency condition) and on an EmergencyStart Event. It
+needs the verb "emergency" on certrollouts (ClusterRole certrollout-emergency), on top of the rights of an
+ordinary restart. Without --now a governed workload waits for its policy's window.
+
 --dry-run=client (or --dry-run alone) reads the cluster to plan and prints the CertRollouts, sending
 nothing; --dry-run=server sends them with dryRun=All, so the API server validates them and its admission
 (the ValidatingAdmissionPolicy of config/admission: may you patch what you restart?) judges them, and
@@ -73,7 +87,10 @@ stores nothing.`,
   certrollout restart --secret api-tls --dry-run -o yaml
 
   # Would the API server accept it from me? (validated and admitted, nothing stored)
-  certrollout restart --secret api-tls --dry-run=server`,
+  certrollout restart --secret api-tls --dry-run=server
+
+  # Emergency: the certificate expires before the window; restart now, recorded with who and why
+  certrollout restart deploy/portal --now --reason "INC-42: certificate expires at 14:00" --wait`,
 		ValidArgsFunction: completeWorkloads(&o.KubeFlags),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Workloads = args
@@ -92,7 +109,8 @@ stores nothing.`,
 	f := cmd.Flags()
 	f.StringVar(&o.Policy, "policy", "", "Restart everything this RolloutPolicy governs, in its order.")
 	f.StringVar(&o.Secret, "secret", "", "Restart the workloads that use this Secret.")
-	f.StringVar(&o.Reason, "reason", "", "Why, recorded as the rollouts' spec.trigger.message (default: the command line).")
+	f.StringVar(&o.Reason, "reason", "", "Why, recorded as the rollouts' spec.trigger.message (default: the command line); required with --now.")
+	f.BoolVar(&o.Emergency, "now", false, "Emergency: start at once, whatever the policy's windows and suspension say (needs --reason and the verb emergency on certrollouts).")
 	addWaitFlag(cmd, &o.Wait, "Follow the rollouts until they finish; exit 1 if one fails.")
 	f.DurationVar(&o.Timeout, "timeout", 0, "With --wait, stop waiting after this long and exit 2 (0: no limit); the rollouts go on.")
 	o.addDryRunFlag(cmd, "the CertRollouts")
@@ -156,8 +174,20 @@ func (o *RestartOptions) Validate() error {
 	if o.dryRun() && o.Wait {
 		return errors.New("--dry-run creates nothing to wait for: use one or the other")
 	}
+	if o.Emergency {
+		reason := strings.TrimSpace(o.Reason)
+		if reason == "" {
+			return errors.New(`--now needs --reason "...": an emergency restart overrides the policy's windows and suspension, and why is recorded with your name on the CertRollout and its Events`)
+		}
+		if len(reason) > maxEmergencyReason {
+			return fmt.Errorf("--reason is %d characters: an emergency's reason holds at most %d", len(reason), maxEmergencyReason)
+		}
+	}
 	return nil
 }
+
+// maxEmergencyReason is the most spec.emergency.reason holds (the CRD's maxLength).
+const maxEmergencyReason = 1024
 
 // Run creates the rollouts and, with --wait, follows them.
 func (o *RestartOptions) Run(ctx context.Context) error {
@@ -170,6 +200,9 @@ func (o *RestartOptions) Run(ctx context.Context) error {
 	}
 	ns := o.ResolvedNamespace()
 	p := &planner{c: c, ns: ns, message: o.Reason}
+	if o.Emergency {
+		p.emergency = &api.EmergencySpec{Reason: strings.TrimSpace(o.Reason), RequestedBy: o.whoAmI(ctx, c)}
+	}
 	var plans []plannedRollout
 	var notes []WorkloadNote
 	switch {
@@ -198,6 +231,18 @@ func (o *RestartOptions) Run(ctx context.Context) error {
 		plans: plans, notes: notes, dryRun: o.DryRunFlag, wait: o.Wait, timeout: o.Timeout,
 		output: o.OutputFlag, now: o.Now, tick: o.Tick, streams: o.IOStreams,
 	}, nil)
+}
+
+// whoAmI is the user's name as the API server authenticates it (a SelfSubjectReview), recorded as
+// spec.emergency.requestedBy: the admission policy admits an emergency only when it names its creator.
+// Empty, with a warning, when the API server does not say.
+func (o *RestartOptions) whoAmI(ctx context.Context, c client.Client) string {
+	review := &authenticationv1.SelfSubjectReview{}
+	if err := c.Create(ctx, review); err != nil {
+		fmt.Fprintf(o.ErrOut, "Warning: could not learn your user name from the API server (%v); spec.emergency.requestedBy is left empty, which the admission policy refuses\n", err)
+		return ""
+	}
+	return review.Status.UserInfo.Username
 }
 
 // planSecret plans the rollouts of the consumers of --secret.

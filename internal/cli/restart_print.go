@@ -48,5 +48,9 @@ func createdLine(p plannedRollout, dryRun DryRunFlag) string {
 	if name == "" {
 		name = p.Rollout.GenerateName + "<generated>"
 	}
-	return fmt.Sprintf("certrollout.certrollout.io/%s created%s: %s", name, dryRun.dryRunSuffix(), describePlan(p))
+	s := fmt.Sprintf("certrollout.certrollout.io/%s created%s: %s", name, dryRun.dryRunSuffix(), describePlan(p))
+	if e := p.Rollout.Spec.Emergency; e != nil {
+		s += fmt.Sprintf(" (EMERGENCY: starts at once, requested by %s: %s)", orElse(e.RequestedBy, "an unnamed user"), e.Reason)
+	}
+	return s
 }

@@ -138,6 +138,31 @@ func TestRestartProgressLinesPrintOnlyWhatChanged(t *testing.T) {
 	}
 }
 
+func TestRestartProgressSaysOnceThatAnEmergencyStartedAndWhy(t *testing.T) {
+	msg := "Started at once as an emergency requested by dana: INC-42 (despite the maintenance windows)"
+	ro := api.CertRollout{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "portal-qn7t5"}, Spec: api.CertRolloutSpec{
+		Policy: "portal", Emergency: &api.EmergencySpec{Reason: "INC-42", RequestedBy: "dana"}}}
+	quiescing := ro
+	quiescing.Status = api.CertRolloutStatus{Phase: api.PhaseQuiescing, StartTime: at(time.Second),
+		Conditions: []metav1.Condition{{Type: api.ConditionEmergency, Status: metav1.ConditionTrue, Reason: api.ReasonEmergencyStart, Message: msg, LastTransitionTime: *at(time.Second)}}}
+	restarting := quiescing
+	restarting.Status.Phase = api.PhaseRestarting
+	var out bytes.Buffer
+	p := newLinePrinter(&out, fakeClock(t0, time.Second))
+	for _, s := range [][]api.CertRollout{{ro}, {quiescing}, {quiescing}, {restarting}} {
+		p.observe(s)
+	}
+	lines := strings.Split(out.String(), "\n")
+	if got := strings.Count(out.String(), msg); got != 1 || len(lines) < 2 || !strings.HasSuffix(lines[0], msg) || !strings.Contains(lines[1], "Quiescing") {
+		t.Errorf("want the emergency line once, before the phase line:\n%s", out.String())
+	}
+	var block bytes.Buffer
+	(&blockPrinter{w: &block, now: fakeClock(t0, time.Second)}).draw([]api.CertRollout{quiescing})
+	if !strings.Contains(block.String(), "portal-qn7t5  Quiescing  EMERGENCY") {
+		t.Errorf("the progress block does not say it is an emergency:\n%s", block.String())
+	}
+}
+
 func TestRestartProgressLinesSayWhenNoControllerPicksTheRolloutUp(t *testing.T) {
 	var out bytes.Buffer
 	now := t0
@@ -226,6 +251,41 @@ func TestRestartValidatesItsFlags(t *testing.T) {
 		_, _, err := run(t, "certrollout", strings.Fields(args)...)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v, want an error containing %q", args, err, want)
+		}
+	}
+}
+
+func TestRestartNowIsRefusedWithoutAReason(t *testing.T) {
+	for name, args := range map[string][]string{
+		"no --reason":           {"restart", "deploy/web", "--now"},
+		"a blank --reason":      {"restart", "deploy/web", "--now", "--reason", "  "},
+		"a reason too long":     {"restart", "deploy/web", "--now", "--reason", strings.Repeat("x", maxEmergencyReason+1)},
+		"with --policy as well": {"restart", "--policy", "build", "--now"},
+	} {
+		_, _, err := run(t, "certrollout", args...)
+		want := "--now needs --reason"
+		if name == "a reason too long" {
+			want = "holds at most 1024"
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want an error containing %q", name, err, want)
+		}
+	}
+	// With a reason, --now passes validation and fails only where the cluster is needed.
+	_, _, err := run(t, "certrollout", "restart", "deploy/web", "--now", "--reason", "INC-42", "--kubeconfig", "/nonexistent")
+	if err == nil || strings.Contains(err.Error(), "--reason") || !strings.Contains(err.Error(), "kubeconfig") {
+		t.Errorf("got %v, want only the kubeconfig to be missing", err)
+	}
+}
+
+func TestRestartHelpSaysWhenToUseNow(t *testing.T) {
+	out, _, err := run(t, "certrollout", "restart", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--now --reason", "certificate\nexpires before the next maintenance window", "ClusterRole certrollout-emergency", "--now  "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("restart --help does not say %q:\n%s", want, out)
 		}
 	}
 }
@@ -459,6 +519,40 @@ func TestRestartAPolicyQuiescesAndRestoresTheWorkersExactly(t *testing.T) {
 	}
 	if got := e.replicaSets("build"); got != before+1 {
 		t.Errorf("build has %d ReplicaSets, had %d: want exactly one new rollout", got, before)
+	}
+}
+
+func TestRestartNowStartsAGovernedWorkloadOutsideItsWindowAndRecordsWhoAndWhy(t *testing.T) {
+	e := newRestartEnv(t)
+	e.deploy(withLabels(testgen.Deployment(e.ns, "build", 1, nil), map[string]string{"role": "build"}), true)
+	e.deploy(testgen.Deployment(e.ns, "workers", 2, nil), true)
+	e.policy("build", api.RolloutPolicySpec{
+		Selector:      metav1.LabelSelector{MatchLabels: map[string]string{"role": "build"}},
+		Windows:       []api.MaintenanceWindow{{Schedule: "0 3 29 2 *", Duration: metav1.Duration{Duration: time.Hour}}}, // leap days only
+		Quiesce:       []api.QuiesceTarget{{Kind: "Deployment", Name: "workers", DrainTimeout: metav1.Duration{Duration: time.Minute}}},
+		HealthTimeout: metav1.Duration{Duration: time.Minute},
+	})
+	e.startController()
+	out, stderr, err := e.run("restart", "deploy/build", "--now", "--reason", "INC-7: expires tonight", "--wait", "--timeout", "3m")
+	if err != nil {
+		t.Fatalf("%v\n%s%s", err, out, stderr)
+	}
+	ros := e.rollouts()
+	if len(ros) != 1 {
+		t.Fatalf("%d CertRollouts, want 1", len(ros))
+	}
+	ro := ros[0]
+	em := ro.Spec.Emergency
+	if em == nil || em.Reason != "INC-7: expires tonight" || em.RequestedBy == "" || ro.Spec.Policy != "build" || ro.Status.Phase != api.PhaseSucceeded {
+		t.Fatalf("rollout %s: policy %q, emergency %+v, phase %s: %s", ro.Name, ro.Spec.Policy, em, ro.Status.Phase, ro.Status.Message)
+	}
+	if q := ro.Status.Quiesced; len(q) != 1 || q[0].Name != "workers" || q[0].State != api.QuiesceRestored {
+		t.Errorf("the workers were not quiesced and restored: %+v", q)
+	}
+	created := "certrollout.certrollout.io/" + ro.Name + " created: policy build: Deployment/build (EMERGENCY: starts at once, requested by " + em.RequestedBy + ": INC-7: expires tonight)"
+	said := "Started at once as an emergency requested by " + em.RequestedBy + ": INC-7: expires tonight (despite the maintenance windows)"
+	if !strings.Contains(out, created) || !strings.Contains(out, said) {
+		t.Errorf("output does not say it is an emergency, who asked and why:\n%s", out)
 	}
 }
 

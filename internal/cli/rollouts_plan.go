@@ -25,6 +25,8 @@ type planner struct {
 	ns string
 	// message is the trigger message of every rollout it builds.
 	message string
+	// emergency, when set, makes every rollout it builds an emergency (restart --now).
+	emergency *api.EmergencySpec
 }
 
 // plannedRollout is a CertRollout to create, with what its policy selects when it names no targets
@@ -44,6 +46,9 @@ func (p *planner) newRollout(policyName, base string, targets []api.WorkloadRefe
 			Targets: targets,
 			Trigger: api.RolloutTrigger{Type: api.TriggerManual, Message: p.message},
 		},
+	}
+	if p.emergency != nil {
+		ro.Spec.Emergency = p.emergency.DeepCopy()
 	}
 	if policyName != "" {
 		// The controller labels its own rollouts this way; ours too, so `kubectl get cro -l` and the

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/duration"
@@ -59,6 +60,8 @@ type seenRollout struct {
 	trusted  map[string]api.TrustingWorkload
 	leaves   map[string]api.LeafStatus
 	warned   bool
+	// emergency: the line saying the rollout started as an emergency was printed.
+	emergency bool
 }
 
 func newLinePrinter(w io.Writer, now func() time.Time) *linePrinter {
@@ -120,6 +123,11 @@ func (p *linePrinter) observe(ros []api.CertRollout) {
 		ended, began := s.stepChanges(ro)
 		for _, text := range ended {
 			p.lineAt(ts, ro, phase, text)
+		}
+		if c := emergencyStart(ro); c != nil && !s.emergency {
+			// Before the phase line: the emergency is why the rollout starts now.
+			s.emergency = true
+			p.lineAt(ts, ro, phase, c.Message)
 		}
 		switch {
 		case st.Phase != s.phase && !st.Phase.Finished():
@@ -193,6 +201,15 @@ func (s *seenRollout) stepChanges(ro *api.CertRollout) (ended, began []string) {
 		s.targets[key] = t
 	}
 	return ended, began
+}
+
+// emergencyStart is the condition the controller sets when an emergency rollout starts (who asked, why,
+// what it overrode); nil before then and for an ordinary rollout.
+func emergencyStart(ro *api.CertRollout) *metav1.Condition {
+	if ro.Spec.Emergency == nil {
+		return nil
+	}
+	return apimeta.FindStatusCondition(ro.Status.Conditions, api.ConditionEmergency)
 }
 
 // phaseMessage is the line for a rollout entering a phase (or changing why it waits).
@@ -425,6 +442,9 @@ type blockRollout struct {
 func newBlockRollout(ro *api.CertRollout, now time.Time, waited time.Duration) blockRollout {
 	st := ro.Status
 	header := []string{ro.Name, orElse(string(st.Phase), "Pending"), st.Progress}
+	if ro.Spec.Emergency != nil {
+		header = append(header, "EMERGENCY")
+	}
 	if ro.Spec.Policy != "" {
 		header = append(header, "policy "+ro.Spec.Policy)
 	}

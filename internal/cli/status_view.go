@@ -212,6 +212,13 @@ func rolloutFields(ro *api.CertRollout, now time.Time) describeFields {
 	} else {
 		f = append(f, describeField{"Targets", orElse(refsString(ro.Spec.Targets), "all the policy governs")})
 	}
+	if e := ro.Spec.Emergency; e != nil {
+		emergency := "requested by " + orElse(e.RequestedBy, "an unnamed user") + ": " + e.Reason
+		if c := emergencyStart(ro); c != nil {
+			emergency = c.Message
+		}
+		f = append(f, describeField{"Emergency", emergency})
+	}
 	f = append(f,
 		describeField{"Phase", orElse(string(st.Phase), "<none> (no controller has picked it up)")},
 		describeField{"Progress", st.Progress}, describeField{"Message", st.Message},

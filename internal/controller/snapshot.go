@@ -356,7 +356,7 @@ func (s *Snapshot) workload(ctx context.Context, k kind, obj client.Object, poli
 		view := *pv
 		na := decide.ReadLedger(obj.GetAnnotations()).NotAfter
 		view.Deadline = pv.Policy.Spec.DeadlineFor(na)
-		view.Gate = orchestrate.StartGate(&pv.parsed, na, s.disc.opts.Clock())
+		view.Gate = orchestrate.StartGate(orchestrate.Start{Policy: &pv.parsed, NotAfter: na, Now: s.disc.opts.Clock()})
 		w.Policy = &view
 	}
 	return w, true, nil

@@ -15,7 +15,8 @@ type Gate struct {
 	// Open: the rollout may start now.
 	Open bool
 	// Reason is why it is closed (api.ReasonPolicyInvalid, api.ReasonPolicySuspended, api.ReasonWaitingForWindow), or
-	// api.ReasonDeadlineOverride when the expiry deadline opened it; "" when it is simply open.
+	// api.ReasonDeadlineOverride when the expiry deadline opened it, api.ReasonEmergencyStart when an
+	// emergency did; "" when it is simply open.
 	Reason string
 	// At is when a closed gate opens by itself: the next window, or the expiry deadline if that comes
 	// first. Zero when only a person can open it (an invalid or suspended policy), or it is open.
@@ -26,13 +27,31 @@ type Gate struct {
 	Window time.Time
 }
 
-// StartGate judges p at now for targets whose pods run on a certificate expiring at notAfter (zero when
-// unknown). An invalid policy holds its rollouts unless the deadline has come; a suspended one holds them
-// whatever the deadline; closed windows hold them until the next window or the deadline, whichever comes
-// first. A nil policy (a CertRollout naming none) is always open.
-func StartGate(p *Policy, notAfter, now time.Time) Gate {
+// Start is what the start gate judges: the policy (nil when the rollout names none), when the earliest
+// certificate the targets' pods run on expires (zero when unknown), the time, and whether the rollout is
+// an emergency (spec.emergency).
+type Start struct {
+	Policy    *Policy
+	NotAfter  time.Time
+	Now       time.Time
+	Emergency bool
+}
+
+// StartGate judges a start. An invalid policy holds its rollouts unless the deadline has come; a
+// suspended one holds them whatever the deadline; closed windows hold them until the next window or the
+// deadline, whichever comes first. An emergency opens it whatever the policy says (Reason
+// api.ReasonEmergencyStart when the policy would have held it). A nil policy (a CertRollout naming none)
+// is always open.
+func StartGate(in Start) Gate {
+	p, notAfter, now := in.Policy, in.NotAfter, in.Now
 	if p == nil {
 		return Gate{Open: true}
+	}
+	if in.Emergency {
+		if g := StartGate(Start{Policy: p, NotAfter: notAfter, Now: now}); g.Open && g.Reason == "" {
+			return g
+		}
+		return Gate{Open: true, Reason: api.ReasonEmergencyStart}
 	}
 	past := p.Spec.PastDeadline(notAfter, now)
 	switch {

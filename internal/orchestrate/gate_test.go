@@ -27,24 +27,32 @@ func TestStartGate(t *testing.T) {
 	}
 	far, soon := now.Add(30*24*time.Hour), now.Add(24*time.Hour)
 	for name, c := range map[string]struct {
-		p        *Policy
-		notAfter time.Time
-		want     Gate
+		p         *Policy
+		notAfter  time.Time
+		want      Gate
+		emergency bool
 	}{
-		"no policy":                               {nil, far, Gate{Open: true}},
-		"no windows":                              {policy("", false, nil, nil), far, Gate{Open: true}},
-		"a window open":                           {policy("", false, []schedule.Window{morning}, nil), far, Gate{Open: true}},
-		"windows closed: the next one":            {policy("", false, []schedule.Window{saturday}, deadline), far, Gate{Reason: api.ReasonWaitingForWindow, At: nextWindow, Window: nextWindow}},
-		"the deadline comes before the window":    {policy("", false, []schedule.Window{saturday}, deadline), now.Add(96 * time.Hour), Gate{Reason: api.ReasonWaitingForWindow, At: now.Add(24 * time.Hour), ByDeadline: true, Window: nextWindow}},
-		"past the deadline, windows closed":       {policy("", false, []schedule.Window{saturday}, deadline), soon, Gate{Open: true, Reason: api.ReasonDeadlineOverride}},
-		"past the deadline, the window open":      {policy("", false, []schedule.Window{morning}, deadline), soon, Gate{Open: true}},
-		"an unknown expiry has no deadline":       {policy("", false, []schedule.Window{saturday}, deadline), time.Time{}, Gate{Reason: api.ReasonWaitingForWindow, At: nextWindow, Window: nextWindow}},
-		"invalid holds":                           {policy("bad cron", false, nil, deadline), far, Gate{Reason: api.ReasonPolicyInvalid}},
-		"invalid, past the deadline":              {policy("bad cron", false, nil, deadline), soon, Gate{Open: true, Reason: api.ReasonDeadlineOverride}},
-		"suspended holds, even past the deadline": {policy("", true, nil, deadline), soon, Gate{Reason: api.ReasonPolicySuspended}},
+		"no policy":                               {nil, far, Gate{Open: true}, false},
+		"no windows":                              {policy("", false, nil, nil), far, Gate{Open: true}, false},
+		"a window open":                           {policy("", false, []schedule.Window{morning}, nil), far, Gate{Open: true}, false},
+		"windows closed: the next one":            {policy("", false, []schedule.Window{saturday}, deadline), far, Gate{Reason: api.ReasonWaitingForWindow, At: nextWindow, Window: nextWindow}, false},
+		"the deadline comes before the window":    {policy("", false, []schedule.Window{saturday}, deadline), now.Add(96 * time.Hour), Gate{Reason: api.ReasonWaitingForWindow, At: now.Add(24 * time.Hour), ByDeadline: true, Window: nextWindow}, false},
+		"past the deadline, windows closed":       {policy("", false, []schedule.Window{saturday}, deadline), soon, Gate{Open: true, Reason: api.ReasonDeadlineOverride}, false},
+		"past the deadline, the window open":      {policy("", false, []schedule.Window{morning}, deadline), soon, Gate{Open: true}, false},
+		"an unknown expiry has no deadline":       {policy("", false, []schedule.Window{saturday}, deadline), time.Time{}, Gate{Reason: api.ReasonWaitingForWindow, At: nextWindow, Window: nextWindow}, false},
+		"invalid holds":                           {policy("bad cron", false, nil, deadline), far, Gate{Reason: api.ReasonPolicyInvalid}, false},
+		"invalid, past the deadline":              {policy("bad cron", false, nil, deadline), soon, Gate{Open: true, Reason: api.ReasonDeadlineOverride}, false},
+		"suspended holds, even past the deadline": {policy("", true, nil, deadline), soon, Gate{Reason: api.ReasonPolicySuspended}, false},
+
+		"starts an emergency rollout at once in a closed window":        {policy("", false, []schedule.Window{saturday}, deadline), far, Gate{Open: true, Reason: api.ReasonEmergencyStart}, true},
+		"starts an emergency rollout at once on a suspended policy":     {policy("", true, nil, nil), far, Gate{Open: true, Reason: api.ReasonEmergencyStart}, true},
+		"starts an emergency rollout at once on an invalid policy":      {policy("bad cron", false, nil, nil), far, Gate{Open: true, Reason: api.ReasonEmergencyStart}, true},
+		"starts an emergency rollout past the deadline as an emergency": {policy("", false, []schedule.Window{saturday}, deadline), soon, Gate{Open: true, Reason: api.ReasonEmergencyStart}, true},
+		"an emergency in an open window overrides nothing":              {policy("", false, []schedule.Window{morning}, nil), far, Gate{Open: true}, true},
+		"an emergency without a policy overrides nothing":               {nil, far, Gate{Open: true}, true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if got := StartGate(c.p, c.notAfter, now); got != c.want {
+			if got := StartGate(Start{Policy: c.p, NotAfter: c.notAfter, Now: now, Emergency: c.emergency}); got != c.want {
 				t.Errorf("got %+v, want %+v", got, c.want)
 			}
 		})

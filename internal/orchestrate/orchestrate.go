@@ -352,7 +352,7 @@ func (s *stepper) initialize() {
 
 func (s *stepper) start() {
 	p := s.in.Policy
-	gate := StartGate(p, s.earliestNotAfter(), s.in.Now)
+	gate := StartGate(Start{Policy: p, NotAfter: s.earliestNotAfter(), Now: s.in.Now, Emergency: s.emergency() != nil})
 	if p != nil {
 		if dl := p.Spec.DeadlineFor(s.earliestNotAfter()); !dl.IsZero() {
 			s.Status.ExpiryDeadline = &metav1.Time{Time: dl}
@@ -386,7 +386,11 @@ func (s *stepper) start() {
 		s.waitForWindow(gate)
 		return
 	}
-	if gate.Reason == api.ReasonDeadlineOverride {
+	switch gate.Reason {
+	case api.ReasonDeadlineOverride, api.ReasonEmergencyStart:
+		if p.Spec.Suspend {
+			overridden = append(overridden, fmt.Sprintf("RolloutPolicy %s being suspended", p.Name))
+		}
 		if p.Invalid != "" {
 			overridden = append(overridden, fmt.Sprintf("RolloutPolicy %s being invalid (%s): only what it validly asks is done", p.Name, p.Invalid))
 		}
@@ -398,15 +402,38 @@ func (s *stepper) start() {
 	s.Status.StartTime = s.Now()
 	s.Status.Phase = api.PhaseQuiescing
 	s.Status.Message = "quiescing"
-	if len(overridden) > 0 {
+	switch e := s.emergency(); {
+	case e != nil:
+		// Recorded whether or not anything held it: who asked and why belong on the rollout's record.
+		s.Status.Message = "quiescing (emergency)"
+		s.SetCondition(api.ConditionEmergency, metav1.ConditionTrue, api.ReasonEmergencyStart, emergencyMessage(e, overridden))
+		s.Event(rolloutstatus.Warning, api.ReasonEmergencyStart, "%s", emergencyMessage(e, overridden))
+	case len(overridden) > 0:
 		s.Event(rolloutstatus.Warning, api.ReasonDeadlineOverride, "Started despite %s: %s", strings.Join(overridden, ", "), s.deadlineOverride(p))
 	}
 	s.Event(rolloutstatus.Normal, api.ReasonStarted, "Started: %d target(s), %d workload(s) to quiesce", len(s.Status.Targets), len(s.Status.Quiesced))
 }
 
+// emergency is the rollout's spec.emergency; nil for an ordinary rollout.
+func (s *stepper) emergency() *api.EmergencySpec { return s.in.Rollout.Spec.Emergency }
+
+// emergencyMessage is the record of an emergency start: who, why, and what it overrode.
+func emergencyMessage(e *api.EmergencySpec, overridden []string) string {
+	who := e.RequestedBy
+	if who == "" {
+		who = "an unnamed user"
+	}
+	msg := fmt.Sprintf("Started at once as an emergency requested by %s: %s", who, e.Reason)
+	if len(overridden) > 0 {
+		msg += " (despite " + strings.Join(overridden, ", ") + ")"
+	}
+	return msg
+}
+
 // takeSlot applies the controller's limits on running rollouts: the namespace's share holds every
-// rollout; the cluster-wide limit holds all but a rollout past its policy's expiry deadline, which says
-// what it overrode. ok is false when the rollout waits for a slot.
+// rollout, an emergency too (a tenant's emergency must not take other namespaces' share); the
+// cluster-wide limit holds all but an emergency and a rollout past its policy's expiry deadline, which
+// say what they overrode. ok is false when the rollout waits for a slot.
 func (s *stepper) takeSlot() (overridden []string, ok bool) {
 	if s.in.MaxRunningHere > 0 && s.in.RunningHere >= s.in.MaxRunningHere {
 		// The namespace's share is taken by its own rollouts: even a deadline waits for those.
@@ -417,7 +444,7 @@ func (s *stepper) takeSlot() (overridden []string, ok bool) {
 	if s.in.MaxRunning > 0 && s.in.Running >= s.in.MaxRunning {
 		// Other namespaces' rollouts hold every slot; a rollout whose certificate is about to expire does
 		// not wait behind them.
-		if s.in.Policy == nil || s.deadlineOverride(s.in.Policy) == "" {
+		if s.emergency() == nil && (s.in.Policy == nil || s.deadlineOverride(s.in.Policy) == "") {
 			s.pending(api.ReasonConcurrencyLimit, fmt.Sprintf("waiting: %d rollouts are running, the most --max-concurrent-rollouts allows", s.in.Running))
 			s.Wait(pollInterval)
 			return nil, false

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -45,6 +46,11 @@ func policy(mods ...func(*Policy)) *Policy {
 		m(p)
 	}
 	return p
+}
+
+// emergency makes r an emergency rollout that alice asked for.
+func emergency(r *api.CertRollout) {
+	r.Spec.Emergency = &api.EmergencySpec{Reason: "INC-42: the portal serves an expired certificate", RequestedBy: "alice"}
 }
 
 func window(t *testing.T, spec string, d time.Duration) func(*Policy) {
@@ -377,6 +383,28 @@ func TestNext(t *testing.T) {
 			}), Workloads: world(set(build, func(w *Workload) { w.RunningNotAfter = now.Add(time.Hour) }))},
 			want: want{phase: api.PhaseQuiescing, events: []string{api.ReasonDeadlineOverride, api.ReasonStarted}, requeue: time.Second, message: "recording the quiesce list"},
 		},
+		"starts an emergency rollout at once in a closed window": {
+			in:   Input{Now: now, Rollout: with(rollout("", build), emergency), Policy: policy(window(t, "0 2 * * 6", time.Hour)), Workloads: world()},
+			want: want{phase: api.PhaseQuiescing, events: []string{api.ReasonEmergencyStart, api.ReasonStarted}, requeue: time.Second, message: "recording the quiesce list"},
+		},
+		"starts an emergency rollout at once on a suspended policy, still quiescing first": {
+			in:   Input{Now: now, Rollout: with(rollout("", build), emergency), Policy: policy(func(p *Policy) { p.Spec.Suspend = true }), Workloads: world()},
+			want: want{phase: api.PhaseQuiescing, events: []string{api.ReasonEmergencyStart, api.ReasonStarted}, requeue: time.Second, message: "recording the quiesce list"},
+		},
+		"starts an emergency rollout at once on an invalid policy": {
+			in:   Input{Now: now, Rollout: with(rollout("", build), emergency), Policy: policy(func(p *Policy) { p.Invalid = "windows[0]: bad cron" }), Workloads: world()},
+			want: want{phase: api.PhaseQuiescing, events: []string{api.ReasonEmergencyStart, api.ReasonStarted}, requeue: time.Second, message: "recording the quiesce list"},
+		},
+		"an emergency rollout still takes only its namespace's share of the running rollouts": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhasePending, build), emergency), Policy: policy(func(p *Policy) { p.Spec.Suspend = true }), Workloads: world(),
+				Running: 2, MaxRunning: 5, RunningHere: 2, MaxRunningHere: 2},
+			want: want{phase: api.PhasePending, events: []string{api.ReasonConcurrencyLimit}, requeue: pollInterval, message: "--max-concurrent-rollouts-per-namespace"},
+		},
+		"an emergency rollout does not wait behind other namespaces' rollouts": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhasePending, build), emergency), Policy: policy(func(p *Policy) { p.Spec.Quiesce = nil }), Workloads: world(),
+				Running: 5, MaxRunning: 5, RunningHere: 1, MaxRunningHere: 2},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{api.ReasonEmergencyStart, api.ReasonStarted, api.ReasonRestarted}, requeue: pollInterval},
+		},
 		"fails a rollout that names an opted-out target, touching nothing": {
 			in:   Input{Now: now, Rollout: rollout("", build), Policy: policy(), Workloads: world(set(build, func(w *Workload) { w.OptedOut = true }))},
 			want: want{phase: api.PhaseFailed, events: []string{api.ReasonFailed}, message: `target Deployment build is opted out of certrollout`},
@@ -457,6 +485,34 @@ func TestNext(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestAnEmergencyStartRecordsWhoAskedWhyAndWhatItOverrode(t *testing.T) {
+	res := Next(Input{Now: now, Rollout: with(rollout(api.PhaseWaitingForWindow, build), emergency),
+		Policy: policy(window(t, "0 2 * * 6", time.Hour), func(p *Policy) { p.Spec.Suspend = true }), Workloads: world(), Running: 3, MaxRunning: 3})
+	want := "Started at once as an emergency requested by alice: INC-42: the portal serves an expired certificate " +
+		"(despite the 3 rollouts already running (--max-concurrent-rollouts), RolloutPolicy ops being suspended, the maintenance windows)"
+	c := apimeta.FindStatusCondition(res.Status.Conditions, api.ConditionEmergency)
+	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != api.ReasonEmergencyStart || c.Message != want {
+		t.Errorf("Emergency condition %+v, want True %s %q", c, api.ReasonEmergencyStart, want)
+	}
+	var found bool
+	for _, e := range res.Events {
+		if e.Reason == api.ReasonEmergencyStart {
+			found = true
+			if e.Type != rolloutstatus.Warning || e.Message != want {
+				t.Errorf("Event %+v, want a Warning %q", e, want)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no %s Event among %+v", api.ReasonEmergencyStart, res.Events)
+	}
+	// An ordinary rollout of the same policy gets neither.
+	res = Next(Input{Now: now, Rollout: rollout(api.PhasePending, build), Policy: policy(), Workloads: world()})
+	if c := apimeta.FindStatusCondition(res.Status.Conditions, api.ConditionEmergency); c != nil || hasReason(res.Events, api.ReasonEmergencyStart) {
+		t.Errorf("an ordinary rollout was recorded as an emergency: %+v, %+v", c, res.Events)
 	}
 }
 

@@ -214,6 +214,14 @@ func TestTheChartsTenancyObjectsAreThoseOfConfig(t *testing.T) {
 	if got := r.get(t, "ClusterRole", "certrollout-view").GetLabels()["rbac.authorization.k8s.io/aggregate-to-view"]; got != "true" {
 		t.Errorf("certrollout-view is not aggregated into view: %q", got)
 	}
+	emergency := r.get(t, "ClusterRole", "certrollout-emergency")
+	diffRules(t, "the rendered certrollout-emergency and config/rbac/tenant_roles.yaml's",
+		renderedRules(t, emergency), shippedRulesOf(t, "tenant_roles.yaml", "ClusterRole", "certrollout-emergency"))
+	for k := range emergency.GetLabels() {
+		if strings.HasPrefix(k, "rbac.authorization.k8s.io/aggregate-to-") {
+			t.Errorf("certrollout-emergency is aggregated (%s): emergency rights must be granted on their own", k)
+		}
+	}
 }
 
 func TestTheChartsCRDsAreThoseOfConfigCRDBases(t *testing.T) {

@@ -19,6 +19,7 @@ const releaseNamespace = "certrollout-system"
 var defaultObjects = []string{
 	"ClusterRole//certrollout",
 	"ClusterRole//certrollout-edit",
+	"ClusterRole//certrollout-emergency",
 	"ClusterRole//certrollout-metrics-reader",
 	"ClusterRole//certrollout-view",
 	"ClusterRoleBinding//certrollout",
@@ -368,7 +369,7 @@ func TestTogglesAddOrRemoveExactlyTheirObjects(t *testing.T) {
 			"RoleBinding/" + ns + "certrollout-settings-reader"}},
 		"admissionPolicy off": {"admissionPolicy: {enabled: false}", nil, []string{"ValidatingAdmissionPolicy//certrollout.io-restart-rights",
 			"ValidatingAdmissionPolicyBinding//certrollout.io-restart-rights"}},
-		"rbac.aggregateToDefaultRoles off": {"rbac: {aggregateToDefaultRoles: false}", nil, []string{"ClusterRole//certrollout-edit", "ClusterRole//certrollout-view"}},
+		"rbac.aggregateToDefaultRoles off": {"rbac: {aggregateToDefaultRoles: false}", nil, []string{"ClusterRole//certrollout-edit", "ClusterRole//certrollout-emergency", "ClusterRole//certrollout-view"}},
 		"metrics off": {"metrics: {enabled: false}\nserviceMonitor: {enabled: true}\npodMonitor: {enabled: true}", nil,
 			[]string{"Service/" + ns + "certrollout-metrics", "ClusterRole//certrollout-metrics-reader"}},
 		"a metrics reader": {"metrics: {reader: {serviceAccount: {name: prometheus-k8s, namespace: monitoring}}}",
