@@ -124,7 +124,10 @@ watchNamespaces: [%s, %s]
 settlePeriod: 1s
 logFormat: json
 verbosity: 1
-`, watched, other)))
+trustSync:
+  enabled: true
+  targets: [{namespace: %s, name: kubeflow-oidc-ca-bundle}]
+`, watched, other, watched)))
 	applyObjects(t, c, r, "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 	sa := release + "-certrollout"
 	user := "system:serviceaccount:" + home + ":" + sa
@@ -193,6 +196,10 @@ verbosity: 1
 	if strings.Contains(logs.String(), "forbidden") {
 		t.Errorf("the controller met Forbidden errors under the chart's RBAC:\n%s", logs.String())
 	}
+	// The same controller (one per test process: controller names are process-wide) syncs trust bundles.
+	t.Run("a TrustBundleSync writes only its granted Secret and its consumer rolls once", func(t *testing.T) {
+		trustBundleSyncUnderTheChartsRBAC(t, c, watched, user, home, running)
+	})
 }
 
 // allowed asks the API server's authorizer whether the ServiceAccount user (of namespace home) may do what.

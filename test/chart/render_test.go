@@ -25,6 +25,7 @@ var defaultObjects = []string{
 	"ClusterRoleBinding//certrollout",
 	"CustomResourceDefinition//certrollouts.certrollout.io",
 	"CustomResourceDefinition//rolloutpolicies.certrollout.io",
+	"CustomResourceDefinition//trustbundlesyncs.certrollout.io",
 	"Deployment/certrollout-system/certrollout",
 	"PodDisruptionBudget/certrollout-system/certrollout",
 	"Role/certrollout-system/certrollout-leader-election",
@@ -36,7 +37,9 @@ var defaultObjects = []string{
 	"Service/certrollout-system/certrollout-metrics",
 	"ServiceAccount/certrollout-system/certrollout",
 	"ValidatingAdmissionPolicy//certrollout.io-restart-rights",
+	"ValidatingAdmissionPolicy//certrollout.io-trust-sync-rights",
 	"ValidatingAdmissionPolicyBinding//certrollout.io-restart-rights",
+	"ValidatingAdmissionPolicyBinding//certrollout.io-trust-sync-rights",
 }
 
 // deployment returns the rendered controller Deployment, typed.
@@ -358,7 +361,8 @@ func TestTogglesAddOrRemoveExactlyTheirObjects(t *testing.T) {
 		"networkPolicy":                       {"networkPolicy: {enabled: true}", []string{"NetworkPolicy/" + ns + "certrollout"}, nil},
 		"podDisruptionBudget off":             {"podDisruptionBudget: {enabled: false}", nil, []string{"PodDisruptionBudget/" + ns + "certrollout"}},
 		"one replica has no PDB":              {"replicaCount: 1", nil, []string{"PodDisruptionBudget/" + ns + "certrollout"}},
-		"crds.enabled false":                  {"crds: {enabled: false}", nil, []string{"CustomResourceDefinition//certrollouts.certrollout.io", "CustomResourceDefinition//rolloutpolicies.certrollout.io"}},
+		"crds.enabled false": {"crds: {enabled: false}", nil, []string{"CustomResourceDefinition//certrollouts.certrollout.io", "CustomResourceDefinition//rolloutpolicies.certrollout.io",
+			"CustomResourceDefinition//trustbundlesyncs.certrollout.io"}},
 		"serviceAccount.create false": {"serviceAccount: {create: false, name: existing}", nil,
 			[]string{"ServiceAccount/" + ns + "certrollout"}},
 		"rbac.create false": {"rbac: {create: false}", nil, []string{"ClusterRole//certrollout", "ClusterRoleBinding//certrollout", "ClusterRole//certrollout-metrics-reader",
@@ -368,7 +372,8 @@ func TestTogglesAddOrRemoveExactlyTheirObjects(t *testing.T) {
 		"nobody reads the settings": {"rbac: {settingsReaders: []}", nil, []string{"Role/" + ns + "certrollout-settings-reader",
 			"RoleBinding/" + ns + "certrollout-settings-reader"}},
 		"admissionPolicy off": {"admissionPolicy: {enabled: false}", nil, []string{"ValidatingAdmissionPolicy//certrollout.io-restart-rights",
-			"ValidatingAdmissionPolicyBinding//certrollout.io-restart-rights"}},
+			"ValidatingAdmissionPolicyBinding//certrollout.io-restart-rights", "ValidatingAdmissionPolicy//certrollout.io-trust-sync-rights",
+			"ValidatingAdmissionPolicyBinding//certrollout.io-trust-sync-rights"}},
 		"rbac.aggregateToDefaultRoles off": {"rbac: {aggregateToDefaultRoles: false}", nil, []string{"ClusterRole//certrollout-edit", "ClusterRole//certrollout-emergency", "ClusterRole//certrollout-view"}},
 		"metrics off": {"metrics: {enabled: false}\nserviceMonitor: {enabled: true}\npodMonitor: {enabled: true}", nil,
 			[]string{"Service/" + ns + "certrollout-metrics", "ClusterRole//certrollout-metrics-reader"}},

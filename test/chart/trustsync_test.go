@@ -2,8 +2,6 @@ package chart
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -26,26 +24,12 @@ import (
 	"github.com/certrollout/certrollout/internal/trustsync"
 )
 
-// Kaptain's rotation job, as a TrustBundleSync: the cluster CA renews; the sync copies it (keeping the
-// previous one for an overlap) into the Secret kubeflow-oidc-ca-bundle that authservice reads, and
-// authservice rolls once. The controller runs with the chart's arguments and RBAC, which grant it that one
-// Secret by name: a sync aimed at any other Secret is refused by the API server, and the Secret stays as
-// it was.
-func TestATrustBundleSyncCopiesARenewedCAIntoItsGrantedSecretOnlyAndItsConsumerRollsOnce(t *testing.T) {
-	c := clustertest.Cluster(t)
-	clustertest.InstallCRDs(t)
-	home, app := clustertest.Namespace(t), clustertest.Namespace(t)
-	suffix := make([]byte, 3)
-	_, _ = rand.Read(suffix)
-	release := "trust-" + hex.EncodeToString(suffix)
-	r := renderRelease(t, release, home, values(t, fmt.Sprintf(`
-settlePeriod: 1s
-trustSync:
-  enabled: true
-  targets: [{namespace: %s, name: kubeflow-oidc-ca-bundle}]
-`, app)))
-	applyObjects(t, c, r, "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
-	user := "system:serviceaccount:" + home + ":" + release + "-certrollout"
+// trustBundleSyncUnderTheChartsRBAC is Kaptain's rotation job, as a TrustBundleSync, run by a controller
+// started with the chart's arguments and RBAC (trustSync.targets granting kubeflow-oidc-ca-bundle in app):
+// the cluster CA renews; the sync copies it (keeping the previous one for an overlap) into the Secret
+// that authservice reads, and authservice rolls once. A sync aimed at any other Secret is refused by the
+// API server, and that Secret stays as it was.
+func trustBundleSyncUnderTheChartsRBAC(t *testing.T, c *localcluster.Cluster, app, user, home string, running func() error) {
 	secrets := func(verb, name string) bool {
 		return allowed(t, c, user, home, authorizationv1.ResourceAttributes{Verb: verb, Resource: "secrets", Namespace: app, Name: name})
 	}
@@ -103,7 +87,6 @@ spec:
 `)); err != nil {
 		t.Fatal(err)
 	}
-	_, running := runChartController(t, c, r, user, home)
 	sync := func(name string) *api.TrustBundleSync {
 		u, err := c.Dynamic.Resource(api.GroupVersion.WithResource("trustbundlesyncs")).Namespace(app).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {

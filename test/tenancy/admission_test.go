@@ -38,6 +38,21 @@ func applyShipped(t *testing.T, rel string) {
 }
 
 // as returns a client that impersonates user, as `kubectl --as` does.
+// installTenancy applies the shipped tenant roles and admission policies, as an admin installing
+// certrollout would, and removes the policies when the test ends (they are cluster-wide).
+func installTenancy(t *testing.T, cl client.Client) {
+	t.Helper()
+	applyShipped(t, "rbac/tenant_roles.yaml")
+	applyShipped(t, "admission/admission_policy.yaml")
+	t.Cleanup(func() {
+		for _, name := range []string{"certrollout.io-restart-rights", "certrollout.io-trust-sync-rights"} {
+			meta := metav1.ObjectMeta{Name: name}
+			_ = cl.Delete(context.Background(), &admissionv1.ValidatingAdmissionPolicyBinding{ObjectMeta: meta})
+			_ = cl.Delete(context.Background(), &admissionv1.ValidatingAdmissionPolicy{ObjectMeta: meta})
+		}
+	})
+}
+
 func as(t *testing.T, user string) client.Client {
 	t.Helper()
 	cfg := rest.CopyConfig(clustertest.Cluster(t).Config)
@@ -69,13 +84,7 @@ func grant(t *testing.T, cl client.Client, ns, user, clusterRole string, rules .
 func TestTheShippedAdmissionPolicyLetsTenantsCreateOnlyWhatTheyCouldDoThemselves(t *testing.T) {
 	cl := admin(t)
 	ns := clustertest.Namespace(t)
-	applyShipped(t, "rbac/tenant_roles.yaml")
-	applyShipped(t, "admission/admission_policy.yaml")
-	t.Cleanup(func() {
-		meta := metav1.ObjectMeta{Name: "certrollout.io-restart-rights"}
-		_ = cl.Delete(context.Background(), &admissionv1.ValidatingAdmissionPolicyBinding{ObjectMeta: meta})
-		_ = cl.Delete(context.Background(), &admissionv1.ValidatingAdmissionPolicy{ObjectMeta: meta})
-	})
+	installTenancy(t, cl)
 	create(t, cl, web(ns, "web"), web(ns, "payroll"))
 
 	// alice: certrollout's edit role and read access to workloads, but no right to change them.

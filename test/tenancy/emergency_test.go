@@ -6,9 +6,7 @@ import (
 	"testing"
 	"time"
 
-	admissionv1 "k8s.io/api/admissionregistration/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/clustertest"
@@ -28,13 +26,7 @@ func emergency(ns, name, requestedBy, target string) *api.CertRollout {
 func TestAnEmergencyRolloutNeedsTheEmergencyVerbOnTopOfEditRights(t *testing.T) {
 	cl := admin(t)
 	ns := clustertest.Namespace(t)
-	applyShipped(t, "rbac/tenant_roles.yaml")
-	applyShipped(t, "admission/admission_policy.yaml")
-	t.Cleanup(func() {
-		meta := metav1.ObjectMeta{Name: "certrollout.io-restart-rights"}
-		_ = cl.Delete(context.Background(), &admissionv1.ValidatingAdmissionPolicyBinding{ObjectMeta: meta})
-		_ = cl.Delete(context.Background(), &admissionv1.ValidatingAdmissionPolicy{ObjectMeta: meta})
-	})
+	installTenancy(t, cl)
 	create(t, cl, web(ns, "portal"))
 	// carol may restart portal by hand and through an ordinary CertRollout.
 	grant(t, cl, ns, "carol", "certrollout-edit")
