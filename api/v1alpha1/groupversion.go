@@ -17,12 +17,12 @@ var GroupVersion = schema.GroupVersion{Group: "certrollout.io", Version: "v1alph
 var (
 	// SchemeBuilder registers the types with a scheme.
 	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
-	// AddToScheme adds RolloutPolicy and CertRollout (and their lists) to a scheme.
+	// AddToScheme adds RolloutPolicy, CertRollout and MaintenanceHold (and their lists) to a scheme.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &RolloutPolicy{}, &RolloutPolicyList{}, &CertRollout{}, &CertRolloutList{})
+	s.AddKnownTypes(GroupVersion, &RolloutPolicy{}, &RolloutPolicyList{}, &CertRollout{}, &CertRolloutList{}, &MaintenanceHold{}, &MaintenanceHoldList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }
