@@ -109,8 +109,8 @@ func TestTheShippedAdmissionPolicyLetsTenantsCreateOnlyWhatTheyCouldDoThemselves
 	refused := map[string]client.Object{
 		"this RolloutPolicy restarts or scales Deployments": &api.RolloutPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "all"},
 			Spec: api.RolloutPolicySpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "web"}}}},
-		"this CertRollout restarts or scales Deployments": manual(ns, "policy-only", "all"),
-		"this MaintenanceHold restarts or scales Deployments": holdOf(ns, "hold-payroll", nil, "payroll"),
+		"this CertRollout restarts or scales Deployments":                 manual(ns, "policy-only", "all"),
+		"this MaintenanceHold restarts or scales Deployments":             holdOf(ns, "hold-payroll", nil, "payroll"),
 		"this MaintenanceHold restarts or scales Deployments: its author": holdOf(ns, "hold-all", &metav1.LabelSelector{}),
 		"patch certificates/status in every namespace": &api.CertRollout{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "steal"},
 			Spec: api.CertRolloutSpec{Cascade: &api.CascadeSpec{IssuerRef: api.IssuerReference{Kind: "ClusterIssuer", Name: "root"}, CAFingerprint: strings.Repeat("a", 64)}}},
