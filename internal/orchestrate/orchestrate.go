@@ -297,7 +297,7 @@ func (s *stepper) initialize() {
 		}
 	}
 	if len(targets) == 0 {
-		s.Fail(api.ReasonInvalid, "no targets: the rollout names none and its policy selects no workload")
+		s.Fail(api.ReasonInvalid, "no targets: the rollout names none and its policy selects no workload (to keep workloads stopped during a maintenance, without restarting anything, use a MaintenanceHold: certrollout hold NAME KIND/NAME...)")
 		return
 	}
 	seen := map[Key]bool{}
