@@ -286,7 +286,7 @@ With --wait the command returns once every workload is restored. It exits 2 when
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			if err := o.KubeFlags.Complete(); err != nil {
+			if err := o.Complete(); err != nil {
 				return err
 			}
 			return o.Run(cmd.Context())
@@ -307,6 +307,14 @@ func (o *ReleaseOptions) Validate() error {
 		return errors.New("--timeout only applies with --wait")
 	}
 	return nil
+}
+
+// Complete loads the kubeconfig and fills defaults.
+func (o *ReleaseOptions) Complete() error {
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	return o.KubeFlags.Complete()
 }
 
 // Run sets spec.release and, with --wait, waits until the hold is released.
@@ -330,11 +338,7 @@ func (o *ReleaseOptions) Run(ctx context.Context) error {
 	if !o.Wait {
 		return nil
 	}
-	every := o.Poll
-	if every <= 0 {
-		every = time.Second
-	}
-	return waitHold(ctx, c, client.ObjectKeyFromObject(h), o.Timeout, every, o.Out, func(h *api.MaintenanceHold) (bool, error) {
+	return waitHold(ctx, c, client.ObjectKeyFromObject(h), o.Timeout, o.Poll, o.Out, func(h *api.MaintenanceHold) (bool, error) {
 		return h.Status.Phase == api.HoldPhaseReleased, nil
 	})
 }
