@@ -229,7 +229,7 @@ func waitHold(ctx context.Context, c client.Client, key client.ObjectKey, timeou
 		}
 		if h.Status.Message != "" && h.Status.Message != last {
 			last = h.Status.Message
-			_, _ = fmt.Fprintf(out, "%s: %s\n", orDash(string(h.Status.Phase)), last)
+			_, _ = fmt.Fprintln(out, last)
 		}
 		ok, err := done(&h)
 		if err != nil {

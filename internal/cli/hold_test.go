@@ -25,7 +25,7 @@ func TestHoldWaitsUntilStoppedAndReleaseUntilRestored(t *testing.T) {
 	if err != nil {
 		t.Fatalf("hold --wait: %v\n%s%s", err, out, stderr)
 	}
-	if !strings.Contains(out, "MaintenanceHold "+e.ns+"/maintenance created: holding Deployment/provider") || !strings.Contains(out, "Held: held: 1 workload(s) at zero replicas, no pod left") {
+	if !strings.Contains(out, "MaintenanceHold "+e.ns+"/maintenance created: holding Deployment/provider") || !strings.Contains(out, "held: 1 workload(s) at zero replicas, no pod left") {
 		t.Errorf("hold --wait printed:\n%s", out)
 	}
 	var d appsv1.Deployment
