@@ -126,7 +126,7 @@ func TestAHoldKeepsAStatefulSetAtZeroAcrossARestartAndAnHPAThenRestoresItsExactC
 
 	// The controller restarts; meanwhile a CertRollout that no longer exists left the orphan at zero.
 	e.stop()
-	e.restoreRecordedLater("orphan", 2)
+	e.quiescedByAGoneRollout("orphan", 2)
 	e.start()
 	clustertest.Eventually(t, time.Minute, "the sweeper to restore the orphan", func(context.Context) (bool, error) {
 		return e.replicas("orphan") == 2, nil
@@ -158,9 +158,9 @@ func TestAHoldKeepsAStatefulSetAtZeroAcrossARestartAndAnHPAThenRestoresItsExactC
 	clustertest.Eventually(t, 30*time.Second, "a Restored Event on the provider", e.hasEvent("provider", corev1.EventTypeNormal, api.ReasonRestored))
 }
 
-// restoreRecordedLater leaves a Deployment at zero replicas, quiesced by a CertRollout that does not
+// quiescedByAGoneRollout leaves a Deployment at zero replicas, quiesced by a CertRollout that does not
 // exist, with its count recorded: what a rollout force-deleted mid-way leaves behind.
-func (e *env) restoreRecordedLater(name string, replicas int) {
+func (e *env) quiescedByAGoneRollout(name string, replicas int) {
 	e.t.Helper()
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"gone",%q:"%d"}},"spec":{"replicas":0}}`, api.AnnotationQuiescedBy, api.AnnotationQuiescedReplicas, replicas)
 	if _, err := e.c.Client.AppsV1().Deployments(e.ns).Patch(context.Background(), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
