@@ -38,7 +38,9 @@ func listed(state api.HeldState) func(*api.MaintenanceHold) {
 	}
 }
 
-func running(replicas int32, pods int) Workload { return Workload{Exists: true, Replicas: replicas, Pods: pods} }
+func running(replicas int32, pods int) Workload {
+	return Workload{Exists: true, Replicas: replicas, Pods: pods}
+}
 
 func heldBy(by string, replicas int32, pods int, recorded *int32) Workload {
 	return Workload{Exists: true, Replicas: replicas, Pods: pods, QuiescedBy: by, QuiescedReplicas: recorded}
@@ -67,7 +69,7 @@ func TestNext(t *testing.T) {
 			want: want{phase: api.HoldPhasePending, events: []string{api.ReasonInvalidHold}, ready: metav1.ConditionFalse, stalled: true, message: "does not exist"},
 		},
 		"is stalled when a target names another namespace": {
-			in: Input{Now: now, Hold: holdOf("", func(h *api.MaintenanceHold) { h.Spec.Targets.Workloads[0].Namespace = "other" }), Workloads: map[Key]Workload{provider: running(3, 3)}},
+			in:   Input{Now: now, Hold: holdOf("", func(h *api.MaintenanceHold) { h.Spec.Targets.Workloads[0].Namespace = "other" }), Workloads: map[Key]Workload{provider: running(3, 3)}},
 			want: want{phase: api.HoldPhasePending, events: []string{api.ReasonInvalidHold}, ready: metav1.ConditionFalse, stalled: true, message: "another namespace"},
 		},
 		"is stalled when its selector matches nothing": {
