@@ -42,7 +42,7 @@ func TestHoldWaitsUntilStoppedAndReleaseUntilRestored(t *testing.T) {
 	}
 
 	out, stderr, err = runContext(ctx, t, "certrollout", "release", "maintenance", "--wait", "--kubeconfig", e.kubeconfig, "-n", e.ns)
-	if err != nil || !strings.Contains(out, "Released") {
+	if err != nil || !strings.Contains(out, "released (spec.release is true): 1 workload(s) restored") {
 		t.Fatalf("release --wait: %v\n%s%s", err, out, stderr)
 	}
 	if err := e.cl.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "provider"}, &d); err != nil {

@@ -196,11 +196,18 @@ func TestAHoldReleasesItselfWhenItExpiresAndWhenItIsDeleted(t *testing.T) {
 	e.waitAvailable("deleted")
 	e.start()
 
-	e.createHold("short", &metav1.Time{Time: time.Now().Add(20 * time.Second)}, api.ScalableWorkloadReference{Kind: api.KindDeployment, Name: "expiring"})
+	e.createHold("short", nil, api.ScalableWorkloadReference{Kind: api.KindDeployment, Name: "expiring"})
 	e.createHold("until-deleted", nil, api.ScalableWorkloadReference{Kind: api.KindDeployment, Name: "deleted"})
 	e.waitHold("until-deleted", 2*time.Minute, "until-deleted to hold", isHeld)
 	if got := e.replicas("deleted"); got != 0 {
 		t.Fatalf("held Deployment at %d replicas", got)
+	}
+	// Once held, the short hold is given an expiry that has passed (spec.expiresAt may change): how long
+	// pods take to go on a busy machine then decides nothing.
+	e.waitHold("short", 2*time.Minute, "the short hold to hold", isHeld)
+	expired := fmt.Sprintf(`{"spec":{"expiresAt":%q}}`, time.Now().Add(-time.Second).UTC().Format(time.RFC3339))
+	if err := e.crClient().Patch(ctx, &api.MaintenanceHold{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "short"}}, client.RawPatch(types.MergePatchType, []byte(expired))); err != nil {
+		t.Fatal(err)
 	}
 
 	h := e.waitHold("short", 2*time.Minute, "the short hold to expire", isReleased)
