@@ -22,7 +22,7 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &RolloutPolicy{}, &RolloutPolicyList{}, &CertRollout{}, &CertRolloutList{})
+	s.AddKnownTypes(GroupVersion, &RolloutPolicy{}, &RolloutPolicyList{}, &CertRollout{}, &CertRolloutList{}, &MaintenanceHold{}, &MaintenanceHoldList{})
 	s.AddKnownTypes(GroupVersion, &TrustBundleSync{}, &TrustBundleSyncList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

@@ -29,8 +29,11 @@ const (
 	AnnotationRollout = "certrollout.io/rollout"
 	// AnnotationQuiescedBy and AnnotationQuiescedReplicas are written on a workload a CertRollout scales
 	// to zero, in the same patch: which rollout did it and the replica count it gets back.
+	// A MaintenanceHold writes the same two, with quiesced-by "MaintenanceHold/<name>" (HoldQuiescer).
 	AnnotationQuiescedBy       = "certrollout.io/quiesced-by"
 	AnnotationQuiescedReplicas = "certrollout.io/quiesced-replicas"
+	// HoldQuiescerPrefix starts the AnnotationQuiescedBy value of a workload a MaintenanceHold holds.
+	HoldQuiescerPrefix = "MaintenanceHold/"
 	// AnnotationOrder orders a policy's targets in its rollouts: lower first (default 0), then by kind
 	// and name.
 	AnnotationOrder = "certrollout.io/order"
@@ -55,6 +58,8 @@ const (
 
 	// FinalizerRestore keeps a CertRollout that quiesced workloads until they are restored.
 	FinalizerRestore = "certrollout.io/restore-quiesced"
+	// FinalizerReleaseHold keeps a deleted MaintenanceHold until its workloads are restored.
+	FinalizerReleaseHold = "certrollout.io/release-hold"
 )
 
 // The kinds of workload certrollout knows (package kinds has the table).
@@ -164,14 +169,36 @@ const (
 
 // Reasons of a RolloutPolicy's conditions and Events (ReasonUpToDate is the workload decision's).
 const (
-	ReasonValid             = "Valid"
+	ReasonValid = "Valid"
 	// ReasonDrainShorterThanGrace: the policy is valid, but a quiesced workload's pods may take longer to
 	// stop (terminationGracePeriodSeconds) than its drainTimeout waits for them.
 	ReasonDrainShorterThanGrace = "DrainShorterThanGrace"
-	ReasonInvalidPolicy     = "InvalidPolicy"
-	ReasonRolloutCreated    = "RolloutCreated"
-	ReasonRolloutInProgress = "RolloutInProgress"
-	ReasonSuspended         = "Suspended"
-	ReasonLastRolloutFailed = "LastRolloutFailed"
-	ReasonWaiting           = "Waiting"
+	ReasonInvalidPolicy         = "InvalidPolicy"
+	ReasonRolloutCreated        = "RolloutCreated"
+	ReasonRolloutInProgress     = "RolloutInProgress"
+	ReasonSuspended             = "Suspended"
+	ReasonLastRolloutFailed     = "LastRolloutFailed"
+	ReasonWaiting               = "Waiting"
+)
+
+// Reasons of a MaintenanceHold's conditions and Events (and of the Events on the workloads it holds).
+// ReasonScaledDown, ReasonRestored, ReasonQuiesceConflict and ReasonNothingRecorded are shared with
+// CertRollouts.
+const (
+	// ReasonInvalidHold: the hold's targets cannot be held (another namespace, a workload that does not
+	// exist, a selector that matches nothing); it is Stalled until they can.
+	ReasonInvalidHold = "InvalidHold"
+	// ReasonHoldDraining: workloads were scaled to zero and still have pods.
+	ReasonHoldDraining = "Draining"
+	// ReasonHeld: every workload is at zero replicas and has no pod left.
+	ReasonHeld = "Held"
+	// ReasonHoldEnforced: a held workload was scaled up (by an HPA or a person) and the hold scaled it
+	// back to zero. The HPA itself is never edited.
+	ReasonHoldEnforced = "HoldEnforced"
+	// ReasonHoldReleasing: the hold was released, expired or is being deleted; workloads are restored.
+	ReasonHoldReleasing = "Releasing"
+	// ReasonReleased: every workload of the hold got its recorded count back.
+	ReasonReleased = "Released"
+	// ReasonHoldExpired: spec.expiresAt passed, so the hold released itself.
+	ReasonHoldExpired = "Expired"
 )

@@ -88,7 +88,7 @@ func addUpFlags(cmd *cobra.Command, o *upOptions) {
 	cmd.Flags().StringVar(&o.podStages, "pod-stages", "general", "kwok pod behaviour: general (like a kubelet) or fast (Ready at once, for large benchmarks).")
 	cmd.Flags().IntVar(&o.nodes, "nodes", 1, "Number of kwok nodes (1000 pods each).")
 	cmd.Flags().BoolVar(&o.withoutCertManager, "without-cert-manager", false, "Do not install cert-manager.")
-	cmd.Flags().BoolVar(&o.withoutCRDs, "without-crds", false, "Do not install certrollout's CRDs (CertRollout, RolloutPolicy).")
+	cmd.Flags().BoolVar(&o.withoutCRDs, "without-crds", false, "Do not install certrollout's CRDs (CertRollout, RolloutPolicy, MaintenanceHold, TrustBundleSync).")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "How long to wait for the cluster to be ready (building binaries is not counted).")
 }
 
@@ -116,7 +116,7 @@ func (o *upOptions) start(ctx context.Context) (*localcluster.Cluster, error) {
 	if err := c.InstallCRDs(ctx, api.GroupVersion.Group, all...); err != nil {
 		return nil, fmt.Errorf("installing certrollout's CRDs: %w", err)
 	}
-	fmt.Fprintln(os.Stderr, "Installed certrollout's CRDs (CertRollout, RolloutPolicy).")
+	fmt.Fprintln(os.Stderr, "Installed certrollout's CRDs (CertRollout, RolloutPolicy, MaintenanceHold, TrustBundleSync).")
 	return c, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -184,10 +185,17 @@ func (o *StatusOptions) list(ctx context.Context, c client.Client) error {
 		return explain(err, o.Config())
 	}
 	sortRollouts(list.Items)
+	holds, err := o.holds(ctx, c, opts)
+	if err != nil {
+		return err
+	}
 	if o.structured() {
 		doc := RolloutStatusList{APIVersion: ReportAPIVersion, Kind: "RolloutStatusList", Items: []RolloutStatus{}}
 		for i := range list.Items {
 			doc.Items = append(doc.Items, rolloutStatus(&list.Items[i], o.Now(), false))
+		}
+		for i := range holds {
+			doc.Holds = append(doc.Holds, holdStatus(&holds[i], o.Now()))
 		}
 		return o.printDocument(o.Out, doc)
 	}
@@ -197,7 +205,28 @@ func (o *StatusOptions) list(ctx context.Context, c client.Client) error {
 		} else {
 			fmt.Fprintf(o.ErrOut, "No CertRollouts found in namespace %s.\n", o.ListNamespace())
 		}
+	} else if err := printRolloutTable(o.Out, list.Items, o.Now(), o.AllNamespaces, o.wide()); err != nil {
+		return err
+	}
+	if len(holds) == 0 {
 		return nil
 	}
-	return printRolloutTable(o.Out, list.Items, o.Now(), o.AllNamespaces, o.wide())
+	if len(list.Items) > 0 {
+		fmt.Fprintln(o.Out)
+	}
+	return newHoldTableView(holds, o.Now(), o.AllNamespaces, o.wide()).render(o.Out)
+}
+
+// holds lists the MaintenanceHolds the listing shows, newest last; none when the cluster does not serve
+// them (CRDs older than holds).
+func (o *StatusOptions) holds(ctx context.Context, c client.Client, opts []client.ListOption) ([]api.MaintenanceHold, error) {
+	var list api.MaintenanceHoldList
+	if err := c.List(ctx, &list, opts...); err != nil {
+		if isMissingObject(err, api.GroupVersion.Group) || isNotServed(err, api.GroupVersion.Group) || apimeta.IsNoMatchError(err) {
+			return nil, nil
+		}
+		return nil, explain(err, o.Config())
+	}
+	sortHolds(list.Items)
+	return list.Items, nil
 }

@@ -11,6 +11,32 @@ type RolloutStatusList struct {
 	APIVersion string          `json:"apiVersion"`
 	Kind       string          `json:"kind"`
 	Items      []RolloutStatus `json:"items"`
+	// Holds are the MaintenanceHolds of the same namespaces (omitted when there are none).
+	Holds []HoldStatus `json:"holds,omitempty"`
+}
+
+// HoldStatus is one MaintenanceHold: its phase, until when, and each workload it holds.
+type HoldStatus struct {
+	Namespace  string         `json:"namespace"`
+	Name       string         `json:"name"`
+	Phase      string         `json:"phase"`
+	Ready      bool           `json:"ready"`
+	Message    string         `json:"message,omitempty"`
+	ExpiresAt  *time.Time     `json:"expiresAt,omitempty"`
+	HeldAt     *time.Time     `json:"heldAt,omitempty"`
+	ReleasedAt *time.Time     `json:"releasedAt,omitempty"`
+	Workloads  []HeldWorkload `json:"workloads"`
+}
+
+// HeldWorkload is one workload of a hold.
+type HeldWorkload struct {
+	Kind             string `json:"kind"`
+	Name             string `json:"name"`
+	State            string `json:"state"`
+	OriginalReplicas *int32 `json:"originalReplicas,omitempty"`
+	// Enforced counts the scale-ups the hold undid.
+	Enforced int32  `json:"enforced,omitempty"`
+	Message  string `json:"message,omitempty"`
 }
 
 // RolloutStatus is one CertRollout: what it restarts, why, and each step with its times.

@@ -21,6 +21,8 @@ type capabilities struct {
 	policies bool
 	// issuers: which cert-manager issuer kinds are served and readable.
 	issuers issuerAccess
+	// holds: certrollout.io's MaintenanceHold is served (a cluster may run newer code with older CRDs).
+	holds bool
 	// cascades: certrollout.io, cert-manager's Certificates and at least one issuer kind are served, so
 	// the index of cascade rollouts exists and a workload's restart may be held for a cascade.
 	cascades bool
@@ -52,6 +54,9 @@ func newGatherer(ctx context.Context, mgr manager.Manager, direct client.Reader,
 	caps := capabilities{policies: policies, issuers: issuers}
 	if policies {
 		if err := indexRollouts(ctx, mgr); err != nil {
+			return nil, err
+		}
+		if caps.holds, err = holdsServed(mgr); err != nil {
 			return nil, err
 		}
 		caps.cascades = linker.reader != nil && (issuers.issuers || issuers.clusterIssuers)

@@ -306,7 +306,12 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	}
 	if disc.policies {
 		objects.use(mgr.GetCache())
-		return setupOrchestration(ctx, mgr, disc)
+		if err := setupOrchestration(ctx, mgr, disc); err != nil {
+			return err
+		}
+		if disc.holds {
+			return setupHolds(mgr, disc)
+		}
 	}
 	return nil
 }

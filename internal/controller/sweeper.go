@@ -31,27 +31,36 @@ const sweepInterval = 10 * time.Minute
 
 // setupQuiesceSweeper registers, per scalable kind, the controller that restores a workload whose
 // certrollout.io/quiesced-by names a CertRollout that no longer exists or has finished: whatever a crash,
-// a lost write, a forced deletion or a bug left at zero replicas gets its recorded count back.
+// a lost write, a forced deletion or a bug left at zero replicas gets its recorded count back. A workload
+// whose quiesced-by names a MaintenanceHold ("MaintenanceHold/<name>") belongs to that hold while it
+// exists, and is restored here only once the hold is gone (see sweepHeld).
 func setupQuiesceSweeper(mgr manager.Manager, disc *gatherer, recorder events.EventRecorder) error {
 	quiesced := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetAnnotations()[api.AnnotationQuiescedBy] != "" })
 	c := mgr.GetClient()
 	for _, k := range scalableKinds() {
-		toWorkloads := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
-			list := k.newList()
-			if err := c.List(ctx, list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{quiescedByIndex: obj.GetName()}); err != nil {
-				ctrl.LoggerFrom(ctx).Error(err, "Failed to list the workloads a CertRollout quiesced", "rollout", obj.GetName())
-				return nil
-			}
-			var out []reconcile.Request
-			for _, o := range objectsOf(list) {
-				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}})
-			}
-			return out
-		})
-		err := ctrl.NewControllerManagedBy(mgr).Named("quiesce-sweeper-"+strings.ToLower(k.name)).
+		// toWorkloads maps a quiescer (a CertRollout, a MaintenanceHold) to the workloads that name it.
+		toWorkloads := func(quiescer func(name string) string) handler.EventHandler {
+			return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+				list := k.newList()
+				by := quiescer(obj.GetName())
+				if err := c.List(ctx, list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{quiescedByIndex: by}); err != nil {
+					ctrl.LoggerFrom(ctx).Error(err, "Failed to list the workloads a quiescer holds at zero", "quiescedBy", by)
+					return nil
+				}
+				var out []reconcile.Request
+				for _, o := range objectsOf(list) {
+					out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}})
+				}
+				return out
+			})
+		}
+		b := ctrl.NewControllerManagedBy(mgr).Named("quiesce-sweeper-"+strings.ToLower(k.name)).
 			For(k.newObj(), builder.WithPredicates(quiesced)).
-			Watches(&api.CertRollout{}, toWorkloads).
-			WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &disc.opts.AllowRepeatedSetup}).
+			Watches(&api.CertRollout{}, toWorkloads(func(name string) string { return name }))
+		if disc.holds {
+			b = b.Watches(&api.MaintenanceHold{}, toWorkloads(api.HoldQuiescer))
+		}
+		err := b.WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &disc.opts.AllowRepeatedSetup}).
 			Complete(&quiesceSweeper{gatherer: disc, kind: k, recorder: recorder})
 		if err != nil {
 			return err
@@ -74,6 +83,9 @@ func (r *quiesceSweeper) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	by := obj.GetAnnotations()[api.AnnotationQuiescedBy]
 	if by == "" || obj.GetDeletionTimestamp() != nil {
 		return ctrl.Result{}, nil
+	}
+	if hold, ok := api.HoldOf(by); ok {
+		return r.sweepHeld(ctx, obj, hold)
 	}
 	// A running rollout in the cache settles it; anything else is confirmed from the API server: a
 	// rollout created a moment ago may not be cached yet, and restoring the workload under a running
@@ -104,6 +116,32 @@ func (r *quiesceSweeper) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		}
 	}
 	return ctrl.Result{}, restoreQuiesced(ctx, r.client, r.recorder, obj, inStatus, corev1.EventTypeWarning, api.ReasonRestoredOrphan, why)
+}
+
+// sweepHeld leaves a workload a MaintenanceHold holds to that hold, whatever its phase: the hold keeps it
+// at zero, and restores it when released, expired or deleted (its finalizer). Only a workload whose hold
+// is gone (its finalizer removed by force) is restored here, by the same never-guess rule, from the
+// count recorded on it: the hold's status went with it.
+func (r *quiesceSweeper) sweepHeld(ctx context.Context, obj client.Object, name string) (ctrl.Result, error) {
+	if !r.holds {
+		// Holds are not served here, so no hold can restore it, nor can the sweeper tell whether one
+		// existed: it is left as it is, marks included, for a person (never a guessed restore).
+		return ctrl.Result{}, nil
+	}
+	key := client.ObjectKey{Namespace: obj.GetNamespace(), Name: name}
+	if err := r.client.Get(ctx, key, &api.MaintenanceHold{}); err == nil {
+		return ctrl.Result{RequeueAfter: sweepInterval}, nil
+	}
+	// Not cached: confirmed from the API server, since a hold created a moment ago may not be cached yet.
+	err := r.direct.Get(ctx, key, &api.MaintenanceHold{})
+	switch {
+	case apierrors.IsNotFound(err):
+		why := fmt.Sprintf("MaintenanceHold %s that held it no longer exists", name)
+		return ctrl.Result{}, restoreQuiesced(ctx, r.client, r.recorder, obj, nil, corev1.EventTypeWarning, api.ReasonRestoredOrphan, why)
+	case err != nil:
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: sweepInterval}, nil
 }
 
 // restoreQuiesced gives obj, quiesced by a rollout that is gone, finished or being deleted, its count

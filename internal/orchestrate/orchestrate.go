@@ -221,6 +221,14 @@ func RecordedReplicas(onWorkload, inStatus *int32) *int32 {
 	return inStatus
 }
 
+// heldBy is the MaintenanceHold a quiesced-by value names, or "".
+func heldBy(quiescedBy string) string {
+	if h, ok := api.HoldOf(quiescedBy); ok {
+		return h
+	}
+	return ""
+}
+
 // restoreAction gives k back its recorded count (Release when none is recorded), with Events.
 func (s *stepper) restoreAction(k Key, w Workload, inStatus *int32, why string) {
 	replicas := RecordedReplicas(w.QuiescedReplicas, inStatus)
@@ -312,7 +320,7 @@ func (s *stepper) initialize() {
 		}
 	}
 	if len(targets) == 0 {
-		s.Fail(api.ReasonInvalid, "no targets: the rollout names none and its policy selects no workload")
+		s.Fail(api.ReasonInvalid, "no targets: the rollout names none and its policy selects no workload (to keep workloads stopped during a maintenance, without restarting anything, use a MaintenanceHold: certrollout hold NAME KIND/NAME...)")
 		return
 	}
 	seen := map[Key]bool{}
@@ -575,6 +583,13 @@ func (s *stepper) scaleDown(q *api.QuiescedWorkload) bool {
 		// Scaled down by this rollout before a crash: the annotation holds the original count (a
 		// count the status already holds is not dropped should the annotation have lost it).
 		q.OriginalReplicas = RecordedReplicas(w.QuiescedReplicas, q.OriginalReplicas)
+	case heldBy(w.QuiescedBy) != "":
+		// A MaintenanceHold keeps it at zero already: the rollout neither scales it nor restores it (its
+		// marks are the hold's, which gives it back when released). It only waits, like for any quiesced
+		// workload, for its pods to be gone.
+		q.State, q.ScaledDownAt = api.QuiesceDraining, s.Now()
+		q.Message = "held at zero replicas by MaintenanceHold " + heldBy(w.QuiescedBy) + "; left to the hold"
+		return s.drain(q)
 	case w.QuiescedBy != "":
 		msg := "is quiesced by rollout " + w.QuiescedBy + "; waiting for it to restore the workload"
 		if q.Message != msg {
@@ -801,8 +816,13 @@ func (s *stepper) restore() {
 			continue
 		}
 		k := Key{q.Kind, q.Name}
-		if w := s.in.Workloads[k]; w.Exists && w.QuiescedBy == name {
+		w := s.in.Workloads[k]
+		switch {
+		case w.Exists && w.QuiescedBy == name:
 			s.restoreAction(k, w, q.OriginalReplicas, "")
+		case w.Exists && heldBy(w.QuiescedBy) != "":
+			// Never this rollout's to restore: the hold gives it back at its release.
+			q.Message = "not restored: held by MaintenanceHold " + heldBy(w.QuiescedBy)
 		}
 		q.State, q.RestoredAt = api.QuiesceRestored, s.Now()
 	}

@@ -221,6 +221,19 @@ func TestNext(t *testing.T) {
 			}))},
 			want: want{phase: api.PhaseQuiescing, events: []string{api.ReasonQuiesceConflict}, requeue: pollInterval, message: "quiesced by rollout other-7"},
 		},
+		"does not scale down the workers a MaintenanceHold holds, and restarts once their pods are gone": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiescePending, 0, 0)), Policy: policy(), Workloads: world(set(workers, func(w *Workload) {
+				w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 0, api.HoldQuiescer("maintenance"), ptr.To[int32](3)
+			}))},
+			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/build hash-build"}, events: []string{api.ReasonDrained, api.ReasonRestarted}, requeue: pollInterval},
+		},
+		"never restores the workers a MaintenanceHold holds: the hold gives them back at its release": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestoring, build), target(build, api.TargetSucceeded, time.Minute), quiesced(api.QuiesceDrained, 3, time.Hour)), Policy: policy(),
+				Workloads: world(set(workers, func(w *Workload) {
+					w.Replicas, w.QuiescedBy, w.QuiescedReplicas = 0, api.HoldQuiescer("maintenance"), ptr.To[int32](3)
+				}))},
+			want: want{phase: api.PhaseSucceeded, events: []string{api.ReasonSucceeded}},
+		},
 		"aborts and restores the workers when they do not drain in time (onDrainTimeout: Abort)": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseQuiescing, build), quiesced(api.QuiesceDraining, 3, 2*time.Hour)), Policy: policy(), Workloads: world(set(workers, func(w *Workload) {
 				w.Replicas, w.Pods, w.QuiescedBy, w.QuiescedReplicas = 0, 1, "ops-1", ptr.To[int32](3)

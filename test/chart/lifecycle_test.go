@@ -25,7 +25,7 @@ var (
 	crdGVR           = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	rolloutPolicyGVR = schema.GroupVersionResource{Group: "certrollout.io", Version: "v1alpha1", Resource: "rolloutpolicies"}
 	certRolloutGVR   = schema.GroupVersionResource{Group: "certrollout.io", Version: "v1alpha1", Resource: "certrollouts"}
-	crdNames         = []string{"certrollouts.certrollout.io", "rolloutpolicies.certrollout.io"}
+	crdNames         = []string{"certrollouts.certrollout.io", "maintenanceholds.certrollout.io", "rolloutpolicies.certrollout.io"}
 )
 
 // helmConfig is what `helm --kubeconfig ... -n ns` works with: the local cluster, releases stored as

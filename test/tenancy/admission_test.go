@@ -77,10 +77,19 @@ func grant(t *testing.T, cl client.Client, ns, user, clusterRole string, rules .
 		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: user}}})
 }
 
+// holdOf is a MaintenanceHold of the named Deployments, or of what selector selects.
+func holdOf(ns, name string, selector *metav1.LabelSelector, deployments ...string) *api.MaintenanceHold {
+	h := &api.MaintenanceHold{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: api.MaintenanceHoldSpec{Targets: api.HoldTargets{Selector: selector}}}
+	for _, d := range deployments {
+		h.Spec.Targets.Workloads = append(h.Spec.Targets.Workloads, api.ScalableWorkloadReference{Kind: api.KindDeployment, Name: d})
+	}
+	return h
+}
+
 // A tenant given certrollout's edit role may create certrollout.io objects only for what they could change
 // themselves: the shipped admission policy refuses, on the real API server, a CertRollout naming a
-// workload they may not patch, a RolloutPolicy in a namespace whose workloads they may not patch, and a
-// ClusterIssuer cascade; the same objects pass for someone with those rights.
+// workload they may not patch, a RolloutPolicy in a namespace whose workloads they may not patch, a
+// MaintenanceHold of workloads they may not scale, and a ClusterIssuer cascade; the same objects pass for someone with those rights.
 func TestTheShippedAdmissionPolicyLetsTenantsCreateOnlyWhatTheyCouldDoThemselves(t *testing.T) {
 	cl := admin(t)
 	ns := clustertest.Namespace(t)
@@ -109,7 +118,9 @@ func TestTheShippedAdmissionPolicyLetsTenantsCreateOnlyWhatTheyCouldDoThemselves
 	refused := map[string]client.Object{
 		"this RolloutPolicy restarts or scales Deployments": &api.RolloutPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "all"},
 			Spec: api.RolloutPolicySpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "web"}}}},
-		"this CertRollout restarts or scales Deployments": manual(ns, "policy-only", "all"),
+		"this CertRollout restarts or scales Deployments":                 manual(ns, "policy-only", "all"),
+		"this MaintenanceHold restarts or scales Deployments":             holdOf(ns, "hold-payroll", nil, "payroll"),
+		"this MaintenanceHold restarts or scales Deployments: its author": holdOf(ns, "hold-all", &metav1.LabelSelector{}),
 		"patch certificates/status in every namespace": &api.CertRollout{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "steal"},
 			Spec: api.CertRolloutSpec{Cascade: &api.CascadeSpec{IssuerRef: api.IssuerReference{Kind: "ClusterIssuer", Name: "root"}, CAFingerprint: strings.Repeat("a", 64)}}},
 	}
@@ -130,6 +141,8 @@ func TestTheShippedAdmissionPolicyLetsTenantsCreateOnlyWhatTheyCouldDoThemselves
 		manual(ns, "payroll-by-bob", "", "payroll"),
 		&api.RolloutPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bobs"}, Spec: api.RolloutPolicySpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "web"}}}},
 		manual(ns, "bobs-policy-only", "bobs"),
+		holdOf(ns, "bobs-hold", nil, "payroll"),
+		holdOf(ns, "bobs-hold-all", &metav1.LabelSelector{MatchLabels: map[string]string{"role": "web"}}),
 	} {
 		if err := bob.Create(ctx, obj); err != nil {
 			t.Errorf("bob creating %T %s: %v", obj, obj.GetName(), err)
