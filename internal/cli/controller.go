@@ -208,7 +208,7 @@ func (o *ControllerOptions) Run(cmd *cobra.Command) error {
 	cfg.QPS, cfg.Burst = o.QPS, o.Burst
 	controller.CountRequests(cfg)
 	o.ManagerOptions.Namespaces = o.Namespaces
-	o.ManagerOptions.Logger = logger // its own, whatever the process set globally before
+	o.Logger = logger // its own, whatever the process set globally before
 	mgr, err := controller.NewManager(cfg, o.ManagerOptions)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package trustsync
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func TestParseKeepsEachCertificatesPEMAndAnchorsDropsLeaves(t *testing.T) {
 	if got := names(Anchors(cs)); got != "CN=root" {
 		t.Errorf("anchors %q, want the root alone: a leaf anchors nothing", got)
 	}
-	if _, err := Parse([]byte("no PEM here")); err != ErrNoCertificate {
+	if _, err := Parse([]byte("no PEM here")); !errors.Is(err, ErrNoCertificate) {
 		t.Errorf("a value without certificates: %v", err)
 	}
 	if _, err := Parse([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")); err == nil {
