@@ -110,8 +110,8 @@ type TrustBundleSyncStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// conditions: Ready (the target holds exactly the sources' CA certificates, and those kept from
 	// before; False names what stops it: a missing source, a source without a CA, a missing target, no
-	// right to write it, the controller's --trust-sync off), and the kstatus Stalled when a person must
-	// act.
+	// right to write it, another sync writing the same key, the controller's --trust-sync off), and the
+	// kstatus Stalled whenever Ready is False: nothing moves until an object or a person changes.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -119,13 +119,14 @@ type TrustBundleSyncStatus struct {
 	// certificates is how many CA certificates the target holds.
 	// +optional
 	Certificates int32 `json:"certificates"`
-	// fingerprints are the SHA-256 fingerprints of the target's CA certificates, in the target's order.
+	// fingerprints are the SHA-256 fingerprints of the target's CA certificates, in the target's order
+	// (a system bundle holds a few hundred).
 	// +optional
-	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:MaxItems=4096
 	Fingerprints []string `json:"fingerprints,omitempty"`
 	// retained are the CA certificates kept after they left the sources (keepPrevious).
 	// +optional
-	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:MaxItems=4096
 	Retained []RetainedCA `json:"retained,omitempty"`
 	// lastSyncTime is when the controller last wrote the target.
 	// +optional
@@ -152,6 +153,8 @@ const (
 	ReasonSourceHasNoCA   = "SourceHasNoCA"
 	ReasonTargetMissing   = "TargetMissing"
 	ReasonTargetForbidden = "TargetForbidden"
+	// ReasonTargetConflict: an older TrustBundleSync writes the same key of the same object.
+	ReasonTargetConflict = "TargetConflict"
 	ReasonSyncDisabled    = "SyncDisabled"
 	// ReasonBundleWritten is the Event when the target changed.
 	ReasonBundleWritten = "BundleWritten"

@@ -55,6 +55,7 @@ func checkControllerAccess(ctx context.Context, c client.Reader, mapper apimeta.
 		{&api.RolloutPolicyList{}, &api.RolloutPolicy{}, false},
 		{&api.CertRolloutList{}, &api.CertRollout{}, false},
 		{&api.TrustBundleSyncList{}, &api.TrustBundleSync{}, false},
+		{&api.MaintenanceHoldList{}, &api.MaintenanceHold{}, false},
 	} {
 		served, err := isServed(mapper, scheme, t.obj)
 		if err != nil {

@@ -68,7 +68,7 @@ func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	d := decide.Restart(in)
 	ctrl.LoggerFrom(ctx).V(1).Info("Decided", "workload", klog.KObj(obj), "kind", r.kind.name, "action", d.Action,
 		"reason", d.Reason, "stalePods", len(d.StalePods), "hash", d.Set.Hash, "message", d.Message, "requeueAfter", d.RequeueAfter)
-	r.report(obj, d)
+	r.report(obj, in, d)
 	return r.act(ctx, obj, d, in.Now, issuers)
 }
 
@@ -123,6 +123,9 @@ func (r *gatherer) gather(ctx context.Context, k kind, obj client.Object) (decid
 		MinRestartInterval: r.opts.MinRestartInterval,
 		SettlePeriod:       r.opts.SettlePeriod,
 		RestartBudget:      r.opts.MaxRestartsPerDay,
+	}
+	for _, ref := range consumers.Refs(uses) {
+		in.NeverRefreshed = in.NeverRefreshed || consumers.NeverRefreshed(uses, ref)
 	}
 	hold, held, err := r.cascadeHold(ctx, obj.GetNamespace(), uses, sources)
 	if err != nil {
@@ -282,7 +285,7 @@ func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d decid
 
 // report records what the decision saw for the metrics (workloads.go): the current certificates, what
 // stale pods run on, whether a due restart is blocked.
-func (r *workloadReconciler) report(obj client.Object, d decide.Decision) {
+func (r *workloadReconciler) report(obj client.Object, in decide.Input, d decide.Decision) {
 	decisionsTotal.WithLabelValues(string(d.Action), d.Reason).Inc()
 	if d.Set.Empty() {
 		r.forget(obj.GetNamespace(), obj.GetName())
@@ -295,7 +298,7 @@ func (r *workloadReconciler) report(obj client.Object, d decide.Decision) {
 		current:  d.Set.NotAfter.Unix(),
 		older:    olderNotAfter(obj.GetAnnotations(), d.Set.Hash),
 	}
-	if decide.ReloadsItself(obj.GetAnnotations()) {
+	if in.Reloads() {
 		s.issuedAt = time.Time{} // no pod is stale: the processes reload (decide.Stale of a zero issuance)
 	}
 	if d.Action == decide.ActionBlock {

@@ -74,13 +74,17 @@ type trustSyncReconciler struct {
 	clock        func() time.Time
 }
 
-// syncProblem stops a sync: the target keeps what it has, the status says why.
+// syncProblem stops a sync: the target keeps what it has, the status says why (Ready=False and the kstatus
+// Stalled: nothing moves until a watched object or a person changes).
 type syncProblem struct {
 	reason, message string
-	// stalled: a person must act (a missing target, no right to write it, the sync off); otherwise a
-	// watched object's change will move it.
-	stalled bool
+	// recheck: what ends it changes nothing the sync watches (an RBAC grant, another sync deleted), so
+	// the sync looks again after recheckStuckSync.
+	recheck bool
 }
+
+// recheckStuckSync is how often a sync that is refused, or in conflict, looks again.
+const recheckStuckSync = 5 * time.Minute
 
 func (p *syncProblem) Error() string { return p.message }
 
@@ -97,7 +101,11 @@ func (r *trustSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	var p *syncProblem
 	switch {
 	case errors.As(err, &p):
-		setSyncConditions(&status, s.Generation, r.clock(), metav1.ConditionFalse, p.reason, p.message, p.stalled)
+		setSyncConditions(&status, s.Generation, r.clock(), metav1.ConditionFalse, p.reason, p.message)
+		if p.recheck {
+			// A grant (a Role added by helm upgrade) or another sync going away wakes no watch here.
+			result = ctrl.Result{RequeueAfter: recheckStuckSync}
+		}
 	case err != nil:
 		return ctrl.Result{}, err
 	}
@@ -114,8 +122,15 @@ func (r *trustSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 // sync computes and writes the bundle, filling status; a *syncProblem says why it could not.
 func (r *trustSyncReconciler) sync(ctx context.Context, s *api.TrustBundleSync, status *api.TrustBundleSyncStatus) (ctrl.Result, error) {
 	if !r.enabled {
-		return ctrl.Result{}, &syncProblem{reason: api.ReasonSyncDisabled, stalled: true,
+		return ctrl.Result{}, &syncProblem{reason: api.ReasonSyncDisabled,
 			message: "the controller runs without --trust-sync (Helm: trustSync.enabled=true, with the target under trustSync.targets): nothing is written"}
+	}
+	if other, err := r.olderWriter(ctx, s); err != nil || other != "" {
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{}, &syncProblem{reason: api.ReasonTargetConflict, recheck: true, message: fmt.Sprintf(
+			"TrustBundleSync %s already writes %s %s key %s: two syncs of one key would overwrite each other; delete one, or give them different keys", other, s.Spec.Target.Kind, s.Spec.Target.Name, s.Spec.Target.Key)}
 	}
 	var sources [][]trustsync.Cert
 	for i, src := range s.Spec.Sources {
@@ -155,11 +170,33 @@ func (r *trustSyncReconciler) sync(ctx context.Context, s *api.TrustBundleSync, 
 	if len(out.Retained) > 0 {
 		msg += fmt.Sprintf(" and %d kept from before until %s", len(out.Retained), out.NextChange.UTC().Format(time.RFC3339))
 	}
-	setSyncConditions(status, s.Generation, now, metav1.ConditionTrue, api.ReasonSynced, msg, false)
+	setSyncConditions(status, s.Generation, now, metav1.ConditionTrue, api.ReasonSynced, msg)
 	if out.NextChange.IsZero() {
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{RequeueAfter: out.NextChange.Sub(now) + time.Second}, nil
+}
+
+// olderWriter names the oldest other sync (by creation, then name) that writes the same key of the same
+// object, which wins it; "" when there is none.
+func (r *trustSyncReconciler) olderWriter(ctx context.Context, s *api.TrustBundleSync) (string, error) {
+	var list api.TrustBundleSyncList
+	target := s.Spec.Target.Kind + "/" + s.Namespace + "/" + s.Spec.Target.Name
+	if err := r.client.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingFields{trustSyncIndex: target}); err != nil {
+		return "", err
+	}
+	winner := ""
+	for i := range list.Items {
+		o := &list.Items[i]
+		if o.Name == s.Name || o.DeletionTimestamp != nil || o.Spec.Target != s.Spec.Target {
+			continue
+		}
+		older := o.CreationTimestamp.Before(&s.CreationTimestamp) || (o.CreationTimestamp.Equal(&s.CreationTimestamp) && o.Name < s.Name)
+		if older && (winner == "" || o.Name < winner) {
+			winner = o.Name
+		}
+	}
+	return winner, nil
 }
 
 // source reads one source's trust anchors from the cache.
@@ -232,7 +269,7 @@ func (r *trustSyncReconciler) target(ctx context.Context, s *api.TrustBundleSync
 	}
 	if err := r.client.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: t.Name}, obj); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, nil, &syncProblem{reason: api.ReasonTargetMissing, stalled: true,
+			return nil, nil, &syncProblem{reason: api.ReasonTargetMissing,
 				message: fmt.Sprintf("%s %s does not exist: create it (%s); certrollout is granted to update it, not to create Secrets or ConfigMaps", t.Kind, t.Name, create)}
 		}
 		return nil, nil, err
@@ -268,9 +305,14 @@ func valueOf(obj client.Object, key string) ([]byte, bool) {
 // concurrent change makes it read again rather than overwrite.
 func (r *trustSyncReconciler) write(ctx context.Context, s *api.TrustBundleSync, target client.Object, bundle []byte) error {
 	var data map[string]any
-	if s.Spec.Target.Kind == "ConfigMap" {
+	cm, isConfigMap := target.(*corev1.ConfigMap)
+	switch {
+	case isConfigMap && cm.BinaryData[s.Spec.Target.Key] != nil:
+		// The key lives in binaryData: it stays there (a key may not be in both maps).
+		data = map[string]any{"binaryData": map[string]string{s.Spec.Target.Key: base64.StdEncoding.EncodeToString(bundle)}}
+	case isConfigMap:
 		data = map[string]any{"data": map[string]string{s.Spec.Target.Key: string(bundle)}}
-	} else {
+	default:
 		data = map[string]any{"data": map[string]string{s.Spec.Target.Key: base64.StdEncoding.EncodeToString(bundle)}}
 	}
 	data["metadata"] = map[string]any{"resourceVersion": target.GetResourceVersion()}
@@ -280,22 +322,22 @@ func (r *trustSyncReconciler) write(ctx context.Context, s *api.TrustBundleSync,
 	}
 	err = r.client.Patch(ctx, target, client.RawPatch(types.MergePatchType, raw))
 	if apierrors.IsForbidden(err) {
-		return &syncProblem{reason: api.ReasonTargetForbidden, stalled: true, message: fmt.Sprintf(
+		return &syncProblem{reason: api.ReasonTargetForbidden, recheck: true, message: fmt.Sprintf(
 			"the controller may not update %s %s/%s: grant it that object alone (Helm: trustSync.targets: [{namespace: %s, name: %s, kind: %s}]; see docs/trust-sync.md)",
 			s.Spec.Target.Kind, s.Namespace, s.Spec.Target.Name, s.Namespace, s.Spec.Target.Name, s.Spec.Target.Kind)}
 	}
 	return err
 }
 
-// setSyncConditions sets Ready and the kstatus Stalled (present only when a person must act).
-func setSyncConditions(status *api.TrustBundleSyncStatus, generation int64, now time.Time, ready metav1.ConditionStatus, reason, msg string, stalled bool) {
+// setSyncConditions sets Ready and the kstatus Stalled (present only while Ready is False).
+func setSyncConditions(status *api.TrustBundleSyncStatus, generation int64, now time.Time, ready metav1.ConditionStatus, reason, msg string) {
 	set := func(c metav1.Condition) {
 		c.ObservedGeneration = generation
 		c.LastTransitionTime = metav1.Time{Time: now.UTC().Truncate(time.Second)}
 		apimeta.SetStatusCondition(&status.Conditions, c)
 	}
 	set(metav1.Condition{Type: api.ConditionReady, Status: ready, Reason: reason, Message: msg})
-	if stalled {
+	if ready != metav1.ConditionTrue {
 		set(metav1.Condition{Type: api.ConditionStalled, Status: metav1.ConditionTrue, Reason: reason, Message: msg})
 	} else {
 		apimeta.RemoveStatusCondition(&status.Conditions, api.ConditionStalled)

@@ -93,22 +93,34 @@ func TestATrustBundleSyncSaysWhyItCannotSyncAndLeavesTheTargetAlone(t *testing.T
 	leaf := testgen.Leaf(t, ca, "portal")
 	e.tlsSecret("leaf-only", leaf, ca, map[string][]byte{"ca.crt": nil, "tls.crt": leaf.PEM()}) // a leaf and no CA
 	kept := testgen.CA(t, "kept").PEM()
-	target := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "bundle"}, Data: map[string][]byte{"ca.crt": kept}}
-	if _, err := e.c.Client.CoreV1().Secrets(e.ns).Create(ctx, target, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"bundle", "bundle-2"} {
+		target := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name}, Data: map[string][]byte{"ca.crt": kept}}
+		if _, err := e.c.Client.CoreV1().Secrets(e.ns).Create(ctx, target, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	to := func(name string) api.TrustBundleTarget {
 		return api.TrustBundleTarget{Kind: "Secret", Name: name, Key: "ca.crt"}
 	}
 	e.trustSync("no-ca", api.TrustBundleSyncSpec{Sources: []api.TrustBundleSource{{Secret: &api.KeySelector{Name: "leaf-only", Key: "tls.crt"}}}, Target: to("bundle")})
-	e.trustSync("no-source", api.TrustBundleSyncSpec{Sources: []api.TrustBundleSource{{ConfigMap: &api.KeySelector{Name: "nowhere", Key: "ca.crt"}}}, Target: to("bundle")})
+	e.trustSync("no-source", api.TrustBundleSyncSpec{Sources: []api.TrustBundleSource{{ConfigMap: &api.KeySelector{Name: "nowhere", Key: "ca.crt"}}}, Target: to("bundle-2")})
 	e.trustSync("no-target", api.TrustBundleSyncSpec{Sources: []api.TrustBundleSource{{Secret: &api.KeySelector{Name: "bundle", Key: "ca.crt"}}}, Target: to("missing")})
+	time.Sleep(time.Second) // creation times have one-second resolution: the twin is younger than no-ca
+	e.trustSync("twin", api.TrustBundleSyncSpec{Sources: []api.TrustBundleSource{{Secret: &api.KeySelector{Name: "bundle-2", Key: "ca.crt"}}}, Target: to("bundle")})
 	e.start()
-	for name, want := range map[string]string{"no-ca": api.ReasonSourceHasNoCA, "no-source": api.ReasonSourceMissing, "no-target": api.ReasonTargetMissing} {
+	for name, want := range map[string]string{"no-ca": api.ReasonSourceHasNoCA, "no-source": api.ReasonSourceMissing, "no-target": api.ReasonTargetMissing, "twin": api.ReasonTargetConflict} {
 		clustertest.Eventually(t, time.Minute, name+" to say "+want, func(context.Context) (bool, error) {
-			c := e.syncReady(name)
-			return c != nil && c.Status == metav1.ConditionFalse && c.Reason == want, nil
+			var s api.TrustBundleSync
+			if err := e.crClient().Get(context.Background(), client.ObjectKey{Namespace: e.ns, Name: name}, &s); err != nil {
+				return false, err
+			}
+			ready := apimeta.FindStatusCondition(s.Status.Conditions, api.ConditionReady)
+			stalled := apimeta.FindStatusCondition(s.Status.Conditions, api.ConditionStalled)
+			return ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == want && stalled != nil && stalled.Status == metav1.ConditionTrue, nil
 		})
+	}
+	if c := e.syncReady("twin"); !strings.Contains(c.Message, "TrustBundleSync no-ca already writes Secret bundle key ca.crt") {
+		t.Errorf("TargetConflict %q should name the sync that writes the key", c.Message)
 	}
 	if c := e.syncReady("no-target"); !strings.Contains(c.Message, "kubectl create secret generic missing -n "+e.ns) {
 		t.Errorf("TargetMissing %q should give the command that creates it", c.Message)

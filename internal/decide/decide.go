@@ -102,6 +102,9 @@ type Input struct {
 	// past it the workload's restarts stop (a circuit breaker for a Secret that keeps changing). 0: no
 	// budget.
 	RestartBudget int
+	// NeverRefreshed is set when the workload reads a certificate through an environment variable or a
+	// subPath mount, which the kubelet never updates: such a workload cannot reload it, whatever it says.
+	NeverRefreshed bool
 	// Hold, when set, holds a due restart: the workload uses a leaf certificate that a CA cascade is about
 	// to re-issue, and restarting now would roll it twice (once for the CA, once for its leaf).
 	Hold *Hold
@@ -160,11 +163,15 @@ func OptedOut(annotations map[string]string) bool {
 }
 
 // ReloadsItself reports whether the workload says its processes reload their certificate files when they
-// change (api.AnnotationReloadsItself): its pods are never stale. Environment variables cannot be reloaded
-// by anyone, so the annotation is only true of files.
+// change (api.AnnotationReloadsItself). Environment variables and subPath mounts are never refreshed, so
+// the annotation is only taken at its word with Input.Reloads.
 func ReloadsItself(annotations map[string]string) bool {
 	return strings.EqualFold(strings.TrimSpace(annotations[api.AnnotationReloadsItself]), "true")
 }
+
+// Reloads reports whether the workload's pods pick changed certificates up by themselves: it says so, and
+// it reads none through an environment variable or a subPath mount.
+func (in Input) Reloads() bool { return ReloadsItself(in.Workload.Annotations) && !in.NeverRefreshed }
 
 // Stale is the one staleness rule: a pod that started at started runs on certificates older than ones
 // issued at issuedAt. Start and issuance times have one-second resolution, so a pod that started in the
@@ -209,7 +216,7 @@ var chain = []check{
 func Restart(in Input) Decision {
 	f := facts{ledger: ReadLedger(in.Workload.Annotations), enabled: Enabled(in.Workload.Annotations, in.Auto || in.Policy != "")}
 	for _, p := range in.Pods {
-		if !ReloadsItself(in.Workload.Annotations) && Stale(p.Started, in.Set.IssuedAt) {
+		if !in.Reloads() && Stale(p.Started, in.Set.IssuedAt) {
 			f.stale = append(f.stale, p.Name)
 			if p.Job != "" {
 				f.staleJobs = append(f.staleJobs, p.Job)
@@ -249,7 +256,7 @@ func ledgerCurrent(in Input, f facts) *Decision {
 // current certificates as soon as they change; the ledger records them and nothing restarts. (Probing what
 // the pods serve, rather than trusting the annotation, is issue 18's.)
 func reloadsItself(in Input, f facts) *Decision {
-	if !ReloadsItself(in.Workload.Annotations) {
+	if !in.Reloads() {
 		return nil
 	}
 	d := &Decision{Action: ActionRecord, Reason: api.ReasonReloadsItself,

@@ -61,6 +61,10 @@ func TestDecide(t *testing.T) {
 			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: map[string]string{api.AnnotationReloadsItself: "True"}}, Set: current, Pods: pods(before)},
 			wantAction: ActionNone, wantReason: api.ReasonReloadsItself, wantStale: 0,
 		},
+		"restarts a workload that says it reloads itself but reads its certificate from an environment variable": {
+			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: with(renewed, api.AnnotationReloadsItself, "true")}, Set: current, Pods: pods(before), NeverRefreshed: true},
+			wantAction: ActionRestart, wantReason: api.ReasonCertificateRenewed, wantStale: 1,
+		},
 		"takes a reloads-itself annotation that is not true as absent": {
 			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: with(renewed, api.AnnotationReloadsItself, "sometimes")}, Set: current, Pods: pods(before)},
 			wantAction: ActionRestart, wantReason: api.ReasonCertificateRenewed, wantStale: 1,
