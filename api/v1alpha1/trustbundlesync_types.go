@@ -155,7 +155,7 @@ const (
 	ReasonTargetForbidden = "TargetForbidden"
 	// ReasonTargetConflict: an older TrustBundleSync writes the same key of the same object.
 	ReasonTargetConflict = "TargetConflict"
-	ReasonSyncDisabled    = "SyncDisabled"
+	ReasonSyncDisabled   = "SyncDisabled"
 	// ReasonBundleWritten is the Event when the target changed.
 	ReasonBundleWritten = "BundleWritten"
 )
