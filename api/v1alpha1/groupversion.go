@@ -24,6 +24,7 @@ var (
 func addKnownTypes(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion, &RolloutPolicy{}, &RolloutPolicyList{}, &CertRollout{}, &CertRolloutList{}, &MaintenanceHold{}, &MaintenanceHoldList{})
 	s.AddKnownTypes(GroupVersion, &TrustBundleSync{}, &TrustBundleSyncList{})
+	s.AddKnownTypes(GroupVersion, &NodeCertificates{}, &NodeCertificatesList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

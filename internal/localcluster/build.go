@@ -26,6 +26,9 @@ type Binaries struct {
 	Scheduler         string
 	Kwok              string
 	CertManager       string
+	// Kubeadm is upstream kubeadm, built from its own wrapper module; it writes the kubeadm-shaped control
+	// plane's PKI and is what the parity tests compare check's tables with.
+	Kubeadm string
 	// KwokStages maps a stage set name ("general", "fast") to a multi-document Stage file.
 	KwokStages map[string]string
 	// CertManagerCRDs is one multi-document YAML file with the cert-manager CRDs.
@@ -118,6 +121,7 @@ func EnsureBinaries(ctx context.Context, opts BuildOptions) (*Binaries, error) {
 			bins.ControllerManager = filepath.Join(out, "kube-controller-manager")
 			bins.Scheduler = filepath.Join(out, "kube-scheduler")
 		}},
+		{"kubeadm-" + b.v.Kubernetes, b.buildKubeadm, func(out string) { bins.Kubeadm = filepath.Join(out, "kubeadm") }},
 		{"kwok-" + b.v.Kwok, b.buildKwok, func(out string) {
 			bins.Kwok = filepath.Join(out, "kwok")
 			for _, set := range []string{"general", "fast"} {
@@ -199,7 +203,7 @@ func (b *builder) wrapperHash(step string) string {
 }
 
 func (b *builder) wrapperDir(step string) string {
-	for _, name := range []string{"etcd", "kubernetes", "cert-manager"} {
+	for _, name := range []string{"etcd", "kubernetes", "kubeadm", "cert-manager"} {
 		if strings.HasPrefix(step, name+"-v") {
 			return filepath.Join(b.opts.RepoRoot, componentsDir, name)
 		}
@@ -340,12 +344,21 @@ func (b *builder) buildEtcd(ctx context.Context, out string) error {
 }
 
 func (b *builder) buildKubernetes(ctx context.Context, out string) error {
+	return b.buildKubernetesWrapper(ctx, "kubernetes", out, "./kube-apiserver", "./kube-controller-manager", "./kube-scheduler")
+}
+
+func (b *builder) buildKubeadm(ctx context.Context, out string) error {
+	return b.buildKubernetesWrapper(ctx, "kubeadm", out, "./kubeadm")
+}
+
+// buildKubernetesWrapper builds commands of the k8s.io/kubernetes module from one of its wrappers, stamped
+// with the version (without it they report v0.0.0-master, which clients and kubeadm treat as ancient).
+func (b *builder) buildKubernetesWrapper(ctx context.Context, wrapper, out string, pkgs ...string) error {
 	m := module{"k8s.io/kubernetes", DefaultVersions.Kubernetes, b.v.Kubernetes}
 	var major, minor int
 	if _, err := fmt.Sscanf(b.v.Kubernetes, "v%d.%d", &major, &minor); err != nil {
 		return fmt.Errorf("kubernetes version %q: %w", b.v.Kubernetes, err)
 	}
-	// Without these the servers report v0.0.0-master, which clients treat as ancient.
 	var ld []string
 	for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
 		ld = append(ld,
@@ -353,8 +366,7 @@ func (b *builder) buildKubernetes(ctx context.Context, out string) error {
 			fmt.Sprintf("-X %s.gitMajor=%d", pkg, major),
 			fmt.Sprintf("-X %s.gitMinor=%d", pkg, minor))
 	}
-	return b.buildWrapper(ctx, "kubernetes", m, out, "-s -w "+strings.Join(ld, " "),
-		"./kube-apiserver", "./kube-controller-manager", "./kube-scheduler")
+	return b.buildWrapper(ctx, wrapper, m, out, "-s -w "+strings.Join(ld, " "), pkgs...)
 }
 
 func (b *builder) buildCertManager(ctx context.Context, out string) error {
