@@ -322,3 +322,38 @@ tlsConfig:
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+Labels that select the node agent's pods (immutable, as the DaemonSet's selector is).
+*/}}
+{{- define "certrollout.nodeAgentSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "certrollout.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: node-agent
+{{- end }}
+
+{{/*
+The metadata lines of the node agent's objects: certrollout.metadata's, with component node-agent.
+*/}}
+{{- define "certrollout.nodeAgentMetadata" -}}
+labels:
+  helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+  {{- include "certrollout.nodeAgentSelectorLabels" . | nindent 2 }}
+  app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+  app.kubernetes.io/part-of: certrollout
+  app.kubernetes.io/managed-by: {{ .Release.Service }}
+  {{- with .Values.commonLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with .Values.commonAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+The node agent's ServiceAccount: <fullname>-node-agent.
+*/}}
+{{- define "certrollout.nodeAgentName" -}}
+{{- printf "%s-node-agent" (include "certrollout.fullname" . | trunc 52 | trimSuffix "-") }}
+{{- end }}
