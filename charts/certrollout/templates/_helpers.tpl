@@ -210,7 +210,8 @@ Deployment depends on it).
 {{/*
 certrollout.rules are the controller's RBAC rules, the same as config/rbac/cluster_role.yaml (a test
 compares them). With (dict "namespaced" true) they leave out what no Role can grant: cert-manager's
-ClusterIssuers, which are cluster-scoped (certrollout.clusterScopedRules grants those).
+ClusterIssuers, which are cluster-scoped (certrollout.clusterScopedRules grants those), and
+NodeCertificates, which only the cluster-wide controller reads (its control-plane metrics).
 */}}
 {{- define "certrollout.rules" -}}
 - apiGroups: [""]
@@ -234,6 +235,11 @@ ClusterIssuers, which are cluster-scoped (certrollout.clusterScopedRules grants 
 - apiGroups: [certrollout.io]
   resources: [rolloutpolicies, certrollouts, maintenanceholds, trustbundlesyncs]
   verbs: [get, list, watch]
+{{- if not .namespaced }}
+- apiGroups: [certrollout.io]
+  resources: [nodecertificates]
+  verbs: [list, watch]
+{{- end }}
 - apiGroups: [certrollout.io]
   resources: [certrollouts]
   verbs: [create, patch, update, delete]
