@@ -54,7 +54,7 @@ func collectedNode(t *testing.T, nc *api.NodeCertificates) string {
 // collectorFunc is an unchecked collector (no Describe), for the pedantic registry to check what is collected.
 type collectorFunc func(chan<- prometheus.Metric)
 
-func (collectorFunc) Describe(chan<- *prometheus.Desc)    {}
+func (collectorFunc) Describe(chan<- *prometheus.Desc)      {}
 func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
 
 func TestANodesSeriesAreOnePerFileAndComponentWithTheEarliestExpiryAndServesOldWinning(t *testing.T) {
@@ -131,7 +131,9 @@ func TestTheClusterWideControllerReportsNodeCertificatesFromItsCache(t *testing.
 	if err := cl.Create(ctx, nc); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cl.Delete(context.Background(), &api.NodeCertificates{ObjectMeta: metav1.ObjectMeta{Name: node}}) })
+	t.Cleanup(func() {
+		_ = cl.Delete(context.Background(), &api.NodeCertificates{ObjectMeta: metav1.ObjectMeta{Name: node}})
+	})
 	now := time.Now().Truncate(time.Second)
 	observed := metav1.NewTime(now)
 	apiserverExpiry, caExpiry := now.Add(20*24*time.Hour), now.Add(3650*24*time.Hour)
