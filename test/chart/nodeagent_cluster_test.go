@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +41,7 @@ func TestTheNodeAgentWritesOnlyTheNodeCertificatesOfTheNodeItsTokenIsBoundTo(t *
 	r := renderRelease(t, release, ns, values(t, "nodeAgent: {enabled: true}"))
 	manifest := r.manifest(t, func(u *unstructured.Unstructured) bool {
 		switch u.GetKind() {
-		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
+		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "DaemonSet":
 			return !strings.Contains(u.GetName(), "node-agent") && !strings.Contains(u.GetName(), "node-certificates")
 		}
 		return true
@@ -67,6 +69,23 @@ func TestTheNodeAgentWritesOnlyTheNodeCertificatesOfTheNodeItsTokenIsBoundTo(t *
 		}
 		t.Cleanup(func() { _ = c.Client.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{}) })
 	}
+	// The DaemonSet places a pod on each of them (and on no other node: none of the cluster's own is labelled
+	// a control-plane node).
+	clustertest.Eventually(t, time.Minute, "the DaemonSet to schedule a pod on both control-plane nodes", func(ctx context.Context) (bool, error) {
+		pods, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=node-agent"})
+		if err != nil {
+			return false, err
+		}
+		var on []string
+		for _, p := range pods.Items {
+			on = append(on, p.Spec.NodeName)
+		}
+		slices.Sort(on)
+		if !slices.Equal(on, []string{nodeA, nodeB}) {
+			return false, fmt.Errorf("pods on %v", on)
+		}
+		return true, nil
+	})
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "node-agent", Namespace: ns},
 		Spec: corev1.PodSpec{
