@@ -275,8 +275,15 @@ func TestTheNodeAgentsRBACAndPolicyAreThoseOfConfigNodeAgent(t *testing.T) {
 	if actions, _, _ := unstructured.NestedStringSlice(binding.Object, "spec", "validationActions"); !slices.Equal(actions, []string{"Deny"}) {
 		t.Errorf("the binding's validationActions are %v, want Deny", actions)
 	}
-	if rendered.Labels["app.kubernetes.io/instance"] != "edge" {
-		t.Errorf("the policy lacks the release's labels: %v", rendered.Labels)
+	if rendered.Labels["app.kubernetes.io/instance"] != "edge" || rendered.Labels["app.kubernetes.io/component"] != "node-agent" {
+		t.Errorf("the policy lacks the release's node agent labels: %v", rendered.Labels)
+	}
+	for _, u := range r.Objects {
+		if strings.Contains(u.GetName(), "node-agent") || strings.Contains(u.GetName(), "node-certificates") {
+			if got := u.GetLabels()["app.kubernetes.io/component"]; got != "node-agent" {
+				t.Errorf("%s has component label %q, want node-agent", key(u), got)
+			}
+		}
 	}
 }
 
