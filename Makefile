@@ -124,6 +124,7 @@ generate: $(CONTROLLER_GEN) ## Regenerate the API's deep-copy functions and CRD 
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	cp config/crd/bases/*.yaml charts/certrollout/files/crds/
 	cp config/admission/admission_policy.yaml charts/certrollout/files/admission/
+	cp config/node-agent/admission_policy.yaml charts/certrollout/files/admission/node_agent_policy.yaml
 	cp config/rbac/tenant_roles.yaml charts/certrollout/files/rbac/
 	cp deploy/prometheus/certrollout-alerts.yaml charts/certrollout/files/prometheus/
 	cp deploy/grafana/certrollout-dashboard.json charts/certrollout/files/grafana/

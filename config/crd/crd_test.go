@@ -1,6 +1,7 @@
 package crd
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"unicode"
@@ -14,8 +15,8 @@ func TestValidationRulesArePlainASCII(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(manifests) != 4 {
-		t.Fatalf("want the RolloutPolicy, CertRollout, MaintenanceHold and TrustBundleSync CRDs, got %d manifests", len(manifests))
+	if len(manifests) != 5 {
+		t.Fatalf("want the RolloutPolicy, CertRollout, MaintenanceHold, TrustBundleSync and NodeCertificates CRDs, got %d manifests", len(manifests))
 	}
 	rules := 0
 	for name, m := range manifests {
@@ -33,5 +34,22 @@ func TestValidationRulesArePlainASCII(t *testing.T) {
 	}
 	if rules == 0 {
 		t.Error("no CEL rule found: the CRDs lost their validation")
+	}
+}
+
+// kubectl apply -k config/default installs what kustomization.yaml lists: every generated CRD must be there.
+func TestTheKustomizationListsEveryCRD(t *testing.T) {
+	manifests, err := Manifests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := os.ReadFile("kustomization.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range manifests {
+		if !strings.Contains(string(k), "- bases/"+name+"\n") {
+			t.Errorf("config/crd/kustomization.yaml does not list bases/%s", name)
+		}
 	}
 }

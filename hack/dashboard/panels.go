@@ -22,10 +22,14 @@ const (
 	runningUntil = `min by (namespace, kind, name) (certrollout_workload_running_certificate_expiry_timestamp_seconds{` + ns + `})`
 	currentUntil = `min by (namespace, kind, name) (certrollout_workload_certificate_expiry_timestamp_seconds{` + ns + `})`
 	onStale      = ` and on (namespace, kind, name) (` + stalePods + ` > 0)`
+	// The control-plane series (from the node agents' NodeCertificates) name a node, not a namespace.
+	cpExpiry     = `min by (node, certificate, set) (certrollout_control_plane_certificate_expiry_timestamp_seconds)`
+	cpServingOld = `max by (node, component) (certrollout_control_plane_component_serving_old)`
+	agentSilence = `time() - max by (node) (certrollout_node_agent_last_report_timestamp_seconds)`
 )
 
 func sections() []section {
-	return []section{certificates(), workloads(), rollouts(), cascades(), controller()}
+	return []section{certificates(), controlPlane(), workloads(), rollouts(), cascades(), controller()}
 }
 
 func certificates() section {
@@ -46,6 +50,28 @@ func certificates() section {
 			[]column{{header: "Time left", unit: "s", colour: timeLeft()}, {header: "Expires", unit: "dateTimeAsIso"}},
 			instant("A", certExpiry+` - time()`),
 			instant("B", certExpiry+` * 1000`))},
+	}}
+}
+
+// controlPlane is empty unless the node agent runs (chart nodeAgent.enabled).
+func controlPlane() section {
+	return section{title: "Control plane", panels: []sized{
+		{4, 8, stat("Components on old certificates",
+			"Control-plane components and kubelets that serve or use a certificate older than the one on disk: each needs a restart (the manifest move of docs/runbooks.md).",
+			steps("green", 1.0, "orange"),
+			single("A", `sum(`+cpServingOld+`) or vector(0)`, "Components"))},
+		{10, 8, table("Components serving old certificates", "Each component still on an old certificate, by node.",
+			[]column{{header: "Serving old", unit: "none"}},
+			instant("A", cpServingOld+` == 1`))},
+		{10, 8, table("Node agents, time since the last report",
+			"How long ago each control-plane node's agent wrote its NodeCertificates; it writes at least every 5 minutes (orange after 10, red after 15: the alert).",
+			[]column{{header: "Last report", unit: "s", colour: steps("green", 600.0, "orange", 900.0, "red")}},
+			instant("A", agentSilence))},
+		{24, 10, table("Control-plane certificates by time left",
+			"Every certificate on the control-plane nodes (kubeadm's, the kubelets', an external etcd's), soonest first, coloured as the alerts fire.",
+			[]column{{header: "Time left", unit: "s", colour: timeLeft()}, {header: "Expires", unit: "dateTimeAsIso"}},
+			instant("A", cpExpiry+` - time()`),
+			instant("B", cpExpiry+` * 1000`))},
 	}}
 }
 

@@ -40,7 +40,8 @@ func coreLists() []client.ObjectList {
 }
 
 // checkControllerAccess is the controller's preflight: every type it will watch that the cluster serves,
-// in each namespace it watches (all when namespaces is empty); ClusterIssuers cluster-wide.
+// in each namespace it watches (all when namespaces is empty); ClusterIssuers cluster-wide, and
+// NodeCertificates when it watches every namespace.
 func checkControllerAccess(ctx context.Context, c client.Reader, mapper apimeta.RESTMapper, scheme *runtime.Scheme, namespaces []string) error {
 	namespaced := coreLists()
 	var clusterScoped []client.ObjectList
@@ -71,6 +72,14 @@ func checkControllerAccess(ctx context.Context, c client.Reader, mapper apimeta.
 	}
 	if len(namespaces) == 0 {
 		namespaces = []string{""}
+		// NodeCertificates feed the control-plane metrics, which only the cluster-wide controller exports.
+		served, err := isServed(mapper, scheme, &api.NodeCertificates{})
+		if err != nil {
+			return err
+		}
+		if served {
+			clusterScoped = append(clusterScoped, &api.NodeCertificatesList{})
+		}
 	}
 	for _, ns := range namespaces {
 		if err := requireList(ctx, c, ns, namespaced...); err != nil {

@@ -1,9 +1,15 @@
 package controller
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 
 	"github.com/certrollout/certrollout/internal/clustertest"
@@ -42,5 +48,69 @@ func TestTheControllerRefusesToStartWithoutAccessNamingWhatItCannotRead(t *testi
 				t.Fatalf("want an error containing %q and what to grant, got %v", tc.want, err)
 			}
 		})
+	}
+}
+
+// Watching every namespace, the controller reads NodeCertificates (the control-plane metrics): without
+// list on them it refuses to start, naming them, rather than waiting on an informer that never syncs.
+func TestTheClusterWideControllerNeedsNodeCertificates(t *testing.T) {
+	c := clustertest.Cluster(t)
+	clustertest.InstallCRDs(t)
+	ctx := context.Background()
+	user := "no-nodecertificates@example.com"
+	// Read everything but nodecertificates: RBAC has no deny, so every other resource is named.
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "test-no-nodecertificates"}}
+	_, resources, err := c.Client.Discovery().ServerGroupsAndResources()
+	if err != nil && len(resources) == 0 {
+		t.Fatal(err)
+	}
+	for _, l := range resources {
+		gv, err := schema.ParseGroupVersion(l.GroupVersion)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range l.APIResources {
+			if r.Name != "nodecertificates" {
+				role.Rules = append(role.Rules, rbacv1.PolicyRule{APIGroups: []string{gv.Group}, Resources: []string{r.Name}, Verbs: []string{"get", "list", "watch"}})
+			}
+		}
+	}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}}
+	for _, create := range []func() error{
+		func() error {
+			_, err := c.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{})
+			return err
+		},
+		func() error {
+			_, err := c.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{})
+			return err
+		},
+	} {
+		if err := create(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_ = c.Client.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+		_ = c.Client.RbacV1().ClusterRoles().Delete(context.Background(), role.Name, metav1.DeleteOptions{})
+	})
+	cfg := rest.CopyConfig(c.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	o := ManagerOptions{Options: testOptions(), MetricsBindAddress: "0", HealthProbeBindAddress: "0"}
+	o.AllowRepeatedSetup = true
+	want := `cannot list resource "nodecertificates" in API group "certrollout.io" at the cluster scope`
+	clustertest.Eventually(t, time.Minute, "the controller to refuse to start for want of nodecertificates", func(context.Context) (bool, error) {
+		_, err := NewManager(cfg, o)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			return false, fmt.Errorf("want an error containing %q, got %w", want, err)
+		}
+		return true, nil
+	})
+	// The same user may run a controller of one namespace: it does not read NodeCertificates.
+	o.Namespaces = []string{clustertest.Namespace(t)}
+	if _, err := NewManager(cfg, o); err != nil {
+		t.Errorf("a namespaced controller needs NodeCertificates: %v", err)
 	}
 }

@@ -170,6 +170,19 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 		return nil, err
 	}
 	certificates.use(mgr.GetCache())
+	if len(o.Namespaces) == 0 {
+		// Control-plane metrics: NodeCertificates are cluster-scoped, so only the cluster-wide controller
+		// watches them (checkControllerAccess has verified it may).
+		served, err := isServed(mgr.GetRESTMapper(), mgr.GetScheme(), &api.NodeCertificates{})
+		if err != nil {
+			return nil, err
+		}
+		if served {
+			if err := watchNodeCertificates(ctx, mgr.GetCache()); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := mgr.Add(leaderGauge{}); err != nil {
 		return nil, err
 	}

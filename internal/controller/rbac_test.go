@@ -90,11 +90,12 @@ func TestShippedRBACSufficesAndGrantsNoSecretWrites(t *testing.T) {
 			t.Errorf("the shipped RBAC lets certrollout %s Secrets", verb)
 		}
 	}
-	if can("update", "", "configmaps", "") || can("delete", "apps", "deployments", "") {
+	if can("update", "", "configmaps", "") || can("delete", "apps", "deployments", "") || can("update", "certrollout.io", "nodecertificates", "") {
 		t.Error("the shipped RBAC grants writes beyond what the controller does")
 	}
 	if !can("watch", "", "secrets", "") || !can("patch", "apps", "deployments", "default") ||
-		!can("watch", "cert-manager.io", "issuers", "") || !can("list", "cert-manager.io", "clusterissuers", "") {
+		!can("watch", "cert-manager.io", "issuers", "") || !can("list", "cert-manager.io", "clusterissuers", "") ||
+		!can("list", "certrollout.io", "nodecertificates", "") || !can("watch", "certrollout.io", "nodecertificates", "") {
 		t.Error("the shipped RBAC lacks what the controller needs")
 	}
 

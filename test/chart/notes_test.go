@@ -50,16 +50,22 @@ func TestNotesSayWhatWasInstalledHowToStartAndToWaitForCertRolloutsBeforeUninsta
 			"kubectl get certrollouts -A",
 			"helm uninstall certrollout -n certrollout-system",
 			"CertRollouts carry a finalizer",
-			"stay (helm.sh/resource-policy: keep)",
-		}, []string{"certrollout.io/enabled=false"}},
+			"(helm.sh/resource-policy: keep); delete them yourself",
+			"the CRDs RolloutPolicy, CertRollout, MaintenanceHold, TrustBundleSync and NodeCertificates, kept on uninstall",
+		}, []string{"certrollout.io/enabled=false", "node agent", "--control-plane"}},
 		"auto in namespaced mode": {"auto: true\nwatchNamespaces: [team-a, team-b]", []string{
 			"watching only namespaces team-a, team-b",
 			"in those namespaces restarts when its certificates renew (--auto)",
 			"kubectl annotate deployment/NAME certrollout.io/enabled=false",
 			"kubectl get certrollouts -A",
 		}, []string{"watching the whole cluster", "certrollout.io/enabled=true"}},
-		"CRDs not kept": {"crds: {keep: false}", []string{"the RolloutPolicy and CertRollout CRDs\n"},
+		"CRDs not kept": {"crds: {keep: false}", []string{"the CRDs RolloutPolicy, CertRollout, MaintenanceHold, TrustBundleSync and NodeCertificates\n"},
 			[]string{"helm.sh/resource-policy: keep", "kept on uninstall"}},
+		"node agent": {"nodeAgent: {enabled: true, etcdCertDir: /etc/ssl/etcd}", []string{
+			"DaemonSet certrollout-node-agent on the control-plane nodes (hostNetwork, root, read-only host mounts of /etc/kubernetes and /var/lib/kubelet/pki and /etc/ssl/etcd), each writing only its own node's NodeCertificates (ValidatingAdmissionPolicy certrollout.io-node-certificates)",
+			"kubectl certrollout check --control-plane",
+			"Pod Security level allows it (privileged",
+		}, nil},
 	} {
 		t.Run(name, func(t *testing.T) {
 			got := notes(t, tc.values)

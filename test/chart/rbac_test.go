@@ -169,6 +169,13 @@ func TestNamespacedModeGrantsTheNamespacedRulesPerNamespaceAndOnlyTheClusterScop
 	if len(clusterScoped) == 0 || len(namespaced) == 0 {
 		t.Fatalf("config/rbac's rules split into %d namespaced and %d cluster-scoped: the split is not live", len(namespaced), len(clusterScoped))
 	}
+	// NodeCertificates feed only the cluster-wide controller's control-plane metrics: a namespaced
+	// controller neither watches them nor is granted them.
+	nodeCerts := slices.IndexFunc(clusterScoped, func(r rbacv1.PolicyRule) bool { return slices.Equal(r.Resources, []string{"nodecertificates"}) })
+	if nodeCerts < 0 {
+		t.Fatalf("config/rbac grants no nodecertificates: %v", clusterScoped)
+	}
+	clusterScoped = slices.Delete(clusterScoped, nodeCerts, nodeCerts+1)
 	r := render(t, releaseNamespace, values(t, "watchNamespaces: [team-a, team-b]"))
 	for _, ns := range []string{"team-a", "team-b"} {
 		var role *unstructured.Unstructured

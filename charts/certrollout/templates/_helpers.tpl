@@ -210,7 +210,8 @@ Deployment depends on it).
 {{/*
 certrollout.rules are the controller's RBAC rules, the same as config/rbac/cluster_role.yaml (a test
 compares them). With (dict "namespaced" true) they leave out what no Role can grant: cert-manager's
-ClusterIssuers, which are cluster-scoped (certrollout.clusterScopedRules grants those).
+ClusterIssuers, which are cluster-scoped (certrollout.clusterScopedRules grants those), and
+NodeCertificates, which only the cluster-wide controller reads (its control-plane metrics).
 */}}
 {{- define "certrollout.rules" -}}
 - apiGroups: [""]
@@ -234,6 +235,11 @@ ClusterIssuers, which are cluster-scoped (certrollout.clusterScopedRules grants 
 - apiGroups: [certrollout.io]
   resources: [rolloutpolicies, certrollouts, maintenanceholds, trustbundlesyncs]
   verbs: [get, list, watch]
+{{- if not .namespaced }}
+- apiGroups: [certrollout.io]
+  resources: [nodecertificates]
+  verbs: [list, watch]
+{{- end }}
 - apiGroups: [certrollout.io]
   resources: [certrollouts]
   verbs: [create, patch, update, delete]
@@ -321,4 +327,39 @@ tlsConfig:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+Labels that select the node agent's pods (immutable, as the DaemonSet's selector is).
+*/}}
+{{- define "certrollout.nodeAgentSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "certrollout.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: node-agent
+{{- end }}
+
+{{/*
+The metadata lines of the node agent's objects: certrollout.metadata's, with component node-agent.
+*/}}
+{{- define "certrollout.nodeAgentMetadata" -}}
+labels:
+  helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+  {{- include "certrollout.nodeAgentSelectorLabels" . | nindent 2 }}
+  app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+  app.kubernetes.io/part-of: certrollout
+  app.kubernetes.io/managed-by: {{ .Release.Service }}
+  {{- with .Values.commonLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with .Values.commonAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+The node agent's ServiceAccount: <fullname>-node-agent.
+*/}}
+{{- define "certrollout.nodeAgentName" -}}
+{{- printf "%s-node-agent" (include "certrollout.fullname" . | trunc 52 | trimSuffix "-") }}
 {{- end }}
