@@ -196,7 +196,7 @@ func (r *Result) kubeconfig(path, name string, data []byte) {
 			case !filepath.IsAbs(file):
 				file = filepath.Join(dir, file)
 			case r.root != "":
-				file = filepath.Join(r.root, file)
+				file = ResolveUnder(r.root, file)
 			}
 			data, err := readFile(file)
 			if err != nil {
@@ -310,6 +310,42 @@ func KubeadmAt(root, dir string) Result {
 	}
 	r.sort()
 	return r
+}
+
+// KubeadmPath returns where kubeadm keeps the file it calls name, relative to its folder ("" for a name
+// it does not write).
+func KubeadmPath(name string) string {
+	for _, f := range kubeadmLayout {
+		if f.name == name {
+			return f.path
+		}
+	}
+	return ""
+}
+
+// ResolveUnder returns the file that path (absolute, on a host mounted at root) names, under root: its
+// symbolic links are followed with absolute targets taken on the host, as the kubelet's
+// kubelet-client-current.pem -> /var/lib/kubelet/pki/kubelet-client-<time>.pem is. Only links in the
+// last element are followed (the folders kubeadm and the kubelet use are real folders). What cannot be
+// resolved is returned as it is, for the read to report.
+func ResolveUnder(root, path string) string {
+	p := filepath.Join(root, path)
+	for range 16 {
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			return p
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			return p
+		}
+		if filepath.IsAbs(target) {
+			p = filepath.Join(root, target)
+		} else {
+			p = filepath.Join(filepath.Dir(p), target)
+		}
+	}
+	return p
 }
 
 // KubeadmCA is one of a kubeadm folder's certificate authorities.

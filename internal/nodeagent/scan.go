@@ -108,6 +108,11 @@ func Scan(o ScanOptions) ScanResult {
 	for _, name := range kubeadmOrder {
 		c, path := pick(kr.Certificates, name)
 		if c == nil {
+			// disk skips a file that holds no certificate (it may be a key); kubeadm's names hold one.
+			p := filepath.Join(kdir, disk.KubeadmPath(name))
+			if _, err := os.Stat(p); err == nil && !out.hasProblem(o.hostPath(p)) {
+				out.Problems = append(out.Problems, api.NodeProblem{Path: o.hostPath(p), Message: "holds no certificate"})
+			}
 			continue
 		}
 		f := api.NodeCertificateFile{Name: name, Path: o.hostPath(path), Set: api.FileSetKubeadm, RenewedBy: api.RenewedByKubeadm}
@@ -140,11 +145,15 @@ func Scan(o ScanOptions) ScanResult {
 			continue
 		}
 		path := filepath.Join(root, o.KubeletPKIDir, k.file)
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		r := disk.Files([]string{path})
-		problems(r)
+		// kubelet-client-current.pem links to /var/lib/kubelet/pki/kubelet-client-<time>.pem: on the host.
+		real := disk.ResolveUnder(root, filepath.Join(o.KubeletPKIDir, k.file))
+		r := disk.Files([]string{real})
+		for _, p := range r.Problems {
+			out.Problems = append(out.Problems, api.NodeProblem{Path: o.hostPath(path), Message: p.Message})
+		}
 		c, _ := pick(r.Certificates, "")
 		if c == nil {
 			if len(r.Problems) == 0 {
@@ -156,7 +165,17 @@ func Scan(o ScanOptions) ScanResult {
 		if by := disk.SignerOf(cas, c); by != nil {
 			f.Authority = by.Name
 		}
-		out.add(f, c, path)
+		out.add(f, c, real)
+	}
+
+	// A kubelet.conf that references the kubelet's rotated client certificate (as after TLS bootstrap)
+	// is renewed by the kubelet, not by kubeadm.
+	for i := range out.Files {
+		for _, k := range out.Files {
+			if out.Files[i].File.Name == "kubelet.conf" && k.File.Name == FileKubeletClient && k.File.Fingerprint == out.Files[i].File.Fingerprint {
+				out.Files[i].File.RenewedBy = api.RenewedByKubelet
+			}
+		}
 	}
 
 	// An external etcd's folder: every certificate file in it, renewed by whoever installed etcd.
@@ -223,6 +242,15 @@ func pick(found []disk.Found, name string) (*certs.Certificate, string) {
 	// A CA file is its first certificate; anything else is its leaf.
 	c := b.Leaf()
 	return c, path
+}
+
+func (r *ScanResult) hasProblem(path string) bool {
+	for _, p := range r.Problems {
+		if p.Path == path {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *ScanResult) has(name string) bool {
