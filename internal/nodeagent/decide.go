@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -131,7 +132,7 @@ func DecideComponent(c Observed, files []api.NodeCertificateFile) api.ControlPla
 
 func sentence(first string, more int, what string) string {
 	if more > 0 {
-		return fmt.Sprintf("%s (and %d %s)", first, more, what)
+		return fmt.Sprintf("%s (and %d %s).", strings.TrimSuffix(first, "."), more, what)
 	}
 	return first
 }

@@ -196,8 +196,8 @@ func TestSince(t *testing.T) {
 		want  time.Time
 	}{
 		"is the modification time, in whole seconds, the first time": {scanned(fpOld), nil, t0.Add(-time.Hour)},
-		"keeps the previous since while the fingerprint is the same":  {scanned(fpOld), prev, t0.Add(-24 * time.Hour)},
-		"is now when the fingerprint changed":                         {scanned(fpNew), prev, t0},
+		"keeps the previous since while the fingerprint is the same": {scanned(fpOld), prev, t0.Add(-24 * time.Hour)},
+		"is now when the fingerprint changed":                        {scanned(fpNew), prev, t0},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

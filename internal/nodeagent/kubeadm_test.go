@@ -137,7 +137,9 @@ func (n *kubeadmNode) kubeletFiles() {
 	n.write("etc/kubernetes/kubelet.conf", strings.Join(lines, "\n"), 0o600)
 }
 
-func pemCert(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
 
 func selfSignedCA(t *testing.T, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()

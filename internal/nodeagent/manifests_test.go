@@ -119,7 +119,7 @@ func TestStarted(t *testing.T) {
 		running bool
 		why     string
 	}{
-		"runs since its running container's start":      {[]corev1.Pod{pod("etcd-cp-1", Etcd, true)}, true, ""},
+		"runs since its running container's start":       {[]corev1.Pod{pod("etcd-cp-1", Etcd, true)}, true, ""},
 		"finds the mirror pod by its component label":    {[]corev1.Pod{pod("etcd-x", Etcd, true)}, true, ""},
 		"does not run without a mirror pod":              {nil, false, "no mirror pod etcd-cp-1 in kube-system"},
 		"does not run when no container of its pod runs": {[]corev1.Pod{pod("etcd-cp-1", Etcd, false)}, false, "no container of mirror pod etcd-cp-1 runs"},
