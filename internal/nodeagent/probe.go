@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -47,9 +46,10 @@ func Probe(ctx context.Context, dial Dialer, endpoint string, timeout time.Durat
 	cfg := &tls.Config{
 		InsecureSkipVerify: true, //nolint:gosec // the agent only looks at the certificate served; it sends nothing
 		MinVersion:         tls.VersionTLS12,
-		VerifyPeerCertificate: func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-			if len(rawCerts) > 0 {
-				sum := sha256.Sum256(rawCerts[0])
+		// Called as soon as the server's certificate arrived, before the client's is asked for.
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) > 0 {
+				sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
 				served = hex.EncodeToString(sum[:])
 			}
 			return nil
