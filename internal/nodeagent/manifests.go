@@ -154,9 +154,12 @@ func ParseManifest(data []byte) (Component, error) {
 			host = "127.0.0.1"
 		}
 		endpoint := net.JoinHostPort(host, orDefault(flags["secure-port"], port))
-		if flags["tls-cert-file"] != "" {
+		switch {
+		case flags["secure-port"] == "0":
+			// Serves nothing: only its client certificate is checked.
+		case flags["tls-cert-file"] != "":
 			add("tls-cert-file", api.UseServing, endpoint)
-		} else {
+		default:
 			c.Uses = append(c.Uses, Use{Use: api.UseServing, Endpoint: endpoint, LivenessOnly: true})
 		}
 		add("kubeconfig", api.UseClient, "")

@@ -54,6 +54,10 @@ func TestParseManifest(t *testing.T) {
 			t.Errorf("use %d: %+v, want %+v (the longest mount wins; an unmounted path stays as it is)", i, c.Uses[i], want[i])
 		}
 	}
+	noPort := "kind: Pod\nmetadata: {name: kube-scheduler, labels: {component: kube-scheduler}}\nspec:\n  containers:\n  - name: kube-scheduler\n    command: [kube-scheduler, --secure-port=0, --kubeconfig=/etc/kubernetes/scheduler.conf]\n"
+	if c, err := ParseManifest([]byte(noPort)); err != nil || len(c.Uses) != 1 || c.Uses[0].Use != api.UseClient {
+		t.Errorf("a scheduler with --secure-port=0 serves nothing: %+v %v", c, err)
+	}
 	if _, err := ParseManifest([]byte("kind: Pod\nspec: {containers: []}")); err == nil {
 		t.Error("a pod without containers parsed")
 	}
