@@ -185,7 +185,7 @@ func (o *NodeAgentOptions) Run(ctx context.Context) error {
 		return nil
 	}
 	if o.HealthProbeBindAddress != "0" && o.HealthProbeBindAddress != "" {
-		if err := serveHealth(ctx, o.HealthProbeBindAddress, a); err != nil {
+		if _, err := serveHealth(ctx, o.HealthProbeBindAddress, a); err != nil {
 			return err
 		}
 	}
@@ -194,11 +194,12 @@ func (o *NodeAgentOptions) Run(ctx context.Context) error {
 	return a.Run(ctx)
 }
 
-// serveHealth serves /healthz (the process answers) and /readyz (it has published) until ctx ends.
-func serveHealth(ctx context.Context, addr string, a *nodeagent.Agent) error {
+// serveHealth serves /healthz (the process answers) and /readyz (it has published) until ctx ends, and
+// returns the address it listens on.
+func serveHealth(ctx context.Context, addr string, a *nodeagent.Agent) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--health-probe-bind-address: %w", err)
+		return nil, fmt.Errorf("--health-probe-bind-address: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
@@ -215,7 +216,7 @@ func serveHealth(ctx context.Context, addr string, a *nodeagent.Agent) error {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
-	return nil
+	return ln.Addr(), nil
 }
 
 // printNodeCertificates is --once's summary: the totals, then one line per component.

@@ -91,7 +91,13 @@ func TestPublish(t *testing.T) {
 		}
 	}
 
+	if a.Ready() {
+		t.Error("ready before publishing")
+	}
 	once(a, true, "first scan")
+	if !a.Ready() {
+		t.Error("not ready after publishing")
+	}
 	obj := get()
 	if len(obj.OwnerReferences) != 1 || obj.OwnerReferences[0].Kind != "Node" || obj.OwnerReferences[0].UID != node.UID ||
 		obj.OwnerReferences[0].Controller == nil || *obj.OwnerReferences[0].Controller {
