@@ -48,9 +48,26 @@ type ProbeResult struct {
 	Err string
 }
 
+// Bounds of NodeCertificatesStatus' lists (the API's MaxItems).
+const (
+	maxFiles    = 128
+	maxProblems = 64
+)
+
 // Decide computes the node's status. It is pure: the time is Input.Now.
 func Decide(in Input) api.NodeCertificatesStatus {
 	now := metav1.NewTime(in.Now.UTC().Truncate(time.Second))
+	// The API bounds the lists (files 128, problems 64): a status over them would be refused whole.
+	if len(in.Files) > maxFiles {
+		in.Problems = append(in.Problems, api.NodeProblem{Path: in.Files[maxFiles].Path,
+			Message: fmt.Sprintf("%d more certificate files were found than the %d a NodeCertificates holds; they are left out", len(in.Files)-maxFiles, maxFiles)})
+		in.Files = in.Files[:maxFiles]
+	}
+	if len(in.Problems) > maxProblems {
+		more := len(in.Problems) - maxProblems + 1
+		in.Problems = append(in.Problems[:maxProblems-1:maxProblems-1], api.NodeProblem{Path: in.Problems[maxProblems-1].Path,
+			Message: fmt.Sprintf("and %d more problems, left out", more)})
+	}
 	st := api.NodeCertificatesStatus{
 		ObservedAt:   &now,
 		AgentVersion: in.AgentVersion,

@@ -208,3 +208,21 @@ func TestSince(t *testing.T) {
 		})
 	}
 }
+
+func TestDecideKeepsTheListsWithinTheAPIsBounds(t *testing.T) {
+	var in Input
+	in.Now, in.KubeadmFound = t0, true
+	for range 130 {
+		in.Files = append(in.Files, file("etcd/x", "/etc/ssl/etcd/x", fpNew, t0))
+	}
+	for range 70 {
+		in.Problems = append(in.Problems, api.NodeProblem{Path: "/p", Message: "unreadable"})
+	}
+	st := Decide(in)
+	if len(st.Files) != maxFiles || st.FileCount != maxFiles || len(st.Problems) != maxProblems {
+		t.Errorf("files %d fileCount %d problems %d", len(st.Files), st.FileCount, len(st.Problems))
+	}
+	if last := st.Problems[maxProblems-1].Message; !strings.Contains(last, "more problems, left out") {
+		t.Errorf("last problem %q", last)
+	}
+}
