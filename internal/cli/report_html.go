@@ -70,9 +70,11 @@ func checkPage(rep CheckReport, facts []htmlreport.Fact, kubeadmDir string, file
 	if t := rep.Thresholds; t.Warn != "" || t.Critical != "" {
 		facts = append(facts, htmlreport.Fact{Name: "Thresholds", Value: "warn " + orElse(t.Warn, "-") + ", critical " + orElse(t.Critical, "-")})
 	}
-	var cluster, kubeadm, onDisk []CheckItem
+	var cluster, kubeadm, onDisk, controlPlane []CheckItem
 	for _, it := range rep.Items {
 		switch {
+		case it.Source.Kind == checkKindControlPlane:
+			controlPlane = append(controlPlane, it)
 		case it.Kubeadm != nil:
 			kubeadm = append(kubeadm, it)
 		case it.Source.Kind == checkKindFile:
@@ -88,10 +90,13 @@ func checkPage(rep CheckReport, facts []htmlreport.Fact, kubeadmDir string, file
 	if len(kubeadm) > 0 {
 		p.Sections = append(p.Sections, kubeadmSection(kubeadm, now))
 	}
+	if len(controlPlane) > 0 || len(rep.Nodes) > 0 {
+		p.Sections = append(p.Sections, controlPlaneSections(controlPlane, rep.Nodes, rep.NodesIncomplete, now)...)
+	}
 	if len(onDisk) > 0 {
 		p.Sections = append(p.Sections, filesSection(onDisk, now))
 	}
-	if len(cluster) > 0 || (kubeadmDir == "" && len(files) == 0) {
+	if len(cluster) > 0 || (kubeadmDir == "" && len(files) == 0 && len(rep.Nodes) == 0) {
 		thresholds := rep.Thresholds.Warn != "" || rep.Thresholds.Critical != ""
 		p.Sections = append(p.Sections, clusterSection(cluster, now, thresholds))
 	}
@@ -141,6 +146,8 @@ func checkTimeline(items []CheckItem, now time.Time) *htmlreport.Timeline {
 func itemLabel(it CheckItem, withNamespace bool) string {
 	s := it.Source
 	switch {
+	case s.Kind == checkKindControlPlane:
+		return s.Node + " · " + s.Name
 	case it.Kubeadm != nil:
 		name := "kubeadm " + it.Kubeadm.Name
 		if s.Entry != "" {
