@@ -161,7 +161,7 @@ func checkNode(nc *api.NodeCertificates, now time.Time) CheckNode {
 	case now.Sub(*n.ObservedAt) > nodeAgentStaleAfter:
 		n.Report = NodeReportStale
 		n.Warning = fmt.Sprintf("agent on %s last reported %s ago (it reports every %s): is it running? What follows is what it saw then",
-			nc.Name, duration.HumanDuration(now.Sub(*n.ObservedAt)), duration.HumanDuration(nodeAgentHeartbeat))
+			nc.Name, duration.ShortHumanDuration(now.Sub(*n.ObservedAt)), duration.ShortHumanDuration(nodeAgentHeartbeat))
 	}
 	for _, c := range st.Conditions {
 		if c.Type == "Ready" && c.Status == metav1.ConditionFalse && n.Warning == "" {
@@ -355,7 +355,7 @@ func (o *CheckOptions) controlPlaneTables(s *checkSection, now time.Time) []func
 					switch {
 					case c.State == api.ComponentServesOld && c.OldSince != nil:
 						when = "old since " + duration.HumanDuration(now.Sub(*c.OldSince))
-					case c.StartedAt != nil:
+					case c.StartedAt != nil && c.State != api.ComponentNotRunning:
 						when = "started " + duration.HumanDuration(now.Sub(*c.StartedAt)) + " ago"
 					}
 					t.row(n.Name, c.Name, c.State, when, orElse(c.Message, "-"))
