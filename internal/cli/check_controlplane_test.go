@@ -261,7 +261,7 @@ func TestCheckControlPlaneOnACluster(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = c.Delete(context.Background(), nc) })
 	}
-	put(nodeCertificatesFrom(t, cp1, n.dir, now.Add(-time.Minute), componentState("kube-apiserver", api.ComponentServesOld, now.Add(-26*time.Hour))))
+	put(nodeCertificatesFrom(t, cp1, n.dir, now.Add(-time.Minute), componentState("kube-apiserver", api.ComponentServesOld, now.Add(-72*time.Hour))))
 	put(nodeCertificatesFrom(t, cp2, n.dir, now.Add(-2*time.Hour)))
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: cp3, Labels: map[string]string{controlPlaneLabel: ""}}}
 	if err := c.Create(ctx, node); err != nil {
@@ -277,7 +277,7 @@ func TestCheckControlPlaneOnACluster(t *testing.T) {
 		}
 		for _, want := range []string{
 			"NODE", "SERVING",
-			cp1 + " ", "old certificate since 1d (kube-apiserver)",
+			cp1 + " ", "old certificate since 3d (kube-apiserver)",
 			"CERTIFICATE AUTHORITY",
 			"COMPONENT", "ServesOld",
 		} {
