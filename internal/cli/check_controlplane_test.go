@@ -6,18 +6,23 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"golang.org/x/net/html"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/disk"
+	"github.com/certrollout/certrollout/internal/htmlreport"
+	"github.com/certrollout/certrollout/internal/htmlreport/htmltest"
 )
 
 // nodeCertsOption adjusts a NodeCertificates made by nodeCertificatesFrom.
@@ -351,4 +356,42 @@ func TestCheckControlPlaneOnACluster(t *testing.T) {
 			t.Errorf("exit %d, want %d asking for --node:\n%s", code, checkExitUnknown, stderr)
 		}
 	})
+}
+
+func TestCheckPageHasASectionPerControlPlaneNode(t *testing.T) {
+	r := controlPlaneFixture(t)
+	rep := r.report(&CheckOptions{})
+	var b bytes.Buffer
+	if err := htmlreport.Render(&b, checkPage(rep, nil, "", nil)); err != nil {
+		t.Fatal(err)
+	}
+	doc := htmltest.Parse(t, b.String())
+	sections := map[string]*html.Node{}
+	for _, s := range htmltest.All(doc, "section") {
+		sections[htmltest.Attr(s, "id")] = s
+	}
+	for _, id := range []string{"control-plane-node-cp-1", "control-plane-node-cp-2", "control-plane-node-cp-3"} {
+		if sections[id] == nil {
+			t.Fatalf("no section %q (have %v)", id, slices.Collect(maps.Keys(sections)))
+		}
+	}
+	if _, ok := sections["cluster-certificates"]; ok {
+		t.Error("--control-plane alone read no Secrets: the page has no cluster section")
+	}
+	apiserver := rowByText(t, htmltest.All(sections["control-plane-node-cp-1"], "tr"), "/etc/kubernetes/pki/apiserver.crt")
+	if bad := htmltest.All(apiserver, "span", "bad"); len(bad) != 1 || htmltest.Text(bad[0]) != "old certificate since 3d (kube-apiserver)" {
+		t.Errorf("cp-1's apiserver row marks the old certificate: %q", htmltest.Text(apiserver))
+	}
+	if !htmltest.HasClass(apiserver, string(htmlreport.ClassOK)) {
+		t.Errorf("apiserver expires in 36d: class %q", htmltest.Attr(apiserver, "class"))
+	}
+	if s := htmltest.Text(sections["control-plane-node-cp-2"]); !strings.Contains(s, "agent on cp-2 last reported 2h ago") {
+		t.Errorf("cp-2's section says its report is stale: %q", s)
+	}
+	if s := htmltest.Text(sections["control-plane-node-cp-3"]); !strings.Contains(s, "No agent report from this node") {
+		t.Errorf("cp-3's section says there is no report: %q", s)
+	}
+	if rows := htmltest.All(doc, "g", "tl-row"); len(rows) < 20 {
+		t.Errorf("the timeline draws every node's files: %d rows", len(rows))
+	}
 }
