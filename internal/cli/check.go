@@ -212,7 +212,7 @@ func (o *CheckOptions) Complete(cmd *cobra.Command, args []string) error {
 			}
 		}
 	}
-	o.readCluster = !(onDisk || o.ControlPlane) || o.Cluster
+	o.readCluster = (!onDisk && !o.ControlPlane) || o.Cluster
 	var nodes []string
 	for _, n := range o.Nodes {
 		if n = strings.TrimSpace(n); n != "" && !slices.Contains(nodes, n) {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -15,7 +16,10 @@ import (
 
 	"golang.org/x/net/html"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
@@ -27,11 +31,6 @@ import (
 
 // nodeCertsOption adjusts a NodeCertificates made by nodeCertificatesFrom.
 type nodeCertsOption func(*api.NodeCertificates)
-
-// observedAt sets when the agent last reported.
-func observedAt(t time.Time) nodeCertsOption {
-	return func(nc *api.NodeCertificates) { nc.Status.ObservedAt = &metav1.Time{Time: t} }
-}
 
 // componentState puts a component, and every check of it, in state (ServesOld with oldSince).
 func componentState(name, state string, oldSince time.Time) nodeCertsOption {
@@ -138,14 +137,14 @@ func controlPlaneFixture(t *testing.T) *checkResult {
 }
 
 func TestCheckControlPlaneGolden(t *testing.T) {
-	for _, output := range []string{OutputTable, OutputJSON} {
+	for _, output := range []string{OutputTable, OutputWide, OutputJSON} {
 		t.Run(output, func(t *testing.T) {
 			r := controlPlaneFixture(t)
 			var out bytes.Buffer
 			o := &CheckOptions{OutputFlag: OutputFlag{Output: output}, IOStreams: IOStreams{Out: &out, ErrOut: &out}}
 			rep := r.report(o)
 			var err error
-			if output == OutputTable {
+			if output != OutputJSON {
 				err = o.printTables(r)
 			} else {
 				err = o.printDocument(&out, rep)
@@ -393,5 +392,21 @@ func TestCheckPageHasASectionPerControlPlaneNode(t *testing.T) {
 	}
 	if rows := htmltest.All(doc, "g", "tl-row"); len(rows) < 20 {
 		t.Errorf("the timeline draws every node's files: %d rows", len(rows))
+	}
+}
+
+func TestCheckExplainsNodeCertificatesNotServed(t *testing.T) {
+	o := &CheckOptions{}
+	for name, err := range map[string]error{
+		"no such kind (CRDs absent or older than NodeCertificates)": &apimeta.NoKindMatchError{GroupKind: schema.GroupKind{Group: api.GroupVersion.Group, Kind: "NodeCertificates"}},
+		"the resource not served": &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: 404, Reason: metav1.StatusReasonNotFound,
+			Message: "the server could not find the requested resource", Details: &metav1.StatusDetails{Group: api.GroupVersion.Group, Kind: "nodecertificates"}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := o.explainNodeCertificates(err)
+			if !errors.Is(got, ErrCRDsMissing) || !strings.Contains(got.Error(), "does not serve NodeCertificates") || !strings.Contains(got.Error(), "kubectl apply -k config/crd") {
+				t.Errorf("got %v, want ErrCRDsMissing saying what to install", got)
+			}
+		})
 	}
 }
