@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +55,19 @@ func expiryCell(notAfter, now time.Time) htmlreport.Cell {
 
 // printHTML writes the check as one HTML page.
 func (o *CheckOptions) printHTML(rep CheckReport) error {
-	return htmlreport.Render(o.Out, checkPage(rep, pageFacts(&o.KubeFlags, o.readCluster), o.Kubeadm, o.Files))
+	facts := pageFacts(&o.KubeFlags, o.readCluster || o.ControlPlane)
+	if o.ControlPlane && !o.readCluster {
+		// NodeCertificates are cluster-scoped: no namespace was read.
+		facts = slices.DeleteFunc(facts, func(f htmlreport.Fact) bool { return f.Name == "Namespace" })
+	}
+	if o.ControlPlane {
+		nodes := "every control-plane node"
+		if len(o.Nodes) > 0 {
+			nodes = strings.Join(o.Nodes, ", ")
+		}
+		facts = append(facts, htmlreport.Fact{Name: "Control plane", Value: nodes + " (NodeCertificates)"})
+	}
+	return htmlreport.Render(o.Out, checkPage(rep, facts, o.Kubeadm, o.Files))
 }
 
 // checkPage maps a CheckReport onto a page: the timeline of every item with a certificate, then one
