@@ -410,3 +410,33 @@ func TestCheckExplainsNodeCertificatesNotServed(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckControlPlaneHTMLInABrowser renders the control-plane sections in headless Chromium, as
+// TestCheckHTMLInABrowser does for the cluster's.
+func TestCheckControlPlaneHTMLInABrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Chromium (skipped with -short)")
+	}
+	rep := controlPlaneFixture(t).report(&CheckOptions{})
+	var b bytes.Buffer
+	if err := htmlreport.Render(&b, checkPage(rep, nil, "", nil)); err != nil {
+		t.Fatal(err)
+	}
+	dom := htmltest.Parse(t, string(chromium(t, "--dump-dom", writePage(t, "control-plane.html", b.String()))))
+	ids := map[string]bool{}
+	for _, s := range htmltest.All(dom, "section") {
+		ids[htmltest.Attr(s, "id")] = true
+	}
+	for _, id := range []string{"control-plane-node-cp-1", "control-plane-node-cp-2", "control-plane-node-cp-3"} {
+		if !ids[id] {
+			t.Errorf("the rendered page has no section %q", id)
+		}
+	}
+	apiserver := rowByText(t, htmltest.All(dom, "tr"), "/etc/kubernetes/pki/apiserver.crt")
+	if len(htmltest.All(apiserver, "span", "bad")) != 1 {
+		t.Errorf("the old certificate is marked in the rendered row: %q", htmltest.Text(apiserver))
+	}
+	if rows := htmltest.All(dom, "g", "tl-row"); len(rows) < 20 || !strings.Contains(htmltest.Text(rows[0]), "cp-") {
+		t.Errorf("the timeline draws the nodes' files, labelled by node: %d rows", len(rows))
+	}
+}
