@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/certrollout/certrollout/internal/controller"
 	"github.com/certrollout/certrollout/internal/disk"
@@ -99,7 +100,7 @@ or comma-separated). It prints kubeadm's two tables with a NODE column first; SE
 what the components that serve or use it do: "current", "old certificate since 3d (kube-apiserver)" (the
 file was renewed and the component still runs on the previous one: restart it), "not running (etcd)",
 "unreachable (kube-scheduler)", or "-" when no component uses the file. A third table lists the
-components. A node whose agent last reported more than ` + nodeAgentStaleAfter.String() + ` ago, and a control-plane Node
+components. A node whose agent last reported more than ` + duration.ShortHumanDuration(nodeAgentStaleAfter) + ` ago, and a control-plane Node
 without any report, are named on stderr. --control-plane reads only NodeCertificates (and Nodes); add
 --include-cluster for Secrets and ConfigMaps as well.
 

@@ -349,6 +349,17 @@ func TestCheckControlPlaneOnACluster(t *testing.T) {
 		})
 	})
 
+	t.Run("with --include-cluster the namespace's Secrets are read as well", func(t *testing.T) {
+		ns := clustertest.Namespace(t)
+		out, stderr, code := runCheck(t, time.Now(), "--kubeconfig", kc, "--control-plane", "--node", cp2, "--include-cluster", "-n", ns)
+		if code != checkExitWarning {
+			t.Errorf("exit %d, want %d (cp-2's stale report)\n%s", code, checkExitWarning, stderr)
+		}
+		if !strings.Contains(out, cp2+" ") || !strings.Contains(stderr, "No certificates found in namespace "+ns) {
+			t.Errorf("want cp-2's tables and the empty namespace named:\n%s\n%s", out, stderr)
+		}
+	})
+
 	t.Run("-o kubeadm refuses several nodes", func(t *testing.T) {
 		_, stderr, code := runCheck(t, time.Now(), "--kubeconfig", kc, "--control-plane", "-o", "kubeadm")
 		if code != checkExitUnknown || !strings.Contains(stderr, "pick one with --node NAME") {

@@ -37,6 +37,9 @@ func (o *CheckOptions) printTables(r *checkResult) error {
 	}
 	if s := r.controlPlane; s != nil {
 		tables = append(tables, o.controlPlaneTables(s, r.now)...)
+		if len(s.nodes) == 0 {
+			fmt.Fprintln(o.ErrOut, "No NodeCertificates found: is the node agent installed (chart nodeAgent.enabled)?")
+		}
 	}
 	if s := r.files; s != nil {
 		if len(s.items) > 0 {
