@@ -24,7 +24,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/certrollout/certrollout/internal/staticpod"
 )
@@ -634,13 +633,9 @@ func (cp *ControlPlane) NodeClient(node string) (kubernetes.Interface, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(n.Root, "etc", "kubernetes", "kubelet.conf"))
+	cfg, err := staticpod.RESTConfig(filepath.Join(n.Root, "etc", "kubernetes", "kubelet.conf"), n.Root)
 	if err != nil {
 		return nil, err
-	}
-	// kubelet.conf names host paths; on this machine they are under the node's root.
-	if cfg.CertFile != "" && !strings.HasPrefix(cfg.CertFile, n.Root) {
-		cfg.CertFile, cfg.KeyFile = filepath.Join(n.Root, cfg.CertFile), filepath.Join(n.Root, cfg.KeyFile)
 	}
 	return kubernetes.NewForConfig(cfg)
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 )
@@ -45,8 +46,9 @@ type apiState struct {
 	posted         map[types.UID]string // mirror pod UID → status last written (JSON)
 }
 
-// newClient reads the kubelet's kubeconfig; file paths in it are host paths of the node.
-func newClient(kubeconfig, hostRoot string) (kubernetes.Interface, error) {
+// RESTConfig reads a node's kubeconfig (kubelet.conf): file paths in it are host paths of the node, found
+// under hostRoot.
+func RESTConfig(kubeconfig, hostRoot string) (*rest.Config, error) {
 	cfg, err := clientcmd.LoadFromFile(kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("reading kubeconfig %s: %w", kubeconfig, err)
@@ -66,6 +68,14 @@ func newClient(kubeconfig, hostRoot string) (kubernetes.Interface, error) {
 	rc, err := clientcmd.NewDefaultClientConfig(*cfg, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+	}
+	return rc, nil
+}
+
+func newClient(kubeconfig, hostRoot string) (kubernetes.Interface, error) {
+	rc, err := RESTConfig(kubeconfig, hostRoot)
+	if err != nil {
+		return nil, err
 	}
 	rc.UserAgent = "staticpod-runner"
 	rc.Timeout = 5 * time.Second
@@ -204,10 +214,14 @@ func (r *Runner) syncMirrorPods(ctx context.Context, node *corev1.Node) error {
 		pod := existing[key]
 		delete(existing, key)
 		if pod != nil && (pod.Annotations[AnnotationConfigMirror] != v.m.hash || pod.DeletionTimestamp != nil) {
-			if pod.DeletionTimestamp == nil {
-				if err := r.deleteMirror(ctx, pod, "manifest changed"); err != nil {
-					errs = append(errs, err)
-				}
+			// Like the kubelet: a mirror pod someone deleted (it waits in Terminating for its node) or one
+			// of an older manifest is deleted at once, and a new one is posted for the same process.
+			reason := "manifest changed"
+			if pod.DeletionTimestamp != nil {
+				reason = "mirror pod was deleted"
+			}
+			if err := r.deleteMirror(ctx, pod, reason); err != nil {
+				errs = append(errs, err)
 			}
 			continue // created on a later pass, once the old one is gone
 		}
@@ -236,10 +250,8 @@ func (r *Runner) syncMirrorPods(ctx context.Context, node *corev1.Node) error {
 	}
 	r.apiState.posted = posted
 	for _, pod := range existing {
-		if pod.DeletionTimestamp == nil {
-			if err := r.deleteMirror(ctx, pod, "manifest removed"); err != nil {
-				errs = append(errs, err)
-			}
+		if err := r.deleteMirror(ctx, pod, "manifest removed"); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -101,11 +101,11 @@ func writeKubeletServingCert(crtPath, keyPath, host string, ip net.IP, now time.
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(crtPath), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(crtPath), 0o750); err != nil {
 		return err
 	}
 	certs := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...)
-	if err := os.WriteFile(crtPath, certs, 0o644); err != nil {
+	if err := os.WriteFile(crtPath, certs, 0o600); err != nil {
 		return err
 	}
 	return os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
@@ -126,7 +126,7 @@ func finalizeKubeletClient(kubeconfig, hostRoot string, now time.Time) error {
 			continue
 		}
 		dir := filepath.Join(hostRoot, kubeletPKIDir)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return err
 		}
 		name := "kubelet-client-" + now.UTC().Format("2006-01-02-15-04-05") + ".pem"

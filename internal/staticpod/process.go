@@ -49,7 +49,7 @@ type process struct {
 // runner can stop everything it spawned, and gets SIGKILL if the runner dies, so that a killed runner
 // leaves nothing behind (unlike a real kubelet, whose containers outlive it: nobody would adopt them here).
 func (s *spawner) start(bin string, args []string, logPath string) (*process, error) {
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -128,11 +128,11 @@ func ReadPID(hostRoot, podName string) (int, error) {
 
 func writePID(hostRoot, podName string, pid int) error {
 	path := PIDFile(hostRoot, podName)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)

@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	r := &Runner{cfg: cfg, log: cfg.Log, sp: newSpawner(), pods: map[string]*container{}, startedAll: time.Now().UTC()}
 	for _, d := range []string{cfg.LogDir, cfg.hostPath(cfg.ManifestDir), cfg.hostPath(kubeletPKIDir)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o750); err != nil {
 			return err
 		}
 	}
