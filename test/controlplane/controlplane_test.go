@@ -1,6 +1,9 @@
 // Package controlplane tests the kubeadm-shaped local control plane (localcluster.StartControlPlane and
 // the staticpod runner) against its real processes: three API servers, a three-member etcd, mirror pods
-// posted the way the kubelet posts them, and real kubeadm reading a node's folder.
+// posted the way the kubelet posts them, and real kubeadm reading a node's folder. On it, the end-to-end
+// test of the control-plane read side: the node agent installed as the chart ships it (its RBAC, its
+// admission policy, its read-only host mounts), real `kubeadm certs renew all` on one node,
+// `certrollout check --control-plane`, and the manifest move that restarts a static pod.
 package controlplane
 
 import (
