@@ -126,8 +126,13 @@ func Scan(o ScanOptions) ScanResult {
 			f.Authority = by.Name
 			f.ExternallyManaged = by.External
 		}
-		if f.ExternallyManaged {
+		switch {
+		case f.ExternallyManaged:
 			f.RenewedBy = api.RenewedByExternal
+		case f.CertificateAuthority:
+			// `kubeadm certs renew` renews leaves and kubeconfigs only; its CAs (ten years) are renewed
+			// by nothing, by hand.
+			f.RenewedBy = api.RenewedByNobody
 		}
 		out.add(f, c, path)
 	}

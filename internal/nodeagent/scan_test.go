@@ -60,7 +60,7 @@ func TestScanReadsWhatKubeadmWrote(t *testing.T) {
 		"apiserver":               {"/etc/kubernetes/pki/apiserver.crt", api.FileSetKubeadm, "ca", api.RenewedByKubeadm, false, "etc/kubernetes/pki/apiserver.crt"},
 		"etcd-peer":               {"/etc/kubernetes/pki/etcd/peer.crt", api.FileSetKubeadm, "etcd-ca", api.RenewedByKubeadm, false, "etc/kubernetes/pki/etcd/peer.crt"},
 		"front-proxy-client":      {"/etc/kubernetes/pki/front-proxy-client.crt", api.FileSetKubeadm, "front-proxy-ca", api.RenewedByKubeadm, false, "etc/kubernetes/pki/front-proxy-client.crt"},
-		"etcd-ca":                 {"/etc/kubernetes/pki/etcd/ca.crt", api.FileSetKubeadm, "", api.RenewedByKubeadm, true, "etc/kubernetes/pki/etcd/ca.crt"},
+		"etcd-ca":                 {"/etc/kubernetes/pki/etcd/ca.crt", api.FileSetKubeadm, "", api.RenewedByNobody, true, "etc/kubernetes/pki/etcd/ca.crt"},
 		"kubelet.conf":            {"/etc/kubernetes/kubelet.conf", api.FileSetKubeadm, "ca", api.RenewedByKubelet, false, "var/lib/kubelet/pki/kubelet-client-2026-11-28-06-00-00.pem"},
 		FileKubeletClient:         {"/var/lib/kubelet/pki/kubelet-client-current.pem", api.FileSetKubelet, "ca", api.RenewedByKubelet, false, "var/lib/kubelet/pki/kubelet-client-2026-11-28-06-00-00.pem"},
 		FileKubeletServing:        {"/var/lib/kubelet/pki/kubelet.crt", api.FileSetKubelet, "", api.RenewedByNobody, false, "var/lib/kubelet/pki/kubelet.crt"},
