@@ -93,8 +93,9 @@ type NodeCertificateFile struct {
 	// +optional
 	ExternallyManaged bool `json:"externallyManaged,omitempty"`
 	// renewedBy says who renews it: Kubeadm (`kubeadm certs renew`), Kubelet (client certificate
-	// rotation), Nobody (the kubelet's self-signed serving certificate, which kubeadm never renews) or
-	// External (a CA whose key is elsewhere, an external etcd's folder).
+	// rotation), Nobody (nothing renews it but a person: kubeadm's own CAs, which `certs renew` skips, and
+	// the kubelet's self-signed serving certificate) or External (signed by a CA whose key is elsewhere,
+	// an external etcd's folder).
 	// +kubebuilder:validation:Enum=Kubeadm;Kubelet;Nobody;External
 	RenewedBy string `json:"renewedBy"`
 	// subject and issuer, as distinguished names.

@@ -40,6 +40,8 @@ type upOptions struct {
 	nodes              int
 	withoutCertManager bool
 	withoutCRDs        bool
+	controlPlane       bool
+	nodesSet           bool
 	timeout            time.Duration
 }
 
@@ -89,6 +91,7 @@ func addUpFlags(cmd *cobra.Command, o *upOptions) {
 	cmd.Flags().IntVar(&o.nodes, "nodes", 1, "Number of kwok nodes (1000 pods each).")
 	cmd.Flags().BoolVar(&o.withoutCertManager, "without-cert-manager", false, "Do not install cert-manager.")
 	cmd.Flags().BoolVar(&o.withoutCRDs, "without-crds", false, "Do not install certrollout's CRDs (CertRollout, RolloutPolicy, MaintenanceHold, TrustBundleSync).")
+	cmd.Flags().BoolVar(&o.controlPlane, "control-plane", false, "Start a kubeadm-shaped control plane instead: three nodes cp-1..3 on 127.0.0.1-3, PKI by real kubeadm, static pods run by a kubelet stand-in; --nodes then counts kwok nodes for workloads (default none) and cert-manager is not installed.")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "How long to wait for the cluster to be ready (building binaries is not counted).")
 }
 
@@ -101,6 +104,23 @@ func (o *upOptions) start(ctx context.Context) (*localcluster.Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.controlPlane {
+		kwokNodes := 0
+		if o.nodesSet {
+			kwokNodes = o.nodes
+		}
+		cp, err := localcluster.StartControlPlane(ctx, localcluster.ControlPlaneOptions{
+			Dir: o.dir, Versions: v, Binaries: bins, KwokNodes: kwokNodes, Detach: true, Log: os.Stderr, Timeout: max(o.timeout, 8*time.Minute),
+		})
+		if err != nil {
+			return nil, err
+		}
+		c := cp.Cluster
+		if o.withoutCRDs {
+			return c, nil
+		}
+		return c, installCRDs(ctx, c)
+	}
 	c, err := localcluster.Start(ctx, localcluster.Options{
 		Dir: o.dir, Versions: v, Binaries: bins, PodStages: o.podStages, Nodes: o.nodes,
 		WithoutCertManager: o.withoutCertManager, Detach: true, Log: os.Stderr, Timeout: o.timeout,
@@ -108,16 +128,21 @@ func (o *upOptions) start(ctx context.Context) (*localcluster.Cluster, error) {
 	if err != nil || o.withoutCRDs {
 		return c, err
 	}
-	// The CLI's status and restart, and the controller's policies, need certrollout's own API.
+	return c, installCRDs(ctx, c)
+}
+
+// installCRDs installs certrollout's own API: the CLI's status and restart, and the controller's
+// policies, need it.
+func installCRDs(ctx context.Context, c *localcluster.Cluster) error {
 	all, err := crd.All()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := c.InstallCRDs(ctx, api.GroupVersion.Group, all...); err != nil {
-		return nil, fmt.Errorf("installing certrollout's CRDs: %w", err)
+		return fmt.Errorf("installing certrollout's CRDs: %w", err)
 	}
 	fmt.Fprintln(os.Stderr, "Installed certrollout's CRDs (CertRollout, RolloutPolicy, MaintenanceHold, TrustBundleSync).")
-	return c, nil
+	return nil
 }
 
 func newUp() *cobra.Command {
@@ -127,6 +152,7 @@ func newUp() *cobra.Command {
 		Short: "Start the cluster (or keep the healthy one already running) and write its kubeconfig",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.nodesSet = cmd.Flags().Changed("nodes")
 			c, err := o.start(cmd.Context())
 			if err != nil {
 				return err

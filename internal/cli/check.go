@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/certrollout/certrollout/internal/controller"
 	"github.com/certrollout/certrollout/internal/disk"
@@ -48,7 +50,11 @@ type CheckOptions struct {
 	Files []string
 	// Kubeadm is --kubeadm's folder; empty when not asked for.
 	Kubeadm string
-	// Cluster reads the cluster too when disk flags are given.
+	// ControlPlane is --control-plane: read every control-plane node's NodeCertificates.
+	ControlPlane bool
+	// Nodes are --node names: only these nodes' NodeCertificates.
+	Nodes []string
+	// Cluster reads the cluster's Secrets and ConfigMaps too when disk flags or --control-plane are given.
 	Cluster bool
 	// Warn and Critical are the thresholds as the user wrote them ("30d", "36h"); empty when unset.
 	Warn, Critical string
@@ -71,7 +77,7 @@ func newCheckCommand(streams IOStreams) *cobra.Command {
 // newCheckCommandFor builds the command around o, so tests can fix o.Now.
 func newCheckCommandFor(o *CheckOptions) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "check [--files GLOB]... [--kubeadm [DIR]] [--include-cluster]",
+		Use:   "check [--files GLOB]... [--kubeadm [DIR]] [--control-plane [--node NAME]...] [--include-cluster]",
 		Short: "List certificates soonest-expiring first, in the cluster and on disk",
 		Long: `List certificates, soonest-expiring first, with what uses them.
 
@@ -88,6 +94,21 @@ certificates); --kubeadm reads a kubeadm control plane (pki/, pki/etcd/, *.conf)
 of 'kubeadm certs check-expiration'. With disk flags alone no cluster is contacted (-n, -A and -l then
 need --include-cluster); add --include-cluster to check both.
 
+Every control-plane node, without ssh: --control-plane reads the NodeCertificates that the node agent
+(chart nodeAgent.enabled) writes on each control-plane node, or only those of --node NAME (repeatable,
+or comma-separated). It prints kubeadm's two tables with a NODE column first; SERVING says, per file,
+what the components that serve or use it do: "current", "old certificate since 3d (kube-apiserver)" (the
+file was renewed and the component still runs on the previous one: restart it), "not running (etcd)",
+"unreachable (kube-scheduler)", or "-" when no component uses the file. A third table lists the
+components. A node whose agent last reported more than ` + duration.ShortHumanDuration(nodeAgentStaleAfter) + ` ago, and a control-plane Node
+without any report, are named on stderr. --control-plane reads only NodeCertificates (and Nodes); add
+--include-cluster for Secrets and ConfigMaps as well.
+
+-o kubeadm prints exactly what 'kubeadm certs check-expiration' prints (v1.34), byte for byte, for
+--kubeadm DIR or for one node of --control-plane (--node NAME): names sorted as kubeadm sorts them,
+kubelet.conf left out, "!MISSING! name" for an absent file, "<invalid>" for an expired one. The default
+table differs on purpose: soonest first, with kubelet.conf, "expired 3d ago".
+
 Malformed certificate data and unreadable files are listed under PROBLEM, never skipped.
 
 When a cert-manager CA Issuer or ClusterIssuer signs a listed Certificate, CA CHAIN says whether the leaf
@@ -97,10 +118,13 @@ them. -o wide adds the CA issuers with their CA and leaf counts.
 
 Exit codes, for cron jobs and CI:
   0  nothing expires within --warn or --critical
-  1  a certificate expires within --warn, or a CA issuer's leaf was not issued by its current CA
+  1  a certificate expires within --warn, a CA issuer's leaf was not issued by its current CA, a
+     control-plane component still serves or uses the certificate a file held before its renewal, or a
+     control-plane node's agent report is stale or missing
   2  a certificate expires within --critical or has expired, or some certificate data could not be
      read or parsed
-  3  the check could not run (bad flags, cluster unreachable, access forbidden, no kubeadm folder)
+  3  the check could not run (bad flags, cluster unreachable, access forbidden, no kubeadm folder,
+     NodeCertificates not served)
 With a non-zero code, one line on stderr names the soonest offender and why. Durations take a d
 (days) suffix as well as Go units: 30d, 36h, 1d12h.
 
@@ -114,6 +138,15 @@ docs/check.md; -o html one self-contained page: an expiry timeline coloured by t
 
   # A kubeadm control plane, as kubeadm prints it (run as root: the kubeconfigs are private)
   sudo certrollout check --kubeadm
+
+  # Every control-plane node's kubeadm certificates, and which components still run on old ones
+  certrollout check --control-plane
+
+  # Two nodes, as JSON
+  certrollout check --control-plane --node cp-1,cp-2 -o json
+
+  # What 'kubeadm certs check-expiration' would print on cp-2, without logging in to it
+  certrollout check --control-plane --node cp-2 -o kubeadm
 
   # From cron: exit 1 within 30 days, 2 within 7 days
   certrollout check -A --warn 30d --critical 7d -o json > /var/lib/certs/report.json
@@ -136,13 +169,17 @@ docs/check.md; -o html one self-contained page: an expiry timeline coloured by t
 	// A mistyped flag means the check did not run: that is "unknown", not "warning".
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: checkExitUnknown, err: err} })
 	o.addKubeFlags(cmd, true)
+	o.kubeadm = true
 	o.addReportOutputFlag(cmd)
+	cmd.Flags().Lookup("output").Usage = "Output format: table, wide (more columns), json, yaml, html (one self-contained page; redirect it to a file) or kubeadm (exactly what 'kubeadm certs check-expiration' prints; with --kubeadm, or --control-plane and one --node)."
 	f := cmd.Flags()
 	f.StringVarP(&o.Selector, "selector", "l", "", "Label selector on the Secrets, ConfigMaps and cert-manager Certificates (e.g. app=web,tier!=dev).")
 	f.StringArrayVar(&o.Files, "files", nil, "PEM or DER certificate files, folders or kubeconfigs; a shell glob (quote it). Repeatable.")
 	f.StringVar(&o.Kubeadm, "kubeadm", "", "Check a kubeadm control plane's certificates and kubeconfigs in this folder (--kubeadm alone: "+disk.DefaultKubeadmDir+"; another folder: --kubeadm DIR or --kubeadm=DIR).")
 	f.Lookup("kubeadm").NoOptDefVal = disk.DefaultKubeadmDir
-	f.BoolVar(&o.Cluster, "include-cluster", false, "With --files or --kubeadm, check the cluster too (disk flags alone contact no cluster).")
+	f.BoolVar(&o.ControlPlane, "control-plane", false, "Check every control-plane node's kubeadm certificates, as the node agent reports them (NodeCertificates), with what each component serves.")
+	f.StringSliceVar(&o.Nodes, "node", nil, "With --control-plane, only this node (repeatable, or comma-separated).")
+	f.BoolVar(&o.Cluster, "include-cluster", false, "With --files, --kubeadm or --control-plane, check the cluster's Secrets and ConfigMaps too (disk flags alone contact no cluster).")
 	f.StringVar(&o.Warn, "warn", "", "Exit 1 when a certificate expires within this duration (e.g. 30d, 36h).")
 	f.StringVar(&o.Critical, "critical", "", "Exit 2 when a certificate expires within this duration (e.g. 7d). Expired certificates always count as critical.")
 	o.Controller.addControllerFlags(cmd, "cluster-resource-namespace")
@@ -168,15 +205,22 @@ func (o *CheckOptions) Complete(cmd *cobra.Command, args []string) error {
 		}
 	}
 	onDisk := len(o.Files) > 0 || o.Kubeadm != ""
-	if onDisk && !o.Cluster {
+	if (onDisk || o.ControlPlane) && !o.Cluster {
 		// Silently ignoring a namespace would read as "nothing there"; say what to add instead.
 		for _, name := range []string{"namespace", "all-namespaces", "selector"} {
 			if cmd != nil && cmd.Flags().Changed(name) {
-				return fmt.Errorf("--%s selects what to read from the cluster, and with --files or --kubeadm the cluster is read only with --include-cluster: add --include-cluster", name)
+				return fmt.Errorf("--%s selects what to read from the cluster, and with --files, --kubeadm or --control-plane the cluster's Secrets and ConfigMaps are read only with --include-cluster: add --include-cluster", name)
 			}
 		}
 	}
-	o.readCluster = !onDisk || o.Cluster
+	o.readCluster = (!onDisk && !o.ControlPlane) || o.Cluster
+	var nodes []string
+	for _, n := range o.Nodes {
+		if n = strings.TrimSpace(n); n != "" && !slices.Contains(nodes, n) {
+			nodes = append(nodes, n)
+		}
+	}
+	o.Nodes = nodes
 	// Messages quote the thresholds as given: "within --warn 30d".
 	o.Warn, o.Critical = strings.TrimSpace(o.Warn), strings.TrimSpace(o.Critical)
 	var err error
@@ -189,7 +233,7 @@ func (o *CheckOptions) Complete(cmd *cobra.Command, args []string) error {
 	if o.selector, err = labels.Parse(o.Selector); err != nil {
 		return fmt.Errorf("invalid --selector %q: %w", o.Selector, err)
 	}
-	if o.readCluster {
+	if o.readCluster || o.ControlPlane {
 		return o.KubeFlags.Complete()
 	}
 	return nil
@@ -216,6 +260,17 @@ func (o *CheckOptions) Validate() error {
 	if err := o.validateOutput(); err != nil {
 		return err
 	}
+	if len(o.Nodes) > 0 && !o.ControlPlane {
+		return errors.New("--node selects control-plane nodes: add --control-plane")
+	}
+	if o.Output == OutputKubeadm {
+		switch {
+		case len(o.Files) > 0 || o.Cluster || (o.Kubeadm != "") == o.ControlPlane:
+			return errors.New("-o kubeadm prints what 'kubeadm certs check-expiration' prints for one control plane: use it with --kubeadm [DIR] or with --control-plane --node NAME, and without --files or --include-cluster")
+		case len(o.Nodes) > 1:
+			return fmt.Errorf("-o kubeadm prints one node, as kubeadm does, and --node names %d (%s): run it once per node, or drop -o kubeadm for every node in one table", len(o.Nodes), strings.Join(o.Nodes, ", "))
+		}
+	}
 	if o.warn > 0 && o.critical > 0 && o.critical > o.warn {
 		return fmt.Errorf("--critical %s is longer than --warn %s: a certificate would be critical before it is a warning; swap them", o.Critical, o.Warn)
 	}
@@ -241,6 +296,19 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 	if len(o.Files) > 0 {
 		r.files = checkFileItems(disk.Files(o.Files))
 	}
+	if o.ControlPlane {
+		s, err := o.controlPlaneItems(ctx, now)
+		if err != nil {
+			return &exitError{code: checkExitUnknown, err: err}
+		}
+		r.controlPlane = s
+		for _, w := range nodeWarnings(s.nodes) {
+			fmt.Fprintln(o.ErrOut, "Warning: "+w+".")
+		}
+		if s.caIncomplete != "" {
+			fmt.Fprintf(o.ErrOut, "Note: %s.\n", s.caIncomplete)
+		}
+	}
 	if o.readCluster {
 		if os.Getenv("GOMEMLIMIT") == "" {
 			// Filling the caches decodes every Secret the API server sends (large Opaque ones included)
@@ -263,6 +331,12 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 		err = o.printDocument(o.Out, report)
 	case o.page():
 		err = o.printHTML(report)
+	case o.Output == OutputKubeadm && r.controlPlane != nil:
+		if err := o.printControlPlaneKubeadm(r.controlPlane, now); err != nil {
+			return &exitError{code: checkExitUnknown, err: err}
+		}
+	case o.Output == OutputKubeadm:
+		err = printKubeadmExpiration(o.Out, kubeadmExpirationFromItems(r.kubeadm.items), now)
 	default:
 		err = o.printTables(r)
 	}

@@ -35,6 +35,12 @@ func (o *CheckOptions) printTables(r *checkResult) error {
 			add(func() error { return o.kubeadmTable(cas, r.now, true) })
 		}
 	}
+	if s := r.controlPlane; s != nil {
+		tables = append(tables, o.controlPlaneTables(s, r.now)...)
+		if len(s.nodes) == 0 {
+			fmt.Fprintln(o.ErrOut, "No NodeCertificates found: is the node agent installed (chart nodeAgent.enabled)?")
+		}
+	}
 	if s := r.files; s != nil {
 		if len(s.items) > 0 {
 			add(func() error { return o.filesTable(s.items, r.now) })

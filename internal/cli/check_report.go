@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/duration"
+
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 
 	"github.com/certrollout/certrollout/internal/cagraph"
@@ -40,6 +42,66 @@ type CheckReport struct {
 	// Controller says which controller settings the cluster was read with (cert-manager's cluster
 	// resource namespace), and where they came from; absent when only disk was read.
 	Controller *AssumedSettings `json:"controller,omitempty"`
+	// Nodes are the control-plane nodes read with --control-plane: each agent report's age and the
+	// components, and the control-plane nodes without a report.
+	Nodes []CheckNode `json:"nodes,omitempty"`
+	// NodesIncomplete says why control-plane nodes without a report may be missing from Nodes.
+	NodesIncomplete string `json:"nodesIncomplete,omitempty"`
+}
+
+// CheckNode is one control-plane node as its agent reported it (a NodeCertificates).
+type CheckNode struct {
+	Name string `json:"name"`
+	// Report is Current, Stale (older than three agent heartbeats, or no scan yet) or Missing (a
+	// control-plane Node, or a --node, without a NodeCertificates). Stale and Missing make the report a
+	// Warning at least.
+	Report string `json:"report"`
+	// Warning says what is wrong with the report, in a sentence.
+	Warning      string     `json:"warning,omitempty"`
+	ObservedAt   *time.Time `json:"observedAt,omitempty"`
+	AgentVersion string     `json:"agentVersion,omitempty"`
+	KubeadmDir   string     `json:"kubeadmDir,omitempty"`
+	// Components are the node's control-plane components and the kubelet.
+	Components []CheckComponent `json:"components,omitempty"`
+}
+
+// CheckComponent is a control-plane component on a node.
+type CheckComponent struct {
+	Name string `json:"name"`
+	// State is Current, ServesOld, NotRunning or Unreachable (NodeCertificates' states).
+	State     string     `json:"state"`
+	Manifest  string     `json:"manifest,omitempty"`
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	// OldSince is, in state ServesOld, since when the file it has not picked up is on disk.
+	OldSince *time.Time `json:"oldSince,omitempty"`
+	Message  string     `json:"message,omitempty"`
+}
+
+// CheckNodeFile is what the node agent says of a file on a control-plane node.
+type CheckNodeFile struct {
+	// Set is kubeadm, kubelet or etcd (an external etcd's folder).
+	Set string `json:"set"`
+	// RenewedBy is Kubeadm, Kubelet, Nobody or External.
+	RenewedBy            string `json:"renewedBy,omitempty"`
+	CertificateAuthority bool   `json:"certificateAuthority,omitempty"`
+	// Since is when this certificate appeared at this path.
+	Since *time.Time `json:"since,omitempty"`
+	// Serving are the components that serve or use the file. One in state ServesOld makes the item a
+	// Warning at least: the file was renewed, the component still runs on the old certificate.
+	Serving []CheckServing `json:"serving,omitempty"`
+}
+
+// CheckServing is one component's use of a file, and what the agent saw.
+type CheckServing struct {
+	Component string `json:"component"`
+	// Use is Serving or Client.
+	Use string `json:"use"`
+	// State is Current, ServesOld, NotRunning or Unreachable.
+	State    string `json:"state"`
+	Endpoint string `json:"endpoint,omitempty"`
+	// Since is, in state ServesOld, since when the component has run on the old certificate.
+	Since   *time.Time `json:"since,omitempty"`
+	Message string     `json:"message,omitempty"`
 }
 
 // CheckIssuerRef names a cert-manager Issuer (with its namespace) or ClusterIssuer.
@@ -111,13 +173,18 @@ type CheckItem struct {
 	CAChain *CheckCAChain `json:"caChain,omitempty"`
 	// CAOf names the CA issuers whose CA Secret this key is.
 	CAOf []CheckIssuerRef `json:"caOf,omitempty"`
+	// ControlPlane is set for the files of a control-plane node (Source.Kind ControlPlane).
+	ControlPlane *CheckNodeFile `json:"controlPlane,omitempty"`
 }
 
 // CheckSource says where certificates were found.
 type CheckSource struct {
-	// Kind is Secret, ConfigMap or File.
+	// Kind is Secret, ConfigMap, File or ControlPlane (a file on a control-plane node, as its node
+	// agent reported it).
 	Kind      string `json:"kind"`
 	Namespace string `json:"namespace,omitempty"`
+	// Node is the control-plane node of a ControlPlane source.
+	Node string `json:"node,omitempty"`
 	// Name is the object's name; for a file, its short name (kubeadm's name, or the path relative to
 	// the folder or glob it was found by).
 	Name string `json:"name"`
@@ -203,10 +270,11 @@ func keyWithoutCertificate(src CheckSource) CheckProblem {
 
 // checkResult is what Run read, in sections; nil sections were not asked for.
 type checkResult struct {
-	now     time.Time
-	cluster *checkSection
-	kubeadm *checkSection
-	files   *checkSection
+	now          time.Time
+	cluster      *checkSection
+	kubeadm      *checkSection
+	files        *checkSection
+	controlPlane *checkSection
 }
 
 // checkSection is the items and problems of one kind of source, and how to print them.
@@ -222,11 +290,14 @@ type checkSection struct {
 	caIncomplete string
 	// assumed are the controller settings a cluster section was read with.
 	assumed *AssumedSettings
+	// nodes and nodeObjects are the control-plane section's nodes and what their agents wrote.
+	nodes       []CheckNode
+	nodeObjects []*api.NodeCertificates
 }
 
 func (r *checkResult) sections() []*checkSection {
 	var out []*checkSection
-	for _, s := range []*checkSection{r.kubeadm, r.files, r.cluster} {
+	for _, s := range []*checkSection{r.kubeadm, r.controlPlane, r.files, r.cluster} {
 		if s != nil {
 			out = append(out, s)
 		}
@@ -253,6 +324,11 @@ func (r *checkResult) report(o *CheckOptions) CheckReport {
 			if it := &s.items[i]; it.Severity == SeverityOK && it.CAChain != nil && cagraph.Status(it.CAChain.Status).NeedsReissue() {
 				it.Severity = SeverityWarning
 			}
+			// A renewed file a component has not picked up: the node still runs on the old certificate,
+			// which expires as if nothing was renewed. A restart fixes it, hence a warning.
+			if it := &s.items[i]; it.Severity == SeverityOK && servesOld(*it) != nil {
+				it.Severity = SeverityWarning
+			}
 		}
 		rep.Items = append(rep.Items, s.items...)
 		rep.Problems = append(rep.Problems, s.problems...)
@@ -260,12 +336,23 @@ func (r *checkResult) report(o *CheckOptions) CheckReport {
 		if s.assumed != nil {
 			rep.Controller = s.assumed
 		}
-		if s.caIncomplete != "" {
+		if s == r.controlPlane {
+			rep.Nodes = s.nodes
+			rep.NodesIncomplete = s.caIncomplete
+		} else if s.caIncomplete != "" {
 			rep.CAIssuersIncomplete = s.caIncomplete
 		}
 	}
 	sortCheckItems(rep.Items)
 	rep.Status, rep.Reason = checkVerdict(rep.Items, rep.Problems, r.now, o)
+	if w := nodeWarnings(rep.Nodes); len(w) > 0 && rep.Status == SeverityOK {
+		// A node nobody reports on may hold a certificate about to expire: look at it.
+		rep.Status = SeverityWarning
+		rep.Reason = "WARNING: " + w[0]
+		if len(w) > 1 {
+			rep.Reason += fmt.Sprintf(" (%d nodes in all)", len(w))
+		}
+	}
 	return rep
 }
 
@@ -301,7 +388,7 @@ func sortCheckItems(items []CheckItem) {
 }
 
 func (s CheckSource) sortKey() string {
-	return strings.Join([]string{s.Kind, s.Namespace, s.Name, s.Key, s.Path, s.Entry}, "\x00")
+	return strings.Join([]string{s.Kind, s.Namespace, s.Node, s.Name, s.Key, s.Path, s.Entry}, "\x00")
 }
 
 // checkVerdict is the report's status and the one line that says why: the soonest item of the worst
@@ -326,6 +413,14 @@ func checkVerdict(items []CheckItem, problems []CheckProblem, now time.Time, o *
 		c := worst.Certificate
 		when := fmt.Sprintf("expires in %s (%s)", residual(c.NotAfter, now), timestamp(c.NotAfter))
 		switch {
+		case worst.Severity != checkSeverity(c.NotAfter, now, o.warn, o.critical) && servesOld(*worst) != nil:
+			// Raised by a component that has not picked the renewed file up.
+			u := servesOld(*worst)
+			when = fmt.Sprintf("was renewed, but %s on %s still runs on the old certificate", u.Component, worst.Source.Node)
+			if u.Since != nil {
+				when += " (since " + duration.HumanDuration(now.Sub(*u.Since)) + ")"
+			}
+			when += ": restart " + u.Component + " on " + worst.Source.Node
 		case worst.Severity != checkSeverity(c.NotAfter, now, o.warn, o.critical):
 			// Raised by its CA chain, not by its expiry.
 			ch := worst.CAChain
@@ -381,6 +476,9 @@ func checkVerdict(items []CheckItem, problems []CheckProblem, now time.Time, o *
 // describe names a source in messages: "Secret prod/api-tls tls.crt", "file /etc/kubernetes/admin.conf
 // (user/kubernetes-admin)".
 func (s CheckSource) describe() string {
+	if s.Kind == checkKindControlPlane {
+		return s.Name + " on node " + s.Node + " (" + s.Path + ")"
+	}
 	if s.Kind == checkKindFile {
 		d := "file " + s.Path
 		if s.Entry != "" {

@@ -291,7 +291,7 @@ func TestCheckRejectsBadFlagsWithExitCode3(t *testing.T) {
 		"-l with disk flags and no --include-cluster": {[]string{"--kubeadm", "-l", "a=b"}, "--selector selects what to read from the cluster"},
 		"a missing folder after a bare --kubeadm":     {[]string{"--kubeadm", "/srv/kubernetes"}, `unexpected argument "/srv/kubernetes": --kubeadm takes a folder`},
 		"an argument without --files":                 {[]string{"cert.pem"}, `unexpected argument "cert.pem"`},
-		"an unknown output":                           {[]string{"--files", "x", "-o", "xml"}, `--output must be table, wide, json, yaml or html, not "xml"`},
+		"an unknown output":                           {[]string{"--files", "x", "-o", "xml"}, `--output must be table, wide, json, yaml, html or kubeadm, not "xml"`},
 		"an invalid selector":                         {[]string{"--files", "x", "--include-cluster", "-l", "a=(b"}, `invalid --selector "a=(b"`},
 		"an unknown flag (cobra's own flag errors)":   {[]string{"--colour"}, "unknown flag: --colour"},
 		"a --kubeadm folder that does not exist":      {[]string{"--kubeadm=testdata/no-such-dir"}, "--kubeadm testdata/no-such-dir: stat testdata/no-such-dir: no such file or directory (pass --kubeadm DIR"},

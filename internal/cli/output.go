@@ -21,6 +21,8 @@ const (
 	OutputYAML  = "yaml"
 	// OutputHTML is a self-contained HTML page (check and plan only).
 	OutputHTML = "html"
+	// OutputKubeadm is exactly what `kubeadm certs check-expiration` prints (check only).
+	OutputKubeadm = "kubeadm"
 )
 
 // ReportAPIVersion is the apiVersion of every JSON/YAML document the CLI prints. The documents are
@@ -33,6 +35,8 @@ type OutputFlag struct {
 	Output string
 	// html is set for the commands that can write an HTML page (addReportOutputFlag).
 	html bool
+	// kubeadm is set for check, which can print kubeadm's own text (-o kubeadm).
+	kubeadm bool
 }
 
 func (o *OutputFlag) addOutputFlag(cmd *cobra.Command) {
@@ -54,6 +58,9 @@ func (o *OutputFlag) formats() []string {
 	f := []string{OutputTable, OutputWide, OutputJSON, OutputYAML}
 	if o.html {
 		f = append(f, OutputHTML)
+	}
+	if o.kubeadm {
+		f = append(f, OutputKubeadm)
 	}
 	return f
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +55,19 @@ func expiryCell(notAfter, now time.Time) htmlreport.Cell {
 
 // printHTML writes the check as one HTML page.
 func (o *CheckOptions) printHTML(rep CheckReport) error {
-	return htmlreport.Render(o.Out, checkPage(rep, pageFacts(&o.KubeFlags, o.readCluster), o.Kubeadm, o.Files))
+	facts := pageFacts(&o.KubeFlags, o.readCluster || o.ControlPlane)
+	if o.ControlPlane && !o.readCluster {
+		// NodeCertificates are cluster-scoped: no namespace was read.
+		facts = slices.DeleteFunc(facts, func(f htmlreport.Fact) bool { return f.Name == "Namespace" })
+	}
+	if o.ControlPlane {
+		nodes := "every control-plane node"
+		if len(o.Nodes) > 0 {
+			nodes = strings.Join(o.Nodes, ", ")
+		}
+		facts = append(facts, htmlreport.Fact{Name: "Control plane", Value: nodes + " (NodeCertificates)"})
+	}
+	return htmlreport.Render(o.Out, checkPage(rep, facts, o.Kubeadm, o.Files))
 }
 
 // checkPage maps a CheckReport onto a page: the timeline of every item with a certificate, then one
@@ -70,9 +83,11 @@ func checkPage(rep CheckReport, facts []htmlreport.Fact, kubeadmDir string, file
 	if t := rep.Thresholds; t.Warn != "" || t.Critical != "" {
 		facts = append(facts, htmlreport.Fact{Name: "Thresholds", Value: "warn " + orElse(t.Warn, "-") + ", critical " + orElse(t.Critical, "-")})
 	}
-	var cluster, kubeadm, onDisk []CheckItem
+	var cluster, kubeadm, onDisk, controlPlane []CheckItem
 	for _, it := range rep.Items {
 		switch {
+		case it.Source.Kind == checkKindControlPlane:
+			controlPlane = append(controlPlane, it)
 		case it.Kubeadm != nil:
 			kubeadm = append(kubeadm, it)
 		case it.Source.Kind == checkKindFile:
@@ -88,10 +103,13 @@ func checkPage(rep CheckReport, facts []htmlreport.Fact, kubeadmDir string, file
 	if len(kubeadm) > 0 {
 		p.Sections = append(p.Sections, kubeadmSection(kubeadm, now))
 	}
+	if len(controlPlane) > 0 || len(rep.Nodes) > 0 {
+		p.Sections = append(p.Sections, controlPlaneSections(controlPlane, rep.Nodes, rep.NodesIncomplete, now)...)
+	}
 	if len(onDisk) > 0 {
 		p.Sections = append(p.Sections, filesSection(onDisk, now))
 	}
-	if len(cluster) > 0 || (kubeadmDir == "" && len(files) == 0) {
+	if len(cluster) > 0 || (kubeadmDir == "" && len(files) == 0 && len(rep.Nodes) == 0) {
 		thresholds := rep.Thresholds.Warn != "" || rep.Thresholds.Critical != ""
 		p.Sections = append(p.Sections, clusterSection(cluster, now, thresholds))
 	}
@@ -141,6 +159,8 @@ func checkTimeline(items []CheckItem, now time.Time) *htmlreport.Timeline {
 func itemLabel(it CheckItem, withNamespace bool) string {
 	s := it.Source
 	switch {
+	case s.Kind == checkKindControlPlane:
+		return s.Node + " · " + s.Name
 	case it.Kubeadm != nil:
 		name := "kubeadm " + it.Kubeadm.Name
 		if s.Entry != "" {

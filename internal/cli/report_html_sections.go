@@ -2,6 +2,7 @@ package cli
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/certrollout/certrollout/internal/htmlreport"
@@ -83,4 +84,42 @@ func problemsSection(problems []CheckProblem) htmlreport.Section {
 		}})
 	}
 	return s
+}
+
+// controlPlaneSections are one section per control-plane node: its files with time left and what the
+// components that serve or use them do, soonest first; a node without a recent report says so.
+func controlPlaneSections(items []CheckItem, nodes []CheckNode, incomplete string, now time.Time) []htmlreport.Section {
+	byNode := map[string][]CheckItem{}
+	for _, it := range items {
+		byNode[it.Source.Node] = append(byNode[it.Source.Node], it)
+	}
+	var out []htmlreport.Section
+	for i, n := range nodes {
+		s := htmlreport.Section{Title: "Control-plane node " + n.Name, Note: n.Warning,
+			Empty: "No agent report from this node: is the node agent installed (chart nodeAgent.enabled)?"}
+		if i == 0 && incomplete != "" {
+			s.Note = strings.TrimSpace(s.Note + " " + incomplete + ".")
+		}
+		if n.ObservedAt != nil && n.Warning == "" {
+			s.Note = "Reported " + age(*n.ObservedAt, now) + " ago by the node agent " + n.AgentVersion + "."
+		}
+		s.Table.Headers = []string{"Expires in", "Certificate", "Certificate authority", "Externally managed", "Serving", "Path"}
+		for _, it := range byNode[n.Name] {
+			ca := it.Kubeadm.CertificateAuthority
+			if it.ControlPlane.CertificateAuthority {
+				ca = "(certificate authority)"
+			}
+			serving := htmlreport.Text(servingCell(it, now))
+			if servesOld(it) != nil {
+				serving = htmlreport.Cell{}.Add(htmlreport.Span{Text: servingCell(it, now), Class: "bad"})
+			}
+			s.Table.Rows = append(s.Table.Rows, htmlreport.Row{Class: itemClass(it, now), Cells: []htmlreport.Cell{
+				expiryCell(it.Certificate.NotAfter, now), htmlreport.Text(it.Source.Name), htmlreport.Text(ca),
+				htmlreport.Text(yesNo(it.Kubeadm.ExternallyManaged)), serving,
+				{Class: "mono", Lines: []htmlreport.Line{{{Text: it.Source.Path}}}},
+			}})
+		}
+		out = append(out, s)
+	}
+	return out
 }

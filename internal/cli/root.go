@@ -104,6 +104,7 @@ Exit codes, the same for every command (check adds its own 1 and 2, for monitori
 	root.AddCommand(
 		newCheckCommand(streams), newPlanCommand(streams), newRestartCommand(streams), newStatusCommand(streams),
 		newRenewCommand(streams), newHoldCommand(streams), newReleaseCommand(streams), newControllerCommand(streams), newVersionCommand(streams),
+		newNodeAgentCommand(streams),
 	)
 	return root
 }

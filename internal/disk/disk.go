@@ -56,6 +56,9 @@ type Result struct {
 	KeysWithoutCertificate []Source `json:"keysWithoutCertificate,omitempty"`
 	// keyFiles are the key-named files holding only a key: expected beside certificates (privkey.pem).
 	keyFiles []Source
+	// root is prefixed to the absolute paths kubeconfigs reference (KubeadmAt): a node's kubelet.conf names
+	// /var/lib/kubelet/pki/kubelet-client-current.pem, which a container sees under the host's mount.
+	root string
 }
 
 func (r *Result) problem(path string, err error) {
@@ -189,8 +192,11 @@ func (r *Result) kubeconfig(path, name string, data []byte) {
 		}
 		from := path
 		if len(inline) == 0 {
-			if !filepath.IsAbs(file) {
+			switch {
+			case !filepath.IsAbs(file):
 				file = filepath.Join(dir, file)
+			case r.root != "":
+				file = ResolveUnder(r.root, file)
 			}
 			data, err := readFile(file)
 			if err != nil {
@@ -269,10 +275,23 @@ var kubeadmLayout = []struct{ name, path string }{
 // etcd, super-admin.conf before v1.29, kubelet.conf on a control plane that rotates it) are skipped when
 // absent; a folder without any of them is a problem.
 func Kubeadm(dir string) Result {
+	return KubeadmAt("", dir)
+}
+
+// KubeadmAt is Kubeadm for a host mounted at root ("" or "/" for this one): dir is the folder on the host,
+// and the absolute paths its kubeconfigs reference are read under root too. Paths in the result are under
+// root.
+func KubeadmAt(root, dir string) Result {
 	if dir == "" {
 		dir = DefaultKubeadmDir
 	}
-	var r Result
+	if root == "/" {
+		root = ""
+	}
+	r := Result{root: root}
+	if root != "" {
+		dir = filepath.Join(root, dir)
+	}
 	if _, err := os.Stat(dir); err != nil {
 		r.problem(dir, err)
 		return r
@@ -291,4 +310,94 @@ func Kubeadm(dir string) Result {
 	}
 	r.sort()
 	return r
+}
+
+// KubeadmPath returns where kubeadm keeps the file it calls name, relative to its folder ("" for a name
+// it does not write).
+func KubeadmPath(name string) string {
+	for _, f := range kubeadmLayout {
+		if f.name == name {
+			return f.path
+		}
+	}
+	return ""
+}
+
+// ResolveUnder returns the file that path (absolute, on a host mounted at root) names, under root: its
+// symbolic links are followed with absolute targets taken on the host, as the kubelet's
+// kubelet-client-current.pem -> /var/lib/kubelet/pki/kubelet-client-<time>.pem is. Only links in the
+// last element are followed (the folders kubeadm and the kubelet use are real folders). What cannot be
+// resolved is returned as it is, for the read to report.
+func ResolveUnder(root, path string) string {
+	p := filepath.Join(root, path)
+	for range 16 {
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			return p
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			return p
+		}
+		if filepath.IsAbs(target) {
+			p = filepath.Join(root, target)
+		} else {
+			p = filepath.Join(filepath.Dir(p), target)
+		}
+	}
+	return p
+}
+
+// KubeadmCA is one of a kubeadm folder's certificate authorities.
+type KubeadmCA struct {
+	// Name is kubeadm's: ca, etcd-ca or front-proxy-ca.
+	Name        string
+	Certificate certs.Certificate
+	// External: its key is not in the folder, so kubeadm cannot renew what it signs.
+	External bool
+}
+
+// kubeadmCAKeys are kubeadm's CAs and where it keeps their keys (relative to its folder).
+var kubeadmCAKeys = []struct{ name, key string }{
+	{"ca", "pki/ca.key"},
+	{"etcd-ca", "pki/etcd/ca.key"},
+	{"front-proxy-ca", "pki/front-proxy-ca.key"},
+}
+
+// KubeadmCAs returns the CAs a Kubeadm or KubeadmAt result found in dir (the folder as read, under the
+// root), each with whether its key is absent. The keys are only stat'ed, never opened. This is the rule
+// `check --kubeadm` applies (internal/cli.kubeadmItems).
+func KubeadmCAs(dir string, r Result) []KubeadmCA {
+	var cas []KubeadmCA
+	for _, k := range kubeadmCAKeys {
+		for _, f := range r.Certificates {
+			if f.Source.Name == k.name && f.Source.Entry == "" {
+				_, err := os.Stat(filepath.Join(dir, k.key))
+				cas = append(cas, KubeadmCA{Name: k.name, Certificate: f.Certificate, External: errors.Is(err, fs.ErrNotExist)})
+				break
+			}
+		}
+	}
+	return cas
+}
+
+// SignerOf returns the CA among cas that signed c, by authority and subject key IDs when both are known,
+// else by issuer name; nil when none did or c is one of them.
+func SignerOf(cas []KubeadmCA, c *certs.Certificate) *KubeadmCA {
+	for i := range cas {
+		ca := &cas[i]
+		if ca.Certificate.Fingerprint == c.Fingerprint {
+			continue
+		}
+		if c.AuthorityKeyID != "" && ca.Certificate.SubjectKeyID != "" {
+			if c.AuthorityKeyID == ca.Certificate.SubjectKeyID {
+				return ca
+			}
+			continue
+		}
+		if c.Issuer == ca.Certificate.Subject {
+			return ca
+		}
+	}
+	return nil
 }

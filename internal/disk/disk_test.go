@@ -253,3 +253,39 @@ func TestAKeyWithoutACertificateIsReportedWhereACertificateIsExpected(t *testing
 		})
 	}
 }
+
+func TestKubeadmAtReadsReferencesAndLinksOnTheHost(t *testing.T) {
+	root := t.TempDir()
+	ca := testgen.CA(t, "kubernetes", testgen.WithValidity(days(-1), days(3650)))
+	client := testgen.Leaf(t, ca, "system:node:cp-1", testgen.WithValidity(days(-1), days(30)))
+	write(t, filepath.Join(root, "etc/kubernetes/pki/ca.crt"), ca.PEM())
+	write(t, filepath.Join(root, "var/lib/kubelet/pki/kubelet-client-2026.pem"), append(client.PEM(), client.KeyPEM(t)...))
+	// The kubelet's link and kubelet.conf's reference are absolute paths on the host.
+	if err := os.Symlink("/var/lib/kubelet/pki/kubelet-client-2026.pem", filepath.Join(root, "var/lib/kubelet/pki/kubelet-client-current.pem")); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(root, "etc/kubernetes/kubelet.conf"), []byte(`apiVersion: v1
+kind: Config
+users:
+- name: system:node:cp-1
+  user: {client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem, client-key: /var/lib/kubelet/pki/kubelet-client-current.pem}
+`))
+	r := KubeadmAt(root, "/etc/kubernetes")
+	if len(r.Problems) > 0 {
+		t.Fatal(r.Problems)
+	}
+	var got []string
+	for _, f := range r.Certificates {
+		got = append(got, f.Source.Name+" "+f.Certificate.Subject)
+	}
+	if strings.Join(got, ",") != "kubelet.conf CN=system:node:cp-1,ca CN=kubernetes" {
+		t.Errorf("found %v", got)
+	}
+	cas := KubeadmCAs(filepath.Join(root, "etc/kubernetes"), r)
+	if len(cas) != 1 || cas[0].Name != "ca" || !cas[0].External {
+		t.Errorf("CAs %+v: ca without its key is external", cas)
+	}
+	if by := SignerOf(cas, &r.Certificates[0].Certificate); by == nil || by.Name != "ca" {
+		t.Errorf("signer of the kubelet's client certificate: %+v", by)
+	}
+}
