@@ -75,6 +75,8 @@ func newCheckCommand(streams IOStreams) *cobra.Command {
 }
 
 // newCheckCommandFor builds the command around o, so tests can fix o.Now.
+//
+// Long: the help text, its examples and the flags of one command read best in one piece.
 func newCheckCommandFor(o *CheckOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check [--files GLOB]... [--kubeadm [DIR]] [--control-plane [--node NAME]...] [--include-cluster]",
@@ -282,7 +284,10 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	now := o.Now().UTC().Truncate(time.Second)
+	// kubeadm computes residual times from the clock itself, to the nanosecond, then truncates to seconds:
+	// -o kubeadm does the same (a truncated clock would print 365d where kubeadm prints 364d).
+	clock := o.Now().UTC()
+	now := clock.Truncate(time.Second)
 	r := &checkResult{now: now}
 	if o.Kubeadm != "" {
 		found := disk.Kubeadm(o.Kubeadm)
@@ -332,11 +337,11 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 	case o.page():
 		err = o.printHTML(report)
 	case o.Output == OutputKubeadm && r.controlPlane != nil:
-		if err := o.printControlPlaneKubeadm(r.controlPlane, now); err != nil {
+		if err := o.printControlPlaneKubeadm(r.controlPlane, clock); err != nil {
 			return &exitError{code: checkExitUnknown, err: err}
 		}
 	case o.Output == OutputKubeadm:
-		err = printKubeadmExpiration(o.Out, kubeadmExpirationFromItems(r.kubeadm.items), now)
+		err = printKubeadmExpiration(o.Out, kubeadmExpirationFromItems(r.kubeadm.items), clock)
 	default:
 		err = o.printTables(r)
 	}

@@ -290,6 +290,8 @@ func nodeWarnings(nodes []CheckNode) []string {
 
 // controlPlaneTables prints kubeadm's two tables with NODE first (SERVING last on the certificates),
 // then the components.
+//
+// Long: three tables whose columns are laid out side by side with kubeadm's; read together.
 func (o *CheckOptions) controlPlaneTables(s *checkSection, now time.Time) []func() error {
 	var leaves, cas []CheckItem
 	for _, it := range s.items {

@@ -16,6 +16,8 @@ const kubeadmTime = "Jan 02, 2006 15:04 MST"
 
 // printTables prints each section that was read (kubeadm, files, cluster), then the problems, with a
 // blank line between tables.
+//
+// Long: one table per section, in the order printed; split, the order would be spread over functions.
 func (o *CheckOptions) printTables(r *checkResult) error {
 	var tables []func() error
 	add := func(f func() error) { tables = append(tables, f) }
