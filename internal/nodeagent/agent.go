@@ -102,10 +102,14 @@ func (a *Agent) Gather(ctx context.Context, node *corev1.Node, prev *api.NodeCer
 	sr := Scan(a.Scan)
 	in := Input{Now: now, AgentVersion: a.AgentVersion, KubeadmDir: sr.KubeadmDir, KubeadmFound: sr.KubeadmFound, Problems: sr.Problems}
 	var prevFiles []api.NodeCertificateFile
+	var prevScan time.Time
 	if prev != nil {
 		prevFiles, in.PrevConditions = prev.Files, prev.Conditions
+		if prev.ObservedAt != nil {
+			prevScan = prev.ObservedAt.Time
+		}
 	}
-	in.Files = Since(sr.Files, prevFiles, now)
+	in.Files = Since(sr.Files, prevFiles, prevScan, now)
 
 	comps, problems := Manifests(a.Scan)
 	in.Problems = append(in.Problems, problems...)

@@ -131,9 +131,11 @@ func TestPublish(t *testing.T) {
 		t.Errorf("observedAt %s after the heartbeat, want %s", got.Status.ObservedAt, clock)
 	}
 
+	// The file's modification time is real time, behind this test's clock: since is then the last
+	// published scan, the earliest the change can have happened.
 	n.renew("apiserver")
-	clock = clock.Add(time.Minute)
 	renewedAt := clock
+	clock = clock.Add(time.Minute)
 	once(a, true, "apiserver.crt renewed")
 	if f := fileByNameIn(get().Status.Files, "apiserver"); !f.Since.Time.Equal(renewedAt) {
 		t.Errorf("apiserver since %s, want %s", f.Since, renewedAt)

@@ -52,6 +52,8 @@ type ProbeResult struct {
 const (
 	maxFiles    = 128
 	maxProblems = 64
+	// maxComponents is the API's bound on components.
+	maxComponents = 16
 )
 
 // Decide computes the node's status. It is pure: the time is Input.Now.
@@ -83,6 +85,19 @@ func Decide(in Input) api.NodeCertificatesStatus {
 		}
 	}
 	for _, c := range in.Components {
+		if len(c.Uses) == 0 {
+			// A static pod that serves and uses no certificate the agent knows (kube-vip, haproxy): nothing
+			// to say about it, and "Current" would claim something.
+			continue
+		}
+		if len(st.Components) == maxComponents {
+			st.Problems = append(st.Problems, api.NodeProblem{Path: c.Manifest,
+				Message: fmt.Sprintf("more components than the %d a NodeCertificates holds; %s and those after it are left out", maxComponents, c.Name)})
+			if len(st.Problems) > maxProblems {
+				st.Problems = st.Problems[:maxProblems]
+			}
+			break
+		}
 		cc := DecideComponent(c, in.Files)
 		if cc.State == api.ComponentServesOld {
 			st.ComponentsServingOld++

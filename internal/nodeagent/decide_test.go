@@ -195,17 +195,26 @@ func TestSince(t *testing.T) {
 		prev  []api.NodeCertificateFile
 		want  time.Time
 	}{
-		"is the modification time, in whole seconds, the first time": {scanned(fpOld), nil, t0.Add(-time.Hour)},
-		"keeps the previous since while the fingerprint is the same": {scanned(fpOld), prev, t0.Add(-24 * time.Hour)},
-		"is now when the fingerprint changed":                        {scanned(fpNew), prev, t0},
+		"is the modification time, in whole seconds, the first time":                                                {scanned(fpOld), nil, t0.Add(-time.Hour)},
+		"keeps the previous since while the fingerprint is the same":                                                {scanned(fpOld), prev, t0.Add(-24 * time.Hour)},
+		"is the modification time when the fingerprint changed (a renewal before a reboot the agent sees after it)": {scanned(fpNew), prev, t0.Add(-time.Hour)},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			got := Since(c.files, c.prev, t0)
+			got := Since(c.files, c.prev, t0.Add(-2*time.Hour), t0)
 			if !got[0].Since.Time.Equal(c.want) {
 				t.Errorf("since %s, want %s", got[0].Since, c.want)
 			}
 		})
+	}
+	// A changed fingerprint changed after the previous scan and by now, whatever the modification time
+	// says (a file restored with cp -p keeps an old one; a clock ahead gives a future one).
+	if got := Since(scanned(fpNew), prev, t0.Add(-30*time.Minute), t0); !got[0].Since.Time.Equal(t0.Add(-30 * time.Minute)) {
+		t.Errorf("an old modification time: since %s, want the previous scan %s", got[0].Since, t0.Add(-30*time.Minute))
+	}
+	future := []ScannedFile{{File: api.NodeCertificateFile{Name: "apiserver", Path: "/p", Fingerprint: fpNew}, ModTime: t0.Add(time.Hour)}}
+	if got := Since(future, prev, t0.Add(-2*time.Hour), t0); !got[0].Since.Time.Equal(t0) {
+		t.Errorf("a future modification time: since %s, want now %s", got[0].Since, t0)
 	}
 }
 

@@ -200,8 +200,10 @@ func TestServedTruth(t *testing.T) {
 	// listener still serves the old one, and the apiserver started before the client certificate changed.
 	n.renew("apiserver")
 	n.renew("apiserver-etcd-client")
-	clock = clock.Add(10 * time.Minute)
+	// The files' modification time is real time, behind this test's clock: since is then the previous
+	// scan, the earliest the change can have happened.
 	renewedAt := clock
+	clock = clock.Add(10 * time.Minute)
 	st = scan()
 	c := component(st, KubeAPIServer)
 	if c.State != api.ComponentServesOld || st.ComponentsServingOld != 1 || c.OldSince == nil || !c.OldSince.Time.Equal(renewedAt) {

@@ -195,6 +195,9 @@ func Scan(o ScanOptions) ScanResult {
 			}
 			seen[fd.Source.Path] = true
 			c, _ := pick(r.Certificates, fd.Source.Name)
+			if c == nil {
+				continue // a kubeconfig whose only certificate is its cluster's CA: no certificate of its own
+			}
 			rel, err := filepath.Rel(dir, fd.Source.Path)
 			if err != nil {
 				rel = filepath.Base(fd.Source.Path)
@@ -281,9 +284,12 @@ func (r *ScanResult) add(f api.NodeCertificateFile, c *certs.Certificate, path s
 }
 
 // Since settles when each file's certificate appeared at its path: the previous scan's since when the
-// fingerprint there is unchanged, now when it changed, the file's modification time the first time
-// (no previous status, or a path it did not list). Times are whole seconds, as the API stores them.
-func Since(files []ScannedFile, prev []api.NodeCertificateFile, now time.Time) []api.NodeCertificateFile {
+// fingerprint there is unchanged; the file's modification time the first time (no previous status, or a
+// path it did not list). When the fingerprint changed, it changed after the previous scan (prevScan) and
+// by now: the modification time, kept within those two. Not simply now: an agent that starts after a
+// reboot sees a renewal made before the reboot, and components restarted by the reboot loaded it.
+// Times are whole seconds, as the API stores them.
+func Since(files []ScannedFile, prev []api.NodeCertificateFile, prevScan, now time.Time) []api.NodeCertificateFile {
 	out := make([]api.NodeCertificateFile, 0, len(files))
 	for _, sf := range files {
 		f := sf.File
@@ -292,10 +298,13 @@ func Since(files []ScannedFile, prev []api.NodeCertificateFile, now time.Time) [
 			if p.Path != f.Path || p.Name != f.Name {
 				continue
 			}
-			if p.Fingerprint == f.Fingerprint {
+			switch {
+			case p.Fingerprint == f.Fingerprint:
 				since = p.Since.Time
-			} else {
+			case since.After(now):
 				since = now
+			case since.Before(prevScan):
+				since = prevScan
 			}
 		}
 		f.Since = metav1.NewTime(since.UTC().Truncate(time.Second))

@@ -90,14 +90,14 @@ func TestScanReadsWhatKubeadmWrote(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
-	first := Since(r.Files, nil, t0)
+	first := Since(r.Files, nil, time.Time{}, t0)
 	api0 := first[5]
 	if api0.Name != "apiserver" || !api0.Since.Time.Equal(fi.ModTime().UTC().Truncate(time.Second)) {
 		t.Errorf("first since of %s is %s, want the file's modification time %s", api0.Name, api0.Since, fi.ModTime())
 	}
 	n.renew("apiserver")
 	t1 := t0.Add(time.Hour)
-	second := Since(Scan(ScanOptions{HostRoot: n.root}).Files, first, t1)
+	second := Since(Scan(ScanOptions{HostRoot: n.root}).Files, first, t0, t1)
 	for i := range second {
 		f := second[i]
 		switch {

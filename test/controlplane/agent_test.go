@@ -297,7 +297,7 @@ func TestTheAgentsShowNodeOneServingOldCertificatesAfterKubeadmRenewsThemUntilIt
 	}
 	renewed := waitFor(t, c, n1.Name, "the renewed files seen and the components that use them ServesOld", func(nc api.NodeCertificates) bool {
 		for _, name := range []string{"apiserver", "apiserver-etcd-client", "scheduler.conf", "controller-manager.conf"} {
-			if f := fileNamed(nc, name); f == nil || f.Fingerprint == fileNamed(before[n1.Name], name).Fingerprint {
+			if f := fileNamed(nc, name); f == nil || f.Fingerprint == fingerprintOf(before[n1.Name], name) {
 				return false
 			}
 		}
@@ -309,7 +309,7 @@ func TestTheAgentsShowNodeOneServingOldCertificatesAfterKubeadmRenewsThemUntilIt
 		return true
 	})
 	for _, name := range []string{"ca", "etcd-ca", "front-proxy-ca"} {
-		if fileNamed(renewed, name).Fingerprint != fileNamed(before[n1.Name], name).Fingerprint {
+		if fingerprintOf(renewed, name) == "" || fingerprintOf(renewed, name) != fingerprintOf(before[n1.Name], name) {
 			t.Errorf("kubeadm certs renew all changed the CA %s: it renews leaves only", name)
 		}
 	}
@@ -424,6 +424,14 @@ func fileNamed(nc api.NodeCertificates, name string) *api.NodeCertificateFile {
 		}
 	}
 	return nil
+}
+
+// fingerprintOf is the fingerprint of the file named name, "" when there is none.
+func fingerprintOf(nc api.NodeCertificates, name string) string {
+	if f := fileNamed(nc, name); f != nil {
+		return f.Fingerprint
+	}
+	return ""
 }
 
 func fileNames(nc api.NodeCertificates) []string {
