@@ -172,6 +172,13 @@ func TestTheNodeAgentWritesOnlyTheNodeCertificatesOfTheNodeItsTokenIsBoundTo(t *
 		}
 	}
 	other := &api.NodeCertificates{ObjectMeta: metav1.ObjectMeta{Name: nodeB}}
+	// The API server enforces a new admission policy once its policy cache has it, which can come after
+	// RBAC: wait for that with dry runs (admission runs, nothing is stored). A policy that never refuses
+	// fails here.
+	clustertest.Eventually(t, time.Minute, "the admission policy to be in force", func(ctx context.Context) (bool, error) {
+		err := onA.Create(ctx, other.DeepCopy(), client.DryRunAll)
+		return err != nil && strings.Contains(err.Error(), "certrollout.io-node-certificates"), nil
+	})
 	wantRefused("the agent on "+nodeA+" creating NodeCertificates "+nodeB, onA.Create(ctx, other),
 		"the node agent on node "+nodeA+" may write only NodeCertificates "+nodeA+", not "+nodeB)
 
