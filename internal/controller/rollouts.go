@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/util/wait"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -115,6 +116,7 @@ func (r *rolloutReconciler) record(ctx context.Context, ro *api.CertRollout, out
 	}
 	if !equality.Semantic.DeepEqual(out.Status, ro.Status) {
 		finishing := !ro.Status.Phase.Finished() && out.Status.Phase.Finished()
+		takesSlot := !holdsSlot(ro.Status.Phase) && holdsSlot(out.Status.Phase)
 		ro.Status = out.Status
 		if err := r.client.Status().Update(ctx, ro); err != nil {
 			return err
@@ -122,8 +124,30 @@ func (r *rolloutReconciler) record(ctx context.Context, ro *api.CertRollout, out
 		if finishing {
 			observeFinished(ro)
 		}
+		if takesSlot {
+			r.awaitCache(ctx, ro)
+		}
 	}
 	return nil
+}
+
+// holdsSlot reports whether a rollout in phase p counts against --max-concurrent-rollouts and its
+// namespace's share (running counts the same phases).
+func holdsSlot(p api.RolloutPhase) bool {
+	return p == api.PhaseQuiescing || p == api.PhaseRestarting || p == api.PhaseRestoring
+}
+
+// awaitCache waits, briefly, until the cache shows the rollout that just took a slot. The next rollout's
+// start is decided by counting the running ones in the cache: a cache a moment behind this write would
+// let it take the same slot, and a namespace would run more than its share.
+func (r *rolloutReconciler) awaitCache(ctx context.Context, ro *api.CertRollout) {
+	_ = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 2*time.Second, true, func(ctx context.Context) (bool, error) {
+		var seen api.CertRollout
+		if err := r.client.Get(ctx, client.ObjectKeyFromObject(ro), &seen); err != nil {
+			return apierrors.IsNotFound(err), nil
+		}
+		return seen.ResourceVersion == ro.ResourceVersion || holdsSlot(seen.Status.Phase) || seen.Status.Phase.Finished(), nil
+	})
 }
 
 // observeFinished counts a rollout that just finished and times it from its start.
@@ -316,13 +340,11 @@ func (r *rolloutReconciler) running(ctx context.Context, self *api.CertRollout) 
 		if ro.UID == self.UID {
 			continue
 		}
-		switch ro.Status.Phase {
-		case api.PhaseQuiescing, api.PhaseRestarting, api.PhaseRestoring:
+		if holdsSlot(ro.Status.Phase) {
 			all++
 			if ro.Namespace == self.Namespace {
 				here++
 			}
-		default: // waiting or finished
 		}
 	}
 	return all, here, nil
