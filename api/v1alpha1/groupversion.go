@@ -25,6 +25,8 @@ func addKnownTypes(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion, &RolloutPolicy{}, &RolloutPolicyList{}, &CertRollout{}, &CertRolloutList{}, &MaintenanceHold{}, &MaintenanceHoldList{})
 	s.AddKnownTypes(GroupVersion, &TrustBundleSync{}, &TrustBundleSyncList{})
 	s.AddKnownTypes(GroupVersion, &NodeCertificates{}, &NodeCertificatesList{})
+	s.AddKnownTypes(GroupVersion, &ControlPlanePolicy{}, &ControlPlanePolicyList{})
+	s.AddKnownTypes(GroupVersion, &ControlPlaneRollout{}, &ControlPlaneRolloutList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -65,6 +65,10 @@ type NodeCertificatesStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
 	Problems []NodeProblem `json:"problems,omitempty"`
+	// operation is the agent's report on the ControlPlaneRollout it works on, or last worked on, for this
+	// node.
+	// +optional
+	Operation *NodeOperation `json:"operation,omitempty"`
 	// conditions: Ready is True when the last scan found a kubeadm folder and read it.
 	// +optional
 	// +listType=map

@@ -15,8 +15,8 @@ func TestValidationRulesArePlainASCII(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(manifests) != 5 {
-		t.Fatalf("want the RolloutPolicy, CertRollout, MaintenanceHold, TrustBundleSync and NodeCertificates CRDs, got %d manifests", len(manifests))
+	if len(manifests) != 7 {
+		t.Fatalf("want the RolloutPolicy, CertRollout, MaintenanceHold, TrustBundleSync, NodeCertificates, ControlPlanePolicy and ControlPlaneRollout CRDs, got %d manifests", len(manifests))
 	}
 	rules := 0
 	for name, m := range manifests {

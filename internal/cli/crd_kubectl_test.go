@@ -58,7 +58,7 @@ func TestEachNameKubectlAcceptsResolvesToOneKind(t *testing.T) {
 		kinds = append(kinds, gr.Resource)
 	}
 	slices.Sort(kinds)
-	if want := []string{"certrollouts", "maintenanceholds", "nodecertificates", "rolloutpolicies", "trustbundlesyncs"}; !ok || !slices.Equal(kinds, want) {
+	if want := []string{"certrollouts", "controlplanepolicies", "controlplanerollouts", "maintenanceholds", "nodecertificates", "rolloutpolicies", "trustbundlesyncs"}; !ok || !slices.Equal(kinds, want) {
 		t.Fatalf("the certrollout-all category should name %v, got %v (found: %v)", want, all, ok)
 	}
 	if crl, err := mapper.ResourceFor(schema.GroupVersionResource{Resource: "crl"}); err == nil && crl.Group == api.GroupVersion.Group {

@@ -51,7 +51,7 @@ func TestNotesSayWhatWasInstalledHowToStartAndToWaitForCertRolloutsBeforeUninsta
 			"helm uninstall certrollout -n certrollout-system",
 			"CertRollouts carry a finalizer",
 			"(helm.sh/resource-policy: keep); delete them yourself",
-			"the CRDs RolloutPolicy, CertRollout, MaintenanceHold, TrustBundleSync and NodeCertificates, kept on uninstall",
+			"the CRDs RolloutPolicy, CertRollout, MaintenanceHold, TrustBundleSync, NodeCertificates, ControlPlanePolicy and ControlPlaneRollout, kept on uninstall",
 		}, []string{"certrollout.io/enabled=false", "node agent", "--control-plane"}},
 		"auto in namespaced mode": {"auto: true\nwatchNamespaces: [team-a, team-b]", []string{
 			"watching only namespaces team-a, team-b",
@@ -59,7 +59,7 @@ func TestNotesSayWhatWasInstalledHowToStartAndToWaitForCertRolloutsBeforeUninsta
 			"kubectl annotate deployment/NAME certrollout.io/enabled=false",
 			"kubectl get certrollouts -A",
 		}, []string{"watching the whole cluster", "certrollout.io/enabled=true"}},
-		"CRDs not kept": {"crds: {keep: false}", []string{"the CRDs RolloutPolicy, CertRollout, MaintenanceHold, TrustBundleSync and NodeCertificates\n"},
+		"CRDs not kept": {"crds: {keep: false}", []string{"the CRDs RolloutPolicy, CertRollout, MaintenanceHold, TrustBundleSync, NodeCertificates, ControlPlanePolicy and ControlPlaneRollout\n"},
 			[]string{"helm.sh/resource-policy: keep", "kept on uninstall"}},
 		"node agent": {"nodeAgent: {enabled: true, etcdCertDir: /etc/ssl/etcd}", []string{
 			"DaemonSet certrollout-node-agent on the control-plane nodes (hostNetwork, root, read-only host mounts of /etc/kubernetes and /var/lib/kubelet/pki and /etc/ssl/etcd), each writing only its own node's NodeCertificates (ValidatingAdmissionPolicy certrollout.io-node-certificates)",
