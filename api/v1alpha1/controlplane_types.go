@@ -325,7 +325,7 @@ type ControlPlaneQuiescedWorkload struct {
 // ControlPlaneNodeStatus is one node's progress in a rollout: the controller's decision (phase) and the
 // agent's report.
 type ControlPlaneNodeStatus struct {
-	Name             string `json:"name"`
+	Name              string `json:"name"`
 	NodeRolloutReport `json:",inline"`
 }
 
