@@ -1,0 +1,112 @@
+package nodeagent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// A component's place in its restart, as the journal records it before each move. The journal is
+// written to the host before the move it announces, so after a crash at any instant it says enough to
+// put every manifest back and to restart nothing twice.
+const (
+	// JournalMovingOut: the manifest is being moved out; it may still be in the manifests folder.
+	JournalMovingOut = "MovingOut"
+	// JournalOut: the manifest is out (in the staging folder only).
+	JournalOut = "Out"
+	// JournalBack: the manifest is back; the component is starting and not yet verified.
+	JournalBack = "Back"
+	// JournalVerified: restarted, ready and serving the certificates on disk.
+	JournalVerified = "Verified"
+)
+
+// Journal is the node agent's record, on the host, of the rollout it works on for its node.
+type Journal struct {
+	// Rollout and RolloutUID name the ControlPlaneRollout.
+	Rollout    string `json:"rollout"`
+	RolloutUID string `json:"rolloutUID"`
+	// Components: component name → its restart.
+	Components map[string]JournalEntry `json:"components,omitempty"`
+	// Renewed is set once renewal finished for this rollout (it is not repeated).
+	Renewed bool `json:"renewed,omitempty"`
+}
+
+// JournalEntry is one component's restart.
+type JournalEntry struct {
+	State string `json:"state"`
+	// Manifest is the manifest's path (under the agent's host root), Staged its copy while it is out.
+	Manifest string    `json:"manifest"`
+	Staged   string    `json:"staged,omitempty"`
+	At       time.Time `json:"at"`
+	// StoppedAt is when the component was seen down.
+	StoppedAt *time.Time `json:"stoppedAt,omitempty"`
+}
+
+// LoadJournal reads the journal at path; a missing file is an empty journal.
+func LoadJournal(path string) (Journal, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Journal{}, nil
+	}
+	if err != nil {
+		return Journal{}, err
+	}
+	var j Journal
+	if err := json.Unmarshal(data, &j); err != nil {
+		return Journal{}, fmt.Errorf("the journal %s is not valid JSON (%w): move it away only after checking the manifests folder", path, err)
+	}
+	return j, nil
+}
+
+// Save writes the journal durably: a temporary file beside it, synced, renamed over it, the folder synced.
+func (j Journal) Save(path string) error {
+	data, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileDurably(path, data, 0o600)
+}
+
+// writeFileDurably replaces path with data so that after a crash path holds either the old or the new
+// content, whole. The temporary file is hidden (a leading dot), so a kubelet watching the folder ignores
+// it.
+func writeFileDurably(path string, data []byte, mode fs.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".certrollout-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename there is nothing left to remove
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
