@@ -39,6 +39,10 @@ type NodeAgentOptions struct {
 	HealthProbeBindAddress string
 	Verbosity              int
 	LogFormat              string
+	// ControlPlaneRollouts lets the agent do its node's part of ControlPlaneRollouts.
+	ControlPlaneRollouts bool
+	StateDir             string
+	LeaseNamespace       string
 
 	IOStreams
 }
@@ -103,6 +107,9 @@ get on nodes, list on pods in kube-system.`,
 	f.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":10358", "Address of /healthz and /readyz (ready once the first status was published); 0 disables them.")
 	f.IntVarP(&o.Verbosity, "v", "v", 0, "Log verbosity (0: writes and errors; 1: every scan).")
 	f.StringVar(&o.LogFormat, "log-format", logs.FormatText, "Log format: text or json.")
+	f.BoolVar(&o.ControlPlaneRollouts, "control-plane-rollouts", false, "Do this node's part of ControlPlaneRollouts when the controller gives it the turn: health checks, the etcd snapshot, renewal, static pod restarts (needs the kubeadm folder and --state-dir writable).")
+	f.StringVar(&o.StateDir, "state-dir", nodeagent.DefaultStateDir, "The agent's folder on the host, for --control-plane-rollouts: the journal of manifest moves, staged manifests, certificate backups, etcd snapshots.")
+	f.StringVar(&o.LeaseNamespace, "lease-namespace", os.Getenv("POD_NAMESPACE"), "Namespace of the Lease certrollout-control-plane, for --control-plane-rollouts (default $POD_NAMESPACE).")
 	return cmd
 }
 
@@ -130,6 +137,14 @@ func (o *NodeAgentOptions) Validate() error {
 	}
 	if o.Interval <= 0 || o.Heartbeat <= 0 || o.ProbeTimeout <= 0 {
 		errs = append(errs, errors.New("--interval, --heartbeat and --probe-timeout must be positive"))
+	}
+	if o.ControlPlaneRollouts {
+		if !strings.HasPrefix(o.StateDir, "/") || o.StateDir == "/" {
+			errs = append(errs, fmt.Errorf("--state-dir must be an absolute path on the host other than /, not %q", o.StateDir))
+		}
+		if strings.TrimSpace(o.LeaseNamespace) == "" {
+			errs = append(errs, errors.New("--control-plane-rollouts needs --lease-namespace (or POD_NAMESPACE, from the downward API's metadata.namespace)"))
+		}
 	}
 	if !slices.Contains(logs.Formats, o.LogFormat) {
 		errs = append(errs, fmt.Errorf("--log-format must be one of %s, not %q", strings.Join(logs.Formats, ", "), o.LogFormat))

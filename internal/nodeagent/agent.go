@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,11 +78,30 @@ type Agent struct {
 	Now          func() time.Time
 	AgentVersion string
 	Log          logr.Logger
+	// Rollouts, when set, lets the agent do its node's part of ControlPlaneRollouts.
+	Rollouts *RolloutOptions
+
+	// opMu guards op, the report on the rollout the agent works on (published in every status).
+	opMu  sync.Mutex
+	op    *api.NodeOperation
+	mover *Mover
 
 	// prev is the last status written or read, for since and conditions.
 	prev *api.NodeCertificatesStatus
 	// ready is set after the first publish; /readyz reports it.
 	ready atomic.Bool
+}
+
+func (a *Agent) operation() *api.NodeOperation {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	return a.op
+}
+
+func (a *Agent) setOperation(op *api.NodeOperation) {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	a.op = op
 }
 
 // Ready reports whether the agent has published at least once.
@@ -234,10 +254,14 @@ func (a *Agent) Once(ctx context.Context) (api.NodeCertificatesStatus, bool, err
 	case err != nil:
 		return api.NodeCertificatesStatus{}, false, fmt.Errorf("reading NodeCertificates %s: %w", a.Node, err)
 	case a.prev == nil:
-		// A restarted agent keeps the since it wrote before.
+		// A restarted agent keeps the since it wrote before, and its report on a rollout.
 		a.prev = current.Status.DeepCopy()
+		if a.operation() == nil {
+			a.setOperation(current.Status.Operation)
+		}
 	}
 	st := Decide(a.Gather(ctx, &node, a.prev))
+	st.Operation = a.operation().DeepCopy()
 	wrote, err := a.publish(ctx, &node, st)
 	if err != nil {
 		return st, false, err
@@ -247,11 +271,18 @@ func (a *Agent) Once(ctx context.Context) (api.NodeCertificatesStatus, bool, err
 	return st, wrote, nil
 }
 
-// Run calls Once every Interval until ctx ends. A failed round is logged and retried at the next.
+// Run calls Once every Interval until ctx ends. A failed round is logged and retried at the next. With
+// Rollouts set, it first puts back any manifest a crash left out, and after each scan does the node's
+// part of the rollout whose turn it is, looking every Poll while a rollout is unfinished.
 func (a *Agent) Run(ctx context.Context) error {
 	interval := a.Interval
 	if interval <= 0 {
 		interval = DefaultInterval
+	}
+	if a.Rollouts != nil {
+		if err := a.recover(); err != nil {
+			return err
+		}
 	}
 	for {
 		st, wrote, err := a.Once(ctx)
@@ -261,12 +292,49 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.Log.V(1).Info("Scanned node", "node", klog.KRef("", a.Node), "files", st.FileCount,
 				"componentsServingOld", st.ComponentsServingOld, "problems", len(st.Problems), "written", wrote)
 		}
+		wait := interval
+		if a.Rollouts != nil {
+			if a.rolloutRound(ctx) {
+				wait = min(interval, a.rolloutPoll())
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(interval):
+		case <-time.After(wait):
 		}
 	}
+}
+
+// recover puts back what the journal says a crash left out, before anything else.
+func (a *Agent) recover() error {
+	m, err := a.loadMover(filepath.Join(a.Scan.root(), orDefault(a.Rollouts.StateDir, DefaultStateDir)))
+	if err != nil {
+		return err
+	}
+	did, err := m.Recover()
+	for _, d := range did {
+		a.Log.Info("Recovered from an interrupted restart", "node", klog.KRef("", a.Node), "what", d)
+	}
+	if err != nil {
+		return fmt.Errorf("putting the static pod manifests back: %w", err)
+	}
+	return nil
+}
+
+// rolloutRound does this node's turn, if it has one, and says whether a rollout is unfinished.
+func (a *Agent) rolloutRound(ctx context.Context) bool {
+	unfinished, mine, err := a.rolloutsUnfinished(ctx)
+	if err != nil {
+		a.Log.Error(err, "Failed to read the control-plane rollouts")
+		return false
+	}
+	if mine != nil {
+		if err := a.Work(ctx, mine); err != nil && ctx.Err() == nil {
+			a.Log.Error(err, "The node's part of the control-plane rollout stopped", "rollout", mine.Name)
+		}
+	}
+	return unfinished
 }
 
 // SameStatus reports whether two statuses say the same, observedAt aside.

@@ -14,7 +14,11 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
+
+	"github.com/certrollout/certrollout/internal/charttest"
 )
 
 // nodeAgentObjects are what nodeAgent.enabled adds for release certrollout.
@@ -293,4 +297,108 @@ func validationExpressions(p admissionregistrationv1.ValidatingAdmissionPolicy) 
 		out = append(out, strings.TrimSpace(v.Expression), strings.TrimSpace(v.MessageExpression))
 	}
 	return out
+}
+
+// With nodeAgent.controlPlaneRollouts the agent gets exactly what its part in a ControlPlaneRollout
+// needs, each with its reason in the template: kubeadm's folder writable (renewal and manifest moves), or
+// only manifests/ without renewal; its state folder; the kubeconfig copies' folders; read access to
+// rollouts, the Lease by name, and kubeadm's ClusterConfiguration. config/node-agent-rollouts builds the
+// same.
+func TestTheNodeAgentsRolloutPartWritesOnlyWhatItMustAndIsThatOfConfigNodeAgentRollouts(t *testing.T) {
+	r := renderRelease(t, "edge", "platform", values(t, "nodeAgent: {enabled: true, controlPlaneRollouts: {enabled: true, kubeconfigCopyDirs: [/root/.kube]}}"))
+	c := r.daemonSet(t).Spec.Template.Spec.Containers[0]
+	wantArgs := []string{"node-agent", "--host-root=/host", "--kubeadm-dir=/etc/kubernetes", "--kubelet-pki-dir=/var/lib/kubelet/pki",
+		"--health-probe-bind-address=:10358", "--control-plane-rollouts", "--state-dir=/var/lib/certrollout"}
+	if !slices.Equal(c.Args, wantArgs) {
+		t.Errorf("args\n got  %q\n want %q", c.Args, wantArgs)
+	}
+	if len(c.Env) != 2 || c.Env[1].Name != "POD_NAMESPACE" || c.Env[1].ValueFrom == nil || c.Env[1].ValueFrom.FieldRef.FieldPath != "metadata.namespace" {
+		t.Errorf("env %+v, want NODE_NAME and POD_NAMESPACE from the downward API", c.Env)
+	}
+	wantMounts := map[string]bool{"/host/etc/kubernetes": true, "/host/var/lib/kubelet/pki": false, "/host/var/lib/certrollout": true, "/host/root/.kube": true}
+	checkWritable(t, r.daemonSet(t).Spec.Template.Spec, wantMounts)
+
+	diffRules(t, "the node agent's ClusterRole", renderedRules(t, r.get(t, "ClusterRole", "edge-certrollout-node-agent")), []rbacv1.PolicyRule{
+		{APIGroups: []string{"certrollout.io"}, Resources: []string{"nodecertificates"}, Verbs: []string{"get", "create", "update", "patch"}},
+		{APIGroups: []string{"certrollout.io"}, Resources: []string{"nodecertificates/status"}, Verbs: []string{"get", "update", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"certrollout.io"}, Resources: []string{"controlplanerollouts"}, Verbs: []string{"get", "list", "watch"}},
+	})
+	diffRules(t, "the node agent's Role in kube-system", renderedRules(t, r.getIn(t, "Role", "kube-system", "edge-certrollout-node-agent")), []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{"kubeadm-config"}, Verbs: []string{"get"}},
+	})
+	diffRules(t, "the node agent's Role in its namespace", renderedRules(t, r.getIn(t, "Role", "platform", "edge-certrollout-node-agent")), []rbacv1.PolicyRule{
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{"certrollout-control-plane"}, Verbs: []string{"get", "update"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
+	})
+
+	// config/node-agent-rollouts: the same rights and the same writable mounts (no kubeconfig copies).
+	built := kustomizeBuild(t, "config/node-agent-rollouts")
+	plain := renderRelease(t, "certrollout", "certrollout-system", values(t, "nodeAgent: {enabled: true, controlPlaneRollouts: {enabled: true}}"))
+	for _, k := range [][]string{{"ClusterRole", ""}, {"Role", "kube-system"}, {"Role", "certrollout-system"}} {
+		diffRules(t, "config/node-agent-rollouts' "+k[0]+" in "+k[1], renderedRules(t, built.getIn(t, k[0], k[1], "certrollout-node-agent")),
+			renderedRules(t, plain.getIn(t, k[0], k[1], "certrollout-node-agent")))
+	}
+	bc := built.daemonSet(t).Spec.Template.Spec.Containers[0]
+	if want := plain.daemonSet(t).Spec.Template.Spec.Containers[0].Args; !slices.Equal(bc.Args, want) {
+		t.Errorf("config/node-agent-rollouts' args\n got  %q\n want %q", bc.Args, want)
+	}
+	delete(wantMounts, "/host/root/.kube")
+	checkWritable(t, built.daemonSet(t).Spec.Template.Spec, wantMounts)
+
+	// Without renewal, kubeadm's folder stays read-only and only manifests/ is writable.
+	r = render(t, releaseNamespace, values(t, "nodeAgent: {enabled: true, controlPlaneRollouts: {enabled: true, renew: false}}"))
+	checkWritable(t, r.daemonSet(t).Spec.Template.Spec, map[string]bool{"/host/etc/kubernetes": false, "/host/etc/kubernetes/manifests": true,
+		"/host/var/lib/kubelet/pki": false, "/host/var/lib/certrollout": true})
+	if _, err := tryRender(t, releaseNamespace, values(t, "nodeAgent: {enabled: true, controlPlaneRollouts: {enabled: true, stateDir: /}}")); err == nil {
+		t.Error("stateDir / was accepted")
+	}
+}
+
+// checkWritable fails unless the pod mounts exactly these paths, writable or not as given.
+func checkWritable(t *testing.T, spec corev1.PodSpec, want map[string]bool) {
+	t.Helper()
+	got := map[string]bool{}
+	for _, m := range spec.Containers[0].VolumeMounts {
+		got[m.MountPath] = !m.ReadOnly
+	}
+	if len(got) != len(want) || len(spec.Volumes) != len(want) {
+		t.Errorf("mounts (path: writable) %v, want %v", got, want)
+	}
+	for path, writable := range want {
+		if w, ok := got[path]; !ok || w != writable {
+			t.Errorf("%s: mounted %v, writable %v; want writable %v", path, ok, w, writable)
+		}
+	}
+}
+
+// getIn returns the object of that kind, namespace ("" for cluster-scoped) and name.
+func (r rendered) getIn(t testing.TB, kind, namespace, name string) *unstructured.Unstructured {
+	t.Helper()
+	for _, u := range r.Objects {
+		if u.GetKind() == kind && u.GetNamespace() == namespace && u.GetName() == name {
+			return u
+		}
+	}
+	t.Fatalf("no %s %s/%s among %v", kind, namespace, name, r.keys())
+	return nil
+}
+
+// kustomizeBuild builds a kustomization of the repository, as kubectl apply -k does.
+func kustomizeBuild(t *testing.T, dir string) rendered {
+	t.Helper()
+	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(repoRoot(t), dir))
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	manifests, err := resources.AsYaml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := decode(string(manifests))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rendered{charttest.Rendered{Objects: objs}}
 }

@@ -1,0 +1,395 @@
+package nodeagent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+)
+
+// Reasons a component is restarted or skipped (ComponentRestart.Reason).
+const (
+	ReasonServesOld   = "ServesOld"
+	ReasonCurrent     = "Current"
+	ReasonNoManifest  = "NoManifest"
+	ReasonSystemdEtcd = "SystemdEtcd"
+)
+
+func (n *nodeRun) sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// healthBefore refuses to touch a node of an unhealthy control plane: it looks for a little while (a
+// member may be between two heartbeats), then gives up naming what is wrong.
+func (n *nodeRun) healthBefore(ctx context.Context) error {
+	return n.waitHealthy(ctx, healthBeforeRetryFor, "the control plane is not healthy, so nothing was changed on this node")
+}
+
+// healthAfter waits, up to the health timeout, for the whole control plane to be healthy again.
+func (n *nodeRun) healthAfter(ctx context.Context) error {
+	return n.waitHealthy(ctx, n.timeout, fmt.Sprintf("the control plane was not healthy within %s after the restarts", n.timeout))
+}
+
+func (n *nodeRun) waitHealthy(ctx context.Context, within time.Duration, failure string) error {
+	deadline := n.a.now().Add(within)
+	for {
+		h := n.a.Rollouts.Ops.Health(ctx)
+		n.op.Health = &h
+		if h.Healthy {
+			n.op.Message = ""
+			return nil
+		}
+		if n.a.now().After(deadline) {
+			return fmt.Errorf("%s: %s", failure, strings.Join(h.Reasons, "; "))
+		}
+		n.op.Message = "Waiting for the control plane to be healthy: " + strings.Join(h.Reasons, "; ")
+		n.report(ctx)
+		if err := n.sleep(ctx, n.a.rolloutPoll()); err != nil {
+			return err
+		}
+	}
+}
+
+// snapshot saves etcd before the first node, once per rollout.
+func (n *nodeRun) snapshot(ctx context.Context) error {
+	s := n.settings.EtcdSnapshot
+	if !ptr.Deref(s.Enabled, true) || n.op.Snapshot != nil || len(n.r.Status.Nodes) == 0 || n.r.Status.Nodes[0].Name != n.a.Node {
+		return nil
+	}
+	if n.a.Rollouts.Ops.Snapshot == nil {
+		return errors.New("this agent cannot take etcd snapshots")
+	}
+	keep := int(s.Keep)
+	if keep <= 0 {
+		keep = DefaultSnapshotsKept
+	}
+	dir := filepath.Join(n.a.Scan.root(), orDefault(s.HostPath, DefaultSnapshotDir))
+	snap, err := n.a.Rollouts.Ops.Snapshot(ctx, dir, keep)
+	if err != nil {
+		return fmt.Errorf("the etcd snapshot: %w", err)
+	}
+	snap.Node, snap.Path = n.a.Node, n.a.Scan.hostPath(snap.Path)
+	n.op.Snapshot = &snap
+	return nil
+}
+
+// renew renews the kubeadm files that are due, once per rollout.
+func (n *nodeRun) renew(ctx context.Context) error {
+	s := n.settings.Renewal
+	if !ptr.Deref(s.Enabled, true) || n.mover.Journal.Renewed {
+		return nil
+	}
+	if n.a.Rollouts.Ops.Renew == nil {
+		return errors.New("this agent cannot renew certificates")
+	}
+	before := DefaultRenewBefore
+	if s.RenewBefore != nil {
+		before = s.RenewBefore.Duration
+	}
+	var validity time.Duration
+	if s.Validity != nil {
+		validity = s.Validity.Duration
+	}
+	backups := filepath.Join(n.a.Scan.root(), orDefault(n.a.Rollouts.StateDir, DefaultStateDir), "backups", n.r.Name)
+	files, err := n.a.Rollouts.Ops.Renew(ctx, before, validity, backups)
+	if err != nil {
+		return fmt.Errorf("renewing the kubeadm certificates: %w", err)
+	}
+	for i := range files {
+		files[i].Backup = n.a.Scan.hostPath(files[i].Backup)
+	}
+	if len(files) > 32 {
+		files = files[:32]
+	}
+	n.op.Renewed = files
+	n.mover.Journal.Renewed = true
+	return n.mover.Journal.Save(n.mover.JournalPath)
+}
+
+// restarts restarts, in order, each component that serves or uses an old certificate, and verifies it.
+func (n *nodeRun) restarts(ctx context.Context) error {
+	st := n.report(ctx)
+	comps, _ := Manifests(n.a.Scan)
+	byName := map[string]Component{}
+	for _, c := range comps {
+		byName[c.Name] = c
+	}
+	order := componentOrder(n.settings.ComponentOrder)
+	if len(n.op.Components) == 0 {
+		for _, name := range order {
+			n.op.Components = append(n.op.Components, api.ComponentRestart{Name: name, State: api.RestartPending})
+		}
+	}
+	for _, name := range order {
+		cr := n.component(name)
+		if cr == nil || cr.State == api.RestartVerified || cr.State == api.RestartSkipped {
+			continue
+		}
+		if err := n.restartOne(ctx, st, byName, cr); err != nil {
+			cr.State, cr.Message = api.RestartFailed, err.Error()
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *nodeRun) restartOne(ctx context.Context, st api.NodeCertificatesStatus, byName map[string]Component, cr *api.ComponentRestart) error {
+	e := n.mover.Journal.Components[cr.Name]
+	c, hasManifest := byName[cr.Name]
+	switch {
+	case e.State == JournalVerified:
+		cr.State = api.RestartVerified
+		return nil
+	case e.State == JournalBack:
+		return n.waitUp(ctx, c, cr, e.StoppedAt)
+	case !hasManifest && cr.Name == Etcd && n.systemdEtcd():
+		cr.State, cr.Reason = api.RestartSkipped, ReasonSystemdEtcd
+		cr.Message = fmt.Sprintf("etcd runs under systemd on %s, not as a static pod: once its certificates are renewed, run `systemctl restart etcd.service` there, one node at a time.", n.a.Node)
+		return nil
+	case !hasManifest:
+		cr.State, cr.Reason, cr.Message = api.RestartSkipped, ReasonNoManifest, "No static pod manifest of it on this node."
+		return nil
+	}
+	now := componentOf(st, cr.Name)
+	switch {
+	case now == nil:
+		return fmt.Errorf("%s has a manifest but the agent found nothing it serves or uses", cr.Name)
+	case now.State == api.ComponentCurrent:
+		cr.State, cr.Reason, cr.Message = api.RestartSkipped, ReasonCurrent, now.Message
+		return nil
+	case now.State != api.ComponentServesOld:
+		return fmt.Errorf("%s is %s before its restart: %s", cr.Name, now.State, now.Message)
+	}
+	cr.Reason = ReasonServesOld
+	return n.restart(ctx, c, cr)
+}
+
+// restart moves c's manifest out, waits until c is down, moves it back and waits until it is verified.
+// A component that does not stop gets its manifest back at once.
+func (n *nodeRun) restart(ctx context.Context, c Component, cr *api.ComponentRestart) error {
+	cr.State = api.RestartStopping
+	n.report(ctx)
+	if err := n.mover.MoveOut(cr.Name, filepath.Join(n.a.Scan.root(), c.Manifest)); err != nil {
+		return err
+	}
+	n.a.Log.Info("Moved a static pod manifest out", "rollout", n.r.Name, "node", klog.KRef("", n.a.Node), "component", cr.Name)
+	stopped, err := n.waitDown(ctx, c)
+	if err != nil {
+		if berr := n.mover.MoveBack(cr.Name); berr != nil {
+			return fmt.Errorf("%w; and putting its manifest back failed: %v", err, berr)
+		}
+		return err
+	}
+	if err := n.mover.Stopped(cr.Name, stopped); err != nil {
+		return err
+	}
+	if err := n.mover.MoveBack(cr.Name); err != nil {
+		return err
+	}
+	t := metav1.NewTime(stopped.UTC().Truncate(time.Second))
+	cr.State, cr.StoppedAt = api.RestartStarting, &t
+	n.report(ctx)
+	return n.waitUp(ctx, c, cr, &stopped)
+}
+
+// waitDown waits until c's mirror pod runs no container and every endpoint it serves refuses.
+func (n *nodeRun) waitDown(ctx context.Context, c Component) (time.Time, error) {
+	deadline := n.a.now().Add(n.timeout)
+	for {
+		pods, err := n.a.mirrorPods(ctx)
+		if err == nil {
+			if running, _, _ := Started(pods, c, n.a.Node); !running && n.endpointsClosed(ctx, c) {
+				return n.a.now(), nil
+			}
+		}
+		if n.a.now().After(deadline) {
+			return time.Time{}, fmt.Errorf("%s did not stop within %s of its manifest leaving the manifests folder", c.Name, n.timeout)
+		}
+		if err := n.sleep(ctx, componentPollInterval); err != nil {
+			return time.Time{}, err
+		}
+	}
+}
+
+func (n *nodeRun) endpointsClosed(ctx context.Context, c Component) bool {
+	for _, u := range c.Uses {
+		if u.Use != api.UseServing || u.Endpoint == "" {
+			continue
+		}
+		if _, err := Probe(ctx, n.a.Dial, u.Endpoint, n.a.ProbeTimeout); err == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// waitUp waits until c runs a container started after it stopped, its mirror pod is Ready and what it
+// serves and uses is what is on disk.
+func (n *nodeRun) waitUp(ctx context.Context, c Component, cr *api.ComponentRestart, stopped *time.Time) error {
+	deadline := n.a.now().Add(n.timeout)
+	for {
+		st := n.report(ctx)
+		pods, err := n.a.mirrorPods(ctx)
+		now := componentOf(st, cr.Name)
+		if err == nil && now != nil && now.State == api.ComponentCurrent && n.startedAfter(pods, c, stopped) {
+			if err := n.mover.Verified(cr.Name); err != nil {
+				return err
+			}
+			t := metav1.NewTime(n.a.now().UTC().Truncate(time.Second))
+			cr.State, cr.VerifiedAt = api.RestartVerified, &t
+			cr.Message = "Restarted; ready and " + strings.TrimPrefix(lowerFirst(now.Message), "it ")
+			n.a.Log.Info("Verified a restarted component", "rollout", n.r.Name, "node", klog.KRef("", n.a.Node), "component", cr.Name)
+			return nil
+		}
+		if n.a.now().After(deadline) {
+			why := "its mirror pod is not Ready"
+			if now != nil && now.State != api.ComponentCurrent {
+				why = now.Message
+			}
+			return fmt.Errorf("%s did not come back ready and serving the certificates on disk within %s: %s", cr.Name, n.timeout, why)
+		}
+		if err := n.sleep(ctx, componentPollInterval); err != nil {
+			return err
+		}
+	}
+}
+
+func (n *nodeRun) startedAfter(pods []corev1.Pod, c Component, stopped *time.Time) bool {
+	p := mirrorPod(pods, c, n.a.Node)
+	if p == nil || !podReady(p) {
+		return false
+	}
+	running, started, _ := Started(pods, c, n.a.Node)
+	if !running {
+		return false
+	}
+	return stopped == nil || started == nil || !started.Before(stopped.Truncate(time.Second))
+}
+
+// kubeconfigs refreshes the copies the policy lists; an up-to-date copy is left alone.
+func (n *nodeRun) kubeconfigs(context.Context) error {
+	root := n.a.Scan.root()
+	kubeadmDir := orDefault(n.a.Scan.KubeadmDir, DefaultKubeadmDir)
+	for _, kc := range n.settings.KubeconfigCopies {
+		data, err := os.ReadFile(filepath.Join(root, kubeadmDir, kc.From)) //nolint:gosec // a kubeadm kubeconfig the policy names
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", kc.From, err)
+		}
+		dst := filepath.Join(root, filepath.Clean(kc.To))
+		copied := api.CopiedFile{Path: kc.To}
+		cur, err := os.ReadFile(dst) //nolint:gosec // the copy the policy names
+		switch {
+		case err == nil && bytes.Equal(cur, data):
+			n.recordCopy(copied)
+			continue
+		case err == nil:
+			backup := dst + ".certrollout-" + n.a.now().UTC().Format("20060102T150405Z")
+			if err := writeFileDurably(backup, cur, 0o600); err != nil {
+				return fmt.Errorf("keeping the previous %s: %w", kc.To, err)
+			}
+			copied.Backup = n.a.Scan.hostPath(backup)
+		case errors.Is(err, fs.ErrNotExist):
+			if _, derr := os.Stat(filepath.Dir(dst)); derr != nil {
+				return fmt.Errorf("the folder of %s is not mounted into the node agent (chart value nodeAgent.kubeconfigCopyDirs): %w", kc.To, derr)
+			}
+		default:
+			return fmt.Errorf("reading %s: %w", kc.To, err)
+		}
+		if err := writeFileDurably(dst, data, 0o600); err != nil {
+			return fmt.Errorf("writing %s: %w", kc.To, err)
+		}
+		n.recordCopy(copied)
+	}
+	return nil
+}
+
+func (n *nodeRun) recordCopy(c api.CopiedFile) {
+	for i := range n.op.KubeconfigCopies {
+		if n.op.KubeconfigCopies[i].Path == c.Path {
+			if c.Backup != "" {
+				n.op.KubeconfigCopies[i] = c
+			}
+			return
+		}
+	}
+	n.op.KubeconfigCopies = append(n.op.KubeconfigCopies, c)
+}
+
+// systemdEtcd: etcd is not a static pod here but the node has an etcd folder or kubespray's etcd.env.
+func (n *nodeRun) systemdEtcd() bool {
+	if n.a.Scan.EtcdCertDir != "" {
+		return true
+	}
+	_, err := os.Stat(filepath.Join(n.a.Scan.root(), "/etc/etcd.env"))
+	return err == nil
+}
+
+func (n *nodeRun) component(name string) *api.ComponentRestart {
+	for i := range n.op.Components {
+		if n.op.Components[i].Name == name {
+			return &n.op.Components[i]
+		}
+	}
+	return nil
+}
+
+func componentOf(st api.NodeCertificatesStatus, name string) *api.ControlPlaneComponent {
+	for i := range st.Components {
+		if st.Components[i].Name == name {
+			return &st.Components[i]
+		}
+	}
+	return nil
+}
+
+// componentOrder is order with etcd moved last, whatever the list says.
+func componentOrder(order []string) []string {
+	if len(order) == 0 {
+		order = DefaultComponentOrder
+	}
+	out := make([]string, 0, len(order))
+	etcd := false
+	for _, c := range order {
+		if c == Etcd {
+			etcd = true
+			continue
+		}
+		out = append(out, c)
+	}
+	if etcd {
+		out = append(out, Etcd)
+	}
+	return out
+}
+
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
+}
+
+func (a *Agent) mirrorPods(ctx context.Context) ([]corev1.Pod, error) {
+	lister := a.Pods
+	if lister == nil {
+		lister = APIMirrorPods(a.Client)
+	}
+	return lister(ctx, a.Node)
+}

@@ -1,0 +1,334 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/localcluster"
+	"github.com/certrollout/certrollout/internal/nodeagent"
+)
+
+// apiServersReady is a health check of the API servers only (/readyz of each node's), for the tests of
+// the node's procedure.
+func apiServersReady(cp *localcluster.ControlPlane) func(context.Context) api.ControlPlaneHealth {
+	return func(ctx context.Context) api.ControlPlaneHealth {
+		h := api.ControlPlaneHealth{CheckedAt: metav1.Now(), Healthy: true}
+		for _, n := range cp.Nodes {
+			e := api.EndpointHealth{Name: n.Name, Endpoint: n.APIServerURL() + "/readyz"}
+			err := readyz(ctx, n, e.Endpoint)
+			e.Healthy = err == nil
+			if err != nil {
+				e.Message = err.Error()
+				h.Healthy = false
+				h.Reasons = append(h.Reasons, fmt.Sprintf("the API server on %s is not ready: %v", n.Name, err))
+			}
+			h.APIServers = append(h.APIServers, e)
+		}
+		return h
+	}
+}
+
+func readyz(ctx context.Context, n localcluster.ControlPlaneNode, url string) error {
+	ca, err := os.ReadFile(filepath.Join(n.Root, "etc", "kubernetes", "pki", "ca.crt"))
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	return nil
+}
+
+// nodeTurn creates a rollout and gives node its turn, as the controller does.
+func nodeTurn(t *testing.T, ctx context.Context, c client.Client, node string, settings api.ControlPlanePolicySpec) *api.ControlPlaneRollout {
+	t.Helper()
+	r := &api.ControlPlaneRollout{ObjectMeta: metav1.ObjectMeta{GenerateName: "node-turn-"}, Spec: api.ControlPlaneRolloutSpec{Nodes: []string{node}}}
+	if err := c.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(context.Background(), r) })
+	r.Status = api.ControlPlaneRolloutStatus{Phase: api.PhaseRestarting, Settings: &settings, CurrentNode: node,
+		Nodes: []api.ControlPlaneNodeStatus{{Name: node, NodeRolloutReport: api.NodeRolloutReport{Phase: api.NodeInProgress}}}}
+	if err := c.Status().Update(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// inProcessAgent is the node agent of n, in this process, reading n's folder as its host.
+func inProcessAgent(t *testing.T, c client.Client, n localcluster.ControlPlaneNode, namespace string, ops nodeagent.RolloutOps) *nodeagent.Agent {
+	return &nodeagent.Agent{
+		Node:         n.Name,
+		Scan:         nodeagent.ScanOptions{HostRoot: n.Root},
+		Client:       c,
+		ProbeTimeout: 2 * time.Second,
+		Log:          testr.New(t),
+		Rollouts:     &nodeagent.RolloutOptions{Namespace: namespace, Ops: ops, Poll: 500 * time.Millisecond},
+	}
+}
+
+// agentClient is a client with the built-in kinds and certrollout's, at the last node's API server.
+func agentClient(t *testing.T, cp *localcluster.ControlPlane) client.Client {
+	t.Helper()
+	cfg, _, _ := admin(t, cp)
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func pids(t *testing.T, cp *localcluster.ControlPlane, node string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, comp := range localcluster.ControlPlaneComponents {
+		pid, err := cp.ComponentPID(node, comp)
+		if err != nil {
+			t.Fatalf("%s on %s: %v", comp, node, err)
+		}
+		out[comp] = pid
+	}
+	return out
+}
+
+// After kubeadm renews node 2's certificates, the agent's part of a rollout restarts, by moving their
+// manifests, exactly the components that serve or use old certificates, in the runbook's order, verifies
+// each serves what is on disk, refreshes the operator's kubeconfig copy (keeping the old one), leaves
+// etcd (which reloads its certificates) running, and gives the Lease back.
+func TestTheAgentRestartsWhatServesOldCertificatesOnItsNodeAndVerifiesIt(t *testing.T) {
+	cp := controlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	_, cs, _ := admin(t, cp)
+	c := agentClient(t, cp)
+	n := cp.Nodes[1]
+	ns := "cp-rollout-" + string(uuid.NewUUID())[:8]
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	installCRDs(t, ctx, cp)
+	kubeDir := filepath.Join(n.Root, "root", ".kube")
+	if err := os.MkdirAll(kubeDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(kubeDir, "config"), []byte("old copy\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cp.Kubeadm(ctx, n.Name, "certs", "renew", "all"); err != nil {
+		t.Fatalf("kubeadm certs renew all: %v\n%s", err, out)
+	}
+	agent := inProcessAgent(t, c, n, ns, nodeagent.RolloutOps{Health: apiServersReady(cp)})
+	eventually(t, "the agent to see node 2's components on old certificates", func(ctx context.Context) (bool, error) {
+		st, _, err := agent.Once(ctx)
+		return err == nil && st.ComponentsServingOld >= 3, err
+	})
+	before := pids(t, cp, n.Name)
+
+	no := false
+	r := nodeTurn(t, ctx, c, n.Name, api.ControlPlanePolicySpec{
+		Renewal:          api.ControlPlaneRenewal{Enabled: &no},
+		EtcdSnapshot:     api.EtcdSnapshotSettings{Enabled: &no},
+		HealthTimeout:    metav1.Duration{Duration: 4 * time.Minute},
+		KubeconfigCopies: []api.KubeconfigCopy{{From: "admin.conf", To: "/root/.kube/config"}},
+	})
+	if err := agent.Work(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	nc := get(t, c, n.Name)
+	op := nc.Status.Operation
+	if op == nil || op.RolloutUID != string(r.UID) || op.Phase != api.NodeSucceeded || op.Step != api.StepDone {
+		t.Fatalf("the agent's report: %+v", op)
+	}
+	want := map[string]api.ComponentRestartState{"kube-apiserver": api.RestartVerified, "kube-scheduler": api.RestartVerified,
+		"kube-controller-manager": api.RestartVerified, "etcd": api.RestartSkipped}
+	var order []string
+	for _, comp := range op.Components {
+		order = append(order, comp.Name)
+		if comp.State != want[comp.Name] {
+			t.Errorf("%s: %s (%s), want %s", comp.Name, comp.State, comp.Message, want[comp.Name])
+		}
+	}
+	if fmt.Sprint(order) != "[kube-apiserver kube-scheduler kube-controller-manager etcd]" {
+		t.Errorf("components in the order %v, want the runbook's", order)
+	}
+	after := pids(t, cp, n.Name)
+	for comp, st := range want {
+		if restarted := after[comp] != before[comp]; restarted != (st == api.RestartVerified) {
+			t.Errorf("%s: pid %d → %d, want restarted=%v", comp, before[comp], after[comp], st == api.RestartVerified)
+		}
+	}
+	for _, comp := range localcluster.ControlPlaneComponents {
+		if _, err := os.Stat(n.ManifestPath(comp)); err != nil {
+			t.Errorf("the manifest of %s is not in place: %v", comp, err)
+		}
+	}
+	if !allCurrent(nc) {
+		t.Errorf("after the restarts not every component is Current: %+v", nc.Status.Components)
+	}
+	adminConf, _ := os.ReadFile(filepath.Join(n.Root, "etc", "kubernetes", "admin.conf"))
+	if got, _ := os.ReadFile(filepath.Join(kubeDir, "config")); !bytes.Equal(got, adminConf) {
+		t.Error("/root/.kube/config is not a copy of the renewed admin.conf")
+	}
+	if len(op.KubeconfigCopies) != 1 || op.KubeconfigCopies[0].Backup == "" {
+		t.Fatalf("kubeconfig copies reported: %+v", op.KubeconfigCopies)
+	}
+	if old, err := os.ReadFile(filepath.Join(n.Root, op.KubeconfigCopies[0].Backup)); err != nil || string(old) != "old copy\n" {
+		t.Errorf("the previous copy was not kept at %s: %q %v", op.KubeconfigCopies[0].Backup, old, err)
+	}
+	var lease coordinationv1.Lease
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: api.ControlPlaneLeaseName}, &lease); err != nil {
+		t.Fatal(err)
+	}
+	if lease.Spec.HolderIdentity != nil {
+		t.Errorf("the Lease is still held by %s", *lease.Spec.HolderIdentity)
+	}
+}
+
+// An agent killed while a manifest is out comes back, puts it back (which completes that restart) and
+// goes on from its journal: no component is restarted twice.
+func TestAnAgentKilledWithAManifestOutPutsItBackAndRestartsNothingTwice(t *testing.T) {
+	cp := controlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	_, cs, _ := admin(t, cp)
+	c := agentClient(t, cp)
+	n := cp.Nodes[1]
+	ns := "cp-resume-" + string(uuid.NewUUID())[:8]
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	installCRDs(t, ctx, cp)
+	if out, err := cp.Kubeadm(ctx, n.Name, "certs", "renew", "all"); err != nil {
+		t.Fatalf("kubeadm certs renew all: %v\n%s", err, out)
+	}
+	first := inProcessAgent(t, c, n, ns, nodeagent.RolloutOps{Health: apiServersReady(cp)})
+	eventually(t, "the agent to see node 2's components on old certificates", func(ctx context.Context) (bool, error) {
+		st, _, err := first.Once(ctx)
+		return err == nil && st.ComponentsServingOld >= 3, err
+	})
+	no := false
+	r := nodeTurn(t, ctx, c, n.Name, api.ControlPlanePolicySpec{
+		Renewal: api.ControlPlaneRenewal{Enabled: &no}, EtcdSnapshot: api.EtcdSnapshotSettings{Enabled: &no},
+		HealthTimeout: metav1.Duration{Duration: 4 * time.Minute}})
+
+	// What an agent killed the moment the API server's manifest left leaves behind: the journal, the
+	// staged manifest, and no API server on the node.
+	state := filepath.Join(n.Root, "var", "lib", "certrollout")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	crashed := &nodeagent.Mover{JournalPath: filepath.Join(state, "journal.json"), StagingDir: filepath.Join(state, "staged-manifests"),
+		Journal: nodeagent.Journal{Rollout: r.Name, RolloutUID: string(r.UID)}}
+	if err := crashed.MoveOut("kube-apiserver", n.ManifestPath("kube-apiserver")); err != nil {
+		t.Fatal(err)
+	}
+	before := pids(t, cp, n.Name)
+	eventually(t, "the API server on node 2 to be down", func(context.Context) (bool, error) {
+		_, err := cp.ComponentPID(n.Name, "kube-apiserver")
+		return err != nil, nil
+	})
+
+	// Every process each component runs while the new agent works.
+	seen := map[string]map[int]bool{}
+	for comp, pid := range before {
+		seen[comp] = map[int]bool{pid: true}
+	}
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for watchCtx.Err() == nil {
+			for _, comp := range localcluster.ControlPlaneComponents {
+				if pid, err := cp.ComponentPID(n.Name, comp); err == nil {
+					seen[comp][pid] = true
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	second := inProcessAgent(t, c, n, ns, nodeagent.RolloutOps{Health: apiServersReady(cp)})
+	err := second.Work(ctx, r)
+	stopWatching()
+	<-watched
+	if err != nil {
+		t.Fatal(err)
+	}
+	for comp, want := range map[string]int{"kube-apiserver": 2, "kube-scheduler": 2, "kube-controller-manager": 2, "etcd": 1} {
+		if got := len(seen[comp]); got != want {
+			t.Errorf("%s ran %d processes (%v); want %d: the one before and, if it needed a restart, exactly one after", comp, got, seen[comp], want)
+		}
+	}
+	op := get(t, c, n.Name).Status.Operation
+	if op == nil || op.Phase != api.NodeSucceeded {
+		t.Fatalf("after the resume the report is %+v", op)
+	}
+	j, err := nodeagent.LoadJournal(filepath.Join(state, "journal.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, comp := range []string{"kube-apiserver", "kube-scheduler", "kube-controller-manager"} {
+		if j.Components[comp].State != nodeagent.JournalVerified {
+			t.Errorf("%s: journal says %q, want Verified", comp, j.Components[comp].State)
+		}
+	}
+}
+
+func installCRDs(t *testing.T, ctx context.Context, cp *localcluster.ControlPlane) {
+	t.Helper()
+	root, err := localcluster.FindRepoRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds, err := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
+	if err != nil || len(crds) == 0 {
+		t.Fatalf("no CRDs under config/crd/bases: %v", err)
+	}
+	var docs [][]byte
+	for _, f := range crds {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, data)
+	}
+	if err := cp.InstallCRDs(ctx, api.GroupVersion.Group, docs...); err != nil {
+		t.Fatal(err)
+	}
+}
