@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -286,6 +287,9 @@ func (a *Agent) rolloutPoll() time.Duration {
 func (a *Agent) loadMover(stateDir string) (*Mover, error) {
 	if a.mover != nil {
 		return a.mover, nil
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("the agent's state folder: %w", err)
 	}
 	path := filepath.Join(stateDir, "journal.json")
 	j, err := LoadJournal(path)
