@@ -1,0 +1,184 @@
+package etcdops
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Member is one etcd member as the member list, its health read and its status describe it.
+type Member struct {
+	ID         string // hex, as etcdctl prints it
+	Name       string // empty for a member added but not started
+	PeerURLs   []string
+	ClientURLs []string
+	Learner    bool
+	// Healthy means every client URL answered a linearizable read (a proposal went through consensus)
+	// and its status.
+	Healthy   bool
+	Leader    bool
+	Version   string
+	DBSize    int64
+	Revision  int64
+	RaftTerm  uint64
+	RaftIndex uint64
+	// Alarms active on this member (NOSPACE, CORRUPT).
+	Alarms []string
+	// Error is the first thing that failed when probing the member.
+	Error string
+}
+
+// Health is the cluster as seen from every member.
+type Health struct {
+	Members []Member // in member-list order
+	Leader  string   // the leader's name, when every healthy member agrees on one
+	// Degraded means a rollout must not start; Reasons say why, one sentence each naming the member.
+	Degraded bool
+	Reasons  []string
+}
+
+// CheckHealth lists the members through any endpoint, then probes every member's client URLs
+// concurrently (a linearizable read of key "health" as `etcdctl endpoint health` does, the endpoint's
+// status and the cluster's alarms), each request bounded by cfg.RequestTimeout, and decides whether the
+// cluster is degraded. An error means the member list could not be read at all (a degraded cluster for
+// any caller that must refuse to start).
+func CheckHealth(ctx context.Context, cfg Config) (Health, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return Health{}, err
+	}
+	tlsConf, err := cfg.tlsConfig()
+	if err != nil {
+		return Health{}, err
+	}
+	members, err := listMembers(ctx, cfg, tlsConf)
+	if err != nil {
+		return Health{}, err
+	}
+	probes := make([]probe, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		probes[i].member = m
+		wg.Go(func() { probes[i].run(ctx, cfg, tlsConf) })
+	}
+	wg.Wait()
+	return assess(probes), nil
+}
+
+// memberInfo is a member-list entry.
+type memberInfo struct {
+	id         uint64
+	name       string
+	peerURLs   []string
+	clientURLs []string
+	learner    bool
+}
+
+func listMembers(ctx context.Context, cfg Config, tlsConf *tls.Config) ([]memberInfo, error) {
+	cli, err := newClient(cfg, tlsConf, cfg.Endpoints...)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	rctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+	defer cancel()
+	resp, err := cli.MemberList(rctx)
+	if err != nil {
+		return nil, fmt.Errorf("etcdops: listing the etcd members through %v: %w", cfg.Endpoints, err)
+	}
+	out := make([]memberInfo, 0, len(resp.Members))
+	for _, m := range resp.Members {
+		out = append(out, memberInfo{id: m.ID, name: m.Name, peerURLs: m.PeerURLs, clientURLs: m.ClientURLs, learner: m.IsLearner})
+	}
+	return out, nil
+}
+
+// probe is what was gathered about one member: the input of assess.
+type probe struct {
+	member memberInfo
+	// urls has one entry per client URL, in order.
+	urls []urlProbe
+}
+
+// urlProbe is one client URL's answers; err is the first failure, and later fields are unset after it.
+type urlProbe struct {
+	url    string
+	err    error
+	status *status
+	alarms []alarm
+}
+
+type status struct {
+	memberID  uint64 // the member that answered, as its header says
+	leaderID  uint64 // 0 when it knows no leader
+	version   string
+	dbSize    int64
+	revision  int64
+	raftTerm  uint64
+	raftIndex uint64
+	errors    []string
+}
+
+type alarm struct {
+	memberID uint64
+	kind     string
+}
+
+func (p *probe) run(ctx context.Context, cfg Config, tlsConf *tls.Config) {
+	for _, url := range p.member.clientURLs {
+		p.urls = append(p.urls, probeURL(ctx, cfg, tlsConf, url))
+	}
+}
+
+func probeURL(ctx context.Context, cfg Config, tlsConf *tls.Config, url string) urlProbe {
+	out := urlProbe{url: url}
+	cli, err := newClient(cfg, tlsConf, url)
+	if err != nil {
+		out.err = err
+		return out
+	}
+	defer cli.Close()
+	if out.err = readHealthKey(ctx, cfg, cli); out.err != nil {
+		return out
+	}
+	rctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+	st, err := cli.Status(rctx, url)
+	cancel()
+	if err != nil {
+		out.err = fmt.Errorf("status: %w", err)
+		return out
+	}
+	out.status = &status{
+		memberID: st.Header.GetMemberId(), leaderID: st.Leader, version: st.Version, dbSize: st.DbSize,
+		revision: st.Header.GetRevision(), raftTerm: st.RaftTerm, raftIndex: st.RaftIndex, errors: st.Errors,
+	}
+	rctx, cancel = context.WithTimeout(ctx, cfg.RequestTimeout)
+	al, err := cli.AlarmList(rctx)
+	cancel()
+	if err != nil {
+		out.err = fmt.Errorf("alarm list: %w", err)
+		return out
+	}
+	for _, a := range al.Alarms {
+		out.alarms = append(out.alarms, alarm{memberID: a.MemberID, kind: a.Alarm.String()})
+	}
+	return out
+}
+
+// readHealthKey is `etcdctl endpoint health`: a linearizable read goes through consensus, so an answer
+// means the member is connected to a quorum. Permission denied is an answer too: the request went
+// through consensus before the key's permissions were checked (etcdctl counts it healthy as well).
+func readHealthKey(ctx context.Context, cfg Config, cli *clientv3.Client) error {
+	rctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+	defer cancel()
+	_, err := cli.Get(rctx, "health")
+	if err == nil || errors.Is(err, rpctypes.ErrPermissionDenied) {
+		return nil
+	}
+	return err
+}
