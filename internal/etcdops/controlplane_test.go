@@ -84,7 +84,7 @@ func config(n localcluster.ControlPlaneNode) etcdops.Config {
 	return etcdops.Config{
 		Endpoints: []string{"https://" + net.JoinHostPort(n.IP, strconv.Itoa(n.Ports.EtcdClient))},
 		CAFile:    filepath.Join(pki, "ca.crt"), CertFile: filepath.Join(pki, "healthcheck-client.crt"),
-		KeyFile:   filepath.Join(pki, "healthcheck-client.key"),
+		KeyFile:     filepath.Join(pki, "healthcheck-client.key"),
 		DialTimeout: 2 * time.Second, RequestTimeout: 3 * time.Second,
 	}
 }

@@ -10,6 +10,7 @@
 package etcdops
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -65,32 +66,45 @@ func (c Config) validate() error {
 	return nil
 }
 
-func (c Config) tlsConfig() (*tls.Config, error) {
-	if c.CAFile == "" {
-		return nil, nil
+// dialer connects to etcd endpoints with a Config's timeouts and credentials.
+type dialer struct {
+	cfg Config
+	tls *tls.Config // nil for plain connections
+}
+
+// newDialer checks cfg, fills in its defaults and loads its credentials.
+func newDialer(cfg Config) (dialer, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return dialer{}, err
 	}
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("etcdops: loading the etcd client certificate: %w", err)
+	d := dialer{cfg: cfg}
+	if cfg.CAFile == "" {
+		return d, nil
 	}
-	pem, err := os.ReadFile(c.CAFile)
+	cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("etcdops: reading the etcd CA: %w", err)
+		return dialer{}, fmt.Errorf("etcdops: loading the etcd client certificate: %w", err)
+	}
+	pem, err := os.ReadFile(cfg.CAFile)
+	if err != nil {
+		return dialer{}, fmt.Errorf("etcdops: reading the etcd CA: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("etcdops: no certificate in the etcd CA file %s", c.CAFile)
+		return dialer{}, fmt.Errorf("etcdops: no certificate in the etcd CA file %s", cfg.CAFile)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+	d.tls = &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return d, nil
 }
 
-// newClient connects to the given endpoints only: a client given one endpoint talks to that member
-// alone, which is what a per-member check and a snapshot need (the client does not follow the cluster).
-func newClient(c Config, tlsConf *tls.Config, endpoints ...string) (*clientv3.Client, error) {
+// client connects to the given endpoints only: a client given one endpoint talks to that member alone,
+// which is what a per-member check and a snapshot need.
+func (d dialer) client(endpoints ...string) (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
-		DialTimeout: c.DialTimeout,
-		TLS:         tlsConf,
+		DialTimeout: d.cfg.DialTimeout,
+		TLS:         d.tls,
 		// Errors are returned and end up in reasons; the client's own log would only repeat them.
 		Logger: zap.NewNop(),
 	})
@@ -98,6 +112,11 @@ func newClient(c Config, tlsConf *tls.Config, endpoints ...string) (*clientv3.Cl
 		return nil, fmt.Errorf("etcdops: connecting to %v: %w", endpoints, err)
 	}
 	return cli, nil
+}
+
+// request bounds one request by RequestTimeout.
+func (d dialer) request(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d.cfg.RequestTimeout)
 }
 
 // memberID formats an id as etcdctl prints it.

@@ -2,7 +2,6 @@ package etcdops
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
@@ -48,15 +47,11 @@ type Health struct {
 // cluster is degraded. An error means the member list could not be read at all (a degraded cluster for
 // any caller that must refuse to start).
 func CheckHealth(ctx context.Context, cfg Config) (Health, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
-		return Health{}, err
-	}
-	tlsConf, err := cfg.tlsConfig()
+	d, err := newDialer(cfg)
 	if err != nil {
 		return Health{}, err
 	}
-	members, err := listMembers(ctx, cfg, tlsConf)
+	members, err := listMembers(ctx, d)
 	if err != nil {
 		return Health{}, err
 	}
@@ -64,7 +59,7 @@ func CheckHealth(ctx context.Context, cfg Config) (Health, error) {
 	var wg sync.WaitGroup
 	for i, m := range members {
 		probes[i].member = m
-		wg.Go(func() { probes[i].run(ctx, cfg, tlsConf) })
+		wg.Go(func() { probes[i].run(ctx, d) })
 	}
 	wg.Wait()
 	return assess(probes), nil
@@ -79,17 +74,17 @@ type memberInfo struct {
 	learner    bool
 }
 
-func listMembers(ctx context.Context, cfg Config, tlsConf *tls.Config) ([]memberInfo, error) {
-	cli, err := newClient(cfg, tlsConf, cfg.Endpoints...)
+func listMembers(ctx context.Context, d dialer) ([]memberInfo, error) {
+	cli, err := d.client(d.cfg.Endpoints...)
 	if err != nil {
 		return nil, err
 	}
 	defer cli.Close()
-	rctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+	rctx, cancel := d.request(ctx)
 	defer cancel()
 	resp, err := cli.MemberList(rctx)
 	if err != nil {
-		return nil, fmt.Errorf("etcdops: listing the etcd members through %v: %w", cfg.Endpoints, err)
+		return nil, fmt.Errorf("etcdops: listing the etcd members through %v: %w", d.cfg.Endpoints, err)
 	}
 	out := make([]memberInfo, 0, len(resp.Members))
 	for _, m := range resp.Members {
@@ -129,24 +124,24 @@ type alarm struct {
 	kind     string
 }
 
-func (p *probe) run(ctx context.Context, cfg Config, tlsConf *tls.Config) {
+func (p *probe) run(ctx context.Context, d dialer) {
 	for _, url := range p.member.clientURLs {
-		p.urls = append(p.urls, probeURL(ctx, cfg, tlsConf, url))
+		p.urls = append(p.urls, probeURL(ctx, d, url))
 	}
 }
 
-func probeURL(ctx context.Context, cfg Config, tlsConf *tls.Config, url string) urlProbe {
+func probeURL(ctx context.Context, d dialer, url string) urlProbe {
 	out := urlProbe{url: url}
-	cli, err := newClient(cfg, tlsConf, url)
+	cli, err := d.client(url)
 	if err != nil {
 		out.err = err
 		return out
 	}
 	defer cli.Close()
-	if out.err = readHealthKey(ctx, cfg, cli); out.err != nil {
+	if out.err = readHealthKey(ctx, d, cli); out.err != nil {
 		return out
 	}
-	rctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+	rctx, cancel := d.request(ctx)
 	st, err := cli.Status(rctx, url)
 	cancel()
 	if err != nil {
@@ -157,7 +152,7 @@ func probeURL(ctx context.Context, cfg Config, tlsConf *tls.Config, url string) 
 		memberID: st.Header.GetMemberId(), leaderID: st.Leader, version: st.Version, dbSize: st.DbSize,
 		revision: st.Header.GetRevision(), raftTerm: st.RaftTerm, raftIndex: st.RaftIndex, errors: st.Errors,
 	}
-	rctx, cancel = context.WithTimeout(ctx, cfg.RequestTimeout)
+	rctx, cancel = d.request(ctx)
 	al, err := cli.AlarmList(rctx)
 	cancel()
 	if err != nil {
@@ -173,8 +168,8 @@ func probeURL(ctx context.Context, cfg Config, tlsConf *tls.Config, url string) 
 // readHealthKey is `etcdctl endpoint health`: a linearizable read goes through consensus, so an answer
 // means the member is connected to a quorum. Permission denied is an answer too: the request went
 // through consensus before the key's permissions were checked (etcdctl counts it healthy as well).
-func readHealthKey(ctx context.Context, cfg Config, cli *clientv3.Client) error {
-	rctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+func readHealthKey(ctx context.Context, d dialer, cli *clientv3.Client) error {
+	rctx, cancel := d.request(ctx)
 	defer cancel()
 	_, err := cli.Get(rctx, "health")
 	if err == nil || errors.Is(err, rpctypes.ErrPermissionDenied) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -50,18 +49,14 @@ func SnapshotFileName(now time.Time) string {
 // restore` verifies it. On failure no file has the final name. dir is created 0700, files are 0600.
 // The stream is bounded by ctx only.
 func Snapshot(ctx context.Context, cfg Config, dir string, keep int, now time.Time) (SnapshotInfo, []string, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
-		return SnapshotInfo{}, nil, err
-	}
-	tlsConf, err := cfg.tlsConfig()
+	d, err := newDialer(cfg)
 	if err != nil {
 		return SnapshotInfo{}, nil, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return SnapshotInfo{}, nil, fmt.Errorf("etcdops: creating the snapshot folder: %w", err)
 	}
-	cli, info, err := pickSnapshotSource(ctx, cfg, tlsConf)
+	cli, info, err := pickSnapshotSource(ctx, d)
 	if err != nil {
 		return SnapshotInfo{}, nil, err
 	}
@@ -80,10 +75,10 @@ func Snapshot(ctx context.Context, cfg Config, dir string, keep int, now time.Ti
 
 // pickSnapshotSource connects to the first endpoint that answers a linearizable read and its status,
 // and fills in the member's name and revision.
-func pickSnapshotSource(ctx context.Context, cfg Config, tlsConf *tls.Config) (*clientv3.Client, SnapshotInfo, error) {
+func pickSnapshotSource(ctx context.Context, d dialer) (*clientv3.Client, SnapshotInfo, error) {
 	var errs []error
-	for _, ep := range cfg.Endpoints {
-		cli, info, err := snapshotSource(ctx, cfg, tlsConf, ep)
+	for _, ep := range d.cfg.Endpoints {
+		cli, info, err := snapshotSource(ctx, d, ep)
 		if err == nil {
 			return cli, info, nil
 		}
@@ -92,12 +87,12 @@ func pickSnapshotSource(ctx context.Context, cfg Config, tlsConf *tls.Config) (*
 	return nil, SnapshotInfo{}, fmt.Errorf("etcdops: no etcd endpoint to take a snapshot from: %w", errors.Join(errs...))
 }
 
-func snapshotSource(ctx context.Context, cfg Config, tlsConf *tls.Config, ep string) (*clientv3.Client, SnapshotInfo, error) {
-	cli, err := newClient(cfg, tlsConf, ep)
+func snapshotSource(ctx context.Context, d dialer, ep string) (*clientv3.Client, SnapshotInfo, error) {
+	cli, err := d.client(ep)
 	if err != nil {
 		return nil, SnapshotInfo{}, err
 	}
-	info, err := describeSource(ctx, cfg, cli, ep)
+	info, err := describeSource(ctx, d, cli, ep)
 	if err != nil {
 		cli.Close()
 		return nil, SnapshotInfo{}, err
@@ -105,11 +100,11 @@ func snapshotSource(ctx context.Context, cfg Config, tlsConf *tls.Config, ep str
 	return cli, info, nil
 }
 
-func describeSource(ctx context.Context, cfg Config, cli *clientv3.Client, ep string) (SnapshotInfo, error) {
-	if err := readHealthKey(ctx, cfg, cli); err != nil {
+func describeSource(ctx context.Context, d dialer, cli *clientv3.Client, ep string) (SnapshotInfo, error) {
+	if err := readHealthKey(ctx, d, cli); err != nil {
 		return SnapshotInfo{}, err
 	}
-	rctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+	rctx, cancel := d.request(ctx)
 	defer cancel()
 	st, err := cli.Status(rctx, ep)
 	if err != nil {
