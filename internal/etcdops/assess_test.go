@@ -2,9 +2,7 @@ package etcdops
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -122,33 +120,4 @@ func TestAssess(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestTrailerCheck(t *testing.T) {
-	db := []byte(strings.Repeat("bolt page ", 400))
-	sum := sha256Sum(db)
-	stream := slices.Concat(db, sum)
-	for _, chunk := range []int{1, 7, 31, 32, 33, 4096} {
-		c := newTrailerCheck()
-		for rest := stream; len(rest) > 0; {
-			n := min(chunk, len(rest))
-			_, _ = c.Write(rest[:n])
-			rest = rest[n:]
-		}
-		if err := c.verify(); err != nil {
-			t.Errorf("chunks of %d: %v", chunk, err)
-		}
-	}
-	c := newTrailerCheck()
-	corrupt := slices.Clone(stream)
-	corrupt[10] ^= 1
-	_, _ = c.Write(corrupt)
-	if c.verify() == nil {
-		t.Error("a corrupted stream passed the check")
-	}
-}
-
-func sha256Sum(b []byte) []byte {
-	s := sha256.Sum256(b)
-	return s[:]
 }

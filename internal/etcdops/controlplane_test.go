@@ -206,6 +206,13 @@ func TestSnapshotWritesAVerifiedFileAndKeepsTheNewest(t *testing.T) {
 	if len(removed) != 1 || removed[0] != first.Path {
 		t.Errorf("the fourth snapshot removed %v, want [%s]", removed, first.Path)
 	}
+	// A second snapshot in the same second must not replace the first.
+	if again, _, err := etcdops.Snapshot(ctx, cfg, dir, 3, last.TakenAt); err == nil {
+		t.Errorf("a snapshot with the name of an existing one succeeded: %+v", again)
+	}
+	if sum := fileSHA256(t, last.Path); sum != last.SHA256 {
+		t.Errorf("%s changed: %s, was %s", last.Path, sum, last.SHA256)
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -268,4 +275,14 @@ func TestSnapshotFromAnUnreachableEndpointFailsAndLeavesNoFile(t *testing.T) {
 	if len(entries) != 0 {
 		t.Errorf("the folder holds %v after a failed snapshot", entries)
 	}
+}
+
+func fileSHA256(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }

@@ -66,7 +66,7 @@ func Snapshot(ctx context.Context, cfg Config, dir string, keep int, now time.Ti
 	if err := saveSnapshot(ctx, cli, dir, &info); err != nil {
 		return SnapshotInfo{}, nil, err
 	}
-	removed, err := prune(dir, keep)
+	removed, err := prune(dir, keep, filepath.Base(info.Path))
 	if err != nil {
 		return info, removed, err
 	}
@@ -148,7 +148,11 @@ func saveSnapshot(ctx context.Context, cli *clientv3.Client, dir string, info *S
 	if err := os.Link(tmp.Name(), info.Path); err != nil {
 		return fmt.Errorf("etcdops: %w", err)
 	}
-	return syncDir(dir)
+	if err := syncDir(dir); err != nil {
+		// Not known to be durable: no snapshot rather than one that may vanish on a crash.
+		return errors.Join(err, os.Remove(info.Path))
+	}
+	return nil
 }
 
 func stream(ctx context.Context, cli *clientv3.Client, w io.Writer, info *SnapshotInfo) error {
@@ -209,8 +213,9 @@ func (t *trailerCheck) verify() error {
 	return nil
 }
 
-// prune removes all but the newest keep snapshots (by name, which sorts by time).
-func prune(dir string, keep int) ([]string, error) {
+// prune removes all but the newest keep snapshots (by name, which sorts by time). It never removes
+// taken, the snapshot just written, even when a clock behind older names makes it sort first.
+func prune(dir string, keep int, taken string) ([]string, error) {
 	if keep < 1 {
 		return nil, nil
 	}
@@ -220,13 +225,14 @@ func prune(dir string, keep int) ([]string, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if e.Type().IsRegular() && snapshotName.MatchString(e.Name()) {
+		if e.Type().IsRegular() && snapshotName.MatchString(e.Name()) && e.Name() != taken {
 			names = append(names, e.Name())
 		}
 	}
 	slices.Sort(names)
 	var removed []string
-	for _, name := range names[:max(0, len(names)-keep)] {
+	// The one just taken counts among those kept.
+	for _, name := range names[:max(0, len(names)-(keep-1))] {
 		path := filepath.Join(dir, name)
 		if err := os.Remove(path); err != nil {
 			return removed, fmt.Errorf("etcdops: removing an old snapshot: %w", err)
