@@ -250,17 +250,37 @@ func checkSnapshotFile(t *testing.T, info etcdops.SnapshotInfo) {
 	}
 }
 
-func TestSnapshotFromAnUnreachableEndpointFailsAndLeavesNoFile(t *testing.T) {
-	cp := controlPlane(t)
-	cfg := config(cp.Nodes[0])
+// deadEndpoint is a client URL nothing listens on.
+func deadEndpoint(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Endpoints = []string{"https://" + l.Addr().String()}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
+	defer l.Close()
+	return "https://" + l.Addr().String()
+}
+
+func TestADeadFirstEndpointIsPassedOver(t *testing.T) {
+	cp := controlPlane(t)
+	ctx := context.Background()
+	cfg := config(cp.Nodes[1])
+	cfg.Endpoints = append([]string{deadEndpoint(t)}, cfg.Endpoints...)
+	cfg.DialTimeout, cfg.RequestTimeout = time.Second, time.Second
+	h, err := etcdops.CheckHealth(ctx, cfg)
+	if err != nil || h.Degraded || len(h.Members) != 3 {
+		t.Errorf("health through a dead endpoint and cp-2: %+v, %v", h, err)
 	}
+	info, _, err := etcdops.Snapshot(ctx, cfg, t.TempDir(), 1, time.Now())
+	if err != nil || info.Member != "cp-2" {
+		t.Errorf("snapshot through a dead endpoint and cp-2: %+v, %v", info, err)
+	}
+}
+
+func TestSnapshotFromAnUnreachableEndpointFailsAndLeavesNoFile(t *testing.T) {
+	cp := controlPlane(t)
+	cfg := config(cp.Nodes[0])
+	cfg.Endpoints = []string{deadEndpoint(t)}
 	cfg.DialTimeout, cfg.RequestTimeout = time.Second, time.Second
 	dir := t.TempDir()
 	info, _, err := etcdops.Snapshot(context.Background(), cfg, dir, 3, time.Now())

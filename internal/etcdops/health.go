@@ -41,7 +41,7 @@ type Health struct {
 	Reasons  []string
 }
 
-// CheckHealth lists the members through any endpoint, then probes every member's client URLs
+// CheckHealth lists the members through the first endpoint that answers, then probes every member's client URLs
 // concurrently (a linearizable read of key "health" as `etcdctl endpoint health` does, the endpoint's
 // status and the cluster's alarms), each request bounded by cfg.RequestTimeout, and decides whether the
 // cluster is degraded. An error means the member list could not be read at all (a degraded cluster for
@@ -74,8 +74,22 @@ type memberInfo struct {
 	learner    bool
 }
 
+// listMembers asks the endpoints in order until one answers (a member list through a dead endpoint
+// would otherwise cost a timeout per retry).
 func listMembers(ctx context.Context, d dialer) ([]memberInfo, error) {
-	cli, err := d.client(d.cfg.Endpoints...)
+	var errs []error
+	for _, ep := range d.cfg.Endpoints {
+		members, err := listMembersAt(ctx, d, ep)
+		if err == nil {
+			return members, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", ep, err))
+	}
+	return nil, fmt.Errorf("etcdops: listing the etcd members: %w", errors.Join(errs...))
+}
+
+func listMembersAt(ctx context.Context, d dialer, ep string) ([]memberInfo, error) {
+	cli, err := d.client(ep)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +98,7 @@ func listMembers(ctx context.Context, d dialer) ([]memberInfo, error) {
 	defer cancel()
 	resp, err := cli.MemberList(rctx)
 	if err != nil {
-		return nil, fmt.Errorf("etcdops: listing the etcd members through %v: %w", d.cfg.Endpoints, err)
+		return nil, err
 	}
 	out := make([]memberInfo, 0, len(resp.Members))
 	for _, m := range resp.Members {
