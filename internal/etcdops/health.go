@@ -140,11 +140,11 @@ type alarm struct {
 
 func (p *probe) run(ctx context.Context, d dialer) {
 	for _, url := range p.member.clientURLs {
-		p.urls = append(p.urls, probeURL(ctx, d, url))
+		p.urls = append(p.urls, probeURL(ctx, d, url, p.member.learner))
 	}
 }
 
-func probeURL(ctx context.Context, d dialer, url string) urlProbe {
+func probeURL(ctx context.Context, d dialer, url string, learner bool) urlProbe {
 	out := urlProbe{url: url}
 	cli, err := d.client(url)
 	if err != nil {
@@ -152,7 +152,7 @@ func probeURL(ctx context.Context, d dialer, url string) urlProbe {
 		return out
 	}
 	defer cli.Close()
-	if out.err = readHealthKey(ctx, d, cli); out.err != nil {
+	if out.err = readHealthKey(ctx, d, cli, learner); out.err != nil {
 		return out
 	}
 	rctx, cancel := d.request(ctx)
@@ -182,10 +182,15 @@ func probeURL(ctx context.Context, d dialer, url string) urlProbe {
 // readHealthKey is `etcdctl endpoint health`: a linearizable read goes through consensus, so an answer
 // means the member is connected to a quorum. Permission denied is an answer too: the request went
 // through consensus before the key's permissions were checked (etcdctl counts it healthy as well).
-func readHealthKey(ctx context.Context, d dialer, cli *clientv3.Client) error {
+// A learner serves no linearizable reads, so it gets a serializable one: its own store answered.
+func readHealthKey(ctx context.Context, d dialer, cli *clientv3.Client, learner bool) error {
 	rctx, cancel := d.request(ctx)
 	defer cancel()
-	_, err := cli.Get(rctx, "health")
+	var opts []clientv3.OpOption
+	if learner {
+		opts = append(opts, clientv3.WithSerializable())
+	}
+	_, err := cli.Get(rctx, "health", opts...)
 	if err == nil || errors.Is(err, rpctypes.ErrPermissionDenied) {
 		return nil
 	}

@@ -101,7 +101,7 @@ func snapshotSource(ctx context.Context, d dialer, ep string) (*clientv3.Client,
 }
 
 func describeSource(ctx context.Context, d dialer, cli *clientv3.Client, ep string) (SnapshotInfo, error) {
-	if err := readHealthKey(ctx, d, cli); err != nil {
+	if err := readHealthKey(ctx, d, cli, false); err != nil {
 		return SnapshotInfo{}, err
 	}
 	rctx, cancel := d.request(ctx)
