@@ -1,0 +1,258 @@
+package etcdops
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// SnapshotInfo describes a snapshot written by Snapshot.
+type SnapshotInfo struct {
+	Path   string
+	SHA256 string // of the whole file, hex
+	Size   int64
+	// Revision is the member's revision just before the snapshot was taken: the snapshot holds at
+	// least this revision (the stream itself carries none).
+	Revision int64
+	Member   string // the member that served it
+	TakenAt  time.Time
+}
+
+// snapshotName matches the files Snapshot writes and retention removes; nothing else in the folder is
+// ever touched.
+var snapshotName = regexp.MustCompile(`^etcd-snapshot-[0-9]{8}T[0-9]{6}Z\.db$`)
+
+const snapshotTimeLayout = "20060102T150405Z"
+
+// SnapshotFileName is the name of a snapshot taken at now; names sort by time.
+func SnapshotFileName(now time.Time) string {
+	return "etcd-snapshot-" + now.UTC().Format(snapshotTimeLayout) + ".db"
+}
+
+// Snapshot is `etcdctl snapshot save` into dir: it streams a snapshot from the first endpoint whose
+// member answers a linearizable read and its status, checks the SHA-256 etcd appends to the stream,
+// writes it to a hidden temporary file, fsyncs it, links it to SnapshotFileName(now) (never replacing
+// a file) and fsyncs dir. Then it keeps the newest keep snapshots (keep < 1 keeps all) and returns the
+// paths it removed. The file keeps etcd's trailing checksum, as etcdctl's does, so `etcdutl snapshot
+// restore` verifies it. On failure no file has the final name. dir is created 0700, files are 0600.
+// The stream is bounded by ctx only.
+func Snapshot(ctx context.Context, cfg Config, dir string, keep int, now time.Time) (SnapshotInfo, []string, error) {
+	d, err := newDialer(cfg)
+	if err != nil {
+		return SnapshotInfo{}, nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return SnapshotInfo{}, nil, fmt.Errorf("etcdops: creating the snapshot folder: %w", err)
+	}
+	cli, info, err := pickSnapshotSource(ctx, d)
+	if err != nil {
+		return SnapshotInfo{}, nil, err
+	}
+	defer cli.Close()
+	info.TakenAt = now
+	info.Path = filepath.Join(dir, SnapshotFileName(now))
+	if err := saveSnapshot(ctx, cli, dir, &info); err != nil {
+		return SnapshotInfo{}, nil, err
+	}
+	removed, err := prune(dir, keep, filepath.Base(info.Path))
+	if err != nil {
+		return info, removed, err
+	}
+	return info, removed, nil
+}
+
+// pickSnapshotSource connects to the first endpoint that answers a linearizable read and its status,
+// and fills in the member's name and revision.
+func pickSnapshotSource(ctx context.Context, d dialer) (*clientv3.Client, SnapshotInfo, error) {
+	var errs []error
+	for _, ep := range d.cfg.Endpoints {
+		cli, info, err := snapshotSource(ctx, d, ep)
+		if err == nil {
+			return cli, info, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", ep, err))
+	}
+	return nil, SnapshotInfo{}, fmt.Errorf("etcdops: no etcd endpoint to take a snapshot from: %w", errors.Join(errs...))
+}
+
+func snapshotSource(ctx context.Context, d dialer, ep string) (*clientv3.Client, SnapshotInfo, error) {
+	cli, err := d.client(ep)
+	if err != nil {
+		return nil, SnapshotInfo{}, err
+	}
+	info, err := describeSource(ctx, d, cli, ep)
+	if err != nil {
+		cli.Close()
+		return nil, SnapshotInfo{}, err
+	}
+	return cli, info, nil
+}
+
+func describeSource(ctx context.Context, d dialer, cli *clientv3.Client, ep string) (SnapshotInfo, error) {
+	if err := readHealthKey(ctx, d, cli, false); err != nil {
+		return SnapshotInfo{}, err
+	}
+	rctx, cancel := d.request(ctx)
+	defer cancel()
+	st, err := cli.Status(rctx, ep)
+	if err != nil {
+		return SnapshotInfo{}, fmt.Errorf("status: %w", err)
+	}
+	if len(st.Errors) > 0 {
+		return SnapshotInfo{}, fmt.Errorf("the member reports errors: %v", st.Errors)
+	}
+	info := SnapshotInfo{Revision: st.Header.GetRevision(), Member: memberID(st.Header.GetMemberId())}
+	members, err := cli.MemberList(rctx)
+	if err != nil {
+		return SnapshotInfo{}, fmt.Errorf("member list: %w", err)
+	}
+	for _, m := range members.Members {
+		if m.ID == st.Header.GetMemberId() && m.Name != "" {
+			info.Member = m.Name
+		}
+	}
+	return info, nil
+}
+
+// saveSnapshot streams into a temporary file and links it to info.Path; the temporary file is always
+// removed.
+func saveSnapshot(ctx context.Context, cli *clientv3.Client, dir string, info *SnapshotInfo) error {
+	tmp, err := os.CreateTemp(dir, ".tmp-etcd-snapshot-*")
+	if err != nil {
+		return fmt.Errorf("etcdops: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if err := stream(ctx, cli, tmp, info); err != nil {
+		return fmt.Errorf("etcdops: snapshot from %s: %w", info.Member, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("etcdops: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("etcdops: %w", err)
+	}
+	// A link, unlike a rename, fails rather than replace a snapshot already there.
+	if err := os.Link(tmp.Name(), info.Path); err != nil {
+		return fmt.Errorf("etcdops: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		// Not known to be durable: no snapshot rather than one that may vanish on a crash.
+		return errors.Join(err, os.Remove(info.Path))
+	}
+	return nil
+}
+
+func stream(ctx context.Context, cli *clientv3.Client, w io.Writer, info *SnapshotInfo) error {
+	rc, err := cli.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	file := sha256.New()
+	check := newTrailerCheck()
+	n, err := io.Copy(io.MultiWriter(w, file, check), rc)
+	if err != nil {
+		return err
+	}
+	if err := check.verify(); err != nil {
+		return err
+	}
+	info.Size = n
+	info.SHA256 = hex.EncodeToString(file.Sum(nil))
+	return nil
+}
+
+// trailerCheck verifies the SHA-256 etcd appends after the database: it hashes everything but the last
+// sha256.Size bytes it was given, which it holds back.
+type trailerCheck struct {
+	h    hash.Hash
+	tail []byte
+}
+
+func newTrailerCheck() *trailerCheck {
+	return &trailerCheck{h: sha256.New(), tail: make([]byte, 0, sha256.Size)}
+}
+
+func (t *trailerCheck) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(p) >= sha256.Size {
+		t.h.Write(t.tail)
+		t.h.Write(p[:len(p)-sha256.Size])
+		t.tail = append(t.tail[:0], p[len(p)-sha256.Size:]...)
+		return n, nil
+	}
+	buf := append(slices.Clone(t.tail), p...)
+	if over := len(buf) - sha256.Size; over > 0 {
+		t.h.Write(buf[:over])
+		buf = buf[over:]
+	}
+	t.tail = append(t.tail[:0], buf...)
+	return n, nil
+}
+
+func (t *trailerCheck) verify() error {
+	if len(t.tail) < sha256.Size {
+		return errors.New("the stream is too short to hold etcd's checksum")
+	}
+	if !bytes.Equal(t.h.Sum(nil), t.tail) {
+		return errors.New("the stream does not match the SHA-256 etcd appended to it")
+	}
+	return nil
+}
+
+// prune removes all but the newest keep snapshots (by name, which sorts by time). It never removes
+// taken, the snapshot just written, even when a clock behind older names makes it sort first.
+func prune(dir string, keep int, taken string) ([]string, error) {
+	if keep < 1 {
+		return nil, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("etcdops: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && snapshotName.MatchString(e.Name()) && e.Name() != taken {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	var removed []string
+	// The one just taken counts among those kept.
+	for _, name := range names[:max(0, len(names)-(keep-1))] {
+		path := filepath.Join(dir, name)
+		if err := os.Remove(path); err != nil {
+			return removed, fmt.Errorf("etcdops: removing an old snapshot: %w", err)
+		}
+		removed = append(removed, path)
+	}
+	if len(removed) > 0 {
+		return removed, syncDir(dir)
+	}
+	return removed, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("etcdops: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("etcdops: syncing %s: %w", dir, err)
+	}
+	return nil
+}
