@@ -169,7 +169,7 @@ func (o *NodeAgentOptions) agent() (*nodeagent.Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &nodeagent.Agent{
+	a := &nodeagent.Agent{
 		Node:           o.NodeName,
 		Scan:           nodeagent.ScanOptions{HostRoot: o.HostRoot, KubeadmDir: o.KubeadmDir, KubeletPKIDir: o.KubeletPKIDir, EtcdCertDir: o.EtcdCertDir},
 		KubeletAddress: o.KubeletAddress,
@@ -179,7 +179,12 @@ func (o *NodeAgentOptions) agent() (*nodeagent.Agent, error) {
 		Heartbeat:      o.Heartbeat,
 		AgentVersion:   version.Get().Version,
 		Log:            logger,
-	}, nil
+	}
+	if o.ControlPlaneRollouts {
+		a.Rollouts = &nodeagent.RolloutOptions{Namespace: o.LeaseNamespace, StateDir: o.StateDir}
+		a.Rollouts.Ops = a.HostOps()
+	}
+	return a, nil
 }
 
 // Run scans and publishes every --interval until ctx ends, or once with --once.

@@ -2,9 +2,11 @@ package localcluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,11 +20,14 @@ import (
 type LoadBalancer struct {
 	ln       net.Listener
 	backends []string
-	next     atomic.Uint64
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	conns    map[net.Conn]struct{}
-	closed   bool
+	// ready[i] is whether backends[i] answered its last health check (all true without checks).
+	ready  []atomic.Bool
+	stop   chan struct{}
+	next   atomic.Uint64
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
 }
 
 // NewLoadBalancer listens on 127.0.0.1 (a free port) and forwards to backends (host:port).
@@ -34,10 +39,46 @@ func NewLoadBalancer(backends []string) (*LoadBalancer, error) {
 	if err != nil {
 		return nil, err
 	}
-	lb := &LoadBalancer{ln: ln, backends: append([]string(nil), backends...), conns: map[net.Conn]struct{}{}}
+	lb := &LoadBalancer{ln: ln, backends: append([]string(nil), backends...), conns: map[net.Conn]struct{}{},
+		ready: make([]atomic.Bool, len(backends)), stop: make(chan struct{})}
+	for i := range lb.ready {
+		lb.ready[i].Store(true)
+	}
 	lb.wg.Add(1)
 	go lb.serve()
 	return lb, nil
+}
+
+// checkHTTPS asks every backend for path over TLS each interval, as a load balancer's health check does
+// (an API server whose etcd is gone still accepts connections; its /readyz says it cannot serve), and
+// sends new connections to those that answered 200 — to all, when none did.
+func (lb *LoadBalancer) checkHTTPS(path string, interval time.Duration) {
+	hc := &http.Client{Timeout: interval, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // a health check of our own backends, as haproxy's "check-ssl verify none"
+	}}
+	check := func() {
+		for i, b := range lb.backends {
+			resp, err := hc.Get("https://" + b + path)
+			ok := err == nil && resp.StatusCode == http.StatusOK
+			if resp != nil {
+				_ = resp.Body.Close()
+			}
+			lb.ready[i].Store(ok)
+		}
+	}
+	check()
+	lb.wg.Add(1)
+	go func() {
+		defer lb.wg.Done()
+		for {
+			select {
+			case <-lb.stop:
+				return
+			case <-time.After(interval):
+				check()
+			}
+		}
+	}()
 }
 
 // ControlPlaneLoadBalancer is a load balancer in front of every node's API server.
@@ -46,7 +87,12 @@ func (cp *ControlPlane) ControlPlaneLoadBalancer() (*LoadBalancer, error) {
 	for _, n := range cp.Nodes {
 		backends = append(backends, net.JoinHostPort(n.IP, strconv.Itoa(n.Ports.APIServer)))
 	}
-	return NewLoadBalancer(backends)
+	lb, err := NewLoadBalancer(backends)
+	if err != nil {
+		return nil, err
+	}
+	lb.checkHTTPS("/readyz", time.Second)
+	return lb, nil
 }
 
 // URL is https://<address>.
@@ -55,6 +101,9 @@ func (lb *LoadBalancer) URL() string { return "https://" + lb.ln.Addr().String()
 // Close stops listening and cuts every forwarded connection.
 func (lb *LoadBalancer) Close() error {
 	lb.mu.Lock()
+	if !lb.closed {
+		close(lb.stop)
+	}
 	lb.closed = true
 	for c := range lb.conns {
 		_ = c.Close()
@@ -80,15 +129,23 @@ func (lb *LoadBalancer) serve() {
 // forward connects c to the first backend, from the next in turn, that accepts.
 func (lb *LoadBalancer) forward(c net.Conn) {
 	defer lb.wg.Done()
-	start := lb.next.Add(1)
+	start := int(lb.next.Add(1))
 	var b net.Conn
-	for i := range lb.backends {
-		addr := lb.backends[(int(start)+i)%len(lb.backends)]
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-		cancel()
-		if err == nil {
-			b = conn
+	for _, onlyReady := range []bool{true, false} {
+		for i := range lb.backends {
+			j := (start + i) % len(lb.backends)
+			if onlyReady && !lb.ready[j].Load() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", lb.backends[j])
+			cancel()
+			if err == nil {
+				b = conn
+				break
+			}
+		}
+		if b != nil {
 			break
 		}
 	}

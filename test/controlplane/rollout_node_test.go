@@ -3,12 +3,13 @@ package controlplane
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,49 +27,6 @@ import (
 	"github.com/certrollout/certrollout/internal/nodeagent"
 )
 
-// apiServersReady is a health check of the API servers only (/readyz of each node's), for the tests of
-// the node's procedure.
-func apiServersReady(cp *localcluster.ControlPlane) func(context.Context) api.ControlPlaneHealth {
-	return func(ctx context.Context) api.ControlPlaneHealth {
-		h := api.ControlPlaneHealth{CheckedAt: metav1.Now(), Healthy: true}
-		for _, n := range cp.Nodes {
-			e := api.EndpointHealth{Name: n.Name, Endpoint: n.APIServerURL() + "/readyz"}
-			err := readyz(ctx, n, e.Endpoint)
-			e.Healthy = err == nil
-			if err != nil {
-				e.Message = err.Error()
-				h.Healthy = false
-				h.Reasons = append(h.Reasons, fmt.Sprintf("the API server on %s is not ready: %v", n.Name, err))
-			}
-			h.APIServers = append(h.APIServers, e)
-		}
-		return h
-	}
-}
-
-func readyz(ctx context.Context, n localcluster.ControlPlaneNode, url string) error {
-	ca, err := os.ReadFile(filepath.Join(n.Root, "etc", "kubernetes", "pki", "ca.crt"))
-	if err != nil {
-		return err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s", resp.Status)
-	}
-	return nil
-}
-
 // nodeTurn creates a rollout and gives node its turn, as the controller does.
 func nodeTurn(t *testing.T, ctx context.Context, c client.Client, node string, settings api.ControlPlanePolicySpec) *api.ControlPlaneRollout {
 	t.Helper()
@@ -85,22 +43,38 @@ func nodeTurn(t *testing.T, ctx context.Context, c client.Client, node string, s
 	return r
 }
 
-// inProcessAgent is the node agent of n, in this process, reading n's folder as its host.
-func inProcessAgent(t *testing.T, c client.Client, n localcluster.ControlPlaneNode, namespace string, ops nodeagent.RolloutOps) *nodeagent.Agent {
-	return &nodeagent.Agent{
+// inProcessAgent is the node agent of n, in this process, reading n's folder as its host, with the
+// agent's own health checks and etcd snapshots.
+func inProcessAgent(t *testing.T, c client.Client, n localcluster.ControlPlaneNode, namespace string) *nodeagent.Agent {
+	a := &nodeagent.Agent{
 		Node:         n.Name,
 		Scan:         nodeagent.ScanOptions{HostRoot: n.Root},
 		Client:       c,
 		ProbeTimeout: 2 * time.Second,
 		Log:          testr.New(t),
-		Rollouts:     &nodeagent.RolloutOptions{Namespace: namespace, Ops: ops, Poll: 500 * time.Millisecond},
+		Rollouts:     &nodeagent.RolloutOptions{Namespace: namespace, Poll: 500 * time.Millisecond},
 	}
+	a.Rollouts.Ops = nodeagent.RolloutOps{Health: a.HostHealth, Snapshot: a.HostSnapshot}
+	return a
 }
 
-// agentClient is a client with the built-in kinds and certrollout's, at the last node's API server.
+var (
+	lbOnce sync.Once
+	lb     *localcluster.LoadBalancer
+	lbErr  error
+)
+
+// agentClient is a client with the built-in kinds and certrollout's, through a load balancer in front
+// of every API server (as a kubeadm HA cluster's controlPlaneEndpoint), so that it keeps working while
+// one API server restarts or loses its etcd.
 func agentClient(t *testing.T, cp *localcluster.ControlPlane) client.Client {
 	t.Helper()
+	lbOnce.Do(func() { lb, lbErr = cp.ControlPlaneLoadBalancer() })
+	if lbErr != nil {
+		t.Fatal(lbErr)
+	}
 	cfg, _, _ := admin(t, cp)
+	cfg.Host = lb.URL()
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
@@ -154,7 +128,7 @@ func TestTheAgentRestartsWhatServesOldCertificatesOnItsNodeAndVerifiesIt(t *test
 	if out, err := cp.Kubeadm(ctx, n.Name, "certs", "renew", "all"); err != nil {
 		t.Fatalf("kubeadm certs renew all: %v\n%s", err, out)
 	}
-	agent := inProcessAgent(t, c, n, ns, nodeagent.RolloutOps{Health: apiServersReady(cp)})
+	agent := inProcessAgent(t, c, n, ns)
 	eventually(t, "the agent to see node 2's components on old certificates", func(ctx context.Context) (bool, error) {
 		st, _, err := agent.Once(ctx)
 		return err == nil && st.ComponentsServingOld >= 3, err
@@ -164,7 +138,7 @@ func TestTheAgentRestartsWhatServesOldCertificatesOnItsNodeAndVerifiesIt(t *test
 	no := false
 	r := nodeTurn(t, ctx, c, n.Name, api.ControlPlanePolicySpec{
 		Renewal:          api.ControlPlaneRenewal{Enabled: &no},
-		EtcdSnapshot:     api.EtcdSnapshotSettings{Enabled: &no},
+		EtcdSnapshot:     api.EtcdSnapshotSettings{Keep: 2},
 		HealthTimeout:    metav1.Duration{Duration: 4 * time.Minute},
 		KubeconfigCopies: []api.KubeconfigCopy{{From: "admin.conf", To: "/root/.kube/config"}},
 	})
@@ -212,6 +186,20 @@ func TestTheAgentRestartsWhatServesOldCertificatesOnItsNodeAndVerifiesIt(t *test
 	if old, err := os.ReadFile(filepath.Join(n.Root, op.KubeconfigCopies[0].Backup)); err != nil || string(old) != "old copy\n" {
 		t.Errorf("the previous copy was not kept at %s: %q %v", op.KubeconfigCopies[0].Backup, old, err)
 	}
+	if h := op.Health; h == nil || !h.Healthy || len(h.APIServers) != 3 || len(h.EtcdMembers) != 3 {
+		t.Errorf("the last health check: %+v; want three ready API servers and three healthy etcd members", h)
+	}
+	snap := op.Snapshot
+	if snap == nil || snap.Node != n.Name || !strings.HasPrefix(snap.Path, "/var/lib/certrollout/etcd-snapshots/") || snap.Size == 0 {
+		t.Fatalf("the snapshot reported: %+v", snap)
+	}
+	data, err := os.ReadFile(filepath.Join(n.Root, snap.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != snap.SHA256 || int64(len(data)) != snap.Size {
+		t.Errorf("the snapshot file's SHA-256 and size differ from the report (%s, %d)", snap.SHA256, snap.Size)
+	}
 	var lease coordinationv1.Lease
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: api.ControlPlaneLeaseName}, &lease); err != nil {
 		t.Fatal(err)
@@ -238,7 +226,7 @@ func TestAnAgentKilledWithAManifestOutPutsItBackAndRestartsNothingTwice(t *testi
 	if out, err := cp.Kubeadm(ctx, n.Name, "certs", "renew", "all"); err != nil {
 		t.Fatalf("kubeadm certs renew all: %v\n%s", err, out)
 	}
-	first := inProcessAgent(t, c, n, ns, nodeagent.RolloutOps{Health: apiServersReady(cp)})
+	first := inProcessAgent(t, c, n, ns)
 	eventually(t, "the agent to see node 2's components on old certificates", func(ctx context.Context) (bool, error) {
 		st, _, err := first.Once(ctx)
 		return err == nil && st.ComponentsServingOld >= 3, err
@@ -283,7 +271,7 @@ func TestAnAgentKilledWithAManifestOutPutsItBackAndRestartsNothingTwice(t *testi
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
-	second := inProcessAgent(t, c, n, ns, nodeagent.RolloutOps{Health: apiServersReady(cp)})
+	second := inProcessAgent(t, c, n, ns)
 	err := second.Work(ctx, r)
 	stopWatching()
 	<-watched
@@ -330,5 +318,58 @@ func installCRDs(t *testing.T, ctx context.Context, cp *localcluster.ControlPlan
 	}
 	if err := cp.InstallCRDs(ctx, api.GroupVersion.Group, docs...); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A degraded etcd (one member stopped) makes the node's part refuse before anything changes, naming the
+// member; the Lease is released and every component keeps running.
+func TestADegradedEtcdMemberMakesTheNodeRefuseWithTheReasonAndChangeNothing(t *testing.T) {
+	cp := controlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	_, cs, _ := admin(t, cp)
+	c := agentClient(t, cp)
+	n, down := cp.Nodes[1], cp.Nodes[2]
+	ns := "cp-degraded-" + string(uuid.NewUUID())[:8]
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	installCRDs(t, ctx, cp)
+	aside := filepath.Join(down.Root, "etcd.yaml.aside")
+	if err := os.Rename(down.ManifestPath("etcd"), aside); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = os.Rename(aside, down.ManifestPath("etcd"))
+		eventually(t, "etcd on "+down.Name+" to be back", func(ctx context.Context) (bool, error) {
+			m, err := cp.EtcdMembers(ctx, down.Name)
+			return err == nil && len(m) == 3, nil
+		})
+	})
+	eventually(t, "etcd on "+down.Name+" to stop", func(context.Context) (bool, error) {
+		_, err := cp.ComponentPID(down.Name, "etcd")
+		return err != nil, nil
+	})
+	before := pids(t, cp, n.Name)
+	no := false
+	r := nodeTurn(t, ctx, c, n.Name, api.ControlPlanePolicySpec{Renewal: api.ControlPlaneRenewal{Enabled: &no}})
+	if err := inProcessAgent(t, c, n, ns).Work(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	op := get(t, c, n.Name).Status.Operation
+	if op == nil || op.Phase != api.NodeFailed || op.Step != api.StepHealth {
+		t.Fatalf("the report: %+v; want Failed at step Health", op)
+	}
+	if !strings.Contains(op.Message, "nothing was changed") || !strings.Contains(op.Message, down.Name) {
+		t.Errorf("message %q; want it to say nothing was changed and name %s", op.Message, down.Name)
+	}
+	if op.Snapshot != nil || len(op.Components) != 0 {
+		t.Errorf("a refused node took a snapshot or touched components: %+v", op)
+	}
+	if after := pids(t, cp, n.Name); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("processes changed: %v → %v", before, after)
+	}
+	if holder, err := nodeagent.HeldBy(ctx, c, ns, time.Now()); err != nil || holder != "" {
+		t.Errorf("the Lease is held by %q (%v) after the refusal", holder, err)
 	}
 }
