@@ -1,0 +1,178 @@
+package kubeadmrenew
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"time"
+)
+
+// stagedSuffix names a replacement written beside its file and not yet renamed into place.
+const stagedSuffix = ".certrollout-new"
+
+// maxFile bounds what is read of one file: certificates, keys and kubeconfigs are kilobytes.
+const maxFile = 1 << 20
+
+// folder is a folder whose files are opened through an os.Root: a symbolic link that leads out of it is
+// an error, never followed. Paths are slash-separated and relative to it.
+type folder struct {
+	root *os.Root
+	name string
+}
+
+func openFolder(dir string) (*folder, error) {
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &folder{root: r, name: dir}, nil
+}
+
+func (f *folder) Close() error { return f.root.Close() }
+
+// path is rel as a path on the host, for messages and results.
+func (f *folder) path(rel string) string {
+	if rel == "" {
+		return ""
+	}
+	return path.Join(f.name, rel)
+}
+
+// read returns a regular file's content and permission bits.
+func (f *folder) read(rel string) ([]byte, fs.FileMode, error) {
+	file, err := f.root.Open(rel)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, 0, fmt.Errorf("%s: not a regular file (%s)", f.path(rel), fi.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(file, maxFile+1))
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(data) > maxFile {
+		return nil, 0, fmt.Errorf("%s: larger than %d KiB", f.path(rel), maxFile>>10)
+	}
+	return data, fi.Mode().Perm(), nil
+}
+
+// exists reports whether rel exists; an error other than "does not exist" is returned.
+func (f *folder) exists(rel string) (bool, error) {
+	_, err := f.root.Stat(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// write writes data to rel with exactly mode and fsyncs it; the folder entry is synced by syncDir.
+func (f *folder) write(rel string, data []byte, mode fs.FileMode) error {
+	file, err := f.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	// The umask may have narrowed mode; a reused staged file may have had another.
+	if err := file.Chmod(mode); err != nil {
+		_ = file.Close()
+		return err
+	}
+	if _, err := file.Write(data); err != nil {
+		_ = file.Close()
+		return err
+	}
+	if err := file.Sync(); err != nil {
+		_ = file.Close()
+		return err
+	}
+	return file.Close()
+}
+
+// syncDir fsyncs the folder holding rel, so that a file created, renamed or removed there survives a
+// crash.
+func (f *folder) syncDir(rel string) error {
+	d, err := f.root.Open(path.Dir(rel))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// replace renames the staged rel into place and syncs the folder.
+func (f *folder) replace(rel string) error {
+	if err := f.root.Rename(rel+stagedSuffix, rel); err != nil {
+		return err
+	}
+	return f.syncDir(rel)
+}
+
+// backup is one run's backup folder.
+type backup struct {
+	*folder
+	// run is the folder's name under Options.BackupDir.
+	run string
+}
+
+// newBackup makes this run's backup folder under dir: dir/<UTC time>, or with -2, -3... when taken (two
+// runs in the same second).
+func newBackup(dir string, now time.Time) (*backup, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	parent, err := openFolder(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	stamp := now.UTC().Format("20060102T150405Z")
+	for i := 1; i < 100; i++ {
+		run := stamp
+		if i > 1 {
+			run = fmt.Sprintf("%s-%d", stamp, i)
+		}
+		err := parent.root.Mkdir(run, 0o700)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := parent.syncDir(run); err != nil {
+			return nil, err
+		}
+		f, err := openFolder(path.Join(dir, run))
+		if err != nil {
+			return nil, err
+		}
+		return &backup{folder: f, run: run}, nil
+	}
+	return nil, fmt.Errorf("no free backup folder name for %s in %s", stamp, dir)
+}
+
+// save copies data (rel's content, with mode) into the backup at rel and syncs it and every folder it
+// made, so that the copy is on disk before the original is replaced.
+func (b *backup) save(rel string, data []byte, mode fs.FileMode) (string, error) {
+	dir := path.Dir(rel)
+	if err := b.root.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	if err := b.write(rel, data, mode); err != nil {
+		return "", err
+	}
+	for d := rel; d != "."; {
+		if err := b.syncDir(d); err != nil {
+			return "", err
+		}
+		d = path.Dir(d)
+	}
+	return b.path(rel), nil
+}
