@@ -69,10 +69,10 @@ type Node struct {
 // NodeOption changes the kubeadm config a Node is made with.
 type NodeOption func(*Node)
 
-// WithClusterConfiguration adds lines (YAML, unindented) to the ClusterConfiguration, e.g.
-// "certificateValidityPeriod: 48h0m0s".
+// WithClusterConfiguration sets the lines (YAML, unindented, each ending in a newline) added to the
+// ClusterConfiguration, e.g. "certificateValidityPeriod: 48h0m0s\n"; the last one given wins.
 func WithClusterConfiguration(lines string) NodeOption {
-	return func(n *Node) { n.cluster += lines }
+	return func(n *Node) { n.cluster = lines }
 }
 
 // NewNode runs `kubeadm init phase certs all` and `init phase kubeconfig all` into a temporary folder,
@@ -113,10 +113,14 @@ certificatesDir: ` + filepath.Join(n.Dir, "pki") + "\n" + n.cluster
 	}
 }
 
-// Copy is another node with a copy of n's folder (modes kept) and a config that points at it.
-func (n *Node) Copy(t *testing.T) *Node {
+// Copy is another node with a copy of n's folder (modes kept) and a config that points at it, made with
+// n's options and then opts.
+func (n *Node) Copy(t *testing.T, opts ...NodeOption) *Node {
 	t.Helper()
 	c := &Node{Kubeadm: n.Kubeadm, name: n.name, cluster: n.cluster}
+	for _, o := range opts {
+		o(c)
+	}
 	c.place(t, t.TempDir())
 	if err := os.CopyFS(c.Dir, os.DirFS(n.Dir)); err != nil {
 		t.Fatal(err)
