@@ -162,11 +162,11 @@ func TestOptionsThatWouldRenewOnEveryRunOrLoseTheOldFilesAreRefused(t *testing.T
 		opts Options
 		want string
 	}{
-		"no backup folder":                     {Options{Dir: dir}, "backup folder not set"},
-		"renewBefore as long as the validity":   {Options{Dir: dir, BackupDir: dir, RenewBefore: 48 * time.Hour, Validity: 48 * time.Hour}, "not shorter than the validity"},
+		"no backup folder":                       {Options{Dir: dir}, "backup folder not set"},
+		"renewBefore as long as the validity":    {Options{Dir: dir, BackupDir: dir, RenewBefore: 48 * time.Hour, Validity: 48 * time.Hour}, "not shorter than the validity"},
 		"renewBefore longer than a default year": {Options{Dir: dir, BackupDir: dir, RenewBefore: DefaultValidity}, "not shorter than the validity"},
-		"a name kubeadm does not renew":         {Options{Dir: dir, BackupDir: dir, Names: []string{"ca"}}, "not a file kubeadm renews"},
-		"an unknown key algorithm":              {Options{Dir: dir, BackupDir: dir, KeyAlgorithm: "RSA-1024"}, "unknown key algorithm"},
+		"a name kubeadm does not renew":          {Options{Dir: dir, BackupDir: dir, Names: []string{"ca"}}, "not a file kubeadm renews"},
+		"an unknown key algorithm":               {Options{Dir: dir, BackupDir: dir, KeyAlgorithm: "RSA-1024"}, "unknown key algorithm"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Due(tc.opts)
