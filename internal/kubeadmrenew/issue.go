@@ -21,7 +21,7 @@ import (
 )
 
 // keyGenerator returns what makes a new key: of the kubeadm encryption algorithm alg, or, when alg is
-// empty, of current's type and size. current may be nil to only validate alg.
+// empty, of current's type and size.
 func keyGenerator(alg string, current crypto.PublicKey) (func() (crypto.Signer, error), error) {
 	rsaKey := func(bits int) func() (crypto.Signer, error) {
 		return func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, bits) }
@@ -45,8 +45,6 @@ func keyGenerator(alg string, current crypto.PublicKey) (func() (crypto.Signer, 
 		return nil, fmt.Errorf("unknown key algorithm %q (kubeadm's encryptionAlgorithm: RSA-2048, RSA-3072, RSA-4096, ECDSA-P256, ECDSA-P384)", alg)
 	}
 	switch k := current.(type) {
-	case nil:
-		return nil, nil
 	case *rsa.PublicKey:
 		return rsaKey(k.N.BitLen()), nil
 	case *ecdsa.PublicKey:
@@ -99,7 +97,7 @@ func encodeCertificate(c *x509.Certificate) []byte {
 // certificate only the common name, organisations, DNS names (sorted, without duplicates), IP addresses
 // and extended key usages; the rest is fixed: digital signature and key encipherment, not a CA, no
 // subject key ID (the authority key ID is the CA's), a random serial, NotBefore backdated, NotAfter
-// start+validity or, without one, NotBefore plus a year. It is not capped at the CA's NotAfter.
+// start+validity. It is not capped at the CA's NotAfter.
 func issue(old, caCert *x509.Certificate, caKey crypto.Signer, key crypto.Signer, start time.Time, validity time.Duration) (*x509.Certificate, error) {
 	if old.Subject.CommonName == "" {
 		return nil, errors.New("the certificate has no common name")
@@ -113,11 +111,6 @@ func issue(old, caCert *x509.Certificate, caKey crypto.Signer, key crypto.Signer
 		return nil, err
 	}
 	serial.Add(serial, big.NewInt(1))
-	notBefore := start.UTC().Add(-Backdate)
-	notAfter := notBefore.Add(DefaultValidity)
-	if validity != 0 {
-		notAfter = start.UTC().Add(validity)
-	}
 	dns := slices.Clone(old.DNSNames)
 	slices.Sort(dns)
 	tmpl := &x509.Certificate{
@@ -125,8 +118,8 @@ func issue(old, caCert *x509.Certificate, caKey crypto.Signer, key crypto.Signer
 		DNSNames:              slices.Compact(dns),
 		IPAddresses:           uniqueIPs(old.IPAddresses),
 		SerialNumber:          serial,
-		NotBefore:             notBefore,
-		NotAfter:              notAfter,
+		NotBefore:             start.UTC().Add(-Backdate),
+		NotAfter:              start.UTC().Add(validity),
 		KeyUsage:              x509.KeyUsageKeyEncipherment | x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           old.ExtKeyUsage,
 		BasicConstraintsValid: true,

@@ -23,8 +23,8 @@ import (
 	"github.com/certrollout/certrollout/internal/disk"
 )
 
-// kubeadm's defaults (cmd/kubeadm/app/constants): the validity of a certificate when the
-// ClusterConfiguration sets none, and how far NotBefore is set back from the start of the run.
+// kubeadm's defaults: the validity of a certificate when the ClusterConfiguration sets none (v1beta4
+// defaults certificateValidityPeriod to it), and how far NotBefore is set back from the start of the run.
 const (
 	DefaultValidity = 365 * 24 * time.Hour
 	Backdate        = 5 * time.Minute
@@ -42,8 +42,8 @@ type Options struct {
 	// every run (kubeadm's own behaviour); otherwise it must be shorter than the validity, so a renewed
 	// file is not due again.
 	RenewBefore time.Duration
-	// Validity is ClusterConfiguration.certificateValidityPeriod; 0 is kubeadm's default, one year
-	// counted from the backdated NotBefore (kubeadm's rule, which makes it 5 minutes shorter).
+	// Validity is ClusterConfiguration.certificateValidityPeriod; 0 is its default, a year. It counts
+	// from the start of the run, not from the backdated NotBefore.
 	Validity time.Duration
 	// KeyAlgorithm is ClusterConfiguration.encryptionAlgorithm ("RSA-2048", "RSA-3072", "RSA-4096",
 	// "ECDSA-P256", "ECDSA-P384"); empty keeps each certificate's current key type and size, which is
@@ -161,8 +161,10 @@ func (opts *Options) validate() error {
 	if opts.RenewBefore > 0 && opts.RenewBefore >= opts.validity() {
 		return fmt.Errorf("renewBefore %s is not shorter than the validity %s: every file would renew on every run", opts.RenewBefore, opts.validity())
 	}
-	if _, err := keyGenerator(opts.KeyAlgorithm, nil); err != nil {
-		return err
+	if opts.KeyAlgorithm != "" {
+		if _, err := keyGenerator(opts.KeyAlgorithm, nil); err != nil {
+			return err
+		}
 	}
 	if len(opts.Names) == 0 {
 		opts.Names = Names()
@@ -181,7 +183,7 @@ func (opts *Options) validate() error {
 
 func (opts *Options) validity() time.Duration {
 	if opts.Validity == 0 {
-		return DefaultValidity - Backdate
+		return DefaultValidity
 	}
 	return opts.Validity
 }

@@ -73,6 +73,22 @@ func TestRenewProducesWhatKubeadmCertsRenewProduces(t *testing.T) {
 		})
 	}
 
+	t.Run("with kubeadm's default validity and an ECDSA encryption algorithm", func(t *testing.T) {
+		theirs, ours := n.Copy(t, kubeadmtest.WithClusterConfiguration("encryptionAlgorithm: ECDSA-P256\n")), n.Copy(t)
+		theirs.Run(t, true, "certs", "renew", "apiserver", "--config", theirs.Config)
+		theirs.Run(t, true, "certs", "renew", "admin.conf", "--config", theirs.Config)
+		if _, err := Renew(Options{Dir: ours.Dir, Names: []string{"apiserver", "admin.conf"}, KeyAlgorithm: "ECDSA-P256", BackupDir: t.TempDir()}); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"apiserver", "admin.conf"} {
+			a, b := readOnDisk(t, theirs.Dir, name), readOnDisk(t, ours.Dir, name)
+			sameFields(t, readOnDisk(t, n.Dir, name), a, b)
+			if b.keyType != "ECDSA P-256" || b.cert.NotAfter.Sub(b.cert.NotBefore) != DefaultValidity+Backdate {
+				t.Errorf("%s: %s key, valid %s; want ECDSA P-256, a year from the start", name, b.keyType, b.cert.NotAfter.Sub(b.cert.NotBefore))
+			}
+		}
+	})
+
 	t.Run("kubeconfigs differ from kubeadm's only in the client certificate and key", func(t *testing.T) {
 		for _, name := range Names() {
 			o, a, b := readOnDisk(t, n.Dir, name), readOnDisk(t, theirs.Dir, name), readOnDisk(t, ours.Dir, name)

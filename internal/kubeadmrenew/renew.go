@@ -114,7 +114,7 @@ func renewOne(f *folder, s *signers, fl *file, opts *Options, start time.Time, r
 	if err != nil {
 		return err
 	}
-	cert, err := issue(fl.cert, caCert, caKey, key, start, opts.Validity)
+	cert, err := issue(fl.cert, caCert, caKey, key, start, opts.validity())
 	if err != nil {
 		return err
 	}
