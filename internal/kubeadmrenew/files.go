@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"syscall"
 	"time"
 )
 
@@ -175,4 +176,30 @@ func (b *backup) save(rel string, data []byte, mode fs.FileMode) (string, error)
 		d = path.Dir(d)
 	}
 	return b.path(rel), nil
+}
+
+// lockName is the file in Options.BackupDir that Renew holds a lock on while it runs.
+const lockName = ".lock"
+
+// errLocked: another Renew holds the lock.
+var errLocked = errors.New("another renewal is running (its lock is held)")
+
+// lock takes an exclusive lock on dir's lock file, so that two runs never back up and stage over each
+// other; the lock goes with the process, so a killed run leaves none behind.
+func lock(dir string) (release func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600) //nolint:gosec // the caller's backup folder
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil { //nolint:gosec // a descriptor fits an int
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w", dir, errLocked)
+		}
+		return nil, err
+	}
+	return func() { _ = f.Close() }, nil
 }

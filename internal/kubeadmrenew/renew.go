@@ -26,12 +26,17 @@ const (
 
 // Renew renews what is due (see Due): it first completes any pair an interrupted run left half replaced,
 // then backs up every due file, then replaces them one by one. What it did so far is returned with an
-// error too.
+// error too. It holds a lock in BackupDir while it runs: a second Renew at the same time fails.
 func Renew(opts Options) (Result, error) {
 	var res Result
 	if err := opts.validate(); err != nil {
 		return res, err
 	}
+	release, err := lock(opts.BackupDir)
+	if err != nil {
+		return res, err
+	}
+	defer release()
 	f, err := openFolder(opts.Dir)
 	if err != nil {
 		return res, err

@@ -219,6 +219,17 @@ func TestRenewInterruptedAtAnyStepEndsConsistentOnTheNextRunAndRenewsEachFileOnc
 			if got := reasons(items)[strings.TrimPrefix(last, stepKeyReplaced+" ")]; got != ReasonInterrupted {
 				t.Errorf("after %s Due says %s, want %s", last, got, ReasonInterrupted)
 			}
+			// Killed again right after completing the pair: the next run starts from a consistent pair.
+			again := opts
+			again.step = func(step, _ string) error {
+				if step == stepCompleted {
+					return errCrash
+				}
+				return nil
+			}
+			if res, err := Renew(again); !errors.Is(err, errCrash) || len(res.Completed) != 1 {
+				t.Fatalf("after %s: completed %v, err %v", last, res.Completed, err)
+			}
 		}
 		res2, err := Renew(opts)
 		if err != nil {
@@ -283,4 +294,20 @@ func pathOf(name string) string {
 		}
 	}
 	return ""
+}
+
+func TestASecondRenewWhileOneRunsIsRefused(t *testing.T) {
+	backups := t.TempDir()
+	release, err := lock(backups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Renew(Options{Dir: t.TempDir(), BackupDir: backups})
+	if !errors.Is(err, errLocked) {
+		t.Errorf("Renew while the lock is held: %v, want %v", err, errLocked)
+	}
+	release()
+	if _, err := Renew(Options{Dir: t.TempDir(), BackupDir: backups}); err != nil {
+		t.Errorf("Renew after the lock is released: %v", err)
+	}
 }
