@@ -125,7 +125,7 @@ func (n *Node) Copy(t *testing.T, opts ...NodeOption) *Node {
 	if err := os.CopyFS(c.Dir, os.DirFS(n.Dir)); err != nil {
 		t.Fatal(err)
 	}
-	// CopyFS leaves files 0644 or 0755 whatever the source; kubeadm's keys are 0600.
+	// CopyFS makes every file 0666 or 0777 less the umask, whatever the source; kubeadm's keys are 0600.
 	err := filepath.WalkDir(n.Dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
