@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -116,15 +117,20 @@ func (f *folder) replace(rel string) error {
 	return f.syncDir(rel)
 }
 
-// backup is one run's backup folder.
+// backup is one run's backup folder, written under a name ending in partialSuffix and renamed to its own
+// name by commit, once every file in it is on disk: a backup folder without the suffix is complete.
 type backup struct {
 	*folder
+	parent *folder
 	// run is the folder's name under Options.BackupDir.
 	run string
 }
 
-// newBackup makes this run's backup folder under dir: dir/<UTC time>, or with -2, -3... when taken (two
-// runs in the same second).
+// partialSuffix marks a backup folder still being written (or left by a killed run).
+const partialSuffix = ".partial"
+
+// newBackup starts this run's backup folder under dir: dir/<UTC time>, or with -2, -3... when taken (two
+// runs in the same second). Partial folders left by killed runs are removed first.
 func newBackup(dir string, now time.Time) (*backup, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -133,14 +139,27 @@ func newBackup(dir string, now time.Time) (*backup, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer parent.Close()
-	stamp := now.UTC().Format("20060102T150405Z")
+	b, err := startBackup(parent, now.UTC().Format("20060102T150405Z"))
+	if err != nil {
+		_ = parent.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func startBackup(parent *folder, stamp string) (*backup, error) {
+	if err := removePartial(parent); err != nil {
+		return nil, err
+	}
 	for i := 1; i < 100; i++ {
 		run := stamp
 		if i > 1 {
 			run = fmt.Sprintf("%s-%d", stamp, i)
 		}
-		err := parent.root.Mkdir(run, 0o700)
+		if taken, err := parent.exists(run); err != nil || taken {
+			continue
+		}
+		err := parent.root.Mkdir(run+partialSuffix, 0o700)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -150,32 +169,65 @@ func newBackup(dir string, now time.Time) (*backup, error) {
 		if err := parent.syncDir(run); err != nil {
 			return nil, err
 		}
-		f, err := openFolder(path.Join(dir, run))
+		f, err := openFolder(path.Join(parent.name, run+partialSuffix))
 		if err != nil {
 			return nil, err
 		}
-		return &backup{folder: f, run: run}, nil
+		return &backup{folder: f, parent: parent, run: run}, nil
 	}
-	return nil, fmt.Errorf("no free backup folder name for %s in %s", stamp, dir)
+	return nil, fmt.Errorf("no free backup folder name for %s in %s", stamp, parent.name)
+}
+
+// removePartial removes the partial backup folders of killed runs: they hold no file that was replaced.
+func removePartial(parent *folder) error {
+	entries, err := fs.ReadDir(parent.root.FS(), ".")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() && strings.HasSuffix(e.Name(), partialSuffix) {
+			if err := parent.root.RemoveAll(e.Name()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// commit gives the backup folder its final name; the files in it are already synced.
+func (b *backup) commit() error {
+	if err := b.parent.root.Rename(b.run+partialSuffix, b.run); err != nil {
+		return err
+	}
+	if err := b.parent.syncDir(b.run); err != nil {
+		return err
+	}
+	b.name = path.Join(b.parent.name, b.run)
+	return nil
+}
+
+// Close closes the folder and its parent.
+func (b *backup) Close() error {
+	_ = b.parent.Close()
+	return b.folder.Close()
 }
 
 // save copies data (rel's content, with mode) into the backup at rel and syncs it and every folder it
 // made, so that the copy is on disk before the original is replaced.
-func (b *backup) save(rel string, data []byte, mode fs.FileMode) (string, error) {
-	dir := path.Dir(rel)
-	if err := b.root.MkdirAll(dir, 0o700); err != nil {
-		return "", err
+func (b *backup) save(rel string, data []byte, mode fs.FileMode) error {
+	if err := b.root.MkdirAll(path.Dir(rel), 0o700); err != nil {
+		return err
 	}
 	if err := b.write(rel, data, mode); err != nil {
-		return "", err
+		return err
 	}
 	for d := rel; d != "."; {
 		if err := b.syncDir(d); err != nil {
-			return "", err
+			return err
 		}
 		d = path.Dir(d)
 	}
-	return b.path(rel), nil
+	return nil
 }
 
 // lockName is the file in Options.BackupDir that Renew holds a lock on while it runs.

@@ -62,12 +62,18 @@ func Renew(opts Options) (Result, error) {
 		return res, fmt.Errorf("making the backup folder: %w", err)
 	}
 	defer b.Close()
+	for _, fl := range due {
+		if err := backUp(b, fl); err != nil {
+			return res, fmt.Errorf("backing up %s: %w", fl.Name, err)
+		}
+	}
+	if err := b.commit(); err != nil {
+		return res, fmt.Errorf("backing up: %w", err)
+	}
 	res.BackupDir = b.name
 	done := make([]Renewed, len(due))
 	for i, fl := range due {
-		if done[i], err = backUp(b, fl); err != nil {
-			return res, fmt.Errorf("backing up %s: %w", fl.Name, err)
-		}
+		done[i] = Renewed{Name: fl.Name, Path: fl.Path, KeyPath: fl.KeyPath, OldFingerprint: fl.Fingerprint, OldNotAfter: fl.NotAfter, Backup: b.path(fl.rel), KeyBackup: b.path(fl.keyRel)}
 	}
 	if err := opts.stepped(stepBackedUp, ""); err != nil {
 		return res, err
@@ -90,18 +96,14 @@ func (opts *Options) stepped(step, name string) error {
 }
 
 // backUp copies fl (and its key) to the backup folder.
-func backUp(b *backup, fl *file) (Renewed, error) {
-	r := Renewed{Name: fl.Name, Path: fl.Path, KeyPath: fl.KeyPath, OldFingerprint: fl.Fingerprint, OldNotAfter: fl.NotAfter}
-	var err error
-	if r.Backup, err = b.save(fl.rel, fl.data, fl.mode); err != nil {
-		return r, err
+func backUp(b *backup, fl *file) error {
+	if err := b.save(fl.rel, fl.data, fl.mode); err != nil {
+		return err
 	}
-	if fl.keyRel != "" {
-		if r.KeyBackup, err = b.save(fl.keyRel, fl.keyData, fl.keyMode); err != nil {
-			return r, err
-		}
+	if fl.keyRel == "" {
+		return nil
 	}
-	return r, nil
+	return b.save(fl.keyRel, fl.keyData, fl.keyMode)
 }
 
 // renewOne issues fl's new certificate and key and puts them in place: staged, then renamed, the key

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -309,5 +310,65 @@ func TestASecondRenewWhileOneRunsIsRefused(t *testing.T) {
 	release()
 	if _, err := Renew(Options{Dir: t.TempDir(), BackupDir: backups}); err != nil {
 		t.Errorf("Renew after the lock is released: %v", err)
+	}
+}
+
+// renewChildEnv makes the test binary a Renew process (see TestRenewKilledAtRandomInstants).
+const renewChildEnv = "KUBEADMRENEW_CHILD"
+
+// TestRenewKilledAtRandomInstants runs Renew in a child process, SIGKILLs it after a random delay within
+// the length of a run, and checks that the next run ends consistent with every file renewed once: what
+// the step hook checks at the step boundaries, here at instants inside them (mid-write, mid-fsync).
+func TestRenewKilledAtRandomInstants(t *testing.T) {
+	if dir := os.Getenv(renewChildEnv); dir != "" {
+		renewChild(t, dir)
+		return
+	}
+	n := kubeadmtest.NewNode(t, kubeadmtest.Binary(t), "cp-1", validityLines(shortValidity))
+	original := fingerprints(t, n.Dir)
+	later := time.Now().Add(30 * time.Hour)
+	opts := Options{RenewBefore: 24 * time.Hour, Validity: shortValidity, KeyAlgorithm: "ECDSA-P256", Now: func() time.Time { return later }}
+	// How long a whole run takes, child process included.
+	c := n.Copy(t)
+	began := time.Now()
+	if out, err := childRenew(c.Dir, t.TempDir(), later).CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	run := time.Since(began)
+	for i := range 12 {
+		c := n.Copy(t)
+		opts.Dir, opts.BackupDir = c.Dir, t.TempDir()
+		cmd := childRenew(c.Dir, opts.BackupDir, later)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		delay := run * time.Duration(i) / 12
+		time.Sleep(delay)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if _, err := Renew(opts); err != nil {
+			t.Fatalf("the run after a kill at %s: %v", delay, err)
+		}
+		t.Run(fmt.Sprintf("killed after %s", delay.Round(time.Millisecond)), func(t *testing.T) {
+			consistentAndRenewedOnce(t, c.Dir, opts.BackupDir, original)
+		})
+	}
+}
+
+// childRenew is the test binary run as a Renew process on dir.
+func childRenew(dir, backups string, now time.Time) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRenewKilledAtRandomInstants$", "-test.count=1") //nolint:gosec // the test binary itself
+	cmd.Env = append(os.Environ(), renewChildEnv+"="+dir, renewChildEnv+"_BACKUPS="+backups, renewChildEnv+"_NOW="+now.Format(time.RFC3339Nano))
+	return cmd
+}
+
+func renewChild(t *testing.T, dir string) {
+	now, err := time.Parse(time.RFC3339Nano, os.Getenv(renewChildEnv+"_NOW"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Dir: dir, BackupDir: os.Getenv(renewChildEnv + "_BACKUPS"), RenewBefore: 24 * time.Hour, Validity: shortValidity, KeyAlgorithm: "ECDSA-P256", Now: func() time.Time { return now }}
+	if _, err := Renew(opts); err != nil {
+		t.Fatal(err)
 	}
 }
