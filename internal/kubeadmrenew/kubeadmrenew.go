@@ -51,7 +51,8 @@ type Options struct {
 	KeyAlgorithm string
 	// BackupDir receives a copy of every file before it is replaced (required): one folder per run, named
 	// by the run's UTC time (20261128T094643Z, with -2, -3... if taken), holding the files at their paths
-	// relative to Dir (pki/apiserver.crt, pki/apiserver.key, admin.conf), modes kept.
+	// relative to Dir (pki/apiserver.crt, pki/apiserver.key, admin.conf), modes kept. A run's folder is
+	// written as <name>.partial and renamed when complete. Renew keeps its lock file (.lock) here.
 	BackupDir string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
