@@ -251,7 +251,12 @@ func fromDER(der []byte) (Certificate, error) {
 	if err != nil {
 		return Certificate{}, err
 	}
-	sum := sha256.Sum256(der)
+	return FromX509(x), nil
+}
+
+// FromX509 is a parsed certificate's summary; its Fingerprint is the SHA-256 of x.Raw.
+func FromX509(x *x509.Certificate) Certificate {
+	sum := sha256.Sum256(x.Raw)
 	c := Certificate{
 		Fingerprint:    hex.EncodeToString(sum[:]),
 		Subject:        x.Subject.String(),
@@ -271,5 +276,5 @@ func fromDER(der []byte) (Certificate, error) {
 	for _, u := range x.URIs {
 		c.URIs = append(c.URIs, u.String())
 	}
-	return c, nil
+	return c
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/certrollout/certrollout/internal/disk"
 	"github.com/certrollout/certrollout/internal/htmlreport"
 	"github.com/certrollout/certrollout/internal/htmlreport/htmltest"
+	"github.com/certrollout/certrollout/internal/kubeadmtest"
 )
 
 // nodeCertsOption adjusts a NodeCertificates made by nodeCertificatesFrom.
@@ -239,7 +240,7 @@ func TestCheckControlPlaneFlags(t *testing.T) {
 // TestCheckControlPlaneOnACluster writes NodeCertificates made from a real kubeadm folder to the test
 // cluster and reads them back with check --control-plane.
 func TestCheckControlPlaneOnACluster(t *testing.T) {
-	kubeadm := realKubeadm(t)
+	kubeadm := kubeadmtest.Binary(t)
 	clustertest.InstallCRDs(t)
 	cl := clustertest.Cluster(t)
 	c, err := client.New(cl.Config, client.Options{Scheme: Scheme()})
@@ -251,7 +252,7 @@ func TestCheckControlPlaneOnACluster(t *testing.T) {
 	_, _ = rand.Read(b)
 	suffix := hex.EncodeToString(b) // NodeCertificates and Nodes are cluster-scoped: names unique per run
 	cp1, cp2, cp3 := "cp-1-"+suffix, "cp-2-"+suffix, "cp-3-"+suffix
-	n := newKubeadmNode(t, kubeadm, cp1)
+	n := kubeadmtest.NewNode(t, kubeadm, cp1)
 	now := time.Now()
 	put := func(nc *api.NodeCertificates) {
 		t.Helper()
@@ -265,8 +266,8 @@ func TestCheckControlPlaneOnACluster(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = c.Delete(context.Background(), nc) })
 	}
-	put(nodeCertificatesFrom(t, cp1, n.dir, now.Add(-time.Minute), componentState("kube-apiserver", api.ComponentServesOld, now.Add(-72*time.Hour))))
-	put(nodeCertificatesFrom(t, cp2, n.dir, now.Add(-2*time.Hour)))
+	put(nodeCertificatesFrom(t, cp1, n.Dir, now.Add(-time.Minute), componentState("kube-apiserver", api.ComponentServesOld, now.Add(-72*time.Hour))))
+	put(nodeCertificatesFrom(t, cp2, n.Dir, now.Add(-2*time.Hour)))
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: cp3, Labels: map[string]string{controlPlaneLabel: ""}}}
 	if err := c.Create(ctx, node); err != nil {
 		t.Fatal(err)

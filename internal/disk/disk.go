@@ -364,6 +364,17 @@ var kubeadmCAKeys = []struct{ name, key string }{
 	{"front-proxy-ca", "pki/front-proxy-ca.key"},
 }
 
+// KubeadmCAKeyPath returns where kubeadm keeps the key of its CA named ca (ca, etcd-ca or front-proxy-ca),
+// relative to its folder; "" for another name.
+func KubeadmCAKeyPath(ca string) string {
+	for _, k := range kubeadmCAKeys {
+		if k.name == ca {
+			return k.key
+		}
+	}
+	return ""
+}
+
 // KubeadmCAs returns the CAs a Kubeadm or KubeadmAt result found in dir (the folder as read, under the
 // root), each with whether its key is absent. The keys are only stat'ed, never opened. This is the rule
 // `check --kubeadm` applies (internal/cli.kubeadmItems).
