@@ -48,6 +48,9 @@ type ControlPlaneOptions struct {
 	Log io.Writer
 	// Timeout bounds the start (building the runner included); default 8 minutes.
 	Timeout time.Duration
+	// CertificateValidity is kubeadm's certificateValidityPeriod for the leaf certificates; zero:
+	// kubeadm's default (a year). Short values make a PKI "close to expiry".
+	CertificateValidity time.Duration
 }
 
 // ControlPlane is a running kubeadm-shaped control plane: every node a folder laid out like a kubeadm
@@ -231,7 +234,7 @@ func (cp *ControlPlane) start(ctx context.Context, opts ControlPlaneOptions) err
 		if err := os.MkdirAll(filepath.Join(n.Root, "var", "lib", "etcd"), 0o700); err != nil {
 			return err
 		}
-		if err := os.WriteFile(n.KubeadmConfig, []byte(kubeadmConfig(n, i+1, opts.Versions.Kubernetes)), 0o644); err != nil {
+		if err := os.WriteFile(n.KubeadmConfig, []byte(kubeadmConfig(n, i+1, opts.Versions.Kubernetes, opts.CertificateValidity)), 0o644); err != nil {
 			return err
 		}
 		if err := cp.kubeadmPhases(ctx, n, cp.Nodes[0]); err != nil {
@@ -286,6 +289,9 @@ func (cp *ControlPlane) start(ctx context.Context, opts ControlPlaneOptions) err
 		return err
 	}
 	if err := cp.bindClusterAdmins(ctx); err != nil {
+		return err
+	}
+	if err := cp.uploadKubeadmConfig(ctx); err != nil {
 		return err
 	}
 	if err := cp.writeAdminKubeconfig(); err != nil {

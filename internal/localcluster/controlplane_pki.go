@@ -11,13 +11,18 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // kubeadmConfig is the node's kubeadm configuration, kept beside the node (kubeadm.yaml) for the phases
 // run here and for later `kubeadm certs renew all --config` and check-expiration runs. kubeadm refuses a
 // loopback advertise address, so the node advertises 198.18.0.N (benchmarking range; nothing is ever sent
 // there) and its real address is an extra SAN.
-func kubeadmConfig(n ControlPlaneNode, index int, version string) string {
+func kubeadmConfig(n ControlPlaneNode, index int, version string, validity time.Duration) string {
 	return fmt.Sprintf(`apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration
 localAPIEndpoint:
@@ -31,14 +36,45 @@ kind: ClusterConfiguration
 kubernetesVersion: %[4]s
 certificatesDir: %[5]s
 controlPlaneEndpoint: 127.0.0.1:%[2]d
-apiServer:
+%[8]sapiServer:
   certSANs: [127.0.0.1, 127.0.0.2, 127.0.0.3, localhost]
 etcd:
   local:
     dataDir: %[6]s
     serverCertSANs: [%[7]s]
     peerCertSANs: [%[7]s]
-`, index, n.Ports.APIServer, n.Name, version, filepath.Join(n.Root, "etc", "kubernetes", "pki"), filepath.Join(n.Root, "var", "lib", "etcd"), n.IP)
+`, index, n.Ports.APIServer, n.Name, version, filepath.Join(n.Root, "etc", "kubernetes", "pki"), filepath.Join(n.Root, "var", "lib", "etcd"), n.IP, validityLine(validity))
+}
+
+func validityLine(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return "certificateValidityPeriod: " + d.String() + "\n"
+}
+
+// uploadKubeadmConfig writes the kubeadm-config ConfigMap as kubeadm init's upload-config phase does:
+// node 1's ClusterConfiguration, with the certificates folder every node has (/etc/kubernetes/pki; the
+// nodes' folders are that path in kubeadm's mount namespace) and without certificateValidityPeriod: a
+// short one only ages the first PKI, as if it had been written long ago with kubeadm's default year.
+func (cp *ControlPlane) uploadKubeadmConfig(ctx context.Context) error {
+	data, err := os.ReadFile(cp.Nodes[0].KubeadmConfig)
+	if err != nil {
+		return err
+	}
+	_, cluster, ok := strings.Cut(string(data), "\n---\n")
+	if !ok {
+		return fmt.Errorf("%s has no ClusterConfiguration", cp.Nodes[0].KubeadmConfig)
+	}
+	cluster = regexp.MustCompile(`(?m)^certificatesDir: .*$`).ReplaceAllString(cluster, "certificatesDir: /etc/kubernetes/pki")
+	cluster = regexp.MustCompile(`(?m)^certificateValidityPeriod: .*\n`).ReplaceAllString(cluster, "")
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: "kubeadm-config"},
+		Data: map[string]string{"ClusterConfiguration": cluster}}
+	_, err = cp.Client.CoreV1().ConfigMaps(metav1.NamespaceSystem).Create(ctx, cm, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
 }
 
 // sharedPKI are the files every control-plane node holds the same copy of: what `kubeadm join

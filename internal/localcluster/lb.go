@@ -95,6 +95,15 @@ func (cp *ControlPlane) ControlPlaneLoadBalancer() (*LoadBalancer, error) {
 	return lb, nil
 }
 
+// Ready says, per backend (in the order given), whether it passed its last health check.
+func (lb *LoadBalancer) Ready() []bool {
+	out := make([]bool, len(lb.ready))
+	for i := range lb.ready {
+		out[i] = lb.ready[i].Load()
+	}
+	return out
+}
+
 // URL is https://<address>.
 func (lb *LoadBalancer) URL() string { return "https://" + lb.ln.Addr().String() }
 
@@ -129,7 +138,7 @@ func (lb *LoadBalancer) serve() {
 // forward connects c to the first backend, from the next in turn, that accepts.
 func (lb *LoadBalancer) forward(c net.Conn) {
 	defer lb.wg.Done()
-	start := int(lb.next.Add(1))
+	start := int(lb.next.Add(1) % uint64(len(lb.backends))) //nolint:gosec // less than the number of backends
 	var b net.Conn
 	for _, onlyReady := range []bool{true, false} {
 		for i := range lb.backends {

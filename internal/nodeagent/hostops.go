@@ -21,6 +21,7 @@ import (
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/etcdops"
+	"github.com/certrollout/certrollout/internal/kubeadmrenew"
 )
 
 // AnnotationAdvertiseEndpoint is the annotation kubeadm writes on the kube-apiserver static pod: the
@@ -46,8 +47,11 @@ func (a *Agent) readAPIServerFlags() (apiServerFlags, error) {
 		return apiServerFlags{}, fmt.Errorf("reading the kube-apiserver manifest: %w", err)
 	}
 	var pod corev1.Pod
-	if err := yaml.Unmarshal(data, &pod); err != nil || len(pod.Spec.Containers) == 0 {
-		return apiServerFlags{}, fmt.Errorf("the kube-apiserver manifest is not a pod: %v", err)
+	if err := yaml.Unmarshal(data, &pod); err != nil {
+		return apiServerFlags{}, fmt.Errorf("the kube-apiserver manifest is not a pod: %w", err)
+	}
+	if len(pod.Spec.Containers) == 0 {
+		return apiServerFlags{}, errors.New("the kube-apiserver manifest has no container")
 	}
 	ctr := pod.Spec.Containers[0]
 	flags := parseFlags(append(append([]string{}, ctr.Command...), ctr.Args...))
@@ -191,7 +195,48 @@ func readyz(ctx context.Context, hc *http.Client, url string) error {
 
 // HostOps are the agent's real host actions.
 func (a *Agent) HostOps() RolloutOps {
-	return RolloutOps{Health: a.HostHealth, Snapshot: a.HostSnapshot}
+	return RolloutOps{Health: a.HostHealth, Snapshot: a.HostSnapshot, Renew: a.HostRenew}
+}
+
+// HostRenew renews, as `kubeadm certs renew` does, the kubeadm files that expire within renewBefore,
+// backing the old ones up into backupDir. A zero validity is the cluster's certificateValidityPeriod
+// (kubeadm's ClusterConfiguration in the kubeadm-config ConfigMap), else kubeadm's default.
+func (a *Agent) HostRenew(ctx context.Context, renewBefore, validity time.Duration, backupDir string) ([]api.RenewedFile, error) {
+	if validity == 0 {
+		validity = a.clusterValidity(ctx)
+	}
+	res, err := kubeadmrenew.Renew(kubeadmrenew.Options{Dir: filepath.Join(a.Scan.root(), orDefault(a.Scan.KubeadmDir, DefaultKubeadmDir)),
+		RenewBefore: renewBefore, Validity: validity, BackupDir: backupDir, Now: a.Now})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range res.Completed {
+		a.Log.Info("Completed a renewal an interruption had left half done", "file", c)
+	}
+	out := make([]api.RenewedFile, 0, len(res.Renewed))
+	for _, r := range res.Renewed {
+		old := metav1.NewTime(r.OldNotAfter.UTC())
+		out = append(out, api.RenewedFile{Name: r.Name, OldNotAfter: &old, NewNotAfter: metav1.NewTime(r.NewNotAfter.UTC()),
+			Fingerprint: r.NewFingerprint, Backup: res.BackupDir})
+	}
+	return out, nil
+}
+
+// clusterValidity reads certificateValidityPeriod from kubeadm's ClusterConfiguration; 0 when the
+// ConfigMap or the field is missing (kubeadm's default then applies).
+func (a *Agent) clusterValidity(ctx context.Context) time.Duration {
+	var cm corev1.ConfigMap
+	if err := a.Client.Get(ctx, client.ObjectKey{Namespace: metav1.NamespaceSystem, Name: "kubeadm-config"}, &cm); err != nil {
+		a.Log.V(1).Info("No kubeadm-config ConfigMap: renewed certificates get kubeadm's default validity", "err", err.Error())
+		return 0
+	}
+	var cc struct {
+		CertificateValidityPeriod *metav1.Duration `json:"certificateValidityPeriod"`
+	}
+	if err := yaml.Unmarshal([]byte(cm.Data["ClusterConfiguration"]), &cc); err != nil || cc.CertificateValidityPeriod == nil {
+		return 0
+	}
+	return cc.CertificateValidityPeriod.Duration
 }
 
 // HostSnapshot takes an etcd snapshot into dir, keeping keep.

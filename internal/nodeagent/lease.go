@@ -64,7 +64,7 @@ func (l *NodeLock) TryAcquire(ctx context.Context, rollout string) (string, erro
 	now := metav1.NewMicroTime(l.now())
 	spec := coordinationv1.LeaseSpec{
 		HolderIdentity:       ptr.To(l.Holder),
-		LeaseDurationSeconds: ptr.To(int32(l.duration() / time.Second)),
+		LeaseDurationSeconds: ptr.To(int32(min(l.duration()/time.Second, 3600))), //nolint:gosec // at most an hour
 		AcquireTime:          &now,
 		RenewTime:            &now,
 	}

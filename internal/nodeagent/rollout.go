@@ -221,6 +221,7 @@ func (n *nodeRun) summary() string {
 			restarted++
 		case api.RestartSkipped:
 			skipped++
+		case api.RestartPending, api.RestartStopping, api.RestartStarting, api.RestartFailed:
 		}
 	}
 	return fmt.Sprintf("%d files renewed, %d components restarted and verified, %d needed nothing", len(n.op.Renewed), restarted, skipped)

@@ -193,7 +193,7 @@ func (n *nodeRun) restart(ctx context.Context, c Component, cr *api.ComponentRes
 	stopped, err := n.waitDown(ctx, c)
 	if err != nil {
 		if berr := n.mover.MoveBack(cr.Name); berr != nil {
-			return fmt.Errorf("%w; and putting its manifest back failed: %v", err, berr)
+			return errors.Join(err, fmt.Errorf("and putting its manifest back failed: %w", berr))
 		}
 		return err
 	}

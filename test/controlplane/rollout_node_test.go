@@ -44,7 +44,7 @@ func nodeTurn(t *testing.T, ctx context.Context, c client.Client, node string, s
 }
 
 // inProcessAgent is the node agent of n, in this process, reading n's folder as its host, with the
-// agent's own health checks and etcd snapshots.
+// agent's own health checks, etcd snapshots and renewal.
 func inProcessAgent(t *testing.T, c client.Client, n localcluster.ControlPlaneNode, namespace string) *nodeagent.Agent {
 	a := &nodeagent.Agent{
 		Node:         n.Name,
@@ -54,7 +54,7 @@ func inProcessAgent(t *testing.T, c client.Client, n localcluster.ControlPlaneNo
 		Log:          testr.New(t),
 		Rollouts:     &nodeagent.RolloutOptions{Namespace: namespace, Poll: 500 * time.Millisecond},
 	}
-	a.Rollouts.Ops = nodeagent.RolloutOps{Health: a.HostHealth, Snapshot: a.HostSnapshot}
+	a.Rollouts.Ops = a.HostOps()
 	return a
 }
 
@@ -102,10 +102,11 @@ func pids(t *testing.T, cp *localcluster.ControlPlane, node string) map[string]i
 	return out
 }
 
-// After kubeadm renews node 2's certificates, the agent's part of a rollout restarts, by moving their
-// manifests, exactly the components that serve or use old certificates, in the runbook's order, verifies
-// each serves what is on disk, refreshes the operator's kubeconfig copy (keeping the old one), leaves
-// etcd (which reloads its certificates) running, and gives the Lease back.
+// Node 2's part of a rollout, its certificates 20 days from expiry: it checks the control plane, takes
+// the etcd snapshot, renews the certificates as kubeadm would, restarts by moving their manifests exactly
+// the components that then serve or use old certificates, in the runbook's order, verifies each serves
+// what is on disk, refreshes the operator's kubeconfig copy (keeping the old one), leaves etcd (which
+// reloads its certificates) running, and gives the Lease back.
 func TestTheAgentRestartsWhatServesOldCertificatesOnItsNodeAndVerifiesIt(t *testing.T) {
 	cp := controlPlane(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
@@ -125,23 +126,14 @@ func TestTheAgentRestartsWhatServesOldCertificatesOnItsNodeAndVerifiesIt(t *test
 	if err := os.WriteFile(filepath.Join(kubeDir, "config"), []byte("old copy\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := cp.Kubeadm(ctx, n.Name, "certs", "renew", "all"); err != nil {
-		t.Fatalf("kubeadm certs renew all: %v\n%s", err, out)
-	}
 	agent := inProcessAgent(t, c, n, ns)
-	eventually(t, "the agent to see node 2's components on old certificates", func(ctx context.Context) (bool, error) {
-		st, _, err := agent.Once(ctx)
-		return err == nil && st.ComponentsServingOld >= 3, err
-	})
 	before := pids(t, cp, n.Name)
-
-	no := false
 	r := nodeTurn(t, ctx, c, n.Name, api.ControlPlanePolicySpec{
-		Renewal:          api.ControlPlaneRenewal{Enabled: &no},
 		EtcdSnapshot:     api.EtcdSnapshotSettings{Keep: 2},
 		HealthTimeout:    metav1.Duration{Duration: 4 * time.Minute},
 		KubeconfigCopies: []api.KubeconfigCopy{{From: "admin.conf", To: "/root/.kube/config"}},
 	})
+	started := time.Now()
 	if err := agent.Work(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +141,19 @@ func TestTheAgentRestartsWhatServesOldCertificatesOnItsNodeAndVerifiesIt(t *test
 	op := nc.Status.Operation
 	if op == nil || op.RolloutUID != string(r.UID) || op.Phase != api.NodeSucceeded || op.Step != api.StepDone {
 		t.Fatalf("the agent's report: %+v", op)
+	}
+	// Renewed as kubeadm certs renew would (the files were 20 days from expiry, within the default 30):
+	// every file kubeadm renews, for kubeadm's default year, and kubeadm itself reads them.
+	if len(op.Renewed) < 10 {
+		t.Errorf("renewed %d files: %+v; want every leaf and kubeconfig kubeadm renews", len(op.Renewed), op.Renewed)
+	}
+	for _, f := range op.Renewed {
+		if f.NewNotAfter.Before(&metav1.Time{Time: started.Add(360 * 24 * time.Hour)}) || f.Backup == "" {
+			t.Errorf("%s renewed until %s with backup %q; want a year and a backup", f.Name, f.NewNotAfter, f.Backup)
+		}
+	}
+	if out, err := cp.Kubeadm(ctx, n.Name, "certs", "check-expiration", "--config", n.KubeadmConfig); err != nil || !strings.Contains(string(out), "364d") {
+		t.Errorf("kubeadm certs check-expiration after the renewal: %v\n%s", err, out)
 	}
 	want := map[string]api.ComponentRestartState{"kube-apiserver": api.RestartVerified, "kube-scheduler": api.RestartVerified,
 		"kube-controller-manager": api.RestartVerified, "etcd": api.RestartSkipped}
@@ -223,7 +228,7 @@ func TestAnAgentKilledWithAManifestOutPutsItBackAndRestartsNothingTwice(t *testi
 		t.Fatal(err)
 	}
 	installCRDs(t, ctx, cp)
-	if out, err := cp.Kubeadm(ctx, n.Name, "certs", "renew", "all"); err != nil {
+	if out, err := cp.Kubeadm(ctx, n.Name, "certs", "renew", "all", "--config", n.KubeadmConfig); err != nil {
 		t.Fatalf("kubeadm certs renew all: %v\n%s", err, out)
 	}
 	first := inProcessAgent(t, c, n, ns)
@@ -349,6 +354,10 @@ func TestADegradedEtcdMemberMakesTheNodeRefuseWithTheReasonAndChangeNothing(t *t
 	eventually(t, "etcd on "+down.Name+" to stop", func(context.Context) (bool, error) {
 		_, err := cp.ComponentPID(down.Name, "etcd")
 		return err != nil, nil
+	})
+	// Its API server has lost its etcd: the load balancer's health check takes it out of rotation.
+	eventually(t, "the load balancer to stop sending to "+down.Name+"'s API server", func(context.Context) (bool, error) {
+		return !lb.Ready()[2], nil
 	})
 	before := pids(t, cp, n.Name)
 	no := false
