@@ -303,7 +303,7 @@ func listCPRollouts(t *testing.T, cl client.Client) []api.ControlPlaneRollout {
 	return list.Items
 }
 
-func TestTheAutomaticTriggerCreatesOneRolloutFromAServesOldReportAndNoSecond(t *testing.T) {
+func TestTheControlPlaneTriggerCreatesOneRolloutFromAServesOldReportAndNoSecond(t *testing.T) {
 	e, cl := cpEnv(t)
 	agents := newFakeAgents(t, cl, e.ns, "cp-1", "cp-2")
 	cpPolicy(t, cl, func(s *api.ControlPlanePolicySpec) { s.Trigger = api.ControlPlaneTriggerAutomatic })
@@ -381,5 +381,45 @@ func TestAFailedControlPlaneRolloutBlocksTheAutomaticTrigger(t *testing.T) {
 	clustertest.Eventually(t, time.Minute, "a new ControlPlaneRollout once the failed one is deleted", func(context.Context) (bool, error) {
 		items := listCPRollouts(t, cl)
 		return len(items) == 1 && items[0].Name != name, nil
+	})
+}
+
+// quiescedStatefulSet creates a StatefulSet at zero replicas that quiescer holds, with 3 recorded.
+func (e *env) quiescedStatefulSet(name, quiescer string) {
+	e.t.Helper()
+	e.statefulSet(name, 0)
+	s := e.statefulSetNamed(name)
+	s.Annotations = map[string]string{api.AnnotationQuiescedBy: quiescer, api.AnnotationQuiescedReplicas: "3"}
+	if _, err := e.c.Client.AppsV1().StatefulSets(e.ns).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func TestSweeperLeavesAWorkloadToAnUnfinishedControlPlaneRolloutAndRestoresItOnceTheRolloutIsGone(t *testing.T) {
+	e, cl := cpEnv(t)
+	newFakeAgents(t, cl, e.ns, "cp-1").start()
+	cpPolicy(t, cl, func(s *api.ControlPlanePolicySpec) {
+		s.Windows = []api.MaintenanceWindow{{Schedule: "0 0 1 1 *", Duration: metav1.Duration{Duration: time.Minute}}}
+	})
+	cpRollout(t, cl, "busy", nil)
+	e.quiescedStatefulSet("held", api.ControlPlaneQuiescer("busy"))
+	e.quiescedStatefulSet("orphan", api.ControlPlaneQuiescer("gone"))
+	e.start()
+
+	clustertest.Eventually(t, time.Minute, "the orphan to be restored", func(context.Context) (bool, error) {
+		s := e.statefulSetNamed("orphan")
+		return *s.Spec.Replicas == 3 && s.Annotations[api.AnnotationQuiescedBy] == "", nil
+	})
+	waitCPRollout(t, cl, "busy", "to wait for its window", time.Minute, phaseIs(api.PhaseWaitingForWindow))
+	time.Sleep(2 * time.Second)
+	if s := e.statefulSetNamed("held"); *s.Spec.Replicas != 0 || s.Annotations[api.AnnotationQuiescedBy] != api.ControlPlaneQuiescer("busy") {
+		t.Fatalf("the sweeper took a workload from an unfinished ControlPlaneRollout: %d replicas, quiesced-by %q", *s.Spec.Replicas, s.Annotations[api.AnnotationQuiescedBy])
+	}
+	if err := cl.Delete(context.Background(), &api.ControlPlaneRollout{ObjectMeta: metav1.ObjectMeta{Name: "busy"}}); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, time.Minute, "the workload of the deleted rollout to be restored", func(context.Context) (bool, error) {
+		s := e.statefulSetNamed("held")
+		return *s.Spec.Replicas == 3 && s.Annotations[api.AnnotationQuiescedBy] == "", nil
 	})
 }
