@@ -285,7 +285,9 @@ func TestControlPlaneRolloutWaitsForTheWindowAndAnEmergencyDoesNot(t *testing.T)
 	if err := cl.Delete(context.Background(), ro); err != nil {
 		t.Fatal(err)
 	}
-	cpRollout(t, cl, "now", func(s *api.ControlPlaneRolloutSpec) { s.Emergency = &api.EmergencySpec{Reason: "the API server's certificate expired"} })
+	cpRollout(t, cl, "now", func(s *api.ControlPlaneRolloutSpec) {
+		s.Emergency = &api.EmergencySpec{Reason: "the API server's certificate expired"}
+	})
 	ro = waitCPRollout(t, cl, "now", "to succeed outside the window", 2*time.Minute, phaseIs(api.PhaseSucceeded))
 	if c := apimeta.FindStatusCondition(ro.Status.Conditions, api.ConditionEmergency); c == nil || c.Status != metav1.ConditionTrue {
 		t.Errorf("Emergency condition %+v", c)
