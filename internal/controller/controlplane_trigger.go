@@ -74,11 +74,6 @@ func (r *controlPlaneTrigger) Reconcile(ctx context.Context, req ctrl.Request) (
 			st.NextWindow = &metav1.Time{Time: next}
 		}
 	}
-	due, trigger, err := r.dueNodes(ctx, settings.Renewal.RenewBefore.Duration, now)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	st.DueNodes = due
 	// From the API server: a rollout created a moment ago may not be cached yet, and a second one
 	// would follow it.
 	var list api.ControlPlaneRolloutList
@@ -86,6 +81,11 @@ func (r *controlPlaneTrigger) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	newest, unfinished := newestControlPlaneRollout(list.Items)
+	due, trigger, err := r.dueNodes(ctx, settings, newest, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	st.DueNodes = due
 	st.LastRollout = nil
 	if newest != nil {
 		st.LastRollout = &api.RolloutReference{Name: newest.Name, Phase: newest.Status.Phase}
@@ -116,27 +116,35 @@ func (r *controlPlaneTrigger) Reconcile(ctx context.Context, req ctrl.Request) (
 	return ctrl.Result{RequeueAfter: controlPlaneTriggerInterval}, nil
 }
 
-// dueNodes are the nodes whose agents report a rollout is due, by name, and the trigger: ServingOld
-// when any node has a component serving an old certificate, else Expiring.
-func (r *controlPlaneTrigger) dueNodes(ctx context.Context, renewBefore time.Duration, now time.Time) ([]string, api.ControlPlaneTrigger, error) {
+// dueNodes are the nodes whose agents report a rollout is due, by name, and the trigger for a new one:
+// ServingOld when a node has a component serving an old certificate, else Expiring (only with renewal
+// on: a rollout that renews nothing cannot take a file out of renewBefore, and would be created again
+// and again). Only a report made after the newest rollout finished triggers: one from before it would
+// start the same rollout twice.
+func (r *controlPlaneTrigger) dueNodes(ctx context.Context, settings api.ControlPlanePolicySpec, newest *api.ControlPlaneRollout, now time.Time) ([]string, api.ControlPlaneTrigger, error) {
 	var ncs api.NodeCertificatesList
 	if err := r.client.List(ctx, &ncs); err != nil {
 		return nil, "", err
 	}
+	var finished time.Time
+	if newest != nil && newest.Status.CompletionTime != nil {
+		finished = newest.Status.CompletionTime.Time
+	}
 	var due []string
 	var trigger api.ControlPlaneTrigger
 	for i := range ncs.Items {
-		switch cporchestrate.Due(&ncs.Items[i], renewBefore, now) {
-		case api.ControlPlaneTriggerServesOld:
-			trigger = api.ControlPlaneTriggerServesOld
-		case api.ControlPlaneTriggerExpiring:
-			if trigger == "" {
-				trigger = api.ControlPlaneTriggerExpiring
-			}
-		default:
+		nc := &ncs.Items[i]
+		why := cporchestrate.Due(nc, settings.Renewal.RenewBefore.Duration, now)
+		if why == api.ControlPlaneTriggerExpiring && !*settings.Renewal.Enabled {
+			why = ""
+		}
+		if why == "" {
 			continue
 		}
-		due = append(due, ncs.Items[i].Name)
+		due = append(due, nc.Name)
+		if nc.Status.ObservedAt != nil && nc.Status.ObservedAt.After(finished) && trigger != api.ControlPlaneTriggerServesOld {
+			trigger = why
+		}
 	}
 	slices.Sort(due)
 	return due, trigger, nil
