@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -390,9 +391,13 @@ func TestAFailedControlPlaneRolloutBlocksTheAutomaticTrigger(t *testing.T) {
 func (e *env) quiescedStatefulSet(name, quiescer string) {
 	e.t.Helper()
 	e.statefulSet(name, 0)
-	s := e.statefulSetNamed(name)
-	s.Annotations = map[string]string{api.AnnotationQuiescedBy: quiescer, api.AnnotationQuiescedReplicas: "3"}
-	if _, err := e.c.Client.AppsV1().StatefulSets(e.ns).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		s := e.statefulSetNamed(name)
+		s.Annotations = map[string]string{api.AnnotationQuiescedBy: quiescer, api.AnnotationQuiescedReplicas: "3"}
+		_, err := e.c.Client.AppsV1().StatefulSets(e.ns).Update(context.Background(), s, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		e.t.Fatal(err)
 	}
 }
