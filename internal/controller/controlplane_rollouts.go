@@ -123,8 +123,30 @@ func (r *controlPlaneRolloutReconciler) gatherControlPlane(ctx context.Context, 
 	if in.Lease, err = r.lease(ctx); err != nil {
 		return in, nil, err
 	}
+	if in.Running, err = r.runningControlPlaneRollouts(ctx, ro); err != nil {
+		return in, nil, err
+	}
 	seen, err := r.observeQuiesce(ctx, ro, in.Policy, &in)
 	return in, seen, err
+}
+
+// runningControlPlaneRollouts names the other rollouts that have started and not finished, read from the
+// API server: a rollout that started a moment ago may not be cached yet.
+func (r *controlPlaneRolloutReconciler) runningControlPlaneRollouts(ctx context.Context, self *api.ControlPlaneRollout) ([]string, error) {
+	if self.Status.StartTime != nil {
+		return nil, nil // started: decided when it started
+	}
+	var list api.ControlPlaneRolloutList
+	if err := r.direct.List(ctx, &list); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, ro := range list.Items {
+		if ro.UID != self.UID && ro.Status.StartTime != nil && !ro.Status.Phase.Finished() {
+			out = append(out, ro.Name)
+		}
+	}
+	return out, nil
 }
 
 // controlPlaneNodes lists the Nodes labelled node-role.kubernetes.io/control-plane with their readiness.

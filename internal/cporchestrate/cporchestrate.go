@@ -9,6 +9,7 @@ package cporchestrate
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,6 +77,9 @@ type Input struct {
 	Agents    map[string]*Agent
 	Lease     Lease
 	Workloads map[Key]Workload
+	// Running are the other ControlPlaneRollouts that have started and not finished: one rollout at a
+	// time, so two never hand out turns side by side.
+	Running []string
 }
 
 // ActionType is a write Next asks for.
@@ -191,6 +195,10 @@ func (s *stepper) waitOrStart() {
 		if override, ok = s.gate(targets); !ok {
 			return
 		}
+	}
+	if len(s.in.Running) > 0 {
+		s.pending(fmt.Sprintf("waiting for ControlPlaneRollout %s to finish", strings.Join(s.in.Running, ", ")), pollInterval)
+		return
 	}
 	if reason, msg := s.preflight(targets); reason != "" {
 		s.Fail(reason, msg+"; the rollout refused to start and nothing was touched")

@@ -202,6 +202,13 @@ func TestNextDecidesEveryTransition(t *testing.T) {
 			setup: []func(*Input){func(in *Input) { in.Rollout.Spec.Nodes = []string{"cp-1"}; in.Nodes[0].Ready = false }},
 			want:  want{phase: api.PhaseRestarting, nodes: map[string]api.NodeRolloutPhase{"cp-1": api.NodePending}},
 		},
+		"another rollout in progress keeps it Pending, even an emergency": {
+			setup: []func(*Input){func(in *Input) {
+				in.Running = []string{"control-plane-a"}
+				in.Rollout.Spec.Emergency = &api.EmergencySpec{Reason: "expired"}
+			}},
+			want: want{phase: api.PhasePending, message: "waiting for ControlPlaneRollout control-plane-a", noActions: true},
+		},
 		"a suspended policy keeps the rollout Pending": {
 			setup: []func(*Input){func(in *Input) { in.Policy = &api.ControlPlanePolicySpec{Suspend: true} }},
 			want:  want{phase: api.PhasePending, message: "suspended", noActions: true},
