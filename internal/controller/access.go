@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -41,7 +42,8 @@ func coreLists() []client.ObjectList {
 
 // checkControllerAccess is the controller's preflight: every type it will watch that the cluster serves,
 // in each namespace it watches (all when namespaces is empty); ClusterIssuers cluster-wide, and
-// NodeCertificates when it watches every namespace.
+// NodeCertificates (with, when served, ControlPlaneRollouts, the ControlPlanePolicy, Nodes and Leases)
+// when it watches every namespace.
 func checkControllerAccess(ctx context.Context, c client.Reader, mapper apimeta.RESTMapper, scheme *runtime.Scheme, namespaces []string) error {
 	namespaced := coreLists()
 	var clusterScoped []client.ObjectList
@@ -79,6 +81,14 @@ func checkControllerAccess(ctx context.Context, c client.Reader, mapper apimeta.
 		}
 		if served {
 			clusterScoped = append(clusterScoped, &api.NodeCertificatesList{})
+		}
+		// Control-plane rollouts: their records and policy, control-plane Nodes, the agents' Lease.
+		rollouts, err := isServed(mapper, scheme, &api.ControlPlaneRollout{})
+		if err != nil {
+			return err
+		}
+		if served && rollouts {
+			clusterScoped = append(clusterScoped, &api.ControlPlaneRolloutList{}, &api.ControlPlanePolicyList{}, &corev1.NodeList{}, &coordinationv1.LeaseList{})
 		}
 	}
 	for _, ns := range namespaces {

@@ -53,13 +53,23 @@ func TestTheControllerRefusesToStartWithoutAccessNamingWhatItCannotRead(t *testi
 
 // Watching every namespace, the controller reads NodeCertificates (the control-plane metrics): without
 // list on them it refuses to start, naming them, rather than waiting on an informer that never syncs.
-func TestTheClusterWideControllerNeedsNodeCertificates(t *testing.T) {
+func TestTheClusterWideControllerNeedsNodeCertificatesAndWhatControlPlaneRolloutsRead(t *testing.T) {
+	for _, tc := range []struct{ resource, group string }{
+		{"nodecertificates", `"certrollout.io"`}, {"controlplanerollouts", `"certrollout.io"`}, {"nodes", `""`}, {"leases", `"coordination.k8s.io"`},
+	} {
+		t.Run(tc.resource, func(t *testing.T) { clusterWideControllerNeeds(t, tc.resource, tc.group) })
+	}
+}
+
+// clusterWideControllerNeeds asserts that a user who may read everything but resource cannot start the
+// cluster-wide controller, which says so, and can start a namespaced one.
+func clusterWideControllerNeeds(t *testing.T, resource, group string) {
 	c := clustertest.Cluster(t)
 	clustertest.InstallCRDs(t)
 	ctx := context.Background()
-	user := "no-nodecertificates@example.com"
-	// Read everything but nodecertificates: RBAC has no deny, so every other resource is named.
-	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "test-no-nodecertificates"}}
+	user := "no-" + resource + "@example.com"
+	// Read everything but resource: RBAC has no deny, so every other resource is named.
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "test-no-" + resource}}
 	_, resources, err := c.Client.Discovery().ServerGroupsAndResources()
 	if err != nil && len(resources) == 0 {
 		t.Fatal(err)
@@ -70,7 +80,7 @@ func TestTheClusterWideControllerNeedsNodeCertificates(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, r := range l.APIResources {
-			if r.Name != "nodecertificates" {
+			if r.Name != resource {
 				role.Rules = append(role.Rules, rbacv1.PolicyRule{APIGroups: []string{gv.Group}, Resources: []string{r.Name}, Verbs: []string{"get", "list", "watch"}})
 			}
 		}
@@ -100,8 +110,8 @@ func TestTheClusterWideControllerNeedsNodeCertificates(t *testing.T) {
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
 	o := ManagerOptions{Options: testOptions(), MetricsBindAddress: "0", HealthProbeBindAddress: "0"}
 	o.AllowRepeatedSetup = true
-	want := `cannot list resource "nodecertificates" in API group "certrollout.io" at the cluster scope`
-	clustertest.Eventually(t, time.Minute, "the controller to refuse to start for want of nodecertificates", func(context.Context) (bool, error) {
+	want := `cannot list resource "` + resource + `" in API group ` + group + ` at the cluster scope`
+	clustertest.Eventually(t, time.Minute, "the controller to refuse to start for want of "+resource, func(context.Context) (bool, error) {
 		_, err := NewManager(cfg, o)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			return false, fmt.Errorf("want an error containing %q, got %w", want, err)
@@ -111,6 +121,6 @@ func TestTheClusterWideControllerNeedsNodeCertificates(t *testing.T) {
 	// The same user may run a controller of one namespace: it does not read NodeCertificates.
 	o.Namespaces = []string{clustertest.Namespace(t)}
 	if _, err := NewManager(cfg, o); err != nil {
-		t.Errorf("a namespaced controller needs NodeCertificates: %v", err)
+		t.Errorf("a namespaced controller needs %s: %v", resource, err)
 	}
 }

@@ -26,6 +26,9 @@ type capabilities struct {
 	// cascades: certrollout.io, cert-manager's Certificates and at least one issuer kind are served, so
 	// the index of cascade rollouts exists and a workload's restart may be held for a cascade.
 	cascades bool
+	// controlPlane: the controller is cluster-wide and certrollout.io's NodeCertificates,
+	// ControlPlaneRollout and ControlPlanePolicy are served, so control-plane rollouts run.
+	controlPlane bool
 }
 
 // newGatherer registers, on mgr, every index and cache the decisions read (workload indexes, the pod
@@ -60,6 +63,11 @@ func newGatherer(ctx context.Context, mgr manager.Manager, direct client.Reader,
 			return nil, err
 		}
 		caps.cascades = linker.reader != nil && (issuers.issuers || issuers.clusterIssuers)
+		if len(o.Namespaces) == 0 {
+			if caps.controlPlane, err = controlPlaneServed(mgr); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if caps.cascades {
 		if err := indexCascades(ctx, mgr); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -67,6 +68,10 @@ type Options struct {
 	// TrustSync lets the TrustBundleSync controller write its targets (each granted to the controller by
 	// name); without it, syncs only report that they are off.
 	TrustSync bool
+	// ControlPlaneLeaseNamespace is where the node agents take the Lease certrollout-control-plane (their
+	// namespace, the controller's); empty: the leader election namespace, else the controller's own.
+	// Control-plane rollouts run only in the cluster-wide controller.
+	ControlPlaneLeaseNamespace string
 	// Clock returns the current time; nil means time.Now.
 	Clock func() time.Time
 	// AllowRepeatedSetup permits several managers in one process (tests that restart the controller);
@@ -163,6 +168,12 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
+	if o.ControlPlaneLeaseNamespace == "" {
+		o.ControlPlaneLeaseNamespace = o.LeaderElectionNamespace
+	}
+	if o.ControlPlaneLeaseNamespace == "" {
+		o.ControlPlaneLeaseNamespace = ownNamespace()
+	}
 	if err := Setup(context.Background(), mgr, o.Options); err != nil {
 		return nil, err
 	}
@@ -251,6 +262,10 @@ func cacheOptions(namespaces []string) cache.Options {
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:    {Transform: inventory.Transform, Field: fields.OneTermNotEqualSelector("type", HelmReleaseSecretType)},
 			&corev1.ConfigMap{}: {Transform: inventory.Transform},
+			// Only the node agents' Lease, and only control-plane Nodes, are ever read (cluster-wide
+			// controller only): node heartbeats and worker Nodes stay out of the cache.
+			&coordinationv1.Lease{}: {Field: fields.OneTermEqualSelector("metadata.name", api.ControlPlaneLeaseName)},
+			&corev1.Node{}:          {Label: controlPlaneSelector},
 		},
 	}
 	if len(namespaces) > 0 {
@@ -323,8 +338,17 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 			return err
 		}
 		if disc.holds {
-			return setupHolds(mgr, disc)
+			if err := setupHolds(mgr, disc); err != nil {
+				return err
+			}
 		}
+	}
+	if disc.controlPlane {
+		if o.ControlPlaneLeaseNamespace == "" {
+			ctrl.Log.Info("Control-plane rollouts are off: the namespace of the Lease " + api.ControlPlaneLeaseName + " is not known (set the controller's namespace)")
+			return nil
+		}
+		return setupControlPlaneRollouts(mgr, disc, o.ControlPlaneLeaseNamespace)
 	}
 	return nil
 }

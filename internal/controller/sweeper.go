@@ -60,6 +60,10 @@ func setupQuiesceSweeper(mgr manager.Manager, disc *gatherer, recorder events.Ev
 		if disc.holds {
 			b = b.Watches(&api.MaintenanceHold{}, toWorkloads(api.HoldQuiescer))
 		}
+		if disc.controlPlane {
+			// Cluster-scoped: its namespace is "", so the list spans every namespace.
+			b = b.Watches(&api.ControlPlaneRollout{}, toWorkloads(api.ControlPlaneQuiescer))
+		}
 		err := b.WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &disc.opts.AllowRepeatedSetup}).
 			Complete(&quiesceSweeper{gatherer: disc, kind: k, recorder: recorder})
 		if err != nil {
@@ -86,6 +90,9 @@ func (r *quiesceSweeper) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	}
 	if hold, ok := api.HoldOf(by); ok {
 		return r.sweepHeld(ctx, obj, hold)
+	}
+	if name, ok := api.ControlPlaneRolloutOf(by); ok {
+		return r.sweepControlPlane(ctx, obj, name)
 	}
 	// A running rollout in the cache settles it; anything else is confirmed from the API server: a
 	// rollout created a moment ago may not be cached yet, and restoring the workload under a running
@@ -142,6 +149,41 @@ func (r *quiesceSweeper) sweepHeld(ctx context.Context, obj client.Object, name 
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: sweepInterval}, nil
+}
+
+// sweepControlPlane leaves a workload a ControlPlaneRollout stopped to that rollout while it is
+// unfinished, and restores it, by the same never-guess rule, once the rollout is gone or finished.
+func (r *quiesceSweeper) sweepControlPlane(ctx context.Context, obj client.Object, name string) (ctrl.Result, error) {
+	if !r.controlPlane {
+		// Not served here (or a namespaced controller): nobody can tell whether the rollout exists, so
+		// the workload is left as it is, marks included, for a person.
+		return ctrl.Result{}, nil
+	}
+	var ro api.ControlPlaneRollout
+	key := client.ObjectKey{Name: name}
+	if err := r.client.Get(ctx, key, &ro); err == nil && ro.DeletionTimestamp == nil && !ro.Status.Phase.Finished() {
+		return ctrl.Result{RequeueAfter: sweepInterval}, nil
+	}
+	// Confirmed from the API server: a rollout created a moment ago may not be cached yet.
+	err := r.direct.Get(ctx, key, &ro)
+	var why string
+	var inStatus *int32
+	switch {
+	case apierrors.IsNotFound(err):
+		why = fmt.Sprintf("ControlPlaneRollout %s that quiesced it no longer exists", name)
+	case err != nil:
+		return ctrl.Result{}, err
+	case !ro.Status.Phase.Finished():
+		return ctrl.Result{RequeueAfter: sweepInterval}, nil
+	default:
+		why = fmt.Sprintf("ControlPlaneRollout %s that quiesced it ended %s without restoring it", name, ro.Status.Phase)
+		for _, q := range ro.Status.Quiesced {
+			if q.Kind == r.kind.name && q.Namespace == obj.GetNamespace() && q.Name == obj.GetName() {
+				inStatus = q.OriginalReplicas
+			}
+		}
+	}
+	return ctrl.Result{}, restoreQuiesced(ctx, r.client, r.recorder, obj, inStatus, corev1.EventTypeWarning, api.ReasonRestoredOrphan, why)
 }
 
 // restoreQuiesced gives obj, quiesced by a rollout that is gone, finished or being deleted, its count

@@ -72,8 +72,12 @@ func (r *Recorder) Wait(d time.Duration) {
 // SetCondition sets a condition with the step's clock (not apimeta's: the machines stay pure) and the
 // rollout's generation.
 func (r *Recorder) SetCondition(t string, status metav1.ConditionStatus, reason, msg string) {
-	apimeta.SetStatusCondition(&r.Status.Conditions, metav1.Condition{
-		Type: t, Status: status, Reason: reason, Message: msg, LastTransitionTime: *r.Now(), ObservedGeneration: r.generation,
+	setCondition(&r.Status.Conditions, r.now, r.generation, t, status, reason, msg)
+}
+
+func setCondition(conds *[]metav1.Condition, now time.Time, generation int64, t string, status metav1.ConditionStatus, reason, msg string) {
+	apimeta.SetStatusCondition(conds, metav1.Condition{
+		Type: t, Status: status, Reason: reason, Message: msg, LastTransitionTime: metav1.Time{Time: now}, ObservedGeneration: generation,
 	})
 }
 
@@ -106,28 +110,32 @@ func (r *Recorder) end(phase api.RolloutPhase, msg string) {
 // machine calls it at the end of every step, so a rollout that finished before these conditions existed
 // gets them too, and calling it again changes nothing.
 func (r *Recorder) SetKstatus() {
-	msg := r.Status.Message
-	switch r.Status.Phase {
+	setKstatus(r.Status.Phase, r.Status.Message, &r.Status.Conditions, r.SetCondition)
+}
+
+// setKstatus derives the kstatus conditions from phase for either kind of rollout (see SetKstatus).
+func setKstatus(phase api.RolloutPhase, msg string, conds *[]metav1.Condition, set func(t string, status metav1.ConditionStatus, reason, msg string)) {
+	switch phase {
 	case api.PhaseSucceeded:
-		r.SetCondition(api.ConditionReady, metav1.ConditionTrue, api.ReasonSucceeded, msg)
-		apimeta.RemoveStatusCondition(&r.Status.Conditions, api.ConditionReconciling)
-		apimeta.RemoveStatusCondition(&r.Status.Conditions, api.ConditionStalled)
+		set(api.ConditionReady, metav1.ConditionTrue, api.ReasonSucceeded, msg)
+		apimeta.RemoveStatusCondition(conds, api.ConditionReconciling)
+		apimeta.RemoveStatusCondition(conds, api.ConditionStalled)
 	case api.PhaseFailed:
 		reason := api.ReasonFailed
-		if c := apimeta.FindStatusCondition(r.Status.Conditions, api.ConditionFailed); c != nil && c.Status == metav1.ConditionTrue {
+		if c := apimeta.FindStatusCondition(*conds, api.ConditionFailed); c != nil && c.Status == metav1.ConditionTrue {
 			reason = c.Reason
 		}
-		r.SetCondition(api.ConditionReady, metav1.ConditionFalse, reason, msg)
-		r.SetCondition(api.ConditionStalled, metav1.ConditionTrue, reason, msg)
-		apimeta.RemoveStatusCondition(&r.Status.Conditions, api.ConditionReconciling)
+		set(api.ConditionReady, metav1.ConditionFalse, reason, msg)
+		set(api.ConditionStalled, metav1.ConditionTrue, reason, msg)
+		apimeta.RemoveStatusCondition(conds, api.ConditionReconciling)
 	default:
-		reason := string(r.Status.Phase)
+		reason := string(phase)
 		if reason == "" {
 			reason = string(api.PhasePending)
 		}
-		r.SetCondition(api.ConditionReconciling, metav1.ConditionTrue, reason, msg)
-		r.SetCondition(api.ConditionReady, metav1.ConditionFalse, reason, msg)
-		apimeta.RemoveStatusCondition(&r.Status.Conditions, api.ConditionStalled)
+		set(api.ConditionReconciling, metav1.ConditionTrue, reason, msg)
+		set(api.ConditionReady, metav1.ConditionFalse, reason, msg)
+		apimeta.RemoveStatusCondition(conds, api.ConditionStalled)
 	}
 }
 

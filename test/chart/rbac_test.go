@@ -169,13 +169,15 @@ func TestNamespacedModeGrantsTheNamespacedRulesPerNamespaceAndOnlyTheClusterScop
 	if len(clusterScoped) == 0 || len(namespaced) == 0 {
 		t.Fatalf("config/rbac's rules split into %d namespaced and %d cluster-scoped: the split is not live", len(namespaced), len(clusterScoped))
 	}
-	// NodeCertificates feed only the cluster-wide controller's control-plane metrics: a namespaced
-	// controller neither watches them nor is granted them.
-	nodeCerts := slices.IndexFunc(clusterScoped, func(r rbacv1.PolicyRule) bool { return slices.Equal(r.Resources, []string{"nodecertificates"}) })
-	if nodeCerts < 0 {
-		t.Fatalf("config/rbac grants no nodecertificates: %v", clusterScoped)
+	// NodeCertificates, control-plane rollouts and their policy, Nodes and the node agents' Lease serve
+	// only the cluster-wide controller (control-plane metrics and rollouts): a namespaced controller
+	// neither watches them nor is granted them.
+	var dropped int
+	namespaced, dropped = withoutClusterWideOnly(namespaced, dropped)
+	clusterScoped, dropped = withoutClusterWideOnly(clusterScoped, dropped)
+	if dropped != len(clusterWideOnly) {
+		t.Fatalf("config/rbac grants %d of the %d cluster-wide-only rules %v: %v", dropped, len(clusterWideOnly), clusterWideOnly, clusterScoped)
 	}
-	clusterScoped = slices.Delete(clusterScoped, nodeCerts, nodeCerts+1)
 	r := render(t, releaseNamespace, values(t, "watchNamespaces: [team-a, team-b]"))
 	for _, ns := range []string{"team-a", "team-b"} {
 		var role *unstructured.Unstructured
@@ -195,6 +197,21 @@ func TestNamespacedModeGrantsTheNamespacedRulesPerNamespaceAndOnlyTheClusterScop
 	leader := append(shippedRules(t, "leader_election_role.yaml", "Role"), rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}})
 	diffRules(t, "the namespaced mode's leader election Role and config/rbac's, with Events",
 		renderedRules(t, r.get(t, "Role", "certrollout-leader-election")), leader)
+}
+
+// clusterWideOnly are the resources of config/rbac's rules that only the cluster-wide controller is
+// granted, each rule as its first resource.
+var clusterWideOnly = []string{"nodecertificates", "controlplanerollouts", "controlplanerollouts/status", "controlplanepolicies", "nodes", "leases"}
+
+// withoutClusterWideOnly drops the rules that begin with a clusterWideOnly resource, counting them.
+func withoutClusterWideOnly(rules []rbacv1.PolicyRule, dropped int) ([]rbacv1.PolicyRule, int) {
+	return slices.DeleteFunc(rules, func(r rbacv1.PolicyRule) bool {
+		if len(r.Resources) > 0 && slices.Contains(clusterWideOnly, r.Resources[0]) {
+			dropped++
+			return true
+		}
+		return false
+	}), dropped
 }
 
 // The tenant roles and the admission policy the chart installs are config/'s, byte for byte in content.
