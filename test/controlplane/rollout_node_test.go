@@ -31,15 +31,20 @@ import (
 func nodeTurn(t *testing.T, ctx context.Context, c client.Client, node string, settings api.ControlPlanePolicySpec) *api.ControlPlaneRollout {
 	t.Helper()
 	r := &api.ControlPlaneRollout{ObjectMeta: metav1.ObjectMeta{GenerateName: "node-turn-"}, Spec: api.ControlPlaneRolloutSpec{Nodes: []string{node}}}
-	if err := c.Create(ctx, r); err != nil {
-		t.Fatal(err)
-	}
+	// Retried: while an etcd member is down the API may time out a write until etcd has its leader.
+	eventually(t, "the rollout to be created", func(ctx context.Context) (bool, error) {
+		return c.Create(ctx, r) == nil, nil
+	})
 	t.Cleanup(func() { _ = c.Delete(context.Background(), r) })
-	r.Status = api.ControlPlaneRolloutStatus{Phase: api.PhaseRestarting, Settings: &settings, CurrentNode: node,
+	status := api.ControlPlaneRolloutStatus{Phase: api.PhaseRestarting, Settings: &settings, CurrentNode: node,
 		Nodes: []api.ControlPlaneNodeStatus{{Name: node, NodeRolloutReport: api.NodeRolloutReport{Phase: api.NodeInProgress}}}}
-	if err := c.Status().Update(ctx, r); err != nil {
-		t.Fatal(err)
-	}
+	eventually(t, "the rollout to give "+node+" its turn", func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(r), r); err != nil {
+			return false, nil //nolint:nilerr // retried
+		}
+		r.Status = status
+		return c.Status().Update(ctx, r) == nil, nil
+	})
 	return r
 }
 
