@@ -14,24 +14,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/cporchestrate"
 )
 
-// Defaults of a control-plane rollout's settings, where the rollout's copy of the policy leaves them
-// empty.
+// The agent's own defaults; a rollout's settings default as the controller's (cporchestrate.Settings).
 const (
-	DefaultHealthTimeout   = 5 * time.Minute
-	DefaultRenewBefore     = 30 * 24 * time.Hour
-	DefaultSnapshotDir     = "/var/lib/certrollout/etcd-snapshots"
-	DefaultSnapshotsKept   = 3
-	DefaultStateDir        = "/var/lib/certrollout"
-	DefaultRolloutPoll     = 2 * time.Second
-	healthBeforeRetryFor   = 30 * time.Second
-	componentPollInterval  = time.Second
-	componentVerifyTimeout = DefaultHealthTimeout
+	DefaultStateDir       = "/var/lib/certrollout"
+	DefaultRolloutPoll    = 2 * time.Second
+	healthBeforeRetryFor  = 30 * time.Second
+	componentPollInterval = time.Second
 )
-
-// DefaultComponentOrder is the runbook's order; etcd is always last.
-var DefaultComponentOrder = []string{KubeAPIServer, KubeScheduler, KubeControllerManager, Etcd}
 
 // RolloutOps are the host actions of a node's rollout that need more than files: seams, so that the
 // procedure is tested without etcd or kubeadm and the agent wires the real ones.
@@ -123,9 +115,6 @@ func (a *Agent) Work(ctx context.Context, r *api.ControlPlaneRollout) error {
 	}
 	n := &nodeRun{a: a, r: r, settings: settingsOf(r), mover: mover}
 	n.timeout = n.settings.HealthTimeout.Duration
-	if n.timeout <= 0 {
-		n.timeout = DefaultHealthTimeout
-	}
 	n.op = a.operation()
 	if n.op == nil || n.op.RolloutUID != string(r.UID) {
 		now := metav1.NewTime(a.now().UTC().Truncate(time.Second))
@@ -301,16 +290,9 @@ func (a *Agent) loadMover(stateDir string) (*Mover, error) {
 	return a.mover, nil
 }
 
-// settingsOf is the rollout's copy of the policy, with the defaults filled in.
+// settingsOf is the rollout's copy of the policy, with the defaults filled in as the controller fills them.
 func settingsOf(r *api.ControlPlaneRollout) api.ControlPlanePolicySpec {
-	var s api.ControlPlanePolicySpec
-	if r.Status.Settings != nil {
-		s = *r.Status.Settings.DeepCopy()
-	}
-	if len(s.ComponentOrder) == 0 {
-		s.ComponentOrder = DefaultComponentOrder
-	}
-	return s
+	return cporchestrate.Settings(r.Status.Settings)
 }
 
 // mirrorPod finds a component's mirror pod on node, as Started does.

@@ -76,11 +76,8 @@ func (n *nodeRun) snapshot(ctx context.Context) error {
 	if n.a.Rollouts.Ops.Snapshot == nil {
 		return errors.New("this agent cannot take etcd snapshots")
 	}
+	dir := filepath.Join(n.a.Scan.root(), s.HostPath)
 	keep := int(s.Keep)
-	if keep <= 0 {
-		keep = DefaultSnapshotsKept
-	}
-	dir := filepath.Join(n.a.Scan.root(), orDefault(s.HostPath, DefaultSnapshotDir))
 	snap, err := n.a.Rollouts.Ops.Snapshot(ctx, dir, keep)
 	if err != nil {
 		return fmt.Errorf("the etcd snapshot: %w", err)
@@ -99,10 +96,7 @@ func (n *nodeRun) renew(ctx context.Context) error {
 	if n.a.Rollouts.Ops.Renew == nil {
 		return errors.New("this agent cannot renew certificates")
 	}
-	before := DefaultRenewBefore
-	if s.RenewBefore != nil {
-		before = s.RenewBefore.Duration
-	}
+	before := s.RenewBefore.Duration
 	var validity time.Duration
 	if s.Validity != nil {
 		validity = s.Validity.Duration
@@ -368,7 +362,7 @@ func componentOf(st api.NodeCertificatesStatus, name string) *api.ControlPlaneCo
 // componentOrder is order with etcd moved last, whatever the list says.
 func componentOrder(order []string) []string {
 	if len(order) == 0 {
-		order = DefaultComponentOrder
+		order = api.DefaultComponentOrder()
 	}
 	out := make([]string, 0, len(order))
 	etcd := false
