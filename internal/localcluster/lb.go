@@ -21,12 +21,13 @@ type LoadBalancer struct {
 	ln       net.Listener
 	backends []string
 	// ready[i] is whether backends[i] answered its last health check (all true without checks).
-	ready  []atomic.Bool
-	stop   chan struct{}
-	next   atomic.Uint64
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	ready []atomic.Bool
+	stop  chan struct{}
+	next  atomic.Uint64
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	// conns are the forwarded connections, each with the backend it goes to.
+	conns  map[net.Conn]int
 	closed bool
 }
 
@@ -39,7 +40,7 @@ func NewLoadBalancer(backends []string) (*LoadBalancer, error) {
 	if err != nil {
 		return nil, err
 	}
-	lb := &LoadBalancer{ln: ln, backends: append([]string(nil), backends...), conns: map[net.Conn]struct{}{},
+	lb := &LoadBalancer{ln: ln, backends: append([]string(nil), backends...), conns: map[net.Conn]int{},
 		ready: make([]atomic.Bool, len(backends)), stop: make(chan struct{})}
 	for i := range lb.ready {
 		lb.ready[i].Store(true)
@@ -51,7 +52,9 @@ func NewLoadBalancer(backends []string) (*LoadBalancer, error) {
 
 // checkHTTPS asks every backend for path over TLS each interval, as a load balancer's health check does
 // (an API server whose etcd is gone still accepts connections; its /readyz says it cannot serve), and
-// sends new connections to those that answered 200 — to all, when none did.
+// sends new connections to those that answered 200 — to all, when none did. A backend that fails its
+// check loses its open connections (haproxy's on-marked-down shutdown-sessions): clients that keep
+// connections open, as client-go does, reconnect to one that serves.
 func (lb *LoadBalancer) checkHTTPS(path string, interval time.Duration) {
 	hc := &http.Client{Timeout: interval, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // a health check of our own backends, as haproxy's "check-ssl verify none"
@@ -63,7 +66,9 @@ func (lb *LoadBalancer) checkHTTPS(path string, interval time.Duration) {
 			if resp != nil {
 				_ = resp.Body.Close()
 			}
-			lb.ready[i].Store(ok)
+			if was := lb.ready[i].Swap(ok); was && !ok {
+				lb.cut(i)
+			}
 		}
 	}
 	check()
@@ -140,6 +145,7 @@ func (lb *LoadBalancer) forward(c net.Conn) {
 	defer lb.wg.Done()
 	start := int(lb.next.Add(1) % uint64(len(lb.backends))) //nolint:gosec // less than the number of backends
 	var b net.Conn
+	backend := -1
 	for _, onlyReady := range []bool{true, false} {
 		for i := range lb.backends {
 			j := (start + i) % len(lb.backends)
@@ -150,7 +156,7 @@ func (lb *LoadBalancer) forward(c net.Conn) {
 			conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", lb.backends[j])
 			cancel()
 			if err == nil {
-				b = conn
+				b, backend = conn, j
 				break
 			}
 		}
@@ -158,7 +164,7 @@ func (lb *LoadBalancer) forward(c net.Conn) {
 			break
 		}
 	}
-	if b == nil || !lb.track(c, b) {
+	if b == nil || !lb.track(backend, c, b) {
 		_ = c.Close()
 		if b != nil {
 			_ = b.Close()
@@ -180,16 +186,27 @@ func (lb *LoadBalancer) forward(c net.Conn) {
 	lb.untrack(c, b)
 }
 
-func (lb *LoadBalancer) track(conns ...net.Conn) bool {
+func (lb *LoadBalancer) track(backend int, conns ...net.Conn) bool {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	if lb.closed {
 		return false
 	}
 	for _, c := range conns {
-		lb.conns[c] = struct{}{}
+		lb.conns[c] = backend
 	}
 	return true
+}
+
+// cut closes the connections forwarded to backend.
+func (lb *LoadBalancer) cut(backend int) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	for c, b := range lb.conns {
+		if b == backend {
+			_ = c.Close()
+		}
+	}
 }
 
 func (lb *LoadBalancer) untrack(conns ...net.Conn) {
