@@ -10,6 +10,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/testgen"
@@ -59,5 +60,68 @@ func TestAWorkloadNotOptedInReportsTheOldExpiryItsPodsRunOnThroughLaterReconcile
 	}
 	if h := e.get("web").Annotations[api.AnnotationCertificateHash]; h != "" {
 		t.Fatalf("a workload that did not opt in got a ledger %q: the test no longer tests the memory", h)
+	}
+}
+
+// waitFinished waits until the CertRollout has finished and returns it.
+func (e *env) waitFinished(name string) *api.CertRollout {
+	e.t.Helper()
+	ro := &api.CertRollout{}
+	clustertest.Eventually(e.t, 2*time.Minute, "CertRollout "+name+" to finish", func(ctx context.Context) (bool, error) {
+		if err := e.crClient().Get(ctx, client.ObjectKey{Namespace: e.ns, Name: name}, ro); err != nil {
+			return false, err
+		}
+		return ro.Status.Phase.Finished(), nil
+	})
+	return ro
+}
+
+// A policy restarts a renewed workload through a CertRollout: renewal_to_restart times that restart as it
+// times a direct one, the finished rollout is counted by type and result and its duration observed. A
+// Manual rollout of the same workload, on the certificates it already runs, restarts it without a renewal:
+// it is counted, not timed as one.
+func TestAPolicysRestartIsTimedFromTheRenewalAndItsRolloutCountedWhenItFinishes(t *testing.T) {
+	e := newEnv(t, testOptions())
+	ca := testgen.CA(t, "root")
+	e.tlsSecret("gov-tls", testgen.Leaf(t, ca, "gov"), ca, nil)
+	gov := deployment(e.ns, "gov", false, testgen.WithSecretVolume("gov-tls"))
+	gov.Labels = map[string]string{"role": "gov"}
+	e.deploy(gov)
+	e.waitAvailable("gov")
+	e.createPolicy("gov", api.RolloutPolicySpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "gov"}}})
+	e.start()
+	web := map[string]string{"namespace": e.ns, "kind": api.KindDeployment, "name": "gov"}
+	waitSample(t, "certrollout_workload_stale_pods", web, 0)
+	renewed, _ := sample(t, "certrollout_renewal_to_restart_seconds", nil)
+	succeeded := map[string]string{"type": "restart", "result": string(api.PhaseSucceeded)}
+	durations, _ := sample(t, "certrollout_rollout_duration_seconds", succeeded)
+
+	e.tlsSecret("gov-tls", testgen.Leaf(t, ca, "gov"), ca, nil)
+	ro := e.waitRollout(2*time.Minute, "the policy's CertRollout to finish", func(r *api.CertRollout) bool { return r.Status.Phase.Finished() })
+	if ro.Status.Phase != api.PhaseSucceeded || ro.Spec.Trigger.Type != api.TriggerCertificateRenewed {
+		t.Fatalf("rollout %s (%s): %s", ro.Status.Phase, ro.Spec.Trigger.Type, ro.Status.Message)
+	}
+	if got, _ := sample(t, "certrollout_renewal_to_restart_seconds", nil); got != renewed+1 {
+		t.Errorf("renewal_to_restart observed %g times for the rollout's restart after a renewal, want once", got-renewed)
+	}
+	waitSample(t, "certrollout_rollouts_total", map[string]string{"namespace": e.ns, "type": "restart", "result": string(api.PhaseSucceeded)}, 1)
+	waitSample(t, "certrollout_rollout_duration_seconds", succeeded, durations+1)
+
+	before := e.rollouts("gov")
+	manual := &api.CertRollout{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "by-hand"}, Spec: api.CertRolloutSpec{
+		Policy: "gov", Targets: []api.WorkloadReference{{Kind: api.KindDeployment, Name: "gov"}}, Trigger: api.RolloutTrigger{Type: api.TriggerManual},
+	}}
+	if err := e.crClient().Create(context.Background(), manual); err != nil {
+		t.Fatal(err)
+	}
+	if ro := e.waitFinished("by-hand"); ro.Status.Phase != api.PhaseSucceeded {
+		t.Fatalf("manual rollout %s: %s", ro.Status.Phase, ro.Status.Message)
+	}
+	if got := e.rollouts("gov"); got != before+1 {
+		t.Fatalf("the manual rollout made %d ReplicaSets, want 1: it must restart for this test to mean anything", got-before)
+	}
+	waitSample(t, "certrollout_rollouts_total", map[string]string{"namespace": e.ns, "type": "restart", "result": string(api.PhaseSucceeded)}, 2)
+	if got, _ := sample(t, "certrollout_renewal_to_restart_seconds", nil); got != renewed+1 {
+		t.Errorf("renewal_to_restart observed a restart no renewal caused (%g observations, want 1)", got-renewed)
 	}
 }
