@@ -225,3 +225,53 @@ func TestOnlyCheckAndPlanWriteHTML(t *testing.T) {
 		}
 	}
 }
+
+// section returns the report's section whose heading is title.
+func section(t *testing.T, doc *html.Node, title string) *html.Node {
+	t.Helper()
+	for _, s := range htmltest.All(doc, "section") {
+		if h := htmltest.All(s, "h2"); len(h) > 0 && htmltest.Text(h[0]) == title {
+			return s
+		}
+	}
+	t.Fatalf("no section %q", title)
+	return nil
+}
+
+func TestCheckWritesHTMLForFiles(t *testing.T) {
+	fixtures(t)
+	out, stderr, code := runCheck(t, checkNow, "--files", "testdata/files", "-o", "html")
+	if code != checkExitCritical {
+		t.Fatalf("exit %d, want 2 for the malformed file: %s", code, stderr)
+	}
+	doc := htmltest.Parse(t, out)
+	if rows := htmltest.All(doc, "g", "tl-row"); len(rows) != 4 {
+		t.Errorf("want a timeline row per certificate on disk (4), got %d", len(rows))
+	}
+	files := htmltest.All(section(t, doc, "Files"), "tbody")
+	if len(files) != 1 {
+		t.Fatalf("want one table body in Files, got %d", len(files))
+	}
+	rows := htmltest.All(files[0], "tr")
+	if len(rows) != 4 {
+		t.Fatalf("want a row per file or kubeconfig entry (4), got %d", len(rows))
+	}
+	for _, want := range []struct{ file, class, text string }{
+		{"web.pem", "critical", "web.example.com"},           // expires in 5 days
+		{"dev.kubeconfig (user/dev-user)", "ok", "dev-user"}, // a kubeconfig entry, named
+		{"dev.kubeconfig (cluster/kubernetes)", "ok", "files-root"},
+		{"root.der", "ok", "testdata/files/root.der"},
+	} {
+		r := rowByText(t, rows, want.file)
+		if !htmltest.HasClass(r, want.class) || !strings.Contains(htmltest.Text(r), want.text) {
+			t.Errorf("the %s row: class %q, text %q; want class %s and %q", want.file, htmltest.Attr(r, "class"), htmltest.Text(r), want.class, want.text)
+		}
+	}
+	problem := rowByText(t, htmltest.All(section(t, doc, "Problems"), "tr"), "testdata/files/broken.pem")
+	if !strings.Contains(htmltest.Text(problem), "malformed certificate") {
+		t.Errorf("the malformed file's row: %q", htmltest.Text(problem))
+	}
+	if refs := htmltest.ExternalRefs(doc); len(refs) > 0 {
+		t.Errorf("the page references %v", refs)
+	}
+}

@@ -235,4 +235,9 @@ func TestCascadeRecordsAFailedLeafAndReissuesTheOthers(t *testing.T) {
 	if failed == nil || failed.Reason != "LeavesFailed" || failed.Message != "1 of 2 leaf Certificate(s) failed to re-issue: "+e.ns+"/bad" {
 		t.Errorf("Failed condition = %+v", failed)
 	}
+	// CertRolloutCascadeFailed selects type="cascade", result="Failed".
+	waitSample(t, "certrollout_rollouts_total", map[string]string{"namespace": e.ns, "type": "cascade", "result": "Failed"}, 1)
+	if n, ok := sample(t, "certrollout_rollout_duration_seconds", map[string]string{"type": "cascade", "result": "Failed"}); !ok || n < 1 {
+		t.Errorf("rollout_duration_seconds{type=cascade,result=Failed} has %g observations", n)
+	}
 }

@@ -390,8 +390,17 @@ func TestAPausedDeploymentIsReportedNotChanged(t *testing.T) {
 		[]byte(`{"spec":{"paused":true}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	blocked, _ := sample(t, "certrollout_restarts_blocked_total", map[string]string{"reason": api.ReasonDeploymentPaused})
+	decided, _ := sample(t, "certrollout_decisions_total", map[string]string{"action": "Block", "reason": api.ReasonDeploymentPaused})
 	e.tlsSecret("api-tls", newLeaf, ca, nil)
 	clustertest.Eventually(t, time.Minute, "a DeploymentPaused Event", e.hasEvent("paused", corev1.EventTypeWarning, api.ReasonDeploymentPaused))
+	// Each blocked decision is counted twice over: as a decision and as a blocked restart.
+	if got, _ := sample(t, "certrollout_restarts_blocked_total", map[string]string{"reason": api.ReasonDeploymentPaused}); got <= blocked {
+		t.Errorf("restarts_blocked_total{reason=DeploymentPaused} did not rise (%g)", got)
+	}
+	if got, _ := sample(t, "certrollout_decisions_total", map[string]string{"action": "Block", "reason": api.ReasonDeploymentPaused}); got <= decided {
+		t.Errorf("decisions_total{action=Block,reason=DeploymentPaused} did not rise (%g)", got)
+	}
 	if got := e.get("paused").Spec.Template.Annotations[api.AnnotationRestartHash]; got != "" {
 		t.Fatalf("a paused Deployment's template was changed: %q", got)
 	}

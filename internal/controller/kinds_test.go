@@ -164,6 +164,8 @@ func TestTheGlobalRateBudgetHoldsBackRestartsBeyondIt(t *testing.T) {
 	for _, n := range []string{"a", "b", "c"} {
 		e.waitLedger(n, "")
 	}
+	rateLimited := map[string]string{"reason": api.ReasonRateLimited}
+	blocked, _ := sample(t, "certrollout_restarts_blocked_total", rateLimited)
 	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
 	clustertest.Eventually(t, time.Minute, "one restart", func(ctx context.Context) (bool, error) {
 		return e.rollouts("a")+e.rollouts("b")+e.rollouts("c") == 4, nil
@@ -171,6 +173,20 @@ func TestTheGlobalRateBudgetHoldsBackRestartsBeyondIt(t *testing.T) {
 	e.quietly(5*time.Second, "a", "b", "c")
 	if total := e.rollouts("a") + e.rollouts("b") + e.rollouts("c") - 3; total != 1 {
 		t.Fatalf("a budget of one restart allowed %d", total)
+	}
+	// The two held back say so, by name and reason; the one restarted does not.
+	for _, n := range []string{"a", "b", "c"} {
+		w := map[string]string{"namespace": e.ns, "kind": api.KindDeployment, "name": n, "reason": api.ReasonRateLimited}
+		if e.rollouts(n) == 2 {
+			if _, ok := sample(t, "certrollout_workload_restart_blocked", w); ok {
+				t.Errorf("%s was restarted, yet reported blocked by the rate limit", n)
+			}
+			continue
+		}
+		waitSample(t, "certrollout_workload_restart_blocked", w, 1)
+	}
+	if got, _ := sample(t, "certrollout_restarts_blocked_total", rateLimited); got < blocked+2 {
+		t.Errorf("restarts_blocked_total{reason=RateLimited} rose by %g, want at least 2 (two workloads held back)", got-blocked)
 	}
 }
 

@@ -129,6 +129,7 @@ func TestLogsAndEventsNeverCarrySecretData(t *testing.T) {
 	e.waitAvailable("web")
 	e.waitAvailable("gov")
 	e.createPolicy("gov", api.RolloutPolicySpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "gov"}}})
+	decided := decisions(t)
 	e.start()
 	e.waitLedger("web", "")
 	first := e.get("web").Annotations[api.AnnotationCertificateHash]
@@ -143,6 +144,7 @@ func TestLogsAndEventsNeverCarrySecretData(t *testing.T) {
 	e.tlsSecret("gov-tls", testgen.Leaf(t, ca, "gov"), ca, extra) // a renewal under a policy: a CertRollout
 	e.waitRollout(2*time.Minute, "the policy's CertRollout to finish", func(r *api.CertRollout) bool { return r.Status.Phase.Finished() })
 	clustertest.Eventually(t, time.Minute, "an InvalidCertificate Event", e.hasEvent("api-tls", corev1.EventTypeWarning, api.ReasonInvalidCertificate))
+	e.stop() // every decision made is logged and counted
 
 	events, n := e.eventsJSON()
 	text := out.String()
@@ -173,6 +175,8 @@ func TestLogsAndEventsNeverCarrySecretData(t *testing.T) {
 			t.Errorf("no line %q at v=%v with key %q", want.msg, want.v, want.key)
 		}
 	}
+	checkDocumentedKeys(t, lines)
+	checkOneLinePerDecision(t, lines, decided)
 	if t.Failed() || os.Getenv("CERTROLLOUT_SHOW_LOGS") != "" {
 		t.Logf("logs:\n%s", text)
 	}

@@ -99,11 +99,15 @@ func TestStalePodsAreReportedUntilTheRestartReplacesThemAndTheRunningExpiryIsThe
 		q, err := e.c.Client.CoreV1().ResourceQuotas(e.ns).Get(ctx, "no-surge", metav1.GetOptions{})
 		return err == nil && len(q.Status.Hard) > 0, err
 	})
+	renewedBefore, _ := sample(t, "certrollout_renewal_to_restart_seconds", nil)
 	newLeaf := testgen.Leaf(t, ca, "api", testgen.WithValidity(now.Add(-time.Minute), now.Add(90*24*time.Hour)))
 	e.tlsSecret("api-tls", newLeaf, ca, nil)
 	clustertest.Eventually(t, time.Minute, "the controller to restart web", func(context.Context) (bool, error) {
 		return e.get("web").Spec.Template.Annotations[api.AnnotationRestartHash] != "", nil
 	})
+	if got, _ := sample(t, "certrollout_renewal_to_restart_seconds", nil); got != renewedBefore+1 {
+		t.Errorf("renewal_to_restart observed %g times for one restart after a renewal, want once", got-renewedBefore)
+	}
 	// The restart is made; its pods are not. Before this fix the count went to 0 here.
 	waitSample(t, "certrollout_workload_stale_pods", web, 2)
 	waitSample(t, "certrollout_workload_running_certificate_expiry_timestamp_seconds", web, oldExpiry)

@@ -391,6 +391,11 @@ func TestATargetThatNeverBecomesReadyFailsTheRolloutAndTheWorkersAreRestored(t *
 		t.Errorf("workers restored to %d replicas, want 2", got)
 	}
 	clustertest.Eventually(t, 30*time.Second, "a TargetFailed Event", e.hasEvent("by-hand", corev1.EventTypeWarning, api.ReasonTargetFailed))
+	// CertRolloutFailed selects result="Failed": the phase, as the counter records it.
+	waitSample(t, "certrollout_rollouts_total", map[string]string{"namespace": e.ns, "type": "restart", "result": "Failed"}, 1)
+	if n, ok := sample(t, "certrollout_rollout_duration_seconds", map[string]string{"type": "restart", "result": "Failed"}); !ok || n < 1 {
+		t.Errorf("rollout_duration_seconds{type=restart,result=Failed} has %g observations", n)
+	}
 }
 
 func TestAManualCertRolloutRestartsItsTargetsOnce(t *testing.T) {

@@ -38,6 +38,8 @@ type observed struct {
 	kind     kind
 	state    orchestrate.Workload
 	notAfter time.Time
+	// changedAt is when the data of the certificates it would restart onto was last written.
+	changedAt time.Time
 }
 
 func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -157,6 +159,17 @@ func observeFinished(ro *api.CertRollout) {
 	if st, ct := ro.Status.StartTime, ro.Status.CompletionTime; st != nil && ct != nil {
 		rolloutDuration.WithLabelValues(typ, result).Observe(ct.Sub(st.Time).Seconds())
 	}
+}
+
+// observeRenewalToRestart times a rollout's restart from the write of the certificates it restarts onto,
+// when a change of certificates caused it: the ledger records another set (or none). A restart onto the
+// set the ledger already records (a Manual rollout of a workload already on its certificates) was caused
+// by no renewal and is not timed.
+func observeRenewalToRestart(o *observed, restartValue string, now time.Time) {
+	if o.changedAt.IsZero() || o.state.LedgerHash == restartValue {
+		return
+	}
+	renewalToRestart.Observe(now.Sub(o.changedAt).Seconds())
 }
 
 // readyReason is the reason of the kstatus Ready condition: why an object is, or is not yet, ready.
@@ -318,7 +331,7 @@ func (r *rolloutReconciler) observeOne(ctx context.Context, ns string, key orche
 	if err != nil {
 		return nil, err
 	}
-	o.state.RestartValue, o.notAfter = in.Set.Hash, in.Set.NotAfter
+	o.state.RestartValue, o.notAfter, o.changedAt = in.Set.Hash, in.Set.NotAfter, in.Set.ChangedAt
 	return o, nil
 }
 
@@ -372,6 +385,7 @@ func (r *rolloutReconciler) act(ctx context.Context, ro *api.CertRollout, a orch
 		}
 		restartsTotal.WithLabelValues(a.Key.Kind, "success").Inc()
 		workloads.restarted(workloadKey{ro.Namespace, a.Key.Kind, a.Key.Name}, now)
+		observeRenewalToRestart(o, a.RestartValue, now)
 		r.recorder.Eventf(o.obj, ro, corev1.EventTypeNormal, api.ReasonRestarted, "Restart", "Restarted by CertRollout %s (%s)", ro.Name, ro.Spec.Trigger.Type)
 		log.Info("Restarted "+a.Key.Kind, "workload", klog.KRef(ro.Namespace, a.Key.Name), "rollout", ro.Name, "hash", a.RestartValue)
 	case orchestrate.Restore:

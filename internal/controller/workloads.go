@@ -84,15 +84,21 @@ type workloadGauges struct {
 	pending map[workloadKey]struct{}
 }
 
-// set records what a reconcile saw. When the certificates changed since the last one and the ledger
-// cannot say what stale pods run on, the previous set's expiry stands in (it is what they ran on). A
-// pending restart_to_ready observation carries over.
+// set records what a reconcile saw. When the ledger cannot say what stale pods run on (a workload
+// certrollout may not touch has none), memory does: after a change of certificates the previous set's
+// expiry stands in (it is what they ran on), and it stays until the certificates change again. A pending
+// restart_to_ready observation carries over.
 func (g *workloadGauges) set(k workloadKey, s workloadState) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if prev := g.state[k]; prev != nil {
-		if s.older == 0 && prev.hash != "" && prev.hash != s.hash {
+		switch {
+		case s.older != 0 || prev.hash == "":
+		case prev.hash != s.hash:
 			s.older = prev.running(prev.stale(k.namespace))
+		default:
+			// The same certificates as last time: what the stale pods run on has not changed either.
+			s.older = prev.older
 		}
 		if s.restartedAt.IsZero() {
 			s.restartedAt = prev.restartedAt

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -58,6 +59,11 @@ func TestARealPrometheusFiresTheStalePodAlertsAfterARenewalABlockedWorkloadCanno
 		n, err := p.count(`certrollout_build_info`)
 		return n == 1, err
 	})
+	// It leads (the only replica): the no-leader alert stays quiet.
+	prom.waitFor(t, "the controller to report that it leads", func(p *prometheus) (bool, error) {
+		n, err := p.count(`certrollout_controller_leader == 1`)
+		return n == 1, err
+	})
 
 	if err := localcluster.Apply(ctx, c.Config, []byte(testgen.CertManagerChain(ns, "api", "api-tls", "48h", ""))); err != nil {
 		t.Fatal(err)
@@ -81,6 +87,7 @@ func TestARealPrometheusFiresTheStalePodAlertsAfterARenewalABlockedWorkloadCanno
 	if alerts, err := prom.alerts(ns); err != nil || len(alerts) > 0 {
 		t.Fatalf("alerts before the renewal: %v %v", alerts, err)
 	}
+	prom.onlyAlerts(t, ns)
 
 	if _, err := c.Client.AppsV1().Deployments(ns).Patch(ctx, "web", types.MergePatchType, []byte(`{"spec":{"paused":true}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
@@ -108,6 +115,7 @@ func TestARealPrometheusFiresTheStalePodAlertsAfterARenewalABlockedWorkloadCanno
 		t.Errorf("the headline alert has no summary or runbook: %+v", headline)
 	}
 	t.Logf("fired: %s: %s", headline.Labels["alertname"], headline.Annotations["summary"])
+	prom.onlyAlerts(t, ns, want...)
 
 	// Unpaused, web rolls onto the renewed certificate; once its old pods are gone the alerts resolve.
 	if _, err := c.Client.AppsV1().Deployments(ns).Patch(ctx, "web", types.MergePatchType, []byte(`{"spec":{"paused":false}}`), metav1.PatchOptions{}); err != nil {
@@ -262,8 +270,8 @@ type alert struct {
 	State       string            `json:"state"`
 }
 
-// alerts returns the pending and firing alerts about the Deployment web in ns, by name.
-func (p *prometheus) alerts(ns string) (map[string]alert, error) {
+// all returns every pending and firing alert.
+func (p *prometheus) all() ([]alert, error) {
 	var out struct {
 		Data struct {
 			Alerts []alert `json:"alerts"`
@@ -272,8 +280,39 @@ func (p *prometheus) alerts(ns string) (map[string]alert, error) {
 	if err := p.get("/api/v1/alerts", &out); err != nil {
 		return nil, err
 	}
+	return out.Data.Alerts, nil
+}
+
+// onlyAlerts fails the test if any alert is pending or firing other than those named about web, and the
+// certificate-expiry alerts about the Secrets of ns (the test's certificate lives 48 hours): a
+// controller-level alert (CertRolloutNoLeader, CertRolloutControllerAbsent) or one about another object
+// would be a false alarm that the alerts about web alone do not show.
+func (p *prometheus) onlyAlerts(t *testing.T, ns string, aboutWeb ...string) {
+	t.Helper()
+	all, err := p.all()
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiry := map[string]bool{"CertRolloutCertificateExpiresIn28Days": true, "CertRolloutCertificateExpiresIn7Days": true}
+	for _, a := range all {
+		name, l := a.Labels["alertname"], a.Labels
+		switch {
+		case expiry[name] && l["namespace"] == ns && l["kind"] == "Secret":
+		case slices.Contains(aboutWeb, name) && l["namespace"] == ns && l["kind"] == "Deployment" && l["name"] == "web":
+		default:
+			t.Errorf("unexpected alert %s (%s): %v", name, a.State, l)
+		}
+	}
+}
+
+// alerts returns the pending and firing alerts about the Deployment web in ns, by name.
+func (p *prometheus) alerts(ns string) (map[string]alert, error) {
+	all, err := p.all()
+	if err != nil {
+		return nil, err
+	}
 	got := map[string]alert{}
-	for _, a := range out.Data.Alerts {
+	for _, a := range all {
 		if a.Labels["namespace"] == ns && a.Labels["kind"] == "Deployment" && a.Labels["name"] == "web" {
 			got[a.Labels["alertname"]] = a
 		}
