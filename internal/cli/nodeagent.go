@@ -73,8 +73,19 @@ client certificate it does not reload was renewed is ServesOld too.
 What it writes: NodeCertificates/<node> (status), owned by the Node, every --interval when something
 changed and at least every --heartbeat, so an old status.observedAt means the agent is gone.
 
+With --control-plane-rollouts it also does its node's part of a ControlPlaneRollout when the controller
+gives the node its turn (never two nodes at once: it holds the Lease certrollout-control-plane in
+--lease-namespace): it checks every API server's /readyz and every etcd member (a degraded control plane
+is left untouched), takes the etcd snapshot on the first node, renews the files kubeadm certs renew
+renews that are due (old files backed up under --state-dir), restarts by moving their manifests the
+components that serve or use old certificates and waits until each serves what is on disk, refreshes
+the policy's kubeconfig copies, and reports every step in its NodeCertificates' status.operation. Its
+journal in --state-dir puts back any manifest a crash left out before anything else. This needs the
+kubeadm folder and --state-dir writable.
+
 RBAC it needs: create, get and update on nodecertificates and nodecertificates/status (certrollout.io),
-get on nodes, list on pods in kube-system.`,
+get on nodes, list on pods in kube-system; with --control-plane-rollouts also get, list and watch on
+controlplanerollouts, get, create and update on the Lease, get on the kubeadm-config ConfigMap.`,
 		Example: `  # On a node, as root, once: scan, publish and print a summary
   certrollout node-agent --host-root / --node-name "$(hostname)" --once
 
@@ -82,7 +93,10 @@ get on nodes, list on pods in kube-system.`,
   certrollout node-agent --interval 1m --heartbeat 5m
 
   # A kubespray node with its etcd certificates apart
-  certrollout node-agent --etcd-cert-dir /etc/ssl/etcd`,
+  certrollout node-agent --etcd-cert-dir /etc/ssl/etcd
+
+  # Also do the node's part of ControlPlaneRollouts (POD_NAMESPACE from the downward API)
+  certrollout node-agent --control-plane-rollouts --state-dir /var/lib/certrollout`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {

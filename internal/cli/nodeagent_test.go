@@ -26,6 +26,7 @@ import (
 
 func TestNodeAgentRefusesBadInput(t *testing.T) {
 	t.Setenv("NODE_NAME", "")
+	t.Setenv("POD_NAMESPACE", "")
 	root := t.TempDir()
 	cases := map[string]struct {
 		args []string
@@ -36,6 +37,10 @@ func TestNodeAgentRefusesBadInput(t *testing.T) {
 		"with a relative kubeadm dir": {[]string{"--node-name", "cp-1", "--host-root", root, "--kubeadm-dir", "etc/kubernetes"}, "--kubeadm-dir must be an absolute path"},
 		"with a zero interval":        {[]string{"--node-name", "cp-1", "--host-root", root, "--interval", "0"}, "--interval, --heartbeat and --probe-timeout must be positive"},
 		"with a bad kubelet address":  {[]string{"--node-name", "cp-1", "--host-root", root, "--kubelet-address", "10.0.0.1"}, "--kubelet-address must be host:port"},
+		"rollouts without a namespace for the Lease": {[]string{"--node-name", "cp-1", "--host-root", root, "--control-plane-rollouts"},
+			"--control-plane-rollouts needs --lease-namespace (or POD_NAMESPACE"},
+		"rollouts with the host's root as state": {[]string{"--node-name", "cp-1", "--host-root", root, "--control-plane-rollouts", "--lease-namespace", "ops", "--state-dir", "/"},
+			"--state-dir must be an absolute path on the host other than /"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -71,7 +76,8 @@ func TestNodeAgentHelpTeachesRBAC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"nodecertificates/status", "list on pods in kube-system", "--host-root", "--etcd-cert-dir", "--once"} {
+	for _, want := range []string{"nodecertificates/status", "list on pods in kube-system", "--host-root", "--etcd-cert-dir", "--once",
+		"--control-plane-rollouts", "certrollout-control-plane", "kubeadm-config", "--state-dir"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--help does not say %q", want)
 		}
