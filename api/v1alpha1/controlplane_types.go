@@ -95,7 +95,7 @@ type ControlPlanePolicySpec struct {
 	Quiesce []ControlPlaneQuiesceTarget `json:"quiesce,omitempty"`
 	// kubeconfigCopies are copies of kubeadm kubeconfigs that people use (the runbook's
 	// /root/.kube/config from admin.conf), refreshed on each node after renewal, the previous copy kept
-	// beside it. The node agent must mount the folder (chart: nodeAgent.kubeconfigCopyDirs).
+	// beside it. The node agent must mount the folder (chart: nodeAgent.controlPlaneRollouts.kubeconfigCopyDirs).
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=8

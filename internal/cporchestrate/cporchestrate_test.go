@@ -435,18 +435,25 @@ func TestDueSaysServingOldBeforeExpiring(t *testing.T) {
 		Files:      []api.NodeCertificateFile{{Name: "apiserver", RenewedBy: api.RenewedByKubeadm, NotAfter: metav1.NewTime(now.Add(24 * time.Hour))}},
 		Components: []api.ControlPlaneComponent{{Name: "kube-apiserver", State: api.ComponentServesOld}},
 	}}
-	if got := Due(nc, 720*time.Hour, now); got != api.ControlPlaneTriggerServesOld {
+	if got := Due(nc, api.DefaultComponentOrder(), 720*time.Hour, now); got != api.ControlPlaneTriggerServesOld {
 		t.Errorf("due %q", got)
+	}
+	if got := Due(nc, []string{"kube-scheduler"}, 720*time.Hour, now); got != api.ControlPlaneTriggerExpiring {
+		t.Errorf("due %q: an API server the order leaves out cannot ask for a restart", got)
+	}
+	nc.Status.Components = []api.ControlPlaneComponent{{Name: "kubelet", State: api.ComponentServesOld}}
+	if got := Due(nc, api.DefaultComponentOrder(), 720*time.Hour, now); got != api.ControlPlaneTriggerExpiring {
+		t.Errorf("due %q: no rollout restarts the kubelet, so it cannot ask for one", got)
 	}
 	nc.Status.Components = nil
-	if got := Due(nc, 720*time.Hour, now); got != api.ControlPlaneTriggerExpiring {
+	if got := Due(nc, api.DefaultComponentOrder(), 720*time.Hour, now); got != api.ControlPlaneTriggerExpiring {
 		t.Errorf("due %q", got)
 	}
-	if got := Due(nc, time.Hour, now); got != "" {
+	if got := Due(nc, api.DefaultComponentOrder(), time.Hour, now); got != "" {
 		t.Errorf("due %q with a file a day from expiry and renewBefore 1h", got)
 	}
 	nc.Status.Files[0].RenewedBy = api.RenewedByKubelet
-	if got := Due(nc, 720*time.Hour, now); got != "" {
+	if got := Due(nc, api.DefaultComponentOrder(), 720*time.Hour, now); got != "" {
 		t.Errorf("due %q for a file kubeadm does not renew", got)
 	}
 }

@@ -92,12 +92,14 @@ func Order(targets []string, nodeOrder []string) []string {
 	return append(out, rest...)
 }
 
-// Due reports why a node's agent report asks for a rollout: a component serving an old certificate
-// (ServingOld, which wins) or a kubeadm-renewed file expiring within renewBefore (Expiring); "" when
-// neither.
-func Due(nc *api.NodeCertificates, renewBefore time.Duration, now time.Time) api.ControlPlaneTrigger {
+// Due reports why a node's agent report asks for a rollout: a component a rollout restarts (one of
+// components, the settings' component order) serving an old certificate (ServingOld, which wins) or a
+// kubeadm-renewed file expiring within renewBefore (Expiring); "" when neither. A component no rollout
+// restarts (the kubelet, a static pod not in the order) never asks: the rollout would end with it still
+// old, and the next report would ask again, for ever.
+func Due(nc *api.NodeCertificates, components []string, renewBefore time.Duration, now time.Time) api.ControlPlaneTrigger {
 	for _, c := range nc.Status.Components {
-		if c.State == api.ComponentServesOld {
+		if c.State == api.ComponentServesOld && slices.Contains(components, c.Name) {
 			return api.ControlPlaneTriggerServesOld
 		}
 	}

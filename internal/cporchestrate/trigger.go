@@ -85,7 +85,7 @@ func dueNodes(agents []api.NodeCertificates, settings api.ControlPlanePolicySpec
 	var trigger api.ControlPlaneTrigger
 	for i := range agents {
 		nc := &agents[i]
-		why := Due(nc, settings.Renewal.RenewBefore.Duration, now)
+		why := Due(nc, settings.ComponentOrder, settings.Renewal.RenewBefore.Duration, now)
 		if why == api.ControlPlaneTriggerExpiring && !*settings.Renewal.Enabled {
 			why = ""
 		}

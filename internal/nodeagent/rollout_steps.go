@@ -307,7 +307,7 @@ func (n *nodeRun) kubeconfigs(context.Context) error {
 			copied.Backup = n.a.Scan.hostPath(backup)
 		case errors.Is(err, fs.ErrNotExist):
 			if _, derr := os.Stat(filepath.Dir(dst)); derr != nil {
-				return fmt.Errorf("the folder of %s is not mounted into the node agent (chart value nodeAgent.kubeconfigCopyDirs): %w", kc.To, derr)
+				return fmt.Errorf("the folder of %s is not mounted into the node agent (chart value nodeAgent.controlPlaneRollouts.kubeconfigCopyDirs): %w", kc.To, derr)
 			}
 		default:
 			return fmt.Errorf("reading %s: %w", kc.To, err)
