@@ -92,25 +92,7 @@ func admin(t *testing.T, cp *localcluster.ControlPlane) (*rest.Config, kubernete
 // DaemonSet) and the CRDs, as `helm install --set nodeAgent.enabled=true` would.
 func installAgent(t *testing.T, ctx context.Context, cp *localcluster.ControlPlane, cfg *rest.Config, cs kubernetes.Interface) *appsv1.DaemonSet {
 	t.Helper()
-	root, err := localcluster.FindRepoRoot(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	crds, err := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
-	if err != nil || len(crds) == 0 {
-		t.Fatalf("no CRDs under config/crd/bases: %v", err)
-	}
-	var docs [][]byte
-	for _, f := range crds {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, data)
-	}
-	if err := cp.InstallCRDs(ctx, api.GroupVersion.Group, docs...); err != nil {
-		t.Fatal(err)
-	}
+	installCRDs(t, ctx, cp)
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: agentNamespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -119,11 +120,7 @@ func TestTheAgentRestartsWhatServesOldCertificatesOnItsNodeAndVerifiesIt(t *test
 	_, cs, _ := admin(t, cp)
 	c := agentClient(t, cp)
 	n := cp.Nodes[1]
-	ns := "cp-rollout-" + string(uuid.NewUUID())[:8]
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	installCRDs(t, ctx, cp)
+	ns := prepare(t, ctx, cp, cs, "cp-rollout-")
 	kubeDir := filepath.Join(n.Root, "root", ".kube")
 	if err := os.MkdirAll(kubeDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -228,11 +225,7 @@ func TestAnAgentKilledWithAManifestOutPutsItBackAndRestartsNothingTwice(t *testi
 	_, cs, _ := admin(t, cp)
 	c := agentClient(t, cp)
 	n := cp.Nodes[1]
-	ns := "cp-resume-" + string(uuid.NewUUID())[:8]
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	installCRDs(t, ctx, cp)
+	ns := prepare(t, ctx, cp, cs, "cp-resume-")
 	if out, err := cp.Kubeadm(ctx, n.Name, "certs", "renew", "all", "--config", n.KubeadmConfig); err != nil {
 		t.Fatalf("kubeadm certs renew all: %v\n%s", err, out)
 	}
@@ -308,6 +301,17 @@ func TestAnAgentKilledWithAManifestOutPutsItBackAndRestartsNothingTwice(t *testi
 	}
 }
 
+// prepare installs the CRDs and creates a namespace for the test's Lease.
+func prepare(t *testing.T, ctx context.Context, cp *localcluster.ControlPlane, cs kubernetes.Interface, prefix string) string {
+	t.Helper()
+	installCRDs(t, ctx, cp)
+	ns := prefix + string(uuid.NewUUID())[:8]
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
 func installCRDs(t *testing.T, ctx context.Context, cp *localcluster.ControlPlane) {
 	t.Helper()
 	root, err := localcluster.FindRepoRoot(".")
@@ -340,11 +344,7 @@ func TestADegradedEtcdMemberMakesTheNodeRefuseWithTheReasonAndChangeNothing(t *t
 	_, cs, _ := admin(t, cp)
 	c := agentClient(t, cp)
 	n, down := cp.Nodes[1], cp.Nodes[2]
-	ns := "cp-degraded-" + string(uuid.NewUUID())[:8]
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	installCRDs(t, ctx, cp)
+	ns := prepare(t, ctx, cp, cs, "cp-degraded-")
 	aside := filepath.Join(down.Root, "etcd.yaml.aside")
 	if err := os.Rename(down.ManifestPath("etcd"), aside); err != nil {
 		t.Fatal(err)
