@@ -17,6 +17,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -124,9 +125,12 @@ func installAgent(t *testing.T, ctx context.Context, cp *localcluster.ControlPla
 	return ds
 }
 
-// agentPod waits for the DaemonSet's pod on node.
+// agentPod waits for the DaemonSet's pod on node made from its current template (its arguments and
+// environment). A pod of an earlier template (or one the rolling update is deleting) is deleted at once,
+// as the node's kubelet would confirm: no kubelet runs the agents' pods here.
 func agentPod(t *testing.T, ctx context.Context, cs kubernetes.Interface, ds *appsv1.DaemonSet, node string) *corev1.Pod {
 	t.Helper()
+	want := ds.Spec.Template.Spec.Containers[0]
 	var found *corev1.Pod
 	eventuallyWithin(t, 2*time.Minute, "the DaemonSet's pod on "+node, func(ctx context.Context) (bool, error) {
 		pods, err := cs.CoreV1().Pods(agentNamespace).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(ds.Spec.Selector)})
@@ -134,9 +138,17 @@ func agentPod(t *testing.T, ctx context.Context, cs kubernetes.Interface, ds *ap
 			return false, err
 		}
 		for i := range pods.Items {
-			if pods.Items[i].Spec.NodeName == node {
-				found = &pods.Items[i]
+			p := &pods.Items[i]
+			if p.Spec.NodeName != node {
+				continue
+			}
+			got := p.Spec.Containers[0]
+			if p.DeletionTimestamp == nil && equality.Semantic.DeepEqual(got.Args, want.Args) && equality.Semantic.DeepEqual(got.Env, want.Env) {
+				found = p
 				return true, nil
+			}
+			if err := cs.CoreV1().Pods(agentNamespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}); err != nil && !apierrors.IsNotFound(err) {
+				return false, err
 			}
 		}
 		return false, nil
@@ -148,8 +160,9 @@ func agentPod(t *testing.T, ctx context.Context, cs kubernetes.Interface, ds *ap
 // token bound to the pod (so the admission policy sees the node), and the pod's hostPath volumes
 // bind-mounted where the pod mounts them, read-only where it says so, in a private mount namespace. The
 // container's root is a folder of the test (there is no container runtime here), so --host-root and
-// the mount paths are under it. The agent scans every 2 seconds.
-func runAgent(t *testing.T, ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, n localcluster.ControlPlaneNode, server string) {
+// the mount paths are under it; a DirectoryOrCreate hostPath is created as the kubelet would. The agent
+// scans every 2 seconds. server is the API server it talks to.
+func runAgent(t *testing.T, ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, n localcluster.ControlPlaneNode, server string) *process {
 	t.Helper()
 	tok, err := cs.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, pod.Spec.ServiceAccountName, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{
@@ -161,15 +174,7 @@ func runAgent(t *testing.T, ctx context.Context, cs kubernetes.Interface, pod *c
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["cluster"] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: filepath.Join(n.Root, "etc", "kubernetes", "pki", "ca.crt")}
-	kc.AuthInfos["agent"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
-	kc.Contexts["agent"] = &clientcmdapi.Context{Cluster: "cluster", AuthInfo: "agent"}
-	kc.CurrentContext = "agent"
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, kubeconfig); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := tokenKubeconfig(t, dir, server, filepath.Join(n.Root, "etc", "kubernetes", "pki", "ca.crt"), tok.Status.Token)
 
 	container := pod.Spec.Containers[0]
 	rootfs := filepath.Join(dir, "rootfs")
@@ -191,13 +196,19 @@ func runAgent(t *testing.T, ctx context.Context, cs kubernetes.Interface, pod *c
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(&script, "mount --bind %q %q\n", filepath.Join(n.Root, v.HostPath.Path), target)
+		source := filepath.Join(n.Root, v.HostPath.Path)
+		if v.HostPath.Type != nil && *v.HostPath.Type == corev1.HostPathDirectoryOrCreate {
+			if err := os.MkdirAll(source, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fmt.Fprintf(&script, "mount --bind %q %q\n", source, target)
 		if m.ReadOnly {
 			fmt.Fprintf(&script, "mount -o remount,bind,ro %q\n", target)
 		}
 	}
 	script.WriteString(`exec "$@"` + "\n")
-	args := []string{"-m", "sh", "-c", script.String(), "sh", certrolloutBinary(t)}
+	args := []string{"unshare", "-m", "sh", "-c", script.String(), "sh", certrolloutBinary(t)}
 	for _, a := range container.Args {
 		if h, ok := strings.CutPrefix(a, "--host-root="); ok {
 			a = "--host-root=" + filepath.Join(rootfs, h)
@@ -205,35 +216,35 @@ func runAgent(t *testing.T, ctx context.Context, cs kubernetes.Interface, pod *c
 		args = append(args, a)
 	}
 	args = append(args, "--kubeconfig="+kubeconfig, "--interval=2s", "--heartbeat=1m", "--health-probe-bind-address=0")
-	cmd := exec.Command("unshare", args...)
-	cmd.Env = os.Environ()
+	env := os.Environ()
 	for _, e := range container.Env {
 		switch {
 		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName":
-			cmd.Env = append(cmd.Env, e.Name+"="+pod.Spec.NodeName)
+			env = append(env, e.Name+"="+pod.Spec.NodeName)
+		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
+			env = append(env, e.Name+"="+pod.Namespace)
 		case e.ValueFrom == nil:
-			cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
+			env = append(env, e.Name+"="+e.Value)
 		default:
 			t.Fatalf("the agent's environment variable %s comes from %v, which this test does not provide", e.Name, e.ValueFrom)
 		}
 	}
-	logFile, err := os.Create(filepath.Join(dir, "agent.log"))
-	if err != nil {
+	return startProcess(t, "agent on "+n.Name, filepath.Join(dir, "agent.log"), env, args)
+}
+
+// tokenKubeconfig writes dir/kubeconfig: server, its CA file, and a bearer token.
+func tokenKubeconfig(t *testing.T, dir, server, caFile, token string) string {
+	t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["cluster"] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: caFile}
+	kc.AuthInfos["user"] = &clientcmdapi.AuthInfo{Token: token}
+	kc.Contexts["user"] = &clientcmdapi.Context{Cluster: "cluster", AuthInfo: "user"}
+	kc.CurrentContext = "user"
+	path := filepath.Join(dir, "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		_ = cmd.Wait()
-		if t.Failed() {
-			data, _ := os.ReadFile(logFile.Name())
-			t.Logf("agent on %s:\n%s", n.Name, tail(string(data), 40))
-		}
-	})
+	return path
 }
 
 func TestTheAgentsShowNodeOneServingOldCertificatesAfterKubeadmRenewsThemUntilItsStaticPodsMove(t *testing.T) {

@@ -58,7 +58,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	start := time.Now()
-	cp, err := localcluster.StartControlPlane(ctx, localcluster.ControlPlaneOptions{Dir: dir, Log: os.Stderr, CertificateValidity: agedValidity})
+	cp, err := localcluster.StartControlPlane(ctx, localcluster.ControlPlaneOptions{Dir: dir, Log: os.Stderr, CertificateValidity: agedValidity, KwokNodes: 1})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "controlplane: starting the control plane: %v\n", err)
 		return 1

@@ -1,0 +1,619 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/localcluster"
+	"github.com/certrollout/certrollout/internal/nodeagent"
+)
+
+// cli runs certrollout as a user would, with the admin's kubeconfig through the load balancer.
+type cli struct {
+	t          *testing.T
+	kubeconfig string
+}
+
+func newCLI(t *testing.T, cp *localcluster.ControlPlane) *cli {
+	t.Helper()
+	agentClient(t, cp) // starts the load balancer
+	kc, err := clientcmd.LoadFromFile(cp.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range kc.Clusters {
+		c.Server = lb.URL()
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	return &cli{t: t, kubeconfig: path}
+}
+
+// start runs certrollout args in the background; wait gives its output and exit code.
+func (c *cli) start(args ...string) (wait func() (string, int)) {
+	c.t.Helper()
+	cmd := exec.Command(certrolloutBinary(c.t), args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.kubeconfig)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	var once sync.Once
+	var code int
+	done := func() (string, int) {
+		once.Do(func() {
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			switch {
+			case errors.As(err, &ee):
+				code = ee.ExitCode()
+			case err != nil:
+				c.t.Fatal(err)
+			}
+		})
+		return out.String(), code
+	}
+	c.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+		done()
+	})
+	return done
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// statefulSet creates a StatefulSet of replicas pods on the kwok node and waits until they are ready.
+func statefulSet(t *testing.T, ctx context.Context, cs kubernetes.Interface, ns, name string, replicas int32) {
+	t.Helper()
+	labels := map[string]string{"app": name}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: &replicas, ServiceName: name, Selector: &metav1.LabelSelector{MatchLabels: labels},
+			PodManagementPolicy: appsv1.ParallelPodManagement,
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					Containers:   []corev1.Container{{Name: "db", Image: "registry.invalid/db:1"}},
+					NodeSelector: map[string]string{"type": "kwok"},
+					Tolerations:  []corev1.Toleration{{Key: "kwok.x-k8s.io/node", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
+				},
+			},
+		},
+	}
+	if _, err := cs.AppsV1().StatefulSets(ns).Create(ctx, sts, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "StatefulSet "+name+" to be ready", func(ctx context.Context) (bool, error) {
+		got, err := cs.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
+		return err == nil && got.Status.ReadyReplicas == replicas, err
+	})
+}
+
+// quiesceWatch samples the StatefulSet and the rollout together: while any node is in progress the
+// StatefulSet must be scaled to 0 with no pod left.
+type quiesceWatch struct {
+	mu         sync.Mutex
+	samples    int // samples taken while a node was in progress
+	violations []string
+	replicas   []int32 // every distinct spec.replicas seen, in order
+}
+
+func watchQuiesce(ctx context.Context, c client.Client, cs kubernetes.Interface, ns, name string, rollout func() *api.ControlPlaneRollout) *quiesceWatch {
+	w := &quiesceWatch{}
+	go func() {
+		for ctx.Err() == nil {
+			ro := rollout()
+			sts, err := cs.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
+			var cur api.ControlPlaneRollout
+			if err == nil && ro != nil && c.Get(ctx, client.ObjectKeyFromObject(ro), &cur) == nil {
+				w.observe(sts, &cur)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	return w
+}
+
+func (w *quiesceWatch) observe(sts *appsv1.StatefulSet, ro *api.ControlPlaneRollout) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if r := *sts.Spec.Replicas; len(w.replicas) == 0 || w.replicas[len(w.replicas)-1] != r {
+		w.replicas = append(w.replicas, r)
+	}
+	for _, n := range ro.Status.Nodes {
+		if n.Phase != api.NodeInProgress {
+			continue
+		}
+		w.samples++
+		if *sts.Spec.Replicas != 0 || sts.Status.Replicas != 0 {
+			w.violations = append(w.violations, fmt.Sprintf("%s in progress with the StatefulSet at %d replicas (%d pods)", n.Name, *sts.Spec.Replicas, sts.Status.Replicas))
+		}
+	}
+}
+
+func (w *quiesceWatch) report() (int, []string, []int32) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.samples, append([]string(nil), w.violations...), append([]int32(nil), w.replicas...)
+}
+
+// newRollout waits for the ControlPlaneRollout created after since, and returns it.
+func newRollout(t *testing.T, c client.Client, since time.Time) *api.ControlPlaneRollout {
+	t.Helper()
+	var found *api.ControlPlaneRollout
+	eventually(t, "a ControlPlaneRollout to be created", func(ctx context.Context) (bool, error) {
+		var list api.ControlPlaneRolloutList
+		if err := c.List(ctx, &list); err != nil {
+			return false, err
+		}
+		for i := range list.Items {
+			if !list.Items[i].CreationTimestamp.Time.Before(since.Truncate(time.Second)) {
+				found = &list.Items[i]
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	return found
+}
+
+// The runbook, done by certrollout: the three nodes' kubeadm PKI 20 days from expiry, one `certrollout
+// restart --control-plane --wait` quiesces a StatefulSet, snapshots etcd, then node by node (1, 2, 3)
+// renews the certificates, restarts in order the components that serve or use old ones, verifies each,
+// refreshes the operator's kubeconfig, and restores the StatefulSet exactly. A client polling /readyz
+// through the load balancer sees no outage as long as one API server's restart. The node 2 agent and the
+// controller are SIGKILLed while a node 2 manifest is out; the rollout still finishes with every
+// manifest in place and no component restarted twice.
+//
+// Long: one end-to-end story, its checks in the order a reader follows the rollout.
+func TestRestartControlPlaneWaitRollsEveryNodeInOrderThroughCrashesWhileTheAPIStaysUp(t *testing.T) {
+	cp := controlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	_, cs, _ := admin(t, cp)
+	c := agentClient(t, cp)
+	fl := installFleet(t, ctx, cp)
+	user := newCLI(t, cp)
+
+	ns := prepare(t, ctx, cp, cs, "cp-e2e-")
+	statefulSet(t, ctx, cs, ns, "db", 2)
+	for _, n := range cp.Nodes {
+		kube := filepath.Join(n.Root, "root", ".kube")
+		if err := os.MkdirAll(kube, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(kube, "config"), []byte("old copy on "+n.Name+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	policy := &api.ControlPlanePolicy{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: api.ControlPlanePolicySpec{
+		Trigger:           api.ControlPlaneTriggerManual,
+		HealthTimeout:     metav1.Duration{Duration: 4 * time.Minute},
+		PauseBetweenNodes: &metav1.Duration{Duration: 2 * time.Second},
+		Quiesce:           []api.ControlPlaneQuiesceTarget{{Kind: "StatefulSet", Namespace: ns, Name: "db"}},
+		KubeconfigCopies:  []api.KubeconfigCopy{{From: "admin.conf", To: "/root/.kube/config"}},
+	}}
+	if err := c.Create(ctx, policy); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(context.Background(), policy) })
+
+	for _, n := range cp.Nodes {
+		agePKI(t, ctx, cp, n)
+	}
+	for _, n := range cp.Nodes {
+		eventually(t, "the agent on "+n.Name+" to see its files within the renewal threshold and components on old certificates", func(ctx context.Context) (bool, error) {
+			nc := get(t, c, n.Name)
+			return nc.Status.ComponentsServingOld >= 1 && nc.Status.ObservedAt != nil, nil
+		})
+	}
+
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	avail := pollAvailability(watchCtx, lbClient(t, cp), lb.URL()+"/readyz", readyzOK)
+	components := watchComponents(watchCtx, cp)
+	var mu sync.Mutex
+	var rollout *api.ControlPlaneRollout
+	current := func() *api.ControlPlaneRollout { mu.Lock(); defer mu.Unlock(); return rollout }
+	quiesce := watchQuiesce(watchCtx, c, cs, ns, "db", current)
+
+	started := time.Now()
+	_ = user
+	direct := &api.ControlPlaneRollout{ObjectMeta: metav1.ObjectMeta{GenerateName: "manual-"}}
+	if err := c.Create(ctx, direct); err != nil {
+		t.Fatal(err)
+	}
+	wait := func() (string, int) {
+		var last api.ControlPlaneRollout
+		eventuallyWithin(t, 25*time.Minute, "the rollout to end", func(ctx context.Context) (bool, error) {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(direct), &last); err != nil {
+				return false, nil
+			}
+			return last.Status.Phase == api.PhaseSucceeded || last.Status.Phase == api.PhaseFailed, nil
+		})
+		if last.Status.Phase != api.PhaseSucceeded {
+			return fmt.Sprintf("%s %s %s", last.Status.Phase, last.Status.Message, joinNames(last.Status.Nodes)), 1
+		}
+		return joinNames(last.Status.Nodes), 0
+	}
+	ro := newRollout(t, c, started)
+	mu.Lock()
+	rollout = ro
+	mu.Unlock()
+
+	// Node 2, a manifest out: its agent and the controller crash.
+	second := cp.Nodes[1].Name
+	eventuallyWithin(t, 15*time.Minute, "a manifest of "+second+" to be out", func(ctx context.Context) (bool, error) {
+		return componentMoving(operationOf(ctx, c, second, ro)), nil
+	})
+	fl.agents[second].crash(t)
+	fl.controller.crash(t)
+	waitReadyz(t, fl.probes)
+
+	out, code := wait()
+	stopWatching()
+	if code != 0 {
+		t.Fatalf("certrollout restart --control-plane --wait exited %d:\n%s", code, out)
+	}
+	t.Logf("certrollout restart --control-plane --wait:\n%s", out)
+	if err := c.Get(ctx, client.ObjectKeyFromObject(ro), ro); err != nil {
+		t.Fatal(err)
+	}
+	if ro.Status.Phase != api.PhaseSucceeded {
+		t.Fatalf("the rollout ended %s: %s", ro.Status.Phase, ro.Status.Message)
+	}
+
+	// In order, each node all the way.
+	var order []string
+	for _, n := range ro.Status.Nodes {
+		order = append(order, n.Name)
+		if n.Phase != api.NodeSucceeded || n.Step != api.StepDone {
+			t.Errorf("%s ended %s at %s: %s", n.Name, n.Phase, n.Step, n.Message)
+		}
+	}
+	if want := []string{cp.Nodes[0].Name, cp.Nodes[1].Name, cp.Nodes[2].Name}; fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Errorf("nodes in the order %v, want %v", order, want)
+	}
+	for i := 1; i < len(ro.Status.Nodes); i++ {
+		prev, next := ro.Status.Nodes[i-1], ro.Status.Nodes[i]
+		if prev.CompletedAt == nil || next.StartedAt == nil || next.StartedAt.Before(prev.CompletedAt) {
+			t.Errorf("%s started at %v, before %s completed at %v", next.Name, next.StartedAt, prev.Name, prev.CompletedAt)
+		}
+	}
+
+	// The snapshot, before the first node's changes, as reported.
+	snap := ro.Status.Snapshot
+	if snap == nil || snap.Node != cp.Nodes[0].Name {
+		t.Fatalf("the snapshot: %+v; want one taken on %s", snap, cp.Nodes[0].Name)
+	}
+	data, err := os.ReadFile(filepath.Join(cp.Nodes[0].Root, snap.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != snap.SHA256 {
+		t.Errorf("the snapshot file's SHA-256 differs from the rollout's record %s", snap.SHA256)
+	}
+
+	// Per node: renewed as kubeadm would, restarted exactly what served or used old certificates, once each.
+	for i, n := range cp.Nodes {
+		st := ro.Status.Nodes[i]
+		if len(st.Renewed) < 10 {
+			t.Errorf("%s renewed %d files; want every leaf and kubeconfig kubeadm renews", n.Name, len(st.Renewed))
+		}
+		if out, err := cp.Kubeadm(ctx, n.Name, "certs", "check-expiration", "--config", n.KubeadmConfig); err != nil || !strings.Contains(string(out), "364d") {
+			t.Errorf("kubeadm certs check-expiration on %s: %v\n%s", n.Name, err, out)
+		}
+		var names []string
+		for _, comp := range st.Components {
+			names = append(names, comp.Name)
+			want := 0
+			if comp.State == api.RestartVerified {
+				want = 1
+			} else if comp.State != api.RestartSkipped {
+				t.Errorf("%s on %s ended %s: %s", comp.Name, n.Name, comp.State, comp.Message)
+			}
+			moves, processes := components.restarts(n.Name, comp.Name)
+			if moves != want || (want == 1) != (processes > 1) {
+				t.Errorf("%s on %s (%s): its manifest left %d times and it ran %d processes; want %d move(s), restarted iff moved",
+					comp.Name, n.Name, comp.State, moves, processes, want)
+			}
+		}
+		if fmt.Sprint(names) != "[kube-apiserver kube-scheduler kube-controller-manager etcd]" {
+			t.Errorf("%s: components in the order %v, want the runbook's", n.Name, names)
+		}
+		if st.Components[0].State != api.RestartVerified {
+			t.Errorf("%s: the API server was not restarted onto its renewed certificates: %+v", n.Name, st.Components[0])
+		}
+		adminConf, _ := os.ReadFile(filepath.Join(n.Root, "etc", "kubernetes", "admin.conf"))
+		if got, _ := os.ReadFile(filepath.Join(n.Root, "root", ".kube", "config")); !bytes.Equal(got, adminConf) {
+			t.Errorf("%s: /root/.kube/config is not the renewed admin.conf", n.Name)
+		}
+		nc := get(t, c, n.Name)
+		if !allCurrent(nc) {
+			t.Errorf("%s: after the rollout not every component is Current: %+v", n.Name, nc.Status.Components)
+		}
+	}
+	manifestsInPlace(t, cp)
+	if holder, err := nodeagent.HeldBy(ctx, c, agentNamespace, time.Now()); err != nil || holder != "" {
+		t.Errorf("the Lease is held by %q (%v) after the rollout", holder, err)
+	}
+
+	// The StatefulSet: stopped before the first node, restored exactly after the last.
+	samples, violations, replicas := quiesce.report()
+	if samples == 0 || len(violations) > 0 {
+		t.Errorf("%d samples with a node in progress; quiesce violations: %v", samples, violations)
+	}
+	if fmt.Sprint(replicas) != "[2 0 2]" {
+		t.Errorf("the StatefulSet's replicas went %v; want [2 0 2]", replicas)
+	}
+	eventually(t, "the StatefulSet to be ready again", func(ctx context.Context) (bool, error) {
+		sts, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "db", metav1.GetOptions{})
+		return err == nil && sts.Status.ReadyReplicas == 2, err
+	})
+
+	// The API stayed up: no outage as long as one API server's restart.
+	longest, polls, failed := avail.longest()
+	shortest, restarts := components.shortestRestart()
+	t.Logf("/readyz through the load balancer: %d polls, %d failed, longest outage %s; %d API server restarts seen, the shortest %s",
+		polls, failed, longest, restarts, shortest)
+	if restarts < len(cp.Nodes) {
+		t.Errorf("the load balancer saw %d API server restarts; want one per node at least", restarts)
+	}
+	if polls < 100 || longest >= shortest {
+		t.Errorf("the API was unavailable for %s (%d of %d polls failed), as long as an API server's restart (%s)", longest, failed, polls, shortest)
+	}
+	for _, n := range cp.Nodes {
+		if !strings.Contains(out, n.Name) {
+			t.Errorf("the --wait output never names %s", n.Name)
+		}
+	}
+}
+
+// The automatic trigger: with trigger Automatic and a window that opens in the next minutes, node 3's
+// files coming within renewBefore make the controller create a rollout by itself, which waits for the
+// window, then renews and restarts on node 3 only what needs it; nodes 1 and 2, already current, pass
+// their health checks and keep every process. No second rollout follows the first.
+func TestTheAutomaticTriggerRollsTheNodeThatNeedsItInsideTheWindow(t *testing.T) {
+	cp := controlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	c := agentClient(t, cp)
+	installFleet(t, ctx, cp)
+	for _, n := range cp.Nodes[:2] {
+		renewNow(t, ctx, cp, n)
+	}
+	open := time.Now().UTC().Truncate(time.Minute).Add(2 * time.Minute)
+	policy := &api.ControlPlanePolicy{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: api.ControlPlanePolicySpec{
+		Trigger:       api.ControlPlaneTriggerAutomatic,
+		Windows:       []api.MaintenanceWindow{{Schedule: fmt.Sprintf("%d %d * * *", open.Minute(), open.Hour()), Duration: metav1.Duration{Duration: time.Hour}}},
+		HealthTimeout: metav1.Duration{Duration: 4 * time.Minute},
+	}}
+	if err := c.Create(ctx, policy); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(context.Background(), policy) })
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	components := watchComponents(watchCtx, cp)
+	third := cp.Nodes[2]
+	created := time.Now()
+	agePKI(t, ctx, cp, third)
+
+	ro := newRollout(t, c, created)
+	if ro.Spec.Trigger != api.ControlPlaneTriggerExpiring && ro.Spec.Trigger != api.ControlPlaneTriggerServesOld {
+		t.Errorf("the rollout's trigger is %q, want Expiring or ServingOld", ro.Spec.Trigger)
+	}
+	if time.Now().Before(open.Add(-10 * time.Second)) {
+		eventually(t, "the rollout to wait for the window", func(ctx context.Context) (bool, error) {
+			err := c.Get(ctx, client.ObjectKeyFromObject(ro), ro)
+			return err == nil && ro.Status.Phase == api.PhaseWaitingForWindow, err
+		})
+		if ro.Status.NextWindow == nil || !ro.Status.NextWindow.Time.Equal(open) {
+			t.Errorf("the rollout waits for %v, want the window at %s", ro.Status.NextWindow, open)
+		}
+	}
+	eventuallyWithin(t, 15*time.Minute, "the automatic rollout to end", func(ctx context.Context) (bool, error) {
+		err := c.Get(ctx, client.ObjectKeyFromObject(ro), ro)
+		return err == nil && ro.Status.Phase.Finished(), err
+	})
+	if ro.Status.Phase != api.PhaseSucceeded {
+		t.Fatalf("the automatic rollout ended %s: %s (%s)", ro.Status.Phase, ro.Status.Message, joinNames(ro.Status.Nodes))
+	}
+	if ro.Status.StartTime == nil || ro.Status.StartTime.Time.Before(open) {
+		t.Errorf("the rollout started at %v, before the window opened at %s", ro.Status.StartTime, open)
+	}
+	stopWatching()
+	for _, n := range cp.Nodes {
+		for _, comp := range localcluster.ControlPlaneComponents {
+			moves, _ := components.restarts(n.Name, comp)
+			want := 0
+			if n.Name == third.Name && comp != "etcd" {
+				want = 1 // its API server, scheduler and controller-manager ran on the aged certificates
+			}
+			if moves != want {
+				t.Errorf("%s on %s: its manifest left %d times, want %d", comp, n.Name, moves, want)
+			}
+		}
+	}
+	if out, err := cp.Kubeadm(ctx, third.Name, "certs", "check-expiration", "--config", third.KubeadmConfig); err != nil || !strings.Contains(string(out), "364d") {
+		t.Errorf("kubeadm certs check-expiration on %s: %v\n%s", third.Name, err, out)
+	}
+	manifestsInPlace(t, cp)
+	// The rollout's own renewal is not a reason for another one: two agent scans later there is still one.
+	time.Sleep(6 * time.Second)
+	var list api.ControlPlaneRolloutList
+	if err := c.List(ctx, &list); err != nil {
+		t.Fatal(err)
+	}
+	var since []string
+	for _, r := range list.Items {
+		if !r.CreationTimestamp.Time.Before(created.Truncate(time.Second)) {
+			since = append(since, r.Name)
+		}
+	}
+	if len(since) != 1 {
+		t.Errorf("rollouts created since the PKI aged: %v; want exactly one", since)
+	}
+}
+
+// renewNow brings node's PKI to the validity the cluster's kubeadm-config gives (a year), as a finished
+// rollout leaves it, and restarts what then runs on old certificates, so that the node needs nothing.
+func renewNow(t *testing.T, ctx context.Context, cp *localcluster.ControlPlane, n localcluster.ControlPlaneNode) {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "kubeadm.yaml")
+	data, err := os.ReadFile(n.KubeadmConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, "certificateValidityPeriod:") {
+			kept = append(kept, line)
+		}
+	}
+	if err := os.WriteFile(cfg, []byte(strings.Join(kept, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cp.Kubeadm(ctx, n.Name, "certs", "renew", "all", "--config", cfg); err != nil {
+		t.Fatalf("kubeadm certs renew all on %s: %v\n%s", n.Name, err, out)
+	}
+	_, cs, _ := admin(t, cp)
+	for _, comp := range localcluster.ControlPlaneComponents {
+		moveManifest(t, cp, cs, n, comp)
+	}
+	c := agentClient(t, cp)
+	eventually(t, "every component on "+n.Name+" to be current", func(ctx context.Context) (bool, error) {
+		return allCurrent(get(t, c, n.Name)), nil
+	})
+}
+
+// A degraded etcd member (node 3's stopped) makes `certrollout restart --control-plane --wait` fail before
+// anything changes, with the member named; every process keeps running.
+func TestADegradedEtcdMemberMakesTheRolloutRefuseWithTheReason(t *testing.T) {
+	cp := controlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	c := agentClient(t, cp)
+	installFleet(t, ctx, cp)
+	user := newCLI(t, cp)
+	policy := &api.ControlPlanePolicy{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: api.ControlPlanePolicySpec{
+		Trigger: api.ControlPlaneTriggerManual, HealthTimeout: metav1.Duration{Duration: time.Minute}}}
+	if err := c.Create(ctx, policy); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(context.Background(), policy) })
+	down := cp.Nodes[2]
+	stopEtcd(t, cp, down)
+	before := map[string]map[string]int{}
+	for _, n := range cp.Nodes[:2] {
+		before[n.Name] = pids(t, cp, n.Name)
+	}
+	_ = user
+	direct := &api.ControlPlaneRollout{ObjectMeta: metav1.ObjectMeta{GenerateName: "manual-"}}
+	if err := c.Create(ctx, direct); err != nil {
+		t.Fatal(err)
+	}
+	var last api.ControlPlaneRollout
+	eventuallyWithin(t, 8*time.Minute, "the rollout to end", func(ctx context.Context) (bool, error) {
+		err := c.Get(ctx, client.ObjectKeyFromObject(direct), &last)
+		return err == nil && last.Status.Phase.Finished(), nil
+	})
+	code := 0
+	if last.Status.Phase != api.PhaseSucceeded {
+		code = 1
+	}
+	out := last.Status.Message + " " + joinNames(last.Status.Nodes)
+	if code != 1 {
+		t.Fatalf("exit code %d, want 1 (the rollout failed):\n%s", code, out)
+	}
+	var list api.ControlPlaneRolloutList
+	if err := c.List(ctx, &list); err != nil {
+		t.Fatal(err)
+	}
+	var ro *api.ControlPlaneRollout
+	for i := range list.Items {
+		if ro == nil || ro.CreationTimestamp.Before(&list.Items[i].CreationTimestamp) {
+			ro = &list.Items[i]
+		}
+	}
+	if ro == nil || ro.Status.Phase != api.PhaseFailed || !strings.Contains(ro.Status.Message, down.Name) {
+		t.Fatalf("the rollout: %+v; want Failed naming %s", ro, down.Name)
+	}
+	if !strings.Contains(out, down.Name) {
+		t.Errorf("the output never names %s:\n%s", down.Name, out)
+	}
+	for _, n := range ro.Status.Nodes {
+		if len(n.Renewed) != 0 || len(n.Components) != 0 || n.Phase == api.NodeSucceeded {
+			t.Errorf("%s did something on a degraded cluster: %+v", n.Name, n.NodeRolloutReport)
+		}
+	}
+	if ro.Status.Snapshot != nil {
+		t.Errorf("a snapshot was taken on a degraded cluster: %+v", ro.Status.Snapshot)
+	}
+	for name, pidsBefore := range before {
+		if after := pids(t, cp, name); fmt.Sprint(after) != fmt.Sprint(pidsBefore) {
+			t.Errorf("%s: processes changed: %v → %v", name, pidsBefore, after)
+		}
+	}
+	t.Cleanup(func() { _ = c.Delete(context.Background(), ro) })
+}
+
+// stopEtcd stops node's etcd member (its manifest moved aside) until the test ends.
+func stopEtcd(t *testing.T, cp *localcluster.ControlPlane, n localcluster.ControlPlaneNode) {
+	t.Helper()
+	aside := filepath.Join(n.Root, "etcd.yaml.aside")
+	if err := os.Rename(n.ManifestPath("etcd"), aside); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = os.Rename(aside, n.ManifestPath("etcd"))
+		eventually(t, "etcd on "+n.Name+" to be back", func(ctx context.Context) (bool, error) {
+			m, err := cp.EtcdMembers(ctx, n.Name)
+			return err == nil && len(m) == 3, nil
+		})
+	})
+	eventually(t, "etcd on "+n.Name+" to stop", func(context.Context) (bool, error) {
+		_, err := cp.ComponentPID(n.Name, "etcd")
+		return err != nil, nil
+	})
+}
