@@ -30,6 +30,10 @@ type RestartOptions struct {
 	// Emergency (--now) makes the rollouts emergencies: they start at once, whatever their policy's
 	// windows and suspension say (spec.emergency, with Reason and the user's name).
 	Emergency bool
+	// ControlPlane (--control-plane) restarts the control plane instead of workloads: one
+	// ControlPlaneRollout, over Nodes (--node) or every control-plane node.
+	ControlPlane bool
+	Nodes        []string
 
 	// Now is the clock of the progress display (tests fix it).
 	Now func() time.Time
@@ -44,8 +48,8 @@ type RestartOptions struct {
 func newRestartCommand(streams IOStreams) *cobra.Command {
 	o := &RestartOptions{IOStreams: streams}
 	cmd := &cobra.Command{
-		Use:   "restart (WORKLOAD... | --policy POLICY | --secret SECRET)",
-		Short: "Restart workloads through a CertRollout, following their RolloutPolicy",
+		Use:   "restart (WORKLOAD... | --policy POLICY | --secret SECRET | --control-plane [--node NODE]...)",
+		Short: "Restart workloads through a CertRollout, or the control plane through a ControlPlaneRollout",
 		Long: `Restart workloads by creating CertRollouts, and optionally follow them to the end.
 
 Workloads a RolloutPolicy governs are restarted through a CertRollout that follows it, so its quiesce
@@ -76,7 +80,32 @@ ordinary restart. Without --now a governed workload waits for its policy's windo
 --dry-run=client (or --dry-run alone) reads the cluster to plan and prints the CertRollouts, sending
 nothing; --dry-run=server sends them with dryRun=All, so the API server validates them and its admission
 (the ValidatingAdmissionPolicy of config/admission: may you patch what you restart?) judges them, and
-stores nothing.`,
+stores nothing.
+
+--control-plane restarts a kubeadm control plane instead, through one ControlPlaneRollout (cluster-scoped,
+named control-plane-<random>) over every control-plane node, or those --node names. One node at a time, in
+the ControlPlanePolicy default's nodeOrder (then by name), the node agent on that node:
+  1. checks health: every API server's /readyz and every etcd member (a degraded cluster: nothing is
+     touched, the rollout fails and says why);
+  2. on the first node only, takes an etcd snapshot (path and sha256 are shown);
+  3. renews the kubeadm certificates due within renewBefore, as kubeadm certs renew does, old files
+     backed up;
+  4. restarts, in order, kube-apiserver, kube-scheduler, kube-controller-manager, then etcd, each only
+     if it serves or uses an old certificate, and verifies each serves the new one (etcd run by systemd
+     is not restarted: the command to run is shown);
+  5. refreshes the kubeconfig copies the policy lists (/root/.kube/config), the previous copy kept;
+  6. checks health again, then hands over to the next node.
+Workloads the policy lists under quiesce are scaled to zero before the first node and restored after.
+The controller (certrollout controller, cluster-wide) and the node agents started with
+--control-plane-rollouts do the work; this command only creates the ControlPlaneRollout. It refuses
+early, saying why, when a --node is not a control-plane node a node agent reports on, when another
+ControlPlaneRollout is unfinished (the same request is followed instead), or when the CRD is not
+installed. Without --now the rollout waits for the policy's windows and suspension. It needs the right to
+create controlplanerollouts (and to read controlplanepolicies, controlplanerollouts and nodecertificates);
+--now --reason also needs the verb "emergency" on controlplanerollouts. --wait shows the phases, the
+snapshot and, per node, each step, health check, renewed file, component and kubeconfig copy; it exits 0
+when the rollout succeeded, 1 when it failed or was refused, 2 when --timeout passed first (it goes on),
+3 when the cluster cannot be reached.`,
 		Example: `  # Restart a Deployment and wait until it is rolled out and healthy
   certrollout restart deploy/web --wait
 
@@ -90,7 +119,16 @@ stores nothing.`,
   certrollout restart --secret api-tls --dry-run=server
 
   # Emergency: the certificate expires before the window; restart now, recorded with who and why
-  certrollout restart deploy/portal --now --reason "INC-42: certificate expires at 14:00" --wait`,
+  certrollout restart deploy/portal --now --reason "INC-42: certificate expires at 14:00" --wait
+
+  # Renew and restart the control plane, node by node, and follow it
+  certrollout restart --control-plane --wait --timeout 1h
+
+  # Only one control-plane node, at once whatever the windows say
+  certrollout restart --control-plane --node cp-2 --now --reason "INC-43: apiserver serves an expired certificate" --wait
+
+  # The ControlPlaneRollout that would be created (nothing sent)
+  certrollout restart --control-plane --dry-run -o yaml`,
 		ValidArgsFunction: completeWorkloads(&o.KubeFlags),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Workloads = args
@@ -113,7 +151,9 @@ stores nothing.`,
 	f.BoolVar(&o.Emergency, "now", false, "Emergency: start at once, whatever the policy's windows and suspension say (needs --reason and the verb emergency on certrollouts).")
 	addWaitFlag(cmd, &o.Wait, "Follow the rollouts until they finish; exit 1 if one fails.")
 	f.DurationVar(&o.Timeout, "timeout", 0, "With --wait, stop waiting after this long and exit 2 (0: no limit); the rollouts go on.")
-	o.addDryRunFlag(cmd, "the CertRollouts")
+	f.BoolVar(&o.ControlPlane, "control-plane", false, "Restart the control plane: create a ControlPlaneRollout that renews the kubeadm certificates and restarts the static pods node by node.")
+	f.StringArrayVar(&o.Nodes, "node", nil, "With --control-plane, only this control-plane node (repeat for several; default: every one).")
+	o.addDryRunFlag(cmd, "the CertRollouts (or the ControlPlaneRollout)")
 	return cmd
 }
 
@@ -157,8 +197,14 @@ func (o *RestartOptions) Validate() error {
 			n++
 		}
 	}
+	if err := o.validateControlPlane(); err != nil {
+		return err
+	}
+	if o.ControlPlane {
+		n++
+	}
 	if n != 1 {
-		return errors.New("name what to restart: workloads (deploy/web sts/db), --policy POLICY or --secret SECRET, one of them")
+		return errors.New("name what to restart: workloads (deploy/web sts/db), --policy POLICY, --secret SECRET or --control-plane, one of them")
 	}
 	for _, w := range o.Workloads {
 		if _, err := parseRestartable(w); err != nil {
@@ -177,7 +223,7 @@ func (o *RestartOptions) Validate() error {
 	if o.Emergency {
 		reason := strings.TrimSpace(o.Reason)
 		if reason == "" {
-			return errors.New(`--now needs --reason "...": an emergency restart overrides the policy's windows and suspension, and why is recorded with your name on the CertRollout and its Events`)
+			return errors.New(`--now needs --reason "...": an emergency restart overrides the policy's windows and suspension, and why is recorded with your name on the rollout and its Events`)
 		}
 		if len(reason) > maxEmergencyReason {
 			return fmt.Errorf("--reason is %d characters: an emergency's reason holds at most %d", len(reason), maxEmergencyReason)
@@ -197,6 +243,9 @@ func (o *RestartOptions) Run(ctx context.Context) error {
 	c, err := o.Client()
 	if err != nil {
 		return err
+	}
+	if o.ControlPlane {
+		return o.runControlPlane(ctx, c)
 	}
 	ns := o.ResolvedNamespace()
 	p := &planner{c: c, ns: ns, message: o.Reason}

@@ -102,7 +102,13 @@ func (p *linePrinter) line(ro *api.CertRollout, phase, text string) {
 }
 
 func (p *linePrinter) lineAt(ts string, ro *api.CertRollout, phase, text string) {
-	fmt.Fprintf(p.w, "%s  %-*s  %-16s  %s\n", ts, p.width, ro.Name, phase, text)
+	progressLine(p.w, ts, p.width, ro.Name, phase, text)
+}
+
+// progressLine is one line of a line printer: the time, the rollout's name padded to width, its phase
+// and the text.
+func progressLine(w io.Writer, ts string, width int, name, phase, text string) {
+	fmt.Fprintf(w, "%s  %-*s  %-16s  %s\n", ts, width, name, phase, text)
 }
 
 func (p *linePrinter) observe(ros []api.CertRollout) {
@@ -417,7 +423,11 @@ func (p *blockPrinter) draw(ros []api.CertRollout) {
 		newBlockRollout(&ros[i], now, now.Sub(p.start)).render(tw)
 	}
 	_ = tw.Flush()
-	block := trimLines(buf.String())
+	p.redraw(trimLines(buf.String()))
+}
+
+// redraw replaces the block drawn last with block.
+func (p *blockPrinter) redraw(block string) {
 	var out strings.Builder
 	out.WriteString(ansiAutowrapOff)
 	if p.lines > 0 {
