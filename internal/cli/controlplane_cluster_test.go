@@ -99,7 +99,6 @@ func (e *controlPlaneEnv) runAsync(args ...string) <-chan [3]any {
 	return done
 }
 
-
 func TestControlPlaneRestartWaitFollowsTheRolloutToItsVerdict(t *testing.T) {
 	e := newControlPlaneEnv(t)
 	started := metav1.Now()
