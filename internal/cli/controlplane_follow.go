@@ -74,16 +74,8 @@ func followControlPlane(ctx context.Context, c client.WithWatch, name string, p 
 // followControlPlaneFor is followControlPlane bounded by timeout (0: no limit) and paced by tick (nil:
 // every second).
 func followControlPlaneFor(ctx context.Context, c client.WithWatch, name string, p controlPlanePrinter, timeout time.Duration, tick <-chan time.Time) (*api.ControlPlaneRollout, error) {
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	if tick == nil {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		tick = t.C
-	}
+	ctx, tick, stop := boundedWait(ctx, timeout, tick)
+	defer stop()
 	return followControlPlane(ctx, c, name, p, tick)
 }
 

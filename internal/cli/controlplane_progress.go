@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -317,15 +315,9 @@ func (p *controlPlaneBlockPrinter) observe(ro *api.ControlPlaneRollout) { p.draw
 func (p *controlPlaneBlockPrinter) tick(ro *api.ControlPlaneRollout) { p.draw(ro) }
 
 func (p *controlPlaneBlockPrinter) draw(ro *api.ControlPlaneRollout) {
-	now := p.now()
-	if p.start.IsZero() {
-		p.start = now
-	}
-	var buf bytes.Buffer
-	tw := tabwriter.NewWriter(&buf, 0, 8, 2, ' ', 0)
-	controlPlaneBlock(ro, now, now.Sub(p.start)).render(tw)
-	_ = tw.Flush()
-	p.redraw(trimLines(buf.String()))
+	p.drawBlocks(func(now time.Time, waited time.Duration) []blockRollout {
+		return []blockRollout{controlPlaneBlock(ro, now, waited)}
+	})
 }
 
 // controlPlaneBlock maps ro to the block at now; waited is how long it has been shown.
@@ -335,15 +327,7 @@ func controlPlaneBlock(ro *api.ControlPlaneRollout, now time.Time, waited time.D
 	if ro.Spec.Emergency != nil {
 		header = append(header, "EMERGENCY")
 	}
-	header = append(header, rolloutElapsed(st.StartTime, st.CompletionTime, now))
-	switch {
-	case st.Phase == "" && waited >= unclaimedAfter:
-		header = append(header, controlPlaneUnclaimed(waited))
-	case st.Phase == api.PhaseWaitingForWindow && st.NextWindow != nil:
-		header = append(header, "next window "+timestamp(st.NextWindow.Time)+" (in "+residual(st.NextWindow.Time, now)+")")
-	case st.Phase.Finished() || st.Phase == api.PhasePending:
-		header = append(header, st.Message)
-	}
+	header = append(header, blockHead{st.Phase, st.StartTime, st.CompletionTime, st.NextWindow, st.Message}.tail(now, waited, controlPlaneUnclaimed)...)
 	b := blockRollout{header: joinNonEmpty(header, "  ")}
 	for _, q := range st.Quiesced {
 		b.steps = append(b.steps, []string{"quiesce", workloadKey(q.Kind, q.Name) + " -n " + q.Namespace, replicaCount(q.OriginalReplicas) + "→0", string(q.State),

@@ -175,11 +175,7 @@ func controlPlaneRolloutStatus(ro *api.ControlPlaneRollout, now time.Time, typed
 		}
 		out.Nodes = append(out.Nodes, step)
 	}
-	for _, c := range st.Conditions {
-		out.Conditions = append(out.Conditions, RolloutCondition{
-			Type: c.Type, Status: string(c.Status), Reason: c.Reason, Message: c.Message, LastTransitionTime: c.LastTransitionTime.UTC(),
-		})
-	}
+	out.Conditions = rolloutConditions(st.Conditions)
 	return out
 }
 

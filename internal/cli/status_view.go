@@ -73,8 +73,15 @@ func rolloutStatus(ro *api.CertRollout, now time.Time, typed bool) RolloutStatus
 		}
 		out.Targets = append(out.Targets, step)
 	}
-	for _, c := range st.Conditions {
-		out.Conditions = append(out.Conditions, RolloutCondition{
+	out.Conditions = rolloutConditions(st.Conditions)
+	return out
+}
+
+// rolloutConditions are conditions as the documents show them.
+func rolloutConditions(conds []metav1.Condition) []RolloutCondition {
+	var out []RolloutCondition
+	for _, c := range conds {
+		out = append(out, RolloutCondition{
 			Type: c.Type, Status: string(c.Status), Reason: c.Reason, Message: c.Message, LastTransitionTime: c.LastTransitionTime.UTC(),
 		})
 	}
