@@ -82,30 +82,7 @@ nothing; --dry-run=server sends them with dryRun=All, so the API server validate
 (the ValidatingAdmissionPolicy of config/admission: may you patch what you restart?) judges them, and
 stores nothing.
 
---control-plane restarts a kubeadm control plane instead, through one ControlPlaneRollout (cluster-scoped,
-named control-plane-<random>) over every control-plane node, or those --node names. One node at a time, in
-the ControlPlanePolicy default's nodeOrder (then by name), the node agent on that node:
-  1. checks health: every API server's /readyz and every etcd member (a degraded cluster: nothing is
-     touched, the rollout fails and says why);
-  2. on the first node only, takes an etcd snapshot (path and sha256 are shown);
-  3. renews the kubeadm certificates due within renewBefore, as kubeadm certs renew does, old files
-     backed up;
-  4. restarts, in order, kube-apiserver, kube-scheduler, kube-controller-manager, then etcd, each only
-     if it serves or uses an old certificate, and verifies each serves the new one (etcd run by systemd
-     is not restarted: the command to run is shown);
-  5. refreshes the kubeconfig copies the policy lists (/root/.kube/config), the previous copy kept;
-  6. checks health again, then hands over to the next node.
-Workloads the policy lists under quiesce are scaled to zero before the first node and restored after.
-The controller (certrollout controller, cluster-wide) and the node agents started with
---control-plane-rollouts do the work; this command only creates the ControlPlaneRollout. It refuses
-early, saying why, when a --node is not a control-plane node a node agent reports on, when another
-ControlPlaneRollout is unfinished (the same request is followed instead), or when the CRD is not
-installed. Without --now the rollout waits for the policy's windows and suspension. It needs the right to
-create controlplanerollouts (and to read controlplanepolicies, controlplanerollouts and nodecertificates);
---now --reason also needs the verb "emergency" on controlplanerollouts. --wait shows the phases, the
-snapshot and, per node, each step, health check, renewed file, component and kubeconfig copy; it exits 0
-when the rollout succeeded, 1 when it failed or was refused, 2 when --timeout passed first (it goes on),
-3 when the cluster cannot be reached.`,
+` + controlPlaneRestartHelp,
 		Example: `  # Restart a Deployment and wait until it is rolled out and healthy
   certrollout restart deploy/web --wait
 
@@ -121,14 +98,7 @@ when the rollout succeeded, 1 when it failed or was refused, 2 when --timeout pa
   # Emergency: the certificate expires before the window; restart now, recorded with who and why
   certrollout restart deploy/portal --now --reason "INC-42: certificate expires at 14:00" --wait
 
-  # Renew and restart the control plane, node by node, and follow it
-  certrollout restart --control-plane --wait --timeout 1h
-
-  # Only one control-plane node, at once whatever the windows say
-  certrollout restart --control-plane --node cp-2 --now --reason "INC-43: apiserver serves an expired certificate" --wait
-
-  # The ControlPlaneRollout that would be created (nothing sent)
-  certrollout restart --control-plane --dry-run -o yaml`,
+` + controlPlaneRestartExamples,
 		ValidArgsFunction: completeWorkloads(&o.KubeFlags),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Workloads = args
@@ -151,8 +121,7 @@ when the rollout succeeded, 1 when it failed or was refused, 2 when --timeout pa
 	f.BoolVar(&o.Emergency, "now", false, "Emergency: start at once, whatever the policy's windows and suspension say (needs --reason and the verb emergency on certrollouts).")
 	addWaitFlag(cmd, &o.Wait, "Follow the rollouts until they finish; exit 1 if one fails.")
 	f.DurationVar(&o.Timeout, "timeout", 0, "With --wait, stop waiting after this long and exit 2 (0: no limit); the rollouts go on.")
-	f.BoolVar(&o.ControlPlane, "control-plane", false, "Restart the control plane: create a ControlPlaneRollout that renews the kubeadm certificates and restarts the static pods node by node.")
-	f.StringArrayVar(&o.Nodes, "node", nil, "With --control-plane, only this control-plane node (repeat for several; default: every one).")
+	o.addControlPlaneFlags(cmd)
 	o.addDryRunFlag(cmd, "the CertRollouts (or the ControlPlaneRollout)")
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,8 +24,51 @@ import (
 // ControlPlaneRollouts), decide (decideControlPlaneRestart, pure), then create one ControlPlaneRollout
 // and, with --wait, follow it (controlplane_follow.go, controlplane_progress.go).
 
+// controlPlaneRestartHelp is the part of `restart --help` about --control-plane.
+const controlPlaneRestartHelp = `--control-plane restarts a kubeadm control plane instead, through one ControlPlaneRollout (cluster-scoped,
+named control-plane-<random>) over every control-plane node, or those --node names. One node at a time, in
+the ControlPlanePolicy default's nodeOrder (then by name), the node agent on that node:
+  1. checks health: every API server's /readyz and every etcd member (a degraded cluster: nothing is
+     touched, the rollout fails and says why);
+  2. on the first node only, takes an etcd snapshot (path and sha256 are shown);
+  3. renews the kubeadm certificates due within renewBefore, as kubeadm certs renew does, old files
+     backed up;
+  4. restarts, in order, kube-apiserver, kube-scheduler, kube-controller-manager, then etcd, each only
+     if it serves or uses an old certificate, and verifies each serves the new one (etcd run by systemd
+     is not restarted: the command to run is shown);
+  5. refreshes the kubeconfig copies the policy lists (/root/.kube/config), the previous copy kept;
+  6. checks health again, then hands over to the next node.
+Workloads the policy lists under quiesce are scaled to zero before the first node and restored after.
+The controller (certrollout controller, cluster-wide) and the node agents started with
+--control-plane-rollouts do the work; this command only creates the ControlPlaneRollout. It refuses
+early, saying why, when a --node is not a control-plane node a node agent reports on, when another
+ControlPlaneRollout is unfinished (the same request is followed instead), or when the CRD is not
+installed. Without --now the rollout waits for the policy's windows and suspension. It needs the right to
+create controlplanerollouts (and to read controlplanepolicies, controlplanerollouts and nodecertificates);
+--now --reason also needs the verb "emergency" on controlplanerollouts. --wait shows the phases, the
+snapshot and, per node, each step, health check, renewed file, component and kubeconfig copy; it exits 0
+when the rollout succeeded, 1 when it failed or was refused, 2 when --timeout passed first (it goes on),
+3 when the cluster cannot be reached.`
+
+// controlPlaneRestartExamples are restart's examples of --control-plane.
+const controlPlaneRestartExamples = `  # Renew and restart the control plane, node by node, and follow it
+  certrollout restart --control-plane --wait --timeout 1h
+
+  # Only one control-plane node, at once whatever the windows say
+  certrollout restart --control-plane --node cp-2 --now --reason "INC-43: apiserver serves an expired certificate" --wait
+
+  # The ControlPlaneRollout that would be created (nothing sent)
+  certrollout restart --control-plane --dry-run -o yaml`
+
 // controlPlaneRolloutPrefix is the generateName of the rollouts the command creates.
 const controlPlaneRolloutPrefix = "control-plane-"
+
+// addControlPlaneFlags registers --control-plane and --node.
+func (o *RestartOptions) addControlPlaneFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.BoolVar(&o.ControlPlane, "control-plane", false, "Restart the control plane: create a ControlPlaneRollout that renews the kubeadm certificates and restarts the static pods node by node.")
+	f.StringArrayVar(&o.Nodes, "node", nil, "With --control-plane, only this control-plane node (repeat for several; default: every one).")
+}
 
 // validateControlPlane checks the flags of --control-plane: nothing else names what to restart.
 func (o *RestartOptions) validateControlPlane() error {
@@ -192,7 +236,7 @@ func (o *RestartOptions) runControlPlane(ctx context.Context, c client.WithWatch
 		}
 	} else {
 		ro = d.rollout
-		if !o.DryRunFlag.clientDryRun() {
+		if !o.clientDryRun() {
 			if err := o.DryRunFlag.writer(c).Create(ctx, ro); err != nil {
 				return explainControlPlane(fmt.Errorf("creating a ControlPlaneRollout: %w", err), o.Config())
 			}
