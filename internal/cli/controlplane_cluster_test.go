@@ -278,6 +278,21 @@ func TestControlPlaneStatusListsAndDescribesOnTheCluster(t *testing.T) {
 		!strings.Contains(out, "control-plane-newer     Restoring   Manual    cp-1,cp-2   1/2 nodes") {
 		t.Errorf("status does not list the control-plane rollouts:\n%s", out)
 	}
+	out, _, err = e.run("status", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list RolloutStatusList
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	if cps := list.ControlPlaneRollouts; len(cps) != 2 || cps[0].Name != "control-plane-older" || cps[1].Phase != "Restoring" || cps[1].Kind != "" {
+		t.Errorf("the list document's controlPlaneRollouts: %+v", cps)
+	}
+	out, _, err = e.run("status", "-l", "x=y")
+	if err != nil || strings.Contains(out, "CONTROL-PLANE ROLLOUT") {
+		t.Errorf("a selector no ControlPlaneRollout matches still lists them: %v\n%s", err, out)
+	}
 	out, _, err = e.run("status", "--control-plane")
 	if err != nil {
 		t.Fatal(err)

@@ -199,11 +199,12 @@ func (o *StatusOptions) follow(ctx context.Context, c client.WithWatch, ros []ap
 }
 
 func (o *StatusOptions) list(ctx context.Context, c client.Client) error {
-	opts := []client.ListOption{client.InNamespace(o.ListNamespace())}
+	var selected []client.ListOption
 	if o.Selector != "" {
 		sel, _ := labels.Parse(o.Selector) // checked by Validate
-		opts = append(opts, client.MatchingLabelsSelector{Selector: sel})
+		selected = append(selected, client.MatchingLabelsSelector{Selector: sel})
 	}
+	opts := append([]client.ListOption{client.InNamespace(o.ListNamespace())}, selected...)
 	var list api.CertRolloutList
 	if err := c.List(ctx, &list, opts...); err != nil {
 		return explain(err, o.Config())
@@ -213,7 +214,7 @@ func (o *StatusOptions) list(ctx context.Context, c client.Client) error {
 	if err != nil {
 		return err
 	}
-	cps, err := listControlPlaneRollouts(ctx, c)
+	cps, err := listControlPlaneRollouts(ctx, c, selected...) // cluster-scoped: no namespace
 	if err != nil {
 		return explain(err, o.Config())
 	}

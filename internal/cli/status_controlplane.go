@@ -46,10 +46,10 @@ func sortControlPlaneRollouts(ros []api.ControlPlaneRollout) {
 
 // listControlPlaneRollouts lists every ControlPlaneRollout, oldest first; none when the cluster does not
 // serve them (CRDs older than control-plane rollouts) or you may not list them (they are cluster-scoped:
-// a namespace's users seldom may).
-func listControlPlaneRollouts(ctx context.Context, c client.Client) ([]api.ControlPlaneRollout, error) {
+// a namespace's users seldom may). opts select by label; a namespace would select nothing.
+func listControlPlaneRollouts(ctx context.Context, c client.Client, opts ...client.ListOption) ([]api.ControlPlaneRollout, error) {
 	var list api.ControlPlaneRolloutList
-	if err := c.List(ctx, &list); err != nil {
+	if err := c.List(ctx, &list, opts...); err != nil {
 		if isNotServed(err, api.GroupVersion.Group) || apimeta.IsNoMatchError(err) || apierrors.IsForbidden(err) {
 			return nil, nil
 		}
