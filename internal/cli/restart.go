@@ -30,6 +30,10 @@ type RestartOptions struct {
 	// Emergency (--now) makes the rollouts emergencies: they start at once, whatever their policy's
 	// windows and suspension say (spec.emergency, with Reason and the user's name).
 	Emergency bool
+	// ControlPlane (--control-plane) restarts the control plane instead of workloads: one
+	// ControlPlaneRollout, over Nodes (--node) or every control-plane node.
+	ControlPlane bool
+	Nodes        []string
 
 	// Now is the clock of the progress display (tests fix it).
 	Now func() time.Time
@@ -44,8 +48,8 @@ type RestartOptions struct {
 func newRestartCommand(streams IOStreams) *cobra.Command {
 	o := &RestartOptions{IOStreams: streams}
 	cmd := &cobra.Command{
-		Use:   "restart (WORKLOAD... | --policy POLICY | --secret SECRET)",
-		Short: "Restart workloads through a CertRollout, following their RolloutPolicy",
+		Use:   "restart (WORKLOAD... | --policy POLICY | --secret SECRET | --control-plane [--node NODE]...)",
+		Short: "Restart workloads through a CertRollout, or the control plane through a ControlPlaneRollout",
 		Long: `Restart workloads by creating CertRollouts, and optionally follow them to the end.
 
 Workloads a RolloutPolicy governs are restarted through a CertRollout that follows it, so its quiesce
@@ -76,7 +80,9 @@ ordinary restart. Without --now a governed workload waits for its policy's windo
 --dry-run=client (or --dry-run alone) reads the cluster to plan and prints the CertRollouts, sending
 nothing; --dry-run=server sends them with dryRun=All, so the API server validates them and its admission
 (the ValidatingAdmissionPolicy of config/admission: may you patch what you restart?) judges them, and
-stores nothing.`,
+stores nothing.
+
+` + controlPlaneRestartHelp,
 		Example: `  # Restart a Deployment and wait until it is rolled out and healthy
   certrollout restart deploy/web --wait
 
@@ -90,7 +96,9 @@ stores nothing.`,
   certrollout restart --secret api-tls --dry-run=server
 
   # Emergency: the certificate expires before the window; restart now, recorded with who and why
-  certrollout restart deploy/portal --now --reason "INC-42: certificate expires at 14:00" --wait`,
+  certrollout restart deploy/portal --now --reason "INC-42: certificate expires at 14:00" --wait
+
+` + controlPlaneRestartExamples,
 		ValidArgsFunction: completeWorkloads(&o.KubeFlags),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Workloads = args
@@ -113,7 +121,8 @@ stores nothing.`,
 	f.BoolVar(&o.Emergency, "now", false, "Emergency: start at once, whatever the policy's windows and suspension say (needs --reason and the verb emergency on certrollouts).")
 	addWaitFlag(cmd, &o.Wait, "Follow the rollouts until they finish; exit 1 if one fails.")
 	f.DurationVar(&o.Timeout, "timeout", 0, "With --wait, stop waiting after this long and exit 2 (0: no limit); the rollouts go on.")
-	o.addDryRunFlag(cmd, "the CertRollouts")
+	o.addControlPlaneFlags(cmd)
+	o.addDryRunFlag(cmd, "the CertRollouts (or the ControlPlaneRollout)")
 	return cmd
 }
 
@@ -157,8 +166,14 @@ func (o *RestartOptions) Validate() error {
 			n++
 		}
 	}
+	if err := o.validateControlPlane(); err != nil {
+		return err
+	}
+	if o.ControlPlane {
+		n++
+	}
 	if n != 1 {
-		return errors.New("name what to restart: workloads (deploy/web sts/db), --policy POLICY or --secret SECRET, one of them")
+		return errors.New("name what to restart: workloads (deploy/web sts/db), --policy POLICY, --secret SECRET or --control-plane, one of them")
 	}
 	for _, w := range o.Workloads {
 		if _, err := parseRestartable(w); err != nil {
@@ -177,7 +192,7 @@ func (o *RestartOptions) Validate() error {
 	if o.Emergency {
 		reason := strings.TrimSpace(o.Reason)
 		if reason == "" {
-			return errors.New(`--now needs --reason "...": an emergency restart overrides the policy's windows and suspension, and why is recorded with your name on the CertRollout and its Events`)
+			return errors.New(`--now needs --reason "...": an emergency restart overrides the policy's windows and suspension, and why is recorded with your name on the rollout and its Events`)
 		}
 		if len(reason) > maxEmergencyReason {
 			return fmt.Errorf("--reason is %d characters: an emergency's reason holds at most %d", len(reason), maxEmergencyReason)
@@ -197,6 +212,9 @@ func (o *RestartOptions) Run(ctx context.Context) error {
 	c, err := o.Client()
 	if err != nil {
 		return err
+	}
+	if o.ControlPlane {
+		return o.runControlPlane(ctx, c)
 	}
 	ns := o.ResolvedNamespace()
 	p := &planner{c: c, ns: ns, message: o.Reason}

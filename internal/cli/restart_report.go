@@ -15,6 +15,9 @@ type RestartReport struct {
 	DryRunMode     string            `json:"dryRunMode,omitempty"`
 	Rollouts       []api.CertRollout `json:"rollouts"`
 	NotRestartable []WorkloadNote    `json:"notRestartable,omitempty"`
+	// ControlPlaneRollouts is, under --control-plane, the ControlPlaneRollout created (or followed, or
+	// that would be created), as it finished with --wait; Rollouts is then empty.
+	ControlPlaneRollouts []api.ControlPlaneRollout `json:"controlPlaneRollouts,omitempty"`
 }
 
 // WorkloadNote is a workload a command did not act on, and why. It is part of the RestartReport and

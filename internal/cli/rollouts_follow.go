@@ -211,17 +211,23 @@ func followRollouts(ctx context.Context, c client.WithWatch, keys []types.Namesp
 
 // followFor is followRollouts bounded by timeout (0: no limit) and paced by tick (nil: every second).
 func followFor(ctx context.Context, c client.WithWatch, keys []types.NamespacedName, p progressPrinter, timeout time.Duration, tick <-chan time.Time) ([]api.CertRollout, error) {
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	if tick == nil {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		tick = t.C
-	}
+	ctx, tick, stop := boundedWait(ctx, timeout, tick)
+	defer stop()
 	return followRollouts(ctx, c, keys, p, tick)
+}
+
+// boundedWait is ctx bounded by timeout (0: no limit) and tick, or a ticker every second when tick is
+// nil; stop releases both.
+func boundedWait(ctx context.Context, timeout time.Duration, tick <-chan time.Time) (context.Context, <-chan time.Time, func()) {
+	cancel := func() {}
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	if tick != nil {
+		return ctx, tick, cancel
+	}
+	t := time.NewTicker(time.Second)
+	return ctx, t.C, func() { t.Stop(); cancel() }
 }
 
 // waitResult turns what followRollouts returned into the command's outcome: nil when every rollout

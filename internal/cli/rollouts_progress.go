@@ -102,7 +102,13 @@ func (p *linePrinter) line(ro *api.CertRollout, phase, text string) {
 }
 
 func (p *linePrinter) lineAt(ts string, ro *api.CertRollout, phase, text string) {
-	fmt.Fprintf(p.w, "%s  %-*s  %-16s  %s\n", ts, p.width, ro.Name, phase, text)
+	progressLine(p.w, ts, p.width, ro.Name, phase, text)
+}
+
+// progressLine is one line of a line printer: the time, the rollout's name padded to width, its phase
+// and the text.
+func progressLine(w io.Writer, ts string, width int, name, phase, text string) {
+	fmt.Fprintf(w, "%s  %-*s  %-16s  %s\n", ts, width, name, phase, text)
 }
 
 func (p *linePrinter) observe(ros []api.CertRollout) {
@@ -407,17 +413,32 @@ func (p *blockPrinter) observe(ros []api.CertRollout) { p.draw(ros) }
 func (p *blockPrinter) tick(ros []api.CertRollout) { p.draw(ros) }
 
 func (p *blockPrinter) draw(ros []api.CertRollout) {
+	p.drawBlocks(func(now time.Time, waited time.Duration) []blockRollout {
+		blocks := make([]blockRollout, len(ros))
+		for i := range ros {
+			blocks[i] = newBlockRollout(&ros[i], now, waited)
+		}
+		return blocks
+	})
+}
+
+// drawBlocks redraws the blocks build maps at now (waited: how long the block has been shown), aligned.
+func (p *blockPrinter) drawBlocks(build func(now time.Time, waited time.Duration) []blockRollout) {
 	now := p.now()
 	if p.start.IsZero() {
 		p.start = now
 	}
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 8, 2, ' ', 0)
-	for i := range ros {
-		newBlockRollout(&ros[i], now, now.Sub(p.start)).render(tw)
+	for _, b := range build(now, now.Sub(p.start)) {
+		b.render(tw)
 	}
 	_ = tw.Flush()
-	block := trimLines(buf.String())
+	p.redraw(trimLines(buf.String()))
+}
+
+// redraw replaces the block drawn last with block.
+func (p *blockPrinter) redraw(block string) {
 	var out strings.Builder
 	out.WriteString(ansiAutowrapOff)
 	if p.lines > 0 {
@@ -448,15 +469,7 @@ func newBlockRollout(ro *api.CertRollout, now time.Time, waited time.Duration) b
 	if ro.Spec.Policy != "" {
 		header = append(header, "policy "+ro.Spec.Policy)
 	}
-	header = append(header, rolloutElapsed(st.StartTime, st.CompletionTime, now))
-	switch {
-	case st.Phase == "" && waited >= unclaimedAfter:
-		header = append(header, unclaimedMessage(waited))
-	case st.Phase == api.PhaseWaitingForWindow && st.NextWindow != nil:
-		header = append(header, "next window "+timestamp(st.NextWindow.Time)+" (in "+residual(st.NextWindow.Time, now)+")")
-	case st.Phase.Finished() || st.Phase == api.PhasePending:
-		header = append(header, st.Message)
-	}
+	header = append(header, blockHead{st.Phase, st.StartTime, st.CompletionTime, st.NextWindow, st.Message}.tail(now, waited, unclaimedMessage)...)
 	b := blockRollout{header: joinNonEmpty(header, "  ")}
 	for _, q := range st.Quiesced {
 		b.steps = append(b.steps, []string{"quiesce", workloadKey(q.Kind, q.Name), replicaCount(q.OriginalReplicas) + "→0", string(q.State),
@@ -473,6 +486,29 @@ func newBlockRollout(ro *api.CertRollout, now time.Time, waited time.Duration) b
 		b.steps = append(b.steps, []string{"target", workloadKey(t.Kind, t.Name), "", string(t.State), rolloutElapsed(t.StartedAt, t.FinishedAt, now), t.Message})
 	}
 	return b
+}
+
+// blockHead is what a block's header says of any rollout's status after its name, phase and labels.
+type blockHead struct {
+	phase                         api.RolloutPhase
+	start, completion, nextWindow *metav1.Time
+	message                       string
+}
+
+// tail is the header's end: the elapsed time, then what the phase makes worth saying (that no
+// controller picked it up, in unclaimed's words; the next window; the message while pending or once
+// finished).
+func (h blockHead) tail(now time.Time, waited time.Duration, unclaimed func(time.Duration) string) []string {
+	out := []string{rolloutElapsed(h.start, h.completion, now)}
+	switch {
+	case h.phase == "" && waited >= unclaimedAfter:
+		out = append(out, unclaimed(waited))
+	case h.phase == api.PhaseWaitingForWindow && h.nextWindow != nil:
+		out = append(out, "next window "+timestamp(h.nextWindow.Time)+" (in "+residual(h.nextWindow.Time, now)+")")
+	case h.phase.Finished() || h.phase == api.PhasePending:
+		out = append(out, h.message)
+	}
+	return out
 }
 
 // render writes the header and the steps to tw. The header has no tabs: it ends the tabwriter's column

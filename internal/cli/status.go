@@ -25,6 +25,8 @@ type StatusOptions struct {
 	Selector string
 	Watch    bool
 	Timeout  time.Duration
+	// ControlPlane (--control-plane) describes a ControlPlaneRollout: the one Names names, or the newest.
+	ControlPlane bool
 
 	// Now is the clock ages and durations are computed against (tests fix it).
 	Now func() time.Time
@@ -37,15 +39,23 @@ type StatusOptions struct {
 func newStatusCommand(streams IOStreams) *cobra.Command {
 	o := &StatusOptions{IOStreams: streams}
 	cmd := &cobra.Command{
-		Use:   "status [NAME...]",
-		Short: "Show CertRollouts: phase, steps and timings",
+		Use:   "status [NAME... | --control-plane [NAME]]",
+		Short: "Show CertRollouts and ControlPlaneRollouts: phase, steps and timings",
 		Long: `Show CertRollouts, the records of orchestrated restarts.
 
 Without a name, a table of the rollouts in the namespace (-A: all namespaces; -l: by label, for example
 certrollout.io/policy=build), oldest first. With names, each rollout's steps: the workloads it quiesced
 (original replicas, when scaled down, drained and restored), its targets (state, start, finish, duration,
 message), its conditions and trigger. -w/--watch follows named rollouts until they finish, like
-restart --wait.`,
+restart --wait.
+
+ControlPlaneRollouts (cluster-scoped: one pass over the control-plane nodes, see restart --control-plane)
+are listed in a table of their own under the CertRollouts, when you may list them. --control-plane [NAME]
+describes one (NAME, or the newest): per node its phase, step, times and health checks, per component
+its state (Stopping, Starting, Verified, Skipped, Failed) and reason (ServesOld, Current, NoManifest,
+SystemdEtcd: the message says the command to run), the renewed files with their backups, the
+kubeconfig copies and the etcd snapshot. With --watch it follows it until it finishes (exit 0
+succeeded, 1 failed, 2 --timeout passed).`,
 		Example: `  # The rollouts of the current namespace
   certrollout status
 
@@ -56,7 +66,13 @@ restart --wait.`,
   certrollout status build-x7k2p -w --timeout 30m
 
   # The rollouts of policy build everywhere, as JSON
-  certrollout status -A -l certrollout.io/policy=build -o json`,
+  certrollout status -A -l certrollout.io/policy=build -o json
+
+  # The newest ControlPlaneRollout, node by node and component by component
+  certrollout status --control-plane
+
+  # Follow one until it finishes
+  certrollout status --control-plane control-plane-x7k2p --watch`,
 		ValidArgsFunction: completeRollouts(&o.KubeFlags),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Names = args
@@ -75,6 +91,7 @@ restart --wait.`,
 	f.StringVarP(&o.Selector, "selector", "l", "", "Only rollouts with these labels (for example certrollout.io/policy=build).")
 	f.BoolVarP(&o.Watch, "watch", "w", false, "Follow the named rollouts until they finish; exit 1 if one fails.")
 	f.DurationVar(&o.Timeout, "timeout", 0, "With --watch, stop after this long and exit 2 (0: no limit).")
+	f.BoolVar(&o.ControlPlane, "control-plane", false, "Describe a ControlPlaneRollout node by node and component by component: the one named, or the newest.")
 	return cmd
 }
 
@@ -96,6 +113,9 @@ func (o *StatusOptions) Validate() error {
 	if err := o.validateOutput(); err != nil {
 		return err
 	}
+	if err := o.validateControlPlane(); err != nil {
+		return err
+	}
 	if o.Selector != "" {
 		if _, err := labels.Parse(o.Selector); err != nil {
 			return fmt.Errorf("--selector: %w", err)
@@ -104,10 +124,10 @@ func (o *StatusOptions) Validate() error {
 			return errors.New("name rollouts or select them with --selector, not both")
 		}
 	}
-	if len(o.Names) > 0 && o.AllNamespaces {
+	if len(o.Names) > 0 && o.AllNamespaces && !o.ControlPlane {
 		return errors.New("a rollout name needs its namespace: use -n NAMESPACE instead of -A")
 	}
-	if o.Watch && len(o.Names) == 0 {
+	if o.Watch && len(o.Names) == 0 && !o.ControlPlane {
 		return errors.New("--watch follows named rollouts: certrollout status NAME --watch")
 	}
 	if o.Timeout < 0 {
@@ -127,6 +147,9 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	c, err := o.Client()
 	if err != nil {
 		return err
+	}
+	if o.ControlPlane {
+		return o.runControlPlane(ctx, c)
 	}
 	if len(o.Names) == 0 {
 		return o.list(ctx, c)
@@ -176,11 +199,12 @@ func (o *StatusOptions) follow(ctx context.Context, c client.WithWatch, ros []ap
 }
 
 func (o *StatusOptions) list(ctx context.Context, c client.Client) error {
-	opts := []client.ListOption{client.InNamespace(o.ListNamespace())}
+	var selected []client.ListOption
 	if o.Selector != "" {
 		sel, _ := labels.Parse(o.Selector) // checked by Validate
-		opts = append(opts, client.MatchingLabelsSelector{Selector: sel})
+		selected = append(selected, client.MatchingLabelsSelector{Selector: sel})
 	}
+	opts := append([]client.ListOption{client.InNamespace(o.ListNamespace())}, selected...)
 	var list api.CertRolloutList
 	if err := c.List(ctx, &list, opts...); err != nil {
 		return explain(err, o.Config())
@@ -190,6 +214,10 @@ func (o *StatusOptions) list(ctx context.Context, c client.Client) error {
 	if err != nil {
 		return err
 	}
+	cps, err := listControlPlaneRollouts(ctx, c, selected...) // cluster-scoped: no namespace
+	if err != nil {
+		return explain(err, o.Config())
+	}
 	if o.structured() {
 		doc := RolloutStatusList{APIVersion: ReportAPIVersion, Kind: "RolloutStatusList", Items: []RolloutStatus{}}
 		for i := range list.Items {
@@ -197,6 +225,9 @@ func (o *StatusOptions) list(ctx context.Context, c client.Client) error {
 		}
 		for i := range holds {
 			doc.Holds = append(doc.Holds, holdStatus(&holds[i], o.Now()))
+		}
+		for i := range cps {
+			doc.ControlPlaneRollouts = append(doc.ControlPlaneRollouts, controlPlaneRolloutStatus(&cps[i], o.Now(), false))
 		}
 		return o.printDocument(o.Out, doc)
 	}
@@ -209,13 +240,21 @@ func (o *StatusOptions) list(ctx context.Context, c client.Client) error {
 	} else if err := printRolloutTable(o.Out, list.Items, o.Now(), o.AllNamespaces, o.wide()); err != nil {
 		return err
 	}
-	if len(holds) == 0 {
+	if len(holds) > 0 {
+		if len(list.Items) > 0 {
+			fmt.Fprintln(o.Out)
+		}
+		if err := newHoldTableView(holds, o.Now(), o.AllNamespaces, o.wide()).render(o.Out); err != nil {
+			return err
+		}
+	}
+	if len(cps) == 0 {
 		return nil
 	}
-	if len(list.Items) > 0 {
+	if len(list.Items) > 0 || len(holds) > 0 {
 		fmt.Fprintln(o.Out)
 	}
-	return newHoldTableView(holds, o.Now(), o.AllNamespaces, o.wide()).render(o.Out)
+	return printControlPlaneTable(o.Out, cps, o.Now(), o.wide())
 }
 
 // holds lists the MaintenanceHolds the listing shows, newest last; none when the cluster does not serve

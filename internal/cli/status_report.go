@@ -2,6 +2,8 @@ package cli
 
 import (
 	"time"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
 )
 
 // RolloutStatusList is what `status -o json|yaml` prints without a name (kind RolloutStatusList), and
@@ -13,6 +15,9 @@ type RolloutStatusList struct {
 	Items      []RolloutStatus `json:"items"`
 	// Holds are the MaintenanceHolds of the same namespaces (omitted when there are none).
 	Holds []HoldStatus `json:"holds,omitempty"`
+	// ControlPlaneRollouts are every ControlPlaneRollout (cluster-scoped), oldest first; omitted when there
+	// are none or you may not list them.
+	ControlPlaneRollouts []ControlPlaneRolloutStatus `json:"controlPlaneRollouts,omitempty"`
 }
 
 // HoldStatus is one MaintenanceHold: its phase, until when, and each workload it holds.
@@ -111,6 +116,8 @@ type RolloutTrigger struct {
 
 // QuiescedStep is a workload scaled to zero for the rollout.
 type QuiescedStep struct {
+	// Namespace is set for a ControlPlaneRollout's (a CertRollout's are in its own namespace).
+	Namespace        string     `json:"namespace,omitempty"`
 	Kind             string     `json:"kind"`
 	Name             string     `json:"name"`
 	OriginalReplicas *int32     `json:"originalReplicas,omitempty"`
@@ -142,4 +149,50 @@ type RolloutCondition struct {
 	Reason             string    `json:"reason,omitempty"`
 	Message            string    `json:"message,omitempty"`
 	LastTransitionTime time.Time `json:"lastTransitionTime"`
+}
+
+// ControlPlaneRolloutStatus is one ControlPlaneRollout: which nodes and why, and per node each step
+// (`status --control-plane -o json|yaml`, kind ControlPlaneRolloutStatus).
+type ControlPlaneRolloutStatus struct {
+	APIVersion string `json:"apiVersion,omitempty"`
+	Kind       string `json:"kind,omitempty"`
+	Name       string `json:"name"`
+	// Trigger is Manual, ServingOld or Expiring.
+	Trigger string `json:"trigger"`
+	// RequestedNodes are spec.nodes; empty: every control-plane node.
+	RequestedNodes []string           `json:"requestedNodes,omitempty"`
+	Emergency      *api.EmergencySpec `json:"emergency,omitempty"`
+	// Phase is Pending, WaitingForWindow, Quiescing, Restarting, Restoring, Succeeded or Failed; empty
+	// until the controller picks the rollout up.
+	Phase       string     `json:"phase"`
+	Progress    string     `json:"progress,omitempty"`
+	Message     string     `json:"message,omitempty"`
+	CurrentNode string     `json:"currentNode,omitempty"`
+	Created     *time.Time `json:"created,omitempty"`
+	Started     *time.Time `json:"started,omitempty"`
+	Completed   *time.Time `json:"completed,omitempty"`
+	NextWindow  *time.Time `json:"nextWindow,omitempty"`
+	// DurationSeconds is Completed-Started, or now-Started while it runs.
+	DurationSeconds *int64                  `json:"durationSeconds,omitempty"`
+	Snapshot        *api.EtcdSnapshotStatus `json:"snapshot,omitempty"`
+	Quiesced        []QuiescedStep          `json:"quiesced,omitempty"`
+	Nodes           []ControlPlaneNodeStep  `json:"nodes,omitempty"`
+	Conditions      []RolloutCondition      `json:"conditions,omitempty"`
+}
+
+// ControlPlaneNodeStep is one node of a ControlPlaneRollout, as its node agent reported it.
+type ControlPlaneNodeStep struct {
+	Name string `json:"name"`
+	// Phase is Pending, InProgress, Succeeded or Failed; Step Health, Snapshot, Renew, Restart,
+	// Kubeconfigs, HealthAfter or Done.
+	Phase            string                  `json:"phase"`
+	Step             string                  `json:"step,omitempty"`
+	StartedAt        *time.Time              `json:"startedAt,omitempty"`
+	CompletedAt      *time.Time              `json:"completedAt,omitempty"`
+	DurationSeconds  *int64                  `json:"durationSeconds,omitempty"`
+	Message          string                  `json:"message,omitempty"`
+	Health           *api.ControlPlaneHealth `json:"health,omitempty"`
+	Renewed          []api.RenewedFile       `json:"renewed,omitempty"`
+	Components       []api.ComponentRestart  `json:"components,omitempty"`
+	KubeconfigCopies []api.CopiedFile        `json:"kubeconfigCopies,omitempty"`
 }

@@ -73,8 +73,15 @@ func rolloutStatus(ro *api.CertRollout, now time.Time, typed bool) RolloutStatus
 		}
 		out.Targets = append(out.Targets, step)
 	}
-	for _, c := range st.Conditions {
-		out.Conditions = append(out.Conditions, RolloutCondition{
+	out.Conditions = rolloutConditions(st.Conditions)
+	return out
+}
+
+// rolloutConditions are conditions as the documents show them.
+func rolloutConditions(conds []metav1.Condition) []RolloutCondition {
+	var out []RolloutCondition
+	for _, c := range conds {
+		out = append(out, RolloutCondition{
 			Type: c.Type, Status: string(c.Status), Reason: c.Reason, Message: c.Message, LastTransitionTime: c.LastTransitionTime.UTC(),
 		})
 	}
@@ -193,12 +200,7 @@ func newRolloutDescription(ro *api.CertRollout, now time.Time) rolloutDescriptio
 
 func rolloutFields(ro *api.CertRollout, now time.Time) describeFields {
 	st := ro.Status
-	at := func(t *metav1.Time) string {
-		if t == nil {
-			return ""
-		}
-		return timestamp(t.Time) + " (" + age(t.Time, now) + " ago)"
-	}
+	at := func(t *metav1.Time) string { return timeAgo(t, now) }
 	trigger := string(ro.Spec.Trigger.Type)
 	if ro.Spec.Trigger.Message != "" {
 		trigger += ": " + ro.Spec.Trigger.Message
@@ -235,6 +237,14 @@ func rolloutFields(ro *api.CertRollout, now time.Time) describeFields {
 		f = append(f, describeField{"Duration", d})
 	}
 	return f
+}
+
+// timeAgo is "2026-11-24T01:02:03Z (60s ago)"; "" for none.
+func timeAgo(t *metav1.Time, now time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return timestamp(t.Time) + " (" + age(t.Time, now) + " ago)"
 }
 
 func trustSection(ro *api.CertRollout) stepSection {
@@ -288,8 +298,13 @@ func targetSection(ro *api.CertRollout, now time.Time) stepSection {
 }
 
 func conditionSection(ro *api.CertRollout) stepSection {
+	return conditionsSection(ro.Status.Conditions)
+}
+
+// conditionsSection is the Conditions table of any of our objects.
+func conditionsSection(conds []metav1.Condition) stepSection {
 	s := stepSection{title: "Conditions", headers: []string{"TYPE", "STATUS", "REASON", "LAST TRANSITION", "MESSAGE"}}
-	for _, c := range ro.Status.Conditions {
+	for _, c := range conds {
 		s.rows = append(s.rows, []string{c.Type, string(c.Status), c.Reason, timestamp(c.LastTransitionTime.Time), c.Message})
 	}
 	return s
