@@ -350,10 +350,7 @@ func TestTheAgentsShowNodeOneServingOldCertificatesAfterKubeadmRenewsThemUntilIt
 // folder, the component stops, the manifest comes back and it starts again.
 func moveManifest(t *testing.T, cp *localcluster.ControlPlane, cs kubernetes.Interface, n localcluster.ControlPlaneNode, component string) {
 	t.Helper()
-	pid, err := cp.ComponentPID(n.Name, component)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pid := pids(t, cp, n.Name)[component]
 	manifest := n.ManifestPath(component)
 	aside := filepath.Join(n.Root, component+".yaml.moved")
 	if err := os.Rename(manifest, aside); err != nil {

@@ -258,24 +258,7 @@ func TestRestartControlPlaneWaitRollsEveryNodeInOrderThroughCrashesWhileTheAPISt
 	quiesce := watchQuiesce(watchCtx, c, cs, ns, "db", current)
 
 	started := time.Now()
-	_ = user
-	direct := &api.ControlPlaneRollout{ObjectMeta: metav1.ObjectMeta{GenerateName: "manual-"}}
-	if err := c.Create(ctx, direct); err != nil {
-		t.Fatal(err)
-	}
-	wait := func() (string, int) {
-		var last api.ControlPlaneRollout
-		eventuallyWithin(t, 25*time.Minute, "the rollout to end", func(ctx context.Context) (bool, error) {
-			if err := c.Get(ctx, client.ObjectKeyFromObject(direct), &last); err != nil {
-				return false, nil
-			}
-			return last.Status.Phase == api.PhaseSucceeded || last.Status.Phase == api.PhaseFailed, nil
-		})
-		if last.Status.Phase != api.PhaseSucceeded {
-			return fmt.Sprintf("%s %s %s", last.Status.Phase, last.Status.Message, joinNames(last.Status.Nodes)), 1
-		}
-		return joinNames(last.Status.Nodes), 0
-	}
+	wait := user.start("restart", "--control-plane", "--wait", "--timeout=25m")
 	ro := newRollout(t, c, started)
 	mu.Lock()
 	rollout = ro
@@ -301,6 +284,12 @@ func TestRestartControlPlaneWaitRollsEveryNodeInOrderThroughCrashesWhileTheAPISt
 	}
 	if ro.Status.Phase != api.PhaseSucceeded {
 		t.Fatalf("the rollout ended %s: %s", ro.Status.Phase, ro.Status.Message)
+	}
+	// The last sample: the restore is written before the rollout says Succeeded.
+	if sts, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "db", metav1.GetOptions{}); err == nil {
+		quiesce.observe(sts, ro)
+	} else {
+		t.Fatal(err)
 	}
 
 	// In order, each node all the way.
@@ -422,7 +411,8 @@ func TestTheAutomaticTriggerRollsTheNodeThatNeedsItInsideTheWindow(t *testing.T)
 	for _, n := range cp.Nodes[:2] {
 		renewNow(t, ctx, cp, n)
 	}
-	open := time.Now().UTC().Truncate(time.Minute).Add(2 * time.Minute)
+	// The next minute at least 40 seconds away: the rollout is created and seen waiting before it opens.
+	open := time.Now().UTC().Add(40 * time.Second).Truncate(time.Minute).Add(time.Minute)
 	policy := &api.ControlPlanePolicy{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: api.ControlPlanePolicySpec{
 		Trigger:       api.ControlPlaneTriggerAutomatic,
 		Windows:       []api.MaintenanceWindow{{Schedule: fmt.Sprintf("%d %d * * *", open.Minute(), open.Hour()), Duration: metav1.Duration{Duration: time.Hour}}},
@@ -548,21 +538,7 @@ func TestADegradedEtcdMemberMakesTheRolloutRefuseWithTheReason(t *testing.T) {
 	for _, n := range cp.Nodes[:2] {
 		before[n.Name] = pids(t, cp, n.Name)
 	}
-	_ = user
-	direct := &api.ControlPlaneRollout{ObjectMeta: metav1.ObjectMeta{GenerateName: "manual-"}}
-	if err := c.Create(ctx, direct); err != nil {
-		t.Fatal(err)
-	}
-	var last api.ControlPlaneRollout
-	eventuallyWithin(t, 8*time.Minute, "the rollout to end", func(ctx context.Context) (bool, error) {
-		err := c.Get(ctx, client.ObjectKeyFromObject(direct), &last)
-		return err == nil && last.Status.Phase.Finished(), nil
-	})
-	code := 0
-	if last.Status.Phase != api.PhaseSucceeded {
-		code = 1
-	}
-	out := last.Status.Message + " " + joinNames(last.Status.Nodes)
+	out, code := user.start("restart", "--control-plane", "--wait", "--timeout=8m")()
 	if code != 1 {
 		t.Fatalf("exit code %d, want 1 (the rollout failed):\n%s", code, out)
 	}
@@ -615,5 +591,20 @@ func stopEtcd(t *testing.T, cp *localcluster.ControlPlane, n localcluster.Contro
 	eventually(t, "etcd on "+n.Name+" to stop", func(context.Context) (bool, error) {
 		_, err := cp.ComponentPID(n.Name, "etcd")
 		return err != nil, nil
+	})
+	// Its API server has lost its etcd: the load balancer's health check takes it out of rotation, and
+	// the other members agree on a leader again (writes through the load balancer succeed).
+	c := agentClient(t, cp)
+	eventually(t, "the load balancer to stop sending to "+n.Name+"'s API server and writes to succeed", func(ctx context.Context) (bool, error) {
+		for i, m := range cp.Nodes {
+			if m.Name == n.Name && lb.Ready()[i] {
+				return false, nil
+			}
+		}
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "write-probe-", Namespace: metav1.NamespaceDefault}}
+		if err := c.Create(ctx, cm); err != nil {
+			return false, err
+		}
+		return true, c.Delete(ctx, cm)
 	})
 }

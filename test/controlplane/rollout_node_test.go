@@ -349,25 +349,7 @@ func TestADegradedEtcdMemberMakesTheNodeRefuseWithTheReasonAndChangeNothing(t *t
 	c := agentClient(t, cp)
 	n, down := cp.Nodes[1], cp.Nodes[2]
 	ns := prepare(t, ctx, cp, cs, "cp-degraded-")
-	aside := filepath.Join(down.Root, "etcd.yaml.aside")
-	if err := os.Rename(down.ManifestPath("etcd"), aside); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = os.Rename(aside, down.ManifestPath("etcd"))
-		eventually(t, "etcd on "+down.Name+" to be back", func(ctx context.Context) (bool, error) {
-			m, err := cp.EtcdMembers(ctx, down.Name)
-			return err == nil && len(m) == 3, nil
-		})
-	})
-	eventually(t, "etcd on "+down.Name+" to stop", func(context.Context) (bool, error) {
-		_, err := cp.ComponentPID(down.Name, "etcd")
-		return err != nil, nil
-	})
-	// Its API server has lost its etcd: the load balancer's health check takes it out of rotation.
-	eventually(t, "the load balancer to stop sending to "+down.Name+"'s API server", func(context.Context) (bool, error) {
-		return !lb.Ready()[2], nil
-	})
+	stopEtcd(t, cp, down)
 	before := pids(t, cp, n.Name)
 	no := false
 	r := nodeTurn(t, ctx, c, n.Name, api.ControlPlanePolicySpec{Renewal: api.ControlPlaneRenewal{Enabled: &no}})
