@@ -145,17 +145,23 @@ func nodeChanges(n, old api.ControlPlaneNodeStatus, seen bool) []string {
 	if (!seen || old.Phase != n.Phase) && n.Phase != api.NodePending && n.Phase != api.NodeSucceeded && n.Phase != api.NodeFailed {
 		out = append(out, n.Name+" "+string(n.Phase)+messageSuffix(n.Message))
 	}
-	// What the previous step did (health, renewal) reads before the step begun; the components restart
-	// within the Restart step.
 	if h := n.Health; h != nil && (old.Health == nil || !old.Health.CheckedAt.Equal(&h.CheckedAt) || old.Health.Healthy != h.Healthy) {
 		out = append(out, n.Name+" health: "+healthSummary(h))
 	}
+	var renewed []api.RenewedFile
 	for _, f := range n.Renewed {
 		if !containsBy(old.Renewed, func(o api.RenewedFile) bool { return o.Name == f.Name && o.NewNotAfter.Equal(&f.NewNotAfter) }) {
-			out = append(out, n.Name+" "+renewedLine(f))
+			renewed = append(renewed, f)
 		}
 	}
-	if n.Step != "" && n.Step != old.Step && n.Step != api.StepDone {
+	for _, line := range renewedLines(renewed) {
+		out = append(out, n.Name+" "+line)
+	}
+	// A step begun reads after what the steps before it did: the restarts before Kubeconfigs and
+	// HealthAfter, the health check and the renewal before the restarts.
+	stepBegun := n.Step != "" && n.Step != old.Step && n.Step != api.StepDone
+	afterRestarts := n.Step == api.StepKubeconfigs || n.Step == api.StepHealthAfter
+	if stepBegun && !afterRestarts {
 		out = append(out, n.Name+" step "+string(n.Step))
 	}
 	for _, c := range n.Components {
@@ -170,6 +176,9 @@ func nodeChanges(n, old api.ControlPlaneNodeStatus, seen bool) []string {
 		if !containsBy(old.KubeconfigCopies, func(o api.CopiedFile) bool { return o.Path == k.Path && o.Backup == k.Backup }) {
 			out = append(out, n.Name+" "+kubeconfigLine(k))
 		}
+	}
+	if stepBegun && afterRestarts {
+		out = append(out, n.Name+" step "+string(n.Step))
 	}
 	if seen && old.Phase == n.Phase {
 		return out
@@ -222,13 +231,41 @@ func healthSummary(h *api.ControlPlaneHealth) string {
 	return s + ")"
 }
 
-// renewedLine tells that a certificate file was renewed, until when, and where the old one is.
-func renewedLine(f api.RenewedFile) string {
-	s := "renewed " + f.Name + ", valid until " + timestamp(f.NewNotAfter.Time)
-	if f.Backup != "" {
-		s += " (old files in " + f.Backup + ")"
+// renewedLines tell which certificate files were renewed, until when, and where the old ones are: one
+// line for the files renewed together (the same validity and backup folder), as a renewal renews them.
+func renewedLines(files []api.RenewedFile) []string {
+	type batch struct {
+		names    []string
+		notAfter time.Time
+		backup   string
 	}
-	return s
+	var batches []*batch
+	for _, f := range files {
+		var b *batch
+		for _, have := range batches {
+			if have.notAfter.Equal(f.NewNotAfter.Time) && have.backup == f.Backup {
+				b = have
+			}
+		}
+		if b == nil {
+			b = &batch{notAfter: f.NewNotAfter.Time, backup: f.Backup}
+			batches = append(batches, b)
+		}
+		b.names = append(b.names, f.Name)
+	}
+	var out []string
+	for _, b := range batches {
+		s := "renewed " + b.names[0]
+		if len(b.names) > 1 {
+			s = fmt.Sprintf("renewed %d files (%s)", len(b.names), strings.Join(b.names, ", "))
+		}
+		s += ", valid until " + timestamp(b.notAfter)
+		if b.backup != "" {
+			s += ", old files kept in " + b.backup
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // componentLine tells where a component's restart is. A SystemdEtcd skip carries, in its message, the

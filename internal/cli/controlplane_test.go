@@ -319,3 +319,20 @@ func TestControlPlaneHelpTeachesWhatHappensAndTheRightsNeeded(t *testing.T) {
 		t.Errorf("status --help does not teach --control-plane:\n%s", out)
 	}
 }
+
+func TestRenewedFilesReadAsOneLinePerRenewal(t *testing.T) {
+	year := metav1.NewTime(time.Date(2027, 11, 28, 13, 34, 26, 0, time.UTC))
+	later := metav1.NewTime(year.Add(time.Hour))
+	got := renewedLines([]api.RenewedFile{
+		{Name: "admin.conf", NewNotAfter: year, Backup: "/var/lib/certrollout/backups/r/1"},
+		{Name: "apiserver", NewNotAfter: year, Backup: "/var/lib/certrollout/backups/r/1"},
+		{Name: "etcd-server", NewNotAfter: later, Backup: "/var/lib/certrollout/backups/r/2"},
+	})
+	want := []string{
+		"renewed 2 files (admin.conf, apiserver), valid until 2027-11-28T13:34:26Z, old files kept in /var/lib/certrollout/backups/r/1",
+		"renewed etcd-server, valid until 2027-11-28T14:34:26Z, old files kept in /var/lib/certrollout/backups/r/2",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
