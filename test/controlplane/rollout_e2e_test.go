@@ -542,6 +542,7 @@ func TestADegradedEtcdMemberMakesTheRolloutRefuseWithTheReason(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit code %d, want 1 (the rollout failed):\n%s", code, out)
 	}
+	t.Logf("certrollout restart --control-plane --wait (exit %d):\n%s", code, out)
 	var list api.ControlPlaneRolloutList
 	if err := c.List(ctx, &list); err != nil {
 		t.Fatal(err)
