@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/certrollout/certrollout/internal/durable"
 )
 
 // A component's place in its restart, as the journal records it before each move. The journal is
@@ -68,45 +69,6 @@ func (j Journal) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileDurably(path, data, 0o600)
+	return durable.WritePath(path, data, 0o600)
 }
 
-// writeFileDurably replaces path with data so that after a crash path holds either the old or the new
-// content, whole. The temporary file is hidden (a leading dot), so a kubelet watching the folder ignores
-// it.
-func writeFileDurably(path string, data []byte, mode fs.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".certrollout-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename there is nothing left to remove
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/certrollout/certrollout/internal/durable"
 )
 
 // Mover moves static pod manifests out of the kubelet's folder and back, which is how a static pod is
@@ -58,13 +60,13 @@ func (m *Mover) MoveOut(component, manifest string) error {
 	if err := m.set(component, e); err != nil {
 		return fmt.Errorf("writing the journal before moving %s out: %w", component, err)
 	}
-	if err := writeFileDurably(e.Staged, data, fi.Mode().Perm()); err != nil {
+	if err := durable.WritePath(e.Staged, data, fi.Mode().Perm()); err != nil {
 		return fmt.Errorf("staging the manifest of %s: %w", component, err)
 	}
 	if err := os.Remove(manifest); err != nil {
 		return fmt.Errorf("moving the manifest of %s out: %w", component, err)
 	}
-	if err := syncDir(filepath.Dir(manifest)); err != nil {
+	if err := syncDirOf(manifest); err != nil {
 		return err
 	}
 	e.State = JournalOut
@@ -86,7 +88,7 @@ func (m *Mover) MoveBack(component string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileDurably(e.Manifest, data, fi.Mode().Perm()); err != nil {
+	if err := durable.WritePath(e.Manifest, data, fi.Mode().Perm()); err != nil {
 		return fmt.Errorf("putting the manifest of %s back: %w", component, err)
 	}
 	e.State = JournalBack
@@ -172,4 +174,14 @@ func (m *Mover) Out() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// syncDirOf fsyncs the folder holding p, so that its removal survives a crash.
+func syncDirOf(p string) error {
+	root, err := os.OpenRoot(filepath.Dir(p))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return durable.SyncDir(root, ".")
 }

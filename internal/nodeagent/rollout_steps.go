@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/durable"
 )
 
 // Reasons a component is restarted or skipped (ComponentRestart.Reason).
@@ -301,7 +302,7 @@ func (n *nodeRun) kubeconfigs(context.Context) error {
 			continue
 		case err == nil:
 			backup := dst + ".certrollout-" + n.a.now().UTC().Format("20060102T150405Z")
-			if err := writeFileDurably(backup, cur, 0o600); err != nil {
+			if err := durable.WritePath(backup, cur, 0o600); err != nil {
 				return fmt.Errorf("keeping the previous %s: %w", kc.To, err)
 			}
 			copied.Backup = n.a.Scan.hostPath(backup)
@@ -312,7 +313,7 @@ func (n *nodeRun) kubeconfigs(context.Context) error {
 		default:
 			return fmt.Errorf("reading %s: %w", kc.To, err)
 		}
-		if err := writeFileDurably(dst, data, 0o600); err != nil {
+		if err := durable.WritePath(dst, data, 0o600); err != nil {
 			return fmt.Errorf("writing %s: %w", kc.To, err)
 		}
 		n.recordCopy(copied)
