@@ -71,4 +71,3 @@ func (j Journal) Save(path string) error {
 	}
 	return durable.WritePath(path, data, 0o600)
 }
-
