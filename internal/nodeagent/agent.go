@@ -118,6 +118,13 @@ func (a *Agent) now() time.Time {
 // with their mirror pods' start times, and what each serving endpoint presents. node may be nil (no
 // kubelet address then unless KubeletAddress is set).
 func (a *Agent) Gather(ctx context.Context, node *corev1.Node, prev *api.NodeCertificatesStatus) Input {
+	in, _ := a.gather(ctx, node, prev)
+	return in
+}
+
+// gather is Gather, and the error that made what it says of the components' containers uncertain (their
+// mirror pods could not be listed): the status says it; a decision to restart must not rest on it.
+func (a *Agent) gather(ctx context.Context, node *corev1.Node, prev *api.NodeCertificatesStatus) (Input, error) {
 	now := a.now()
 	sr := Scan(a.Scan)
 	in := Input{Now: now, AgentVersion: a.AgentVersion, KubeadmDir: sr.KubeadmDir, KubeadmFound: sr.KubeadmFound, Problems: sr.Problems}
@@ -134,16 +141,16 @@ func (a *Agent) Gather(ctx context.Context, node *corev1.Node, prev *api.NodeCer
 	comps, problems := Manifests(a.Scan)
 	in.Problems = append(in.Problems, problems...)
 	var pods []corev1.Pod
+	var listErr error
 	podsErr := ""
 	if len(comps) > 0 {
 		lister := a.Pods
 		if lister == nil {
 			lister = APIMirrorPods(a.Client)
 		}
-		var err error
-		if pods, err = lister(ctx, a.Node); err != nil {
-			podsErr = err.Error()
-			a.Log.Error(err, "Failed to list mirror pods", "node", klog.KRef("", a.Node))
+		if pods, listErr = lister(ctx, a.Node); listErr != nil {
+			podsErr = listErr.Error()
+			a.Log.Error(listErr, "Failed to list mirror pods", "node", klog.KRef("", a.Node))
 		}
 	}
 	for _, c := range comps {
@@ -184,7 +191,7 @@ func (a *Agent) Gather(ctx context.Context, node *corev1.Node, prev *api.NodeCer
 			o.Probes[j].Served = fp
 		}
 	}
-	return in
+	return in, listErr
 }
 
 func (a *Agent) kubeletAddress(node *corev1.Node) string {
@@ -308,18 +315,11 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // recover puts back what the journal says a crash left out, before anything else.
 func (a *Agent) recover() error {
-	m, err := a.loadMover(filepath.Join(a.Scan.root(), orDefault(a.Rollouts.StateDir, DefaultStateDir)))
+	m, err := a.loadMover(a.stateDir())
 	if err != nil {
 		return err
 	}
-	did, err := m.Recover()
-	for _, d := range did {
-		a.Log.Info("Recovered from an interrupted restart", "node", klog.KRef("", a.Node), "what", d)
-	}
-	if err != nil {
-		return fmt.Errorf("putting the static pod manifests back: %w", err)
-	}
-	return nil
+	return a.recoverManifests(m)
 }
 
 // rolloutRound does this node's turn, if it has one, and says whether a rollout is unfinished.

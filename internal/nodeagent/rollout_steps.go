@@ -71,6 +71,9 @@ func (n *nodeRun) waitHealthy(ctx context.Context, within time.Duration, failure
 // snapshot saves etcd before the first node, once per rollout.
 func (n *nodeRun) snapshot(ctx context.Context) error {
 	s := n.settings.EtcdSnapshot
+	if n.op.Snapshot == nil && n.mover.Journal.Snapshot != nil {
+		n.op.Snapshot = n.mover.Journal.Snapshot.DeepCopy()
+	}
 	if !ptr.Deref(s.Enabled, true) || n.op.Snapshot != nil || len(n.r.Status.Nodes) == 0 || n.r.Status.Nodes[0].Name != n.a.Node {
 		return nil
 	}
@@ -84,6 +87,10 @@ func (n *nodeRun) snapshot(ctx context.Context) error {
 		return fmt.Errorf("the etcd snapshot: %w", err)
 	}
 	snap.Node, snap.Path = n.a.Node, n.a.Scan.hostPath(snap.Path)
+	n.mover.Journal.Snapshot = snap.DeepCopy()
+	if err := n.mover.Journal.Save(n.mover.JournalPath); err != nil {
+		return fmt.Errorf("writing the journal: %w", err)
+	}
 	n.op.Snapshot = &snap
 	return nil
 }
@@ -113,22 +120,31 @@ func (n *nodeRun) renew(ctx context.Context) error {
 	if len(files) > 32 {
 		files = files[:32]
 	}
+	n.mover.Journal.Renewed, n.mover.Journal.RenewedFiles = true, files
+	if err := n.mover.Journal.Save(n.mover.JournalPath); err != nil {
+		return fmt.Errorf("writing the journal: %w", err)
+	}
 	n.op.Renewed = files
-	n.mover.Journal.Renewed = true
-	return n.mover.Journal.Save(n.mover.JournalPath)
+	return nil
 }
 
 // restarts restarts, in order, each component that serves or uses an old certificate, and verifies it.
 func (n *nodeRun) restarts(ctx context.Context) error {
-	st := n.report(ctx)
-	comps, _ := Manifests(n.a.Scan)
+	comps, problems := Manifests(n.a.Scan)
 	byName := map[string]Component{}
 	for _, c := range comps {
 		byName[c.Name] = c
 	}
 	order := componentOrder(n.settings.ComponentOrder)
-	if len(n.op.Components) == 0 {
-		for _, name := range order {
+	if err := unreadableManifests(order, byName, problems); err != nil {
+		return err
+	}
+	st, err := n.observe(ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range order {
+		if n.component(name) == nil {
 			n.op.Components = append(n.op.Components, api.ComponentRestart{Name: name, State: api.RestartPending})
 		}
 	}
@@ -143,6 +159,38 @@ func (n *nodeRun) restarts(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// unreadableManifests fails the node when a component of the order has no manifest the agent could
+// read while some manifest could not be read: that one may be the component's, and skipping it as "no
+// manifest" would leave it serving old certificates while the rollout says the node is done.
+func unreadableManifests(order []string, byName map[string]Component, problems []api.NodeProblem) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	var missing []string
+	for _, name := range order {
+		if _, ok := byName[name]; !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	var unread []string
+	for _, p := range problems {
+		unread = append(unread, p.Path+": "+p.Message)
+	}
+	return fmt.Errorf("the agent could not read every static pod manifest (%s), so it cannot tell whether %s run here; nothing was restarted: fix the manifests folder and start the rollout again",
+		strings.Join(unread, "; "), strings.Join(missing, ", "))
+}
+
+// observe is the node's status now, decided locally (RolloutOps.Observe).
+func (n *nodeRun) observe(ctx context.Context) (api.NodeCertificatesStatus, error) {
+	if n.a.Rollouts.Ops.Observe != nil {
+		return n.a.Rollouts.Ops.Observe(ctx)
+	}
+	return n.a.Observe(ctx)
 }
 
 func (n *nodeRun) restartOne(ctx context.Context, st api.NodeCertificatesStatus, byName map[string]Component, cr *api.ComponentRestart) error {
@@ -246,8 +294,10 @@ func (n *nodeRun) endpointsClosed(ctx context.Context, c Component) bool {
 func (n *nodeRun) waitUp(ctx context.Context, c Component, cr *api.ComponentRestart, stopped *time.Time) error {
 	deadline := n.a.now().Add(n.timeout)
 	for {
-		st := n.report(ctx)
+		n.report(ctx)
+		st, oerr := n.observe(ctx)
 		pods, err := n.a.mirrorPods(ctx)
+		err = errors.Join(oerr, err)
 		now := componentOf(st, cr.Name)
 		if err == nil && now != nil && now.State == api.ComponentCurrent && n.startedAfter(pods, c, stopped) {
 			if err := n.mover.Verified(cr.Name); err != nil {

@@ -1,0 +1,406 @@
+package nodeagent
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+)
+
+const (
+	testNode    = "cp-1"
+	testLeaseNS = "certrollout-system"
+)
+
+// fakeHost is a control-plane node for the agent's procedure: a host folder with static pod manifests, a
+// kubelet that runs a container for every manifest in the folder (started when the manifest appeared),
+// and the host actions (health, snapshot, renewal) as seams that record their calls. A component serves
+// old certificates when its container started before the renewal.
+type fakeHost struct {
+	t    *testing.T
+	root string
+
+	mu      sync.Mutex
+	calls   []string
+	started map[string]time.Time
+	// seen is the manifest file (inode and change time) each container was started from: a manifest replaced between two
+	// looks is a restart, as the kubelet sees a pod removed and added.
+	seen      map[string]uint64
+	renewedAt time.Time
+	unhealthy string
+	renewErr  error
+	// kubeletBlind: the kubelet does not notice manifests moving (a container keeps running).
+	kubeletBlind bool
+	// onMoveOut runs when the kubelet first sees a manifest gone.
+	onMoveOut func(component string)
+}
+
+var testManifests = map[string]string{
+	KubeAPIServer: "  - kube-apiserver\n    - --advertise-address=192.0.2.10\n    - --tls-cert-file=/etc/kubernetes/pki/apiserver.crt\n",
+	KubeScheduler: "  - kube-scheduler\n    - --kubeconfig=/etc/kubernetes/scheduler.conf\n",
+}
+
+func newFakeHost(t *testing.T, components ...string) *fakeHost {
+	t.Helper()
+	h := &fakeHost{t: t, root: t.TempDir(), started: map[string]time.Time{}, seen: map[string]uint64{}}
+	mustMkdir(t, h.manifestsDir())
+	for _, c := range components {
+		h.writeManifest(c)
+		h.started[c] = time.Now().Add(-time.Hour)
+		h.seen[c] = inode(filepath.Join(h.manifestsDir(), c+".yaml"))
+	}
+	return h
+}
+
+func (h *fakeHost) manifestsDir() string { return filepath.Join(h.root, "etc/kubernetes/manifests") }
+
+func (h *fakeHost) writeManifest(c string) {
+	h.t.Helper()
+	cmd := strings.Replace(testManifests[c], "  - ", "    - ", 1)
+	data := "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + c + "\n  namespace: kube-system\n  labels:\n    component: " + c +
+		"\nspec:\n  containers:\n  - name: " + c + "\n    command:\n" + cmd
+	if err := os.WriteFile(filepath.Join(h.manifestsDir(), c+".yaml"), []byte(data), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *fakeHost) record(call string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, call)
+}
+
+func (h *fakeHost) callsSoFar() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.calls)
+}
+
+// pods is the kubelet: a running, Ready mirror pod for each manifest in the folder.
+func (h *fakeHost) pods(context.Context, string) ([]corev1.Pod, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []corev1.Pod
+	for _, c := range []string{KubeAPIServer, KubeScheduler, KubeControllerManager, Etcd} {
+		ino := inode(filepath.Join(h.manifestsDir(), c+".yaml"))
+		present := ino != 0
+		start, running := h.started[c]
+		switch {
+		case h.kubeletBlind:
+		case present && (!running || h.seen[c] != ino):
+			start, running = time.Now(), true
+			h.started[c], h.seen[c] = start, ino
+		case !present && running:
+			delete(h.started, c)
+			running = false
+			if h.onMoveOut != nil {
+				h.onMoveOut(c)
+			}
+		}
+		if !running {
+			continue
+		}
+		out = append(out, corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: c + "-" + testNode, Namespace: metav1.NamespaceSystem, Labels: map[string]string{"component": c}},
+			Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+				ContainerStatuses: []corev1.ContainerStatus{{Name: c, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(start)}}}}},
+		})
+	}
+	return out, nil
+}
+
+// observe is the served truth: a component whose container started before the renewal serves old.
+func (h *fakeHost) observe(ctx context.Context) (api.NodeCertificatesStatus, error) {
+	pods, _ := h.pods(ctx, testNode)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var st api.NodeCertificatesStatus
+	for _, p := range pods {
+		c := p.Labels["component"]
+		cc := api.ControlPlaneComponent{Name: c, State: api.ComponentCurrent, Message: "Serves and uses the certificates on disk."}
+		if !h.renewedAt.IsZero() && Stale(h.started[c], h.renewedAt) {
+			cc.State, cc.Message = api.ComponentServesOld, "Started before the renewal."
+		}
+		st.Components = append(st.Components, cc)
+	}
+	return st, nil
+}
+
+func (h *fakeHost) health(context.Context) api.ControlPlaneHealth {
+	h.record("Health")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.unhealthy != "" {
+		return api.ControlPlaneHealth{Reasons: []string{h.unhealthy}}
+	}
+	return api.ControlPlaneHealth{Healthy: true}
+}
+
+func (h *fakeHost) snapshot(_ context.Context, dir string, _ int) (api.EtcdSnapshotStatus, error) {
+	h.record("Snapshot")
+	return api.EtcdSnapshotStatus{Path: filepath.Join(dir, "etcd-snapshot.db"), SHA256: "abc", Size: 1}, nil
+}
+
+func (h *fakeHost) renew(context.Context, time.Duration, time.Duration, string) ([]api.RenewedFile, error) {
+	h.record("Renew")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.renewErr != nil {
+		return nil, h.renewErr
+	}
+	h.renewedAt = time.Now()
+	return []api.RenewedFile{{Name: "apiserver", NewNotAfter: metav1.NewTime(h.renewedAt.AddDate(1, 0, 0))}}, nil
+}
+
+func inode(p string) uint64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	// An inode number may be reused at once; with its change time it names one file.
+	return st.Ino ^ uint64(st.Ctim.Nano()) //nolint:gosec // an identity, not a quantity
+}
+
+func refuse(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.New("connection refused")
+}
+
+// testRollout is a rollout that gives testNode its turn.
+func testRollout(uid string) *api.ControlPlaneRollout {
+	return &api.ControlPlaneRollout{
+		ObjectMeta: metav1.ObjectMeta{Name: "renew-1", UID: types.UID(uid)},
+		Status: api.ControlPlaneRolloutStatus{Phase: api.PhaseRestarting, CurrentNode: testNode,
+			Nodes:    []api.ControlPlaneNodeStatus{{Name: testNode, NodeRolloutReport: api.NodeRolloutReport{Phase: api.NodeInProgress}}, {Name: "cp-2"}},
+			Settings: &api.ControlPlanePolicySpec{HealthTimeout: metav1.Duration{Duration: 2 * time.Second}}},
+	}
+}
+
+// newTestAgent is an agent on h, with a fake API holding the Node and r (if any).
+func newTestAgent(t *testing.T, h *fakeHost, funcs interceptor.Funcs, objs ...client.Object) (*Agent, client.Client) {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = api.AddToScheme(scheme)
+	objs = append(objs, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: testNode, UID: "node-uid"}})
+	cl := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).
+		WithStatusSubresource(&api.NodeCertificates{}, &api.ControlPlaneRollout{}).WithInterceptorFuncs(funcs).Build()
+	a := &Agent{Node: testNode, Scan: ScanOptions{HostRoot: h.root}, Client: cl, Pods: h.pods, Dial: refuse, ProbeTimeout: 50 * time.Millisecond,
+		Log: logr.Discard(), Rollouts: &RolloutOptions{Namespace: testLeaseNS, Poll: 10 * time.Millisecond,
+			Ops: RolloutOps{Health: h.health, Snapshot: h.snapshot, Renew: h.renew, Observe: h.observe}}}
+	return a, cl
+}
+
+// failNodeCertificatesGet makes every read of a NodeCertificates fail, as an API server that times out.
+func failNodeCertificatesGet() interceptor.Funcs {
+	return interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+		if _, ok := obj.(*api.NodeCertificates); ok {
+			return errors.New("the server was unable to return a response in the time allotted")
+		}
+		return c.Get(ctx, key, obj, opts...)
+	}}
+}
+
+func writeJournal(t *testing.T, h *fakeHost, j Journal) {
+	t.Helper()
+	dir := filepath.Join(h.root, DefaultStateDir)
+	mustMkdir(t, dir)
+	if err := j.Save(filepath.Join(dir, "journal.json")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readJournal(t *testing.T, h *fakeHost) Journal {
+	t.Helper()
+	j, err := LoadJournal(filepath.Join(h.root, DefaultStateDir, "journal.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func leaseHolder(t *testing.T, cl client.Client) string {
+	t.Helper()
+	var l coordinationv1.Lease
+	if err := cl.Get(context.Background(), client.ObjectKey{Namespace: testLeaseNS, Name: api.ControlPlaneLeaseName}, &l); err != nil {
+		return ""
+	}
+	if l.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *l.Spec.HolderIdentity
+}
+
+func work(t *testing.T, a *Agent, r *api.ControlPlaneRollout) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return a.Work(ctx, r)
+}
+
+func TestANodeTheJournalSaysFailedIsNeverRedoneForTheSameRollout(t *testing.T) {
+	h := newFakeHost(t)
+	r := testRollout("uid-1")
+	writeJournal(t, h, Journal{Rollout: r.Name, RolloutUID: "uid-1", Phase: api.NodeFailed, Step: api.StepRenew, Message: "Step Renew failed on cp-1: boom"})
+	// The NodeCertificates cannot be read: the report the agent would resume from is out of reach.
+	a, _ := newTestAgent(t, h, failNodeCertificatesGet(), r)
+	_, mine, err := a.rolloutsUnfinished(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mine != nil {
+		t.Fatalf("the agent took rollout %s up again after failing it", mine.Name)
+	}
+	if op := a.operation(); op == nil || op.Phase != api.NodeFailed || op.RolloutUID != "uid-1" {
+		t.Errorf("the report to publish again is %+v, want the journal's Failed", op)
+	}
+	if err := work(t, a, r); err != nil {
+		t.Fatal(err)
+	}
+	if calls := h.callsSoFar(); len(calls) != 0 {
+		t.Errorf("the failed node was worked on again: %v", calls)
+	}
+}
+
+func TestAnUnreadableNodeCertificatesIsRetriedNotTakenForAFreshStart(t *testing.T) {
+	h := newFakeHost(t)
+	r := testRollout("uid-1")
+	a, _ := newTestAgent(t, h, failNodeCertificatesGet(), r)
+	err := work(t, a, r)
+	if err == nil || !strings.Contains(err.Error(), "retried next round") {
+		t.Fatalf("Work = %v, want an error saying it is retried", err)
+	}
+	if calls := h.callsSoFar(); len(calls) != 0 {
+		t.Errorf("the agent started a fresh operation: %v", calls)
+	}
+	if j := readJournal(t, h); j.RolloutUID == "uid-1" {
+		t.Errorf("the journal was started for the rollout: %+v", j)
+	}
+}
+
+func TestAResumedNodeGoesOnAtTheJournalsStepWhenItsReportCannotBeRead(t *testing.T) {
+	for name, tc := range map[string]struct {
+		journal   Journal
+		wantCalls []string
+	}{
+		"after the snapshot, renewal is next and health before is not run again": {
+			journal:   Journal{Step: api.StepRenew, Snapshot: &api.EtcdSnapshotStatus{Path: "/var/lib/certrollout/etcd-snapshots/s.db", SHA256: "abc"}},
+			wantCalls: []string{"Renew", "Health"},
+		},
+		"mid-restart, renewal done: the restarts go on and only health after runs": {
+			journal:   Journal{Step: api.StepRestart, Renewed: true, RenewedFiles: []api.RenewedFile{{Name: "apiserver"}}},
+			wantCalls: []string{"Health"},
+		},
+		"at health before: it is checked again": {
+			journal:   Journal{Step: api.StepHealth},
+			wantCalls: []string{"Health", "Snapshot", "Renew", "Health"},
+		},
+		"at health after": {
+			journal:   Journal{Step: api.StepHealthAfter, Renewed: true},
+			wantCalls: []string{"Health"},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newFakeHost(t)
+			r := testRollout("uid-1")
+			tc.journal.Rollout, tc.journal.RolloutUID, tc.journal.Phase = r.Name, "uid-1", api.NodeInProgress
+			writeJournal(t, h, tc.journal)
+			a, cl := newTestAgent(t, h, failNodeCertificatesGet(), r)
+			if err := work(t, a, r); err != nil {
+				t.Fatal(err)
+			}
+			if calls := h.callsSoFar(); !slices.Equal(calls, tc.wantCalls) {
+				t.Errorf("calls %v, want %v", calls, tc.wantCalls)
+			}
+			j := readJournal(t, h)
+			if j.Phase != api.NodeSucceeded || j.Step != api.StepDone {
+				t.Errorf("journal phase %s step %s, want Succeeded at Done", j.Phase, j.Step)
+			}
+			if tc.journal.Snapshot != nil && (j.Snapshot == nil || j.Snapshot.SHA256 != "abc") {
+				t.Errorf("the journal lost the snapshot: %+v", j.Snapshot)
+			}
+			if holder := leaseHolder(t, cl); holder != "" {
+				t.Errorf("the Lease is still held by %s", holder)
+			}
+		})
+	}
+}
+
+func restartOf(op *api.NodeOperation, name string) api.ComponentRestart {
+	for _, c := range op.Components {
+		if c.Name == name {
+			return c
+		}
+	}
+	return api.ComponentRestart{}
+}
+
+func TestARenewedNodeRestartsEachComponentThatServesOldAndVerifiesIt(t *testing.T) {
+	h := newFakeHost(t, KubeAPIServer, KubeScheduler)
+	r := testRollout("uid-1")
+	a, cl := newTestAgent(t, h, interceptor.Funcs{}, r)
+	if err := work(t, a, r); err != nil {
+		t.Fatal(err)
+	}
+	op := a.operation()
+	if op.Phase != api.NodeSucceeded {
+		t.Fatalf("phase %s: %s", op.Phase, op.Message)
+	}
+	for _, c := range []string{KubeAPIServer, KubeScheduler} {
+		if got := restartOf(op, c); got.State != api.RestartVerified || got.Reason != ReasonServesOld {
+			t.Errorf("%s: %+v, want Verified after ServesOld", c, got)
+		}
+		if _, err := os.Stat(filepath.Join(h.manifestsDir(), c+".yaml")); err != nil {
+			t.Errorf("the manifest of %s is not in place: %v", c, err)
+		}
+	}
+	if got := restartOf(op, KubeControllerManager); got.State != api.RestartSkipped || got.Reason != ReasonNoManifest {
+		t.Errorf("kube-controller-manager without a manifest: %+v", got)
+	}
+	var nc api.NodeCertificates
+	if err := cl.Get(context.Background(), client.ObjectKey{Name: testNode}, &nc); err != nil || nc.Status.Operation == nil || nc.Status.Operation.Phase != api.NodeSucceeded {
+		t.Errorf("the published report: %+v (%v)", nc.Status.Operation, err)
+	}
+}
+
+func TestAManifestTheAgentCannotReadFailsTheNodeInsteadOfSkippingItsComponent(t *testing.T) {
+	h := newFakeHost(t, KubeAPIServer)
+	// kube-scheduler.yaml cannot be read (a folder where the file should be).
+	mustMkdir(t, filepath.Join(h.manifestsDir(), KubeScheduler+".yaml"))
+	r := testRollout("uid-1")
+	a, _ := newTestAgent(t, h, interceptor.Funcs{}, r)
+	if err := work(t, a, r); err != nil {
+		t.Fatal(err)
+	}
+	op := a.operation()
+	if op.Phase != api.NodeFailed || op.Step != api.StepRestart || !strings.Contains(op.Message, "could not read every static pod manifest") ||
+		!strings.Contains(op.Message, "/etc/kubernetes/manifests/kube-scheduler.yaml") {
+		t.Errorf("phase %s step %s message %q, want Failed at Restart naming the manifest", op.Phase, op.Step, op.Message)
+	}
+	if got := restartOf(op, KubeScheduler); got.State == api.RestartSkipped {
+		t.Errorf("kube-scheduler was skipped: %+v", got)
+	}
+	if j := readJournal(t, h); j.Phase != api.NodeFailed {
+		t.Errorf("journal phase %s, want Failed", j.Phase)
+	}
+}
