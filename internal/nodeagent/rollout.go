@@ -31,8 +31,9 @@ const (
 type RolloutOps struct {
 	// Health checks every API server and etcd member.
 	Health func(ctx context.Context) api.ControlPlaneHealth
-	// Snapshot saves etcd into dir (a path under the agent's host root), keeping keep snapshots.
-	Snapshot func(ctx context.Context, dir string, keep int) (api.EtcdSnapshotStatus, error)
+	// Snapshot saves etcd into dir, a slash-separated folder under the agent's state folder (opened as
+	// stateDir, so nothing is written outside it), keeping keep snapshots.
+	Snapshot func(ctx context.Context, stateDir *os.Root, dir string, keep int) (api.EtcdSnapshotStatus, error)
 	// Renew renews the kubeadm files due within renewBefore, backing up the old ones into backupDir.
 	Renew func(ctx context.Context, renewBefore, validity time.Duration, backupDir string) ([]api.RenewedFile, error)
 	// Observe is what the node's components serve and use now: the scan's Gather and Decide, run
@@ -76,6 +77,9 @@ type RolloutOptions struct {
 	Poll time.Duration
 	// LeaseDuration of the control-plane Lease; default DefaultLeaseDuration.
 	LeaseDuration time.Duration
+	// KubeconfigCopyDirs are the host folders (mounted into the agent) where the policy's kubeconfig
+	// copies may be written; a copy elsewhere fails the node.
+	KubeconfigCopyDirs []string
 }
 
 // errStopped says the node's work stopped: the report says why.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -80,9 +81,21 @@ func (n *nodeRun) snapshot(ctx context.Context) error {
 	if n.a.Rollouts.Ops.Snapshot == nil {
 		return errors.New("this agent cannot take etcd snapshots")
 	}
-	dir := filepath.Join(n.a.Scan.root(), s.HostPath)
-	keep := int(s.Keep)
-	snap, err := n.a.Rollouts.Ops.Snapshot(ctx, dir, keep)
+	stateDir := orDefault(n.a.Rollouts.StateDir, DefaultStateDir)
+	clean := filepath.Clean(s.HostPath)
+	if !filepath.IsAbs(s.HostPath) || !within(clean, stateDir) {
+		return fmt.Errorf("the etcd snapshot folder %s (etcdSnapshot.hostPath) is not inside the agent's state folder %s (--state-dir), the only folder it writes snapshots to", s.HostPath, stateDir)
+	}
+	rel, err := filepath.Rel(filepath.Clean(stateDir), clean)
+	if err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(n.a.stateDir())
+	if err != nil {
+		return fmt.Errorf("opening the agent's state folder: %w", err)
+	}
+	defer root.Close()
+	snap, err := n.a.Rollouts.Ops.Snapshot(ctx, root, filepath.ToSlash(rel), int(s.Keep))
 	if err != nil {
 		return fmt.Errorf("the etcd snapshot: %w", err)
 	}
@@ -334,40 +347,98 @@ func (n *nodeRun) startedAfter(pods []corev1.Pod, c Component, stopped *time.Tim
 	return stopped == nil || started == nil || !started.Before(stopped.Truncate(time.Second))
 }
 
-// kubeconfigs refreshes the copies the policy lists; an up-to-date copy is left alone.
+// kubeconfigs refreshes the copies the policy lists; an up-to-date copy is left alone. A copy is written
+// only inside one of the folders the agent was given (--kubeconfig-copy-dirs, the folders the chart
+// mounts), never in kubeadm's folder or the agent's state folder, and through an os.Root of that folder:
+// a path or a symbolic link that leads out of it is refused, never followed.
 func (n *nodeRun) kubeconfigs(context.Context) error {
-	root := n.a.Scan.root()
 	kubeadmDir := orDefault(n.a.Scan.KubeadmDir, DefaultKubeadmDir)
+	kubeadm, err := os.OpenRoot(filepath.Join(n.a.Scan.root(), kubeadmDir))
+	if err != nil {
+		return fmt.Errorf("opening kubeadm's folder: %w", err)
+	}
+	defer kubeadm.Close()
 	for _, kc := range n.settings.KubeconfigCopies {
-		data, err := os.ReadFile(filepath.Join(root, kubeadmDir, kc.From)) //nolint:gosec // a kubeadm kubeconfig the policy names
+		data, err := kubeadm.ReadFile(kc.From)
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", kc.From, err)
 		}
-		dst := filepath.Join(root, filepath.Clean(kc.To))
-		copied := api.CopiedFile{Path: kc.To}
-		cur, err := os.ReadFile(dst) //nolint:gosec // the copy the policy names
-		switch {
-		case err == nil && bytes.Equal(cur, data):
-			n.recordCopy(copied)
-			continue
-		case err == nil:
-			backup := dst + ".certrollout-" + n.a.now().UTC().Format("20060102T150405Z")
-			if err := durable.WritePath(backup, cur, 0o600); err != nil {
-				return fmt.Errorf("keeping the previous %s: %w", kc.To, err)
-			}
-			copied.Backup = n.a.Scan.hostPath(backup)
-		case errors.Is(err, fs.ErrNotExist):
-			if _, derr := os.Stat(filepath.Dir(dst)); derr != nil {
-				return fmt.Errorf("the folder of %s is not mounted into the node agent (chart value nodeAgent.controlPlaneRollouts.kubeconfigCopyDirs): %w", kc.To, derr)
-			}
-		default:
-			return fmt.Errorf("reading %s: %w", kc.To, err)
+		if err := n.copyKubeconfig(kc, data, kubeadmDir); err != nil {
+			return err
 		}
-		if err := durable.WritePath(dst, data, 0o600); err != nil {
-			return fmt.Errorf("writing %s: %w", kc.To, err)
-		}
-		n.recordCopy(copied)
 	}
+	return nil
+}
+
+// copyDir finds the folder of --kubeconfig-copy-dirs that holds to (a host path), and to relative to
+// it; to in kubeadm's folder or the state folder is refused even when a copy folder holds it.
+func (n *nodeRun) copyDir(to, kubeadmDir string) (string, string, error) {
+	dirs := n.a.Rollouts.KubeconfigCopyDirs
+	allowed := "none"
+	if len(dirs) > 0 {
+		allowed = strings.Join(dirs, ", ")
+	}
+	clean := filepath.Clean(to)
+	stateDir := orDefault(n.a.Rollouts.StateDir, DefaultStateDir)
+	if !filepath.IsAbs(to) {
+		return "", "", fmt.Errorf("the kubeconfig copy %s is not an absolute path", to)
+	}
+	for _, forbidden := range []string{kubeadmDir, stateDir} {
+		if within(clean, forbidden) {
+			return "", "", fmt.Errorf("the kubeconfig copy %s is in %s, which the agent never writes copies into (folders allowed by --kubeconfig-copy-dirs: %s)", to, forbidden, allowed)
+		}
+	}
+	for _, d := range dirs {
+		if within(clean, filepath.Clean(d)) && clean != filepath.Clean(d) {
+			rel, err := filepath.Rel(filepath.Clean(d), clean)
+			if err != nil {
+				return "", "", err
+			}
+			return d, filepath.ToSlash(rel), nil
+		}
+	}
+	return "", "", fmt.Errorf("the kubeconfig copy %s is outside the folders the node agent may write (--kubeconfig-copy-dirs: %s; chart value nodeAgent.controlPlaneRollouts.kubeconfigCopyDirs)", to, allowed)
+}
+
+// within reports whether the clean path p is dir or below it.
+func within(p, dir string) bool {
+	dir = filepath.Clean(dir)
+	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+func (n *nodeRun) copyKubeconfig(kc api.KubeconfigCopy, data []byte, kubeadmDir string) error {
+	dir, rel, err := n.copyDir(kc.To, kubeadmDir)
+	if err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(filepath.Join(n.a.Scan.root(), dir))
+	if err != nil {
+		return fmt.Errorf("the folder %s of the kubeconfig copy %s is not mounted into the node agent (chart value nodeAgent.controlPlaneRollouts.kubeconfigCopyDirs): %w", dir, kc.To, err)
+	}
+	defer root.Close()
+	copied := api.CopiedFile{Path: kc.To}
+	cur, err := root.ReadFile(rel)
+	switch {
+	case err == nil && bytes.Equal(cur, data):
+		n.recordCopy(copied)
+		return nil
+	case err == nil:
+		backup := rel + ".certrollout-" + n.a.now().UTC().Format("20060102T150405Z")
+		if err := durable.WriteFile(root, backup, cur, 0o600); err != nil {
+			return fmt.Errorf("keeping the previous %s: %w", kc.To, err)
+		}
+		copied.Backup = filepath.Join(dir, filepath.FromSlash(backup))
+	case errors.Is(err, fs.ErrNotExist):
+		if _, derr := root.Stat(path.Dir(rel)); derr != nil {
+			return fmt.Errorf("the folder of %s does not exist in %s: %w", kc.To, dir, derr)
+		}
+	default:
+		return fmt.Errorf("reading %s (inside %s, links out of it refused): %w", kc.To, dir, err)
+	}
+	if err := durable.WriteFile(root, rel, data, 0o600); err != nil {
+		return fmt.Errorf("writing %s (inside %s, links out of it refused): %w", kc.To, dir, err)
+	}
+	n.recordCopy(copied)
 	return nil
 }
 

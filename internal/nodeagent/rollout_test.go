@@ -156,9 +156,9 @@ func (h *fakeHost) health(context.Context) api.ControlPlaneHealth {
 	return api.ControlPlaneHealth{Healthy: true}
 }
 
-func (h *fakeHost) snapshot(_ context.Context, dir string, _ int) (api.EtcdSnapshotStatus, error) {
+func (h *fakeHost) snapshot(_ context.Context, stateDir *os.Root, dir string, _ int) (api.EtcdSnapshotStatus, error) {
 	h.record("Snapshot")
-	return api.EtcdSnapshotStatus{Path: filepath.Join(dir, "etcd-snapshot.db"), SHA256: "abc", Size: 1}, nil
+	return api.EtcdSnapshotStatus{Path: filepath.Join(stateDir.Name(), dir, "etcd-snapshot.db"), SHA256: "abc", Size: 1}, nil
 }
 
 func (h *fakeHost) renew(context.Context, time.Duration, time.Duration, string) ([]api.RenewedFile, error) {
@@ -402,5 +402,128 @@ func TestAManifestTheAgentCannotReadFailsTheNodeInsteadOfSkippingItsComponent(t 
 	}
 	if j := readJournal(t, h); j.Phase != api.NodeFailed {
 		t.Errorf("journal phase %s, want Failed", j.Phase)
+	}
+}
+
+// kubeconfigHost is a host with admin.conf in kubeadm's folder, a copy folder /root/.kube the agent
+// may write, and a folder /etc/secret it may not.
+func kubeconfigHost(t *testing.T) (*fakeHost, *nodeRun) {
+	t.Helper()
+	h := newFakeHost(t)
+	for _, d := range []string{"etc/kubernetes", "root/.kube", "etc/secret", DefaultStateDir} {
+		mustMkdir(t, filepath.Join(h.root, d))
+	}
+	if err := os.WriteFile(filepath.Join(h.root, "etc/kubernetes/admin.conf"), []byte("new admin"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := newTestAgent(t, h, interceptor.Funcs{})
+	a.Rollouts.KubeconfigCopyDirs = []string{"/root/.kube"}
+	n := &nodeRun{a: a, r: testRollout("uid-1"), op: &api.NodeOperation{}}
+	return h, n
+}
+
+func TestKubeconfigCopiesAreWrittenOnlyInsideTheCopyFolders(t *testing.T) {
+	for name, tc := range map[string]struct {
+		to      string
+		setup   func(t *testing.T, h *fakeHost)
+		wantErr string
+	}{
+		"writes a copy in a copy folder and keeps the previous one": {
+			to: "/root/.kube/config",
+			setup: func(t *testing.T, h *fakeHost) {
+				mustWrite(t, filepath.Join(h.root, "root/.kube/config"), "old admin")
+			},
+		},
+		"refuses a folder it was not given, naming the path and the allowed folders": {
+			to: "/etc/secret/config", wantErr: "/etc/secret/config is outside the folders the node agent may write (--kubeconfig-copy-dirs: /root/.kube",
+		},
+		"refuses a path that climbs out of a copy folder": {
+			to: "/root/.kube/../../etc/secret/config", wantErr: "outside the folders the node agent may write",
+		},
+		"refuses kubeadm's folder": {
+			to: "/etc/kubernetes/admin-copy.conf", wantErr: "in /etc/kubernetes, which the agent never writes copies into",
+		},
+		"refuses the state folder": {
+			to: "/var/lib/certrollout/journal.json", wantErr: "in /var/lib/certrollout, which the agent never writes copies into",
+		},
+		"refuses a link that leads out of the copy folder": {
+			to: "/root/.kube/escape/config", wantErr: "links out of it refused",
+			setup: func(t *testing.T, h *fakeHost) {
+				if err := os.Symlink(filepath.Join(h.root, "etc/secret"), filepath.Join(h.root, "root/.kube/escape")); err != nil {
+					t.Fatal(err)
+				}
+			},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, n := kubeconfigHost(t)
+			if tc.setup != nil {
+				tc.setup(t, h)
+			}
+			n.settings.KubeconfigCopies = []api.KubeconfigCopy{{From: "admin.conf", To: tc.to}}
+			err := n.kubeconfigs(context.Background())
+			if entries, _ := os.ReadDir(filepath.Join(h.root, "etc/secret")); len(entries) != 0 {
+				t.Errorf("%d files were written outside the copy folders", len(entries))
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want one saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if data, _ := os.ReadFile(filepath.Join(h.root, "root/.kube/config")); string(data) != "new admin" {
+				t.Errorf("the copy holds %q", data)
+			}
+			if len(n.op.KubeconfigCopies) != 1 || !strings.HasPrefix(n.op.KubeconfigCopies[0].Backup, "/root/.kube/config.certrollout-") {
+				t.Fatalf("copies %+v, want one with a backup", n.op.KubeconfigCopies)
+			}
+			if data, _ := os.ReadFile(filepath.Join(h.root, n.op.KubeconfigCopies[0].Backup)); string(data) != "old admin" {
+				t.Errorf("the backup holds %q", data)
+			}
+		})
+	}
+}
+
+func TestTheEtcdSnapshotIsTakenOnlyInsideTheStateFolder(t *testing.T) {
+	for name, tc := range map[string]struct {
+		hostPath, wantDir, wantErr string
+	}{
+		"the default folder, under the state folder":   {hostPath: "/var/lib/certrollout/etcd-snapshots", wantDir: "etcd-snapshots"},
+		"a folder outside the state folder is refused": {hostPath: "/etc/kubernetes/pki", wantErr: "is not inside the agent's state folder /var/lib/certrollout (--state-dir)"},
+		"a path climbing out of it is refused":         {hostPath: "/var/lib/certrollout/../../../etc", wantErr: "is not inside the agent's state folder"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newFakeHost(t)
+			r := testRollout("uid-1")
+			r.Status.Settings.EtcdSnapshot.HostPath = tc.hostPath
+			a, _ := newTestAgent(t, h, interceptor.Funcs{})
+			mustMkdir(t, a.stateDir())
+			var gotDir string
+			a.Rollouts.Ops.Snapshot = func(_ context.Context, stateDir *os.Root, dir string, _ int) (api.EtcdSnapshotStatus, error) {
+				gotDir = dir
+				return api.EtcdSnapshotStatus{Path: filepath.Join(stateDir.Name(), dir, "s.db")}, nil
+			}
+			mover, err := a.loadMover(a.stateDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := &nodeRun{a: a, r: r, settings: settingsOf(r), op: &api.NodeOperation{}, mover: mover}
+			err = n.snapshot(context.Background())
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || gotDir != "" {
+					t.Fatalf("err %v (snapshot into %q), want one saying %q and no snapshot", err, gotDir, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || gotDir != tc.wantDir {
+				t.Fatalf("snapshot into %q (%v), want %q", gotDir, err, tc.wantDir)
+			}
+			if n.op.Snapshot == nil || n.op.Snapshot.Path != "/var/lib/certrollout/etcd-snapshots/s.db" {
+				t.Errorf("reported snapshot %+v", n.op.Snapshot)
+			}
+		})
 	}
 }
