@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/durable"
@@ -240,6 +241,9 @@ func (n *nodeRun) restartOne(ctx context.Context, st api.NodeCertificatesStatus,
 // restart moves c's manifest out, waits until c is down, moves it back and waits until it is verified.
 // A component that does not stop gets its manifest back at once.
 func (n *nodeRun) restart(ctx context.Context, c Component, cr *api.ComponentRestart) error {
+	if err := n.stillMyTurn(ctx); err != nil {
+		return err
+	}
 	cr.State = api.RestartStopping
 	n.report(ctx)
 	if err := n.mover.MoveOut(cr.Name, filepath.Join(n.a.Scan.root(), c.Manifest)); err != nil {
@@ -263,6 +267,37 @@ func (n *nodeRun) restart(ctx context.Context, c Component, cr *api.ComponentRes
 	cr.State, cr.StoppedAt = api.RestartStarting, &t
 	n.report(ctx)
 	return n.waitUp(ctx, c, cr, &stopped)
+}
+
+// stillMyTurn checks, just before a manifest leaves its folder, that this node still holds the Lease
+// (unexpired) and the rollout still gives it its turn: the Lease is renewed in the background, and a
+// renewal that failed for long enough lets another node in. A read that fails is tried again a few
+// times; then the node stops, every manifest in place.
+func (n *nodeRun) stillMyTurn(ctx context.Context) error {
+	var err error
+	for try := range observeTries {
+		if try > 0 {
+			if serr := n.sleep(ctx, n.a.rolloutPoll()); serr != nil {
+				return serr
+			}
+		}
+		if err = n.lock.Held(ctx); errors.Is(err, ErrLeaseLost) {
+			return fmt.Errorf("stopped before moving a manifest, every manifest in place: %w", err)
+		}
+		if err != nil {
+			continue
+		}
+		var r api.ControlPlaneRollout
+		if err = n.a.Client.Get(ctx, client.ObjectKeyFromObject(n.r), &r); err != nil {
+			err = fmt.Errorf("reading ControlPlaneRollout %s: %w", n.r.Name, err)
+			continue
+		}
+		if r.UID != n.r.UID || r.Status.Phase.Finished() || r.Status.CurrentNode != n.a.Node || nodePhase(&r, n.a.Node) != api.NodeInProgress {
+			return fmt.Errorf("stopped before moving a manifest, every manifest in place: rollout %s no longer gives %s its turn", n.r.Name, n.a.Node)
+		}
+		return nil
+	}
+	return fmt.Errorf("stopped before moving a manifest, every manifest in place: could not check the Lease and the turn: %w", err)
 }
 
 // waitDown waits until every endpoint c serves refuses and its mirror pod runs no container. The

@@ -527,3 +527,51 @@ func TestTheEtcdSnapshotIsTakenOnlyInsideTheStateFolder(t *testing.T) {
 		})
 	}
 }
+
+func TestALeaseLostMidNodeStopsBeforeTheNextMoveWithEveryManifestInPlace(t *testing.T) {
+	h := newFakeHost(t, KubeAPIServer, KubeScheduler)
+	r := testRollout("uid-1")
+	stolen := false
+	// Once the report says the API server is starting again, another node holds the Lease (this node's
+	// renewals failed long enough for it to expire and be taken).
+	steal := interceptor.Funcs{SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+		if nc, ok := obj.(*api.NodeCertificates); ok && !stolen && nc.Status.Operation != nil && restartOf(nc.Status.Operation, KubeAPIServer).State == api.RestartStarting {
+			var l coordinationv1.Lease
+			if err := c.Get(ctx, client.ObjectKey{Namespace: testLeaseNS, Name: api.ControlPlaneLeaseName}, &l); err != nil {
+				return err
+			}
+			other, now := "cp-2", metav1.NewMicroTime(time.Now())
+			l.Spec.HolderIdentity, l.Spec.RenewTime = &other, &now
+			if err := c.Update(ctx, &l); err != nil {
+				return err
+			}
+			stolen = true
+		}
+		return c.SubResource(sub).Update(ctx, obj, opts...)
+	}}
+	a, cl := newTestAgent(t, h, steal, r)
+	if err := work(t, a, r); err != nil {
+		t.Fatal(err)
+	}
+	op := a.operation()
+	if !stolen {
+		t.Fatal("the Lease was never taken away")
+	}
+	if op.Phase != api.NodeFailed || !strings.Contains(op.Message, "no longer holds the control-plane Lease") || !strings.Contains(op.Message, "held by cp-2") {
+		t.Errorf("phase %s message %q, want Failed saying the Lease is held by cp-2", op.Phase, op.Message)
+	}
+	if got := restartOf(op, KubeScheduler); got.State != api.RestartFailed {
+		t.Errorf("kube-scheduler %+v, want Failed before its move", got)
+	}
+	for _, c := range []string{KubeAPIServer, KubeScheduler} {
+		if _, err := os.Stat(filepath.Join(h.manifestsDir(), c+".yaml")); err != nil {
+			t.Errorf("the manifest of %s is not in place: %v", c, err)
+		}
+	}
+	if e, ok := readJournal(t, h).Components[KubeScheduler]; ok {
+		t.Errorf("kube-scheduler's manifest was moved after the Lease was lost: %+v", e)
+	}
+	if holder := leaseHolder(t, cl); holder != "cp-2" {
+		t.Errorf("the Lease is held by %q, want cp-2's (never released by a node that lost it)", holder)
+	}
+}
