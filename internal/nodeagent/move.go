@@ -45,6 +45,16 @@ func (m *Mover) set(component string, e JournalEntry) error {
 // MoveOut takes component's manifest out of the manifests folder: a copy is staged (synced) before the
 // manifest is removed, so the manifest always exists in one place or both.
 func (m *Mover) MoveOut(component, manifest string) error {
+	return m.moveOut(component, manifest, false)
+}
+
+// MoveOutAgain is MoveOut for the one further restart of a component whose first restart the kubelet
+// never saw; the journal says so, so that there is never a third.
+func (m *Mover) MoveOutAgain(component, manifest string) error {
+	return m.moveOut(component, manifest, true)
+}
+
+func (m *Mover) moveOut(component, manifest string, again bool) error {
 	fi, err := os.Stat(manifest)
 	if err != nil {
 		return fmt.Errorf("the manifest of %s: %w", component, err)
@@ -56,7 +66,8 @@ func (m *Mover) MoveOut(component, manifest string) error {
 	if err := os.MkdirAll(m.StagingDir, 0o700); err != nil {
 		return err
 	}
-	e := JournalEntry{State: JournalMovingOut, Manifest: manifest, Staged: filepath.Join(m.StagingDir, filepath.Base(manifest))}
+	out := m.now()
+	e := JournalEntry{State: JournalMovingOut, Manifest: manifest, Staged: filepath.Join(m.StagingDir, filepath.Base(manifest)), OutAt: &out, Again: again}
 	if err := m.set(component, e); err != nil {
 		return fmt.Errorf("writing the journal before moving %s out: %w", component, err)
 	}

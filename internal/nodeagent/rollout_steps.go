@@ -214,6 +214,9 @@ func (n *nodeRun) restartOne(ctx context.Context, st api.NodeCertificatesStatus,
 	case e.State == JournalVerified:
 		cr.State = api.RestartVerified
 		return nil
+	case e.State == JournalBack && hasManifest && n.neverRestarted(ctx, c, e):
+		cr.Reason = ReasonServesOld
+		return n.restart(ctx, c, cr, true)
 	case e.State == JournalBack:
 		return n.waitUp(ctx, c, cr, e.StoppedAt)
 	case !hasManifest && cr.Name == Etcd && n.systemdEtcd():
@@ -235,18 +238,46 @@ func (n *nodeRun) restartOne(ctx context.Context, st api.NodeCertificatesStatus,
 		return fmt.Errorf("%s is %s before its restart: %s", cr.Name, now.State, now.Message)
 	}
 	cr.Reason = ReasonServesOld
-	return n.restart(ctx, c, cr)
+	return n.restart(ctx, c, cr, false)
+}
+
+// neverRestarted: the journal says c's manifest is back but not that c was seen down (the agent was
+// killed before), and c runs a container started before its manifest left, serving old certificates:
+// the kubelet never saw the move. c then gets its one further restart, rather than a wait for a
+// restart that is not coming and a false failure.
+func (n *nodeRun) neverRestarted(ctx context.Context, c Component, e JournalEntry) bool {
+	if e.StoppedAt != nil || e.OutAt == nil || e.Again {
+		return false
+	}
+	st, err := n.observe(ctx)
+	if err != nil {
+		return false
+	}
+	now := componentOf(st, c.Name)
+	if now == nil || now.State != api.ComponentServesOld {
+		return false
+	}
+	pods, err := n.a.mirrorPods(ctx)
+	if err != nil {
+		return false
+	}
+	running, started, _ := Started(pods, c, n.a.Node)
+	return running && started != nil && started.Before(*e.OutAt)
 }
 
 // restart moves c's manifest out, waits until c is down, moves it back and waits until it is verified.
 // A component that does not stop gets its manifest back at once.
-func (n *nodeRun) restart(ctx context.Context, c Component, cr *api.ComponentRestart) error {
+func (n *nodeRun) restart(ctx context.Context, c Component, cr *api.ComponentRestart, again bool) error {
 	if err := n.stillMyTurn(ctx); err != nil {
 		return err
 	}
 	cr.State = api.RestartStopping
 	n.report(ctx)
-	if err := n.mover.MoveOut(cr.Name, filepath.Join(n.a.Scan.root(), c.Manifest)); err != nil {
+	moveOut := n.mover.MoveOut
+	if again {
+		moveOut = n.mover.MoveOutAgain
+	}
+	if err := moveOut(cr.Name, filepath.Join(n.a.Scan.root(), c.Manifest)); err != nil {
 		return err
 	}
 	n.a.Log.Info("Moved a static pod manifest out", "rollout", n.r.Name, "node", klog.KRef("", n.a.Node), "component", cr.Name)

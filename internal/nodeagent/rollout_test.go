@@ -575,3 +575,28 @@ func TestALeaseLostMidNodeStopsBeforeTheNextMoveWithEveryManifestInPlace(t *test
 		t.Errorf("the Lease is held by %q, want cp-2's (never released by a node that lost it)", holder)
 	}
 }
+
+func TestAManifestBackWhoseMoveTheKubeletNeverSawGetsItsOneRestart(t *testing.T) {
+	h := newFakeHost(t, KubeAPIServer)
+	h.renewedAt = time.Now().Add(-30 * time.Second)
+	r := testRollout("uid-1")
+	outAt := time.Now().Add(-20 * time.Second)
+	manifest := filepath.Join(h.manifestsDir(), KubeAPIServer+".yaml")
+	// Killed after putting the manifest back, before the kubelet stopped the old container: no stoppedAt.
+	writeJournal(t, h, Journal{Rollout: r.Name, RolloutUID: "uid-1", Phase: api.NodeInProgress, Step: api.StepRestart, Renewed: true,
+		Components: map[string]JournalEntry{KubeAPIServer: {State: JournalBack, Manifest: manifest, OutAt: &outAt, At: outAt}}})
+	a, _ := newTestAgent(t, h, interceptor.Funcs{}, r)
+	if err := work(t, a, r); err != nil {
+		t.Fatal(err)
+	}
+	op := a.operation()
+	if op.Phase != api.NodeSucceeded {
+		t.Fatalf("phase %s: %s", op.Phase, op.Message)
+	}
+	if got := restartOf(op, KubeAPIServer); got.State != api.RestartVerified {
+		t.Errorf("kube-apiserver %+v, want Verified", got)
+	}
+	if e := readJournal(t, h).Components[KubeAPIServer]; !e.Again || e.State != JournalVerified {
+		t.Errorf("journal entry %+v, want Verified after its one further restart", e)
+	}
+}
