@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -286,11 +287,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	if a.Rollouts != nil {
-		if err := a.recover(); err != nil {
-			return err
-		}
-	}
 	for {
 		st, wrote, err := a.Once(ctx)
 		if err != nil {
@@ -322,8 +318,18 @@ func (a *Agent) recover() error {
 	return a.recoverManifests(m)
 }
 
-// rolloutRound does this node's turn, if it has one, and says whether a rollout is unfinished.
+// rolloutRound puts back what the journal says is out, does this node's turn, if it has one, and says
+// whether a rollout is unfinished. Recovery runs every round, not only at start: a manifest a failed
+// round left out (the kubelet then runs nothing) must not wait for the agent's next restart.
 func (a *Agent) rolloutRound(ctx context.Context) bool {
+	if err := a.recover(); err != nil {
+		a.Log.Error(err, "Failed to put the static pod manifests back", "node", klog.KRef("", a.Node))
+		if op := a.operation(); op != nil {
+			op = op.DeepCopy()
+			op.Message = strings.TrimSpace(op.Message + " Putting the static pod manifests back failed: " + err.Error())
+			a.setOperation(op)
+		}
+	}
 	unfinished, mine, err := a.rolloutsUnfinished(ctx)
 	if err != nil {
 		a.Log.Error(err, "Failed to read the control-plane rollouts")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -335,7 +336,14 @@ func stepIndex(s api.NodeRolloutStep) int {
 
 // fail records the failure and stops the node's work.
 func (n *nodeRun) fail(ctx context.Context, err error) error {
-	n.finish(api.NodeFailed, fmt.Sprintf("Step %s failed on %s: %v", n.op.Step, n.a.Node, err))
+	msg := fmt.Sprintf("Step %s failed on %s: %v", n.op.Step, n.a.Node, err)
+	// A failed node leaves every manifest in place: put back whatever is out before saying Failed.
+	if did, rerr := n.mover.Recover(); rerr != nil {
+		msg += fmt.Sprintf("; putting the static pod manifests back failed too: %v", rerr)
+	} else if len(did) > 0 {
+		msg += "; " + strings.Join(did, "; ")
+	}
+	n.finish(api.NodeFailed, msg)
 	n.report(ctx)
 	n.a.Log.Error(err, "The node's part of the control-plane rollout failed", "rollout", n.r.Name, "node", klog.KRef("", n.a.Node), "step", n.op.Step)
 	return errStopped

@@ -600,3 +600,20 @@ func TestAManifestBackWhoseMoveTheKubeletNeverSawGetsItsOneRestart(t *testing.T)
 		t.Errorf("journal entry %+v, want Verified after its one further restart", e)
 	}
 }
+
+func TestEveryRoundPutsBackAManifestTheJournalSaysIsOut(t *testing.T) {
+	h := newFakeHost(t, KubeAPIServer)
+	a, _ := newTestAgent(t, h, interceptor.Funcs{})
+	mover, err := a.loadMover(a.stateDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A round after the agent started: a manifest went out (and the agent's work was cut short).
+	if err := mover.MoveOut(KubeAPIServer, filepath.Join(h.manifestsDir(), KubeAPIServer+".yaml")); err != nil {
+		t.Fatal(err)
+	}
+	a.rolloutRound(context.Background())
+	if _, err := os.Stat(filepath.Join(h.manifestsDir(), KubeAPIServer+".yaml")); err != nil {
+		t.Errorf("the manifest is still out after a round: %v", err)
+	}
+}
