@@ -281,7 +281,8 @@ func (a *Agent) Once(ctx context.Context) (api.NodeCertificatesStatus, bool, err
 
 // Run calls Once every Interval until ctx ends. A failed round is logged and retried at the next. With
 // Rollouts set, it first puts back any manifest a crash left out, and after each scan does the node's
-// part of the rollout whose turn it is, looking every Poll while a rollout is unfinished.
+// part of the rollout whose turn it is, looking every Poll while this node is current or next in a
+// rollout.
 func (a *Agent) Run(ctx context.Context) error {
 	interval := a.Interval
 	if interval <= 0 {
@@ -319,7 +320,7 @@ func (a *Agent) recover() error {
 }
 
 // rolloutRound puts back what the journal says is out, does this node's turn, if it has one, and says
-// whether a rollout is unfinished. Recovery runs every round, not only at start: a manifest a failed
+// whether this node is current or next in one (then the agent polls fast). Recovery runs every round, not only at start: a manifest a failed
 // round left out (the kubelet then runs nothing) must not wait for the agent's next restart.
 func (a *Agent) rolloutRound(ctx context.Context) bool {
 	if err := a.recover(); err != nil {
@@ -330,7 +331,7 @@ func (a *Agent) rolloutRound(ctx context.Context) bool {
 			a.setOperation(op)
 		}
 	}
-	unfinished, mine, err := a.rolloutsUnfinished(ctx)
+	soon, mine, err := a.rolloutsUnfinished(ctx)
 	if err != nil {
 		a.Log.Error(err, "Failed to read the control-plane rollouts")
 		return false
@@ -340,7 +341,7 @@ func (a *Agent) rolloutRound(ctx context.Context) bool {
 			a.Log.Error(err, "The node's part of the control-plane rollout stopped", "rollout", mine.Name)
 		}
 	}
-	return unfinished
+	return soon
 }
 
 // SameStatus reports whether two statuses say the same, observedAt aside.

@@ -74,7 +74,7 @@ type RolloutOptions struct {
 	// /var/lib/certrollout.
 	StateDir string
 	Ops      RolloutOps
-	// Poll is how often the agent looks at rollouts while one is unfinished; default 2s.
+	// Poll is how often the agent looks at rollouts while this node is current or next in one; default 2s.
 	Poll time.Duration
 	// LeaseDuration of the control-plane Lease; default DefaultLeaseDuration.
 	LeaseDuration time.Duration
@@ -97,7 +97,9 @@ type nodeRun struct {
 	timeout  time.Duration
 }
 
-// rolloutsUnfinished lists the rollouts that are not finished, and the one whose turn is this node's.
+// rolloutsUnfinished reads the rollouts that are not finished: it says whether this node is current or
+// next in one (the agent then looks again every Poll, else every Interval) and returns the one whose
+// turn is this node's.
 // What this node did is the host journal's to say, not the last scan's: a rollout the journal says this
 // node finished is never worked on again (its report is published again instead), and an unreadable
 // journal is an error, retried.
@@ -110,13 +112,13 @@ func (a *Agent) rolloutsUnfinished(ctx context.Context) (bool, *api.ControlPlane
 	if err := a.Client.List(ctx, &list); err != nil {
 		return false, nil, fmt.Errorf("listing ControlPlaneRollouts: %w", err)
 	}
-	unfinished := false
+	soon := false
 	for i := range list.Items {
 		r := &list.Items[i]
 		if r.Status.Phase.Finished() {
 			continue
 		}
-		unfinished = true
+		soon = soon || currentOrNext(r, a.Node)
 		if r.Status.CurrentNode != a.Node || nodePhase(r, a.Node) != api.NodeInProgress {
 			continue
 		}
@@ -131,7 +133,20 @@ func (a *Agent) rolloutsUnfinished(ctx context.Context) (bool, *api.ControlPlane
 		}
 		return true, r, nil
 	}
-	return unfinished, nil, nil
+	return soon, nil, nil
+}
+
+// currentOrNext: node is r's current node, or the next one to get its turn (the first still Pending).
+func currentOrNext(r *api.ControlPlaneRollout, node string) bool {
+	if r.Status.CurrentNode == node {
+		return true
+	}
+	for _, n := range r.Status.Nodes {
+		if n.Phase == "" || n.Phase == api.NodePending {
+			return n.Name == node
+		}
+	}
+	return false
 }
 
 func nodePhase(r *api.ControlPlaneRollout, node string) api.NodeRolloutPhase {

@@ -617,3 +617,29 @@ func TestEveryRoundPutsBackAManifestTheJournalSaysIsOut(t *testing.T) {
 		t.Errorf("the manifest is still out after a round: %v", err)
 	}
 }
+
+func TestTheAgentPollsFastOnlyWhileItsNodeIsCurrentOrNext(t *testing.T) {
+	for name, tc := range map[string]struct {
+		current string
+		nodes   []api.ControlPlaneNodeStatus
+		want    bool
+	}{
+		"fast: next after the current node": {current: "cp-0", want: true,
+			nodes: []api.ControlPlaneNodeStatus{{Name: "cp-0", NodeRolloutReport: api.NodeRolloutReport{Phase: api.NodeInProgress}}, {Name: testNode, NodeRolloutReport: api.NodeRolloutReport{Phase: api.NodePending}}, {Name: "cp-2"}}},
+		"normal interval: two nodes before its turn": {current: "cp-0", want: false,
+			nodes: []api.ControlPlaneNodeStatus{{Name: "cp-0", NodeRolloutReport: api.NodeRolloutReport{Phase: api.NodeInProgress}}, {Name: "cp-2", NodeRolloutReport: api.NodeRolloutReport{Phase: api.NodePending}}, {Name: testNode}}},
+		"normal interval: its part is done": {current: "cp-2", want: false,
+			nodes: []api.ControlPlaneNodeStatus{{Name: testNode, NodeRolloutReport: api.NodeRolloutReport{Phase: api.NodeSucceeded}}, {Name: "cp-2", NodeRolloutReport: api.NodeRolloutReport{Phase: api.NodeInProgress}}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newFakeHost(t)
+			r := testRollout("uid-1")
+			r.Status.CurrentNode, r.Status.Nodes = tc.current, tc.nodes
+			a, _ := newTestAgent(t, h, interceptor.Funcs{}, r)
+			soon, mine, err := a.rolloutsUnfinished(context.Background())
+			if err != nil || mine != nil || soon != tc.want {
+				t.Errorf("soon %v mine %v (%v), want soon %v and no turn", soon, mine, err, tc.want)
+			}
+		})
+	}
+}
