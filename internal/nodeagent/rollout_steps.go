@@ -42,7 +42,8 @@ func (n *nodeRun) sleep(ctx context.Context, d time.Duration) error {
 // healthBefore refuses to touch a node of an unhealthy control plane: it looks for a little while (a
 // member may be between two heartbeats), then gives up naming what is wrong.
 func (n *nodeRun) healthBefore(ctx context.Context) error {
-	return n.waitHealthy(ctx, healthBeforeRetryFor, "the control plane is not healthy, so nothing was changed on this node")
+	// Never longer than the health timeout the rollout allows.
+	return n.waitHealthy(ctx, min(healthBeforeRetryFor, n.timeout), "the control plane is not healthy, so nothing was changed on this node")
 }
 
 // healthAfter waits, up to the health timeout, for the whole control plane to be healthy again.

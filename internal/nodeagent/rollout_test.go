@@ -315,6 +315,10 @@ func TestAResumedNodeGoesOnAtTheJournalsStepWhenItsReportCannotBeRead(t *testing
 			journal:   Journal{Step: api.StepHealth},
 			wantCalls: []string{"Health", "Snapshot", "Renew", "Health"},
 		},
+		"at the kubeconfig copies": {
+			journal:   Journal{Step: api.StepKubeconfigs, Renewed: true},
+			wantCalls: []string{"Health"},
+		},
 		"at health after": {
 			journal:   Journal{Step: api.StepHealthAfter, Renewed: true},
 			wantCalls: []string{"Health"},
@@ -639,6 +643,52 @@ func TestTheAgentPollsFastOnlyWhileItsNodeIsCurrentOrNext(t *testing.T) {
 			soon, mine, err := a.rolloutsUnfinished(context.Background())
 			if err != nil || mine != nil || soon != tc.want {
 				t.Errorf("soon %v mine %v (%v), want soon %v and no turn", soon, mine, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestAFailedStepStopsTheNodeWithNothingAfterItDone(t *testing.T) {
+	for name, tc := range map[string]struct {
+		unhealthy string
+		renewErr  error
+		wantStep  api.NodeRolloutStep
+		wantMsg   string
+		wantCalls []string
+	}{
+		"an unhealthy control plane: nothing is touched": {unhealthy: "etcd member cp-2 is unhealthy", wantStep: api.StepHealth,
+			wantMsg: "etcd member cp-2 is unhealthy", wantCalls: []string{"Health"}},
+		"a failed renewal: nothing is restarted": {renewErr: errors.New("the CA key is missing"), wantStep: api.StepRenew,
+			wantMsg: "the CA key is missing", wantCalls: []string{"Health", "Snapshot", "Renew"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newFakeHost(t, KubeAPIServer)
+			h.unhealthy, h.renewErr = tc.unhealthy, tc.renewErr
+			before := h.started[KubeAPIServer]
+			r := testRollout("uid-1")
+			a, cl := newTestAgent(t, h, interceptor.Funcs{}, r)
+			if err := work(t, a, r); err != nil {
+				t.Fatal(err)
+			}
+			op := a.operation()
+			if op.Phase != api.NodeFailed || op.Step != tc.wantStep || !strings.Contains(op.Message, tc.wantMsg) {
+				t.Errorf("phase %s step %s message %q, want Failed at %s saying %q", op.Phase, op.Step, op.Message, tc.wantStep, tc.wantMsg)
+			}
+			if calls := h.callsSoFar(); !slices.Equal(slices.Compact(calls), tc.wantCalls) {
+				t.Errorf("calls %v, want %v", calls, tc.wantCalls)
+			}
+			if got := h.started[KubeAPIServer]; !got.Equal(before) {
+				t.Error("kube-apiserver was restarted")
+			}
+			if j := readJournal(t, h); j.Phase != api.NodeFailed || len(j.Components) != 0 {
+				t.Errorf("journal %+v, want Failed with no move", j)
+			}
+			if holder := leaseHolder(t, cl); holder != "" {
+				t.Errorf("the Lease is still held by %s", holder)
+			}
+			// Never redone for this rollout.
+			if _, mine, _ := a.rolloutsUnfinished(context.Background()); mine != nil {
+				t.Error("the failed node would be worked on again")
 			}
 		})
 	}
