@@ -227,7 +227,7 @@ func (a *Agent) resumeOperation(ctx context.Context, r *api.ControlPlaneRollout,
 	reported := a.operation()
 	if a.prev == nil && j.RolloutUID != uid {
 		var err error
-		if reported, err = a.readOperation(ctx); err != nil {
+		if reported, _, err = a.readOperation(ctx); err != nil {
 			return nil, fmt.Errorf("reading the report of rollout %s in NodeCertificates %s before resuming it (retried next round; nothing was started): %w", r.Name, a.Node, err)
 		}
 	}
@@ -258,27 +258,27 @@ func (a *Agent) resumeOperation(ctx context.Context, r *api.ControlPlaneRollout,
 	return op, nil
 }
 
-// readOperation reads the operation this node last reported, trying a few times.
-func (a *Agent) readOperation(ctx context.Context) (*api.NodeOperation, error) {
-	var err error
+// readOperation reads the operation this node last reported, trying a few times; found is false when
+// there is no NodeCertificates yet.
+func (a *Agent) readOperation(ctx context.Context) (op *api.NodeOperation, found bool, err error) {
 	for try := range 3 {
 		if try > 0 {
 			select {
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return nil, false, ctx.Err()
 			case <-time.After(a.rolloutPoll()):
 			}
 		}
 		var obj api.NodeCertificates
 		err = a.Client.Get(ctx, client.ObjectKey{Name: a.Node}, &obj)
 		if apierrors.IsNotFound(err) {
-			return nil, nil
+			return nil, false, nil
 		}
 		if err == nil {
-			return obj.Status.Operation, nil
+			return obj.Status.Operation, true, nil
 		}
 	}
-	return nil, err
+	return nil, false, err
 }
 
 // mergeComponents keeps the reported messages and reasons of the components the journal knows nothing
