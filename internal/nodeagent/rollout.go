@@ -238,6 +238,10 @@ func (a *Agent) resumeOperation(ctx context.Context, r *api.ControlPlaneRollout,
 		if reported != nil && reported.RolloutUID == uid {
 			// The report holds what the journal does not keep: health, messages, copies.
 			op.Health, op.KubeconfigCopies = reported.Health, reported.KubeconfigCopies
+			if op.Step == "" && op.Phase == api.NodeInProgress {
+				// A journal written before it kept the step: the report knows it.
+				op.Step = reported.Step
+			}
 			if op.Phase == api.NodeInProgress && stepIndex(reported.Step) == stepIndex(op.Step) {
 				op.Components = mergeComponents(op.Components, reported.Components)
 			}

@@ -49,10 +49,6 @@ type fakeHost struct {
 	renewedAt time.Time
 	unhealthy string
 	renewErr  error
-	// kubeletBlind: the kubelet does not notice manifests moving (a container keeps running).
-	kubeletBlind bool
-	// onMoveOut runs when the kubelet first sees a manifest gone.
-	onMoveOut func(component string)
 }
 
 var testManifests = map[string]string{
@@ -106,16 +102,12 @@ func (h *fakeHost) pods(context.Context, string) ([]corev1.Pod, error) {
 		present := ino != 0
 		start, running := h.started[c]
 		switch {
-		case h.kubeletBlind:
 		case present && (!running || h.seen[c] != ino):
 			start, running = time.Now(), true
 			h.started[c], h.seen[c] = start, ino
 		case !present && running:
 			delete(h.started, c)
 			running = false
-			if h.onMoveOut != nil {
-				h.onMoveOut(c)
-			}
 		}
 		if !running {
 			continue
