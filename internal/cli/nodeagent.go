@@ -50,6 +50,8 @@ type NodeAgentOptions struct {
 	IOStreams
 }
 
+// newNodeAgentCommand is `certrollout node-agent`: its help and its flags.
+// Long: the help text and one line per flag; splitting them would only scatter the command's contract.
 func newNodeAgentCommand(streams IOStreams) *cobra.Command {
 	o := &NodeAgentOptions{IOStreams: streams}
 	cmd := &cobra.Command{
