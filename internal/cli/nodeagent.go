@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -43,10 +44,14 @@ type NodeAgentOptions struct {
 	ControlPlaneRollouts bool
 	StateDir             string
 	LeaseNamespace       string
+	// KubeconfigCopyDirs are the only host folders the agent writes kubeconfig copies into.
+	KubeconfigCopyDirs []string
 
 	IOStreams
 }
 
+// newNodeAgentCommand is `certrollout node-agent`: its help and its flags.
+// Long: the help text and one line per flag; splitting them would only scatter the command's contract.
 func newNodeAgentCommand(streams IOStreams) *cobra.Command {
 	o := &NodeAgentOptions{IOStreams: streams}
 	cmd := &cobra.Command{
@@ -79,9 +84,10 @@ gives the node its turn (never two nodes at once: it holds the Lease certrollout
 is left untouched), takes the etcd snapshot on the first node, renews the files kubeadm certs renew
 renews that are due (old files backed up under --state-dir), restarts by moving their manifests the
 components that serve or use old certificates and waits until each serves what is on disk, refreshes
-the policy's kubeconfig copies, and reports every step in its NodeCertificates' status.operation. Its
-journal in --state-dir puts back any manifest a crash left out before anything else. This needs the
-kubeadm folder and --state-dir writable.
+the policy's kubeconfig copies (only inside --kubeconfig-copy-dirs), and reports every step in its
+NodeCertificates' status.operation. Its journal in --state-dir puts back any manifest a crash left out
+before anything else; etcd snapshots are written only inside --state-dir. This needs the kubeadm folder
+and --state-dir writable.
 
 RBAC it needs: create, get and update on nodecertificates and nodecertificates/status (certrollout.io),
 get on nodes, list on pods in kube-system; with --control-plane-rollouts also get, list and watch on
@@ -123,6 +129,7 @@ controlplanerollouts, get, create and update on the Lease, get on the kubeadm-co
 	f.StringVar(&o.LogFormat, "log-format", logs.FormatText, "Log format: text or json.")
 	f.BoolVar(&o.ControlPlaneRollouts, "control-plane-rollouts", false, "Do this node's part of ControlPlaneRollouts when the controller gives it the turn: health checks, the etcd snapshot, renewal, static pod restarts (needs the kubeadm folder and --state-dir writable).")
 	f.StringVar(&o.StateDir, "state-dir", nodeagent.DefaultStateDir, "The agent's folder on the host, for --control-plane-rollouts: the journal of manifest moves, staged manifests, certificate backups, etcd snapshots.")
+	f.StringSliceVar(&o.KubeconfigCopyDirs, "kubeconfig-copy-dirs", nil, "Host folders the policy's kubeconfig copies may be written into, for --control-plane-rollouts (the folders mounted into the agent; never kubeadm's folder or --state-dir). A copy elsewhere fails the node.")
 	f.StringVar(&o.LeaseNamespace, "lease-namespace", os.Getenv("POD_NAMESPACE"), "Namespace of the Lease certrollout-control-plane, for --control-plane-rollouts (default $POD_NAMESPACE).")
 	return cmd
 }
@@ -156,6 +163,12 @@ func (o *NodeAgentOptions) Validate() error {
 		if !strings.HasPrefix(o.StateDir, "/") || o.StateDir == "/" {
 			errs = append(errs, fmt.Errorf("--state-dir must be an absolute path on the host other than /, not %q", o.StateDir))
 		}
+		for _, d := range o.KubeconfigCopyDirs {
+			clean := filepath.Clean(d)
+			if !strings.HasPrefix(d, "/") || clean == "/" || overlaps(clean, filepath.Clean(o.KubeadmDir)) || overlaps(clean, filepath.Clean(o.StateDir)) {
+				errs = append(errs, fmt.Errorf("--kubeconfig-copy-dirs: %q must be an absolute host path other than /, neither holding nor inside --kubeadm-dir or --state-dir", d))
+			}
+		}
 		if strings.TrimSpace(o.LeaseNamespace) == "" {
 			errs = append(errs, errors.New("--control-plane-rollouts needs --lease-namespace (or POD_NAMESPACE, from the downward API's metadata.namespace)"))
 		}
@@ -164,6 +177,11 @@ func (o *NodeAgentOptions) Validate() error {
 		errs = append(errs, fmt.Errorf("--log-format must be one of %s, not %q", strings.Join(logs.Formats, ", "), o.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// overlaps reports whether one of two clean paths holds the other.
+func overlaps(a, b string) bool {
+	return a == b || strings.HasPrefix(a, b+"/") || strings.HasPrefix(b, a+"/")
 }
 
 // agent builds the agent from the flags; the client comes from the kube flags.
@@ -195,7 +213,7 @@ func (o *NodeAgentOptions) agent() (*nodeagent.Agent, error) {
 		Log:            logger,
 	}
 	if o.ControlPlaneRollouts {
-		a.Rollouts = &nodeagent.RolloutOptions{Namespace: o.LeaseNamespace, StateDir: o.StateDir}
+		a.Rollouts = &nodeagent.RolloutOptions{Namespace: o.LeaseNamespace, StateDir: o.StateDir, KubeconfigCopyDirs: o.KubeconfigCopyDirs}
 		a.Rollouts.Ops = a.HostOps()
 	}
 	return a, nil

@@ -10,12 +10,15 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/certrollout/certrollout/internal/durable"
 )
 
 // SnapshotInfo describes a snapshot written by Snapshot.
@@ -43,17 +46,32 @@ func SnapshotFileName(now time.Time) string {
 
 // Snapshot is `etcdctl snapshot save` into dir: it streams a snapshot from the first endpoint whose
 // member answers a linearizable read and its status, checks the SHA-256 etcd appends to the stream,
-// writes it to a hidden temporary file, fsyncs it, links it to SnapshotFileName(now) (never replacing
-// a file) and fsyncs dir. Then it keeps the newest keep snapshots (keep < 1 keeps all) and returns the
-// paths it removed. The file keeps etcd's trailing checksum, as etcdctl's does, so `etcdutl snapshot
-// restore` verifies it. On failure no file has the final name. dir is created 0700, files are 0600.
-// The stream is bounded by ctx only.
+// writes it durably (internal/durable: a hidden temporary file, fsynced, linked to SnapshotFileName(now),
+// never replacing a file, and dir fsynced). Then it keeps the newest keep snapshots (keep < 1 keeps all)
+// and returns the paths it removed. The file keeps etcd's trailing checksum, as etcdctl's does, so
+// `etcdutl snapshot restore` verifies it. On failure no file has the final name. dir is created 0700,
+// files are 0600. The stream is bounded by ctx only.
 func Snapshot(ctx context.Context, cfg Config, dir string, keep int, now time.Time) (SnapshotInfo, []string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return SnapshotInfo{}, nil, fmt.Errorf("etcdops: creating the snapshot folder: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return SnapshotInfo{}, nil, fmt.Errorf("etcdops: %w", err)
+	}
+	defer root.Close()
+	return SnapshotIn(ctx, cfg, root, ".", keep, now)
+}
+
+// SnapshotIn is Snapshot into the folder rel (slash-separated, created 0700) under root: every file is
+// opened through root, so neither rel nor a symbolic link in it can lead the snapshot out of root.
+func SnapshotIn(ctx context.Context, cfg Config, root *os.Root, rel string, keep int, now time.Time) (SnapshotInfo, []string, error) {
 	d, err := newDialer(cfg)
 	if err != nil {
 		return SnapshotInfo{}, nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	rel = path.Clean(rel)
+	if err := root.MkdirAll(rel, 0o700); err != nil {
 		return SnapshotInfo{}, nil, fmt.Errorf("etcdops: creating the snapshot folder: %w", err)
 	}
 	cli, info, err := pickSnapshotSource(ctx, d)
@@ -62,11 +80,12 @@ func Snapshot(ctx context.Context, cfg Config, dir string, keep int, now time.Ti
 	}
 	defer cli.Close()
 	info.TakenAt = now
-	info.Path = filepath.Join(dir, SnapshotFileName(now))
-	if err := saveSnapshot(ctx, cli, dir, &info); err != nil {
-		return SnapshotInfo{}, nil, err
+	name := path.Join(rel, SnapshotFileName(now))
+	info.Path = filepath.Join(root.Name(), filepath.FromSlash(name))
+	if err := durable.Write(root, name, 0o600, true, func(w io.Writer) error { return stream(ctx, cli, w, &info) }); err != nil {
+		return SnapshotInfo{}, nil, fmt.Errorf("etcdops: snapshot from %s: %w", info.Member, err)
 	}
-	removed, err := prune(dir, keep, filepath.Base(info.Path))
+	removed, err := prune(root, rel, keep, path.Base(name))
 	if err != nil {
 		return info, removed, err
 	}
@@ -124,35 +143,6 @@ func describeSource(ctx context.Context, d dialer, cli *clientv3.Client, ep stri
 		}
 	}
 	return info, nil
-}
-
-// saveSnapshot streams into a temporary file and links it to info.Path; the temporary file is always
-// removed.
-func saveSnapshot(ctx context.Context, cli *clientv3.Client, dir string, info *SnapshotInfo) error {
-	tmp, err := os.CreateTemp(dir, ".tmp-etcd-snapshot-*")
-	if err != nil {
-		return fmt.Errorf("etcdops: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	if err := stream(ctx, cli, tmp, info); err != nil {
-		return fmt.Errorf("etcdops: snapshot from %s: %w", info.Member, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("etcdops: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("etcdops: %w", err)
-	}
-	// A link, unlike a rename, fails rather than replace a snapshot already there.
-	if err := os.Link(tmp.Name(), info.Path); err != nil {
-		return fmt.Errorf("etcdops: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
-		// Not known to be durable: no snapshot rather than one that may vanish on a crash.
-		return errors.Join(err, os.Remove(info.Path))
-	}
-	return nil
 }
 
 func stream(ctx context.Context, cli *clientv3.Client, w io.Writer, info *SnapshotInfo) error {
@@ -213,13 +203,19 @@ func (t *trailerCheck) verify() error {
 	return nil
 }
 
-// prune removes all but the newest keep snapshots (by name, which sorts by time). It never removes
-// taken, the snapshot just written, even when a clock behind older names makes it sort first.
-func prune(dir string, keep int, taken string) ([]string, error) {
+// prune removes all but the newest keep snapshots (by name, which sorts by time) from rel under root.
+// It never removes taken, the snapshot just written, even when a clock behind older names makes it sort
+// first.
+func prune(root *os.Root, rel string, keep int, taken string) ([]string, error) {
 	if keep < 1 {
 		return nil, nil
 	}
-	entries, err := os.ReadDir(dir)
+	d, err := root.Open(rel)
+	if err != nil {
+		return nil, fmt.Errorf("etcdops: %w", err)
+	}
+	entries, err := d.ReadDir(-1)
+	d.Close()
 	if err != nil {
 		return nil, fmt.Errorf("etcdops: %w", err)
 	}
@@ -233,26 +229,15 @@ func prune(dir string, keep int, taken string) ([]string, error) {
 	var removed []string
 	// The one just taken counts among those kept.
 	for _, name := range names[:max(0, len(names)-(keep-1))] {
-		path := filepath.Join(dir, name)
-		if err := os.Remove(path); err != nil {
+		if err := root.Remove(path.Join(rel, name)); err != nil {
 			return removed, fmt.Errorf("etcdops: removing an old snapshot: %w", err)
 		}
-		removed = append(removed, path)
+		removed = append(removed, filepath.Join(root.Name(), filepath.FromSlash(rel), name))
 	}
 	if len(removed) > 0 {
-		return removed, syncDir(dir)
+		if err := durable.SyncDir(root, rel); err != nil {
+			return removed, fmt.Errorf("etcdops: %w", err)
+		}
 	}
 	return removed, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("etcdops: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("etcdops: syncing %s: %w", dir, err)
-	}
-	return nil
 }

@@ -52,7 +52,12 @@ func TestPrune(t *testing.T) {
 			if err := os.Mkdir(filepath.Join(dir, "etcd-snapshot-20200101T000000Z.db"), 0o700); err != nil {
 				t.Fatal(err)
 			}
-			removed, err := prune(dir, tc.keep, tc.taken)
+			root, err := os.OpenRoot(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Close()
+			removed, err := prune(root, ".", tc.keep, tc.taken)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/certrollout/certrollout/internal/durable"
 )
 
 // stagedSuffix names a replacement written beside its file and not yet renamed into place.
@@ -76,45 +78,21 @@ func (f *folder) exists(rel string) (bool, error) {
 	return err == nil, err
 }
 
-// write writes data to rel with exactly mode and fsyncs it; the folder entry is synced by syncDir.
+// write writes data to rel with exactly mode and fsyncs it; the folder entry is synced by syncDir. The
+// staged name is kept on purpose (complete finishes a run killed before the rename).
 func (f *folder) write(rel string, data []byte, mode fs.FileMode) error {
-	file, err := f.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	// The umask may have narrowed mode; a reused staged file may have had another.
-	if err := file.Chmod(mode); err != nil {
-		_ = file.Close()
-		return err
-	}
-	if _, err := file.Write(data); err != nil {
-		_ = file.Close()
-		return err
-	}
-	if err := file.Sync(); err != nil {
-		_ = file.Close()
-		return err
-	}
-	return file.Close()
+	return durable.WriteSynced(f.root, rel, data, mode)
 }
 
 // syncDir fsyncs the folder holding rel, so that a file created, renamed or removed there survives a
 // crash.
 func (f *folder) syncDir(rel string) error {
-	d, err := f.root.Open(path.Dir(rel))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.SyncDir(f.root, path.Dir(rel))
 }
 
 // replace renames the staged rel into place and syncs the folder.
 func (f *folder) replace(rel string) error {
-	if err := f.root.Rename(rel+stagedSuffix, rel); err != nil {
-		return err
-	}
-	return f.syncDir(rel)
+	return durable.Rename(f.root, rel+stagedSuffix, rel)
 }
 
 // backup is one run's backup folder, written under a name ending in partialSuffix and renamed to its own

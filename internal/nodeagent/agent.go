@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,6 +119,13 @@ func (a *Agent) now() time.Time {
 // with their mirror pods' start times, and what each serving endpoint presents. node may be nil (no
 // kubelet address then unless KubeletAddress is set).
 func (a *Agent) Gather(ctx context.Context, node *corev1.Node, prev *api.NodeCertificatesStatus) Input {
+	in, _ := a.gather(ctx, node, prev)
+	return in
+}
+
+// gather is Gather, and the error that made what it says of the components' containers uncertain (their
+// mirror pods could not be listed): the status says it; a decision to restart must not rest on it.
+func (a *Agent) gather(ctx context.Context, node *corev1.Node, prev *api.NodeCertificatesStatus) (Input, error) {
 	now := a.now()
 	sr := Scan(a.Scan)
 	in := Input{Now: now, AgentVersion: a.AgentVersion, KubeadmDir: sr.KubeadmDir, KubeadmFound: sr.KubeadmFound, Problems: sr.Problems}
@@ -134,16 +142,16 @@ func (a *Agent) Gather(ctx context.Context, node *corev1.Node, prev *api.NodeCer
 	comps, problems := Manifests(a.Scan)
 	in.Problems = append(in.Problems, problems...)
 	var pods []corev1.Pod
+	var listErr error
 	podsErr := ""
 	if len(comps) > 0 {
 		lister := a.Pods
 		if lister == nil {
 			lister = APIMirrorPods(a.Client)
 		}
-		var err error
-		if pods, err = lister(ctx, a.Node); err != nil {
-			podsErr = err.Error()
-			a.Log.Error(err, "Failed to list mirror pods", "node", klog.KRef("", a.Node))
+		if pods, listErr = lister(ctx, a.Node); listErr != nil {
+			podsErr = listErr.Error()
+			a.Log.Error(listErr, "Failed to list mirror pods", "node", klog.KRef("", a.Node))
 		}
 	}
 	for _, c := range comps {
@@ -184,7 +192,7 @@ func (a *Agent) Gather(ctx context.Context, node *corev1.Node, prev *api.NodeCer
 			o.Probes[j].Served = fp
 		}
 	}
-	return in
+	return in, listErr
 }
 
 func (a *Agent) kubeletAddress(node *corev1.Node) string {
@@ -273,16 +281,12 @@ func (a *Agent) Once(ctx context.Context) (api.NodeCertificatesStatus, bool, err
 
 // Run calls Once every Interval until ctx ends. A failed round is logged and retried at the next. With
 // Rollouts set, it first puts back any manifest a crash left out, and after each scan does the node's
-// part of the rollout whose turn it is, looking every Poll while a rollout is unfinished.
+// part of the rollout whose turn it is, looking every Poll while this node is current or next in a
+// rollout.
 func (a *Agent) Run(ctx context.Context) error {
 	interval := a.Interval
 	if interval <= 0 {
 		interval = DefaultInterval
-	}
-	if a.Rollouts != nil {
-		if err := a.recover(); err != nil {
-			return err
-		}
 	}
 	for {
 		st, wrote, err := a.Once(ctx)
@@ -308,23 +312,26 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // recover puts back what the journal says a crash left out, before anything else.
 func (a *Agent) recover() error {
-	m, err := a.loadMover(filepath.Join(a.Scan.root(), orDefault(a.Rollouts.StateDir, DefaultStateDir)))
+	m, err := a.loadMover(a.stateDir())
 	if err != nil {
 		return err
 	}
-	did, err := m.Recover()
-	for _, d := range did {
-		a.Log.Info("Recovered from an interrupted restart", "node", klog.KRef("", a.Node), "what", d)
-	}
-	if err != nil {
-		return fmt.Errorf("putting the static pod manifests back: %w", err)
-	}
-	return nil
+	return a.recoverManifests(m)
 }
 
-// rolloutRound does this node's turn, if it has one, and says whether a rollout is unfinished.
+// rolloutRound puts back what the journal says is out, does this node's turn, if it has one, and says
+// whether this node is current or next in one (then the agent polls fast). Recovery runs every round, not only at start: a manifest a failed
+// round left out (the kubelet then runs nothing) must not wait for the agent's next restart.
 func (a *Agent) rolloutRound(ctx context.Context) bool {
-	unfinished, mine, err := a.rolloutsUnfinished(ctx)
+	if err := a.recover(); err != nil {
+		a.Log.Error(err, "Failed to put the static pod manifests back", "node", klog.KRef("", a.Node))
+		if op := a.operation(); op != nil {
+			op = op.DeepCopy()
+			op.Message = strings.TrimSpace(op.Message + " Putting the static pod manifests back failed: " + err.Error())
+			a.setOperation(op)
+		}
+	}
+	soon, mine, err := a.rolloutsUnfinished(ctx)
 	if err != nil {
 		a.Log.Error(err, "Failed to read the control-plane rollouts")
 		return false
@@ -334,7 +341,7 @@ func (a *Agent) rolloutRound(ctx context.Context) bool {
 			a.Log.Error(err, "The node's part of the control-plane rollout stopped", "rollout", mine.Name)
 		}
 	}
-	return unfinished
+	return soon
 }
 
 // SameStatus reports whether two statuses say the same, observedAt aside.

@@ -239,13 +239,13 @@ func (a *Agent) clusterValidity(ctx context.Context) time.Duration {
 	return cc.CertificateValidityPeriod.Duration
 }
 
-// HostSnapshot takes an etcd snapshot into dir, keeping keep.
-func (a *Agent) HostSnapshot(ctx context.Context, dir string, keep int) (api.EtcdSnapshotStatus, error) {
+// HostSnapshot takes an etcd snapshot into dir under stateDir, keeping keep.
+func (a *Agent) HostSnapshot(ctx context.Context, stateDir *os.Root, dir string, keep int) (api.EtcdSnapshotStatus, error) {
 	cfg, err := a.etcdConfig()
 	if err != nil {
 		return api.EtcdSnapshotStatus{}, err
 	}
-	info, removed, err := etcdops.Snapshot(ctx, cfg, dir, keep, a.now())
+	info, removed, err := etcdops.SnapshotIn(ctx, cfg, stateDir, dir, keep, a.now())
 	if err != nil {
 		return api.EtcdSnapshotStatus{}, err
 	}

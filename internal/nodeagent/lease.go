@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -102,6 +103,24 @@ func (l *NodeLock) TryAcquire(ctx context.Context, rollout string) (string, erro
 		return "", fmt.Errorf("taking Lease %s/%s: %w", l.Namespace, l.name(), err)
 	}
 	return "", nil
+}
+
+// ErrLeaseLost says this node no longer holds the Lease.
+var ErrLeaseLost = errors.New("this node no longer holds the control-plane Lease")
+
+// Held checks, from the API server, that this node holds the Lease and it has not expired.
+func (l *NodeLock) Held(ctx context.Context) error {
+	var lease coordinationv1.Lease
+	if err := l.Client.Get(ctx, client.ObjectKey{Namespace: l.Namespace, Name: l.name()}, &lease); err != nil {
+		return fmt.Errorf("reading Lease %s/%s: %w", l.Namespace, l.name(), err)
+	}
+	if holder := heldBy(&lease, l.now()); holder != l.Holder {
+		if holder == "" {
+			holder = "nobody (it expired)"
+		}
+		return fmt.Errorf("%w: Lease %s/%s is held by %s", ErrLeaseLost, l.Namespace, l.name(), holder)
+	}
+	return nil
 }
 
 // Release gives the Lease up if this node holds it.

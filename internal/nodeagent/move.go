@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/certrollout/certrollout/internal/durable"
 )
 
 // Mover moves static pod manifests out of the kubelet's folder and back, which is how a static pod is
@@ -43,6 +45,16 @@ func (m *Mover) set(component string, e JournalEntry) error {
 // MoveOut takes component's manifest out of the manifests folder: a copy is staged (synced) before the
 // manifest is removed, so the manifest always exists in one place or both.
 func (m *Mover) MoveOut(component, manifest string) error {
+	return m.moveOut(component, manifest, false)
+}
+
+// MoveOutAgain is MoveOut for the one further restart of a component whose first restart the kubelet
+// never saw; the journal says so, so that there is never a third.
+func (m *Mover) MoveOutAgain(component, manifest string) error {
+	return m.moveOut(component, manifest, true)
+}
+
+func (m *Mover) moveOut(component, manifest string, again bool) error {
 	fi, err := os.Stat(manifest)
 	if err != nil {
 		return fmt.Errorf("the manifest of %s: %w", component, err)
@@ -54,17 +66,18 @@ func (m *Mover) MoveOut(component, manifest string) error {
 	if err := os.MkdirAll(m.StagingDir, 0o700); err != nil {
 		return err
 	}
-	e := JournalEntry{State: JournalMovingOut, Manifest: manifest, Staged: filepath.Join(m.StagingDir, filepath.Base(manifest))}
+	out := m.now()
+	e := JournalEntry{State: JournalMovingOut, Manifest: manifest, Staged: filepath.Join(m.StagingDir, filepath.Base(manifest)), OutAt: &out, Again: again}
 	if err := m.set(component, e); err != nil {
 		return fmt.Errorf("writing the journal before moving %s out: %w", component, err)
 	}
-	if err := writeFileDurably(e.Staged, data, fi.Mode().Perm()); err != nil {
+	if err := durable.WritePath(e.Staged, data, fi.Mode().Perm()); err != nil {
 		return fmt.Errorf("staging the manifest of %s: %w", component, err)
 	}
 	if err := os.Remove(manifest); err != nil {
 		return fmt.Errorf("moving the manifest of %s out: %w", component, err)
 	}
-	if err := syncDir(filepath.Dir(manifest)); err != nil {
+	if err := syncDirOf(manifest); err != nil {
 		return err
 	}
 	e.State = JournalOut
@@ -86,7 +99,7 @@ func (m *Mover) MoveBack(component string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileDurably(e.Manifest, data, fi.Mode().Perm()); err != nil {
+	if err := durable.WritePath(e.Manifest, data, fi.Mode().Perm()); err != nil {
 		return fmt.Errorf("putting the manifest of %s back: %w", component, err)
 	}
 	e.State = JournalBack
@@ -172,4 +185,14 @@ func (m *Mover) Out() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// syncDirOf fsyncs the folder holding p, so that its removal survives a crash.
+func syncDirOf(p string) error {
+	root, err := os.OpenRoot(filepath.Dir(p))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return durable.SyncDir(root, ".")
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,8 +16,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/durable"
 )
 
 // Reasons a component is restarted or skipped (ComponentRestart.Reason).
@@ -39,7 +42,8 @@ func (n *nodeRun) sleep(ctx context.Context, d time.Duration) error {
 // healthBefore refuses to touch a node of an unhealthy control plane: it looks for a little while (a
 // member may be between two heartbeats), then gives up naming what is wrong.
 func (n *nodeRun) healthBefore(ctx context.Context) error {
-	return n.waitHealthy(ctx, healthBeforeRetryFor, "the control plane is not healthy, so nothing was changed on this node")
+	// Never longer than the health timeout the rollout allows.
+	return n.waitHealthy(ctx, min(healthBeforeRetryFor, n.timeout), "the control plane is not healthy, so nothing was changed on this node")
 }
 
 // healthAfter waits, up to the health timeout, for the whole control plane to be healthy again.
@@ -70,19 +74,38 @@ func (n *nodeRun) waitHealthy(ctx context.Context, within time.Duration, failure
 // snapshot saves etcd before the first node, once per rollout.
 func (n *nodeRun) snapshot(ctx context.Context) error {
 	s := n.settings.EtcdSnapshot
+	if n.op.Snapshot == nil && n.mover.Journal.Snapshot != nil {
+		n.op.Snapshot = n.mover.Journal.Snapshot.DeepCopy()
+	}
 	if !ptr.Deref(s.Enabled, true) || n.op.Snapshot != nil || len(n.r.Status.Nodes) == 0 || n.r.Status.Nodes[0].Name != n.a.Node {
 		return nil
 	}
 	if n.a.Rollouts.Ops.Snapshot == nil {
 		return errors.New("this agent cannot take etcd snapshots")
 	}
-	dir := filepath.Join(n.a.Scan.root(), s.HostPath)
-	keep := int(s.Keep)
-	snap, err := n.a.Rollouts.Ops.Snapshot(ctx, dir, keep)
+	stateDir := orDefault(n.a.Rollouts.StateDir, DefaultStateDir)
+	clean := filepath.Clean(s.HostPath)
+	if !filepath.IsAbs(s.HostPath) || !within(clean, stateDir) {
+		return fmt.Errorf("the etcd snapshot folder %s (etcdSnapshot.hostPath) is not inside the agent's state folder %s (--state-dir), the only folder it writes snapshots to", s.HostPath, stateDir)
+	}
+	rel, err := filepath.Rel(filepath.Clean(stateDir), clean)
+	if err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(n.a.stateDir())
+	if err != nil {
+		return fmt.Errorf("opening the agent's state folder: %w", err)
+	}
+	defer root.Close()
+	snap, err := n.a.Rollouts.Ops.Snapshot(ctx, root, filepath.ToSlash(rel), int(s.Keep))
 	if err != nil {
 		return fmt.Errorf("the etcd snapshot: %w", err)
 	}
 	snap.Node, snap.Path = n.a.Node, n.a.Scan.hostPath(snap.Path)
+	n.mover.Journal.Snapshot = snap.DeepCopy()
+	if err := n.mover.Journal.Save(n.mover.JournalPath); err != nil {
+		return fmt.Errorf("writing the journal: %w", err)
+	}
 	n.op.Snapshot = &snap
 	return nil
 }
@@ -112,22 +135,31 @@ func (n *nodeRun) renew(ctx context.Context) error {
 	if len(files) > 32 {
 		files = files[:32]
 	}
+	n.mover.Journal.Renewed, n.mover.Journal.RenewedFiles = true, files
+	if err := n.mover.Journal.Save(n.mover.JournalPath); err != nil {
+		return fmt.Errorf("writing the journal: %w", err)
+	}
 	n.op.Renewed = files
-	n.mover.Journal.Renewed = true
-	return n.mover.Journal.Save(n.mover.JournalPath)
+	return nil
 }
 
 // restarts restarts, in order, each component that serves or uses an old certificate, and verifies it.
 func (n *nodeRun) restarts(ctx context.Context) error {
-	st := n.report(ctx)
-	comps, _ := Manifests(n.a.Scan)
+	comps, problems := Manifests(n.a.Scan)
 	byName := map[string]Component{}
 	for _, c := range comps {
 		byName[c.Name] = c
 	}
 	order := componentOrder(n.settings.ComponentOrder)
-	if len(n.op.Components) == 0 {
-		for _, name := range order {
+	if err := unreadableManifests(order, byName, problems); err != nil {
+		return err
+	}
+	st, err := n.observe(ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range order {
+		if n.component(name) == nil {
 			n.op.Components = append(n.op.Components, api.ComponentRestart{Name: name, State: api.RestartPending})
 		}
 	}
@@ -144,6 +176,38 @@ func (n *nodeRun) restarts(ctx context.Context) error {
 	return nil
 }
 
+// unreadableManifests fails the node when a component of the order has no manifest the agent could
+// read while some manifest could not be read: that one may be the component's, and skipping it as "no
+// manifest" would leave it serving old certificates while the rollout says the node is done.
+func unreadableManifests(order []string, byName map[string]Component, problems []api.NodeProblem) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	var missing []string
+	for _, name := range order {
+		if _, ok := byName[name]; !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	var unread []string
+	for _, p := range problems {
+		unread = append(unread, p.Path+": "+p.Message)
+	}
+	return fmt.Errorf("the agent could not read every static pod manifest (%s), so it cannot tell whether %s run here; nothing was restarted: fix the manifests folder and start the rollout again",
+		strings.Join(unread, "; "), strings.Join(missing, ", "))
+}
+
+// observe is the node's status now, decided locally (RolloutOps.Observe).
+func (n *nodeRun) observe(ctx context.Context) (api.NodeCertificatesStatus, error) {
+	if n.a.Rollouts.Ops.Observe != nil {
+		return n.a.Rollouts.Ops.Observe(ctx)
+	}
+	return n.a.Observe(ctx)
+}
+
 func (n *nodeRun) restartOne(ctx context.Context, st api.NodeCertificatesStatus, byName map[string]Component, cr *api.ComponentRestart) error {
 	e := n.mover.Journal.Components[cr.Name]
 	c, hasManifest := byName[cr.Name]
@@ -151,6 +215,9 @@ func (n *nodeRun) restartOne(ctx context.Context, st api.NodeCertificatesStatus,
 	case e.State == JournalVerified:
 		cr.State = api.RestartVerified
 		return nil
+	case e.State == JournalBack && hasManifest && n.neverRestarted(ctx, c, e):
+		cr.Reason = ReasonServesOld
+		return n.restart(ctx, c, cr, true)
 	case e.State == JournalBack:
 		return n.waitUp(ctx, c, cr, e.StoppedAt)
 	case !hasManifest && cr.Name == Etcd && n.systemdEtcd():
@@ -172,15 +239,46 @@ func (n *nodeRun) restartOne(ctx context.Context, st api.NodeCertificatesStatus,
 		return fmt.Errorf("%s is %s before its restart: %s", cr.Name, now.State, now.Message)
 	}
 	cr.Reason = ReasonServesOld
-	return n.restart(ctx, c, cr)
+	return n.restart(ctx, c, cr, false)
+}
+
+// neverRestarted: the journal says c's manifest is back but not that c was seen down (the agent was
+// killed before), and c runs a container started before its manifest left, serving old certificates:
+// the kubelet never saw the move. c then gets its one further restart, rather than a wait for a
+// restart that is not coming and a false failure.
+func (n *nodeRun) neverRestarted(ctx context.Context, c Component, e JournalEntry) bool {
+	if e.StoppedAt != nil || e.OutAt == nil || e.Again {
+		return false
+	}
+	st, err := n.observe(ctx)
+	if err != nil {
+		return false
+	}
+	now := componentOf(st, c.Name)
+	if now == nil || now.State != api.ComponentServesOld {
+		return false
+	}
+	pods, err := n.a.mirrorPods(ctx)
+	if err != nil {
+		return false
+	}
+	running, started, _ := Started(pods, c, n.a.Node)
+	return running && started != nil && started.Before(*e.OutAt)
 }
 
 // restart moves c's manifest out, waits until c is down, moves it back and waits until it is verified.
 // A component that does not stop gets its manifest back at once.
-func (n *nodeRun) restart(ctx context.Context, c Component, cr *api.ComponentRestart) error {
+func (n *nodeRun) restart(ctx context.Context, c Component, cr *api.ComponentRestart, again bool) error {
+	if err := n.stillMyTurn(ctx); err != nil {
+		return err
+	}
 	cr.State = api.RestartStopping
 	n.report(ctx)
-	if err := n.mover.MoveOut(cr.Name, filepath.Join(n.a.Scan.root(), c.Manifest)); err != nil {
+	moveOut := n.mover.MoveOut
+	if again {
+		moveOut = n.mover.MoveOutAgain
+	}
+	if err := moveOut(cr.Name, filepath.Join(n.a.Scan.root(), c.Manifest)); err != nil {
 		return err
 	}
 	n.a.Log.Info("Moved a static pod manifest out", "rollout", n.r.Name, "node", klog.KRef("", n.a.Node), "component", cr.Name)
@@ -201,6 +299,37 @@ func (n *nodeRun) restart(ctx context.Context, c Component, cr *api.ComponentRes
 	cr.State, cr.StoppedAt = api.RestartStarting, &t
 	n.report(ctx)
 	return n.waitUp(ctx, c, cr, &stopped)
+}
+
+// stillMyTurn checks, just before a manifest leaves its folder, that this node still holds the Lease
+// (unexpired) and the rollout still gives it its turn: the Lease is renewed in the background, and a
+// renewal that failed for long enough lets another node in. A read that fails is tried again a few
+// times; then the node stops, every manifest in place.
+func (n *nodeRun) stillMyTurn(ctx context.Context) error {
+	var err error
+	for try := range observeTries {
+		if try > 0 {
+			if serr := n.sleep(ctx, n.a.rolloutPoll()); serr != nil {
+				return serr
+			}
+		}
+		if err = n.lock.Held(ctx); errors.Is(err, ErrLeaseLost) {
+			return fmt.Errorf("stopped before moving a manifest, every manifest in place: %w", err)
+		}
+		if err != nil {
+			continue
+		}
+		var r api.ControlPlaneRollout
+		if err = n.a.Client.Get(ctx, client.ObjectKeyFromObject(n.r), &r); err != nil {
+			err = fmt.Errorf("reading ControlPlaneRollout %s: %w", n.r.Name, err)
+			continue
+		}
+		if r.UID != n.r.UID || r.Status.Phase.Finished() || r.Status.CurrentNode != n.a.Node || nodePhase(&r, n.a.Node) != api.NodeInProgress {
+			return fmt.Errorf("stopped before moving a manifest, every manifest in place: rollout %s no longer gives %s its turn", n.r.Name, n.a.Node)
+		}
+		return nil
+	}
+	return fmt.Errorf("stopped before moving a manifest, every manifest in place: could not check the Lease and the turn: %w", err)
 }
 
 // waitDown waits until every endpoint c serves refuses and its mirror pod runs no container. The
@@ -245,8 +374,10 @@ func (n *nodeRun) endpointsClosed(ctx context.Context, c Component) bool {
 func (n *nodeRun) waitUp(ctx context.Context, c Component, cr *api.ComponentRestart, stopped *time.Time) error {
 	deadline := n.a.now().Add(n.timeout)
 	for {
-		st := n.report(ctx)
+		n.report(ctx)
+		st, oerr := n.observe(ctx)
 		pods, err := n.a.mirrorPods(ctx)
+		err = errors.Join(oerr, err)
 		now := componentOf(st, cr.Name)
 		if err == nil && now != nil && now.State == api.ComponentCurrent && n.startedAfter(pods, c, stopped) {
 			if err := n.mover.Verified(cr.Name); err != nil {
@@ -283,40 +414,98 @@ func (n *nodeRun) startedAfter(pods []corev1.Pod, c Component, stopped *time.Tim
 	return stopped == nil || started == nil || !started.Before(stopped.Truncate(time.Second))
 }
 
-// kubeconfigs refreshes the copies the policy lists; an up-to-date copy is left alone.
+// kubeconfigs refreshes the copies the policy lists; an up-to-date copy is left alone. A copy is written
+// only inside one of the folders the agent was given (--kubeconfig-copy-dirs, the folders the chart
+// mounts), never in kubeadm's folder or the agent's state folder, and through an os.Root of that folder:
+// a path or a symbolic link that leads out of it is refused, never followed.
 func (n *nodeRun) kubeconfigs(context.Context) error {
-	root := n.a.Scan.root()
 	kubeadmDir := orDefault(n.a.Scan.KubeadmDir, DefaultKubeadmDir)
+	kubeadm, err := os.OpenRoot(filepath.Join(n.a.Scan.root(), kubeadmDir))
+	if err != nil {
+		return fmt.Errorf("opening kubeadm's folder: %w", err)
+	}
+	defer kubeadm.Close()
 	for _, kc := range n.settings.KubeconfigCopies {
-		data, err := os.ReadFile(filepath.Join(root, kubeadmDir, kc.From)) //nolint:gosec // a kubeadm kubeconfig the policy names
+		data, err := kubeadm.ReadFile(kc.From)
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", kc.From, err)
 		}
-		dst := filepath.Join(root, filepath.Clean(kc.To))
-		copied := api.CopiedFile{Path: kc.To}
-		cur, err := os.ReadFile(dst) //nolint:gosec // the copy the policy names
-		switch {
-		case err == nil && bytes.Equal(cur, data):
-			n.recordCopy(copied)
-			continue
-		case err == nil:
-			backup := dst + ".certrollout-" + n.a.now().UTC().Format("20060102T150405Z")
-			if err := writeFileDurably(backup, cur, 0o600); err != nil {
-				return fmt.Errorf("keeping the previous %s: %w", kc.To, err)
-			}
-			copied.Backup = n.a.Scan.hostPath(backup)
-		case errors.Is(err, fs.ErrNotExist):
-			if _, derr := os.Stat(filepath.Dir(dst)); derr != nil {
-				return fmt.Errorf("the folder of %s is not mounted into the node agent (chart value nodeAgent.controlPlaneRollouts.kubeconfigCopyDirs): %w", kc.To, derr)
-			}
-		default:
-			return fmt.Errorf("reading %s: %w", kc.To, err)
+		if err := n.copyKubeconfig(kc, data, kubeadmDir); err != nil {
+			return err
 		}
-		if err := writeFileDurably(dst, data, 0o600); err != nil {
-			return fmt.Errorf("writing %s: %w", kc.To, err)
-		}
-		n.recordCopy(copied)
 	}
+	return nil
+}
+
+// copyDir finds the folder of --kubeconfig-copy-dirs that holds to (a host path), and to relative to
+// it; to in kubeadm's folder or the state folder is refused even when a copy folder holds it.
+func (n *nodeRun) copyDir(to, kubeadmDir string) (string, string, error) {
+	dirs := n.a.Rollouts.KubeconfigCopyDirs
+	allowed := "none"
+	if len(dirs) > 0 {
+		allowed = strings.Join(dirs, ", ")
+	}
+	clean := filepath.Clean(to)
+	stateDir := orDefault(n.a.Rollouts.StateDir, DefaultStateDir)
+	if !filepath.IsAbs(to) {
+		return "", "", fmt.Errorf("the kubeconfig copy %s is not an absolute path", to)
+	}
+	for _, forbidden := range []string{kubeadmDir, stateDir} {
+		if within(clean, forbidden) {
+			return "", "", fmt.Errorf("the kubeconfig copy %s is in %s, which the agent never writes copies into (folders allowed by --kubeconfig-copy-dirs: %s)", to, forbidden, allowed)
+		}
+	}
+	for _, d := range dirs {
+		if within(clean, filepath.Clean(d)) && clean != filepath.Clean(d) {
+			rel, err := filepath.Rel(filepath.Clean(d), clean)
+			if err != nil {
+				return "", "", err
+			}
+			return d, filepath.ToSlash(rel), nil
+		}
+	}
+	return "", "", fmt.Errorf("the kubeconfig copy %s is outside the folders the node agent may write (--kubeconfig-copy-dirs: %s; chart value nodeAgent.controlPlaneRollouts.kubeconfigCopyDirs)", to, allowed)
+}
+
+// within reports whether the clean path p is dir or below it.
+func within(p, dir string) bool {
+	dir = filepath.Clean(dir)
+	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+func (n *nodeRun) copyKubeconfig(kc api.KubeconfigCopy, data []byte, kubeadmDir string) error {
+	dir, rel, err := n.copyDir(kc.To, kubeadmDir)
+	if err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(filepath.Join(n.a.Scan.root(), dir))
+	if err != nil {
+		return fmt.Errorf("the folder %s of the kubeconfig copy %s is not mounted into the node agent (chart value nodeAgent.controlPlaneRollouts.kubeconfigCopyDirs): %w", dir, kc.To, err)
+	}
+	defer root.Close()
+	copied := api.CopiedFile{Path: kc.To}
+	cur, err := root.ReadFile(rel)
+	switch {
+	case err == nil && bytes.Equal(cur, data):
+		n.recordCopy(copied)
+		return nil
+	case err == nil:
+		backup := rel + ".certrollout-" + n.a.now().UTC().Format("20060102T150405Z")
+		if err := durable.WriteFile(root, backup, cur, 0o600); err != nil {
+			return fmt.Errorf("keeping the previous %s: %w", kc.To, err)
+		}
+		copied.Backup = filepath.Join(dir, filepath.FromSlash(backup))
+	case errors.Is(err, fs.ErrNotExist):
+		if _, derr := root.Stat(path.Dir(rel)); derr != nil {
+			return fmt.Errorf("the folder of %s does not exist in %s: %w", kc.To, dir, derr)
+		}
+	default:
+		return fmt.Errorf("reading %s (inside %s, links out of it refused): %w", kc.To, dir, err)
+	}
+	if err := durable.WriteFile(root, rel, data, 0o600); err != nil {
+		return fmt.Errorf("writing %s (inside %s, links out of it refused): %w", kc.To, dir, err)
+	}
+	n.recordCopy(copied)
 	return nil
 }
 

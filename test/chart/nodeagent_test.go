@@ -308,7 +308,7 @@ func TestTheNodeAgentsRolloutPartWritesOnlyWhatItMustAndIsThatOfConfigNodeAgentR
 	r := renderRelease(t, "edge", "platform", values(t, "nodeAgent: {enabled: true, controlPlaneRollouts: {enabled: true, kubeconfigCopyDirs: [/root/.kube]}}"))
 	c := r.daemonSet(t).Spec.Template.Spec.Containers[0]
 	wantArgs := []string{"node-agent", "--host-root=/host", "--kubeadm-dir=/etc/kubernetes", "--kubelet-pki-dir=/var/lib/kubelet/pki",
-		"--health-probe-bind-address=:10358", "--control-plane-rollouts", "--state-dir=/var/lib/certrollout"}
+		"--health-probe-bind-address=:10358", "--control-plane-rollouts", "--state-dir=/var/lib/certrollout", "--kubeconfig-copy-dirs=/root/.kube"}
 	if !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("args\n got  %q\n want %q", c.Args, wantArgs)
 	}
