@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -249,10 +250,12 @@ func lbClient(t *testing.T, cp *localcluster.ControlPlane) *http.Client {
 }
 
 // componentWatch counts, for every control-plane component on every node, the times its manifest left
-// the manifests folder (each one a restart by certrollout; a process the kubelet restarts after a crash
-// moves nothing) and the processes it ran; and the spans in which the load balancer's health check found
-// each node's API server unready (its restarts).
+// the manifests folder and the processes it ran; and the spans in which the load balancer's health check
+// found each node's API server unready (its restarts). Which processes the kubelet started from a
+// manifest put back (a restart by certrollout), rather than after a crash, its log says.
 type componentWatch struct {
+	cp       *localcluster.ControlPlane
+	logFrom  map[string]int64 // node → size of its static-pod runner's log when the watch began
 	mu       sync.Mutex
 	moves    map[string]map[string]int          // node → component → times its manifest left
 	out      map[string]map[string]bool         // node → component → its manifest is out now
@@ -262,9 +265,12 @@ type componentWatch struct {
 }
 
 func watchComponents(ctx context.Context, cp *localcluster.ControlPlane) *componentWatch {
-	w := &componentWatch{moves: map[string]map[string]int{}, out: map[string]map[string]bool{}, pids: map[string]map[string]map[int]bool{},
-		unready: map[int][]outage{}, downFrom: map[int]time.Time{}}
+	w := &componentWatch{cp: cp, logFrom: map[string]int64{}, moves: map[string]map[string]int{}, out: map[string]map[string]bool{},
+		pids: map[string]map[string]map[int]bool{}, unready: map[int][]outage{}, downFrom: map[int]time.Time{}}
 	for _, n := range cp.Nodes {
+		if fi, err := os.Stat(runnerLog(cp, n.Name)); err == nil {
+			w.logFrom[n.Name] = fi.Size()
+		}
 		w.moves[n.Name], w.out[n.Name], w.pids[n.Name] = map[string]int{}, map[string]bool{}, map[string]map[int]bool{}
 		for _, comp := range localcluster.ControlPlaneComponents {
 			w.pids[n.Name][comp] = map[int]bool{}
@@ -307,12 +313,35 @@ func (w *componentWatch) sample(cp *localcluster.ControlPlane, now time.Time) {
 	}
 }
 
-// restarts is how many times component's manifest left the manifests folder on node while watched, and
-// how many processes it ran.
-func (w *componentWatch) restarts(node, component string) (moves, processes int) {
+// restarts is how many times component's manifest left the manifests folder on node while watched, how
+// many processes it ran, and how many of them the kubelet started from its manifest (not after a crash).
+func (w *componentWatch) restarts(t *testing.T, node, component string) (moves, processes, fromManifest int) {
+	t.Helper()
+	f, err := os.Open(runnerLog(w.cp, node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(w.logFrom[node], 0); err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, `"Started static pod" pod="`+component+`"`) && strings.Contains(line, "restartCount=0") {
+			fromManifest++
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.moves[node][component], len(w.pids[node][component])
+	return w.moves[node][component], len(w.pids[node][component]), fromManifest
+}
+
+// runnerLog is the log of node's static-pod runner (its kubelet).
+func runnerLog(cp *localcluster.ControlPlane, node string) string {
+	return filepath.Join(cp.Dir, "logs", "staticpod-runner-"+node+".log")
 }
 
 // shortestRestart is the shortest span in which one API server was out of the load balancer's rotation.
