@@ -114,7 +114,7 @@ func (r *controlPlaneRolloutReconciler) gatherControlPlane(ctx context.Context, 
 	}
 	for i := range ncs.Items {
 		nc := &ncs.Items[i]
-		a := &cporchestrate.Agent{Files: nc.Status.Files, Operation: nc.Status.Operation}
+		a := &cporchestrate.Agent{Files: nc.Status.Files, Operation: nc.Status.Operation, Rollouts: nc.Status.Rollouts}
 		if nc.Status.ObservedAt != nil {
 			a.ObservedAt = nc.Status.ObservedAt.Time
 		}
