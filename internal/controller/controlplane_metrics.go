@@ -58,6 +58,8 @@ func countControlPlane(before, now *api.ControlPlaneRolloutStatus) {
 				cpComponentRestartsTotal.WithLabelValues(c.Name, "success").Inc()
 			case api.RestartFailed:
 				cpComponentRestartsTotal.WithLabelValues(c.Name, "failure").Inc()
+			case api.RestartPending, api.RestartStopping, api.RestartStarting, api.RestartSkipped:
+				// Not restarted, or not to an end: nothing to count.
 			}
 		}
 	}
