@@ -112,7 +112,9 @@ const (
 	ControlPlaneTriggerManual    ControlPlaneTriggerMode = "Manual"
 )
 
-// ControlPlaneRenewal is how the kubeadm certificates are renewed.
+// ControlPlaneRenewal is how the kubeadm certificates are renewed. A renewed certificate must outlive
+// renewBefore, or it would be due again as soon as it is written and every rollout would renew it again.
+// +kubebuilder:validation:XValidation:rule="!has(self.validity) || !has(self.renewBefore) || duration(self.validity) > duration(self.renewBefore)",message="validity must be longer than renewBefore (a renewed certificate would be due again at once)"
 type ControlPlaneRenewal struct {
 	// enabled renews, as `kubeadm certs renew` does, the files kubeadm renews that expire within
 	// renewBefore; default true. The node agent needs the PKI folder writable (chart:

@@ -32,8 +32,12 @@ const (
 	ReasonClusterDegraded = "ClusterDegraded"
 	// ReasonUnknownNode: a node of spec.nodes is not a control-plane Node, or there is none.
 	ReasonUnknownNode = "UnknownNode"
-	// ReasonAgentMissing: a target node has no NodeCertificates, or its agent has not reported lately.
+	// ReasonAgentMissing: a target node has no NodeCertificates, its agent has not reported lately, or it
+	// does not do ControlPlaneRollouts (status.rollouts.enabled).
 	ReasonAgentMissing = "AgentMissing"
+	// ReasonRenewalNotPossible: renewal is on, and the agent of a target node cannot write the kubeadm
+	// PKI (NodeCertificates status.rollouts.canRenew false); the rollout refused to start.
+	ReasonRenewalNotPossible = "RenewalNotPossible"
 	// ReasonNodeStarted: a node was given its turn. ReasonNodeSucceeded and ReasonNodeFailed: its agent
 	// reported the end.
 	ReasonNodeStarted   = "NodeStarted"

@@ -69,6 +69,10 @@ type NodeCertificatesStatus struct {
 	// node.
 	// +optional
 	Operation *NodeOperation `json:"operation,omitempty"`
+	// rollouts says what the agent can do for ControlPlaneRollouts on this node. Absent: an agent that
+	// does not say (older than the field), which the controller takes as not taking part.
+	// +optional
+	Rollouts *NodeRolloutAbilities `json:"rollouts,omitempty"`
 	// conditions: Ready is True when the last scan found a kubeadm folder and read it.
 	// +optional
 	// +listType=map
@@ -229,4 +233,20 @@ type NodeCertificatesList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []NodeCertificates `json:"items"`
+}
+
+// NodeRolloutAbilities say what a node agent can do for ControlPlaneRollouts on its node, so the
+// controller refuses a rollout its agents could not carry out before it touches anything.
+type NodeRolloutAbilities struct {
+	// enabled: the agent does its node's part of ControlPlaneRollouts (node-agent
+	// --control-plane-rollouts; chart: nodeAgent.controlPlaneRollouts.enabled).
+	Enabled bool `json:"enabled"`
+	// canRenew: the agent can write the kubeadm folder and its pki folder, so it can renew certificates
+	// and kubeconfigs (chart: nodeAgent.controlPlaneRollouts.renew mounts them writable). The agent tries
+	// at every scan, creating and removing a hidden file in each.
+	CanRenew bool `json:"canRenew"`
+	// message says why it cannot renew.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 }

@@ -72,6 +72,17 @@ func controlPlane() section {
 			[]column{{header: "Time left", unit: "s", colour: timeLeft()}, {header: "Expires", unit: "dateTimeAsIso"}},
 			instant("A", cpExpiry+` - time()`),
 			instant("B", cpExpiry+` * 1000`))},
+		{12, 8, timeseries("Control-plane rollouts, refusals and component restarts",
+			"ControlPlaneRollouts that finished in each interval, by result; those refused before they touched anything, by reason (RenewalNotPossible: set nodeAgent.controlPlaneRollouts.renew); component restarts the agents reported, by component and result.",
+			"none", true,
+			series("A", `sum by (result) (increase(certrollout_control_plane_rollouts_total[$__rate_interval]))`, "{{result}}"),
+			series("B", `sum by (reason) (increase(certrollout_control_plane_rollout_refusals_total[$__rate_interval]))`, "refused {{reason}}"),
+			series("C", `sum by (component, result) (increase(certrollout_control_plane_component_restarts_total[$__rate_interval]))`, "restarts {{component}} {{result}}"))},
+		{12, 8, timeseries("Control-plane node duration",
+			"How long a node takes in a rollout, from its agent's start to its report of the end.",
+			"s", false,
+			series("A", `histogram_quantile(0.5, sum by (le) (rate(certrollout_control_plane_node_duration_seconds_bucket[$__rate_interval])))`, "node p50"),
+			series("B", `histogram_quantile(0.95, sum by (le) (rate(certrollout_control_plane_node_duration_seconds_bucket[$__rate_interval])))`, "node p95"))},
 	}}
 }
 

@@ -42,9 +42,9 @@ func coreLists() []client.ObjectList {
 
 // checkControllerAccess is the controller's preflight: every type it will watch that the cluster serves,
 // in each namespace it watches (all when namespaces is empty); ClusterIssuers cluster-wide, and
-// NodeCertificates (with, when served, ControlPlaneRollouts, the ControlPlanePolicy, Nodes and Leases)
-// when it watches every namespace.
-func checkControllerAccess(ctx context.Context, c client.Reader, mapper apimeta.RESTMapper, scheme *runtime.Scheme, namespaces []string) error {
+// NodeCertificates (with, when served, ControlPlaneRollouts, the ControlPlanePolicy, Nodes, and the node
+// agents' Lease in leaseNamespace, by name) when it watches every namespace.
+func checkControllerAccess(ctx context.Context, c client.Reader, mapper apimeta.RESTMapper, scheme *runtime.Scheme, namespaces []string, leaseNamespace string) error {
 	namespaced := coreLists()
 	var clusterScoped []client.ObjectList
 	for _, t := range []struct {
@@ -88,7 +88,17 @@ func checkControllerAccess(ctx context.Context, c client.Reader, mapper apimeta.
 			return err
 		}
 		if served && rollouts {
-			clusterScoped = append(clusterScoped, &api.ControlPlaneRolloutList{}, &api.ControlPlanePolicyList{}, &corev1.NodeList{}, &coordinationv1.LeaseList{})
+			clusterScoped = append(clusterScoped, &api.ControlPlaneRolloutList{}, &api.ControlPlanePolicyList{}, &corev1.NodeList{})
+			// The Lease is read, as the cache lists and watches it, by name in its namespace only: a Role
+			// there grants it (config/rbac/control_plane_lease_role.yaml).
+			if leaseNamespace != "" {
+				err := c.List(ctx, &coordinationv1.LeaseList{}, client.InNamespace(leaseNamespace),
+					client.MatchingFields{"metadata.name": api.ControlPlaneLeaseName}, client.Limit(1))
+				if err != nil {
+					return fmt.Errorf("the controller cannot read the node agents' Lease %s/%s (grant its ServiceAccount the RBAC of config/rbac or the Helm chart): %w",
+						leaseNamespace, api.ControlPlaneLeaseName, err)
+				}
+			}
 		}
 	}
 	for _, ns := range namespaces {

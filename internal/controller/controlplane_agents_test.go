@@ -37,6 +37,8 @@ type fakeAgents struct {
 	hold map[string]chan struct{}
 	// servesOld makes a node report kube-apiserver ServesOld until a rollout is done on it.
 	servesOld map[string]bool
+	// readOnly makes a node's agent report that it cannot write the kubeadm PKI.
+	readOnly map[string]bool
 	// onStart runs when a node starts its work.
 	onStart func(node string)
 
@@ -55,7 +57,7 @@ const fakeLeaseSeconds = 15
 func newFakeAgents(t *testing.T, cl client.Client, leaseNS string, nodes ...string) *fakeAgents {
 	t.Helper()
 	a := &fakeAgents{t: t, cl: cl, leaseNS: leaseNS, nodes: nodes, fail: map[string]bool{}, hold: map[string]chan struct{}{},
-		servesOld: map[string]bool{}, turns: map[string]int{}, active: map[string]time.Time{}, heartbeat: map[string]time.Time{}}
+		servesOld: map[string]bool{}, readOnly: map[string]bool{}, turns: map[string]int{}, active: map[string]time.Time{}, heartbeat: map[string]time.Time{}}
 	ctx := context.Background()
 	for _, n := range nodes {
 		a.createNode(ctx, n)
@@ -127,6 +129,10 @@ func (a *fakeAgents) report(ctx context.Context, node string, change func(*api.N
 		state := api.ComponentCurrent
 		if a.servesOld[node] {
 			state = api.ComponentServesOld
+		}
+		nc.Status.Rollouts = &api.NodeRolloutAbilities{Enabled: true, CanRenew: true}
+		if a.readOnly[node] {
+			nc.Status.Rollouts = &api.NodeRolloutAbilities{Enabled: true, Message: "cannot write /host/etc/kubernetes: read-only file system"}
 		}
 		a.mu.Unlock()
 		nc.Status.Components = []api.ControlPlaneComponent{{Name: "kube-apiserver", State: state}}

@@ -86,10 +86,15 @@ func (r *controlPlaneRolloutReconciler) recordControlPlane(ctx context.Context, 
 	if equality.Semantic.DeepEqual(out.Status, ro.Status) {
 		return nil
 	}
+	before := ro.Status
 	ro.Status = out.Status
 	// Update, not patch: the resourceVersion makes a status decided from an older one fail, so two
 	// steps (or two controllers) never both hand out a turn.
-	return r.client.Status().Update(ctx, ro)
+	if err := r.client.Status().Update(ctx, ro); err != nil {
+		return err
+	}
+	countControlPlane(&before, &ro.Status)
+	return nil
 }
 
 // gatherControlPlane builds cporchestrate's input. The Lease and the quiesced workloads are read from the
@@ -114,7 +119,7 @@ func (r *controlPlaneRolloutReconciler) gatherControlPlane(ctx context.Context, 
 	}
 	for i := range ncs.Items {
 		nc := &ncs.Items[i]
-		a := &cporchestrate.Agent{Files: nc.Status.Files, Operation: nc.Status.Operation}
+		a := &cporchestrate.Agent{Files: nc.Status.Files, Operation: nc.Status.Operation, Rollouts: nc.Status.Rollouts}
 		if nc.Status.ObservedAt != nil {
 			a.ObservedAt = nc.Status.ObservedAt.Time
 		}

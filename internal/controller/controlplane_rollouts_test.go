@@ -9,6 +9,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -193,6 +194,61 @@ func TestControlPlaneRolloutRefusesToStartWithoutAnAgentAndTouchesNothing(t *tes
 	if s := e.statefulSetNamed("provider"); *s.Spec.Replicas != 3 || s.Annotations[api.AnnotationQuiescedBy] != "" {
 		t.Errorf("the refused rollout touched the StatefulSet: %d replicas, quiesced-by %q", *s.Spec.Replicas, s.Annotations[api.AnnotationQuiescedBy])
 	}
+}
+
+// An agent whose kubeadm folder is mounted read-only (the chart's default) cannot renew: with renewal
+// on, the rollout is refused before anything is touched, naming the node and the chart key, on its
+// Failed condition and in an Event of the same reason.
+func TestControlPlaneRolloutRefusesRenewalWhenAnAgentCannotWriteThePKI(t *testing.T) {
+	e, cl := cpEnv(t)
+	e.statefulSet("provider", 3)
+	agents := newFakeAgents(t, cl, e.ns, "cp-1", "cp-2")
+	agents.set(func(a *fakeAgents) { a.readOnly["cp-2"] = true })
+	agents.report(context.Background(), "cp-2", func(*api.NodeCertificatesStatus) {})
+	agents.start()
+	cpPolicy(t, cl, func(s *api.ControlPlanePolicySpec) {
+		s.Quiesce = []api.ControlPlaneQuiesceTarget{{Kind: "StatefulSet", Namespace: e.ns, Name: "provider"}}
+	})
+	e.start()
+	cpRollout(t, cl, "renew-read-only", nil)
+
+	ro := waitCPRollout(t, cl, "renew-read-only", "to be refused", time.Minute, phaseIs(api.PhaseFailed))
+	c := apimeta.FindStatusCondition(ro.Status.Conditions, api.ConditionFailed)
+	if c == nil || c.Reason != api.ReasonRenewalNotPossible || !strings.Contains(c.Message, "agent on cp-2 cannot write") ||
+		!strings.Contains(c.Message, "nodeAgent.controlPlaneRollouts.renew") || strings.Contains(c.Message, "cp-1") {
+		t.Errorf("Failed condition %+v, want RenewalNotPossible naming cp-2 (only) and the chart key", c)
+	}
+	clustertest.Eventually(t, time.Minute, "a Warning Event RenewalNotPossible", func(ctx context.Context) (bool, error) {
+		evs, err := e.c.Client.EventsV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=renew-read-only"})
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == api.ReasonRenewalNotPossible && ev.Type == corev1.EventTypeWarning && strings.Contains(ev.Note, "cp-2") {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	agents.check()
+	if s := e.statefulSetNamed("provider"); *s.Spec.Replicas != 3 || s.Annotations[api.AnnotationQuiescedBy] != "" {
+		t.Errorf("the refused rollout touched the StatefulSet: %d replicas, quiesced-by %q", *s.Spec.Replicas, s.Annotations[api.AnnotationQuiescedBy])
+	}
+
+	// With renewal off, the same agents restart what they can: the rollout runs.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var p api.ControlPlanePolicy
+		if err := cl.Get(context.Background(), client.ObjectKey{Name: api.ControlPlanePolicyName}, &p); err != nil {
+			return err
+		}
+		p.Spec.Renewal.Enabled = ptr.To(false)
+		return cl.Update(context.Background(), &p)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cpRollout(t, cl, "restart-only", nil)
+	waitCPRollout(t, cl, "restart-only", "to succeed without renewal", 2*time.Minute, phaseIs(api.PhaseSucceeded))
+	agents.check("cp-1", "cp-2")
 }
 
 func TestControlPlaneRolloutRefusesAnUnknownNodeNamingIt(t *testing.T) {

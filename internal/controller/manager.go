@@ -69,7 +69,8 @@ type Options struct {
 	// name); without it, syncs only report that they are off.
 	TrustSync bool
 	// ControlPlaneLeaseNamespace is where the node agents take the Lease certrollout-control-plane (their
-	// namespace, the controller's); empty: the leader election namespace, else the controller's own.
+	// namespace, the controller's); empty: the controller's own, else (out of a cluster) the leader
+	// election namespace.
 	// Control-plane rollouts run only in the cluster-wide controller.
 	ControlPlaneLeaseNamespace string
 	// Clock returns the current time; nil means time.Now.
@@ -133,7 +134,15 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	cacheOpts := cacheOptions(o.Namespaces)
+	if len(o.Namespaces) == 0 && o.ControlPlaneLeaseNamespace == "" {
+		// The node agents run, and take their Lease, in the controller's namespace (config/ and the
+		// chart put both there); the leader election namespace is the fallback out of a cluster.
+		o.ControlPlaneLeaseNamespace = ownNamespace()
+		if o.ControlPlaneLeaseNamespace == "" {
+			o.ControlPlaneLeaseNamespace = o.LeaderElectionNamespace
+		}
+	}
+	cacheOpts := cacheOptions(o.Namespaces, o.ControlPlaneLeaseNamespace)
 	cacheOpts.SyncPeriod = o.SyncPeriod
 	id := o.LeaderElectionID
 	if id == "" {
@@ -159,7 +168,7 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := checkControllerAccess(ctx, mgr.GetAPIReader(), mgr.GetRESTMapper(), mgr.GetScheme(), o.Namespaces); err != nil {
+	if err := checkControllerAccess(ctx, mgr.GetAPIReader(), mgr.GetRESTMapper(), mgr.GetScheme(), o.Namespaces, o.ControlPlaneLeaseNamespace); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -167,12 +176,6 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 	}
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
-	}
-	if o.ControlPlaneLeaseNamespace == "" {
-		o.ControlPlaneLeaseNamespace = o.LeaderElectionNamespace
-	}
-	if o.ControlPlaneLeaseNamespace == "" {
-		o.ControlPlaneLeaseNamespace = ownNamespace()
 	}
 	if err := Setup(context.Background(), mgr, o.Options); err != nil {
 		return nil, err
@@ -255,8 +258,13 @@ func newScheme() (*runtime.Scheme, error) {
 
 // cacheOptions keep only what certrollout needs: Secrets and ConfigMaps reduced to their certificates
 // (Helm release Secrets filtered out by the API server), no managedFields, only the given namespaces
-// (all when empty).
-func cacheOptions(namespaces []string) cache.Options {
+// (all when empty), and of Leases only the node agents' in leaseNamespace (the controller's rights on
+// Leases are a Role there).
+func cacheOptions(namespaces []string, leaseNamespace string) cache.Options {
+	lease := cache.ByObject{Field: fields.OneTermEqualSelector("metadata.name", api.ControlPlaneLeaseName)}
+	if leaseNamespace != "" {
+		lease.Namespaces = map[string]cache.Config{leaseNamespace: {}}
+	}
 	opts := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
@@ -264,7 +272,7 @@ func cacheOptions(namespaces []string) cache.Options {
 			&corev1.ConfigMap{}: {Transform: inventory.Transform},
 			// Only the node agents' Lease, and only control-plane Nodes, are ever read (cluster-wide
 			// controller only): node heartbeats and worker Nodes stay out of the cache.
-			&coordinationv1.Lease{}: {Field: fields.OneTermEqualSelector("metadata.name", api.ControlPlaneLeaseName)},
+			&coordinationv1.Lease{}: lease,
 			&corev1.Node{}:          {Label: controlPlaneSelector},
 		},
 	}

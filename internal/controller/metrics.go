@@ -9,8 +9,8 @@ import (
 
 // Counters and histograms are updated where the action happens. The per-workload series (workloads.go),
 // the certificate expiry (collector.go), the rollout and policy series (objects.go) and the control-plane
-// series (controlplane.go) are collected when
-// Prometheus scrapes. docs/metrics.md lists every series; a test keeps it and the registry equal.
+// series (controlplane.go) are collected when Prometheus scrapes; the control-plane rollout counters are
+// in controlplane_metrics.go. docs/metrics.md lists every series; a test keeps it and the registry equal.
 var (
 	buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "certrollout_build_info",
@@ -55,7 +55,8 @@ var (
 
 // collectors are every certrollout series the controller exports (docs/metrics.md lists them).
 var collectors = []prometheus.Collector{buildInfo, leader, decisionsTotal, restartsTotal, blockedTotal, rolloutsTotal,
-	rolloutDuration, renewalToRestart, restartToReady, workloads, objects, certificates, apiRequests, controlPlane}
+	rolloutDuration, renewalToRestart, restartToReady, workloads, objects, certificates, apiRequests, controlPlane,
+	cpRolloutsTotal, cpRefusalsTotal, cpNodeDuration, cpComponentRestartsTotal}
 
 func init() {
 	v := version.Get()

@@ -94,33 +94,56 @@ func (r *quiesceSweeper) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if name, ok := api.ControlPlaneRolloutOf(by); ok {
 		return r.sweepControlPlane(ctx, obj, name)
 	}
-	// A running rollout in the cache settles it; anything else is confirmed from the API server: a
-	// rollout created a moment ago may not be cached yet, and restoring the workload under a running
-	// rollout would undo its quiesce.
-	var ro api.CertRollout
-	key := client.ObjectKey{Namespace: req.Namespace, Name: by}
-	if err := r.client.Get(ctx, key, &ro); err == nil && ro.DeletionTimestamp == nil && !ro.Status.Phase.Finished() {
+	kind := r.kind.name
+	return sweepRollout(ctx, r, obj, client.ObjectKey{Namespace: req.Namespace, Name: by}, sweptRollout[*api.CertRollout]{
+		kind: "CertRollout", obj: &api.CertRollout{},
+		// Running, or being deleted (its finalizer restores what it quiesced).
+		holds: func(ro *api.CertRollout) bool { return ro.DeletionTimestamp != nil || !ro.Status.Phase.Finished() },
+		ended: func(ro *api.CertRollout) (api.RolloutPhase, *int32) {
+			var inStatus *int32
+			for _, q := range ro.Status.Quiesced {
+				if q.Kind == kind && q.Name == obj.GetName() {
+					inStatus = q.OriginalReplicas
+				}
+			}
+			return ro.Status.Phase, inStatus
+		},
+	})
+}
+
+// sweptRollout is how the sweeper reads one kind of rollout that quiesces workloads.
+type sweptRollout[T client.Object] struct {
+	kind string
+	obj  T // read into
+	// holds says the rollout may still restore the workload itself: the sweeper leaves it alone.
+	holds func(T) bool
+	// ended is the phase of a rollout that no longer holds it, and the count its status recorded.
+	ended func(T) (api.RolloutPhase, *int32)
+}
+
+// sweepRollout restores obj, quiesced by the rollout key names, once that rollout is gone or no longer
+// holds it. A rollout in the cache that holds it settles it; anything else is confirmed from the API
+// server: a rollout created a moment ago may not be cached yet, and restoring the workload under a
+// running rollout would undo its quiesce.
+func sweepRollout[T client.Object](ctx context.Context, r *quiesceSweeper, obj client.Object, key client.ObjectKey, s sweptRollout[T]) (ctrl.Result, error) {
+	if err := r.client.Get(ctx, key, s.obj); err == nil && s.holds(s.obj) {
 		return ctrl.Result{RequeueAfter: sweepInterval}, nil
 	}
-	err := r.direct.Get(ctx, key, &ro)
+	err := r.direct.Get(ctx, key, s.obj)
 	var why string
 	var inStatus *int32
 	switch {
 	case apierrors.IsNotFound(err):
-		why = fmt.Sprintf("CertRollout %s that quiesced it no longer exists", by)
+		why = fmt.Sprintf("%s %s that quiesced it no longer exists", s.kind, key.Name)
 	case err != nil:
 		return ctrl.Result{}, err
-	case ro.DeletionTimestamp != nil || !ro.Status.Phase.Finished():
-		// Running, or being deleted (its finalizer restores what it quiesced): look again later in case
-		// its end is missed.
+	case s.holds(s.obj):
+		// Look again later in case its end is missed.
 		return ctrl.Result{RequeueAfter: sweepInterval}, nil
 	default:
-		why = fmt.Sprintf("CertRollout %s that quiesced it ended %s without restoring it", by, ro.Status.Phase)
-		for _, q := range ro.Status.Quiesced {
-			if q.Kind == r.kind.name && q.Name == obj.GetName() {
-				inStatus = q.OriginalReplicas
-			}
-		}
+		var phase api.RolloutPhase
+		phase, inStatus = s.ended(s.obj)
+		why = fmt.Sprintf("%s %s that quiesced it ended %s without restoring it", s.kind, key.Name, phase)
 	}
 	return ctrl.Result{}, restoreQuiesced(ctx, r.client, r.recorder, obj, inStatus, corev1.EventTypeWarning, api.ReasonRestoredOrphan, why)
 }
@@ -159,31 +182,21 @@ func (r *quiesceSweeper) sweepControlPlane(ctx context.Context, obj client.Objec
 		// the workload is left as it is, marks included, for a person.
 		return ctrl.Result{}, nil
 	}
-	var ro api.ControlPlaneRollout
-	key := client.ObjectKey{Name: name}
-	if err := r.client.Get(ctx, key, &ro); err == nil && ro.DeletionTimestamp == nil && !ro.Status.Phase.Finished() {
-		return ctrl.Result{RequeueAfter: sweepInterval}, nil
-	}
-	// Confirmed from the API server: a rollout created a moment ago may not be cached yet.
-	err := r.direct.Get(ctx, key, &ro)
-	var why string
-	var inStatus *int32
-	switch {
-	case apierrors.IsNotFound(err):
-		why = fmt.Sprintf("ControlPlaneRollout %s that quiesced it no longer exists", name)
-	case err != nil:
-		return ctrl.Result{}, err
-	case !ro.Status.Phase.Finished():
-		return ctrl.Result{RequeueAfter: sweepInterval}, nil
-	default:
-		why = fmt.Sprintf("ControlPlaneRollout %s that quiesced it ended %s without restoring it", name, ro.Status.Phase)
-		for _, q := range ro.Status.Quiesced {
-			if q.Kind == r.kind.name && q.Namespace == obj.GetNamespace() && q.Name == obj.GetName() {
-				inStatus = q.OriginalReplicas
+	kind := r.kind.name
+	return sweepRollout(ctx, r, obj, client.ObjectKey{Name: name}, sweptRollout[*api.ControlPlaneRollout]{
+		kind: "ControlPlaneRollout", obj: &api.ControlPlaneRollout{},
+		// No finalizer: only an unfinished rollout restores what it quiesced.
+		holds: func(ro *api.ControlPlaneRollout) bool { return !ro.Status.Phase.Finished() },
+		ended: func(ro *api.ControlPlaneRollout) (api.RolloutPhase, *int32) {
+			var inStatus *int32
+			for _, q := range ro.Status.Quiesced {
+				if q.Kind == kind && q.Namespace == obj.GetNamespace() && q.Name == obj.GetName() {
+					inStatus = q.OriginalReplicas
+				}
 			}
-		}
-	}
-	return ctrl.Result{}, restoreQuiesced(ctx, r.client, r.recorder, obj, inStatus, corev1.EventTypeWarning, api.ReasonRestoredOrphan, why)
+			return ro.Status.Phase, inStatus
+		},
+	})
 }
 
 // restoreQuiesced gives obj, quiesced by a rollout that is gone, finished or being deleted, its count

@@ -33,6 +33,8 @@ type Agent struct {
 	ObservedAt time.Time
 	Files      []api.NodeCertificateFile
 	Operation  *api.NodeOperation
+	// Rollouts is what the agent says it can do (nil: it does not say).
+	Rollouts *api.NodeRolloutAbilities
 }
 
 // Lease is the Lease ControlPlaneLeaseName as observed; the zero value is no Lease.
@@ -201,7 +203,11 @@ func (s *stepper) waitOrStart() {
 		return
 	}
 	if reason, msg := s.preflight(targets); reason != "" {
-		s.Fail(reason, msg+"; the rollout refused to start and nothing was touched")
+		msg += "; the rollout refused to start and nothing was touched"
+		if reason == api.ReasonRenewalNotPossible {
+			s.Event(rolloutstatus.Warning, reason, "%s", msg)
+		}
+		s.Fail(reason, msg)
 		return
 	}
 	s.start(targets, override)
@@ -269,7 +275,7 @@ func (s *stepper) gate(targets []string) (string, bool) {
 }
 
 // preflight is the cluster-level health a rollout needs to start: every target Node Ready, and its agent
-// present and reporting within api.AgentFreshness.
+// present, reporting within api.AgentFreshness, doing rollouts, and able to renew when renewal is on.
 func (s *stepper) preflight(targets []string) (string, string) {
 	nodes := map[string]Node{}
 	for _, n := range s.in.Nodes {
@@ -293,7 +299,36 @@ func (s *stepper) preflight(targets []string) (string, string) {
 			return api.ReasonAgentMissing, fmt.Sprintf("the node agent on %s has not reported for more than %s (last %s)", name, api.AgentFreshness, formatTime(a.ObservedAt))
 		}
 	}
-	return "", ""
+	return s.abilities(targets)
+}
+
+// abilities refuses a rollout that the targets' agents could not carry out: one that does not do
+// rollouts at all, or, with renewal on, one that cannot write the kubeadm PKI. Every such node is named.
+func (s *stepper) abilities(targets []string) (string, string) {
+	var off, readOnly, why []string
+	for _, name := range targets {
+		switch r := s.in.Agents[name].Rollouts; {
+		case r == nil || !r.Enabled:
+			off = append(off, name)
+		case !r.CanRenew:
+			readOnly = append(readOnly, name)
+			if r.Message != "" {
+				why = append(why, name+": "+r.Message)
+			}
+		}
+	}
+	if len(off) > 0 {
+		return api.ReasonAgentMissing, fmt.Sprintf("the node agent on %s does not do ControlPlaneRollouts (chart: nodeAgent.controlPlaneRollouts.enabled; node-agent --control-plane-rollouts)",
+			strings.Join(off, ", "))
+	}
+	if len(readOnly) == 0 || s.settings.Renewal.Enabled == nil || !*s.settings.Renewal.Enabled {
+		return "", ""
+	}
+	msg := fmt.Sprintf("renewal is on, and the node agent on %s cannot write the kubeadm PKI", strings.Join(readOnly, ", "))
+	if len(why) > 0 {
+		msg += " (" + strings.Join(why, "; ") + ")"
+	}
+	return api.ReasonRenewalNotPossible, msg + ": set the chart key nodeAgent.controlPlaneRollouts.renew to true, or spec.renewal.enabled to false in the ControlPlanePolicy"
 }
 
 // start records the settings, the node list and the quiesce list: the first status written past

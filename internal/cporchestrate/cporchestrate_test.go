@@ -34,7 +34,7 @@ func world() Input {
 		in.Nodes = append(in.Nodes, Node{Name: n, Ready: true})
 		in.Agents[n] = &Agent{ObservedAt: now.Add(-time.Minute), Files: []api.NodeCertificateFile{
 			{Name: "apiserver", RenewedBy: api.RenewedByKubeadm, NotAfter: metav1.NewTime(now.Add(20 * 24 * time.Hour))},
-		}}
+		}, Rollouts: &api.NodeRolloutAbilities{Enabled: true, CanRenew: true}}
 	}
 	return in
 }
@@ -197,6 +197,25 @@ func TestNextDecidesEveryTransition(t *testing.T) {
 		"an agent that has not reported for 16 minutes refuses the start as AgentMissing": {
 			setup: []func(*Input){func(in *Input) { in.Agents["cp-1"].ObservedAt = now.Add(-16 * time.Minute) }},
 			want:  want{phase: api.PhaseFailed, reason: api.ReasonAgentMissing, message: "agent on cp-1", noActions: true},
+		},
+		"an agent that does not do rollouts refuses the start as AgentMissing, naming every such node": {
+			setup: []func(*Input){func(in *Input) { in.Agents["cp-1"].Rollouts.Enabled = false; in.Agents["cp-2"].Rollouts = nil }},
+			want:  want{phase: api.PhaseFailed, reason: api.ReasonAgentMissing, message: "agent on cp-1, cp-2 does not do ControlPlaneRollouts (chart: nodeAgent.controlPlaneRollouts.enabled", noActions: true},
+		},
+		"with renewal on, an agent that cannot write the PKI refuses the start as RenewalNotPossible, naming the nodes and the chart key": {
+			setup: []func(*Input){func(in *Input) {
+				in.Agents["cp-3"].Rollouts.CanRenew = false
+				in.Agents["cp-2"].Rollouts = &api.NodeRolloutAbilities{Enabled: true, Message: "cannot write /etc/kubernetes/pki: read-only file system"}
+			}},
+			want: want{phase: api.PhaseFailed, reason: api.ReasonRenewalNotPossible,
+				message: "agent on cp-3, cp-2 cannot write the kubeadm PKI (cp-2: cannot write /etc/kubernetes/pki: read-only file system): set the chart key nodeAgent.controlPlaneRollouts.renew", noActions: true},
+		},
+		"with renewal off, an agent that cannot write the PKI does not stop the start": {
+			setup: []func(*Input){func(in *Input) {
+				in.Agents["cp-3"].Rollouts.CanRenew = false
+				in.Policy = &api.ControlPlanePolicySpec{Renewal: api.ControlPlaneRenewal{Enabled: ptr.To(false)}}
+			}},
+			want: want{phase: api.PhaseRestarting},
 		},
 		"a NotReady node that is not a target does not stop a rollout of spec.nodes": {
 			setup: []func(*Input){func(in *Input) { in.Rollout.Spec.Nodes = []string{"cp-1"}; in.Nodes[0].Ready = false }},
@@ -456,4 +475,18 @@ func TestDueSaysServingOldBeforeExpiring(t *testing.T) {
 	if got := Due(nc, api.DefaultComponentOrder(), 720*time.Hour, now); got != "" {
 		t.Errorf("due %q for a file kubeadm does not renew", got)
 	}
+}
+
+// A refusal for want of renewal is said in an Event of its own reason, not only in the Failed one, so
+// `kubectl get events --field-selector reason=RenewalNotPossible` finds it.
+func TestARenewalRefusalIsAnEventOfItsOwnReason(t *testing.T) {
+	in := world()
+	in.Agents["cp-1"].Rollouts.CanRenew = false
+	res := Next(in)
+	for _, e := range res.Events {
+		if e.Reason == api.ReasonRenewalNotPossible && strings.Contains(e.Message, "cp-1") && strings.Contains(e.Message, "nodeAgent.controlPlaneRollouts.renew") {
+			return
+		}
+	}
+	t.Errorf("no Event RenewalNotPossible naming cp-1 and the chart key: %+v", res.Events)
 }

@@ -270,6 +270,7 @@ func (a *Agent) Once(ctx context.Context) (api.NodeCertificatesStatus, bool, err
 	}
 	st := Decide(a.Gather(ctx, &node, a.prev))
 	st.Operation = a.operation().DeepCopy()
+	st.Rollouts = a.rolloutAbilities()
 	wrote, err := a.publish(ctx, &node, st)
 	if err != nil {
 		return st, false, err
@@ -342,6 +343,30 @@ func (a *Agent) rolloutRound(ctx context.Context) bool {
 		}
 	}
 	return soon
+}
+
+// rolloutAbilities says whether the agent takes part in ControlPlaneRollouts and whether it can renew:
+// it can when it may create (and remove) a file in the kubeadm folder and its pki folder, where renewal
+// writes (the chart mounts them read-only unless nodeAgent.controlPlaneRollouts.renew).
+func (a *Agent) rolloutAbilities() *api.NodeRolloutAbilities {
+	if a.Rollouts == nil {
+		return &api.NodeRolloutAbilities{}
+	}
+	out := &api.NodeRolloutAbilities{Enabled: true, CanRenew: true}
+	dir := filepath.Join(a.Scan.root(), orDefault(a.Scan.KubeadmDir, DefaultKubeadmDir))
+	for _, d := range []string{dir, filepath.Join(dir, "pki")} {
+		f, err := os.CreateTemp(d, ".certrollout-write-probe-*")
+		if err != nil {
+			out.CanRenew, out.Message = false, fmt.Sprintf("cannot write %s: %v", d, err)
+			return out
+		}
+		_ = f.Close()
+		if err := os.Remove(f.Name()); err != nil {
+			out.CanRenew, out.Message = false, fmt.Sprintf("cannot remove a file from %s: %v", d, err)
+			return out
+		}
+	}
+	return out
 }
 
 // SameStatus reports whether two statuses say the same, observedAt aside.

@@ -98,6 +98,16 @@ func TestTheChartGrantsExactlyTheRulesOfConfigRBAC(t *testing.T) {
 		renderedRules(t, r.get(t, "ClusterRole", "certrollout")), shippedRules(t, "cluster_role.yaml", "ClusterRole"))
 	diffRules(t, "the leader election Role's rules and config/rbac/leader_election_role.yaml's",
 		renderedRules(t, r.get(t, "Role", "certrollout-leader-election")), shippedRules(t, "leader_election_role.yaml", "Role"))
+	diffRules(t, "the control-plane Lease Role's rules and config/rbac/control_plane_lease_role.yaml's",
+		renderedRules(t, r.get(t, "Role", "certrollout-control-plane-lease")), shippedRules(t, "control_plane_lease_role.yaml", "Role"))
+	if got := r.get(t, "Role", "certrollout-control-plane-lease").GetNamespace(); got != releaseNamespace {
+		t.Errorf("the control-plane Lease Role is in %q; want the release namespace %q, where the node agents take the Lease", got, releaseNamespace)
+	}
+	for _, rule := range renderedRules(t, r.get(t, "ClusterRole", "certrollout")) {
+		if slices.Contains(rule.Resources, "leases") {
+			t.Errorf("the ClusterRole grants Leases cluster-wide: %+v", rule)
+		}
+	}
 	for _, name := range []string{"certrollout-settings", "certrollout-settings-reader"} {
 		diffRules(t, "the Role "+name+"'s rules and config/rbac/leader_election_role.yaml's",
 			renderedRules(t, r.get(t, "Role", name)), shippedRulesOf(t, "leader_election_role.yaml", "Role", name))
@@ -201,7 +211,7 @@ func TestNamespacedModeGrantsTheNamespacedRulesPerNamespaceAndOnlyTheClusterScop
 
 // clusterWideOnly are the resources of config/rbac's rules that only the cluster-wide controller is
 // granted, each rule as its first resource.
-var clusterWideOnly = []string{"nodecertificates", "controlplanerollouts", "controlplanerollouts/status", "controlplanepolicies", "nodes", "leases"}
+var clusterWideOnly = []string{"nodecertificates", "controlplanerollouts", "controlplanerollouts/status", "controlplanepolicies", "nodes"}
 
 // withoutClusterWideOnly drops the rules that begin with a clusterWideOnly resource, counting them.
 func withoutClusterWideOnly(rules []rbacv1.PolicyRule, dropped int) ([]rbacv1.PolicyRule, int) {

@@ -32,9 +32,11 @@ var defaultObjects = []string{
 	"CustomResourceDefinition//trustbundlesyncs.certrollout.io",
 	"Deployment/certrollout-system/certrollout",
 	"PodDisruptionBudget/certrollout-system/certrollout",
+	"Role/certrollout-system/certrollout-control-plane-lease",
 	"Role/certrollout-system/certrollout-leader-election",
 	"Role/certrollout-system/certrollout-settings",
 	"Role/certrollout-system/certrollout-settings-reader",
+	"RoleBinding/certrollout-system/certrollout-control-plane-lease",
 	"RoleBinding/certrollout-system/certrollout-leader-election",
 	"RoleBinding/certrollout-system/certrollout-settings",
 	"RoleBinding/certrollout-system/certrollout-settings-reader",
@@ -228,9 +230,11 @@ func TestLeaderElectionOffRendersLeaderElectFalseForOneReplicaAndFailsForTwo(t *
 	if !slices.Contains(args, "--leader-elect=false") {
 		t.Errorf("args %q lack --leader-elect=false", args)
 	}
-	roles := slices.DeleteFunc(r.ofKind("Role"), func(u *unstructured.Unstructured) bool { return strings.HasPrefix(u.GetName(), "certrollout-settings") })
+	roles := slices.DeleteFunc(r.ofKind("Role"), func(u *unstructured.Unstructured) bool {
+		return strings.HasPrefix(u.GetName(), "certrollout-settings") || u.GetName() == "certrollout-control-plane-lease"
+	})
 	if len(r.ofKind("PodDisruptionBudget")) != 0 || len(roles) != 0 {
-		t.Errorf("one replica without leader election should have no PodDisruptionBudget and no Lease Role: %v", r.keys())
+		t.Errorf("one replica without leader election should have no PodDisruptionBudget and no leader election Role: %v", r.keys())
 	}
 	_, err := tryRender(t, releaseNamespace, values(t, "replicaCount: 2\nleaderElection: {enabled: false}"))
 	if err == nil || !strings.Contains(err.Error(), "replicaCount is 2 but leaderElection.enabled is false") {
@@ -323,7 +327,8 @@ func TestAnImageDigestWinsOverTheTag(t *testing.T) {
 
 func TestNamespacedModeRendersARolePerWatchedNamespaceAndTheNamespacesFlag(t *testing.T) {
 	r := render(t, releaseNamespace, values(t, "watchNamespaces: [team-a, team-b]"))
-	want := slices.Clone(defaultObjects)
+	// Only the cluster-wide controller reads the node agents' Lease.
+	want := slices.DeleteFunc(slices.Clone(defaultObjects), func(k string) bool { return strings.HasSuffix(k, "/certrollout-control-plane-lease") })
 	want = append(want,
 		"Role/team-a/certrollout", "RoleBinding/team-a/certrollout",
 		"Role/team-b/certrollout", "RoleBinding/team-b/certrollout")
@@ -371,6 +376,7 @@ func TestTogglesAddOrRemoveExactlyTheirObjects(t *testing.T) {
 		"serviceAccount.create false": {"serviceAccount: {create: false, name: existing}", nil,
 			[]string{"ServiceAccount/" + ns + "certrollout"}},
 		"rbac.create false": {"rbac: {create: false}", nil, []string{"ClusterRole//certrollout", "ClusterRoleBinding//certrollout", "ClusterRole//certrollout-metrics-reader",
+			"Role/" + ns + "certrollout-control-plane-lease", "RoleBinding/" + ns + "certrollout-control-plane-lease",
 			"Role/" + ns + "certrollout-leader-election", "RoleBinding/" + ns + "certrollout-leader-election",
 			"Role/" + ns + "certrollout-settings", "RoleBinding/" + ns + "certrollout-settings",
 			"Role/" + ns + "certrollout-settings-reader", "RoleBinding/" + ns + "certrollout-settings-reader"}},
@@ -458,7 +464,7 @@ serviceAccount: {annotations: {iam.example/role: certrollout}}
 podLabels: {extra: pod}
 podAnnotations: {scrape: "yes"}
 `))
-	if len(r.Objects) < len(defaultObjects)+5 {
+	if len(r.Objects) < len(defaultObjects)+3 { // namespaced: 5 objects more, the agents' Lease Role and RoleBinding fewer
 		t.Fatalf("only %d objects rendered: %v", len(r.Objects), r.keys())
 	}
 	for _, u := range r.Objects {

@@ -44,8 +44,8 @@ func TestTheKustomizeTreeBuildsAndAppliesWithTheReleasedImage(t *testing.T) {
 	if err != nil || len(crds) == 0 {
 		t.Fatalf("no CRDs under config/crd/bases: %v", err)
 	}
-	for kind, n := range map[string]int{"Namespace": 1, "CustomResourceDefinition": len(crds), "ServiceAccount": 1, "ClusterRole": 5, "ClusterRoleBinding": 1, "Role": 3, "RoleBinding": 3, "Deployment": 1, "Service": 1,
-		"ValidatingAdmissionPolicy": 2, "ValidatingAdmissionPolicyBinding": 2} { // ClusterRoles: the controller's, certrollout-edit, certrollout-emergency, certrollout-view, certrollout-metrics-reader; Roles: leader election, settings, settings reader
+	for kind, n := range map[string]int{"Namespace": 1, "CustomResourceDefinition": len(crds), "ServiceAccount": 1, "ClusterRole": 5, "ClusterRoleBinding": 1, "Role": 4, "RoleBinding": 4, "Deployment": 1, "Service": 1,
+		"ValidatingAdmissionPolicy": 2, "ValidatingAdmissionPolicyBinding": 2} { // ClusterRoles: the controller's, certrollout-edit, certrollout-emergency, certrollout-view, certrollout-metrics-reader; Roles: leader election, settings, settings reader, the node agents' Lease
 		if kinds[kind] != n {
 			t.Errorf("config/default builds %d %s, want %d (all: %v)", kinds[kind], kind, n, kinds)
 		}

@@ -117,6 +117,9 @@ func TestTheAPIRefusesControlPlanePoliciesOutOfBoundsAndKeepsRolloutsAsCreated(t
 		"a day between nodes":         {func(p *api.ControlPlanePolicy) { p.Spec.PauseBetweenNodes = d("24h") }, "pauseBetweenNodes is at most 1h"},
 		"renewing a year ahead":       {func(p *api.ControlPlanePolicy) { p.Spec.Renewal.RenewBefore = d("9000h") }, "renewBefore is more than 0"},
 		"certificates valid a minute": {func(p *api.ControlPlanePolicy) { p.Spec.Renewal.Validity = d("1m") }, "validity is between 1h"},
+		"renewing certificates due again at once": {func(p *api.ControlPlanePolicy) {
+			p.Spec.Renewal = api.ControlPlaneRenewal{RenewBefore: d("720h"), Validity: d("720h")}
+		}, "validity must be longer than renewBefore"},
 		"a relative snapshot folder":  {func(p *api.ControlPlanePolicy) { p.Spec.EtcdSnapshot.HostPath = "backups" }, "absolute path"},
 		"keeping no snapshot":         {func(p *api.ControlPlanePolicy) { p.Spec.EtcdSnapshot.Keep = -1 }, "should be greater than or equal to 1"},
 		"a quiesce without namespace": {func(p *api.ControlPlanePolicy) { p.Spec.Quiesce[0].Namespace = "" }, "namespace"},

@@ -251,9 +251,6 @@ NodeCertificates, which only the cluster-wide controller reads (its control-plan
 - apiGroups: [""]
   resources: [nodes]
   verbs: [get, list, watch]
-- apiGroups: [coordination.k8s.io]
-  resources: [leases]
-  verbs: [get, list, watch]
 {{- end }}
 - apiGroups: [certrollout.io]
   resources: [certrollouts]
