@@ -139,7 +139,10 @@ type EtcdSnapshotSettings struct {
 	// +optional
 	// +kubebuilder:default=true
 	Enabled *bool `json:"enabled,omitempty"`
-	// hostPath is the folder on the node that takes it; default /var/lib/certrollout/etcd-snapshots.
+	// hostPath is the folder on the node that takes it; default /var/lib/certrollout/etcd-snapshots. It
+	// must be inside the node agent's state folder (--state-dir; the chart's
+	// nodeAgent.controlPlaneRollouts.stateDir, default /var/lib/certrollout), the one folder of the host
+	// it may write besides kubeadm's: elsewhere the node refuses at its Snapshot step, saying so.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:XValidation:rule="self.startsWith('/')",message="hostPath is an absolute path"
@@ -173,7 +176,10 @@ type KubeconfigCopy struct {
 	// from is the kubeadm kubeconfig copied.
 	// +kubebuilder:validation:Enum=admin.conf;super-admin.conf;controller-manager.conf;scheduler.conf
 	From string `json:"from"`
-	// to is the copy's absolute path on the node, such as /root/.kube/config.
+	// to is the copy's absolute path on the node, such as /root/.kube/config. It must be inside one of
+	// the node agent's copy folders (--kubeconfig-copy-dirs; the chart's
+	// nodeAgent.controlPlaneRollouts.kubeconfigCopyDirs), never in kubeadm's folder or the agent's state
+	// folder, and no symbolic link may lead out of them: elsewhere the node fails at its Kubeconfigs step.
 	// +kubebuilder:validation:MinLength=2
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:XValidation:rule="self.startsWith('/') && !self.contains('/../') && !self.endsWith('/..')",message="to is an absolute path without .."
