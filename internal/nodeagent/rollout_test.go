@@ -685,3 +685,41 @@ func TestAFailedStepStopsTheNodeWithNothingAfterItDone(t *testing.T) {
 		})
 	}
 }
+
+// etcd run by systemd (kubespray: /etc/etcd.env, no static pod) is never touched: the node's report
+// says so with the command to run there by hand, and the static pods are restarted as usual.
+func TestEtcdUnderSystemdIsReportedWithTheCommandToRunAndLeftAlone(t *testing.T) {
+	h := newFakeHost(t, KubeAPIServer, KubeScheduler)
+	mustMkdir(t, filepath.Join(h.root, "etc"))
+	if err := os.WriteFile(filepath.Join(h.root, "etc", "etcd.env"), []byte("ETCD_DATA_DIR=/var/lib/etcd\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := testRollout("uid-systemd")
+	a, _ := newTestAgent(t, h, interceptor.Funcs{}, r)
+	if err := work(t, a, r); err != nil {
+		t.Fatal(err)
+	}
+	op := a.operation()
+	if op.Phase != api.NodeSucceeded {
+		t.Fatalf("phase %s: %s", op.Phase, op.Message)
+	}
+	etcd := restartOf(op, Etcd)
+	if etcd.State != api.RestartSkipped || etcd.Reason != ReasonSystemdEtcd || !strings.Contains(etcd.Message, "systemctl restart etcd.service") ||
+		!strings.Contains(etcd.Message, testNode) {
+		t.Errorf("etcd under systemd: %+v; want Skipped (SystemdEtcd) with the command to run on %s", etcd, testNode)
+	}
+	if got := restartOf(op, KubeAPIServer); got.State != api.RestartVerified {
+		t.Errorf("kube-apiserver: %+v, want Verified", got)
+	}
+
+	// Without etcd.env, a node with no etcd manifest simply has no etcd here.
+	h2 := newFakeHost(t, KubeAPIServer)
+	r2 := testRollout("uid-no-etcd")
+	a2, _ := newTestAgent(t, h2, interceptor.Funcs{}, r2)
+	if err := work(t, a2, r2); err != nil {
+		t.Fatal(err)
+	}
+	if got := restartOf(a2.operation(), Etcd); got.Reason != ReasonNoManifest {
+		t.Errorf("etcd with neither a manifest nor etcd.env: %+v, want NoManifest", got)
+	}
+}
