@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -66,4 +67,26 @@ func nodeSamples(t *testing.T) uint64 {
 		t.Fatal(err)
 	}
 	return m.GetHistogram().GetSampleCount()
+}
+
+func TestControlPlaneRolloutsAreCountedByPhaseAtEachScrape(t *testing.T) {
+	ch := make(chan prometheus.Metric, 10)
+	collectControlPlaneRollouts(ch, []api.ControlPlaneRollout{
+		{}, // not yet seen by the controller
+		{Status: api.ControlPlaneRolloutStatus{Phase: api.PhaseRestarting}},
+		{Status: api.ControlPlaneRolloutStatus{Phase: api.PhaseSucceeded}},
+		{Status: api.ControlPlaneRolloutStatus{Phase: api.PhaseSucceeded}},
+	})
+	close(ch)
+	got := map[string]float64{}
+	for m := range ch {
+		var pb dto.Metric
+		if err := m.Write(&pb); err != nil {
+			t.Fatal(err)
+		}
+		got[pb.GetLabel()[0].GetValue()] = pb.GetGauge().GetValue()
+	}
+	if want := map[string]float64{"Pending": 1, "Restarting": 1, "Succeeded": 2}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("certrollout_control_plane_rollouts: %v, want %v", got, want)
+	}
 }

@@ -298,6 +298,7 @@ func (r *controlPlaneRolloutReconciler) actControlPlane(ctx context.Context, ro 
 
 // setupControlPlaneRollouts registers the ControlPlaneRollout controller and the automatic trigger.
 func setupControlPlaneRollouts(mgr manager.Manager, disc *gatherer, leaseNamespace string) error {
+	objects.controlPlane.Store(true)
 	c := mgr.GetClient()
 	recorder := mgr.GetEventRecorder("certrollout")
 	toUnfinished := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {

@@ -22,6 +22,9 @@ var (
 	cascadeCertificatesDesc = prometheus.NewDesc("certrollout_cascade_certificates",
 		"Leaf certificates of unfinished CA cascades, by state.",
 		[]string{"namespace", "name", "state"}, nil)
+	cpRolloutsDesc = prometheus.NewDesc("certrollout_control_plane_rollouts",
+		"ControlPlaneRollouts that exist, by phase (cluster-wide mode only).",
+		[]string{"phase"}, nil)
 	policyInvalidDesc = prometheus.NewDesc("certrollout_rolloutpolicy_invalid",
 		"1 for a RolloutPolicy that is invalid (its Stalled condition is True), with the reason.",
 		[]string{"namespace", "name", "reason"}, nil)
@@ -34,6 +37,9 @@ var objects = &objectCollector{}
 
 type objectCollector struct {
 	reader atomic.Pointer[client.Reader]
+	// controlPlane: the manager watches ControlPlaneRollouts (cluster-wide mode); else listing them would
+	// start an informer the controller has no rights for.
+	controlPlane atomic.Bool
 }
 
 // use points the collector at a manager's cache (the one that watches CertRollouts).
@@ -44,6 +50,7 @@ func (c *objectCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- rolloutDeadlineDesc
 	ch <- cascadeCertificatesDesc
 	ch <- policyInvalidDesc
+	ch <- cpRolloutsDesc
 }
 
 func (c *objectCollector) Collect(ch chan<- prometheus.Metric) {
@@ -57,6 +64,12 @@ func (c *objectCollector) Collect(ch chan<- prometheus.Metric) {
 	if err := (*rp).List(ctx, &rollouts, client.UnsafeDisableDeepCopy); err == nil {
 		collectRollouts(ch, rollouts.Items)
 	}
+	if c.controlPlane.Load() {
+		var cps api.ControlPlaneRolloutList
+		if err := (*rp).List(ctx, &cps, client.UnsafeDisableDeepCopy); err == nil {
+			collectControlPlaneRollouts(ch, cps.Items)
+		}
+	}
 	var policies api.RolloutPolicyList
 	if err := (*rp).List(ctx, &policies, client.UnsafeDisableDeepCopy); err == nil {
 		for i := range policies.Items {
@@ -69,6 +82,22 @@ func (c *objectCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 type phaseKey struct{ namespace, typ, phase string }
+
+// collectControlPlaneRollouts counts ControlPlaneRollouts by phase (one not yet seen by the controller
+// is Pending).
+func collectControlPlaneRollouts(ch chan<- prometheus.Metric, rollouts []api.ControlPlaneRollout) {
+	counts := map[api.RolloutPhase]int{}
+	for i := range rollouts {
+		phase := rollouts[i].Status.Phase
+		if phase == "" {
+			phase = api.PhasePending
+		}
+		counts[phase]++
+	}
+	for phase, n := range counts {
+		ch <- prometheus.MustNewConstMetric(cpRolloutsDesc, prometheus.GaugeValue, float64(n), string(phase))
+	}
+}
 
 func collectRollouts(ch chan<- prometheus.Metric, rollouts []api.CertRollout) {
 	counts := map[phaseKey]int{}
