@@ -143,10 +143,15 @@ func watchQuiesce(ctx context.Context, c client.Client, cs kubernetes.Interface,
 	go func() {
 		for ctx.Err() == nil {
 			ro := rollout()
-			sts, err := cs.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
-			var cur api.ControlPlaneRollout
-			if err == nil && ro != nil && c.Get(ctx, client.ObjectKeyFromObject(ro), &cur) == nil {
-				w.observe(sts, &cur)
+			var cur *api.ControlPlaneRollout
+			if ro != nil {
+				cur = &api.ControlPlaneRollout{}
+				if c.Get(ctx, client.ObjectKeyFromObject(ro), cur) != nil {
+					cur = nil
+				}
+			}
+			if sts, err := cs.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{}); err == nil && (ro == nil || cur != nil) {
+				w.observe(sts, cur)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -159,6 +164,9 @@ func (w *quiesceWatch) observe(sts *appsv1.StatefulSet, ro *api.ControlPlaneRoll
 	defer w.mu.Unlock()
 	if r := *sts.Spec.Replicas; len(w.replicas) == 0 || w.replicas[len(w.replicas)-1] != r {
 		w.replicas = append(w.replicas, r)
+	}
+	if ro == nil {
+		return // the rollout not created yet
 	}
 	for _, n := range ro.Status.Nodes {
 		if n.Phase != api.NodeInProgress {
