@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"os"
@@ -41,6 +42,16 @@ func TestNodeAgentRefusesBadInput(t *testing.T) {
 			"--control-plane-rollouts needs --lease-namespace (or POD_NAMESPACE"},
 		"rollouts with the host's root as state": {[]string{"--node-name", "cp-1", "--host-root", root, "--control-plane-rollouts", "--lease-namespace", "ops", "--state-dir", "/"},
 			"--state-dir must be an absolute path on the host other than /"},
+	}
+	copyDirs := []string{"root/.kube", "/", "/etc/kubernetes/copies", "/var/lib", "/etc"}
+	for _, d := range copyDirs {
+		cases["kubeconfig copies in "+d] = struct {
+			args []string
+			want string
+		}{
+			[]string{"--node-name", "cp-1", "--host-root", root, "--control-plane-rollouts", "--lease-namespace", "ops", "--kubeconfig-copy-dirs", "/root/.kube," + d},
+			fmt.Sprintf("--kubeconfig-copy-dirs: %q must be an absolute host path other than /, neither holding nor inside --kubeadm-dir or --state-dir", d),
+		}
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
