@@ -1,7 +1,6 @@
 package chart
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,24 +26,6 @@ import (
 	"github.com/certrollout/certrollout/internal/localcluster"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
-
-// syncBuffer is a bytes.Buffer safe for the controller's concurrent log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // impersonatingKubeconfig writes a kubeconfig for the cluster that acts as user (kubectl's --as).
 func impersonatingKubeconfig(t *testing.T, c *localcluster.Cluster, user string) string {
@@ -221,13 +201,13 @@ func allowed(t *testing.T, c *localcluster.Cluster, user, home string, what auth
 // its /readyz. Out of a pod the controller cannot find its own namespace, so the Lease's is given, and the
 // endpoints listen on free loopback ports instead of :8080/:8081, which other processes of this machine may
 // hold. running reports an exit, failing the test.
-func runChartController(t *testing.T, c *localcluster.Cluster, r rendered, user, home string) (logs *syncBuffer, running func() error) {
+func runChartController(t *testing.T, c *localcluster.Cluster, r rendered, user, home string) (logs *clustertest.SyncBuffer, running func() error) {
 	t.Helper()
 	args := controllerArgs(t, r)
 	probes, metrics := freeAddress(t), freeAddress(t)
 	args = append(args, "--kubeconfig="+impersonatingKubeconfig(t, c, user), "--leader-election-namespace="+home,
 		"--health-probe-bind-address="+probes, "--metrics-bind-address="+metrics)
-	logs = &syncBuffer{}
+	logs = &clustertest.SyncBuffer{}
 	root := cli.NewRootCommand(cli.IOStreams{In: strings.NewReader(""), Out: logs, ErrOut: logs}, "certrollout")
 	root.SetArgs(args)
 	runCtx, cancel := context.WithCancel(context.Background())

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/localcluster"
 	"github.com/certrollout/certrollout/internal/nodeagent"
 )
@@ -55,7 +56,7 @@ func (c *cli) start(args ...string) (wait func() (string, int)) {
 	c.t.Helper()
 	cmd := exec.Command(certrolloutBinary(c.t), args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.kubeconfig)
-	var out syncBuffer
+	var out clustertest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -82,23 +83,6 @@ func (c *cli) start(args ...string) (wait func() (string, int)) {
 		done()
 	})
 	return done
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // statefulSet creates a StatefulSet of replicas pods on the kwok node and waits until they are ready.

@@ -1,7 +1,6 @@
 package incluster
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -115,27 +114,10 @@ func freePort(t *testing.T) int {
 // pod is the controller running as a container.
 type pod struct {
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *clustertest.SyncBuffer
 	probes int
 	// namespace is the release's: the pod's own.
 	namespace string
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // runAsPod renders the chart for a release in ns, applies everything it renders but the Deployment
@@ -242,7 +224,7 @@ func runAsPod(t *testing.T, ns string) *pod {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pod{cmd: cmd, logs: &syncBuffer{}, probes: probes, namespace: ns}
+	p := &pod{cmd: cmd, logs: &clustertest.SyncBuffer{}, probes: probes, namespace: ns}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
