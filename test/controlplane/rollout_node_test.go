@@ -58,7 +58,7 @@ func inProcessAgent(t *testing.T, c client.Client, n localcluster.ControlPlaneNo
 		Client:       c,
 		ProbeTimeout: 2 * time.Second,
 		Log:          testr.New(t),
-		Rollouts:     &nodeagent.RolloutOptions{Namespace: namespace, Poll: 500 * time.Millisecond},
+		Rollouts:     &nodeagent.RolloutOptions{Namespace: namespace, Poll: 500 * time.Millisecond, KubeconfigCopyDirs: []string{"/root/.kube"}},
 	}
 	a.Rollouts.Ops = a.HostOps()
 	return a
