@@ -50,6 +50,10 @@ const (
 	// files change: its pods count as current once the certificates changed, and it is never restarted
 	// for a renewal.
 	AnnotationReloadsItself = "certrollout.io/reloads-itself"
+	// AnnotationProbe lists a workload's TLS ports, comma-separated port numbers or container port names
+	// ("8443,https"): certrollout connects to each pod on them and reads the certificate it serves. Without
+	// it, container ports named "https" or with "tls" in their name are probed.
+	AnnotationProbe = "certrollout.io/probe"
 
 	// LabelPolicy names the RolloutPolicy a CertRollout the controller created follows (for kubectl -l).
 	LabelPolicy = "certrollout.io/policy"

@@ -189,6 +189,9 @@ type Set struct {
 	// ChangedAt is the latest data write among the set's sources (zero when unknown): the settle period
 	// runs from here.
 	ChangedAt time.Time
+	// ServerNames are the DNS names of the set's leaf certificates, sorted and unique: what a TLS probe
+	// sends as SNI (probe.ServerName). Not part of the Hash.
+	ServerNames []string
 }
 
 // Empty reports whether the set holds no certificate.
@@ -205,6 +208,9 @@ func SetOf(uses []consumers.Use, sources map[consumers.Ref]*Source) Set {
 		used := src.Certificates(consumers.KeysOf(uses, ref))
 		for _, c := range used {
 			set.Fingerprints = append(set.Fingerprints, c.Fingerprint)
+			if !c.IsCA {
+				set.ServerNames = append(set.ServerNames, c.DNSNames...)
+			}
 			if set.NotAfter.IsZero() || c.NotAfter.Before(set.NotAfter) {
 				set.NotAfter = c.NotAfter
 			}
@@ -218,6 +224,8 @@ func SetOf(uses []consumers.Use, sources map[consumers.Ref]*Source) Set {
 	}
 	slices.Sort(set.Fingerprints)
 	set.Fingerprints = slices.Compact(set.Fingerprints)
+	slices.Sort(set.ServerNames)
+	set.ServerNames = slices.Compact(set.ServerNames)
 	if len(set.Fingerprints) > 0 {
 		sum := sha256.Sum256([]byte(strings.Join(set.Fingerprints, "\n")))
 		set.Hash = hex.EncodeToString(sum[:8])
