@@ -111,6 +111,11 @@ const (
 	// ReasonReloadsItself: the workload reloads its certificates itself (AnnotationReloadsItself); the
 	// change was recorded, nothing restarted.
 	ReasonReloadsItself = "ReloadsItself"
+	// ReasonReloadedByItself: pods that started before the certificates were issued already serve them,
+	// as a TLS probe showed (AnnotationProbe); the change was recorded, nothing restarted.
+	ReasonReloadedByItself = "ReloadedByItself"
+	// ReasonInvalidProbe: a workload's AnnotationProbe names a port its pods do not have.
+	ReasonInvalidProbe = "InvalidProbe"
 	// ReasonCascadeStarted: the controller created a cascade CertRollout for an issuer's new CA.
 	ReasonCascadeStarted = "CascadeStarted"
 	// ReasonInvalidCA: a cascading issuer's CA cannot be read (its Secret is missing, or holds no

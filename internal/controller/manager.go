@@ -30,6 +30,7 @@ import (
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/inventory"
+	"github.com/certrollout/certrollout/internal/probe"
 )
 
 // Options tune the restart behaviour.
@@ -73,6 +74,15 @@ type Options struct {
 	// election namespace.
 	// Control-plane rollouts run only in the cluster-wide controller.
 	ControlPlaneLeaseNamespace string
+	// Probes lets the controller connect to the TLS ports workloads declare (certrollout.io/probe, or
+	// container ports named https or *tls*) and judge their pods by the certificate they serve, where the
+	// start-time rule would restart them: a pod that reloaded its certificate by itself is not restarted.
+	Probes bool
+	// ProbeTimeout bounds one probe (dial and handshake); 0 means probe.DefaultTimeout.
+	ProbeTimeout time.Duration
+	// ProbeDialer dials pods for probes; nil dials their IPs directly. A seam for tests, which cannot route
+	// to a kwok pod's IP and map it to a listener of their own.
+	ProbeDialer probe.Dialer
 	// Clock returns the current time; nil means time.Now.
 	Clock func() time.Time
 	// AllowRepeatedSetup permits several managers in one process (tests that restart the controller);

@@ -46,13 +46,15 @@ type cachedPod struct {
 	Started time.Time
 	// Ready is the pod's Ready condition.
 	Ready bool
+	// IP is the pod's address, where probes dial it.
+	IP string
 	// Spec is kept for bare pods only.
 	Spec *corev1.PodSpec
 }
 
 // DeepCopyObject implements runtime.Object.
 func (p *cachedPod) DeepCopyObject() runtime.Object {
-	out := &cachedPod{TypeMeta: p.TypeMeta, Bare: p.Bare, Finished: p.Finished, Started: p.Started, Ready: p.Ready, podLabels: append(podLabels(nil), p.podLabels...)}
+	out := &cachedPod{TypeMeta: p.TypeMeta, Bare: p.Bare, Finished: p.Finished, Started: p.Started, Ready: p.Ready, IP: p.IP, podLabels: append(podLabels(nil), p.podLabels...)}
 	p.ObjectMeta.DeepCopyInto(&out.ObjectMeta) //nolint:staticcheck // ObjectMeta's, not a cachedPod's DeepCopyInto
 	if p.Spec != nil {
 		out.Spec = p.Spec.DeepCopy()
@@ -138,6 +140,7 @@ func reducePod(obj any) (any, error) {
 		Finished:  p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed,
 		Started:   podStarted(p),
 		Ready:     podReady(p),
+		IP:        p.Status.PodIP,
 	}
 	if out.Bare {
 		out.Annotations = p.Annotations
@@ -305,7 +308,7 @@ func (c *podCache) get(ns, name string) *cachedPod {
 func (c *podCache) selected(ns string, sel labels.Selector) ([]decide.Pod, error) {
 	index, key := candidates(ns, sel)
 	return each(c, ns, index, key, func(p *cachedPod) (decide.Pod, bool) {
-		return decide.Pod{Name: p.Name, Started: p.Started}, running(p) && sel.Matches(&p.podLabels)
+		return decide.Pod{Name: p.Name, Started: p.Started, IP: p.IP}, running(p) && sel.Matches(&p.podLabels)
 	})
 }
 

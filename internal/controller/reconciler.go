@@ -47,6 +47,8 @@ type gatherer struct {
 	capabilities
 	// limiter is the global restart rate: direct restarts and rollouts' restarts take from it alike.
 	limiter *rate.Limiter
+	// prober reads what pods serve; nil when probes are off.
+	prober *prober
 }
 
 func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -64,6 +66,9 @@ func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	in, issuers, err := r.gather(ctx, r.kind, obj)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if problem := r.probeStale(ctx, r.kind, obj, &in); problem != "" {
+		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, api.ReasonInvalidProbe, "Probe", "%s", fitNote(problem+"; the pods are judged by their start time"))
 	}
 	d := decide.Restart(in)
 	ctrl.LoggerFrom(ctx).V(1).Info("Decided", "workload", klog.KObj(obj), "kind", r.kind.name, "action", d.Action,
@@ -174,7 +179,7 @@ func (r *gatherer) source(ctx context.Context, ns string, ref consumers.Ref) (sr
 func (r *gatherer) podsOf(k kind, obj client.Object) ([]decide.Pod, error) {
 	if k.name == api.KindPod {
 		if p := r.pods.get(obj.GetNamespace(), obj.GetName()); p != nil {
-			return []decide.Pod{{Name: p.Name, Started: p.Started}}, nil
+			return []decide.Pod{{Name: p.Name, Started: p.Started, IP: p.IP}}, nil
 		}
 		return nil, nil
 	}

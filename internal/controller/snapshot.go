@@ -218,6 +218,9 @@ type Workload struct {
 	// Input is what the decision was made from (pods, certificate set, ledger annotations, time).
 	Input    decide.Input
 	Decision decide.Decision
+	// ProbeProblem says why its probe declaration (certrollout.io/probe) is unusable; "" when it is fine or
+	// probes are off (Options.Probes).
+	ProbeProblem string
 	// Policy is the RolloutPolicy that governs it; nil when none does.
 	Policy *PolicyView
 }
@@ -343,6 +346,7 @@ func (s *Snapshot) workload(ctx context.Context, k kind, obj client.Object, poli
 	if err != nil {
 		return Workload{}, false, err
 	}
+	w.ProbeProblem = s.disc.probeStale(ctx, k, obj, &in)
 	w.Input, w.Decision = in, decide.Restart(in)
 	if in.Policy != "" {
 		key := w.Namespace + "/" + in.Policy

@@ -13,6 +13,7 @@ import (
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 
 	"github.com/certrollout/certrollout/internal/inventory"
+	"github.com/certrollout/certrollout/internal/probe"
 )
 
 // RestartBudgetWindow is the horizon of the per-workload restart budget (Input.RestartBudget).
@@ -81,6 +82,29 @@ type Pod struct {
 	Started time.Time
 	// Job names the Job a CronJob's pod belongs to.
 	Job string
+	// IP is the pod's address, where a probe dials it; empty before it has one.
+	IP string
+	// Serves is what a TLS probe found the pod serving (package probe): Current or Old are facts that
+	// override the start-time rule; empty when the pod was not probed.
+	Serves probe.Verdict
+}
+
+// stale is the rule for one pod: what it serves, where a probe saw it, else when it started. A workload
+// that reloads its certificates by itself has no pod stale by start time.
+func (in Input) stale(p Pod) bool {
+	switch p.Serves {
+	case probe.Old:
+		return true
+	case probe.Current:
+		return false
+	}
+	return !in.Reloads() && Stale(p.Started, in.Set.IssuedAt)
+}
+
+// reloaded reports whether the pod started before its certificates were issued and yet serves them: its
+// process picked them up without a restart.
+func (in Input) reloaded(p Pod) bool {
+	return p.Serves == probe.Current && Stale(p.Started, in.Set.IssuedAt)
 }
 
 // Input is everything Decide looks at.
@@ -123,8 +147,11 @@ type Decision struct {
 	Message string
 	// Set is what the ledger should record on Record and Restart.
 	Set inventory.Set
-	// StalePods are the pods that started before the certificates they use were issued.
+	// StalePods are the pods that run on old certificates: they serve one (probed), or started before the
+	// certificates they use were issued.
 	StalePods []string
+	// ReloadedPods started before the certificates were issued but serve them (probed): not stale.
+	ReloadedPods []string
 	// RequeueAfter is set with ActionWait.
 	RequeueAfter time.Duration
 }
@@ -186,6 +213,11 @@ type facts struct {
 	ledger  Ledger
 	enabled bool
 	stale   []string
+	// servingOld counts the stale pods a probe saw serving an old certificate.
+	servingOld int
+	// reloaded are the pods a probe saw serving the current certificates although they started before
+	// they were issued.
+	reloaded []string
 	// staleJobs are the Jobs of the stale pods (CronJobs only), sorted and unique.
 	staleJobs []string
 }
@@ -202,6 +234,7 @@ var chain = []check{
 	{"usesCertificates", usesCertificates},
 	{"ledgerCurrent", ledgerCurrent},
 	{"reloadsItself", reloadsItself},
+	{"reloadedByItself", reloadedByItself},
 	{"podsCurrent", podsCurrent},
 	{"enabled", enabled},
 	{"restartReachesPods", restartReachesPods},
@@ -216,18 +249,24 @@ var chain = []check{
 func Restart(in Input) Decision {
 	f := facts{ledger: ReadLedger(in.Workload.Annotations), enabled: Enabled(in.Workload.Annotations, in.Auto || in.Policy != "")}
 	for _, p := range in.Pods {
-		if !in.Reloads() && Stale(p.Started, in.Set.IssuedAt) {
+		switch {
+		case in.stale(p):
 			f.stale = append(f.stale, p.Name)
+			if p.Serves == probe.Old {
+				f.servingOld++
+			}
 			if p.Job != "" {
 				f.staleJobs = append(f.staleJobs, p.Job)
 			}
+		case in.reloaded(p):
+			f.reloaded = append(f.reloaded, p.Name)
 		}
 	}
 	slices.Sort(f.staleJobs)
 	f.staleJobs = slices.Compact(f.staleJobs)
 	for _, c := range chain {
 		if d := c.fn(in, f); d != nil {
-			d.Set, d.StalePods = in.Set, f.stale
+			d.Set, d.StalePods, d.ReloadedPods = in.Set, f.stale, f.reloaded
 			return *d
 		}
 	}
@@ -235,7 +274,8 @@ func Restart(in Input) Decision {
 	if f.ledger.Hash == "" {
 		reason, msg = api.ReasonStalePods, fmt.Sprintf("%d pod(s) started before the certificates they use were issued at %s", len(f.stale), in.Set.IssuedAt.Format(time.RFC3339))
 	}
-	return Decision{Action: ActionRestart, Reason: reason, Message: msg, Set: in.Set, StalePods: f.stale}
+	msg += probedNote(f)
+	return Decision{Action: ActionRestart, Reason: reason, Message: msg, Set: in.Set, StalePods: f.stale, ReloadedPods: f.reloaded}
 }
 
 func usesCertificates(in Input, _ facts) *Decision {
@@ -256,7 +296,7 @@ func ledgerCurrent(in Input, f facts) *Decision {
 // current certificates as soon as they change; the ledger records them and nothing restarts. (Probing what
 // the pods serve, rather than trusting the annotation, is issue 18's.)
 func reloadsItself(in Input, f facts) *Decision {
-	if !in.Reloads() {
+	if !in.Reloads() || len(f.stale) > 0 { // a pod probed serving an old certificate did not reload
 		return nil
 	}
 	d := &Decision{Action: ActionRecord, Reason: api.ReasonReloadsItself,
@@ -265,6 +305,37 @@ func reloadsItself(in Input, f facts) *Decision {
 		d.Action = ActionNone
 	}
 	return d
+}
+
+// reloadedByItself: every pod that started before the certificates were issued already serves them, as
+// probes showed; the processes reloaded them by themselves. The ledger records it and nothing restarts.
+func reloadedByItself(in Input, f facts) *Decision {
+	if len(f.stale) > 0 || len(f.reloaded) == 0 {
+		return nil
+	}
+	d := &Decision{Action: ActionRecord, Reason: api.ReasonReloadedByItself,
+		Message: fmt.Sprintf("reloaded by itself: %d pod(s) started before the certificates were issued at %s but already serve %s (probed); not restarted",
+			len(f.reloaded), in.Set.IssuedAt.Format(time.RFC3339), in.Set.Hash)}
+	if !f.enabled {
+		d.Action = ActionNone
+	}
+	return d
+}
+
+// probedNote says how many of the stale pods a probe saw serving an old certificate, and how many pods
+// reloaded by themselves; "" when no probe said anything.
+func probedNote(f facts) string {
+	var parts []string
+	if f.servingOld > 0 {
+		parts = append(parts, fmt.Sprintf("%d probed serving an old certificate", f.servingOld))
+	}
+	if len(f.reloaded) > 0 {
+		parts = append(parts, fmt.Sprintf("%d already serve the new one (reloaded by itself)", len(f.reloaded)))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
 }
 
 // podsCurrent: pods that all started after the certificates were issued already run on them (first sight

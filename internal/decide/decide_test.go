@@ -8,6 +8,7 @@ import (
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 
 	"github.com/certrollout/certrollout/internal/inventory"
+	"github.com/certrollout/certrollout/internal/probe"
 )
 
 func TestDecide(t *testing.T) {
@@ -26,6 +27,13 @@ func TestDecide(t *testing.T) {
 		ps := pods(started...)
 		for i := range ps {
 			ps[i].Job = "job-" + ps[i].Name
+		}
+		return ps
+	}
+	serving := func(v probe.Verdict, started ...time.Time) []Pod {
+		ps := pods(started...)
+		for i := range ps {
+			ps[i].Name, ps[i].Serves = string(v)+"-"+ps[i].Name, v
 		}
 		return ps
 	}
@@ -64,6 +72,30 @@ func TestDecide(t *testing.T) {
 		"restarts a workload that says it reloads itself but reads its certificate from an environment variable": {
 			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: with(renewed, api.AnnotationReloadsItself, "true")}, Set: current, Pods: pods(before), NeverRefreshed: true},
 			wantAction: ActionRestart, wantReason: api.ReasonCertificateRenewed, wantStale: 1,
+		},
+		"records, never restarts, pods that started before the renewal but serve the new certificate": {
+			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: renewed}, Set: current, Pods: serving(probe.Current, before, before)},
+			wantAction: ActionRecord, wantReason: api.ReasonReloadedByItself, wantStale: 0,
+		},
+		"restarts when one pod of two still serves the old certificate": {
+			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: renewed}, Set: current, Pods: append(serving(probe.Current, before), serving(probe.Old, before)...)},
+			wantAction: ActionRestart, wantReason: api.ReasonCertificateRenewed, wantStale: 1,
+		},
+		"counts a pod probed serving an old certificate stale whatever its start time": {
+			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: enabled}, Set: current, Pods: serving(probe.Old, after)},
+			wantAction: ActionRestart, wantReason: api.ReasonStalePods, wantStale: 1,
+		},
+		"restarts a workload that says it reloads itself when a probe shows it did not": {
+			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: with(renewed, api.AnnotationReloadsItself, "true")}, Set: current, Pods: serving(probe.Old, before)},
+			wantAction: ActionRestart, wantReason: api.ReasonCertificateRenewed, wantStale: 1,
+		},
+		"falls back to start times for a pod no probe reached": {
+			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: renewed}, Set: current, Pods: append(serving(probe.Current, before), serving(probe.NotProbed, before)...)},
+			wantAction: ActionRestart, wantReason: api.ReasonCertificateRenewed, wantStale: 1,
+		},
+		"shows a reloaded workload it may not write to, and writes nothing": {
+			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment}, Set: current, Pods: serving(probe.Current, before)},
+			wantAction: ActionNone, wantReason: api.ReasonReloadedByItself, wantStale: 0,
 		},
 		"takes a reloads-itself annotation that is not true as absent": {
 			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: with(renewed, api.AnnotationReloadsItself, "sometimes")}, Set: current, Pods: pods(before)},
