@@ -54,6 +54,9 @@ const (
 	// ("8443,https"): certrollout connects to each pod on them and reads the certificate it serves. Without
 	// it, container ports named "https" or with "tls" in their name are probed.
 	AnnotationProbe = "certrollout.io/probe"
+	// AnnotationVerification records, as JSON, what probes found after the pods were rolled or reloaded
+	// onto a set of certificates: {"hash", "verified", "how", "message", "at"}.
+	AnnotationVerification = "certrollout.io/verification"
 
 	// LabelPolicy names the RolloutPolicy a CertRollout the controller created follows (for kubectl -l).
 	LabelPolicy = "certrollout.io/policy"
@@ -116,6 +119,11 @@ const (
 	ReasonReloadedByItself = "ReloadedByItself"
 	// ReasonInvalidProbe: a workload's AnnotationProbe names a port its pods do not have.
 	ReasonInvalidProbe = "InvalidProbe"
+	// ReasonVerified: after a restart (or reload) every pod serves the new certificates, as probes showed.
+	ReasonVerified = "Verified"
+	// ReasonNotVerified: after a restart (or reload) some pod still serves an old certificate, or none
+	// answered its probe in time.
+	ReasonNotVerified = "NotVerified"
 	// ReasonCascadeStarted: the controller created a cascade CertRollout for an issuer's new CA.
 	ReasonCascadeStarted = "CascadeStarted"
 	// ReasonInvalidCA: a cascading issuer's CA cannot be read (its Secret is missing, or holds no

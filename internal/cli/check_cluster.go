@@ -154,7 +154,7 @@ func checkConsumersOf(users []*controller.Workload, ref consumers.Ref, key strin
 			}
 		}
 		c := CheckConsumer{Kind: w.Kind, Name: w.Name}
-		if !issuedAt.IsZero() && !w.Input.Reloads() {
+		if !issuedAt.IsZero() && !w.Input.Reloads() && !w.Input.ServesCurrent() {
 			for _, p := range w.Input.Pods {
 				if decide.Stale(p.Started, issuedAt) {
 					c.StalePods = append(c.StalePods, p.Name)

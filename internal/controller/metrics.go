@@ -32,6 +32,10 @@ var (
 		Name: "certrollout_restarts_blocked_total",
 		Help: "Restarts that were due but did not happen, by reason (DeploymentPaused, OnDeleteStrategy, StatefulSetPartition, BarePod, StaleRunningJobs, RestartBudgetExhausted, RateLimited).",
 	}, []string{"reason"})
+	verificationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "certrollout_verifications_total",
+		Help: "Restarts and reloads verified by probing what the pods serve afterwards, by result (Verified, NotVerified).",
+	}, []string{"result"})
 	rolloutsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "certrollout_rollouts_total",
 		Help: "CertRollouts that finished, by namespace, type (restart or cascade) and result (Succeeded or Failed).",
@@ -54,7 +58,7 @@ var (
 )
 
 // collectors are every certrollout series the controller exports (docs/metrics.md lists them).
-var collectors = []prometheus.Collector{buildInfo, leader, decisionsTotal, restartsTotal, blockedTotal, rolloutsTotal,
+var collectors = []prometheus.Collector{buildInfo, leader, decisionsTotal, restartsTotal, blockedTotal, verificationsTotal, rolloutsTotal,
 	rolloutDuration, renewalToRestart, restartToReady, workloads, objects, certificates, apiRequests, controlPlane,
 	cpRolloutsTotal, cpRefusalsTotal, cpNodeDuration, cpComponentRestartsTotal}
 

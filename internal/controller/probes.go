@@ -62,6 +62,14 @@ func (r *gatherer) probeStale(ctx context.Context, k kind, obj client.Object, in
 
 // judge probes pods[i] for each i in todo and records the verdict in pods[i].Serves.
 func (p *prober) judge(ctx context.Context, pods []decide.Pod, todo []int, ports []probe.Port, serverName string, expected []string) {
+	p.each(ctx, todo, func(i int) {
+		pods[i].Serves = probe.Judge(p.Pod(ctx, pods[i].IP, ports, serverName), expected)
+	})
+}
+
+// each calls fn for each index in todo, probesPerWorkload at a time and within the prober's slots across
+// workloads; an index whose turn comes after ctx ends is skipped.
+func (p *prober) each(ctx context.Context, todo []int, fn func(i int)) {
 	var wg sync.WaitGroup
 	perWorkload := make(chan struct{}, probesPerWorkload)
 	for _, i := range todo {
@@ -76,8 +84,7 @@ func (p *prober) judge(ctx context.Context, pods []decide.Pod, todo []int, ports
 			case <-ctx.Done():
 				return
 			}
-			served := p.Pod(ctx, pods[i].IP, ports, serverName)
-			pods[i].Serves = probe.Judge(served, expected)
+			fn(i)
 		}()
 	}
 	wg.Wait()

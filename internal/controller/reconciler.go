@@ -74,7 +74,14 @@ func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	ctrl.LoggerFrom(ctx).V(1).Info("Decided", "workload", klog.KObj(obj), "kind", r.kind.name, "action", d.Action,
 		"reason", d.Reason, "stalePods", len(d.StalePods), "hash", d.Set.Hash, "message", d.Message, "requeueAfter", d.RequeueAfter)
 	r.report(obj, in, d)
-	return r.act(ctx, obj, d, in.Now, issuers)
+	res, err := r.act(ctx, obj, d, in.Now, issuers)
+	if err != nil {
+		return res, err
+	}
+	if after := r.verifyRestart(ctx, obj, in, d); after > 0 && (res.RequeueAfter == 0 || after < res.RequeueAfter) {
+		res.RequeueAfter = after
+	}
+	return res, nil
 }
 
 // get reads the workload from the cache; a pod only if it is bare (the workload of other pods is their
@@ -255,8 +262,11 @@ func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d decid
 		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, d.Reason, "Restart", "%s", fitNote(d.Message))
 		return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
 	case decide.ActionRecord:
-		if err := restart.Record(ctx, r.client, obj, d); err != nil {
+		if err := restart.Record(ctx, r.client, obj, d, now); err != nil {
 			return ctrl.Result{}, err
+		}
+		if d.Reason == api.ReasonReloadedByItself {
+			r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, api.ReasonReloadedByItself, "Probe", "%s", fitNote(d.Message))
 		}
 		return ctrl.Result{}, nil
 	case decide.ActionRestart:
@@ -303,8 +313,10 @@ func (r *workloadReconciler) report(obj client.Object, in decide.Input, d decide
 		current:  d.Set.NotAfter.Unix(),
 		older:    olderNotAfter(obj.GetAnnotations(), d.Set.Hash),
 	}
-	if in.Reloads() {
-		s.issuedAt = time.Time{} // no pod is stale: the processes reload (decide.Stale of a zero issuance)
+	if in.Reloads() || in.ServesCurrent() || d.Reason == api.ReasonReloadedByItself {
+		// No pod is stale: the processes reload, or probes saw every pod serve the current set
+		// (decide.Stale of a zero issuance).
+		s.issuedAt = time.Time{}
 	}
 	if d.Action == decide.ActionBlock {
 		s.blocked = d.Reason

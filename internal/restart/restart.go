@@ -20,8 +20,18 @@ import (
 )
 
 // Record writes the ledger: the workload's pods run on d.Set.
-func Record(ctx context.Context, c client.Client, obj client.Object, d decide.Decision) error {
-	return patch(ctx, c, obj, ledger(d, time.Time{}), nil)
+func Record(ctx context.Context, c client.Client, obj client.Object, d decide.Decision, now time.Time) error {
+	a := ledger(d, time.Time{})
+	if d.Reason == api.ReasonReloadedByItself {
+		// The probes that found the pods serving the set are its verification.
+		a[api.AnnotationVerification] = decide.Verification{Hash: d.Set.Hash, Verified: true, How: decide.HowReloadedByItself, Message: d.Message, At: now}.Annotation()
+	}
+	return patch(ctx, c, obj, a, nil)
+}
+
+// Annotate writes annotations on the workload (a merge patch: others are kept).
+func Annotate(ctx context.Context, c client.Client, obj client.Object, annotations map[string]string) error {
+	return patch(ctx, c, obj, annotations, nil)
 }
 
 // Restart rolls the workload's pods onto d.Set: for Deployments, StatefulSets and DaemonSets by setting

@@ -1,0 +1,177 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/decide"
+	"github.com/certrollout/certrollout/internal/inventory"
+	"github.com/certrollout/certrollout/internal/probe"
+	"github.com/certrollout/certrollout/internal/restart"
+)
+
+// verifyPoll is how often a restarted workload is looked at until its new pods can be verified.
+const verifyPoll = 5 * time.Second
+
+// verifyTimeout is how long after a restart the verification waits for every pod to be new, ready and
+// answering its probe before it records the restart as not verified.
+const verifyTimeout = 10 * time.Minute
+
+// verifyRestart proves a direct restart worked: once every pod of the workload started after the
+// restart and is ready, it probes them all and records on the workload (api.AnnotationVerification) and
+// in an Event whether each serves the certificates the ledger names, naming the pods that do not. It
+// returns when to look again (0: nothing left to verify). Workloads without TLS ports, bare pods and
+// CronJobs are not verified.
+func (r *workloadReconciler) verifyRestart(ctx context.Context, obj client.Object, in decide.Input, d decide.Decision) time.Duration {
+	if r.prober == nil || r.kind.name == api.KindPod || r.kind.name == api.KindCronJob {
+		return 0
+	}
+	ports, _ := probe.Ports(obj.GetAnnotations(), r.kind.podSpec(obj))
+	if len(ports) == 0 {
+		return 0
+	}
+	if d.Action == decide.ActionRestart {
+		return verifyPoll // the restart was just written; its pods come later
+	}
+	l := decide.ReadLedger(obj.GetAnnotations())
+	if d.Reason != api.ReasonUpToDate || l.RestartedAt.IsZero() {
+		return 0
+	}
+	if v, ok := decide.ReadVerification(obj.GetAnnotations()); ok && v.Hash == l.Hash {
+		return 0
+	}
+	late := !in.Now.Before(l.RestartedAt.Add(verifyTimeout))
+	pods, waiting := r.restartedPods(obj, l.RestartedAt)
+	if waiting != "" && !late {
+		return verifyPoll
+	}
+	v := decide.Verification{Hash: l.Hash, How: decide.HowRestarted, At: in.Now}
+	if waiting != "" {
+		v.Message = fmt.Sprintf("not verified within %s of the restart: %s", verifyTimeout, waiting)
+	} else {
+		var answered bool
+		v.Verified, answered, v.Message = r.prober.verify(ctx, pods, ports, in.Set)
+		if !answered && !late {
+			return verifyPoll
+		}
+	}
+	r.recordVerification(ctx, obj, v)
+	return 0
+}
+
+// restartedPods are the workload's running pods, all started after restartedAt and ready; waiting says
+// what is not yet so ("" when every pod is).
+func (r *workloadReconciler) restartedPods(obj client.Object, restartedAt time.Time) (pods []decide.Pod, waiting string) {
+	since := restartedAt.Truncate(time.Second) // start times have one-second resolution
+	old, unready := 0, 0
+	r.matcher(r.kind, obj).each(obj.GetNamespace(), func(p *cachedPod) {
+		switch {
+		case p.Started.IsZero() || p.Started.Before(since):
+			old++
+		case !p.Ready || p.IP == "":
+			unready++
+		default:
+			pods = append(pods, decide.Pod{Name: p.Name, Started: p.Started, IP: p.IP})
+		}
+	})
+	switch {
+	case old > 0:
+		return nil, fmt.Sprintf("%d pod(s) from before the restart still run", old)
+	case unready > 0:
+		return nil, fmt.Sprintf("%d new pod(s) are not ready", unready)
+	case len(pods) == 0:
+		return nil, "the workload has no running pod"
+	}
+	return pods, ""
+}
+
+// verify probes pods and says whether every one serves the set: answered is false when no port of any
+// pod answered (too early to say); message names the pods that serve something else and what.
+func (p *prober) verify(ctx context.Context, pods []decide.Pod, ports []probe.Port, set inventory.Set) (verified, answered bool, message string) {
+	if len(pods) > maxProbedPods {
+		pods = pods[:maxProbedPods]
+	}
+	served := make([][]probe.Served, len(pods))
+	todo := make([]int, len(pods))
+	for i := range pods {
+		todo[i] = i
+	}
+	p.each(ctx, todo, func(i int) {
+		served[i] = p.Pod(ctx, pods[i].IP, ports, probe.ServerName(set.ServerNames))
+	})
+	var old, silent []string
+	current := 0
+	for i, ss := range served {
+		switch probe.Judge(ss, set.Fingerprints) {
+		case probe.Current:
+			current++
+		case probe.Old:
+			old = append(old, pods[i].Name+" serves "+describeServed(ss, set.Fingerprints))
+		default:
+			silent = append(silent, pods[i].Name+" ("+firstError(ss)+")")
+		}
+	}
+	slices.Sort(old)
+	slices.Sort(silent)
+	answered = current > 0 || len(old) > 0
+	switch {
+	case len(old) > 0:
+		return false, answered, fmt.Sprintf("%d of %d pod(s) still serve an old certificate after the restart: %s", len(old), len(pods), strings.Join(old, "; "))
+	case len(silent) > 0:
+		return false, answered, fmt.Sprintf("%d of %d pod(s) serve %s; %d did not answer: %s", current, len(pods), set.Hash, len(silent), strings.Join(silent, "; "))
+	}
+	return true, true, fmt.Sprintf("all %d pod(s) serve the certificates %s (probed on %s)", current, set.Hash, portList(ports))
+}
+
+// describeServed names what a pod serves on the ports whose leaf is not expected: "1a2b3c4d5e6f (CN=api) on 8443".
+func describeServed(served []probe.Served, expected []string) string {
+	var parts []string
+	for _, s := range served {
+		if s.OK() && !slices.Contains(expected, s.Leaf.Fingerprint) {
+			parts = append(parts, fmt.Sprintf("%s (%s, expires %s) on %s", s.Leaf.Fingerprint[:12], s.Leaf.Subject, s.Leaf.NotAfter.UTC().Format(time.RFC3339), s.Port))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func firstError(served []probe.Served) string {
+	for _, s := range served {
+		if s.Err != nil {
+			return fmt.Sprintf("%s: %v", s.Port, s.Err)
+		}
+	}
+	return "no port"
+}
+
+func portList(ports []probe.Port) string {
+	parts := make([]string, len(ports))
+	for i, p := range ports {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// recordVerification writes the verification on the workload and as an Event.
+func (r *workloadReconciler) recordVerification(ctx context.Context, obj client.Object, v decide.Verification) {
+	log := ctrl.LoggerFrom(ctx)
+	if err := restart.Annotate(ctx, r.client, obj, map[string]string{api.AnnotationVerification: v.Annotation()}); err != nil {
+		log.Error(err, "Could not record a verification", "workload", klog.KObj(obj))
+		return
+	}
+	reason, eventType := api.ReasonVerified, corev1.EventTypeNormal
+	if !v.Verified {
+		reason, eventType = api.ReasonNotVerified, corev1.EventTypeWarning
+	}
+	verificationsTotal.WithLabelValues(reason).Inc()
+	r.recorder.Eventf(obj, nil, eventType, reason, "Verify", "%s", fitNote(v.Message))
+	log.Info("Verified a restart", "workload", klog.KObj(obj), "verified", v.Verified, "hash", v.Hash, "message", v.Message)
+}
