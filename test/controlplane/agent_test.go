@@ -474,7 +474,7 @@ func eventuallyWithin(t *testing.T, timeout time.Duration, what string, cond fun
 			last = err
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s (last error: %v)", what, last)
+			fatalf(t, "gave up waiting for %s (last error: %v)", what, last)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}

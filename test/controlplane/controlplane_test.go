@@ -106,7 +106,7 @@ func eventually(t *testing.T, what string, cond func(ctx context.Context) (bool,
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s (last error: %v)", what, lastErr)
+			fatalf(t, "timed out waiting for %s (last error: %v)", what, lastErr)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

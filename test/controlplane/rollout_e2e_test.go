@@ -39,14 +39,14 @@ func newCLI(t *testing.T, cp *localcluster.ControlPlane) *cli {
 	agentClient(t, cp) // starts the load balancer
 	kc, err := clientcmd.LoadFromFile(cp.Kubeconfig)
 	if err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	for _, c := range kc.Clusters {
 		c.Server = lb.URL()
 	}
 	path := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	return &cli{t: t, kubeconfig: path}
 }
@@ -59,7 +59,7 @@ func (c *cli) start(args ...string) (wait func() (string, int)) {
 	var out clustertest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		c.t.Fatal(err)
+		fatalf(c.t, "%v", err)
 	}
 	var once sync.Once
 	var code int
@@ -71,7 +71,7 @@ func (c *cli) start(args ...string) (wait func() (string, int)) {
 			case errors.As(err, &ee):
 				code = ee.ExitCode()
 			case err != nil:
-				c.t.Fatal(err)
+				fatalf(c.t, "%v", err)
 			}
 		})
 		return out.String(), code
@@ -105,7 +105,7 @@ func statefulSet(t *testing.T, ctx context.Context, cs kubernetes.Interface, ns,
 		},
 	}
 	if _, err := cs.AppsV1().StatefulSets(ns).Create(ctx, sts, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	eventually(t, "StatefulSet "+name+" to be ready", func(ctx context.Context) (bool, error) {
 		got, err := cs.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
@@ -199,6 +199,7 @@ func newRollout(t *testing.T, c client.Client, since time.Time) *api.ControlPlan
 //
 // Long: one end-to-end story, its checks in the order a reader follows the rollout.
 func TestRestartControlPlaneWaitRollsEveryNodeInOrderThroughCrashesWhileTheAPIStaysUp(t *testing.T) {
+	repeatFailuresLast(t)
 	cp := controlPlane(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
@@ -212,10 +213,10 @@ func TestRestartControlPlaneWaitRollsEveryNodeInOrderThroughCrashesWhileTheAPISt
 	for _, n := range cp.Nodes {
 		kube := filepath.Join(n.Root, "root", ".kube")
 		if err := os.MkdirAll(kube, 0o700); err != nil {
-			t.Fatal(err)
+			fatalf(t, "%v", err)
 		}
 		if err := os.WriteFile(filepath.Join(kube, "config"), []byte("old copy on "+n.Name+"\n"), 0o600); err != nil {
-			t.Fatal(err)
+			fatalf(t, "%v", err)
 		}
 	}
 	policy := &api.ControlPlanePolicy{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: api.ControlPlanePolicySpec{
@@ -226,7 +227,7 @@ func TestRestartControlPlaneWaitRollsEveryNodeInOrderThroughCrashesWhileTheAPISt
 		KubeconfigCopies:  []api.KubeconfigCopy{{From: "admin.conf", To: "/root/.kube/config"}},
 	}}
 	if err := c.Create(ctx, policy); err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	t.Cleanup(func() { _ = c.Delete(context.Background(), policy) })
 
@@ -268,20 +269,20 @@ func TestRestartControlPlaneWaitRollsEveryNodeInOrderThroughCrashesWhileTheAPISt
 	out, code := wait()
 	stopWatching()
 	if code != 0 {
-		t.Fatalf("certrollout restart --control-plane --wait exited %d:\n%s", code, out)
+		fatalf(t, "certrollout restart --control-plane --wait exited %d:\n%s", code, out)
 	}
 	t.Logf("certrollout restart --control-plane --wait:\n%s", out)
 	if err := c.Get(ctx, client.ObjectKeyFromObject(ro), ro); err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	if ro.Status.Phase != api.PhaseSucceeded {
-		t.Fatalf("the rollout ended %s: %s", ro.Status.Phase, ro.Status.Message)
+		fatalf(t, "the rollout ended %s: %s", ro.Status.Phase, ro.Status.Message)
 	}
 	// The last sample: the restore is written before the rollout says Succeeded.
 	if sts, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "db", metav1.GetOptions{}); err == nil {
 		quiesce.observe(sts, ro)
 	} else {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 
 	// In order, each node all the way.
@@ -289,40 +290,40 @@ func TestRestartControlPlaneWaitRollsEveryNodeInOrderThroughCrashesWhileTheAPISt
 	for _, n := range ro.Status.Nodes {
 		order = append(order, n.Name)
 		if n.Phase != api.NodeSucceeded || n.Step != api.StepDone {
-			t.Errorf("%s ended %s at %s: %s", n.Name, n.Phase, n.Step, n.Message)
+			errorf(t, "%s ended %s at %s: %s", n.Name, n.Phase, n.Step, n.Message)
 		}
 	}
 	if want := []string{cp.Nodes[0].Name, cp.Nodes[1].Name, cp.Nodes[2].Name}; fmt.Sprint(order) != fmt.Sprint(want) {
-		t.Errorf("nodes in the order %v, want %v", order, want)
+		errorf(t, "nodes in the order %v, want %v", order, want)
 	}
 	for i := 1; i < len(ro.Status.Nodes); i++ {
 		prev, next := ro.Status.Nodes[i-1], ro.Status.Nodes[i]
 		if prev.CompletedAt == nil || next.StartedAt == nil || next.StartedAt.Before(prev.CompletedAt) {
-			t.Errorf("%s started at %v, before %s completed at %v", next.Name, next.StartedAt, prev.Name, prev.CompletedAt)
+			errorf(t, "%s started at %v, before %s completed at %v", next.Name, next.StartedAt, prev.Name, prev.CompletedAt)
 		}
 	}
 
 	// The snapshot, before the first node's changes, as reported.
 	snap := ro.Status.Snapshot
 	if snap == nil || snap.Node != cp.Nodes[0].Name {
-		t.Fatalf("the snapshot: %+v; want one taken on %s", snap, cp.Nodes[0].Name)
+		fatalf(t, "the snapshot: %+v; want one taken on %s", snap, cp.Nodes[0].Name)
 	}
 	data, err := os.ReadFile(filepath.Join(cp.Nodes[0].Root, snap.Path))
 	if err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != snap.SHA256 {
-		t.Errorf("the snapshot file's SHA-256 differs from the rollout's record %s", snap.SHA256)
+		errorf(t, "the snapshot file's SHA-256 differs from the rollout's record %s", snap.SHA256)
 	}
 
 	// Per node: renewed as kubeadm would, restarted exactly what served or used old certificates, once each.
 	for i, n := range cp.Nodes {
 		st := ro.Status.Nodes[i]
 		if len(st.Renewed) < 10 {
-			t.Errorf("%s renewed %d files; want every leaf and kubeconfig kubeadm renews", n.Name, len(st.Renewed))
+			errorf(t, "%s renewed %d files; want every leaf and kubeconfig kubeadm renews", n.Name, len(st.Renewed))
 		}
 		if out, err := cp.Kubeadm(ctx, n.Name, "certs", "check-expiration", "--config", n.KubeadmConfig); err != nil || !strings.Contains(string(out), "364d") {
-			t.Errorf("kubeadm certs check-expiration on %s: %v\n%s", n.Name, err, out)
+			errorf(t, "kubeadm certs check-expiration on %s: %v\n%s", n.Name, err, out)
 		}
 		var names []string
 		for _, comp := range st.Components {
@@ -331,43 +332,43 @@ func TestRestartControlPlaneWaitRollsEveryNodeInOrderThroughCrashesWhileTheAPISt
 			if comp.State == api.RestartVerified {
 				want = 1
 			} else if comp.State != api.RestartSkipped {
-				t.Errorf("%s on %s ended %s: %s", comp.Name, n.Name, comp.State, comp.Message)
+				errorf(t, "%s on %s ended %s: %s", comp.Name, n.Name, comp.State, comp.Message)
 			}
 			// Restarted once: one process started from its manifest put back (a move the kubelet never saw,
 			// the agent killed right after it, is made again), none for a component left alone.
 			moves, processes, started := components.restarts(t, n.Name, comp.Name)
 			if started != want || (want == 0) != (moves == 0) {
-				t.Errorf("%s on %s (%s): the kubelet started %d processes from its manifest (%d processes in all), its manifest left %d times; want %d",
+				errorf(t, "%s on %s (%s): the kubelet started %d processes from its manifest (%d processes in all), its manifest left %d times; want %d",
 					comp.Name, n.Name, comp.State, started, processes, moves, want)
 			}
 		}
 		if fmt.Sprint(names) != "[kube-apiserver kube-scheduler kube-controller-manager etcd]" {
-			t.Errorf("%s: components in the order %v, want the runbook's", n.Name, names)
+			errorf(t, "%s: components in the order %v, want the runbook's", n.Name, names)
 		}
 		if st.Components[0].State != api.RestartVerified {
-			t.Errorf("%s: the API server was not restarted onto its renewed certificates: %+v", n.Name, st.Components[0])
+			errorf(t, "%s: the API server was not restarted onto its renewed certificates: %+v", n.Name, st.Components[0])
 		}
 		adminConf, _ := os.ReadFile(filepath.Join(n.Root, "etc", "kubernetes", "admin.conf"))
 		if got, _ := os.ReadFile(filepath.Join(n.Root, "root", ".kube", "config")); !bytes.Equal(got, adminConf) {
-			t.Errorf("%s: /root/.kube/config is not the renewed admin.conf", n.Name)
+			errorf(t, "%s: /root/.kube/config is not the renewed admin.conf", n.Name)
 		}
 		nc := get(t, c, n.Name)
 		if !allCurrent(nc) {
-			t.Errorf("%s: after the rollout not every component is Current: %+v", n.Name, nc.Status.Components)
+			errorf(t, "%s: after the rollout not every component is Current: %+v", n.Name, nc.Status.Components)
 		}
 	}
 	manifestsInPlace(t, cp)
 	if holder, err := nodeagent.HeldBy(ctx, c, agentNamespace, time.Now()); err != nil || holder != "" {
-		t.Errorf("the Lease is held by %q (%v) after the rollout", holder, err)
+		errorf(t, "the Lease is held by %q (%v) after the rollout", holder, err)
 	}
 
 	// The StatefulSet: stopped before the first node, restored exactly after the last.
 	samples, violations, replicas := quiesce.report()
 	if samples == 0 || len(violations) > 0 {
-		t.Errorf("%d samples with a node in progress; quiesce violations: %v", samples, violations)
+		errorf(t, "%d samples with a node in progress; quiesce violations: %v", samples, violations)
 	}
 	if fmt.Sprint(replicas) != "[2 0 2]" {
-		t.Errorf("the StatefulSet's replicas went %v; want [2 0 2]", replicas)
+		errorf(t, "the StatefulSet's replicas went %v; want [2 0 2]", replicas)
 	}
 	eventually(t, "the StatefulSet to be ready again", func(ctx context.Context) (bool, error) {
 		sts, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "db", metav1.GetOptions{})
@@ -380,14 +381,14 @@ func TestRestartControlPlaneWaitRollsEveryNodeInOrderThroughCrashesWhileTheAPISt
 	t.Logf("/readyz through the load balancer: %d polls, %d failed, longest outage %s; %d API server restarts seen, the shortest %s",
 		polls, failed, longest, restarts, shortest)
 	if restarts < len(cp.Nodes) {
-		t.Errorf("the load balancer saw %d API server restarts; want one per node at least", restarts)
+		errorf(t, "the load balancer saw %d API server restarts; want one per node at least", restarts)
 	}
 	if polls < 100 || longest >= shortest {
-		t.Errorf("the API was unavailable for %s (%d of %d polls failed), as long as an API server's restart (%s)", longest, failed, polls, shortest)
+		errorf(t, "the API was unavailable for %s (%d of %d polls failed), as long as an API server's restart (%s)", longest, failed, polls, shortest)
 	}
 	for _, n := range cp.Nodes {
 		if !strings.Contains(out, n.Name) {
-			t.Errorf("the --wait output never names %s", n.Name)
+			errorf(t, "the --wait output never names %s", n.Name)
 		}
 	}
 }
@@ -397,6 +398,7 @@ func TestRestartControlPlaneWaitRollsEveryNodeInOrderThroughCrashesWhileTheAPISt
 // window, then renews and restarts on node 3 only what needs it; nodes 1 and 2, already current, pass
 // their health checks and keep every process. No second rollout follows the first.
 func TestTheAutomaticTriggerRollsTheNodeThatNeedsItInsideTheWindow(t *testing.T) {
+	repeatFailuresLast(t)
 	cp := controlPlane(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -413,7 +415,7 @@ func TestTheAutomaticTriggerRollsTheNodeThatNeedsItInsideTheWindow(t *testing.T)
 		HealthTimeout: metav1.Duration{Duration: 4 * time.Minute},
 	}}
 	if err := c.Create(ctx, policy); err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	t.Cleanup(func() { _ = c.Delete(context.Background(), policy) })
 	watchCtx, stopWatching := context.WithCancel(ctx)
@@ -425,7 +427,7 @@ func TestTheAutomaticTriggerRollsTheNodeThatNeedsItInsideTheWindow(t *testing.T)
 
 	ro := newRollout(t, c, created)
 	if ro.Spec.Trigger != api.ControlPlaneTriggerExpiring && ro.Spec.Trigger != api.ControlPlaneTriggerServesOld {
-		t.Errorf("the rollout's trigger is %q, want Expiring or ServingOld", ro.Spec.Trigger)
+		errorf(t, "the rollout's trigger is %q, want Expiring or ServingOld", ro.Spec.Trigger)
 	}
 	if time.Now().Before(open.Add(-10 * time.Second)) {
 		eventually(t, "the rollout to wait for the window", func(ctx context.Context) (bool, error) {
@@ -433,7 +435,7 @@ func TestTheAutomaticTriggerRollsTheNodeThatNeedsItInsideTheWindow(t *testing.T)
 			return err == nil && ro.Status.Phase == api.PhaseWaitingForWindow, err
 		})
 		if ro.Status.NextWindow == nil || !ro.Status.NextWindow.Time.Equal(open) {
-			t.Errorf("the rollout waits for %v, want the window at %s", ro.Status.NextWindow, open)
+			errorf(t, "the rollout waits for %v, want the window at %s", ro.Status.NextWindow, open)
 		}
 	}
 	eventuallyWithin(t, 15*time.Minute, "the automatic rollout to end", func(ctx context.Context) (bool, error) {
@@ -441,10 +443,10 @@ func TestTheAutomaticTriggerRollsTheNodeThatNeedsItInsideTheWindow(t *testing.T)
 		return err == nil && ro.Status.Phase.Finished(), err
 	})
 	if ro.Status.Phase != api.PhaseSucceeded {
-		t.Fatalf("the automatic rollout ended %s: %s (%s)", ro.Status.Phase, ro.Status.Message, joinNames(ro.Status.Nodes))
+		fatalf(t, "the automatic rollout ended %s: %s (%s)", ro.Status.Phase, ro.Status.Message, joinNames(ro.Status.Nodes))
 	}
 	if ro.Status.StartTime == nil || ro.Status.StartTime.Time.Before(open) {
-		t.Errorf("the rollout started at %v, before the window opened at %s", ro.Status.StartTime, open)
+		errorf(t, "the rollout started at %v, before the window opened at %s", ro.Status.StartTime, open)
 	}
 	stopWatching()
 	for _, n := range cp.Nodes {
@@ -455,19 +457,19 @@ func TestTheAutomaticTriggerRollsTheNodeThatNeedsItInsideTheWindow(t *testing.T)
 				want = 1 // its API server, scheduler and controller-manager ran on the aged certificates
 			}
 			if started != want || moves != want {
-				t.Errorf("%s on %s: its manifest left %d times and the kubelet started it %d times from it, want %d", comp, n.Name, moves, started, want)
+				errorf(t, "%s on %s: its manifest left %d times and the kubelet started it %d times from it, want %d", comp, n.Name, moves, started, want)
 			}
 		}
 	}
 	if out, err := cp.Kubeadm(ctx, third.Name, "certs", "check-expiration", "--config", third.KubeadmConfig); err != nil || !strings.Contains(string(out), "364d") {
-		t.Errorf("kubeadm certs check-expiration on %s: %v\n%s", third.Name, err, out)
+		errorf(t, "kubeadm certs check-expiration on %s: %v\n%s", third.Name, err, out)
 	}
 	manifestsInPlace(t, cp)
 	// The rollout's own renewal is not a reason for another one: two agent scans later there is still one.
 	time.Sleep(6 * time.Second)
 	var list api.ControlPlaneRolloutList
 	if err := c.List(ctx, &list); err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	var since []string
 	for _, r := range list.Items {
@@ -476,7 +478,7 @@ func TestTheAutomaticTriggerRollsTheNodeThatNeedsItInsideTheWindow(t *testing.T)
 		}
 	}
 	if len(since) != 1 {
-		t.Errorf("rollouts created since the PKI aged: %v; want exactly one", since)
+		errorf(t, "rollouts created since the PKI aged: %v; want exactly one", since)
 	}
 }
 
@@ -487,7 +489,7 @@ func renewNow(t *testing.T, ctx context.Context, cp *localcluster.ControlPlane, 
 	cfg := filepath.Join(t.TempDir(), "kubeadm.yaml")
 	data, err := os.ReadFile(n.KubeadmConfig)
 	if err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	var kept []string
 	for _, line := range strings.Split(string(data), "\n") {
@@ -496,10 +498,10 @@ func renewNow(t *testing.T, ctx context.Context, cp *localcluster.ControlPlane, 
 		}
 	}
 	if err := os.WriteFile(cfg, []byte(strings.Join(kept, "\n")), 0o600); err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	if out, err := cp.Kubeadm(ctx, n.Name, "certs", "renew", "all", "--config", cfg); err != nil {
-		t.Fatalf("kubeadm certs renew all on %s: %v\n%s", n.Name, err, out)
+		fatalf(t, "kubeadm certs renew all on %s: %v\n%s", n.Name, err, out)
 	}
 	_, cs, _ := admin(t, cp)
 	for _, comp := range localcluster.ControlPlaneComponents {
@@ -514,6 +516,7 @@ func renewNow(t *testing.T, ctx context.Context, cp *localcluster.ControlPlane, 
 // A degraded etcd member (node 3's stopped) makes `certrollout restart --control-plane --wait` fail before
 // anything changes, with the member named; every process keeps running.
 func TestADegradedEtcdMemberMakesTheRolloutRefuseWithTheReason(t *testing.T) {
+	repeatFailuresLast(t)
 	cp := controlPlane(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -523,7 +526,7 @@ func TestADegradedEtcdMemberMakesTheRolloutRefuseWithTheReason(t *testing.T) {
 	policy := &api.ControlPlanePolicy{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: api.ControlPlanePolicySpec{
 		Trigger: api.ControlPlaneTriggerManual, HealthTimeout: metav1.Duration{Duration: time.Minute}}}
 	if err := c.Create(ctx, policy); err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	t.Cleanup(func() { _ = c.Delete(context.Background(), policy) })
 	down := cp.Nodes[2]
@@ -534,12 +537,12 @@ func TestADegradedEtcdMemberMakesTheRolloutRefuseWithTheReason(t *testing.T) {
 	}
 	out, code := user.start("restart", "--control-plane", "--wait", "--timeout=8m")()
 	if code != 1 {
-		t.Fatalf("exit code %d, want 1 (the rollout failed):\n%s", code, out)
+		fatalf(t, "exit code %d, want 1 (the rollout failed):\n%s", code, out)
 	}
 	t.Logf("certrollout restart --control-plane --wait (exit %d):\n%s", code, out)
 	var list api.ControlPlaneRolloutList
 	if err := c.List(ctx, &list); err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	var ro *api.ControlPlaneRollout
 	for i := range list.Items {
@@ -548,22 +551,22 @@ func TestADegradedEtcdMemberMakesTheRolloutRefuseWithTheReason(t *testing.T) {
 		}
 	}
 	if ro == nil || ro.Status.Phase != api.PhaseFailed || !strings.Contains(ro.Status.Message, down.Name) {
-		t.Fatalf("the rollout: %+v; want Failed naming %s", ro, down.Name)
+		fatalf(t, "the rollout: %+v; want Failed naming %s", ro, down.Name)
 	}
 	if !strings.Contains(out, down.Name) {
-		t.Errorf("the output never names %s:\n%s", down.Name, out)
+		errorf(t, "the output never names %s:\n%s", down.Name, out)
 	}
 	for _, n := range ro.Status.Nodes {
 		if len(n.Renewed) != 0 || len(n.Components) != 0 || n.Phase == api.NodeSucceeded {
-			t.Errorf("%s did something on a degraded cluster: %+v", n.Name, n.NodeRolloutReport)
+			errorf(t, "%s did something on a degraded cluster: %+v", n.Name, n.NodeRolloutReport)
 		}
 	}
 	if ro.Status.Snapshot != nil {
-		t.Errorf("a snapshot was taken on a degraded cluster: %+v", ro.Status.Snapshot)
+		errorf(t, "a snapshot was taken on a degraded cluster: %+v", ro.Status.Snapshot)
 	}
 	for name, pidsBefore := range before {
 		if after := pids(t, cp, name); fmt.Sprint(after) != fmt.Sprint(pidsBefore) {
-			t.Errorf("%s: processes changed: %v → %v", name, pidsBefore, after)
+			errorf(t, "%s: processes changed: %v → %v", name, pidsBefore, after)
 		}
 	}
 	t.Cleanup(func() { _ = c.Delete(context.Background(), ro) })
@@ -574,7 +577,7 @@ func stopEtcd(t *testing.T, cp *localcluster.ControlPlane, n localcluster.Contro
 	t.Helper()
 	aside := filepath.Join(n.Root, "etcd.yaml.aside")
 	if err := os.Rename(n.ManifestPath("etcd"), aside); err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	t.Cleanup(func() {
 		_ = os.Rename(aside, n.ManifestPath("etcd"))
