@@ -173,5 +173,5 @@ func (r *workloadReconciler) recordVerification(ctx context.Context, obj client.
 	}
 	verificationsTotal.WithLabelValues(reason).Inc()
 	r.recorder.Eventf(obj, nil, eventType, reason, "Verify", "%s", fitNote(v.Message))
-	log.Info("Verified a restart", "workload", klog.KObj(obj), "verified", v.Verified, "hash", v.Hash, "message", v.Message)
+	log.Info("Probed a restarted workload", "workload", klog.KObj(obj), "verified", v.Verified, "hash", v.Hash, "message", v.Message)
 }

@@ -1,0 +1,291 @@
+package controller
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	api "github.com/certrollout/certrollout/api/v1alpha1"
+	"github.com/certrollout/certrollout/internal/clustertest"
+	"github.com/certrollout/certrollout/internal/decide"
+	"github.com/certrollout/certrollout/internal/testgen"
+)
+
+// How a fake app treats its certificate.
+const (
+	// hotReload serves whatever its Secret holds now.
+	hotReload = "hot-reload"
+	// loadAtStart serves what its Secret held when the pod started.
+	loadAtStart = "load-at-start"
+	// stuck serves the certificate it was built with, whatever happens.
+	stuck = "stuck"
+)
+
+// fakeApps plays the processes of kwok pods, which run none: it is the controller's ProbeDialer, and a
+// dial of a pod's IP and port is answered by a TLS server in this process that presents what that pod's
+// app would. Apps are found by the pods' "app" label.
+type fakeApps struct {
+	t  *testing.T
+	cs kubernetes.Interface
+	ns string
+
+	mu     sync.Mutex
+	apps   map[string]fakeApp
+	loaded map[string]tls.Certificate // by pod: what a load-at-start pod loaded
+	dials  map[string]int             // by pod
+}
+
+type fakeApp struct {
+	behaviour string
+	secret    string
+	fixed     tls.Certificate // stuck
+}
+
+func newFakeApps(t *testing.T, e *env) *fakeApps {
+	return &fakeApps{t: t, cs: e.c.Client, ns: e.ns, apps: map[string]fakeApp{}, loaded: map[string]tls.Certificate{}, dials: map[string]int{}}
+}
+
+// add declares the app of the pods labelled app=name.
+func (f *fakeApps) add(name, behaviour, secret string) {
+	f.t.Helper()
+	a := fakeApp{behaviour: behaviour, secret: secret}
+	if behaviour == stuck {
+		a.fixed = f.secretCert(context.Background(), secret)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.apps[name] = a
+}
+
+// started makes every running pod of the namespace load its certificate now, as a process does when it
+// starts (the test calls it once the pods run, before a renewal).
+func (f *fakeApps) started(ctx context.Context) {
+	f.t.Helper()
+	pods, err := f.cs.CoreV1().Pods(f.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for i := range pods.Items {
+		if p := &pods.Items[i]; p.DeletionTimestamp == nil {
+			f.certFor(ctx, p)
+		}
+	}
+}
+
+func (f *fakeApps) DialContext(ctx context.Context, _, address string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	pod, err := f.podAt(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := f.certFor(ctx, pod)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.dials[pod.Name]++
+	f.mu.Unlock()
+	client, server := net.Pipe()
+	go func() {
+		conn := tls.Server(server, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		_ = conn.HandshakeContext(ctx)
+		_ = conn.Close()
+	}()
+	return client, nil
+}
+
+// podAt finds the running pod with IP ip; a dial of any other address is refused, as a real one would be.
+func (f *fakeApps) podAt(ctx context.Context, ip string) (*corev1.Pod, error) {
+	pods, err := f.cs.CoreV1().Pods(f.ns).List(ctx, metav1.ListOptions{FieldSelector: "status.podIP=" + ip})
+	if err != nil {
+		return nil, err
+	}
+	for i := range pods.Items {
+		if pods.Items[i].DeletionTimestamp == nil {
+			return &pods.Items[i], nil
+		}
+	}
+	return nil, fmt.Errorf("dial %s: connection refused (no pod)", ip)
+}
+
+// certFor is what pod's app presents now.
+func (f *fakeApps) certFor(ctx context.Context, pod *corev1.Pod) (tls.Certificate, error) {
+	f.mu.Lock()
+	a, ok := f.apps[pod.Labels["app"]]
+	loaded, wasLoaded := f.loaded[pod.Name]
+	f.mu.Unlock()
+	switch {
+	case !ok:
+		return tls.Certificate{}, fmt.Errorf("pod %s: connection refused (no app)", pod.Name)
+	case a.behaviour == stuck:
+		return a.fixed, nil
+	case a.behaviour == loadAtStart && wasLoaded:
+		return loaded, nil
+	}
+	cert := f.secretCert(ctx, a.secret)
+	if a.behaviour == loadAtStart {
+		f.mu.Lock()
+		f.loaded[pod.Name] = cert
+		f.mu.Unlock()
+	}
+	return cert, nil
+}
+
+func (f *fakeApps) secretCert(ctx context.Context, name string) tls.Certificate {
+	s, err := f.cs.CoreV1().Secrets(f.ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		f.t.Error(err)
+		return tls.Certificate{}
+	}
+	cert, err := tls.X509KeyPair(s.Data["tls.crt"], s.Data["tls.key"])
+	if err != nil {
+		f.t.Error(err)
+	}
+	return cert
+}
+
+func (f *fakeApps) dialed(pod string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dials[pod]
+}
+
+// verification waits for the workload's verification record of hash.
+func (e *env) verification(name, hash string) decide.Verification {
+	e.t.Helper()
+	var v decide.Verification
+	clustertest.Eventually(e.t, 2*time.Minute, "Deployment "+name+" to record a verification of "+hash, func(context.Context) (bool, error) {
+		var ok bool
+		v, ok = decide.ReadVerification(e.get(name).Annotations)
+		return ok && v.Hash == hash, nil
+	})
+	return v
+}
+
+// eventMessage is the note of the workload's latest Event with reason, "" when there is none.
+func (e *env) eventMessage(regarding, reason string) string {
+	e.t.Helper()
+	evs, err := e.c.Client.EventsV1().Events(e.ns).List(context.Background(), metav1.ListOptions{FieldSelector: "regarding.name=" + regarding})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	msg := ""
+	for _, ev := range evs.Items {
+		if ev.Reason == reason {
+			msg = ev.Note
+		}
+	}
+	return msg
+}
+
+func (e *env) podNames(app string) []string {
+	e.t.Helper()
+	pods, err := e.c.Client.CoreV1().Pods(e.ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=" + app})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+// Long: one renewal, three apps that react to it differently, each asserted end to end.
+func TestProbesRestartOnlyWhatServesAnOldCertificateAndVerifyTheRestart(t *testing.T) {
+	opts := testOptions()
+	opts.Probes = true
+	e := newEnv(t, opts)
+	apps := newFakeApps(t, e)
+	e.opts.ProbeDialer = apps
+	ca := testgen.CA(t, "root")
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api", testgen.WithDNSNames("api.example.com")), ca, nil)
+	for name, behaviour := range map[string]string{"hot": hotReload, "cold": loadAtStart, "stubborn": stuck} {
+		apps.add(name, behaviour, "api-tls")
+		e.deploy(testgen.Deployment(e.ns, name, 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")},
+			testgen.WithAnnotation(api.AnnotationEnabled, "true"), testgen.WithAnnotation(api.AnnotationProbe, "8443")))
+	}
+	for _, name := range []string{"hot", "cold", "stubborn"} {
+		e.waitAvailable(name)
+	}
+	apps.started(context.Background())
+	logs := e.logJSON(1)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("controller log:\n%s", logs.String())
+		}
+	})
+	e.start()
+	for _, name := range []string{"hot", "cold", "stubborn"} {
+		e.waitLedger(name, "")
+	}
+	oldHot := e.podNames("hot")
+	before := e.get("hot").Annotations[api.AnnotationCertificateHash]
+
+	time.Sleep(1100 * time.Millisecond) // issuance in a later second than the pods' start
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api-2", testgen.WithDNSNames("api.example.com")), ca, nil)
+	hash := ""
+	clustertest.Eventually(t, time.Minute, "the ledgers to name the renewed certificates", func(context.Context) (bool, error) {
+		hash = e.get("cold").Annotations[api.AnnotationCertificateHash]
+		return hash != before && e.get("hot").Annotations[api.AnnotationCertificateHash] == hash &&
+			e.get("stubborn").Annotations[api.AnnotationCertificateHash] == hash, nil
+	})
+
+	// The hot-reloading app: never restarted, shown as reloaded by itself.
+	v := e.verification("hot", hash)
+	if !v.Verified || v.How != decide.HowReloadedByItself {
+		t.Errorf("hot's verification: %+v; want verified, reloaded by itself", v)
+	}
+	if msg := e.eventMessage("hot", api.ReasonReloadedByItself); !strings.Contains(msg, "reloaded by itself") {
+		t.Errorf("hot has no ReloadedByItself Event saying so (%q)", msg)
+	}
+	for _, p := range oldHot {
+		if apps.dialed(p) == 0 {
+			t.Errorf("hot's pod %s was never probed", p)
+		}
+	}
+
+	// The app that loads its certificate at start: restarted once, verified.
+	e.waitAvailable("cold")
+	v = e.verification("cold", hash)
+	if !v.Verified || v.How != decide.HowRestarted {
+		t.Errorf("cold's verification: %+v; want verified after its restart", v)
+	}
+	if msg := e.eventMessage("cold", api.ReasonVerified); !strings.Contains(msg, "all 2 pod(s) serve") {
+		t.Errorf("cold's Verified Event: %q", msg)
+	}
+
+	// The app that keeps serving its old certificate: restarted once, not verified, its pods named.
+	e.waitAvailable("stubborn")
+	v = e.verification("stubborn", hash)
+	if v.Verified {
+		t.Errorf("stubborn's verification: %+v; want not verified", v)
+	}
+	msg := e.eventMessage("stubborn", api.ReasonNotVerified)
+	for _, p := range e.podNames("stubborn") {
+		if !strings.Contains(msg, p) || !strings.Contains(v.Message, p) {
+			t.Errorf("stubborn's pod %s is not named by its NotVerified Event (%q) or record (%q)", p, msg, v.Message)
+		}
+	}
+
+	e.quietly(3*time.Second, "hot", "cold", "stubborn")
+	for name, want := range map[string]int{"hot": 1, "cold": 2, "stubborn": 2} {
+		if got := e.rollouts(name); got != want {
+			t.Errorf("%s rolled %d times, want %d", name, got-1, want-1)
+		}
+	}
+}
