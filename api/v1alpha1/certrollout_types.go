@@ -269,7 +269,20 @@ type TargetStatus struct {
 	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
 	// +optional
 	Message string `json:"message,omitempty"`
+	// verification is what TLS probes of the target's new pods found once its rollout finished (targets
+	// that declare TLS ports: annotation certrollout.io/probe, or container ports named https or *tls*):
+	// Verified when every pod serves the certificates it was restarted onto, NotVerified when one does not
+	// (the message names it) or none answered before the health timeout. Absent when not probed.
+	// +optional
+	// +kubebuilder:validation:Enum=Verified;NotVerified
+	Verification string `json:"verification,omitempty"`
 }
+
+// Target verifications (TargetStatus.Verification).
+const (
+	TargetVerified    = "Verified"
+	TargetNotVerified = "NotVerified"
+)
 
 // TargetState is where a target is.
 type TargetState string
@@ -304,6 +317,10 @@ const (
 	// ConditionEmergency is True, reason EmergencyStart, once an emergency rollout (spec.emergency) has
 	// started; its message says who asked, why, and what the start overrode.
 	ConditionEmergency = "Emergency"
+	// ConditionVerified is True when every restarted target that declares TLS ports serves its new
+	// certificates, as probes showed, and False naming the targets and pods that do not. Absent when no
+	// target was probed.
+	ConditionVerified = "Verified"
 )
 
 // +kubebuilder:object:root=true

@@ -104,6 +104,15 @@ type RolloutPolicySpec struct {
 	// +kubebuilder:default=Halt
 	OnFailure FailureAction `json:"onFailure,omitempty"`
 
+	// verification says what a restarted target must prove. After its rollout finishes, the pods of a
+	// target that declares TLS ports (annotation certrollout.io/probe, or container ports named https or
+	// *tls*) are probed for the certificate they serve. Optional (the default) records the result on the
+	// target and the rollout's Verified condition; Required also fails a target whose pods do not all
+	// serve the new certificates by the health timeout, or that declares no TLS port to probe.
+	// +optional
+	// +kubebuilder:default=Optional
+	Verification VerificationMode `json:"verification,omitempty"`
+
 	// minRestartInterval is the least time between two restarts of one workload under this policy; it
 	// replaces the controller's --min-restart-interval for these workloads. At most 720h (30 days).
 	// +optional
@@ -210,6 +219,16 @@ type FailureAction string
 const (
 	FailureHalt     FailureAction = "Halt"
 	FailureContinue FailureAction = "Continue"
+)
+
+// VerificationMode is how much a restarted target must prove (RolloutPolicySpec.Verification).
+// +kubebuilder:validation:Enum=Optional;Required
+type VerificationMode string
+
+// Verification modes.
+const (
+	VerificationOptional VerificationMode = "Optional"
+	VerificationRequired VerificationMode = "Required"
 )
 
 // RolloutPolicyStatus is what the controller observed of the policy and its workloads.

@@ -20,6 +20,7 @@ import (
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/decide"
+	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/orchestrate"
 	"github.com/certrollout/certrollout/internal/restart"
 	"github.com/certrollout/certrollout/internal/rolloutstatus"
@@ -40,6 +41,8 @@ type observed struct {
 	notAfter time.Time
 	// changedAt is when the data of the certificates it would restart onto was last written.
 	changedAt time.Time
+	// set is the certificates it would restart onto (and, restarted, should serve).
+	set inventory.Set
 }
 
 func (r *rolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -119,9 +122,13 @@ func (r *rolloutReconciler) record(ctx context.Context, ro *api.CertRollout, out
 	if !equality.Semantic.DeepEqual(out.Status, ro.Status) {
 		finishing := !ro.Status.Phase.Finished() && out.Status.Phase.Finished()
 		takesSlot := !holdsSlot(ro.Status.Phase) && holdsSlot(out.Status.Phase)
+		verified := newVerifications(ro.Status.Targets, out.Status.Targets)
 		ro.Status = out.Status
 		if err := r.client.Status().Update(ctx, ro); err != nil {
 			return err
+		}
+		for _, v := range verified {
+			verificationsTotal.WithLabelValues(v).Inc()
 		}
 		if finishing {
 			observeFinished(ro)
@@ -131,6 +138,17 @@ func (r *rolloutReconciler) record(ctx context.Context, ro *api.CertRollout, out
 		}
 	}
 	return nil
+}
+
+// newVerifications are the verifications (TargetStatus.Verification) in after that before did not have.
+func newVerifications(before, after []api.TargetStatus) []string {
+	var out []string
+	for i, t := range after {
+		if t.Verification != "" && (i >= len(before) || before[i].Verification == "") {
+			out = append(out, t.Verification)
+		}
+	}
+	return out
 }
 
 // holdsSlot reports whether a rollout in phase p counts against --max-concurrent-rollouts and its
@@ -277,6 +295,9 @@ func (r *rolloutReconciler) observe(ctx context.Context, ro *api.CertRollout, in
 		if err != nil {
 			return nil, err
 		}
+		if t := restartedTarget(ro, key); t != nil && o.state.Exists && o.state.Rollout.Done && (o.state.RolledBy == ro.Name || o.state.LedgerHash == t.RestartValue) {
+			o.state.Verification = r.verifyTarget(ctx, o, t.StartedAt.Time)
+		}
 		in.Workloads[key] = o.state
 		if o.state.Exists {
 			seen[key] = o
@@ -332,6 +353,7 @@ func (r *rolloutReconciler) observeOne(ctx context.Context, ns string, key orche
 		return nil, err
 	}
 	o.state.RestartValue, o.notAfter, o.changedAt = in.Set.Hash, in.Set.NotAfter, in.Set.ChangedAt
+	o.set = in.Set
 	return o, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/decide"
 	"github.com/certrollout/certrollout/internal/inventory"
+	"github.com/certrollout/certrollout/internal/orchestrate"
 	"github.com/certrollout/certrollout/internal/probe"
 	"github.com/certrollout/certrollout/internal/restart"
 )
@@ -50,7 +51,7 @@ func (r *workloadReconciler) verifyRestart(ctx context.Context, obj client.Objec
 		return 0
 	}
 	late := !in.Now.Before(l.RestartedAt.Add(verifyTimeout))
-	pods, waiting := r.restartedPods(obj, l.RestartedAt)
+	pods, waiting := r.podsSince(r.kind, obj, l.RestartedAt)
 	if waiting != "" && !late {
 		return verifyPoll
 	}
@@ -68,12 +69,12 @@ func (r *workloadReconciler) verifyRestart(ctx context.Context, obj client.Objec
 	return 0
 }
 
-// restartedPods are the workload's running pods, all started after restartedAt and ready; waiting says
-// what is not yet so ("" when every pod is).
-func (r *workloadReconciler) restartedPods(obj client.Object, restartedAt time.Time) (pods []decide.Pod, waiting string) {
+// podsSince are the workload's running pods, all started after restartedAt and ready; waiting says what
+// is not yet so ("" when every pod is).
+func (r *gatherer) podsSince(k kind, obj client.Object, restartedAt time.Time) (pods []decide.Pod, waiting string) {
 	since := restartedAt.Truncate(time.Second) // start times have one-second resolution
 	old, unready := 0, 0
-	r.matcher(r.kind, obj).each(obj.GetNamespace(), func(p *cachedPod) {
+	r.matcher(k, obj).each(obj.GetNamespace(), func(p *cachedPod) {
 		switch {
 		case p.Started.IsZero() || p.Started.Before(since):
 			old++
@@ -92,6 +93,34 @@ func (r *workloadReconciler) restartedPods(obj client.Object, restartedAt time.T
 		return nil, "the workload has no running pod"
 	}
 	return pods, ""
+}
+
+// restartedTarget is the rollout's target key while it is restarting; nil otherwise.
+func restartedTarget(ro *api.CertRollout, key orchestrate.Key) *api.TargetStatus {
+	for i, t := range ro.Status.Targets {
+		if t.Kind == key.Kind && t.Name == key.Name && t.State == api.TargetRestarting && t.StartedAt != nil {
+			return &ro.Status.Targets[i]
+		}
+	}
+	return nil
+}
+
+// verifyTarget probes the pods of a rollout's target whose rollout is done, for orchestrate to judge.
+func (r *gatherer) verifyTarget(ctx context.Context, o *observed, restartedAt time.Time) *orchestrate.Verification {
+	if r.prober == nil {
+		return nil
+	}
+	ports, _ := probe.Ports(o.obj.GetAnnotations(), o.kind.podSpec(o.obj))
+	if len(ports) == 0 {
+		return &orchestrate.Verification{}
+	}
+	pods, waiting := r.podsSince(o.kind, o.obj, restartedAt)
+	if waiting != "" {
+		return &orchestrate.Verification{Probed: true, Message: waiting}
+	}
+	v := &orchestrate.Verification{Probed: true}
+	v.Verified, v.Answered, v.Message = r.prober.verify(ctx, pods, ports, o.set)
+	return v
 }
 
 // verify probes pods and says whether every one serves the set: answered is false when no port of any

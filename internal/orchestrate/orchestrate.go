@@ -88,6 +88,21 @@ type Workload struct {
 	// certrollout.io/order annotation.
 	Labels map[string]string
 	Order  string
+	// Verification is what probes of its pods found; the controller fills it in only for a target this
+	// rollout restarted whose rollout is done. Nil otherwise.
+	Verification *Verification
+}
+
+// Verification is what TLS probes of a restarted target's pods found.
+type Verification struct {
+	// Probed is false when the workload declares no TLS port: nothing can be verified.
+	Probed bool
+	// Answered is false while no pod answered its probe.
+	Answered bool
+	// Verified is true when every pod serves the certificates the target was restarted onto.
+	Verified bool
+	// Message says what was found, naming the pods that serve something else.
+	Message string
 }
 
 // showsRestart reports whether the observed workload carries the restart rollout made: its template
@@ -172,6 +187,10 @@ func Next(in Input) Result {
 	s := &stepper{Recorder: rolloutstatus.New(in.Rollout, in.Now), in: in}
 	s.step()
 	s.Status.Progress = s.progress()
+	if c := verifiedCondition(s.Status.Targets); c != nil {
+		c.LastTransitionTime = metav1.NewTime(in.Now)
+		apimeta.SetStatusCondition(&s.Status.Conditions, *c)
+	}
 	s.SetKstatus()
 	return Result{Outcome: s.Outcome, Actions: s.actions}
 }
@@ -718,8 +737,7 @@ func (s *stepper) settleTarget(t *api.TargetStatus, health time.Duration) bool {
 		s.Wait(time.Second)
 		return true
 	case w.Rollout.Done:
-		t.State, t.FinishedAt, t.Message = api.TargetSucceeded, s.Now(), ""
-		s.Event(rolloutstatus.Normal, api.ReasonTargetHealthy, "%s %s finished its rollout", t.Kind, t.Name)
+		return s.verifyTarget(t, w, health)
 	case w.Rollout.Failed != "":
 		s.targetFailed(t, w.Rollout.Failed)
 	case !s.in.Now.Before(t.StartedAt.Add(health)):
@@ -730,6 +748,66 @@ func (s *stepper) settleTarget(t *api.TargetStatus, health time.Duration) bool {
 		return true
 	}
 	return false
+}
+
+// verifyTarget judges a target whose rollout is done by what its pods serve, where they can be probed,
+// and reports whether it is still in flight (waiting for its pods to answer). Under verification
+// Required a target that cannot prove it serves its new certificates fails.
+func (s *stepper) verifyTarget(t *api.TargetStatus, w Workload, health time.Duration) bool {
+	required := s.in.Policy != nil && s.in.Policy.Spec.Verification == api.VerificationRequired
+	v := w.Verification
+	timedOut := !s.in.Now.Before(t.StartedAt.Add(health))
+	switch {
+	case v == nil || !v.Probed:
+		if required {
+			s.targetFailed(t, "verification: Required, but the workload declares no TLS port to probe (annotation "+api.AnnotationProbe+", or a container port named https or *tls*)")
+			return false
+		}
+	case !v.Answered && !timedOut:
+		t.Message = "rolled out; waiting for its pods to answer a TLS probe: " + v.Message
+		s.Wait(min(pollInterval, t.StartedAt.Add(health).Sub(s.in.Now)))
+		return true
+	case v.Verified:
+		t.Verification = api.TargetVerified
+		s.Event(rolloutstatus.Normal, api.ReasonVerified, "%s %s: %s", t.Kind, t.Name, v.Message)
+	default:
+		t.Verification = api.TargetNotVerified
+		if required {
+			s.targetFailed(t, "not verified: "+v.Message)
+			return false
+		}
+		s.Event(rolloutstatus.Warning, api.ReasonNotVerified, "%s %s: %s", t.Kind, t.Name, v.Message)
+	}
+	t.State, t.FinishedAt, t.Message = api.TargetSucceeded, s.Now(), ""
+	if t.Verification == api.TargetNotVerified {
+		t.Message = "not verified: " + v.Message
+	}
+	s.Event(rolloutstatus.Normal, api.ReasonTargetHealthy, "%s %s finished its rollout", t.Kind, t.Name)
+	return false
+}
+
+// verifiedCondition sums the targets' verifications up as the rollout's Verified condition; nil when no
+// target was probed.
+func verifiedCondition(targets []api.TargetStatus) *metav1.Condition {
+	var verified int
+	var not []string
+	for _, t := range targets {
+		switch t.Verification {
+		case api.TargetVerified:
+			verified++
+		case api.TargetNotVerified:
+			not = append(not, fmt.Sprintf("%s %s (%s)", t.Kind, t.Name, t.Message))
+		}
+	}
+	switch {
+	case len(not) > 0:
+		return &metav1.Condition{Type: api.ConditionVerified, Status: metav1.ConditionFalse, Reason: api.ReasonNotVerified,
+			Message: fmt.Sprintf("%d target(s) do not serve their new certificates: %s", len(not), strings.Join(not, "; "))}
+	case verified > 0:
+		return &metav1.Condition{Type: api.ConditionVerified, Status: metav1.ConditionTrue, Reason: api.ReasonVerified,
+			Message: fmt.Sprintf("every pod of the %d probed target(s) serves its new certificates", verified)}
+	}
+	return nil
 }
 
 // startTarget restarts a pending target, or skips it, and reports whether it is now in flight.
