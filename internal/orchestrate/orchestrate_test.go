@@ -253,6 +253,47 @@ func TestNext(t *testing.T) {
 			in:   Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), target(build, api.TargetRestarting, time.Minute)), Policy: policy(), Workloads: world(set(build, func(w *Workload) { w.Rollout.Done, w.RolledBy = true, "ops-1" }))},
 			want: want{phase: api.PhaseRestarting, actions: []string{"Restart Deployment/api hash-api"}, events: []string{api.ReasonTargetHealthy, api.ReasonRestarted}, requeue: pollInterval, progress: "1/2 restarted"},
 		},
+		"records a target verified when its new pods serve the new certificates": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build), target(build, api.TargetRestarting, time.Minute)), Policy: policy(),
+				Workloads: world(set(build, func(w *Workload) {
+					w.Rollout.Done, w.RolledBy = true, "ops-1"
+					w.Verification = &Verification{Probed: true, Answered: true, Verified: true, Message: "all 1 pod(s) serve the certificates hash-build"}
+				}))},
+			want: want{phase: api.PhaseSucceeded, events: []string{api.ReasonVerified, api.ReasonTargetHealthy, api.ReasonSucceeded}, progress: "1/1 restarted", targets: []string{"Deployment/build Succeeded"}},
+		},
+		"waits for the new pods to answer their probe within the health timeout": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build), target(build, api.TargetRestarting, time.Minute)), Policy: policy(),
+				Workloads: world(set(build, func(w *Workload) {
+					w.Rollout.Done, w.RolledBy = true, "ops-1"
+					w.Verification = &Verification{Probed: true, Message: "1 new pod(s) are not ready"}
+				}))},
+			want: want{phase: api.PhaseRestarting, requeue: pollInterval, targets: []string{"Deployment/build Restarting: rolled out; waiting for its pods to answer a TLS probe: 1 new pod(s) are not ready"}},
+		},
+		"succeeds a target still serving an old certificate, naming it, when verification is Optional": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build), target(build, api.TargetRestarting, time.Minute)), Policy: policy(),
+				Workloads: world(set(build, func(w *Workload) {
+					w.Rollout.Done, w.RolledBy = true, "ops-1"
+					w.Verification = &Verification{Probed: true, Answered: true, Message: "1 of 1 pod(s) still serve an old certificate after the restart: build-1 serves 1a2b"}
+				}))},
+			want: want{phase: api.PhaseSucceeded, events: []string{api.ReasonNotVerified, api.ReasonTargetHealthy, api.ReasonSucceeded},
+				targets: []string{"Deployment/build Succeeded: not verified: 1 of 1 pod(s) still serve an old certificate after the restart: build-1 serves 1a2b"}},
+		},
+		"fails a target still serving an old certificate when verification is Required": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build), target(build, api.TargetRestarting, time.Minute)), Policy: policy(func(p *Policy) { p.Spec.Verification = api.VerificationRequired }),
+				Workloads: world(set(build, func(w *Workload) {
+					w.Rollout.Done, w.RolledBy = true, "ops-1"
+					w.Verification = &Verification{Probed: true, Answered: true, Message: "1 of 1 pod(s) still serve an old certificate after the restart: build-1 serves 1a2b"}
+				}))},
+			want: want{phase: api.PhaseFailed, events: []string{api.ReasonTargetFailed, api.ReasonFailed}, message: "1 of 1 target(s) failed",
+				targets: []string{"Deployment/build Failed: not verified: 1 of 1 pod(s) still serve an old certificate after the restart: build-1 serves 1a2b"}},
+		},
+		"fails a target with no TLS port to probe when verification is Required": {
+			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build), target(build, api.TargetRestarting, time.Minute)), Policy: policy(func(p *Policy) { p.Spec.Verification = api.VerificationRequired }),
+				Workloads: world(set(build, func(w *Workload) {
+					w.Rollout.Done, w.RolledBy, w.Verification = true, "ops-1", &Verification{}
+				}))},
+			want: want{phase: api.PhaseFailed, events: []string{api.ReasonTargetFailed, api.ReasonFailed}, message: "1 of 1 target(s) failed"},
+		},
 		"does not take a done rollout of a version before its restart for the restart's health": {
 			in: Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build, api2), target(build, api.TargetRestarting, time.Second)), Policy: policy(),
 				Workloads: world(set(build, func(w *Workload) { w.Rollout.Done, w.RolledBy, w.LedgerHash = true, "ops-0", "hash-old" }))},
@@ -795,4 +836,27 @@ func hasReason(events []rolloutstatus.Event, reason string) bool {
 		}
 	}
 	return false
+}
+
+func TestTheVerifiedConditionSumsUpTheProbedTargets(t *testing.T) {
+	if c := verifiedCondition([]api.TargetStatus{{Kind: "Deployment", Name: "a", State: api.TargetSucceeded}}); c != nil {
+		t.Errorf("no target probed: %+v, want no condition", c)
+	}
+	c := verifiedCondition([]api.TargetStatus{{Kind: "Deployment", Name: "a", Verification: api.TargetVerified}, {Kind: "Deployment", Name: "b", Verification: api.TargetVerified}})
+	if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "2 probed target(s)") {
+		t.Errorf("all verified: %+v", c)
+	}
+	c = verifiedCondition([]api.TargetStatus{{Kind: "Deployment", Name: "a", Verification: api.TargetVerified},
+		{Kind: "Deployment", Name: "b", Verification: api.TargetNotVerified, Message: "not verified: b-1 serves 1a2b"}})
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != api.ReasonNotVerified || !strings.Contains(c.Message, "Deployment b (not verified: b-1 serves 1a2b)") {
+		t.Errorf("one not verified: %+v", c)
+	}
+	out := Next(Input{Now: now, Rollout: with(rollout(api.PhaseRestarting, build), target(build, api.TargetRestarting, time.Minute)), Policy: policy(),
+		Workloads: world(set(build, func(w *Workload) {
+			w.Rollout.Done, w.RolledBy = true, "ops-1"
+			w.Verification = &Verification{Probed: true, Answered: true, Verified: true, Message: "all 1 pod(s) serve"}
+		}))})
+	if c := apimeta.FindStatusCondition(out.Outcome.Status.Conditions, api.ConditionVerified); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("the rollout's Verified condition: %+v", c)
+	}
 }
