@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -286,6 +287,66 @@ func TestProbesRestartOnlyWhatServesAnOldCertificateAndVerifyTheRestart(t *testi
 	for name, want := range map[string]int{"hot": 1, "cold": 2, "stubborn": 2} {
 		if got := e.rollouts(name); got != want {
 			t.Errorf("%s rolled %d times, want %d", name, got-1, want-1)
+		}
+	}
+}
+
+func TestARolloutUnderVerificationRequiredFailsTheTargetThatStillServesItsOldCertificate(t *testing.T) {
+	opts := testOptions()
+	opts.Probes = true
+	e := newEnv(t, opts)
+	apps := newFakeApps(t, e)
+	e.opts.ProbeDialer = apps
+	ca := testgen.CA(t, "root")
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	for name, behaviour := range map[string]string{"cold": loadAtStart, "stubborn": stuck} {
+		apps.add(name, behaviour, "api-tls")
+		d := testgen.Deployment(e.ns, name, 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")}, testgen.WithAnnotation(api.AnnotationProbe, "8443"))
+		d.Labels = map[string]string{"role": "tls"}
+		e.deploy(d)
+	}
+	e.createPolicy("tls", api.RolloutPolicySpec{
+		Selector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "tls"}}, Order: api.OrderParallel, MaxConcurrent: 2,
+		HealthTimeout: metav1.Duration{Duration: 2 * time.Minute}, OnFailure: api.FailureContinue, Verification: api.VerificationRequired,
+	})
+	e.waitAvailable("cold")
+	e.waitAvailable("stubborn")
+	apps.started(context.Background())
+	e.start()
+	e.waitLedger("cold", "")
+	e.waitLedger("stubborn", "")
+
+	time.Sleep(1100 * time.Millisecond)
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api-2"), ca, nil)
+	ro := e.waitRollout(3*time.Minute, "the policy's CertRollout to finish", func(r *api.CertRollout) bool { return r.Status.Phase.Finished() })
+	if ro.Status.Phase != api.PhaseFailed {
+		t.Errorf("the rollout ended %s (%s); want Failed", ro.Status.Phase, ro.Status.Message)
+	}
+	stubbornPods := e.podNames("stubborn")
+	for _, tgt := range ro.Status.Targets {
+		switch tgt.Name {
+		case "cold":
+			if tgt.State != api.TargetSucceeded || tgt.Verification != api.TargetVerified {
+				t.Errorf("cold: %+v; want Succeeded and Verified", tgt)
+			}
+		case "stubborn":
+			if tgt.State != api.TargetFailed || tgt.Verification != api.TargetNotVerified {
+				t.Errorf("stubborn: %+v; want Failed and NotVerified", tgt)
+			}
+			for _, p := range stubbornPods {
+				if !strings.Contains(tgt.Message, p) {
+					t.Errorf("stubborn's failure does not name its pod %s: %s", p, tgt.Message)
+				}
+			}
+		}
+	}
+	c := apimeta.FindStatusCondition(ro.Status.Conditions, api.ConditionVerified)
+	if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "Deployment stubborn") || strings.Contains(c.Message, "Deployment cold") {
+		t.Errorf("the Verified condition: %+v; want False naming stubborn only", c)
+	}
+	for _, name := range []string{"cold", "stubborn"} {
+		if got := e.rollouts(name); got != 2 {
+			t.Errorf("%s rolled %d times, want once", name, got-1)
 		}
 	}
 }
