@@ -57,6 +57,16 @@ const (
 	// AnnotationVerification records, as JSON, what probes found after the pods were rolled or reloaded
 	// onto a set of certificates: {"hash", "verified", "how", "message", "at"}.
 	AnnotationVerification = "certrollout.io/verification"
+	// AnnotationReload is a workload's reload action, "METHOD URL" with no host in the URL ("POST
+	// http://:8080/-/reload"): instead of restarting it for renewed certificates, certrollout makes this
+	// call to each pod, probes until every pod serves them, and restarts only if they do not within
+	// AnnotationReloadTimeout (default 1m). Needs a TLS probe (AnnotationProbe) to verify the reload.
+	AnnotationReload = "certrollout.io/reload"
+	// AnnotationReloadTimeout is how long the pods may take to serve the certificates after the reload
+	// call (a Go duration, at most 1h).
+	AnnotationReloadTimeout = "certrollout.io/reload-timeout"
+	// AnnotationReloadAttempt records, as JSON, the last reload call: {"hash", "at", "failed", "message"}.
+	AnnotationReloadAttempt = "certrollout.io/reload-attempt"
 
 	// LabelPolicy names the RolloutPolicy a CertRollout the controller created follows (for kubectl -l).
 	LabelPolicy = "certrollout.io/policy"
@@ -119,6 +129,13 @@ const (
 	ReasonReloadedByItself = "ReloadedByItself"
 	// ReasonInvalidProbe: a workload's AnnotationProbe names a port its pods do not have.
 	ReasonInvalidProbe = "InvalidProbe"
+	// ReasonReloading: certrollout called the workload's reload hook (AnnotationReload) and waits for its
+	// pods to serve the new certificates.
+	ReasonReloading = "Reloading"
+	// ReasonReloaded: after the reload hook every pod serves the new certificates; nothing restarted.
+	ReasonReloaded = "Reloaded"
+	// ReasonInvalidReload: the workload's AnnotationReload or AnnotationReloadTimeout cannot be used.
+	ReasonInvalidReload = "InvalidReload"
 	// ReasonVerified: after a restart (or reload) every pod serves the new certificates, as probes showed.
 	ReasonVerified = "Verified"
 	// ReasonNotVerified: after a restart (or reload) some pod still serves an old certificate, or none

@@ -6,6 +6,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/decide"
 	"github.com/certrollout/certrollout/internal/probe"
 )
@@ -34,22 +35,34 @@ func newProber(o Options) *prober {
 	return &prober{Prober: probe.Prober{Dialer: o.ProbeDialer, Timeout: o.ProbeTimeout}, slots: make(chan struct{}, 4*probesPerWorkload)}
 }
 
-// probeStale probes the pods a start-time rule would call stale, when the outcome can change the
-// decision: the certificates changed since the ledger was written, and the workload declares TLS ports.
-// It sets each probed pod's Serves and returns why the workload's probe declaration is unusable ("" when
-// it is fine), for the reconciler to report.
-func (r *gatherer) probeStale(ctx context.Context, k kind, obj client.Object, in *decide.Input) string {
-	if r.prober == nil || in.Set.Empty() || decide.ReadLedger(in.Workload.Annotations).Hash == in.Set.Hash {
-		return ""
+// observeServing reads the workload's probe and reload declarations into in and, when the outcome can
+// change the decision (the certificates changed since the ledger was written), probes the pods a
+// start-time rule would call stale, setting each probed pod's Serves. It returns what is wrong with the
+// declarations, when that matters to this decision, for the caller to report; an unusable reload hook is
+// ignored and a bad probe entry dropped.
+func (r *gatherer) observeServing(ctx context.Context, k kind, obj client.Object, in *decide.Input) []problem {
+	h, declared, reloadErr := decide.ParseReloadHook(obj.GetAnnotations())
+	if declared && reloadErr == nil {
+		in.Reload = &h
+	}
+	if in.Set.Empty() || decide.ReadLedger(in.Workload.Annotations).Hash == in.Set.Hash {
+		return nil // nothing to decide: what the pods serve changes nothing
+	}
+	var problems []problem
+	if reloadErr != nil {
+		problems = append(problems, problem{api.ReasonInvalidReload, reloadErr.Error() + "; the workload is restarted instead"})
+	}
+	if r.prober == nil {
+		return problems
 	}
 	ports, err := probe.Ports(obj.GetAnnotations(), k.podSpec(obj))
-	problem := ""
 	if err != nil {
-		problem = err.Error()
+		problems = append(problems, problem{api.ReasonInvalidProbe, err.Error() + "; those entries are not probed"})
 	}
 	if len(ports) == 0 {
-		return problem
+		return problems
 	}
+	in.Probed = true
 	var todo []int
 	for i, p := range in.Pods {
 		if p.IP != "" && decide.Stale(p.Started, in.Set.IssuedAt) && len(todo) < maxProbedPods {
@@ -57,8 +70,11 @@ func (r *gatherer) probeStale(ctx context.Context, k kind, obj client.Object, in
 		}
 	}
 	r.prober.judge(ctx, in.Pods, todo, ports, probe.ServerName(in.Set.ServerNames), in.Set.Fingerprints)
-	return problem
+	return problems
 }
+
+// problem is something wrong with a workload's declarations, reported as a Warning Event with reason.
+type problem struct{ reason, message string }
 
 // judge probes pods[i] for each i in todo and records the verdict in pods[i].Serves.
 func (p *prober) judge(ctx context.Context, pods []decide.Pod, todo []int, ports []probe.Port, serverName string, expected []string) {

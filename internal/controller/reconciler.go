@@ -67,14 +67,14 @@ func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if problem := r.probeStale(ctx, r.kind, obj, &in); problem != "" {
-		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, api.ReasonInvalidProbe, "Probe", "%s", fitNote(problem+"; the pods are judged by their start time"))
+	for _, p := range r.observeServing(ctx, r.kind, obj, &in) {
+		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, p.reason, "Probe", "%s", fitNote(p.message))
 	}
 	d := decide.Restart(in)
 	ctrl.LoggerFrom(ctx).V(1).Info("Decided", "workload", klog.KObj(obj), "kind", r.kind.name, "action", d.Action,
 		"reason", d.Reason, "stalePods", len(d.StalePods), "hash", d.Set.Hash, "message", d.Message, "requeueAfter", d.RequeueAfter)
 	r.report(obj, in, d)
-	res, err := r.act(ctx, obj, d, in.Now, issuers)
+	res, err := r.act(ctx, obj, d, in, issuers)
 	if err != nil {
 		return res, err
 	}
@@ -248,13 +248,15 @@ func (r *gatherer) jobPods(cj *batchv1.CronJob) ([]decide.Pod, error) {
 	return out, nil
 }
 
-func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d decide.Decision, now time.Time, issuers []string) (ctrl.Result, error) {
-	log := ctrl.LoggerFrom(ctx)
+func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d decide.Decision, in decide.Input, issuers []string) (ctrl.Result, error) {
+	log, now := ctrl.LoggerFrom(ctx), in.Now
 	switch d.Action {
 	case decide.ActionNone:
 		return ctrl.Result{}, nil
 	case decide.ActionDelegate:
 		return ctrl.Result{}, nil
+	case decide.ActionReload:
+		return r.reload(ctx, obj, d, in)
 	case decide.ActionWait:
 		return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
 	case decide.ActionBlock:
@@ -265,8 +267,8 @@ func (r *workloadReconciler) act(ctx context.Context, obj client.Object, d decid
 		if err := restart.Record(ctx, r.client, obj, d, now); err != nil {
 			return ctrl.Result{}, err
 		}
-		if d.Reason == api.ReasonReloadedByItself {
-			r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, api.ReasonReloadedByItself, "Probe", "%s", fitNote(d.Message))
+		if d.Reason == api.ReasonReloadedByItself || d.Reason == api.ReasonReloaded {
+			r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, d.Reason, "Probe", "%s", fitNote(d.Message))
 		}
 		return ctrl.Result{}, nil
 	case decide.ActionRestart:
@@ -313,7 +315,7 @@ func (r *workloadReconciler) report(obj client.Object, in decide.Input, d decide
 		current:  d.Set.NotAfter.Unix(),
 		older:    olderNotAfter(obj.GetAnnotations(), d.Set.Hash),
 	}
-	if in.Reloads() || in.ServesCurrent() || d.Reason == api.ReasonReloadedByItself {
+	if in.Reloads() || in.ServesCurrent() || d.Reason == api.ReasonReloadedByItself || d.Reason == api.ReasonReloaded {
 		// No pod is stale: the processes reload, or probes saw every pod serve the current set
 		// (decide.Stale of a zero issuance).
 		s.issuedAt = time.Time{}

@@ -218,9 +218,9 @@ type Workload struct {
 	// Input is what the decision was made from (pods, certificate set, ledger annotations, time).
 	Input    decide.Input
 	Decision decide.Decision
-	// ProbeProblem says why its probe declaration (certrollout.io/probe) is unusable; "" when it is fine or
-	// probes are off (Options.Probes).
-	ProbeProblem string
+	// ProbeProblem says why its probe or reload declaration (certrollout.io/probe, certrollout.io/reload)
+	// is unusable; "" when both are fine.
+	ProbeProblems []string
 	// Policy is the RolloutPolicy that governs it; nil when none does.
 	Policy *PolicyView
 }
@@ -346,7 +346,9 @@ func (s *Snapshot) workload(ctx context.Context, k kind, obj client.Object, poli
 	if err != nil {
 		return Workload{}, false, err
 	}
-	w.ProbeProblem = s.disc.probeStale(ctx, k, obj, &in)
+	for _, p := range s.disc.observeServing(ctx, k, obj, &in) {
+		w.ProbeProblems = append(w.ProbeProblems, p.message)
+	}
 	w.Input, w.Decision = in, decide.Restart(in)
 	if in.Policy != "" {
 		key := w.Namespace + "/" + in.Policy

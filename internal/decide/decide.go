@@ -63,6 +63,9 @@ const (
 	// ActionDelegate: the restart is due, but a RolloutPolicy governs the workload, so it happens through
 	// the policy's CertRollout.
 	ActionDelegate Action = "Delegate"
+	// ActionReload: call the workload's reload hook on its pods instead of restarting them, and record
+	// the attempt (ReloadAttempt).
+	ActionReload Action = "Reload"
 )
 
 // Workload is what the decision needs to know about the object that owns the pods.
@@ -129,6 +132,11 @@ type Input struct {
 	// NeverRefreshed is set when the workload reads a certificate through an environment variable or a
 	// subPath mount, which the kubelet never updates: such a workload cannot reload it, whatever it says.
 	NeverRefreshed bool
+	// Probed is set when the workload's pods were probed for what they serve (it declares TLS ports and
+	// probes are on): a reload can then be verified.
+	Probed bool
+	// Reload is the workload's reload hook (api.AnnotationReload), nil when it has none or it is invalid.
+	Reload *ReloadHook
 	// Hold, when set, holds a due restart: the workload uses a leaf certificate that a CA cascade is about
 	// to re-issue, and restarting now would roll it twice (once for the CA, once for its leaf).
 	Hold *Hold
@@ -243,6 +251,7 @@ var chain = []check{
 	{"cooldown", cooldown},
 	{"budget", budget},
 	{"governed", governed},
+	{"reloadFirst", reloadFirst},
 }
 
 // Restart decides whether the workload restarts: it runs the chain.
@@ -274,7 +283,7 @@ func Restart(in Input) Decision {
 	if f.ledger.Hash == "" {
 		reason, msg = api.ReasonStalePods, fmt.Sprintf("%d pod(s) started before the certificates they use were issued at %s", len(f.stale), in.Set.IssuedAt.Format(time.RFC3339))
 	}
-	msg += probedNote(f)
+	msg += probedNote(f) + reloadNote(in)
 	return Decision{Action: ActionRestart, Reason: reason, Message: msg, Set: in.Set, StalePods: f.stale, ReloadedPods: f.reloaded}
 }
 
@@ -316,6 +325,10 @@ func reloadedByItself(in Input, f facts) *Decision {
 	d := &Decision{Action: ActionRecord, Reason: api.ReasonReloadedByItself,
 		Message: fmt.Sprintf("reloaded by itself: %d pod(s) started before the certificates were issued at %s but already serve %s (probed); not restarted",
 			len(f.reloaded), in.Set.IssuedAt.Format(time.RFC3339), in.Set.Hash)}
+	if a, ok := ReadReloadAttempt(in.Workload.Annotations); ok && a.Hash == in.Set.Hash && in.Reload != nil {
+		d.Reason = api.ReasonReloaded
+		d.Message = fmt.Sprintf("reloaded through its hook %s: %d pod(s) serve %s (probed); not restarted", in.Reload, len(f.reloaded), in.Set.Hash)
+	}
 	if !f.enabled {
 		d.Action = ActionNone
 	}

@@ -22,9 +22,12 @@ import (
 // Record writes the ledger: the workload's pods run on d.Set.
 func Record(ctx context.Context, c client.Client, obj client.Object, d decide.Decision, now time.Time) error {
 	a := ledger(d, time.Time{})
-	if d.Reason == api.ReasonReloadedByItself {
+	switch d.Reason {
+	case api.ReasonReloadedByItself:
 		// The probes that found the pods serving the set are its verification.
 		a[api.AnnotationVerification] = decide.Verification{Hash: d.Set.Hash, Verified: true, How: decide.HowReloadedByItself, Message: d.Message, At: now}.Annotation()
+	case api.ReasonReloaded:
+		a[api.AnnotationVerification] = decide.Verification{Hash: d.Set.Hash, Verified: true, How: decide.HowReloaded, Message: d.Message, At: now}.Annotation()
 	}
 	return patch(ctx, c, obj, a, nil)
 }
