@@ -1,10 +1,12 @@
 package controller
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +31,10 @@ const (
 	loadAtStart = "load-at-start"
 	// stuck serves the certificate it was built with, whatever happens.
 	stuck = "stuck"
+	// hooked loads its certificate at start and again when POST /-/reload on port 8080 asks it to.
+	hooked = "hooked"
+	// brokenHook loads its certificate at start; its reload endpoint answers 500.
+	brokenHook = "broken-hook"
 )
 
 // fakeApps plays the processes of kwok pods, which run none: it is the controller's ProbeDialer, and a
@@ -43,6 +49,7 @@ type fakeApps struct {
 	apps   map[string]fakeApp
 	loaded map[string]tls.Certificate // by pod: what a load-at-start pod loaded
 	dials  map[string]int             // by pod
+	hooks  map[string]int             // by pod: reload calls
 }
 
 type fakeApp struct {
@@ -52,7 +59,7 @@ type fakeApp struct {
 }
 
 func newFakeApps(t *testing.T, e *env) *fakeApps {
-	return &fakeApps{t: t, cs: e.c.Client, ns: e.ns, apps: map[string]fakeApp{}, loaded: map[string]tls.Certificate{}, dials: map[string]int{}}
+	return &fakeApps{t: t, cs: e.c.Client, ns: e.ns, apps: map[string]fakeApp{}, loaded: map[string]tls.Certificate{}, dials: map[string]int{}, hooks: map[string]int{}}
 }
 
 // add declares the app of the pods labelled app=name.
@@ -83,13 +90,16 @@ func (f *fakeApps) started(ctx context.Context) {
 }
 
 func (f *fakeApps) DialContext(ctx context.Context, _, address string) (net.Conn, error) {
-	host, _, err := net.SplitHostPort(address)
+	host, port, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, err
 	}
 	pod, err := f.podAt(ctx, host)
 	if err != nil {
 		return nil, err
+	}
+	if port == "8080" {
+		return f.reloadEndpoint(pod)
 	}
 	cert, err := f.certFor(ctx, pod)
 	if err != nil {
@@ -132,16 +142,64 @@ func (f *fakeApps) certFor(ctx context.Context, pod *corev1.Pod) (tls.Certificat
 		return tls.Certificate{}, fmt.Errorf("pod %s: connection refused (no app)", pod.Name)
 	case a.behaviour == stuck:
 		return a.fixed, nil
-	case a.behaviour == loadAtStart && wasLoaded:
+	case a.behaviour != hotReload && wasLoaded:
 		return loaded, nil
 	}
 	cert := f.secretCert(ctx, a.secret)
-	if a.behaviour == loadAtStart {
+	if a.behaviour != hotReload {
 		f.mu.Lock()
 		f.loaded[pod.Name] = cert
 		f.mu.Unlock()
 	}
 	return cert, nil
+}
+
+// reloadEndpoint answers one HTTP request on the pod's port 8080: POST /-/reload makes a hooked app load
+// its Secret again; a broken hook answers 500.
+func (f *fakeApps) reloadEndpoint(pod *corev1.Pod) (net.Conn, error) {
+	f.mu.Lock()
+	a, ok := f.apps[pod.Labels["app"]]
+	f.mu.Unlock()
+	if !ok || (a.behaviour != hooked && a.behaviour != brokenHook) {
+		return nil, fmt.Errorf("pod %s port 8080: connection refused", pod.Name)
+	}
+	client, server := net.Pipe()
+	go func() {
+		defer func() { _ = server.Close() }()
+		req, err := http.ReadRequest(bufio.NewReader(server))
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		f.hooks[pod.Name]++
+		f.mu.Unlock()
+		status, body := "200 OK", "reloaded"
+		switch {
+		case req.Method != http.MethodPost || req.URL.Path != "/-/reload":
+			status, body = "404 Not Found", "no such endpoint"
+		case a.behaviour == brokenHook:
+			status, body = "500 Internal Server Error", "cannot read the new key"
+		default:
+			cert := f.secretCert(context.Background(), a.secret)
+			f.mu.Lock()
+			f.loaded[pod.Name] = cert
+			f.mu.Unlock()
+		}
+		_, _ = fmt.Fprintf(server, "HTTP/1.1 %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", status, len(body), body)
+	}()
+	return client, nil
+}
+
+func (f *fakeApps) hookCalls(app string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for pod, calls := range f.hooks {
+		if strings.HasPrefix(pod, app+"-") {
+			n += calls
+		}
+	}
+	return n
 }
 
 func (f *fakeApps) secretCert(ctx context.Context, name string) tls.Certificate {
@@ -347,6 +405,66 @@ func TestARolloutUnderVerificationRequiredFailsTheTargetThatStillServesItsOldCer
 	for _, name := range []string{"cold", "stubborn"} {
 		if got := e.rollouts(name); got != 2 {
 			t.Errorf("%s rolled %d times, want once", name, got-1)
+		}
+	}
+}
+
+func TestAReloadHookAppIsReloadedAndVerifiedAndABrokenHookFallsBackToOneRestart(t *testing.T) {
+	opts := testOptions()
+	opts.Probes = true
+	e := newEnv(t, opts)
+	apps := newFakeApps(t, e)
+	e.opts.ProbeDialer = apps
+	ca := testgen.CA(t, "root")
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	for name, behaviour := range map[string]string{"hooked": hooked, "broken": brokenHook} {
+		apps.add(name, behaviour, "api-tls")
+		e.deploy(testgen.Deployment(e.ns, name, 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")},
+			testgen.WithAnnotation(api.AnnotationEnabled, "true"), testgen.WithAnnotation(api.AnnotationProbe, "8443"),
+			testgen.WithAnnotation(api.AnnotationReload, "POST http://:8080/-/reload"), testgen.WithAnnotation(api.AnnotationReloadTimeout, "20s")))
+	}
+	e.waitAvailable("hooked")
+	e.waitAvailable("broken")
+	apps.started(context.Background())
+	e.start()
+	e.waitLedger("hooked", "")
+	e.waitLedger("broken", "")
+	before := e.get("hooked").Annotations[api.AnnotationCertificateHash]
+
+	time.Sleep(1100 * time.Millisecond)
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api-2"), ca, nil)
+	hash := ""
+	clustertest.Eventually(t, 2*time.Minute, "both ledgers to name the renewed certificates", func(context.Context) (bool, error) {
+		hash = e.get("hooked").Annotations[api.AnnotationCertificateHash]
+		return hash != before && e.get("broken").Annotations[api.AnnotationCertificateHash] == hash, nil
+	})
+
+	v := e.verification("hooked", hash)
+	if !v.Verified || v.How != decide.HowReloaded {
+		t.Errorf("hooked's verification: %+v; want verified, reloaded", v)
+	}
+	if calls := apps.hookCalls("hooked"); calls != 2 {
+		t.Errorf("hooked's reload hook was called %d times, want once per pod (2)", calls)
+	}
+	if msg := e.eventMessage("hooked", api.ReasonReloaded); !strings.Contains(msg, "reloaded through its hook") {
+		t.Errorf("hooked's Reloaded Event: %q", msg)
+	}
+
+	e.waitAvailable("broken")
+	if msg := e.eventMessage("broken", api.ReasonReloading); !strings.Contains(msg, "500 Internal Server Error: cannot read the new key") {
+		t.Errorf("broken's Reloading Event does not quote the failure: %q", msg)
+	}
+	if msg := e.eventMessage("broken", api.ReasonRestarted); !strings.Contains(msg, "its reload hook failed") {
+		t.Errorf("broken's restart does not say why the reload did not do: %q", msg)
+	}
+	if v := e.verification("broken", hash); !v.Verified || v.How != decide.HowRestarted {
+		t.Errorf("broken's verification after its restart: %+v", v)
+	}
+
+	e.quietly(3*time.Second, "hooked", "broken")
+	for name, want := range map[string]int{"hooked": 1, "broken": 2} {
+		if got := e.rollouts(name); got != want {
+			t.Errorf("%s rolled %d times, want %d", name, got-1, want-1)
 		}
 	}
 }
