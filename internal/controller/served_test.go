@@ -468,3 +468,55 @@ func TestAReloadHookAppIsReloadedAndVerifiedAndABrokenHookFallsBackToOneRestart(
 		}
 	}
 }
+
+func TestAPodWhoseContainersRestartedInPlaceAfterTheRenewalIsCurrent(t *testing.T) {
+	e := newEnv(t, testOptions())
+	ctx := context.Background()
+	ca := testgen.CA(t, "root")
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	e.deploy(deployment(e.ns, "inplace", true, testgen.WithSecretVolume("api-tls")))
+	e.deploy(deployment(e.ns, "control", true, testgen.WithSecretVolume("api-tls")))
+	e.waitAvailable("inplace")
+	e.waitAvailable("control")
+	e.start()
+	e.waitLedger("inplace", "")
+	e.waitLedger("control", "")
+	before := e.get("inplace").Annotations[api.AnnotationCertificateHash]
+	e.stop()
+
+	// Renewed while no controller runs; then the kubelet restarts inplace's containers where they are
+	// (container restart rules), as it records in their status: same pods, new start times.
+	time.Sleep(1100 * time.Millisecond)
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api-2"), ca, nil)
+	time.Sleep(1100 * time.Millisecond)
+	restartedAt := metav1.NewTime(time.Now().Truncate(time.Second))
+	pods, err := e.c.Client.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{LabelSelector: "app=inplace"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		for j := range p.Status.ContainerStatuses {
+			cs := &p.Status.ContainerStatuses[j]
+			cs.RestartCount++
+			cs.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: restartedAt}}
+		}
+		if _, err := e.c.Client.CoreV1().Pods(e.ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	e.start()
+	clustertest.Eventually(t, time.Minute, "both ledgers to name the renewed certificates", func(context.Context) (bool, error) {
+		h := e.get("inplace").Annotations[api.AnnotationCertificateHash]
+		return h != before && e.get("control").Annotations[api.AnnotationCertificateHash] == h, nil
+	})
+	e.waitAvailable("control")
+	e.quietly(3*time.Second, "inplace", "control")
+	if got := e.rollouts("inplace"); got != 1 {
+		t.Errorf("inplace, whose containers restarted after the renewal, rolled %d times; want none", got-1)
+	}
+	if got := e.rollouts("control"); got != 2 {
+		t.Errorf("control, whose pods predate the renewal, rolled %d times; want once", got-1)
+	}
+}
