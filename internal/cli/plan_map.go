@@ -159,7 +159,7 @@ func held(p *WorkloadPlan, d decide.Decision, gate orchestrate.Gate) bool {
 			return true
 		}
 		return !gate.Open
-	case decide.ActionNone, decide.ActionRecord, decide.ActionRestart:
+	case decide.ActionNone, decide.ActionRecord, decide.ActionRestart, decide.ActionReload:
 	}
 	return false
 }
@@ -216,9 +216,17 @@ func nextStep(p *WorkloadPlan, d decide.Decision, now time.Time, gate orchestrat
 		}
 		return "nothing", nil
 	case decide.ActionRecord:
+		switch d.Reason {
+		case api.ReasonReloadedByItself:
+			return "records the current certificates on the workload; no restart: its pods reloaded them by themselves (they serve them, probed)", nil
+		case api.ReasonReloaded:
+			return "records the current certificates on the workload; no restart: its reload hook worked (its pods serve them, probed)", nil
+		}
 		return "records the current certificates on the workload; no restart (the pods already run on them)", nil
 	case decide.ActionRestart:
 		return "restarts it now", nil
+	case decide.ActionReload:
+		return "calls its reload hook on each pod now, then probes them; restarts it if they do not serve the new certificates in time", nil
 	case decide.ActionBlock:
 		return "nothing it can do: " + d.Message, nil
 	case decide.ActionWait:
@@ -231,6 +239,8 @@ func nextStep(p *WorkloadPlan, d decide.Decision, now time.Time, gate orchestrat
 			what = "waits for the settle period"
 		case api.ReasonCascadeInProgress:
 			what = "waits for the CA cascade to re-issue its leaf (" + d.Message + ")"
+		case api.ReasonReloading:
+			what = "waits for its pods to serve the new certificates after its reload hook"
 		}
 		if p.Policy != nil {
 			return fmt.Sprintf("%s, then hands it to RolloutPolicy %s, at %s", what, p.Policy.Name, at.Format(time.RFC3339)), &at

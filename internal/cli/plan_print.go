@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/cagraph"
 	"github.com/certrollout/certrollout/internal/decide"
 )
@@ -101,9 +102,17 @@ func shortAction(p *WorkloadPlan, now time.Time) string {
 	case decide.ActionNone:
 		return "none"
 	case decide.ActionRecord:
+		if p.Reason == api.ReasonReloadedByItself {
+			return "reloaded by itself"
+		}
+		if p.Reason == api.ReasonReloaded {
+			return "reloaded"
+		}
 		return "record"
 	case decide.ActionRestart:
 		return "restart now"
+	case decide.ActionReload:
+		return "reload now"
 	case decide.ActionBlock:
 		return "blocked"
 	case decide.ActionWait:

@@ -144,7 +144,7 @@ func planRow(p *WorkloadPlan, now time.Time) htmlreport.Row {
 func actionCell(p *WorkloadPlan, now time.Time) htmlreport.Cell {
 	class := ""
 	switch decide.Action(p.Action) {
-	case decide.ActionRestart, decide.ActionDelegate:
+	case decide.ActionRestart, decide.ActionDelegate, decide.ActionReload:
 		class = "good"
 	case decide.ActionBlock:
 		class = "bad"
