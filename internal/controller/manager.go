@@ -328,6 +328,7 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		} else {
 			b = b.For(k.newObj(), builder.WithPredicates(changed)).WatchesRawSource(pods.source(nil))
 		}
+		b = watchBundles(b, disc, k, o, r.recorder)
 		err := b.
 			Watches(&corev1.Secret{}, sourceHandler(mgr.GetClient(), pods, k, o.SettlePeriod)).
 			Watches(&corev1.ConfigMap{}, sourceHandler(mgr.GetClient(), pods, k, o.SettlePeriod)).
