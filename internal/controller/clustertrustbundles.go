@@ -229,4 +229,3 @@ func containsObject(list []client.Object, o client.Object) bool {
 	}
 	return false
 }
-

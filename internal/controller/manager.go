@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	certificatesv1beta1 "k8s.io/api/certificates/v1beta1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -270,6 +271,8 @@ func cacheOptions(namespaces []string, leaseNamespace string) cache.Options {
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:    {Transform: inventory.Transform, Field: fields.OneTermNotEqualSelector("type", HelmReleaseSecretType)},
 			&corev1.ConfigMap{}: {Transform: inventory.Transform},
+			// Cached only by the cluster-wide controller, when served (clustertrustbundles.go).
+			&certificatesv1beta1.ClusterTrustBundle{}: {Transform: inventory.TransformBundle},
 			// Only the node agents' Lease, and only control-plane Nodes, are ever read (cluster-wide
 			// controller only): node heartbeats and worker Nodes stay out of the cache.
 			&coordinationv1.Lease{}: lease,

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	certificatesv1beta1 "k8s.io/api/certificates/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/certrollout/certrollout/internal/certs"
 	"github.com/certrollout/certrollout/internal/consumers"
@@ -112,4 +114,26 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// bundleWriteFields is the one managedFields entry TransformBundle keeps: enough for bundleWriteTime.
+var bundleWriteFields = []byte(`{"f:spec":{"f:trustBundle":{}}}`)
+
+// TransformBundle is the cache transform of ClusterTrustBundles: it keeps, of managedFields, only when
+// spec.trustBundle was last written (what the settle period and the issuance time read), and drops the
+// last-applied annotation, which may embed the whole bundle a second time.
+func TransformBundle(obj any) (any, error) {
+	b, ok := obj.(*certificatesv1beta1.ClusterTrustBundle)
+	if !ok {
+		return obj, nil
+	}
+	written := bundleWriteTime(b)
+	b.ManagedFields = nil
+	if !written.IsZero() {
+		at := metav1.NewTime(written)
+		b.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: reducedManager, Operation: metav1.ManagedFieldsOperationUpdate,
+			Time: &at, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: bundleWriteFields}}}
+	}
+	delete(b.Annotations, corev1.LastAppliedConfigAnnotation)
+	return b, nil
 }
