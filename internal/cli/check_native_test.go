@@ -43,7 +43,7 @@ func TestPodCertificateRequestsOfAnyVersionAreItemsOnceIssued(t *testing.T) {
 	if it.Certificate == nil || it.Certificate.CommonName != "web-0" || it.Certificates != 2 {
 		t.Errorf("the item's certificate is not the pod's own leaf first: %+v (%d)", it.Certificate, it.Certificates)
 	}
-	if len(it.Consumers) != 1 || it.Consumers[0] != (CheckConsumer{Kind: "Pod", Name: "web-0"}) {
+	if len(it.Consumers) != 1 || it.Consumers[0].Kind != "Pod" || it.Consumers[0].Name != "web-0" {
 		t.Errorf("consumers = %+v, want the pod", it.Consumers)
 	}
 	if _, ok := podCertificateItem(&pcrs[1]); ok {
