@@ -8,6 +8,8 @@ import (
 	certificatesv1beta1 "k8s.io/api/certificates/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
@@ -43,11 +45,11 @@ const ReasonTrustBundleChanged = "TrustBundleChanged"
 // bundlesServed reports whether the controller can follow ClusterTrustBundles: it is cluster-wide, the
 // cluster serves certificates.k8s.io/v1beta1 ClusterTrustBundles, and it may list them. Each "no" is
 // logged once and the controller carries on without them, as it does on clusters before 1.33.
-func bundlesServed(ctx context.Context, mgr manager.Manager, direct client.Reader, namespaces []string) (bool, error) {
+func bundlesServed(ctx context.Context, mapper apimeta.RESTMapper, scheme *runtime.Scheme, direct client.Reader, namespaces []string) (bool, error) {
 	if len(namespaces) > 0 {
 		return false, nil // tenant installs hold no cluster-scoped rights
 	}
-	served, err := isServed(mgr.GetRESTMapper(), mgr.GetScheme(), &certificatesv1beta1.ClusterTrustBundle{})
+	served, err := isServed(mapper, scheme, &certificatesv1beta1.ClusterTrustBundle{})
 	if err != nil {
 		return false, err
 	}

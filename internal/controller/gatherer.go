@@ -72,7 +72,7 @@ func newGatherer(ctx context.Context, mgr manager.Manager, direct client.Reader,
 			}
 		}
 	}
-	if caps.bundles, err = bundlesServed(ctx, mgr, direct, o.Namespaces); err != nil {
+	if caps.bundles, err = bundlesServed(ctx, mgr.GetRESTMapper(), mgr.GetScheme(), direct, o.Namespaces); err != nil {
 		return nil, err
 	}
 	if caps.bundles {
