@@ -38,10 +38,6 @@ import (
 // reconcile resolves the selector.
 const bundleSignerIndex = "certrollout.io/bundle-signers"
 
-// ReasonTrustBundleChanged is the Event a consuming workload gets when the CAs of a ClusterTrustBundle it
-// projects change, saying whether the change only adds CAs (the safe trust-first step) or removes some.
-const ReasonTrustBundleChanged = "TrustBundleChanged"
-
 // bundlesServed reports whether the controller can follow ClusterTrustBundles: it is cluster-wide, the
 // cluster serves certificates.k8s.io/v1beta1 ClusterTrustBundles, and it may list them. Each "no" is
 // logged once and the controller carries on without them, as it does on clusters before 1.33.
@@ -150,7 +146,7 @@ func bundleHandler(c client.Reader, k kind, o Options, recorder events.EventReco
 		}
 		for _, obj := range users {
 			if change != nil {
-				recorder.Eventf(obj, b, corev1.EventTypeNormal, ReasonTrustBundleChanged, "Detect", "%s",
+				recorder.Eventf(obj, b, corev1.EventTypeNormal, api.ReasonTrustBundleChanged, "Detect", "%s",
 					fitNote(fmt.Sprintf("ClusterTrustBundle %s %s", b.Name, change)))
 			}
 			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}}, o.SettlePeriod)

@@ -111,13 +111,13 @@ func quietly(d time.Duration, a *env, aName string, b *env, bName string) {
 // waitBundleEvent waits for a TrustBundleChanged Event on the Deployment whose note contains says.
 func waitBundleEvent(e *env, name, says string) {
 	e.t.Helper()
-	clustertest.Eventually(e.t, 30*time.Second, fmt.Sprintf("a %s Event on %s saying %q", ReasonTrustBundleChanged, name, says), func(ctx context.Context) (bool, error) {
+	clustertest.Eventually(e.t, 30*time.Second, fmt.Sprintf("a %s Event on %s saying %q", api.ReasonTrustBundleChanged, name, says), func(ctx context.Context) (bool, error) {
 		evs, err := e.c.Client.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=" + name})
 		if err != nil {
 			return false, err
 		}
 		for _, ev := range evs.Items {
-			if ev.Reason == ReasonTrustBundleChanged && strings.Contains(ev.Note, says) {
+			if ev.Reason == api.ReasonTrustBundleChanged && strings.Contains(ev.Note, says) {
 				return true, nil
 			}
 		}
