@@ -55,7 +55,7 @@ func bundlesServed(ctx context.Context, mapper apimeta.RESTMapper, scheme *runti
 	}
 	err = direct.List(ctx, &certificatesv1beta1.ClusterTrustBundleList{}, client.Limit(1))
 	if apierrors.IsForbidden(err) {
-		ctrl.Log.Info("ClusterTrustBundles are not followed: the controller may not list them (grant the RBAC of config/rbac or the Helm chart)", "error", err.Error())
+		ctrl.Log.Info("ClusterTrustBundles are not followed: the controller may not list them (grant the RBAC of config/rbac or the Helm chart)", "err", err.Error())
 		return false, nil
 	}
 	return err == nil, err
@@ -141,7 +141,7 @@ func bundleHandler(c client.Reader, k kind, o Options, recorder events.EventReco
 	wake := func(ctx context.Context, b *certificatesv1beta1.ClusterTrustBundle, change *inventory.CAChange, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		users, err := bundleUsers(ctx, c, k, b)
 		if err != nil {
-			log.FromContext(ctx).Error(err, "Failed to find the workloads that project a ClusterTrustBundle", "clustertrustbundle", b.Name)
+			log.FromContext(ctx).Error(err, "Failed to find the workloads that project a ClusterTrustBundle", "object", "ClusterTrustBundle/"+b.Name)
 			return
 		}
 		for _, obj := range users {
