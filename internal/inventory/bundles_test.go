@@ -6,8 +6,10 @@ import (
 	"encoding/pem"
 	"strings"
 	"testing"
+	"time"
 
 	certificatesv1beta1 "k8s.io/api/certificates/v1beta1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/certrollout/certrollout/internal/consumers"
@@ -91,5 +93,32 @@ func TestCompareCAs(t *testing.T) {
 				t.Errorf("String() = %q, want it to contain %q", c.String(), tc.says)
 			}
 		})
+	}
+}
+
+// The cache keeps of a bundle only when its trustBundle was written: the issuance time the decision reads.
+func TestTransformBundleKeepsOnlyTheTrustBundleWriteTime(t *testing.T) {
+	ca := testgen.CA(t, "a")
+	early, late := metav1.NewTime(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)), metav1.NewTime(time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC))
+	b := bundle("roots", ca.PEM())
+	b.Annotations = map[string]string{corev1.LastAppliedConfigAnnotation: "{...}", "keep": "me"}
+	b.ManagedFields = []metav1.ManagedFieldsEntry{
+		{Manager: "kubectl", Time: &early, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:trustBundle":{}}}`)}},
+		{Manager: "labeller", Time: &late, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{}}}`)}},
+	}
+	out, err := TransformBundle(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*certificatesv1beta1.ClusterTrustBundle)
+	if len(got.ManagedFields) != 1 || !got.ManagedFields[0].Time.Equal(&early) {
+		t.Errorf("managedFields = %+v, want one entry at the trustBundle write %s", got.ManagedFields, early)
+	}
+	ref := consumers.Ref{Kind: consumers.KindClusterTrustBundle, Name: "roots"}
+	if w := FromClusterTrustBundles(ref, []certificatesv1beta1.ClusterTrustBundle{*got}).DataWrittenAt; !w.Equal(early.Time) {
+		t.Errorf("DataWrittenAt of the transformed bundle = %s, want %s", w, early)
+	}
+	if _, ok := got.Annotations[corev1.LastAppliedConfigAnnotation]; ok || got.Annotations["keep"] != "me" {
+		t.Errorf("annotations = %v, want only the last-applied one dropped", got.Annotations)
 	}
 }
