@@ -24,6 +24,7 @@ import (
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/consumers"
+	"github.com/certrollout/certrollout/internal/decide"
 	"github.com/certrollout/certrollout/internal/inventory"
 )
 
@@ -145,7 +146,8 @@ func bundleHandler(c client.Reader, k kind, o Options, recorder events.EventReco
 			return
 		}
 		for _, obj := range users {
-			if change != nil {
+			// Only workloads certrollout may restart hear of it, as only they would be rolled.
+			if change != nil && decide.Enabled(obj.GetAnnotations(), o.Auto) {
 				recorder.Eventf(obj, b, corev1.EventTypeNormal, api.ReasonTrustBundleChanged, "Detect", "%s",
 					fitNote(fmt.Sprintf("ClusterTrustBundle %s %s", b.Name, change)))
 			}

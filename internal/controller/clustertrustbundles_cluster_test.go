@@ -53,7 +53,10 @@ func TestAClusterTrustBundleChangeRollsItsConsumersInEveryNamespaceOnce(t *testi
 
 	e.deploy(deployment(e.ns, "by-name", true, testgen.WithProjectedSources("ca", testgen.BundleByName(bundle.Name))))
 	other.deploy(deployment(other.ns, "by-signer", true, testgen.WithProjectedSources("ca", testgen.BundleBySigner(signer, map[string]string{"tier": "prod"}))))
+	// A consumer that did not opt in is neither rolled nor told.
+	e.deploy(deployment(e.ns, "bystander", false, testgen.WithProjectedSources("ca", testgen.BundleByName(bundle.Name))))
 	e.waitAvailable("by-name")
+	e.waitAvailable("bystander")
 	other.waitAvailable("by-signer")
 	logs := e.logJSON(1)
 	t.Cleanup(func() {
@@ -72,11 +75,11 @@ func TestAClusterTrustBundleChangeRollsItsConsumersInEveryNamespaceOnce(t *testi
 	if ledgerName[api.AnnotationCertificateHash] != ledgerSigner[api.AnnotationCertificateHash] {
 		t.Errorf("the two consumers of one bundle record different certificates: %v and %v", ledgerName, ledgerSigner)
 	}
-	quietly(2*time.Second, e, "by-name", &other, "by-signer")
+	quietlyBoth(2*time.Second, e, "by-name", &other, "by-signer")
 
 	// The same CAs, reordered and with text around them: nothing to roll.
 	update([]byte("# corp roots\n"), oldB.PEM(), oldA.PEM())
-	quietly(4*time.Second, e, "by-name", &other, "by-signer")
+	quietlyBoth(4*time.Second, e, "by-name", &other, "by-signer")
 
 	// The next root joins the bundle: trust-first, every consumer rolls once and hears it only adds.
 	next := testgen.CA(t, "corp-root-c", testgen.WithValidity(time.Now().Add(-time.Hour), time.Now().Add(2*365*days)))
@@ -85,7 +88,13 @@ func TestAClusterTrustBundleChangeRollsItsConsumersInEveryNamespaceOnce(t *testi
 	waitRollouts(&other, "by-signer", 2)
 	waitBundleEvent(e, "by-name", "adds 1 CA only")
 	waitBundleEvent(&other, "by-signer", "adds 1 CA only")
-	quietly(4*time.Second, e, "by-name", &other, "by-signer")
+	quietlyBoth(4*time.Second, e, "by-name", &other, "by-signer")
+	if n := e.rollouts("bystander"); n != 1 {
+		t.Errorf("the Deployment that did not opt in rolled: %d ReplicaSets", n)
+	}
+	if told, err := e.hasEvent("bystander", "Normal", api.ReasonTrustBundleChanged)(ctx); err != nil || told {
+		t.Errorf("the Deployment that did not opt in got a %s Event (%v)", api.ReasonTrustBundleChanged, err)
+	}
 
 	// An old root leaves: one more roll each, and the Event says trust is removed.
 	update(oldB.PEM(), next.PEM())
@@ -93,11 +102,11 @@ func TestAClusterTrustBundleChangeRollsItsConsumersInEveryNamespaceOnce(t *testi
 	waitRollouts(&other, "by-signer", 3)
 	waitBundleEvent(e, "by-name", "removes 1 CA")
 	waitBundleEvent(&other, "by-signer", "removes 1 CA")
-	quietly(4*time.Second, e, "by-name", &other, "by-signer")
+	quietlyBoth(4*time.Second, e, "by-name", &other, "by-signer")
 }
 
-// quietly checks that neither Deployment rolls for d (each in its env's namespace).
-func quietly(d time.Duration, a *env, aName string, b *env, bName string) {
+// quietlyBoth checks that neither Deployment rolls for d (each in its env's namespace).
+func quietlyBoth(d time.Duration, a *env, aName string, b *env, bName string) {
 	before := [2]int{a.rollouts(aName), b.rollouts(bName)}
 	time.Sleep(d)
 	if got := a.rollouts(aName); got != before[0] {
