@@ -146,6 +146,9 @@ const (
 	// ReasonInvalidCA: a cascading issuer's CA cannot be read (its Secret is missing, or holds no
 	// certificate), so nothing it signed can be checked or re-issued.
 	ReasonInvalidCA = "InvalidCA"
+	// ReasonTrustBundleChanged: the CAs of a ClusterTrustBundle the workload projects changed; the
+	// message says whether the change only adds CAs (the trust-first step) or removes some.
+	ReasonTrustBundleChanged = "TrustBundleChanged"
 )
 
 // Reasons of a CertRollout's Events and conditions, both kinds (restarts and CA cascades).

@@ -54,6 +54,9 @@ func (o *CheckOptions) clusterItems(ctx context.Context, now time.Time) (*checkS
 		return nil, explain(err, o.Config())
 	}
 	s := buildClusterSection(ns, sources, workloads, certificates, o.selector, graph)
+	if err := o.addNativeItems(ctx, c, s, ns, workloads); err != nil {
+		return nil, explain(err, o.Config())
+	}
 	s.caIncomplete = snap.CAGraphIncomplete()
 	s.assumed = &o.Controller.Assumed
 	return s, nil

@@ -175,6 +175,8 @@ type CheckItem struct {
 	CAOf []CheckIssuerRef `json:"caOf,omitempty"`
 	// ControlPlane is set for the files of a control-plane node (Source.Kind ControlPlane).
 	ControlPlane *CheckNodeFile `json:"controlPlane,omitempty"`
+	// PodCertificate is set for a PodCertificateRequest (check_native.go).
+	PodCertificate *CheckPodCertificate `json:"podCertificate,omitempty"`
 }
 
 // CheckSource says where certificates were found.
@@ -487,6 +489,9 @@ func (s CheckSource) describe() string {
 		return d
 	}
 	d := s.Kind + " " + s.Namespace + "/" + s.Name
+	if s.Namespace == "" { // cluster-scoped: a ClusterTrustBundle
+		d = s.Kind + " " + s.Name
+	}
 	if s.Key != "" {
 		d += " " + s.Key
 	}

@@ -21,7 +21,22 @@ type Kind string
 const (
 	KindSecret    Kind = "Secret"
 	KindConfigMap Kind = "ConfigMap"
+	// KindClusterTrustBundle is a cluster-scoped ClusterTrustBundle projected by name.
+	KindClusterTrustBundle Kind = "ClusterTrustBundle"
+	// KindClusterTrustBundleSigner is every ClusterTrustBundle of a signer that a label selector matches,
+	// projected together: which bundles that is can only be answered at lookup time, so the Ref names the
+	// query (SignerRef), not a bundle.
+	KindClusterTrustBundleSigner Kind = "ClusterTrustBundleSigner"
+	// KindPodCertificate is a podCertificate projection: the kubelet requests, renews and rewrites it for
+	// each pod (PodCertificateRequest), so it is reported, never a reason to restart. Name is the signer.
+	KindPodCertificate Kind = "PodCertificate"
 )
+
+// ClusterScoped reports whether objects of the kind have no namespace: a use of one in any namespace
+// refers to the same object.
+func (k Kind) ClusterScoped() bool {
+	return k == KindClusterTrustBundle || k == KindClusterTrustBundleSigner || k == KindPodCertificate
+}
 
 // Mode is how a pod uses an object.
 type Mode string
@@ -127,6 +142,7 @@ func sourcesOf(v corev1.Volume) []volumeSource {
 			if p.ConfigMap != nil && p.ConfigMap.Name != "" {
 				out = append(out, volumeSource{Ref{KindConfigMap, p.ConfigMap.Name}, itemKeys(p.ConfigMap.Items), deref(p.ConfigMap.Optional)})
 			}
+			out = append(out, nativeSources(p)...)
 		}
 		return out
 	default:

@@ -29,6 +29,9 @@ type capabilities struct {
 	// controlPlane: the controller is cluster-wide and certrollout.io's NodeCertificates,
 	// ControlPlaneRollout and ControlPlanePolicy are served, so control-plane rollouts run.
 	controlPlane bool
+	// bundles: the controller is cluster-wide and may list the ClusterTrustBundles the cluster serves, so
+	// projected bundles are sources (clustertrustbundles.go).
+	bundles bool
 }
 
 // newGatherer registers, on mgr, every index and cache the decisions read (workload indexes, the pod
@@ -67,6 +70,14 @@ func newGatherer(ctx context.Context, mgr manager.Manager, direct client.Reader,
 			if caps.controlPlane, err = controlPlaneServed(mgr); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if caps.bundles, err = bundlesServed(ctx, mgr.GetRESTMapper(), mgr.GetScheme(), direct, o.Namespaces); err != nil {
+		return nil, err
+	}
+	if caps.bundles {
+		if err := indexBundleSigners(ctx, mgr); err != nil {
+			return nil, err
 		}
 	}
 	if caps.cascades {

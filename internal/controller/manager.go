@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	certificatesv1beta1 "k8s.io/api/certificates/v1beta1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -280,6 +281,8 @@ func cacheOptions(namespaces []string, leaseNamespace string) cache.Options {
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:    {Transform: inventory.Transform, Field: fields.OneTermNotEqualSelector("type", HelmReleaseSecretType)},
 			&corev1.ConfigMap{}: {Transform: inventory.Transform},
+			// Cached only by the cluster-wide controller, when served (clustertrustbundles.go).
+			&certificatesv1beta1.ClusterTrustBundle{}: {Transform: inventory.TransformBundle},
 			// Only the node agents' Lease, and only control-plane Nodes, are ever read (cluster-wide
 			// controller only): node heartbeats and worker Nodes stay out of the cache.
 			&coordinationv1.Lease{}: lease,
@@ -338,6 +341,7 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		} else {
 			b = b.For(k.newObj(), builder.WithPredicates(changed)).WatchesRawSource(pods.source(nil))
 		}
+		b = watchBundles(b, disc, k, o, r.recorder)
 		err := b.
 			Watches(&corev1.Secret{}, sourceHandler(mgr.GetClient(), pods, k, o.SettlePeriod)).
 			Watches(&corev1.ConfigMap{}, sourceHandler(mgr.GetClient(), pods, k, o.SettlePeriod)).

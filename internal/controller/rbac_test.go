@@ -95,7 +95,8 @@ func TestShippedRBACSufficesAndGrantsNoSecretWrites(t *testing.T) {
 	}
 	if !can("watch", "", "secrets", "") || !can("patch", "apps", "deployments", "default") ||
 		!can("watch", "cert-manager.io", "issuers", "") || !can("list", "cert-manager.io", "clusterissuers", "") ||
-		!can("list", "certrollout.io", "nodecertificates", "") || !can("watch", "certrollout.io", "nodecertificates", "") {
+		!can("list", "certrollout.io", "nodecertificates", "") || !can("watch", "certrollout.io", "nodecertificates", "") ||
+		!can("watch", "certificates.k8s.io", "clustertrustbundles", "") || !can("list", "certificates.k8s.io", "podcertificaterequests", "") {
 		t.Error("the shipped RBAC lacks what the controller needs")
 	}
 

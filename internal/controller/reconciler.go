@@ -175,6 +175,8 @@ func (r *gatherer) source(ctx context.Context, ns string, ref consumers.Ref) (sr
 		if err = r.client.Get(ctx, key, cm); err == nil {
 			return inventory.FromConfigMap(cm), true, nil
 		}
+	case consumers.KindClusterTrustBundle, consumers.KindClusterTrustBundleSigner:
+		return r.bundleSource(ctx, ref)
 	}
 	if apierrors.IsNotFound(err) {
 		return nil, false, nil

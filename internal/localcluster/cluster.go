@@ -234,6 +234,13 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 		// The endpoint reconciler refuses a loopback address for the kubernetes Service and would log an
 		// error every few seconds; nothing in a kwok cluster dials that Service.
 		"--endpoint-reconciler-type=none",
+		// Kubernetes-native certificate sources (issue 18): in 1.34 ClusterTrustBundle and its projected
+		// volume source are beta but off by default (served as certificates.k8s.io/v1beta1), and
+		// PodCertificateRequest is alpha (certificates.k8s.io/v1alpha1). Both the gate and the API
+		// version must be on for the apiserver to register the storage (pkg/registry/certificates/rest).
+		"--feature-gates=ClusterTrustBundle=true,ClusterTrustBundleProjection=true,PodCertificateRequest=true",
+		"--runtime-config=certificates.k8s.io/v1beta1/clustertrustbundles=true," +
+			"certificates.k8s.io/v1alpha1/podcertificaterequests=true",
 		"--profiling=false"}
 	apiserver, err := c.run("kube-apiserver", c.apiserverCmd[0], c.apiserverCmd[1:]...)
 	if err != nil {

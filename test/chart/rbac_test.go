@@ -211,7 +211,8 @@ func TestNamespacedModeGrantsTheNamespacedRulesPerNamespaceAndOnlyTheClusterScop
 
 // clusterWideOnly are the resources of config/rbac's rules that only the cluster-wide controller is
 // granted, each rule as its first resource.
-var clusterWideOnly = []string{"nodecertificates", "controlplanerollouts", "controlplanerollouts/status", "controlplanepolicies", "nodes"}
+var clusterWideOnly = []string{"nodecertificates", "controlplanerollouts", "controlplanerollouts/status", "controlplanepolicies", "nodes",
+	"clustertrustbundles", "podcertificaterequests"}
 
 // withoutClusterWideOnly drops the rules that begin with a clusterWideOnly resource, counting them.
 func withoutClusterWideOnly(rules []rbacv1.PolicyRule, dropped int) ([]rbacv1.PolicyRule, int) {

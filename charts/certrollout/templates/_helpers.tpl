@@ -211,7 +211,8 @@ Deployment depends on it).
 certrollout.rules are the controller's RBAC rules, the same as config/rbac/cluster_role.yaml (a test
 compares them). With (dict "namespaced" true) they leave out what no Role can grant: cert-manager's
 ClusterIssuers, which are cluster-scoped (certrollout.clusterScopedRules grants those), and
-NodeCertificates, which only the cluster-wide controller reads (its control-plane metrics).
+NodeCertificates, ClusterTrustBundles and PodCertificateRequests, which only the cluster-wide controller
+reads (a tenant install gets no cluster-wide rights it did not have; design/2026-11-29-native-certificate-sources.md).
 */}}
 {{- define "certrollout.rules" -}}
 - apiGroups: [""]
@@ -251,6 +252,12 @@ NodeCertificates, which only the cluster-wide controller reads (its control-plan
 - apiGroups: [""]
   resources: [nodes]
   verbs: [get, list, watch]
+- apiGroups: [certificates.k8s.io]
+  resources: [clustertrustbundles]
+  verbs: [get, list, watch]
+- apiGroups: [certificates.k8s.io]
+  resources: [podcertificaterequests]
+  verbs: [list, watch]
 {{- end }}
 - apiGroups: [certrollout.io]
   resources: [certrollouts]
