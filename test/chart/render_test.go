@@ -175,6 +175,7 @@ maxConcurrentRollouts: 0
 maxConcurrentRolloutsPerNamespace: 1
 maxRestartsPerDay: 0
 caCascade: true
+probes: {enabled: false, timeout: 5s}
 clusterResourceNamespace: cm-system
 leaderElection: {namespace: leases, leaseDuration: 30s, renewDeadline: 20s, retryPeriod: 5s}
 kubeAPI: {qps: 75.5, burst: 1000000}
@@ -207,6 +208,8 @@ extraArgs: [--some-future-flag=x]
 		"--max-restarts-per-day=0",
 		"--max-concurrent-rollouts-per-namespace=1",
 		"--ca-cascade",
+		"--probe=false",
+		"--probe-timeout=5s",
 		"--cluster-resource-namespace=cm-system",
 		"--kube-api-qps=75.5",
 		"--kube-api-burst=1000000",

@@ -181,6 +181,12 @@ Deployment depends on it).
 {{- if $v.caCascade }}
 - --ca-cascade
 {{- end }}
+{{- if not $v.probes.enabled }}
+- --probe=false
+{{- end }}
+{{- with $v.probes.timeout }}
+- --probe-timeout={{ . }}
+{{- end }}
 {{- if $v.trustSync.enabled }}
 - --trust-sync
 {{- end }}
