@@ -105,7 +105,7 @@ func TestStalePodsAreCountedFromThePodsThatExistAtEachScrape(t *testing.T) {
 }
 
 const (
-	stalePodsHelp = `# HELP certrollout_workload_stale_pods Pods of a workload that exist now and started before the certificates they use were issued, counted when scraped.
+	stalePodsHelp = `# HELP certrollout_workload_stale_pods Pods of a workload that exist now and run on old certificates, counted when scraped: they started before the certificates they use were issued, or a probe after its restart saw them serve an old one.
 # TYPE certrollout_workload_stale_pods gauge
 `
 	runningHelp = `# HELP certrollout_workload_running_certificate_expiry_timestamp_seconds When the earliest-expiring certificate a workload's pods actually run on expires (Unix time): the older set while any pod predates the current one.

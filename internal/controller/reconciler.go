@@ -316,6 +316,8 @@ func (r *workloadReconciler) report(obj client.Object, in decide.Input, d decide
 		hash:     d.Set.Hash,
 		current:  d.Set.NotAfter.Unix(),
 		older:    olderNotAfter(obj.GetAnnotations(), d.Set.Hash),
+		// Pods a verification saw serving an old certificate stay stale, whatever their start time.
+		servingOld: decide.ServingOld(obj.GetAnnotations(), d.Set.Hash),
 	}
 	if in.Reloads() || in.ServesCurrent() || d.Reason == api.ReasonReloadedByItself || d.Reason == api.ReasonReloaded {
 		// No pod is stale: the processes reload, or probes saw every pod serve the current set

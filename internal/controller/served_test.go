@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -341,6 +342,15 @@ func TestProbesRestartOnlyWhatServesAnOldCertificateAndVerifyTheRestart(t *testi
 		}
 	}
 
+	// Truth in metrics: stubborn's new pods serve an old certificate, so they count as stale; hot's old
+	// pods serve the new one, so they do not.
+	clustertest.Eventually(t, time.Minute, "the stale-pod gauge to count stubborn's pods and none of hot's", func(context.Context) (bool, error) {
+		if got := stalePodsGauge(t, e.ns); got["stubborn"] != 2 || got["hot"] != 0 || got["cold"] != 0 {
+			return false, fmt.Errorf("gauge %v", got)
+		}
+		return true, nil
+	})
+
 	e.quietly(3*time.Second, "hot", "cold", "stubborn")
 	for name, want := range map[string]int{"hot": 1, "cold": 2, "stubborn": 2} {
 		if got := e.rollouts(name); got != want {
@@ -519,4 +529,31 @@ func TestAPodWhoseContainersRestartedInPlaceAfterTheRenewalIsCurrent(t *testing.
 	if got := e.rollouts("control"); got != 2 {
 		t.Errorf("control, whose pods predate the renewal, rolled %d times; want once", got-1)
 	}
+}
+
+// stalePodsGauge reads certrollout_workload_stale_pods for the workloads of ns, by name.
+func stalePodsGauge(t *testing.T, ns string) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(workloads)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "certrollout_workload_stale_pods" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["namespace"] == ns {
+				out[labels["name"]] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
 }

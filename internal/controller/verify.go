@@ -59,11 +59,11 @@ func (r *workloadReconciler) verifyRestart(ctx context.Context, obj client.Objec
 	if waiting != "" {
 		v.Message = fmt.Sprintf("not verified within %s of the restart: %s", verifyTimeout, waiting)
 	} else {
-		var answered bool
-		v.Verified, answered, v.Message = r.prober.verify(ctx, pods, ports, in.Set)
-		if !answered && !late {
+		res := r.prober.verify(ctx, pods, ports, in.Set)
+		if !res.answered && !late {
 			return verifyPoll
 		}
+		v.Verified, v.Message, v.OldPods = res.verified, res.message, res.oldPods
 	}
 	r.recordVerification(ctx, obj, v)
 	return 0
@@ -118,14 +118,23 @@ func (r *gatherer) verifyTarget(ctx context.Context, o *observed, restartedAt ti
 	if waiting != "" {
 		return &orchestrate.Verification{Probed: true, Message: waiting}
 	}
-	v := &orchestrate.Verification{Probed: true}
-	v.Verified, v.Answered, v.Message = r.prober.verify(ctx, pods, ports, o.set)
-	return v
+	res := r.prober.verify(ctx, pods, ports, o.set)
+	return &orchestrate.Verification{Probed: true, Answered: res.answered, Verified: res.verified, Message: res.message}
 }
 
-// verify probes pods and says whether every one serves the set: answered is false when no port of any
-// pod answered (too early to say); message names the pods that serve something else and what.
-func (p *prober) verify(ctx context.Context, pods []decide.Pod, ports []probe.Port, set inventory.Set) (verified, answered bool, message string) {
+// verifyResult is what probing a workload's pods after a restart found.
+type verifyResult struct {
+	// verified: every pod serves the set; answered is false when no port of any pod answered (too
+	// early to say).
+	verified, answered bool
+	// message names the pods that serve something else and what.
+	message string
+	// oldPods are the pods that serve a certificate outside the set.
+	oldPods []string
+}
+
+// verify probes pods and says whether every one serves the set.
+func (p *prober) verify(ctx context.Context, pods []decide.Pod, ports []probe.Port, set inventory.Set) verifyResult {
 	if len(pods) > maxProbedPods {
 		pods = pods[:maxProbedPods]
 	}
@@ -137,7 +146,7 @@ func (p *prober) verify(ctx context.Context, pods []decide.Pod, ports []probe.Po
 	p.each(ctx, todo, func(i int) {
 		served[i] = p.Pod(ctx, pods[i].IP, ports, probe.ServerName(set.ServerNames))
 	})
-	var old, silent []string
+	var old, oldPods, silent []string
 	current := 0
 	for i, ss := range served {
 		switch probe.Judge(ss, set.Fingerprints) {
@@ -145,20 +154,25 @@ func (p *prober) verify(ctx context.Context, pods []decide.Pod, ports []probe.Po
 			current++
 		case probe.Old:
 			old = append(old, pods[i].Name+" serves "+describeServed(ss, set.Fingerprints))
+			oldPods = append(oldPods, pods[i].Name)
 		default:
 			silent = append(silent, pods[i].Name+" ("+firstError(ss)+")")
 		}
 	}
 	slices.Sort(old)
+	slices.Sort(oldPods)
 	slices.Sort(silent)
-	answered = current > 0 || len(old) > 0
+	res := verifyResult{answered: current > 0 || len(old) > 0, oldPods: oldPods}
 	switch {
 	case len(old) > 0:
-		return false, answered, fmt.Sprintf("%d of %d pod(s) still serve an old certificate after the restart: %s", len(old), len(pods), strings.Join(old, "; "))
+		res.message = fmt.Sprintf("%d of %d pod(s) still serve an old certificate after the restart: %s", len(old), len(pods), strings.Join(old, "; "))
 	case len(silent) > 0:
-		return false, answered, fmt.Sprintf("%d of %d pod(s) serve %s; %d did not answer: %s", current, len(pods), set.Hash, len(silent), strings.Join(silent, "; "))
+		res.message = fmt.Sprintf("%d of %d pod(s) serve %s; %d did not answer: %s", current, len(pods), set.Hash, len(silent), strings.Join(silent, "; "))
+	default:
+		res.verified = true
+		res.message = fmt.Sprintf("all %d pod(s) serve the certificates %s (probed on %s)", current, set.Hash, portList(ports))
 	}
-	return true, true, fmt.Sprintf("all %d pod(s) serve the certificates %s (probed on %s)", current, set.Hash, portList(ports))
+	return res
 }
 
 // describeServed names what a pod serves on the ports whose leaf is not expected: "1a2b3c4d5e6f (CN=api) on 8443".

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 
 var (
 	stalePodsDesc = prometheus.NewDesc("certrollout_workload_stale_pods",
-		"Pods of a workload that exist now and started before the certificates they use were issued, counted when scraped.",
+		"Pods of a workload that exist now and run on old certificates, counted when scraped: they started before the certificates they use were issued, or a probe after its restart saw them serve an old one.",
 		[]string{"namespace", "kind", "name"}, nil)
 	workloadNotAfterDesc = prometheus.NewDesc("certrollout_workload_certificate_expiry_timestamp_seconds",
 		"When the earliest-expiring certificate a workload should run on (its current certificates) expires (Unix time).",
@@ -51,6 +52,9 @@ type workloadState struct {
 	blocked string
 	// restartedAt is a restart not yet seen complete (restart_to_ready), zero when none.
 	restartedAt time.Time
+	// servingOld are pods probes saw serving an old certificate after a restart (the workload's
+	// verification record): stale whatever their start time, while they exist.
+	servingOld []string
 }
 
 // podMatcher finds a workload's pods in the pod cache: by selector (one per active Job of a CronJob), or
@@ -152,7 +156,7 @@ func (g *workloadGauges) settle(ns string, now time.Time) {
 func (s *workloadState) stale(ns string) int {
 	n := 0
 	s.pods.each(ns, func(p *cachedPod) {
-		if decide.Stale(p.Started, s.issuedAt) {
+		if decide.Stale(p.Started, s.issuedAt) || slices.Contains(s.servingOld, p.Name) {
 			n++
 		}
 	})

@@ -26,6 +26,19 @@ type Verification struct {
 	// Message says what was found: how many pods serve the set, or which do not and what they serve.
 	Message string    `json:"message"`
 	At      time.Time `json:"at"`
+	// OldPods are the pods probes saw serving a certificate outside the set: stale, whatever their start
+	// time, until they are gone.
+	OldPods []string `json:"oldPods,omitempty"`
+}
+
+// ServingOld are the pods the workload's verification record saw serving a certificate outside its
+// current set hash; nil when the record is of another set or found none.
+func ServingOld(annotations map[string]string, hash string) []string {
+	v, ok := ReadVerification(annotations)
+	if !ok || v.Hash != hash {
+		return nil
+	}
+	return v.OldPods
 }
 
 // ReadVerification reads the workload's verification record; ok is false when there is none or it is
