@@ -370,7 +370,7 @@ func (r *rolloutReconciler) trustsCA(ctx context.Context, k kind, obj client.Obj
 // and it is the new CA that it must trust before any leaf is re-issued.
 func trustOf(d decide.Decision, fingerprint string) cascade.Trust {
 	switch d.Action {
-	case decide.ActionRestart, decide.ActionWait, decide.ActionDelegate:
+	case decide.ActionRestart, decide.ActionWait, decide.ActionDelegate, decide.ActionReload:
 		return cascade.Trust{State: api.TrustPending, Message: d.Reason + ": " + d.Message}
 	case decide.ActionBlock:
 		return cascade.Trust{State: api.TrustNotWaitedFor, Message: d.Reason + ": " + d.Message}

@@ -177,6 +177,8 @@ func (r *gatherer) source(ctx context.Context, ns string, ref consumers.Ref) (sr
 		}
 	case consumers.KindClusterTrustBundle, consumers.KindClusterTrustBundleSigner:
 		return r.bundleSource(ctx, ref)
+	case consumers.KindPodCertificate:
+		return nil, false, nil // the kubelet's, per pod: reported, never a reason to restart
 	}
 	if apierrors.IsNotFound(err) {
 		return nil, false, nil

@@ -85,7 +85,9 @@ func (f *fakeApps) started(ctx context.Context) {
 	}
 	for i := range pods.Items {
 		if p := &pods.Items[i]; p.DeletionTimestamp == nil {
-			f.certFor(ctx, p)
+			if _, err := f.certFor(ctx, p); err != nil {
+				f.t.Fatal(err)
+			}
 		}
 	}
 }

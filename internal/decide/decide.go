@@ -100,6 +100,7 @@ func (in Input) stale(p Pod) bool {
 		return true
 	case probe.Current:
 		return false
+	case probe.NotProbed:
 	}
 	return !in.Reloads() && Stale(p.Started, in.Set.IssuedAt)
 }

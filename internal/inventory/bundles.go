@@ -117,7 +117,7 @@ func plural(n int, noun string) string {
 }
 
 // bundleWriteFields is the one managedFields entry TransformBundle keeps: enough for bundleWriteTime.
-var bundleWriteFields = []byte(`{"f:spec":{"f:trustBundle":{}}}`)
+const bundleWriteFields = `{"f:spec":{"f:trustBundle":{}}}`
 
 // TransformBundle is the cache transform of ClusterTrustBundles: it keeps, of managedFields, only when
 // spec.trustBundle was last written (what the settle period and the issuance time read), and drops the
@@ -132,7 +132,7 @@ func TransformBundle(obj any) (any, error) {
 	if !written.IsZero() {
 		at := metav1.NewTime(written)
 		b.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: reducedManager, Operation: metav1.ManagedFieldsOperationUpdate,
-			Time: &at, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: bundleWriteFields}}}
+			Time: &at, FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(bundleWriteFields)}}
 	}
 	delete(b.Annotations, corev1.LastAppliedConfigAnnotation)
 	return b, nil

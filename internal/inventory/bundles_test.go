@@ -103,8 +103,8 @@ func TestTransformBundleKeepsOnlyTheTrustBundleWriteTime(t *testing.T) {
 	b := bundle("roots", ca.PEM())
 	b.Annotations = map[string]string{corev1.LastAppliedConfigAnnotation: "{...}", "keep": "me"}
 	b.ManagedFields = []metav1.ManagedFieldsEntry{
-		{Manager: "kubectl", Time: &early, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:trustBundle":{}}}`)}},
-		{Manager: "labeller", Time: &late, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{}}}`)}},
+		{Manager: "kubectl", Time: &early, FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:trustBundle":{}}}`)},
+		{Manager: "labeller", Time: &late, FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:labels":{}}}`)},
 	}
 	out, err := TransformBundle(&b)
 	if err != nil {

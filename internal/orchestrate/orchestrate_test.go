@@ -856,7 +856,7 @@ func TestTheVerifiedConditionSumsUpTheProbedTargets(t *testing.T) {
 			w.Rollout.Done, w.RolledBy = true, "ops-1"
 			w.Verification = &Verification{Probed: true, Answered: true, Verified: true, Message: "all 1 pod(s) serve"}
 		}))})
-	if c := apimeta.FindStatusCondition(out.Outcome.Status.Conditions, api.ConditionVerified); c == nil || c.Status != metav1.ConditionTrue {
+	if c := apimeta.FindStatusCondition(out.Status.Conditions, api.ConditionVerified); c == nil || c.Status != metav1.ConditionTrue {
 		t.Errorf("the rollout's Verified condition: %+v", c)
 	}
 }

@@ -90,8 +90,9 @@ func Ports(annotations map[string]string, spec *corev1.PodSpec) ([]Port, error) 
 		if entry == "" {
 			continue
 		}
-		if n, err := strconv.Atoi(entry); err == nil {
-			if n < 1 || n > 65535 {
+		if isDigits(entry) {
+			n, err := strconv.ParseUint(entry, 10, 16)
+			if err != nil || n == 0 {
 				bad = append(bad, fmt.Sprintf("%q is not a port number (1-65535)", entry))
 				continue
 			}
@@ -114,6 +115,10 @@ func Ports(annotations map[string]string, spec *corev1.PodSpec) ([]Port, error) 
 		return limit(out), fmt.Errorf("annotation %s=%q: %s", api.AnnotationProbe, value, strings.Join(bad, "; "))
 	}
 	return limit(out), nil
+}
+
+func isDigits(s string) bool {
+	return strings.Trim(s, "0123456789") == ""
 }
 
 // limit sorts the ports, drops duplicates and keeps at most MaxPorts.

@@ -64,10 +64,11 @@ func tlsServer(t *testing.T) (addr string, served certs.Certificate, sni chan st
 	t.Helper()
 	sni = make(chan string, 4)
 	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
-	srv.TLS = &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+	srv.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	srv.TLS.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		sni <- h.ServerName
-		return nil, nil
-	}}
+		return &srv.TLS.Certificates[0], nil
+	}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String(), certs.FromX509(srv.Certificate()), sni
