@@ -140,6 +140,8 @@ type TargetStep struct {
 	FinishedAt      *time.Time `json:"finishedAt,omitempty"`
 	DurationSeconds *int64     `json:"durationSeconds,omitempty"`
 	Message         string     `json:"message,omitempty"`
+	// Verification is what probes of its new pods found: Verified or NotVerified; absent when not probed.
+	Verification string `json:"verification,omitempty"`
 }
 
 // RolloutCondition is one status condition (Complete, Failed).

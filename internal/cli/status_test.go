@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +181,29 @@ func TestStatusShowsEachTargetsStepOnlyWhenTheRolloutHasSteps(t *testing.T) {
 	ro.Status.Targets[0].Step, ro.Status.Targets[1].Step = 0, 0
 	if s := targetSection(ro, now); s.headers[0] != "WORKLOAD" {
 		t.Errorf("headers %v: no STEP column without steps", s.headers)
+	}
+}
+
+func TestStatusShowsWhetherEachTargetWasVerifiedOnlyWhenOneWasProbed(t *testing.T) {
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	ro := &api.CertRollout{}
+	ro.Status.Targets = []api.TargetStatus{
+		{Kind: "Deployment", Name: "api", State: api.TargetSucceeded, Verification: api.TargetVerified},
+		{Kind: "Deployment", Name: "stuck", State: api.TargetFailed, Verification: api.TargetNotVerified, Message: "not verified: stuck-1 serves 1a2b3c4d5e6f"},
+		{Kind: "Deployment", Name: "batch", State: api.TargetSucceeded},
+	}
+	s := targetSection(ro, now)
+	col := slices.Index(s.headers, "VERIFIED")
+	if col < 0 || s.headers[len(s.headers)-1] != "MESSAGE" {
+		t.Fatalf("headers %v: want VERIFIED before MESSAGE", s.headers)
+	}
+	if got := []string{s.rows[0][col], s.rows[1][col], s.rows[2][col]}; !slices.Equal(got, []string{"yes", "NO", "-"}) {
+		t.Errorf("VERIFIED column %v", got)
+	}
+	for i := range ro.Status.Targets {
+		ro.Status.Targets[i].Verification = ""
+	}
+	if s := targetSection(ro, now); slices.Contains(s.headers, "VERIFIED") {
+		t.Errorf("headers %v: no VERIFIED column when nothing was probed", s.headers)
 	}
 }

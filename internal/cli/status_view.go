@@ -67,7 +67,7 @@ func rolloutStatus(ro *api.CertRollout, now time.Time, typed bool) RolloutStatus
 		})
 	}
 	for _, t := range st.Targets {
-		step := TargetStep{Kind: t.Kind, Name: t.Name, State: string(t.State), Step: t.Step, StartedAt: timePtr(t.StartedAt), FinishedAt: timePtr(t.FinishedAt), Message: t.Message}
+		step := TargetStep{Kind: t.Kind, Name: t.Name, State: string(t.State), Step: t.Step, StartedAt: timePtr(t.StartedAt), FinishedAt: timePtr(t.FinishedAt), Message: t.Message, Verification: t.Verification}
 		if t.State != api.TargetPending && t.State != api.TargetSkipped && t.State != api.TargetUpToDate {
 			step.DurationSeconds = seconds(t.StartedAt, t.FinishedAt, now)
 		}
@@ -283,18 +283,36 @@ func targetSection(ro *api.CertRollout, now time.Time) stepSection {
 	if steps {
 		s.headers = append([]string{"STEP"}, s.headers...)
 	}
+	verified := slices.ContainsFunc(ro.Status.Targets, func(t api.TargetStatus) bool { return t.Verification != "" })
+	if verified {
+		s.headers = slices.Insert(s.headers, len(s.headers)-1, "VERIFIED")
+	}
 	for _, tg := range ro.Status.Targets {
 		d := ""
 		if tg.State != api.TargetPending && tg.State != api.TargetSkipped && tg.State != api.TargetUpToDate {
 			d = rolloutElapsed(tg.StartedAt, tg.FinishedAt, now)
 		}
 		row := []string{workloadKey(tg.Kind, tg.Name), string(tg.State), metaTimestamp(tg.StartedAt), metaTimestamp(tg.FinishedAt), d, tg.Message}
+		if verified {
+			row = slices.Insert(row, len(row)-1, verificationCell(tg.Verification))
+		}
 		if steps {
 			row = append([]string{strconv.Itoa(int(tg.Step))}, row...)
 		}
 		s.rows = append(s.rows, row)
 	}
 	return s
+}
+
+// verificationCell is a target's verification in a word: yes, NO, or - when it was not probed.
+func verificationCell(v string) string {
+	switch v {
+	case api.TargetVerified:
+		return "yes"
+	case api.TargetNotVerified:
+		return "NO"
+	}
+	return "-"
 }
 
 func conditionSection(ro *api.CertRollout) stepSection {
