@@ -59,6 +59,20 @@ type fakeApp struct {
 	fixed     tls.Certificate // stuck
 }
 
+// newServedEnv is a test namespace whose controller probes through fake apps, with the Secret api-tls
+// (a leaf for api.example.com) that they serve; it returns the CA that signed the leaf.
+func newServedEnv(t *testing.T) (*env, *fakeApps, *testgen.Cert) {
+	t.Helper()
+	opts := testOptions()
+	opts.Probes = true
+	e := newEnv(t, opts)
+	apps := newFakeApps(t, e)
+	e.opts.ProbeDialer = apps
+	ca := testgen.CA(t, "root")
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api", testgen.WithDNSNames("api.example.com")), ca, nil)
+	return e, apps, ca
+}
+
 func newFakeApps(t *testing.T, e *env) *fakeApps {
 	return &fakeApps{t: t, cs: e.c.Client, ns: e.ns, apps: map[string]fakeApp{}, loaded: map[string]tls.Certificate{}, dials: map[string]int{}, hooks: map[string]int{}}
 }
@@ -269,13 +283,7 @@ func (e *env) podNames(app string) []string {
 
 // Long: one renewal, three apps that react to it differently, each asserted end to end.
 func TestProbesRestartOnlyWhatServesAnOldCertificateAndVerifyTheRestart(t *testing.T) {
-	opts := testOptions()
-	opts.Probes = true
-	e := newEnv(t, opts)
-	apps := newFakeApps(t, e)
-	e.opts.ProbeDialer = apps
-	ca := testgen.CA(t, "root")
-	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api", testgen.WithDNSNames("api.example.com")), ca, nil)
+	e, apps, ca := newServedEnv(t)
 	for name, behaviour := range map[string]string{"hot": hotReload, "cold": loadAtStart, "stubborn": stuck} {
 		apps.add(name, behaviour, "api-tls")
 		e.deploy(testgen.Deployment(e.ns, name, 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")},
@@ -362,13 +370,7 @@ func TestProbesRestartOnlyWhatServesAnOldCertificateAndVerifyTheRestart(t *testi
 }
 
 func TestARolloutUnderVerificationRequiredFailsTheTargetThatStillServesItsOldCertificate(t *testing.T) {
-	opts := testOptions()
-	opts.Probes = true
-	e := newEnv(t, opts)
-	apps := newFakeApps(t, e)
-	e.opts.ProbeDialer = apps
-	ca := testgen.CA(t, "root")
-	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	e, apps, ca := newServedEnv(t)
 	for name, behaviour := range map[string]string{"cold": loadAtStart, "stubborn": stuck} {
 		apps.add(name, behaviour, "api-tls")
 		d := testgen.Deployment(e.ns, name, 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")}, testgen.WithAnnotation(api.AnnotationProbe, "8443"))
@@ -422,13 +424,7 @@ func TestARolloutUnderVerificationRequiredFailsTheTargetThatStillServesItsOldCer
 }
 
 func TestAReloadHookAppIsReloadedAndVerifiedAndABrokenHookFallsBackToOneRestart(t *testing.T) {
-	opts := testOptions()
-	opts.Probes = true
-	e := newEnv(t, opts)
-	apps := newFakeApps(t, e)
-	e.opts.ProbeDialer = apps
-	ca := testgen.CA(t, "root")
-	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api"), ca, nil)
+	e, apps, ca := newServedEnv(t)
 	for name, behaviour := range map[string]string{"hooked": hooked, "broken": brokenHook} {
 		apps.add(name, behaviour, "api-tls")
 		e.deploy(testgen.Deployment(e.ns, name, 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")},
