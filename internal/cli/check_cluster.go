@@ -54,6 +54,11 @@ func (o *CheckOptions) clusterItems(ctx context.Context, now time.Time) (*checkS
 		return nil, explain(err, o.Config())
 	}
 	s := buildClusterSection(ns, sources, workloads, certificates, o.selector, graph)
+	if o.Probe {
+		if s.probes, err = probeWorkloads(ctx, o.Config(), o.ProbeTimeout, workloads); err != nil {
+			return nil, err
+		}
+	}
 	s.caIncomplete = snap.CAGraphIncomplete()
 	s.assumed = &o.Controller.Assumed
 	return s, nil
