@@ -19,13 +19,13 @@ func TestParsePodAddress(t *testing.T) {
 		wantErrMatch string
 	}{
 		"splits namespace, pod and port as Prober.Pod joins them": {address: "team-a/api-7d9f:8443", ns: "team-a", pod: "api-7d9f", port: 8443},
-		"refuses a pod IP, which port-forward cannot reach":        {address: "10.0.0.7:8443", wantErrMatch: "not a pod IP"},
-		"refuses an empty namespace":                               {address: "/api:8443", wantErrMatch: "<namespace>/<pod>:<port>"},
-		"refuses an empty pod":                                     {address: "ns/:8443", wantErrMatch: "<namespace>/<pod>:<port>"},
-		"refuses a nested path":                                    {address: "ns/a/b:8443", wantErrMatch: "not a pod IP"},
-		"refuses a missing port":                                   {address: "ns/api", wantErrMatch: "<namespace>/<pod>:<port>"},
-		"refuses port 0":                                           {address: "ns/api:0", wantErrMatch: "1 to 65535"},
-		"refuses a named port (Ports resolves names to numbers)":   {address: "ns/api:https", wantErrMatch: "1 to 65535"},
+		"refuses a pod IP, which port-forward cannot reach":       {address: "10.0.0.7:8443", wantErrMatch: "not a pod IP"},
+		"refuses an empty namespace":                              {address: "/api:8443", wantErrMatch: "<namespace>/<pod>:<port>"},
+		"refuses an empty pod":                                    {address: "ns/:8443", wantErrMatch: "<namespace>/<pod>:<port>"},
+		"refuses a nested path":                                   {address: "ns/a/b:8443", wantErrMatch: "not a pod IP"},
+		"refuses a missing port":                                  {address: "ns/api", wantErrMatch: "<namespace>/<pod>:<port>"},
+		"refuses port 0":                                          {address: "ns/api:0", wantErrMatch: "1 to 65535"},
+		"refuses a named port (Ports resolves names to numbers)":  {address: "ns/api:https", wantErrMatch: "1 to 65535"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
