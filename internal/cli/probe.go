@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -222,7 +223,7 @@ func short(fp string) string {
 func probeTable(w io.Writer, probes []WorkloadProbe) error {
 	t := newTable(w, "NAMESPACE", "WORKLOAD", "POD", "PORT", "SERVED", "EXPECTED", "VERDICT")
 	for _, wp := range probes {
-		name := wp.Kind + "/" + wp.Name
+		name := strings.ToLower(wp.Kind) + "/" + wp.Name
 		expected := ""
 		for i, fp := range wp.Expected {
 			if i > 0 {
