@@ -209,6 +209,11 @@ func (o *PlanOptions) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	return o.print(report)
+}
+
+// print writes the report in the format asked for, with the notes on stderr.
+func (o *PlanOptions) print(report PlanReport) error {
 	if !o.structured() {
 		report.Controller.note(o.ErrOut)
 		if report.Incomplete != "" {
