@@ -167,10 +167,12 @@ func probeAll(ctx context.Context, prober probe.Prober, targets []probeTarget) [
 		out[i] = t.report
 		out[i].Pods = make([]PodProbe, len(t.pods))
 		for j, pod := range t.pods {
+			// Taking the slot before starting the goroutine keeps a namespace of thousands of pods to
+			// probeParallel goroutines, not one per pod.
+			sem <- struct{}{}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				sem <- struct{}{}
 				defer func() { <-sem }()
 				served := prober.Pod(ctx, t.report.Namespace+"/"+pod, t.ports, t.report.ServerName)
 				out[i].Pods[j] = podProbe(pod, served, t.report.Expected)
