@@ -61,6 +61,8 @@ type CheckOptions struct {
 	// Controller are the controller settings check reads the cluster with (cert-manager's cluster
 	// resource namespace): those the controller publishes, under --cluster-resource-namespace if given.
 	Controller ControllerFlags
+	// ProbeFlags are --probe and --probe-timeout: what consumer pods serve, through port-forward.
+	ProbeFlags
 	// Now is the clock; tests fix it.
 	Now func() time.Time
 
@@ -130,6 +132,15 @@ Exit codes, for cron jobs and CI:
 With a non-zero code, one line on stderr names the soonest offender and why. Durations take a d
 (days) suffix as well as Go units: 30d, 36h, 1d12h.
 
+--probe checks what pods serve rather than when they started: for each workload using certificates
+that has TLS ports (annotation certrollout.io/probe: "8443,https" on the workload or its pod
+template, or container ports named https or *tls*), each of its pods is reached through the API
+server's port-forward (RBAC: create pods/portforward), a TLS handshake is made with the certificate's
+first DNS name as SNI, and a table shows per pod and port the served fingerprint (12 hex digits; all 64
+in -o json/yaml) against the expected ones, with a verdict: current, OLD, or "not probed: why". A few
+pods are probed at a time, each port within --probe-timeout; a failed probe is reported on its row and
+never fails the check.
+
 -o json and -o yaml print a CheckReport (apiVersion certrollout.io/v1alpha1), documented in
 docs/check.md; -o html one self-contained page: an expiry timeline coloured by time left and the tables.`,
 		Example: `  # Certificates of the current namespace, soonest first
@@ -149,6 +160,12 @@ docs/check.md; -o html one self-contained page: an expiry timeline coloured by t
 
   # What 'kubeadm certs check-expiration' would print on cp-2, without logging in to it
   certrollout check --control-plane --node cp-2 -o kubeadm
+
+  # Which certificate each pod really serves on its TLS ports (through port-forward)
+  certrollout check --probe
+
+  # The same as JSON, with full fingerprints and a longer timeout for slow pods
+  certrollout check --probe --probe-timeout 10s -o json
 
   # From cron: exit 1 within 30 days, 2 within 7 days
   certrollout check -A --warn 30d --critical 7d -o json > /var/lib/certs/report.json
@@ -185,6 +202,7 @@ docs/check.md; -o html one self-contained page: an expiry timeline coloured by t
 	f.StringVar(&o.Warn, "warn", "", "Exit 1 when a certificate expires within this duration (e.g. 30d, 36h).")
 	f.StringVar(&o.Critical, "critical", "", "Exit 2 when a certificate expires within this duration (e.g. 7d). Expired certificates always count as critical.")
 	o.Controller.addControllerFlags(cmd, "cluster-resource-namespace")
+	o.addProbeFlags(cmd)
 	return cmd
 }
 
@@ -272,6 +290,12 @@ func (o *CheckOptions) Validate() error {
 		case len(o.Nodes) > 1:
 			return fmt.Errorf("-o kubeadm prints one node, as kubeadm does, and --node names %d (%s): run it once per node, or drop -o kubeadm for every node in one table", len(o.Nodes), strings.Join(o.Nodes, ", "))
 		}
+	}
+	if o.Probe && !o.readCluster {
+		return errors.New("--probe asks the cluster's pods what they serve: it needs the cluster, so add --include-cluster (or drop --files, --kubeadm and --control-plane)")
+	}
+	if o.ProbeTimeout <= 0 && o.Probe {
+		return errors.New("--probe-timeout must be positive, e.g. 3s")
 	}
 	if o.warn > 0 && o.critical > 0 && o.critical > o.warn {
 		return fmt.Errorf("--critical %s is longer than --warn %s: a certificate would be critical before it is a warning; swap them", o.Critical, o.Warn)

@@ -57,6 +57,11 @@ func (o *CheckOptions) clusterItems(ctx context.Context, now time.Time) (*checkS
 	if err := o.addNativeItems(ctx, c, s, ns, workloads); err != nil {
 		return nil, explain(err, o.Config())
 	}
+	if o.Probe {
+		if s.probes, err = probeWorkloads(ctx, o.Config(), o.ProbeTimeout, workloads); err != nil {
+			return nil, err
+		}
+	}
 	s.caIncomplete = snap.CAGraphIncomplete()
 	s.assumed = &o.Controller.Assumed
 	return s, nil

@@ -88,6 +88,13 @@ func (o *CheckOptions) printTables(r *checkResult) error {
 	if s := r.cluster; s != nil && o.wide() && len(s.caIssuers) > 0 {
 		add(func() error { return o.caIssuersTable(s, r.now) })
 	}
+	if s := r.cluster; s != nil && o.Probe {
+		if len(s.probes) > 0 {
+			add(func() error { return probeTable(o.Out, s.probes) })
+		} else {
+			noProbes(o.ErrOut)
+		}
+	}
 	if s := r.cluster; s != nil && s.caIncomplete != "" {
 		fmt.Fprintf(o.ErrOut, "Note: %s.\n", s.caIncomplete)
 	}

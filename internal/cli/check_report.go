@@ -47,6 +47,8 @@ type CheckReport struct {
 	Nodes []CheckNode `json:"nodes,omitempty"`
 	// NodesIncomplete says why control-plane nodes without a report may be missing from Nodes.
 	NodesIncomplete string `json:"nodesIncomplete,omitempty"`
+	// Probes are, with --probe, the certificates consumer pods serve on their TLS ports.
+	Probes []WorkloadProbe `json:"probes,omitempty"`
 }
 
 // CheckNode is one control-plane node as its agent reported it (a NodeCertificates).
@@ -295,6 +297,8 @@ type checkSection struct {
 	// nodes and nodeObjects are the control-plane section's nodes and what their agents wrote.
 	nodes       []CheckNode
 	nodeObjects []*api.NodeCertificates
+	// probes are what consumer pods serve (--probe); nil without it.
+	probes []WorkloadProbe
 }
 
 func (r *checkResult) sections() []*checkSection {
@@ -335,6 +339,7 @@ func (r *checkResult) report(o *CheckOptions) CheckReport {
 		rep.Items = append(rep.Items, s.items...)
 		rep.Problems = append(rep.Problems, s.problems...)
 		rep.CAIssuers = append(rep.CAIssuers, s.caIssuers...)
+		rep.Probes = append(rep.Probes, s.probes...)
 		if s.assumed != nil {
 			rep.Controller = s.assumed
 		}

@@ -27,6 +27,8 @@ type PlanOptions struct {
 	// Controller are the controller settings the decisions depend on: those it publishes, under the
 	// flags given here (--auto, cooldown, settle period, restart budget).
 	Controller ControllerFlags
+	// ProbeFlags are --probe and --probe-timeout: what the workloads' pods serve, through port-forward.
+	ProbeFlags
 	// Now is the clock (tests fix it).
 	Now func() time.Time
 
@@ -58,9 +60,20 @@ each one in detail: the certificates it uses and how, its pods, its policy's win
 quiesce list, and what blocks it.
 
 -o html writes one self-contained page: a timeline of when the certificates each workload's pods run on
-expire (and the current ones a restart loads), coloured by time left, and the plan's table.`,
+expire (and the current ones a restart loads), coloured by time left, and the plan's table.
+
+--probe asks instead of inferring: for each listed workload with TLS ports (annotation
+certrollout.io/probe: "8443,https", or container ports named https or *tls*), each of its pods is
+reached through the API server's port-forward (RBAC: create pods/portforward), a TLS handshake is made
+with the certificate's first DNS name as SNI, and a second table shows per pod and port the served
+fingerprint (12 hex digits; all 64 in -o json/yaml) against the expected ones: current, OLD, or "not
+probed: why". A few pods are probed at a time, each port within --probe-timeout; a failed probe is
+reported on its row and never fails the command.`,
 		Example: `  # Everything in the current namespace that uses certificates
   certrollout plan
+
+  # And what the pods actually serve on their TLS ports, through port-forward
+  certrollout plan --probe --probe-timeout 5s
 
   # Only what runs on old certificates, across the cluster
   certrollout plan -A --stale
@@ -89,6 +102,7 @@ expire (and the current ones a restart loads), coloured by time left, and the pl
 	f := cmd.Flags()
 	f.StringVarP(&o.Selector, "selector", "l", "", "Only workloads with these labels (e.g. app=web,tier!=cache).")
 	f.BoolVar(&o.StaleOnly, "stale", false, "Only workloads whose pods run on old certificates.")
+	o.addProbeFlags(cmd)
 	o.Controller.addControllerFlags(cmd, "auto", "min-restart-interval", "settle-period", "max-restarts-per-day", "cluster-resource-namespace")
 	return cmd
 }
@@ -123,6 +137,9 @@ func (o *PlanOptions) Validate() error {
 	}
 	if len(o.Workloads) > 0 && o.AllNamespaces {
 		errs = append(errs, errors.New("name workloads in one namespace (-n), not with --all-namespaces"))
+	}
+	if o.Probe && o.ProbeTimeout <= 0 {
+		errs = append(errs, errors.New("--probe-timeout must be positive, e.g. 3s"))
 	}
 	return errors.Join(errs...)
 }
@@ -171,6 +188,7 @@ func (o *PlanOptions) Run(ctx context.Context) error {
 	}
 	report := PlanReport{APIVersion: ReportAPIVersion, Kind: "PlanReport", GeneratedAt: o.Now().UTC().Truncate(time.Second),
 		Controller: o.Controller.Assumed, Incomplete: snap.CAGraphIncomplete(), Items: []WorkloadPlan{}}
+	var listed []controller.Workload
 	for i := range found {
 		w := &found[i]
 		if o.selector != nil && !o.selector.Matches(labels.Set(w.Object.GetLabels())) {
@@ -184,7 +202,18 @@ func (o *PlanOptions) Run(ctx context.Context) error {
 			continue
 		}
 		report.Items = append(report.Items, p)
+		listed = append(listed, *w)
 	}
+	if o.Probe {
+		if report.Probes, err = probeWorkloads(ctx, o.Config(), o.ProbeTimeout, listed); err != nil {
+			return err
+		}
+	}
+	return o.print(report)
+}
+
+// print writes the report in the format asked for, with the notes on stderr.
+func (o *PlanOptions) print(report PlanReport) error {
 	if !o.structured() {
 		report.Controller.note(o.ErrOut)
 		if report.Incomplete != "" {
@@ -197,14 +226,35 @@ func (o *PlanOptions) Run(ctx context.Context) error {
 	case o.page():
 		return o.printHTML(report)
 	case len(o.Workloads) > 0:
-		return describePlans(o.Out, report.Items, o.Now())
+		if err := describePlans(o.Out, report.Items, o.Now()); err != nil {
+			return err
+		}
+		return o.printProbes(report.Probes)
 	default:
 		if len(report.Items) == 0 {
 			_, err := fmt.Fprintf(o.ErrOut, "No workloads using certificates found%s.\n", inNamespace(o.ListNamespace()))
 			return err
 		}
-		return planTable(o.Out, report.Items, o.AllNamespaces, o.wide(), o.Now())
+		if err := planTable(o.Out, report.Items, o.AllNamespaces, o.wide(), o.Now()); err != nil {
+			return err
+		}
+		return o.printProbes(report.Probes)
 	}
+}
+
+// printProbes prints, with --probe, what the pods served, below the plan.
+func (o *PlanOptions) printProbes(probes []WorkloadProbe) error {
+	if !o.Probe {
+		return nil
+	}
+	if len(probes) == 0 {
+		noProbes(o.ErrOut)
+		return nil
+	}
+	if _, err := fmt.Fprintln(o.Out); err != nil {
+		return err
+	}
+	return probeTable(o.Out, probes)
 }
 
 func inNamespace(ns string) string {

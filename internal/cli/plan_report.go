@@ -15,6 +15,8 @@ type PlanReport struct {
 	// holds for their CA cascades are not shown; empty when it read them all.
 	Incomplete string         `json:"incomplete,omitempty"`
 	Items      []WorkloadPlan `json:"items"`
+	// Probes are, with --probe, the certificates the listed workloads' pods serve on their TLS ports.
+	Probes []WorkloadProbe `json:"probes,omitempty"`
 }
 
 // WorkloadPlan is what certrollout knows and will do about one workload.

@@ -182,11 +182,11 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("generating PKI: %w", err)
 	}
-	ports, err := freePorts(4)
+	ports, err := freePorts(5)
 	if err != nil {
 		return err
 	}
-	etcdPort, peerPort, apiPort, cmMetricsPort := ports[0], ports[1], ports[2], ports[3]
+	etcdPort, peerPort, apiPort, cmMetricsPort, kwokPort := ports[0], ports[1], ports[2], ports[3], ports[4]
 	c.state = state{
 		Owner: os.Getpid(), Detached: opts.Detach, Server: "https://127.0.0.1:" + strconv.Itoa(apiPort),
 		PodStages: opts.PodStages, Versions: opts.Versions, StartedAt: time.Now().UTC(),
@@ -242,12 +242,16 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 		"--runtime-config=certificates.k8s.io/v1beta1/clustertrustbundles=true," +
 			"certificates.k8s.io/v1alpha1/podcertificaterequests=true",
 		"--profiling=false"}
+	c.apiserverCmd = append(c.apiserverCmd, apiserverKubeletArgs()...)
 	apiserver, err := c.run("kube-apiserver", c.apiserverCmd[0], c.apiserverCmd[1:]...)
 	if err != nil {
 		return err
 	}
 	c.apiserver = apiserver
 	if err := c.waitFor(ctx, apiserver, "kube-apiserver to be ready", c.apiReady); err != nil {
+		return err
+	}
+	if err := c.createPortForwardCRD(ctx); err != nil {
 		return err
 	}
 
@@ -279,14 +283,16 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 	if !ok {
 		return fmt.Errorf("no kwok stage file for %q", opts.PodStages)
 	}
-	if _, err := c.run("kwok", bins.Kwok,
-		"--kubeconfig="+c.Kubeconfig, "--manage-all-nodes=true",
-		"--server-address=127.0.0.1:0", "--node-port=0",
+	kwokArgs := append([]string{
+		"--kubeconfig=" + c.Kubeconfig, "--manage-all-nodes=true",
 		// With a --config that holds only stages, kwok's lease option stays 0 and it renews no node
 		// Lease; the node lifecycle controller then marks the node NotReady every grace period and
 		// evicts readiness from every pod. 40 s is the kubelet's lease duration.
 		"--node-lease-duration-seconds=40",
-		"--config="+stages); err != nil {
+		"--config=" + stages},
+		// kwok's server plays the nodes' kubelet for port-forward (see portforward.go).
+		kwokServerArgs(kwokPort, certs.ServingCert, certs.ServingKey)...)
+	if _, err := c.run("kwok", bins.Kwok, kwokArgs...); err != nil {
 		return err
 	}
 	if err := c.createNodes(ctx, opts.Nodes); err != nil {
