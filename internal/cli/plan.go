@@ -154,6 +154,14 @@ func (o *PlanOptions) Run(ctx context.Context) error {
 		return explain(err, o.Config())
 	}
 	o.Controller.Options.Clock = o.Now
+	if o.Probe {
+		// Decide as the controller does with its probes: a pod that already serves the renewed
+		// certificate is not stale ("reloaded by itself").
+		if o.Controller.Options.ProbeDialer, err = decisionProber(o.Config(), o.ListNamespace()); err != nil {
+			return err
+		}
+		o.Controller.Options.Probes, o.Controller.Options.ProbeTimeout = true, o.ProbeTimeout
+	}
 	snap, err := o.Snapshot(ctx, o.Controller.Options)
 	if err != nil {
 		return err

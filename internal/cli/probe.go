@@ -12,6 +12,9 @@ import (
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -258,4 +261,39 @@ func probeTable(w io.Writer, probes []WorkloadProbe) error {
 // noProbes says why --probe printed no table.
 func noProbes(w io.Writer) {
 	fmt.Fprintln(w, "No workloads to probe: none with certificates has TLS ports (annotation "+api.AnnotationProbe+", or container ports named https or *tls*).")
+}
+
+// decisionProber is what plan --probe decides with: the controller's probes of pod IPs, sent through the
+// API server's port-forward to the pod found at each IP in namespace ns ("" for all).
+func decisionProber(cfg *rest.Config, ns string) (probe.Dialer, error) {
+	forward, err := probe.NewPortForwardDialer(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("--probe: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return probe.PodIPDialer{Forward: forward, Lookup: func(ctx context.Context, ip string) (string, string, error) {
+		return podAt(ctx, cs, ns, ip)
+	}}, nil
+}
+
+// podAt finds the one running pod with IP ip; host-network pods share their node's IP and are not
+// probed by IP.
+func podAt(ctx context.Context, cs kubernetes.Interface, ns, ip string) (string, string, error) {
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{FieldSelector: "status.podIP=" + ip + ",status.phase=Running"})
+	if err != nil {
+		return "", "", err
+	}
+	var found []corev1.Pod
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && !p.Spec.HostNetwork {
+			found = append(found, p)
+		}
+	}
+	if len(found) != 1 {
+		return "", "", fmt.Errorf("%d running pods have IP %s", len(found), ip)
+	}
+	return found[0].Namespace, found[0].Name, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -216,4 +217,61 @@ func probeRow(table, pod, fingerprint, verdict string) bool {
 		}
 	}
 	return false
+}
+
+// TestPlanProbeDecidesByWhatPodsServe: a pod that started before its Secret was renewed is due a restart
+// by its start time, but plan --probe sees it serve the renewed certificate and decides as the
+// controller would: reloaded by itself, no restart.
+func TestPlanProbeDecidesByWhatPodsServe(t *testing.T) {
+	c := clustertest.Cluster(t)
+	ns := clustertest.Namespace(t)
+	ctx := context.Background()
+	ca := testgen.CA(t, "probe-ca")
+	first := testgen.Leaf(t, ca, "api", testgen.WithDNSNames("api.probe.example"))
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api-tls"}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{"tls.crt": first.PEM(), "tls.key": first.KeyPEM(t)}}
+	if _, err := c.Client.CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d := testgen.Deployment(ns, "api", 1, []testgen.PodOption{testgen.WithSecretVolume("api-tls")},
+		testgen.WithAnnotation(api.AnnotationEnabled, "true"), testgen.WithAnnotation(api.AnnotationProbe, "8443"))
+	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitDeploymentAvailable(t, ns, "api")
+	pods, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=api"})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("want the one pod of Deployment api: %v %v", pods, err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the renewal in a later second than the pod's start
+	renewed := testgen.Leaf(t, ca, "api", testgen.WithDNSNames("api.probe.example"))
+	secret.Data = map[string][]byte{"tls.crt": renewed.PEM(), "tls.key": renewed.KeyPEM(t)}
+	if _, err := c.Client.CoreV1().Secrets(ns).Update(ctx, secret, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	srv := startTLSServer(t, renewed) // the process picked the renewed certificate up by itself
+	if err := c.ForwardPodPort(ctx, ns, pods.Items[0].Name, 8443, "127.0.0.1", srv.addr.Port); err != nil {
+		t.Fatal(err)
+	}
+
+	decision := func(args ...string) (action, reason, table string) {
+		out, stderr, err := run(t, "certrollout", append([]string{"plan", "--kubeconfig", c.Kubeconfig, "-n", ns, "--settle-period=0", "-o", "json"}, args...)...)
+		var rep PlanReport
+		if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil || len(rep.Items) != 1 {
+			t.Fatalf("plan %v: %v %v\n%s\n%s", args, err, jerr, out, stderr)
+		}
+		table, _, _ = run(t, "certrollout", append([]string{"plan", "--kubeconfig", c.Kubeconfig, "-n", ns, "--settle-period=0"}, args...)...)
+		return rep.Items[0].Action, rep.Items[0].Reason, table
+	}
+	if action, reason, _ := decision(); action != "Restart" || reason != api.ReasonStalePods {
+		t.Errorf("plan without --probe: %s/%s, want a restart of the pod that predates its certificate", action, reason)
+	}
+	// kwok learns the route from its watch: the first probes may find no forward yet.
+	clustertest.Eventually(t, time.Minute, "plan --probe to see the pod serve the renewed certificate", func(context.Context) (bool, error) {
+		action, reason, table := decision("--probe")
+		if action != "Record" || reason != api.ReasonReloadedByItself || !strings.Contains(table, "reloaded by itself") {
+			return false, fmt.Errorf("%s/%s:\n%s", action, reason, table)
+		}
+		return true, nil
+	})
 }

@@ -251,3 +251,24 @@ func (c *streamConn) SetReadDeadline(t time.Time) error  { return c.SetDeadline(
 func (c *streamConn) SetWriteDeadline(t time.Time) error { return c.SetDeadline(t) }
 
 var _ Dialer = (*PortForwardDialer)(nil)
+
+// PodIPDialer dials pod IP addresses ("10.0.0.7:8443", what the controller's decisions dial) through
+// Forward, which takes "namespace/pod:port" (a PortForwardDialer): Lookup finds the pod at an IP. It lets
+// `certrollout plan --probe` decide as the controller does, from a laptop that cannot route to pods.
+type PodIPDialer struct {
+	Forward Dialer
+	Lookup  func(ctx context.Context, ip string) (namespace, pod string, err error)
+}
+
+// DialContext implements Dialer.
+func (d PodIPDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	ip, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	ns, pod, err := d.Lookup(ctx, ip)
+	if err != nil {
+		return nil, err
+	}
+	return d.Forward.DialContext(ctx, network, ns+"/"+pod+":"+port)
+}
