@@ -163,6 +163,7 @@ func TestCheckProbeReadsWhatPodsServeThroughPortForward(t *testing.T) {
 	if !probeRow(table, pod, oldFP[:12], probeOld) {
 		t.Errorf("check --probe table has no row for %s serving %s, OLD:\n%s\n%s", pod, oldFP[:12], table, stderr)
 	}
+	t.Logf("certrollout check --probe:\n%s", table)
 	out, stderr, err := run(t, "certrollout", "plan", "--kubeconfig", c.Kubeconfig, "-n", ns, "--probe")
 	if err != nil || !probeRow(out, pod, oldFP[:12], probeOld) {
 		t.Errorf("plan --probe: %v; no row for %s serving %s, OLD:\n%s\n%s", err, pod, oldFP[:12], out, stderr)
@@ -272,6 +273,7 @@ func TestPlanProbeDecidesByWhatPodsServe(t *testing.T) {
 		if action != "Record" || reason != api.ReasonReloadedByItself || !strings.Contains(table, "reloaded by itself") {
 			return false, fmt.Errorf("%s/%s:\n%s", action, reason, table)
 		}
+		t.Logf("certrollout plan --probe:\n%s", table)
 		return true, nil
 	})
 }
