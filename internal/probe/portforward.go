@@ -15,7 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/apimachinery/pkg/util/httpstream" //nolint:staticcheck // client-go's spdy and port-forward dialers still take these types
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
@@ -100,8 +100,8 @@ func ParsePodAddress(address string) (namespace, pod string, port int32, err err
 	if !ok || namespace == "" || pod == "" || strings.Contains(pod, "/") {
 		return "", "", 0, fmt.Errorf("address %q: want <namespace>/<pod>:<port>, not a pod IP", address)
 	}
-	n, err := strconv.Atoi(portText)
-	if err != nil || n < 1 || n > 65535 {
+	n, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil || n == 0 {
 		return "", "", 0, fmt.Errorf("address %q: port %q is not a number from 1 to 65535", address, portText)
 	}
 	return namespace, pod, int32(n), nil
