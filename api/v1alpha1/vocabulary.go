@@ -136,6 +136,9 @@ const (
 	ReasonReloaded = "Reloaded"
 	// ReasonInvalidReload: the workload's AnnotationReload or AnnotationReloadTimeout cannot be used.
 	ReasonInvalidReload = "InvalidReload"
+	// ReasonPropagating: pods probed after a change of certificates still serve an old one, and may yet
+	// pick the new one up (the kubelet refreshes mounted files on its next sync); the decision waits.
+	ReasonPropagating = "Propagating"
 	// ReasonVerified: after a restart (or reload) every pod serves the new certificates, as probes showed.
 	ReasonVerified = "Verified"
 	// ReasonNotVerified: after a restart (or reload) some pod still serves an old certificate, or none

@@ -92,6 +92,7 @@ CA first, then re-issues each such leaf once; the workloads using a leaf wait fo
 	f.BoolVar(&o.CACascade, "ca-cascade", false, "Re-issue the leaves of every cert-manager CA issuer when its CA certificate changes, not only of issuers annotated certrollout.io/cascade=true.")
 	f.BoolVar(&o.Probes, "probe", true, "Connect to the TLS ports workloads declare (annotation certrollout.io/probe, or container ports named https or *tls*) and judge their pods by the certificate they serve: a pod that reloaded its certificate by itself is not restarted, a restart is verified. Needs network access to pod IPs; without it pods are judged by their start time.")
 	f.DurationVar(&o.ProbeTimeout, "probe-timeout", probe.DefaultTimeout, "How long one probe (connect and TLS handshake) may take.")
+	f.DurationVar(&o.ProbeGrace, "probe-grace", o.ProbeGrace, "After a certificate changes, how long a pod probed serving the old one is given to pick the new one up (the kubelet refreshes mounted files on its next sync) before it counts as stale or its reload hook is called.")
 	f.BoolVar(&o.TrustSync, "trust-sync", false, "Write the targets of TrustBundleSyncs (a key of a Secret or ConfigMap kept equal to CA certificates). Grant the controller update on each target by name (Helm: trustSync.targets); without this flag, syncs report SyncDisabled.")
 	addClusterResourceNamespaceFlag(cmd, &o.ClusterResourceNamespace)
 	f.BoolVar(&o.LeaderElection, "leader-elect", true, "Elect a leader through a Lease so only one replica acts.")

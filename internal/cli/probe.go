@@ -59,7 +59,7 @@ type WorkloadProbe struct {
 	Name      string `json:"name"`
 	// ServerName is the SNI name sent (the first DNS name of the workload's certificates).
 	ServerName string `json:"serverName,omitempty"`
-	// Expected are the fingerprints of the certificates the workload uses now.
+	// Expected are the fingerprints of the leaf certificates the workload uses now.
 	Expected []string `json:"expected"`
 	// Problem says why its pods were not probed (a bad certrollout.io/probe annotation).
 	Problem string     `json:"problem,omitempty"`
@@ -87,6 +87,7 @@ type PortProbe struct {
 // probeTarget is a workload with TLS ports, and what to send and expect.
 type probeTarget struct {
 	report WorkloadProbe
+	expect probe.Expectation
 	ports  []probe.Port
 	pods   []string
 }
@@ -98,8 +99,8 @@ func probeTargets(workloads []controller.Workload) []probeTarget {
 	for i := range workloads {
 		w := &workloads[i]
 		set := w.Input.Set
-		if set.Empty() {
-			continue
+		if len(set.Leaves) == 0 {
+			continue // a set of CAs says nothing of what a pod serves
 		}
 		k, ok := workloadkinds.Named(w.Kind)
 		if !ok {
@@ -107,7 +108,7 @@ func probeTargets(workloads []controller.Workload) []probeTarget {
 		}
 		ports, err := probe.Ports(probeAnnotations(w.Object), k.PodSpec(w.Object))
 		t := probeTarget{report: WorkloadProbe{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name,
-			ServerName: probe.ServerName(set.ServerNames), Expected: set.Fingerprints}, ports: ports}
+			ServerName: probe.ServerName(set.ServerNames), Expected: set.Leaves}, expect: set.Expectation(), ports: ports}
 		if err != nil {
 			t.report.Problem = err.Error()
 		}
@@ -178,7 +179,7 @@ func probeAll(ctx context.Context, prober probe.Prober, targets []probeTarget) [
 				defer wg.Done()
 				defer func() { <-sem }()
 				served := prober.Pod(ctx, t.report.Namespace+"/"+pod, t.ports, t.report.ServerName)
-				out[i].Pods[j] = podProbe(pod, served, t.report.Expected)
+				out[i].Pods[j] = podProbe(pod, served, t.expect)
 			}()
 		}
 	}
@@ -186,8 +187,8 @@ func probeAll(ctx context.Context, prober probe.Prober, targets []probeTarget) [
 	return out
 }
 
-// podProbe judges one pod with probe.Judge, the rule the controller applies.
-func podProbe(pod string, served []probe.Served, expected []string) PodProbe {
+// podProbe judges one pod with probe.Expectation.Judge, the rule the controller applies.
+func podProbe(pod string, served []probe.Served, expected probe.Expectation) PodProbe {
 	p := PodProbe{Name: pod, Ports: make([]PortProbe, 0, len(served))}
 	for _, s := range served {
 		pp := PortProbe{Port: s.Port.Number, Name: s.Port.Name}
@@ -198,13 +199,14 @@ func podProbe(pod string, served []probe.Served, expected []string) PodProbe {
 		}
 		p.Ports = append(p.Ports, pp)
 	}
-	switch probe.Judge(served, expected) {
+	switch expected.Judge(served) {
 	case probe.Current:
 		p.Verdict = probeCurrent
 	case probe.Old:
 		p.Verdict = probeOld
 	case probe.NotProbed:
 		p.Verdict = probeNotProbed
+		p.Reason = "it serves no certificate of its set"
 		for _, pp := range p.Ports {
 			if pp.Error != "" {
 				p.Reason = pp.Error

@@ -48,11 +48,11 @@ func TestProbeAnnotationsPreferTheWorkloadsThenThePodTemplates(t *testing.T) {
 func TestProbeTableShowsShortFingerprintsAndWhyAPortWasNotProbed(t *testing.T) {
 	cur, old := strings.Repeat("a", 64), strings.Repeat("b", 64)
 	served := []probe.Served{
-		{Port: probe.Port{Number: 8443}, Leaf: certs.Certificate{Fingerprint: old}},
+		{Port: probe.Port{Number: 8443}, Leaf: certs.Certificate{Fingerprint: old, DNSNames: []string{"api.shop.example"}}},
 		{Port: probe.Port{Number: 9443, Name: "admin-tls"}, Err: errors.New("connection refused")},
 	}
 	probes := []WorkloadProbe{
-		{Namespace: "shop", Kind: "Deployment", Name: "api", Expected: []string{cur}, Pods: []PodProbe{podProbe("api-1", served, []string{cur})}},
+		{Namespace: "shop", Kind: "Deployment", Name: "api", Expected: []string{cur}, Pods: []PodProbe{podProbe("api-1", served, probe.Expectation{Leaves: []string{cur}, Names: []string{"api.shop.example"}})}},
 		{Namespace: "shop", Kind: "StatefulSet", Name: "db", Expected: []string{cur}, Problem: `annotation certrollout.io/probe="x": "x" names no container port`},
 	}
 	var b strings.Builder

@@ -81,6 +81,9 @@ type Options struct {
 	Probes bool
 	// ProbeTimeout bounds one probe (dial and handshake); 0 means probe.DefaultTimeout.
 	ProbeTimeout time.Duration
+	// ProbeGrace is how long after a change of certificates a pod probed serving an old one is given to
+	// pick the new one up before it counts as stale (DefaultProbeGrace); 0 judges at once.
+	ProbeGrace time.Duration
 	// ProbeDialer dials pods for probes; nil dials their IPs directly. A seam for tests, which cannot route
 	// to a kwok pod's IP and map it to a listener of their own.
 	ProbeDialer probe.Dialer
@@ -103,6 +106,7 @@ func DefaultOptions() Options {
 		MaxConcurrentRolloutsPerNamespace: 2,
 		MaxRestartsPerDay:                 6,
 		ClusterResourceNamespace:          DefaultClusterResourceNamespace,
+		ProbeGrace:                        DefaultProbeGrace,
 	}
 }
 
@@ -320,6 +324,7 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	if err != nil {
 		return err
 	}
+	disc.acting = true
 	pods := disc.pods
 	if err := pods.onChange(func(ns string) { workloads.settle(ns, o.Clock()) }); err != nil {
 		return err

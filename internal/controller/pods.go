@@ -140,7 +140,7 @@ func reducePod(obj any) (any, error) {
 		Finished:  p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed,
 		Started:   podStarted(p),
 		Ready:     podReady(p),
-		IP:        p.Status.PodIP,
+		IP:        podIP(p),
 	}
 	if out.Bare {
 		out.Annotations = p.Annotations
@@ -163,6 +163,15 @@ func podStarted(p *corev1.Pod) time.Time {
 		t = p.Status.StartTime.Time
 	}
 	return t
+}
+
+// podIP is where probes and reload hooks reach the pod; "" for a host-network pod, whose IP is its
+// node's: a tenant's annotation must not aim certrollout's calls at a node.
+func podIP(p *corev1.Pod) string {
+	if p.Spec.HostNetwork {
+		return ""
+	}
+	return p.Status.PodIP
 }
 
 func podReady(p *corev1.Pod) bool {

@@ -46,6 +46,18 @@ func TestReducePodKeepsIdentityLabelsAndStartOfOwnedPods(t *testing.T) {
 	if c.Bare || c.Spec != nil || c.Annotations != nil || c.GenerateName != "" {
 		t.Errorf("an owned pod keeps no spec, annotations or generateName: bare=%v spec=%v annotations=%v", c.Bare, c.Spec != nil, c.Annotations)
 	}
+	if c.IP != "" {
+		t.Errorf("IP %q for a pod without one", c.IP)
+	}
+	p.Status.PodIP = "10.0.0.7"
+	if out, _ := reducePod(p); out.(*cachedPod).IP != "10.0.0.7" {
+		t.Errorf("the pod's IP is not kept: %q", out.(*cachedPod).IP)
+	}
+	p.Spec.HostNetwork = true
+	if out, _ := reducePod(p); out.(*cachedPod).IP != "" {
+		t.Errorf("a host-network pod's IP (its node's) is kept: %q", out.(*cachedPod).IP)
+	}
+	p.Spec.HostNetwork, p.Status.PodIP = false, ""
 	if !c.Started.Equal(started) {
 		t.Errorf("started %s, want the earliest running container %s", c.Started, started)
 	}

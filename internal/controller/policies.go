@@ -170,6 +170,9 @@ func (r *gatherer) parsePolicy(ctx context.Context, p *api.RolloutPolicy, target
 			}
 		}
 	}
+	if p.Spec.Verification == api.VerificationRequired && r.acting && r.prober == nil {
+		problems = append(problems, "verification: Required needs the controller to probe pods, and it runs with --probe=false")
+	}
 	out.Invalid = strings.Join(problems, "; ")
 	return out, nil
 }

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"sync"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -18,6 +19,11 @@ const maxProbedPods = 64
 
 // probesPerWorkload is how many pods of one workload are probed at once.
 const probesPerWorkload = 16
+
+// DefaultProbeGrace is how long after its certificates changed a pod may still serve the old ones before
+// a probe's "old" counts: the kubelet writes renewed Secret and ConfigMap files into running pods on its
+// next sync (a minute, plus its cache's), and a process that reloads them needs a moment more.
+const DefaultProbeGrace = 2 * time.Minute
 
 // prober probes the pods of workloads that declare TLS ports (probe.Ports). The controller dials pod IPs;
 // the CLI dials through the API server's port-forward; tests map pod addresses to listeners of their own
@@ -35,51 +41,57 @@ func newProber(o Options) *prober {
 	return &prober{Prober: probe.Prober{Dialer: o.ProbeDialer, Timeout: o.ProbeTimeout}, slots: make(chan struct{}, 4*probesPerWorkload)}
 }
 
-// observeServing reads the workload's probe and reload declarations into in and, when the outcome can
-// change the decision (the certificates changed since the ledger was written), probes the pods a
-// start-time rule would call stale, setting each probed pod's Serves. It returns what is wrong with the
-// declarations, when that matters to this decision, for the caller to report; an unusable reload hook is
-// ignored and a bad probe entry dropped.
-func (r *gatherer) observeServing(ctx context.Context, k kind, obj client.Object, in *decide.Input) []problem {
+// decideServing decides on the workload as decide.Restart does and, when that decision would restart it
+// (directly or through its policy) and probes can change it, probes the pods the start-time rule calls
+// stale and decides again with what they serve. Steady state, workloads that are not due a restart and
+// workloads certrollout may not restart cost no dial. It returns what is wrong with the workload's probe
+// or reload declarations, when that matters to this decision, for the caller to report; an unusable
+// reload hook is ignored and a bad probe entry dropped.
+func (r *gatherer) decideServing(ctx context.Context, k kind, obj client.Object, in *decide.Input) (decide.Decision, []problem) {
 	h, declared, reloadErr := decide.ParseReloadHook(obj.GetAnnotations())
-	if declared && reloadErr == nil {
+	if declared && reloadErr == nil && !in.NeverRefreshed {
 		in.Reload = &h
 	}
-	if in.Set.Empty() || decide.ReadLedger(in.Workload.Annotations).Hash == in.Set.Hash {
-		return nil // nothing to decide: what the pods serve changes nothing
+	d := decide.Restart(*in)
+	if d.Action != decide.ActionRestart && d.Action != decide.ActionDelegate {
+		return d, nil
 	}
 	var problems []problem
 	if reloadErr != nil {
 		problems = append(problems, problem{api.ReasonInvalidReload, reloadErr.Error() + "; the workload is restarted instead"})
 	}
-	if r.prober == nil {
-		return problems
+	if r.prober == nil || len(in.Set.Leaves) == 0 {
+		return d, problems // nothing to probe with, or for: a set of CAs says nothing of what a pod serves
 	}
 	ports, err := probe.Ports(obj.GetAnnotations(), k.podSpec(obj))
 	if err != nil {
 		problems = append(problems, problem{api.ReasonInvalidProbe, err.Error() + "; those entries are not probed"})
 	}
 	if len(ports) == 0 {
-		return problems
+		return d, problems
 	}
-	in.Probed = true
 	var todo []int
 	for i, p := range in.Pods {
-		if p.IP != "" && decide.Stale(p.Started, in.Set.IssuedAt) && len(todo) < maxProbedPods {
+		if p.IP != "" && decide.Stale(p.Started, in.Set.IssuedAt) {
 			todo = append(todo, i)
 		}
 	}
-	r.prober.judge(ctx, in.Pods, todo, ports, probe.ServerName(in.Set.ServerNames), in.Set.Fingerprints)
-	return problems
+	if len(todo) > maxProbedPods {
+		// Too many pods to prove a reload of each: judge the first ones, restart rather than reload.
+		todo, in.Reload = todo[:maxProbedPods], nil
+	}
+	in.Probed, in.ProbeGrace = true, r.opts.ProbeGrace
+	r.prober.judge(ctx, in.Pods, todo, ports, probe.ServerName(in.Set.ServerNames), in.Set.Expectation())
+	return decide.Restart(*in), problems
 }
 
 // problem is something wrong with a workload's declarations, reported as a Warning Event with reason.
 type problem struct{ reason, message string }
 
 // judge probes pods[i] for each i in todo and records the verdict in pods[i].Serves.
-func (p *prober) judge(ctx context.Context, pods []decide.Pod, todo []int, ports []probe.Port, serverName string, expected []string) {
+func (p *prober) judge(ctx context.Context, pods []decide.Pod, todo []int, ports []probe.Port, serverName string, expected probe.Expectation) {
 	p.each(ctx, todo, func(i int) {
-		pods[i].Serves = probe.Judge(p.Pod(ctx, pods[i].IP, ports, serverName), expected)
+		pods[i].Serves = expected.Judge(p.Pod(ctx, pods[i].IP, ports, serverName))
 	})
 }
 

@@ -49,6 +49,9 @@ type gatherer struct {
 	limiter *rate.Limiter
 	// prober reads what pods serve; nil when probes are off.
 	prober *prober
+	// acting is set on the controller's own gatherer, not a CLI snapshot's: what the controller cannot
+	// do (probe, with --probe=false) makes a policy that requires it invalid.
+	acting bool
 }
 
 func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -67,10 +70,13 @@ func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	for _, p := range r.observeServing(ctx, r.kind, obj, &in) {
+	d, problems := r.decideServing(ctx, r.kind, obj, &in)
+	if d.Action == decide.ActionRestart {
+		_, d.Verify = r.verifiable(obj, in.Set)
+	}
+	for _, p := range problems {
 		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, p.reason, "Probe", "%s", fitNote(p.message))
 	}
-	d := decide.Restart(in)
 	ctrl.LoggerFrom(ctx).V(1).Info("Decided", "workload", klog.KObj(obj), "kind", r.kind.name, "action", d.Action,
 		"reason", d.Reason, "stalePods", len(d.StalePods), "hash", d.Set.Hash, "message", d.Message, "requeueAfter", d.RequeueAfter)
 	r.report(obj, in, d)

@@ -36,6 +36,9 @@ const (
 	hooked = "hooked"
 	// brokenHook loads its certificate at start; its reload endpoint answers 500.
 	brokenHook = "broken-hook"
+	// lateReload serves what its Secret held a lag ago (see renewing): a process that reloads its files
+	// once the kubelet has refreshed them, on its next sync.
+	lateReload = "late-reload"
 )
 
 // fakeApps plays the processes of kwok pods, which run none: it is the controller's ProbeDialer, and a
@@ -51,6 +54,19 @@ type fakeApps struct {
 	loaded map[string]tls.Certificate // by pod: what a load-at-start pod loaded
 	dials  map[string]int             // by pod
 	hooks  map[string]int             // by pod: reload calls
+	// previous is what a lateReload app serves until lag after renewedAt.
+	previous  tls.Certificate
+	renewedAt time.Time
+	lag       time.Duration
+}
+
+// renewing is called just before the test renews secret: lateReload apps go on serving what it holds now
+// for lag.
+func (f *fakeApps) renewing(secret string, lag time.Duration) {
+	cert := f.secretCert(context.Background(), secret)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.previous, f.renewedAt, f.lag = cert, time.Now(), lag
 }
 
 type fakeApp struct {
@@ -64,7 +80,7 @@ type fakeApp struct {
 func newServedEnv(t *testing.T) (*env, *fakeApps, *testgen.Cert) {
 	t.Helper()
 	opts := testOptions()
-	opts.Probes = true
+	opts.Probes, opts.ProbeGrace = true, 0
 	e := newEnv(t, opts)
 	apps := newFakeApps(t, e)
 	e.opts.ProbeDialer = apps
@@ -159,6 +175,14 @@ func (f *fakeApps) certFor(ctx context.Context, pod *corev1.Pod) (tls.Certificat
 		return tls.Certificate{}, fmt.Errorf("pod %s: connection refused (no app)", pod.Name)
 	case a.behaviour == stuck:
 		return a.fixed, nil
+	case a.behaviour == lateReload:
+		f.mu.Lock()
+		late := time.Since(f.renewedAt) < f.lag
+		f.mu.Unlock()
+		if late {
+			return f.previous, nil
+		}
+		return f.secretCert(ctx, a.secret), nil
 	case a.behaviour != hotReload && wasLoaded:
 		return loaded, nil
 	}
@@ -238,14 +262,15 @@ func (f *fakeApps) dialed(pod string) int {
 	return f.dials[pod]
 }
 
-// verification waits for the workload's verification record of hash.
+// verification waits for the workload's verification record of hash, past the pending one its restart
+// writes.
 func (e *env) verification(name, hash string) decide.Verification {
 	e.t.Helper()
 	var v decide.Verification
 	clustertest.Eventually(e.t, 2*time.Minute, "Deployment "+name+" to record a verification of "+hash, func(context.Context) (bool, error) {
 		var ok bool
 		v, ok = decide.ReadVerification(e.get(name).Annotations)
-		return ok && v.Hash == hash, nil
+		return ok && v.Hash == hash && !v.Pending, nil
 	})
 	return v
 }
@@ -335,7 +360,7 @@ func TestProbesRestartOnlyWhatServesAnOldCertificateAndVerifyTheRestart(t *testi
 	if !v.Verified || v.How != decide.HowRestarted {
 		t.Errorf("cold's verification: %+v; want verified after its restart", v)
 	}
-	if msg := e.eventMessage("cold", api.ReasonVerified); !strings.Contains(msg, "all 2 pod(s) serve") {
+	if msg := e.eventMessage("cold", api.ReasonVerified); !strings.Contains(msg, "all 2 probed pod(s) serve") {
 		t.Errorf("cold's Verified Event: %q", msg)
 	}
 
@@ -389,7 +414,7 @@ func TestARolloutUnderVerificationRequiredFailsTheTargetThatStillServesItsOldCer
 	e.waitLedger("stubborn", "")
 
 	time.Sleep(1100 * time.Millisecond)
-	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api-2"), ca, nil)
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api-2", testgen.WithDNSNames("api.example.com")), ca, nil)
 	ro := e.waitRollout(3*time.Minute, "the policy's CertRollout to finish", func(r *api.CertRollout) bool { return r.Status.Phase.Finished() })
 	if ro.Status.Phase != api.PhaseFailed {
 		t.Errorf("the rollout ended %s (%s); want Failed", ro.Status.Phase, ro.Status.Message)
@@ -440,7 +465,7 @@ func TestAReloadHookAppIsReloadedAndVerifiedAndABrokenHookFallsBackToOneRestart(
 	before := e.get("hooked").Annotations[api.AnnotationCertificateHash]
 
 	time.Sleep(1100 * time.Millisecond)
-	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api-2"), ca, nil)
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api-2", testgen.WithDNSNames("api.example.com")), ca, nil)
 	hash := ""
 	clustertest.Eventually(t, 2*time.Minute, "both ledgers to name the renewed certificates", func(context.Context) (bool, error) {
 		hash = e.get("hooked").Annotations[api.AnnotationCertificateHash]
@@ -495,7 +520,7 @@ func TestAPodWhoseContainersRestartedInPlaceAfterTheRenewalIsCurrent(t *testing.
 	// Renewed while no controller runs; then the kubelet restarts inplace's containers where they are
 	// (container restart rules), as it records in their status: same pods, new start times.
 	time.Sleep(1100 * time.Millisecond)
-	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api-2"), ca, nil)
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api-2", testgen.WithDNSNames("api.example.com")), ca, nil)
 	time.Sleep(1100 * time.Millisecond)
 	restartedAt := metav1.NewTime(time.Now().Truncate(time.Second))
 	pods, err := e.c.Client.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{LabelSelector: "app=inplace"})
@@ -554,4 +579,45 @@ func stalePodsGauge(t *testing.T, ns string) map[string]float64 {
 		}
 	}
 	return out
+}
+
+func TestAnAppThatReloadsOnceTheKubeletRefreshesItsFilesIsNotRestarted(t *testing.T) {
+	e, apps, ca := newServedEnv(t)
+	e.opts.ProbeGrace = 30 * time.Second
+	for name, behaviour := range map[string]string{"late": lateReload, "cold": loadAtStart} {
+		apps.add(name, behaviour, "api-tls")
+		e.deploy(testgen.Deployment(e.ns, name, 1, []testgen.PodOption{testgen.WithSecretVolume("api-tls")},
+			testgen.WithAnnotation(api.AnnotationEnabled, "true"), testgen.WithAnnotation(api.AnnotationProbe, "8443")))
+	}
+	e.waitAvailable("late")
+	e.waitAvailable("cold")
+	apps.started(context.Background())
+	e.start()
+	e.waitLedger("late", "")
+	e.waitLedger("cold", "")
+	before := e.get("late").Annotations[api.AnnotationCertificateHash]
+
+	// The kubelet refreshes the files 8 s after the renewal: until then the late app serves the old
+	// certificate, and probes see it so.
+	time.Sleep(1100 * time.Millisecond)
+	apps.renewing("api-tls", 8*time.Second)
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api-2", testgen.WithDNSNames("api.example.com")), ca, nil)
+	hash := ""
+	clustertest.Eventually(t, 2*time.Minute, "both ledgers to name the renewed certificates", func(context.Context) (bool, error) {
+		hash = e.get("late").Annotations[api.AnnotationCertificateHash]
+		return hash != before && e.get("cold").Annotations[api.AnnotationCertificateHash] == hash, nil
+	})
+	if v := e.verification("late", hash); !v.Verified || v.How != decide.HowReloadedByItself {
+		t.Errorf("late's verification: %+v; want reloaded by itself", v)
+	}
+	if msg := e.eventMessage("late", api.ReasonReloadedByItself); msg == "" {
+		t.Error("late has no ReloadedByItself Event")
+	}
+	e.waitAvailable("cold")
+	e.quietly(3*time.Second, "late", "cold")
+	for name, want := range map[string]int{"late": 1, "cold": 2} {
+		if got := e.rollouts(name); got != want {
+			t.Errorf("%s rolled %d times, want %d", name, got-1, want-1)
+		}
+	}
 }

@@ -346,10 +346,11 @@ func (s *Snapshot) workload(ctx context.Context, k kind, obj client.Object, poli
 	if err != nil {
 		return Workload{}, false, err
 	}
-	for _, p := range s.disc.observeServing(ctx, k, obj, &in) {
+	d, problems := s.disc.decideServing(ctx, k, obj, &in)
+	for _, p := range problems {
 		w.ProbeProblems = append(w.ProbeProblems, p.message)
 	}
-	w.Input, w.Decision = in, decide.Restart(in)
+	w.Input, w.Decision = in, d
 	if in.Policy != "" {
 		key := w.Namespace + "/" + in.Policy
 		pv, ok := policies[key]

@@ -27,32 +27,44 @@ const verifyPoll = 5 * time.Second
 // answering its probe before it records the restart as not verified.
 const verifyTimeout = 10 * time.Minute
 
-// verifyRestart proves a direct restart worked: once every pod of the workload started after the
-// restart and is ready, it probes them all and records on the workload (api.AnnotationVerification) and
-// in an Event whether each serves the certificates the ledger names, naming the pods that do not. It
-// returns when to look again (0: nothing left to verify). Workloads without TLS ports, bare pods and
-// CronJobs are not verified.
-func (r *workloadReconciler) verifyRestart(ctx context.Context, obj client.Object, in decide.Input, d decide.Decision) time.Duration {
-	if r.prober == nil || r.kind.name == api.KindPod || r.kind.name == api.KindCronJob {
-		return 0
+// verifiable reports whether a restart of the workload can be verified by probes, and on which ports.
+func (r *workloadReconciler) verifiable(obj client.Object, set inventory.Set) ([]probe.Port, bool) {
+	switch {
+	case r.prober == nil, len(set.Leaves) == 0:
+		return nil, false
+	case r.kind.name != api.KindDeployment && r.kind.name != api.KindStatefulSet && r.kind.name != api.KindDaemonSet:
+		return nil, false
 	}
 	ports, _ := probe.Ports(obj.GetAnnotations(), r.kind.podSpec(obj))
-	if len(ports) == 0 {
-		return 0
-	}
-	if d.Action == decide.ActionRestart {
+	return ports, len(ports) > 0
+}
+
+// verifyRestart proves a direct restart worked. The restart wrote a pending verification
+// (decide.Decision.Verify); once every pod of the workload started after it and is ready and answers
+// its probe, it probes them all and records on the workload (api.AnnotationVerification) and in an
+// Event whether each serves the certificates the ledger names, naming the pods that do not. It returns
+// when to look again (0: nothing left to verify). Only certrollout's own direct restarts are verified
+// here: restarts by others are not its to judge, and a CertRollout verifies its targets itself.
+func (r *workloadReconciler) verifyRestart(ctx context.Context, obj client.Object, in decide.Input, d decide.Decision) time.Duration {
+	if d.Action == decide.ActionRestart && d.Verify {
 		return verifyPoll // the restart was just written; its pods come later
 	}
+	pending, ok := decide.ReadVerification(obj.GetAnnotations())
 	l := decide.ReadLedger(obj.GetAnnotations())
-	if d.Reason != api.ReasonUpToDate || l.RestartedAt.IsZero() {
+	if !ok || !pending.Pending || pending.Hash != l.Hash || d.Reason != api.ReasonUpToDate {
 		return 0
 	}
-	if v, ok := decide.ReadVerification(obj.GetAnnotations()); ok && v.Hash == l.Hash {
+	ports, ok := r.verifiable(obj, in.Set)
+	if !ok {
 		return 0
 	}
-	late := !in.Now.Before(l.RestartedAt.Add(verifyTimeout))
-	pods, waiting := r.podsSince(r.kind, obj, l.RestartedAt)
-	if waiting != "" && !late {
+	late := !in.Now.Before(pending.At.Add(verifyTimeout))
+	pods, waiting := r.podsSince(r.kind, obj, pending.At)
+	switch {
+	case waiting == noPods:
+		r.recordVerification(ctx, obj, decide.Verification{Hash: l.Hash, How: decide.HowRestarted, At: in.Now, Message: "not verified: " + noPods}, false)
+		return 0
+	case waiting != "" && !late:
 		return verifyPoll
 	}
 	v := decide.Verification{Hash: l.Hash, How: decide.HowRestarted, At: in.Now}
@@ -65,9 +77,12 @@ func (r *workloadReconciler) verifyRestart(ctx context.Context, obj client.Objec
 		}
 		v.Verified, v.Message, v.OldPods = res.verified, res.message, res.oldPods
 	}
-	r.recordVerification(ctx, obj, v)
+	r.recordVerification(ctx, obj, v, true)
 	return 0
 }
+
+// noPods is why a workload scaled to zero after its restart is not verified.
+const noPods = "the workload has no running pod"
 
 // podsSince are the workload's running pods, all started after restartedAt and ready; waiting says what
 // is not yet so ("" when every pod is).
@@ -90,7 +105,7 @@ func (r *gatherer) podsSince(k kind, obj client.Object, restartedAt time.Time) (
 	case unready > 0:
 		return nil, fmt.Sprintf("%d new pod(s) are not ready", unready)
 	case len(pods) == 0:
-		return nil, "the workload has no running pod"
+		return nil, noPods
 	}
 	return pods, ""
 }
@@ -135,6 +150,7 @@ type verifyResult struct {
 
 // verify probes pods and says whether every one serves the set.
 func (p *prober) verify(ctx context.Context, pods []decide.Pod, ports []probe.Port, set inventory.Set) verifyResult {
+	total := len(pods)
 	if len(pods) > maxProbedPods {
 		pods = pods[:maxProbedPods]
 	}
@@ -148,29 +164,39 @@ func (p *prober) verify(ctx context.Context, pods []decide.Pod, ports []probe.Po
 	})
 	var old, oldPods, silent []string
 	current := 0
+	expected := set.Expectation()
 	for i, ss := range served {
-		switch probe.Judge(ss, set.Fingerprints) {
+		switch expected.Judge(ss) {
 		case probe.Current:
 			current++
 		case probe.Old:
 			old = append(old, pods[i].Name+" serves "+describeServed(ss, set.Fingerprints))
 			oldPods = append(oldPods, pods[i].Name)
 		default:
+			if slices.ContainsFunc(ss, probe.Served.OK) {
+				silent = append(silent, pods[i].Name+" (serves no certificate of its set: "+describeServed(ss, nil)+")")
+				continue
+			}
 			silent = append(silent, pods[i].Name+" ("+firstError(ss)+")")
 		}
 	}
 	slices.Sort(old)
 	slices.Sort(oldPods)
 	slices.Sort(silent)
-	res := verifyResult{answered: current > 0 || len(old) > 0, oldPods: oldPods}
+	// Answered only once every pod did: a pod whose listener starts after it is ready is looked at again
+	// until the timeout rather than judged silent at once.
+	res := verifyResult{answered: len(silent) == 0, oldPods: oldPods}
 	switch {
 	case len(old) > 0:
-		res.message = fmt.Sprintf("%d of %d pod(s) still serve an old certificate after the restart: %s", len(old), len(pods), strings.Join(old, "; "))
+		res.message = fmt.Sprintf("%d of %d probed pod(s) still serve an old certificate after the restart: %s", len(old), len(pods), strings.Join(old, "; "))
 	case len(silent) > 0:
-		res.message = fmt.Sprintf("%d of %d pod(s) serve %s; %d did not answer: %s", current, len(pods), set.Hash, len(silent), strings.Join(silent, "; "))
+		res.message = fmt.Sprintf("%d of %d probed pod(s) serve %s; %d did not answer: %s", current, len(pods), set.Hash, len(silent), strings.Join(silent, "; "))
 	default:
 		res.verified = true
-		res.message = fmt.Sprintf("all %d pod(s) serve the certificates %s (probed on %s)", current, set.Hash, portList(ports))
+		res.message = fmt.Sprintf("all %d probed pod(s) serve the certificates %s (on %s)", current, set.Hash, portList(ports))
+	}
+	if total > len(pods) {
+		res.message += fmt.Sprintf("; %d more pod(s) not probed (at most %d are)", total-len(pods), maxProbedPods)
 	}
 	return res
 }
@@ -203,11 +229,15 @@ func portList(ports []probe.Port) string {
 	return strings.Join(parts, ", ")
 }
 
-// recordVerification writes the verification on the workload and as an Event.
-func (r *workloadReconciler) recordVerification(ctx context.Context, obj client.Object, v decide.Verification) {
+// recordVerification writes the verification on the workload and, when it is a verdict, as an Event
+// and in the metric.
+func (r *workloadReconciler) recordVerification(ctx context.Context, obj client.Object, v decide.Verification, verdict bool) {
 	log := ctrl.LoggerFrom(ctx)
 	if err := restart.Annotate(ctx, r.client, obj, map[string]string{api.AnnotationVerification: v.Annotation()}); err != nil {
 		log.Error(err, "Could not record a verification", "workload", klog.KObj(obj))
+		return
+	}
+	if !verdict {
 		return
 	}
 	reason, eventType := api.ReasonVerified, corev1.EventTypeNormal

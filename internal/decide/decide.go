@@ -136,6 +136,9 @@ type Input struct {
 	// Probed is set when the workload's pods were probed for what they serve (it declares TLS ports and
 	// probes are on): a reload can then be verified.
 	Probed bool
+	// ProbeGrace is how long after the certificates changed (Set.ChangedAt) a pod probed serving an old
+	// one may still pick the new one up: the kubelet refreshes mounted files on its next sync.
+	ProbeGrace time.Duration
 	// Reload is the workload's reload hook (api.AnnotationReload), nil when it has none or it is invalid.
 	Reload *ReloadHook
 	// Hold, when set, holds a due restart: the workload uses a leaf certificate that a CA cascade is about
@@ -163,6 +166,9 @@ type Decision struct {
 	ReloadedPods []string
 	// RequeueAfter is set with ActionWait.
 	RequeueAfter time.Duration
+	// Verify asks that the restart be verified by probes once the new pods run (the controller sets it
+	// for workloads with TLS ports); the restart then writes a pending Verification.
+	Verify bool
 }
 
 // Ledger is what a workload's annotations say about the certificates its pods run on.
@@ -242,6 +248,7 @@ type check struct {
 var chain = []check{
 	{"usesCertificates", usesCertificates},
 	{"ledgerCurrent", ledgerCurrent},
+	{"propagating", propagating},
 	{"reloadsItself", reloadsItself},
 	{"reloadedByItself", reloadedByItself},
 	{"podsCurrent", podsCurrent},
@@ -317,11 +324,31 @@ func reloadsItself(in Input, f facts) *Decision {
 	return d
 }
 
+// propagating waits, after a change of certificates, while a pod probed serving an old one may still be
+// about to serve the new one: the kubelet writes renewed files into running pods on its next sync, and a
+// process that reloads them (or a reload hook, called once they are there) needs that long. Workloads
+// that read a certificate where the kubelet never refreshes it do not wait.
+func propagating(in Input, f facts) *Decision {
+	if f.servingOld == 0 || in.ProbeGrace <= 0 || in.NeverRefreshed || in.Set.ChangedAt.IsZero() {
+		return nil
+	}
+	until := in.Set.ChangedAt.Add(in.ProbeGrace)
+	if !in.Now.Before(until) {
+		return nil
+	}
+	return &Decision{Action: ActionWait, Reason: api.ReasonPropagating, RequeueAfter: min(until.Sub(in.Now), propagationPoll),
+		Message: fmt.Sprintf("%d pod(s) still serve an old certificate; the kubelet refreshes mounted certificates on its next sync: looking again until %s",
+			f.servingOld, until.UTC().Format(time.RFC3339))}
+}
+
+// propagationPoll is how often pods are probed again while they may still pick renewed certificates up.
+const propagationPoll = 10 * time.Second
+
 // reloadedByItself: every pod that started before the certificates were issued already serves them, as
 // probes showed; the processes reloaded them by themselves. The ledger records it and nothing restarts.
 func reloadedByItself(in Input, f facts) *Decision {
-	if len(f.stale) > 0 || len(f.reloaded) == 0 {
-		return nil
+	if len(f.stale) > 0 || len(f.reloaded) == 0 || in.Workload.Kind == api.KindCronJob {
+		return nil // a CronJob has no ledger: podsCurrent says so
 	}
 	d := &Decision{Action: ActionRecord, Reason: api.ReasonReloadedByItself,
 		Message: fmt.Sprintf("reloaded by itself: %d pod(s) started before the certificates were issued at %s but already serve %s (probed); not restarted",

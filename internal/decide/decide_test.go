@@ -97,6 +97,22 @@ func TestDecide(t *testing.T) {
 			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment}, Set: current, Pods: serving(probe.Current, before)},
 			wantAction: ActionNone, wantReason: api.ReasonReloadedByItself, wantStale: 0,
 		},
+		"waits while pods serving an old certificate may still get the renewed files from the kubelet": {
+			in: Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: with(renewed, api.AnnotationReloadsItself, "true")},
+				Set: inventory.Set{Fingerprints: current.Fingerprints, Hash: current.Hash, IssuedAt: issued, NotAfter: current.NotAfter, ChangedAt: now.Add(-time.Minute)},
+				Pods: serving(probe.Old, before), Probed: true, ProbeGrace: 2 * time.Minute},
+			wantAction: ActionWait, wantReason: api.ReasonPropagating, wantStale: 1, wantAfter: 10 * time.Second,
+		},
+		"restarts a pod still serving an old certificate once the grace is over": {
+			in: Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: with(renewed, api.AnnotationReloadsItself, "true")},
+				Set: inventory.Set{Fingerprints: current.Fingerprints, Hash: current.Hash, IssuedAt: issued, NotAfter: current.NotAfter, ChangedAt: now.Add(-3 * time.Minute)},
+				Pods: serving(probe.Old, before), Probed: true, ProbeGrace: 2 * time.Minute},
+			wantAction: ActionRestart, wantReason: api.ReasonCertificateRenewed, wantStale: 1,
+		},
+		"never records a ledger on a CronJob whose running Job reloaded": {
+			in:         Input{Now: now, Workload: Workload{Kind: api.KindCronJob, Annotations: enabled}, Set: current, Pods: serving(probe.Current, before)},
+			wantAction: ActionNone, wantReason: api.ReasonCronJob, wantStale: 0,
+		},
 		"takes a reloads-itself annotation that is not true as absent": {
 			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: with(renewed, api.AnnotationReloadsItself, "sometimes")}, Set: current, Pods: pods(before)},
 			wantAction: ActionRestart, wantReason: api.ReasonCertificateRenewed, wantStale: 1,

@@ -29,6 +29,9 @@ type Verification struct {
 	// OldPods are the pods probes saw serving a certificate outside the set: stale, whatever their start
 	// time, until they are gone.
 	OldPods []string `json:"oldPods,omitempty"`
+	// Pending is written with a restart certrollout made that is to be verified once the new pods run:
+	// only such a restart is verified on the workload (a CertRollout verifies its own targets).
+	Pending bool `json:"pending,omitempty"`
 }
 
 // ServingOld are the pods the workload's verification record saw serving a certificate outside its

@@ -25,6 +25,7 @@ import (
 	"github.com/certrollout/certrollout/internal/certmanager"
 	"github.com/certrollout/certrollout/internal/certs"
 	"github.com/certrollout/certrollout/internal/consumers"
+	"github.com/certrollout/certrollout/internal/probe"
 )
 
 // cert-manager's annotations on the Secrets it issues.
@@ -192,6 +193,14 @@ type Set struct {
 	// ServerNames are the DNS names of the set's leaf certificates, sorted and unique: what a TLS probe
 	// sends as SNI (probe.ServerName). Not part of the Hash.
 	ServerNames []string
+	// Leaves are the fingerprints of the set's leaf (non-CA) certificates, and LeafSubjects their
+	// subjects, sorted and unique: what a pod may serve (probe.Expectation). Not part of the Hash.
+	Leaves, LeafSubjects []string
+}
+
+// Expectation is what a pod that uses the set should serve on its TLS ports.
+func (s Set) Expectation() probe.Expectation {
+	return probe.Expectation{Leaves: s.Leaves, Names: append(slices.Clone(s.ServerNames), s.LeafSubjects...)}
 }
 
 // Empty reports whether the set holds no certificate.
@@ -210,6 +219,8 @@ func SetOf(uses []consumers.Use, sources map[consumers.Ref]*Source) Set {
 			set.Fingerprints = append(set.Fingerprints, c.Fingerprint)
 			if !c.IsCA {
 				set.ServerNames = append(set.ServerNames, c.DNSNames...)
+				set.Leaves = append(set.Leaves, c.Fingerprint)
+				set.LeafSubjects = append(set.LeafSubjects, c.Subject)
 			}
 			if set.NotAfter.IsZero() || c.NotAfter.Before(set.NotAfter) {
 				set.NotAfter = c.NotAfter
@@ -224,8 +235,10 @@ func SetOf(uses []consumers.Use, sources map[consumers.Ref]*Source) Set {
 	}
 	slices.Sort(set.Fingerprints)
 	set.Fingerprints = slices.Compact(set.Fingerprints)
-	slices.Sort(set.ServerNames)
-	set.ServerNames = slices.Compact(set.ServerNames)
+	for _, l := range []*[]string{&set.ServerNames, &set.Leaves, &set.LeafSubjects} {
+		slices.Sort(*l)
+		*l = slices.Compact(*l)
+	}
 	if len(set.Fingerprints) > 0 {
 		sum := sha256.Sum256([]byte(strings.Join(set.Fingerprints, "\n")))
 		set.Hash = hex.EncodeToString(sum[:8])

@@ -758,7 +758,11 @@ func (s *stepper) verifyTarget(t *api.TargetStatus, w Workload, health time.Dura
 	v := w.Verification
 	timedOut := !s.in.Now.Before(t.StartedAt.Add(health))
 	switch {
-	case v == nil || !v.Probed:
+	case v == nil && required:
+		s.targetFailed(t, "verification: Required, but the controller does not probe pods (--probe=false)")
+		return false
+	case v == nil:
+	case !v.Probed:
 		if required {
 			s.targetFailed(t, "verification: Required, but the workload declares no TLS port to probe (annotation "+api.AnnotationProbe+", or a container port named https or *tls*)")
 			return false

@@ -235,17 +235,39 @@ const (
 	Old Verdict = "Old"
 )
 
-// Judge compares what a pod served with the fingerprints it should serve (the workload's current set).
-func Judge(served []Served, expected []string) Verdict {
+// Expectation is what a pod should serve: the leaf certificates of the workload's current set.
+type Expectation struct {
+	// Leaves are the fingerprints of the set's leaf (non-CA) certificates.
+	Leaves []string
+	// Names are their DNS names and subjects. A served leaf that is none of Leaves but shares one of
+	// these is another version of them: an old one. A served leaf that shares none is a certificate
+	// certrollout does not track (one the process made, a sidecar's): it says nothing either way.
+	Names []string
+}
+
+// Judge compares what a pod served with what it should serve: Old when a port serves another version of
+// an expected leaf, Current when every port that serves one of them serves an expected one, NotProbed
+// when no port answered with a leaf that concerns the set.
+func (e Expectation) Judge(served []Served) Verdict {
 	v := NotProbed
 	for _, s := range served {
-		if !s.OK() {
-			continue
-		}
-		if !slices.Contains(expected, s.Leaf.Fingerprint) {
+		switch {
+		case !s.OK():
+		case slices.Contains(e.Leaves, s.Leaf.Fingerprint):
+			if v == NotProbed {
+				v = Current
+			}
+		case e.related(s.Leaf):
 			return Old
 		}
-		v = Current
 	}
 	return v
+}
+
+// related reports whether leaf names one of the expected names.
+func (e Expectation) related(leaf certs.Certificate) bool {
+	if slices.Contains(e.Names, leaf.Subject) {
+		return true
+	}
+	return slices.ContainsFunc(leaf.DNSNames, func(n string) bool { return slices.Contains(e.Names, n) })
 }

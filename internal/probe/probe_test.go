@@ -121,13 +121,19 @@ func TestAPodIsJudgedByWhatEachOfItsPortsServes(t *testing.T) {
 	if served[2].OK() {
 		t.Errorf("9443 (closed): %+v", served[2])
 	}
-	if v := Judge(served, []string{cert.Fingerprint}); v != Current {
+	if v := (Expectation{Leaves: []string{cert.Fingerprint}}).Judge(served); v != Current {
 		t.Errorf("verdict %s with the served leaf expected", v)
 	}
-	if v := Judge(served, []string{"something-else"}); v != Old {
-		t.Errorf("verdict %s with another leaf expected", v)
+	if v := (Expectation{Leaves: []string{"renewed"}, Names: cert.DNSNames}).Judge(served); v != Old {
+		t.Errorf("verdict %s with another version of the served leaf expected", v)
 	}
-	if v := Judge(served[1:], []string{cert.Fingerprint}); v != NotProbed {
+	if v := (Expectation{Leaves: []string{"renewed"}, Names: []string{cert.Subject}}).Judge(served); v != Old {
+		t.Errorf("verdict %s with a leaf of the same subject expected", v)
+	}
+	if v := (Expectation{Leaves: []string{"other"}, Names: []string{"other.example.com"}}).Judge(served); v != NotProbed {
+		t.Errorf("verdict %s for a leaf the set does not track (it says nothing)", v)
+	}
+	if v := (Expectation{Leaves: []string{cert.Fingerprint}}).Judge(served[1:]); v != NotProbed {
 		t.Errorf("verdict %s with no port answering", v)
 	}
 }

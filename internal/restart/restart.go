@@ -45,6 +45,10 @@ func Restart(ctx context.Context, c client.Client, kind string, obj client.Objec
 		template := map[string]any{"metadata": map[string]any{"annotations": map[string]string{api.AnnotationRestartHash: d.Set.Hash}}}
 		a := ledger(d, now)
 		carryPrevious(a, obj, d.Set.Hash)
+		if d.Verify {
+			a[api.AnnotationVerification] = decide.Verification{Hash: d.Set.Hash, How: decide.HowRestarted, Pending: true,
+				Message: "restarted; its new pods are probed once they run", At: now}.Annotation()
+		}
 		a[api.AnnotationRestartHistory] = decide.RestartHistory(obj.GetAnnotations(), now)
 		return patch(ctx, c, obj, a, map[string]any{"template": template})
 	case api.KindPod:

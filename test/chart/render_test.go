@@ -175,7 +175,7 @@ maxConcurrentRollouts: 0
 maxConcurrentRolloutsPerNamespace: 1
 maxRestartsPerDay: 0
 caCascade: true
-probes: {enabled: false, timeout: 5s}
+probes: {enabled: false, timeout: 5s, grace: 90s}
 clusterResourceNamespace: cm-system
 leaderElection: {namespace: leases, leaseDuration: 30s, renewDeadline: 20s, retryPeriod: 5s}
 kubeAPI: {qps: 75.5, burst: 1000000}
@@ -210,6 +210,7 @@ extraArgs: [--some-future-flag=x]
 		"--ca-cascade",
 		"--probe=false",
 		"--probe-timeout=5s",
+		"--probe-grace=90s",
 		"--cluster-resource-namespace=cm-system",
 		"--kube-api-qps=75.5",
 		"--kube-api-burst=1000000",

@@ -187,6 +187,9 @@ Deployment depends on it).
 {{- with $v.probes.timeout }}
 - --probe-timeout={{ . }}
 {{- end }}
+{{- with $v.probes.grace }}
+- --probe-grace={{ . }}
+{{- end }}
 {{- if $v.trustSync.enabled }}
 - --trust-sync
 {{- end }}
