@@ -4,13 +4,17 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 
 	certificatesv1beta1 "k8s.io/api/certificates/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -228,4 +232,25 @@ func containsObject(list []client.Object, o client.Object) bool {
 		}
 	}
 	return false
+}
+
+// bundlesInDiscovery reports whether the cluster serves ClusterTrustBundles (certificates.k8s.io/v1beta1)
+// to a controller that watches every namespace, the only one that follows them. Asked before the cache
+// is built: the cache needs the type's REST mapping for its options, and has none where it is not served.
+func bundlesInDiscovery(cfg *rest.Config, namespaces []string) (bool, error) {
+	if len(namespaces) > 0 {
+		return false, nil
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return false, err
+	}
+	list, err := dc.ServerResourcesForGroupVersion(certificatesv1beta1.SchemeGroupVersion.String())
+	switch {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("discovering %s: %w", certificatesv1beta1.SchemeGroupVersion, err)
+	}
+	return slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == "clustertrustbundles" }), nil
 }

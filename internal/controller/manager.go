@@ -157,7 +157,11 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 			o.ControlPlaneLeaseNamespace = o.LeaderElectionNamespace
 		}
 	}
-	cacheOpts := cacheOptions(o.Namespaces, o.ControlPlaneLeaseNamespace)
+	bundles, err := bundlesInDiscovery(cfg, o.Namespaces)
+	if err != nil {
+		return nil, err
+	}
+	cacheOpts := cacheOptions(o.Namespaces, o.ControlPlaneLeaseNamespace, bundles)
 	cacheOpts.SyncPeriod = o.SyncPeriod
 	id := o.LeaderElectionID
 	if id == "" {
@@ -275,7 +279,7 @@ func newScheme() (*runtime.Scheme, error) {
 // (Helm release Secrets filtered out by the API server), no managedFields, only the given namespaces
 // (all when empty), and of Leases only the node agents' in leaseNamespace (the controller's rights on
 // Leases are a Role there).
-func cacheOptions(namespaces []string, leaseNamespace string) cache.Options {
+func cacheOptions(namespaces []string, leaseNamespace string, bundles bool) cache.Options {
 	lease := cache.ByObject{Field: fields.OneTermEqualSelector("metadata.name", api.ControlPlaneLeaseName)}
 	if leaseNamespace != "" {
 		lease.Namespaces = map[string]cache.Config{leaseNamespace: {}}
@@ -285,13 +289,17 @@ func cacheOptions(namespaces []string, leaseNamespace string) cache.Options {
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:    {Transform: inventory.Transform, Field: fields.OneTermNotEqualSelector("type", HelmReleaseSecretType)},
 			&corev1.ConfigMap{}: {Transform: inventory.Transform},
-			// Cached only by the cluster-wide controller, when served (clustertrustbundles.go).
-			&certificatesv1beta1.ClusterTrustBundle{}: {Transform: inventory.TransformBundle},
 			// Only the node agents' Lease, and only control-plane Nodes, are ever read (cluster-wide
 			// controller only): node heartbeats and worker Nodes stay out of the cache.
 			&coordinationv1.Lease{}: lease,
 			&corev1.Node{}:          {Label: controlPlaneSelector},
 		},
+	}
+	if bundles {
+		// Cached only by the cluster-wide controller, and only where served (clustertrustbundles.go): the
+		// cache resolves every ByObject type when it is built, and a type the cluster does not serve would
+		// keep the controller from starting.
+		opts.ByObject[&certificatesv1beta1.ClusterTrustBundle{}] = cache.ByObject{Transform: inventory.TransformBundle}
 	}
 	if len(namespaces) > 0 {
 		opts.DefaultNamespaces = map[string]cache.Config{}

@@ -73,9 +73,13 @@ func NewSnapshot(ctx context.Context, cfg *rest.Config, o Options) (*Snapshot, e
 	if err := requireList(ctx, direct, ns, coreLists()...); err != nil {
 		return nil, err
 	}
+	bundles, err := bundlesInDiscovery(cfg, o.Namespaces)
+	if err != nil {
+		return nil, err
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
-		Cache:                  cacheOptions(o.Namespaces, ""),
+		Cache:                  cacheOptions(o.Namespaces, "", bundles),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})
