@@ -89,6 +89,47 @@ func newServedEnv(t *testing.T) (*env, *fakeApps, *testgen.Cert) {
 	return e, apps, ca
 }
 
+// runApps deploys one opted-in Deployment per app (replicas pods, mounting api-tls, TLS port 8443, and
+// opts), lets their pods load their certificates, starts the controller and waits for their ledgers; it
+// returns the hash they record.
+func (e *env) runApps(apps *fakeApps, replicas int32, behaviours map[string]string, opts ...testgen.DeploymentOption) string {
+	e.t.Helper()
+	opts = append([]testgen.DeploymentOption{testgen.WithAnnotation(api.AnnotationEnabled, "true"), testgen.WithAnnotation(api.AnnotationProbe, "8443")}, opts...)
+	for name, behaviour := range behaviours {
+		apps.add(name, behaviour, "api-tls")
+		e.deploy(testgen.Deployment(e.ns, name, replicas, []testgen.PodOption{testgen.WithSecretVolume("api-tls")}, opts...))
+	}
+	for name := range behaviours {
+		e.waitAvailable(name)
+	}
+	apps.started(context.Background())
+	e.start()
+	for name := range behaviours {
+		e.waitLedger(name, "")
+	}
+	for name := range behaviours {
+		return e.get(name).Annotations[api.AnnotationCertificateHash]
+	}
+	return ""
+}
+
+// renewedLedgers waits until every named workload's ledger records the same hash other than before, and
+// returns it.
+func (e *env) renewedLedgers(before string, names ...string) string {
+	e.t.Helper()
+	hash := ""
+	clustertest.Eventually(e.t, 2*time.Minute, "the ledgers to name the renewed certificates", func(context.Context) (bool, error) {
+		hash = e.get(names[0]).Annotations[api.AnnotationCertificateHash]
+		for _, n := range names[1:] {
+			if e.get(n).Annotations[api.AnnotationCertificateHash] != hash {
+				return false, nil
+			}
+		}
+		return hash != before, nil
+	})
+	return hash
+}
+
 func newFakeApps(t *testing.T, e *env) *fakeApps {
 	return &fakeApps{t: t, cs: e.c.Client, ns: e.ns, apps: map[string]fakeApp{}, loaded: map[string]tls.Certificate{}, dials: map[string]int{}, hooks: map[string]int{}}
 }
@@ -309,36 +350,18 @@ func (e *env) podNames(app string) []string {
 // Long: one renewal, three apps that react to it differently, each asserted end to end.
 func TestProbesRestartOnlyWhatServesAnOldCertificateAndVerifyTheRestart(t *testing.T) {
 	e, apps, ca := newServedEnv(t)
-	for name, behaviour := range map[string]string{"hot": hotReload, "cold": loadAtStart, "stubborn": stuck} {
-		apps.add(name, behaviour, "api-tls")
-		e.deploy(testgen.Deployment(e.ns, name, 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")},
-			testgen.WithAnnotation(api.AnnotationEnabled, "true"), testgen.WithAnnotation(api.AnnotationProbe, "8443")))
-	}
-	for _, name := range []string{"hot", "cold", "stubborn"} {
-		e.waitAvailable(name)
-	}
-	apps.started(context.Background())
 	logs := e.logJSON(1)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("controller log:\n%s", logs.String())
 		}
 	})
-	e.start()
-	for _, name := range []string{"hot", "cold", "stubborn"} {
-		e.waitLedger(name, "")
-	}
+	before := e.runApps(apps, 2, map[string]string{"hot": hotReload, "cold": loadAtStart, "stubborn": stuck})
 	oldHot := e.podNames("hot")
-	before := e.get("hot").Annotations[api.AnnotationCertificateHash]
 
 	time.Sleep(1100 * time.Millisecond) // issuance in a later second than the pods' start
 	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api-2", testgen.WithDNSNames("api.example.com")), ca, nil)
-	hash := ""
-	clustertest.Eventually(t, time.Minute, "the ledgers to name the renewed certificates", func(context.Context) (bool, error) {
-		hash = e.get("cold").Annotations[api.AnnotationCertificateHash]
-		return hash != before && e.get("hot").Annotations[api.AnnotationCertificateHash] == hash &&
-			e.get("stubborn").Annotations[api.AnnotationCertificateHash] == hash, nil
-	})
+	hash := e.renewedLedgers(before, "hot", "cold", "stubborn")
 
 	// The hot-reloading app: never restarted, shown as reloaded by itself.
 	v := e.verification("hot", hash)
@@ -450,27 +473,12 @@ func TestARolloutUnderVerificationRequiredFailsTheTargetThatStillServesItsOldCer
 
 func TestAReloadHookAppIsReloadedAndVerifiedAndABrokenHookFallsBackToOneRestart(t *testing.T) {
 	e, apps, ca := newServedEnv(t)
-	for name, behaviour := range map[string]string{"hooked": hooked, "broken": brokenHook} {
-		apps.add(name, behaviour, "api-tls")
-		e.deploy(testgen.Deployment(e.ns, name, 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")},
-			testgen.WithAnnotation(api.AnnotationEnabled, "true"), testgen.WithAnnotation(api.AnnotationProbe, "8443"),
-			testgen.WithAnnotation(api.AnnotationReload, "POST http://:8080/-/reload"), testgen.WithAnnotation(api.AnnotationReloadTimeout, "20s")))
-	}
-	e.waitAvailable("hooked")
-	e.waitAvailable("broken")
-	apps.started(context.Background())
-	e.start()
-	e.waitLedger("hooked", "")
-	e.waitLedger("broken", "")
-	before := e.get("hooked").Annotations[api.AnnotationCertificateHash]
+	before := e.runApps(apps, 2, map[string]string{"hooked": hooked, "broken": brokenHook},
+		testgen.WithAnnotation(api.AnnotationReload, "POST http://:8080/-/reload"), testgen.WithAnnotation(api.AnnotationReloadTimeout, "20s"))
 
 	time.Sleep(1100 * time.Millisecond)
 	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api-2", testgen.WithDNSNames("api.example.com")), ca, nil)
-	hash := ""
-	clustertest.Eventually(t, 2*time.Minute, "both ledgers to name the renewed certificates", func(context.Context) (bool, error) {
-		hash = e.get("hooked").Annotations[api.AnnotationCertificateHash]
-		return hash != before && e.get("broken").Annotations[api.AnnotationCertificateHash] == hash, nil
-	})
+	hash := e.renewedLedgers(before, "hooked", "broken")
 
 	v := e.verification("hooked", hash)
 	if !v.Verified || v.How != decide.HowReloaded {
@@ -584,29 +592,14 @@ func stalePodsGauge(t *testing.T, ns string) map[string]float64 {
 func TestAnAppThatReloadsOnceTheKubeletRefreshesItsFilesIsNotRestarted(t *testing.T) {
 	e, apps, ca := newServedEnv(t)
 	e.opts.ProbeGrace = 30 * time.Second
-	for name, behaviour := range map[string]string{"late": lateReload, "cold": loadAtStart} {
-		apps.add(name, behaviour, "api-tls")
-		e.deploy(testgen.Deployment(e.ns, name, 1, []testgen.PodOption{testgen.WithSecretVolume("api-tls")},
-			testgen.WithAnnotation(api.AnnotationEnabled, "true"), testgen.WithAnnotation(api.AnnotationProbe, "8443")))
-	}
-	e.waitAvailable("late")
-	e.waitAvailable("cold")
-	apps.started(context.Background())
-	e.start()
-	e.waitLedger("late", "")
-	e.waitLedger("cold", "")
-	before := e.get("late").Annotations[api.AnnotationCertificateHash]
+	before := e.runApps(apps, 1, map[string]string{"late": lateReload, "cold": loadAtStart})
 
 	// The kubelet refreshes the files 8 s after the renewal: until then the late app serves the old
 	// certificate, and probes see it so.
 	time.Sleep(1100 * time.Millisecond)
 	apps.renewing("api-tls", 8*time.Second)
 	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api-2", testgen.WithDNSNames("api.example.com")), ca, nil)
-	hash := ""
-	clustertest.Eventually(t, 2*time.Minute, "both ledgers to name the renewed certificates", func(context.Context) (bool, error) {
-		hash = e.get("late").Annotations[api.AnnotationCertificateHash]
-		return hash != before && e.get("cold").Annotations[api.AnnotationCertificateHash] == hash, nil
-	})
+	hash := e.renewedLedgers(before, "late", "cold")
 	if v := e.verification("late", hash); !v.Verified || v.How != decide.HowReloadedByItself {
 		t.Errorf("late's verification: %+v; want reloaded by itself", v)
 	}
