@@ -99,13 +99,13 @@ func TestDecide(t *testing.T) {
 		},
 		"waits while pods serving an old certificate may still get the renewed files from the kubelet": {
 			in: Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: with(renewed, api.AnnotationReloadsItself, "true")},
-				Set: inventory.Set{Fingerprints: current.Fingerprints, Hash: current.Hash, IssuedAt: issued, NotAfter: current.NotAfter, ChangedAt: now.Add(-time.Minute)},
+				Set:  inventory.Set{Fingerprints: current.Fingerprints, Hash: current.Hash, IssuedAt: issued, NotAfter: current.NotAfter, ChangedAt: now.Add(-time.Minute)},
 				Pods: serving(probe.Old, before), Probed: true, ProbeGrace: 2 * time.Minute},
 			wantAction: ActionWait, wantReason: api.ReasonPropagating, wantStale: 1, wantAfter: 10 * time.Second,
 		},
 		"restarts a pod still serving an old certificate once the grace is over": {
 			in: Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: with(renewed, api.AnnotationReloadsItself, "true")},
-				Set: inventory.Set{Fingerprints: current.Fingerprints, Hash: current.Hash, IssuedAt: issued, NotAfter: current.NotAfter, ChangedAt: now.Add(-3 * time.Minute)},
+				Set:  inventory.Set{Fingerprints: current.Fingerprints, Hash: current.Hash, IssuedAt: issued, NotAfter: current.NotAfter, ChangedAt: now.Add(-3 * time.Minute)},
 				Pods: serving(probe.Old, before), Probed: true, ProbeGrace: 2 * time.Minute},
 			wantAction: ActionRestart, wantReason: api.ReasonCertificateRenewed, wantStale: 1,
 		},
