@@ -60,12 +60,14 @@ tools-browser: ## Install headless Chromium (and a font) for the HTML report's b
 .PHONY: test
 test: components tools-prometheus tools-browser ## Run unit and integration tests (each integration package starts its own cluster).
 	@mkdir -p $(BIN)
-	@status=0; $(GO) test $(TEST_FLAGS) -v ./... 2>&1 | tee $(BIN)/test.log || status=$$?; \
+	@$(GO) build -o $(BIN)/testreport ./hack/testreport
+	@status=0; $(GO) test -json $(TEST_FLAGS) ./... 2>&1 | $(BIN)/testreport -failures $(BIN)/failures.txt | tee $(BIN)/test.log || status=$$?; \
 	count() { grep -cE "^[[:space:]]*--- $$1:" $(BIN)/test.log || true; }; \
 	echo; grep -E '^(ok|FAIL|---)[[:space:]]' $(BIN)/test.log | grep -v -- '--- PASS\|--- SKIP' || true; \
 	echo "$$(count PASS) passed, $$(count FAIL) failed, $$(count SKIP) skipped"; \
 	echo "Fuzzing each target for $(TEST_FUZZTIME) (make fuzz runs them longer):"; \
 	bash hack/fuzz.sh $(TEST_FUZZTIME) 2>&1 | tee $(BIN)/fuzz.log | grep -E '^(==|FAIL|ok|---)' || status=1; \
+	if [ -s $(BIN)/failures.txt ]; then echo; cat $(BIN)/failures.txt; fi; \
 	exit $$status
 
 # How long `make test` fuzzes each target, after the tests.
