@@ -209,7 +209,7 @@ func podProbe(pod string, served []probe.Served, expected probe.Expectation) Pod
 		p.Reason = "it serves no certificate of its set"
 		for _, pp := range p.Ports {
 			if pp.Error != "" {
-				p.Reason = pp.Error
+				p.Reason = fmt.Sprintf("port %d: %s", pp.Port, pp.Error)
 				break
 			}
 		}
