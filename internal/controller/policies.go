@@ -244,7 +244,10 @@ func (r *gatherer) policyInput(ctx context.Context, p *api.RolloutPolicy) (gover
 		if err != nil {
 			return in, err
 		}
-		in.Workloads = append(in.Workloads, governor.Workload{Ref: w.ref(), Decision: decide.Restart(pin),
+		// Decided as the workload's own reconciler decides, probes included: a workload that reloaded by
+		// itself, is still receiving its files, or is being reloaded through its hook is not due.
+		d, _ := r.decideServing(ctx, w.kind, w.obj, &pin)
+		in.Workloads = append(in.Workloads, governor.Workload{Ref: w.ref(), Decision: d,
 			RunningNotAfter: decide.ReadLedger(w.obj.GetAnnotations()).NotAfter})
 	}
 	in.Rollouts, err = r.rolloutsOf(ctx, p)

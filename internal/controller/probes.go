@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/decide"
+	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/probe"
 )
 
@@ -32,13 +34,33 @@ type prober struct {
 	probe.Prober
 	// slots bound the probes in flight across all workloads.
 	slots chan struct{}
+
+	// verdicts remember each recent verdict for verdictTTL: a governed workload is decided by its own
+	// reconciler and by its policy's, and a rollout's pod events wake the policy's often; they share one
+	// probe of each pod.
+	mu       sync.Mutex
+	verdicts map[verdictKey]verdictAt
+}
+
+// verdictTTL is how long a verdict is reused; well under the re-probe period of a pod that is still
+// propagating (decide's poll), so no decision waits on a stale verdict for a whole poll.
+const verdictTTL = 5 * time.Second
+
+// verdictKey is what a verdict answers: one pod, probed on ports with a server name, judged against a
+// certificate set.
+type verdictKey struct{ ip, ports, serverName, set string }
+
+type verdictAt struct {
+	serves probe.Verdict
+	at     time.Time
 }
 
 func newProber(o Options) *prober {
 	if !o.Probes {
 		return nil
 	}
-	return &prober{Prober: probe.Prober{Dialer: o.ProbeDialer, Timeout: o.ProbeTimeout}, slots: make(chan struct{}, 4*probesPerWorkload)}
+	return &prober{Prober: probe.Prober{Dialer: o.ProbeDialer, Timeout: o.ProbeTimeout}, slots: make(chan struct{}, 4*probesPerWorkload),
+		verdicts: map[verdictKey]verdictAt{}}
 }
 
 // decideServing decides on the workload as decide.Restart does and, when that decision would restart it
@@ -81,18 +103,51 @@ func (r *gatherer) decideServing(ctx context.Context, k kind, obj client.Object,
 		todo, in.Reload = todo[:maxProbedPods], nil
 	}
 	in.Probed, in.ProbeGrace = true, r.opts.ProbeGrace
-	r.prober.judge(ctx, in.Pods, todo, ports, probe.ServerName(in.Set.ServerNames), in.Set.Expectation())
+	r.prober.judge(ctx, in.Pods, todo, ports, probe.ServerName(in.Set.ServerNames), in.Set)
 	return decide.Restart(*in), problems
 }
 
 // problem is something wrong with a workload's declarations, reported as a Warning Event with reason.
 type problem struct{ reason, message string }
 
-// judge probes pods[i] for each i in todo and records the verdict in pods[i].Serves.
-func (p *prober) judge(ctx context.Context, pods []decide.Pod, todo []int, ports []probe.Port, serverName string, expected probe.Expectation) {
+// judge probes pods[i] for each i in todo and records in pods[i].Serves what it serves, judged against
+// set; a verdict younger than verdictTTL is reused.
+func (p *prober) judge(ctx context.Context, pods []decide.Pod, todo []int, ports []probe.Port, serverName string, set inventory.Set) {
+	expected := set.Expectation()
+	portList := fmt.Sprint(ports)
 	p.each(ctx, todo, func(i int) {
+		key := verdictKey{ip: pods[i].IP, ports: portList, serverName: serverName, set: set.Hash}
+		if v, ok := p.recent(key); ok {
+			pods[i].Serves = v
+			return
+		}
 		pods[i].Serves = expected.Judge(p.Pod(ctx, pods[i].IP, ports, serverName))
+		p.remember(key, pods[i].Serves)
 	})
+}
+
+func (p *prober) recent(key verdictKey) (probe.Verdict, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, ok := p.verdicts[key]
+	if !ok || time.Since(v.at) >= verdictTTL {
+		return "", false
+	}
+	return v.serves, true
+}
+
+// remember records a verdict and forgets the expired ones, so the map holds only what was probed in the
+// last verdictTTL.
+func (p *prober) remember(key verdictKey, v probe.Verdict) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	for k, old := range p.verdicts {
+		if now.Sub(old.at) >= verdictTTL {
+			delete(p.verdicts, k)
+		}
+	}
+	p.verdicts[key] = verdictAt{serves: v, at: now}
 }
 
 // each calls fn for each index in todo, probesPerWorkload at a time and within the prober's slots across

@@ -614,3 +614,67 @@ func TestAnAppThatReloadsOnceTheKubeletRefreshesItsFilesIsNotRestarted(t *testin
 		}
 	}
 }
+
+// A RolloutPolicy governs three apps. Its CertRollout restarts only the one that cannot take the new
+// certificate without a restart: the app that reloads by itself (once the kubelet has refreshed its
+// files) and the app reloaded through its hook are decided by probes and never become targets, and the
+// app whose hook fails is handed to the policy, which restarts it once.
+func TestAPolicyRestartsOnlyTheGovernedAppsThatNeitherReloadNorReloadThroughTheirHook(t *testing.T) {
+	e, apps, ca := newServedEnv(t)
+	e.opts.ProbeGrace = 30 * time.Second
+	hook := []testgen.DeploymentOption{testgen.WithAnnotation(api.AnnotationReload, "POST http://:8080/-/reload"), testgen.WithAnnotation(api.AnnotationReloadTimeout, "20s")}
+	for name, behaviour := range map[string]string{"late": lateReload, "hooked": hooked, "broken": brokenHook} {
+		apps.add(name, behaviour, "api-tls")
+		opts := []testgen.DeploymentOption{testgen.WithAnnotation(api.AnnotationProbe, "8443")}
+		if behaviour != lateReload {
+			opts = append(opts, hook...)
+		}
+		d := testgen.Deployment(e.ns, name, 2, []testgen.PodOption{testgen.WithSecretVolume("api-tls")}, opts...)
+		d.Labels = map[string]string{"role": "tls"}
+		e.deploy(d)
+	}
+	e.createPolicy("tls", api.RolloutPolicySpec{
+		Selector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "tls"}}, Order: api.OrderParallel, MaxConcurrent: 3,
+		HealthTimeout: metav1.Duration{Duration: 2 * time.Minute}, OnFailure: api.FailureContinue,
+	})
+	for _, name := range []string{"late", "hooked", "broken"} {
+		e.waitAvailable(name)
+	}
+	apps.started(context.Background())
+	e.start()
+	for _, name := range []string{"late", "hooked", "broken"} {
+		e.waitLedger(name, "")
+	}
+	before := e.get("late").Annotations[api.AnnotationCertificateHash]
+
+	time.Sleep(1100 * time.Millisecond)
+	apps.renewing("api-tls", 8*time.Second)
+	e.tlsSecret("api-tls", testgen.Leaf(t, ca, "api-2", testgen.WithDNSNames("api.example.com")), ca, nil)
+	ro := e.waitRollout(3*time.Minute, "the policy's one CertRollout to finish", func(r *api.CertRollout) bool { return r.Status.Phase.Finished() })
+	if len(ro.Status.Targets) != 1 || ro.Status.Targets[0].Name != "broken" || ro.Status.Targets[0].State != api.TargetSucceeded {
+		t.Errorf("the rollout's targets: %+v; want broken alone, Succeeded", ro.Status.Targets)
+	}
+	hash := e.renewedLedgers(before, "late", "hooked", "broken")
+
+	if v := e.verification("late", hash); !v.Verified || v.How != decide.HowReloadedByItself {
+		t.Errorf("late's verification: %+v; want reloaded by itself", v)
+	}
+	if v := e.verification("hooked", hash); !v.Verified || v.How != decide.HowReloaded {
+		t.Errorf("hooked's verification: %+v; want verified, reloaded", v)
+	}
+	for name, want := range map[string]int{"hooked": 2, "broken": 2, "late": 0} {
+		if calls := apps.hookCalls(name); calls != want {
+			t.Errorf("%s's reload hook was called %d times, want %d (once per pod of a hooked app)", name, calls, want)
+		}
+	}
+	if msg := e.eventMessage("broken", api.ReasonReloading); !strings.Contains(msg, "500 Internal Server Error") {
+		t.Errorf("broken's Reloading Event does not quote the failure: %q", msg)
+	}
+	e.waitAvailable("broken")
+	e.quietly(3*time.Second, "late", "hooked", "broken")
+	for name, want := range map[string]int{"late": 1, "hooked": 1, "broken": 2} {
+		if got := e.rollouts(name); got != want {
+			t.Errorf("%s rolled %d times, want %d", name, got-1, want-1)
+		}
+	}
+}

@@ -258,8 +258,8 @@ var chain = []check{
 	{"settled", settled},
 	{"cooldown", cooldown},
 	{"budget", budget},
-	{"governed", governed},
 	{"reloadFirst", reloadFirst},
+	{"governed", governed},
 }
 
 // Restart decides whether the workload restarts: it runs the chain.
@@ -488,7 +488,7 @@ func governed(in Input, f facts) *Decision {
 		return nil
 	}
 	return &Decision{Action: ActionDelegate, Reason: api.ReasonGovernedByPolicy,
-		Message: fmt.Sprintf("%d pod(s) run on old certificates; RolloutPolicy %s restarts them through a CertRollout", len(f.stale), in.Policy)}
+		Message: fmt.Sprintf("%d pod(s) run on old certificates; RolloutPolicy %s restarts them through a CertRollout", len(f.stale), in.Policy) + reloadNote(in)}
 }
 
 func short(h string) string {

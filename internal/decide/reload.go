@@ -116,6 +116,9 @@ func (a ReloadAttempt) Annotation() string {
 // every pod, then the pods are probed until they serve the new certificates (reloadedByItself records
 // it) or the hook's timeout passes, and only then is the workload restarted. A hook that cannot be
 // verified (the workload declares no TLS port) or whose every call failed does not hold the restart.
+// It comes before governed: a workload a RolloutPolicy governs is reloaded too, at once (a reload is not
+// a restart, so the policy's windows and order do not hold it), and only the fallback restart is the
+// policy's.
 func reloadFirst(in Input, f facts) *Decision {
 	if in.Reload == nil {
 		return nil

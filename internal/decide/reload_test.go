@@ -89,6 +89,14 @@ func TestAReloadHookIsCalledOnceThenWaitedForThenFallsBackToARestart(t *testing.
 			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: annotations(api.AnnotationReloadAttempt, attempt("older", time.Second, true))}, Set: set, Pods: old, Probed: true, Reload: hook},
 			wantAction: ActionReload, wantReason: api.ReasonReloading,
 		},
+		"reloads a workload its policy governs before the policy may restart it": {
+			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: annotations()}, Set: set, Pods: old, Probed: true, Reload: hook, Policy: "tls"},
+			wantAction: ActionReload, wantReason: api.ReasonReloading, wantIn: "instead of restarting",
+		},
+		"hands a governed workload whose reload failed to its policy, saying why": {
+			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: annotations(api.AnnotationReloadAttempt, attempt("new", time.Second, true))}, Set: set, Pods: old, Probed: true, Reload: hook, Policy: "tls"},
+			wantAction: ActionDelegate, wantReason: api.ReasonGovernedByPolicy, wantIn: "RolloutPolicy tls restarts them through a CertRollout; its reload hook failed",
+		},
 		"restarts when nothing can verify the reload": {
 			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: annotations()}, Set: set, Pods: []Pod{{Name: "a", Started: now.Add(-2 * time.Hour)}}, Reload: hook},
 			wantAction: ActionRestart, wantReason: api.ReasonCertificateRenewed, wantIn: "no TLS port to verify it by",
