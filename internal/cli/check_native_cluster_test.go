@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/clustertest"
 	"github.com/certrollout/certrollout/internal/testgen"
 )
@@ -183,4 +184,49 @@ func dynamicClient(t *testing.T) dynamic.Interface {
 		t.Fatal(err)
 	}
 	return dc
+}
+
+// TestPlanInANamespaceReadsTheClusterTrustBundlesItsPodsProject: a bundle is cluster-scoped, but the plan
+// of one namespace decides on the workloads that project it, as the cluster-wide controller does. Its
+// pods started before the bundle changed, so plan says they run on old certificates.
+func TestPlanInANamespaceReadsTheClusterTrustBundlesItsPodsProject(t *testing.T) {
+	c := clustertest.Cluster(t)
+	ns := clustertest.Namespace(t)
+	ctx := context.Background()
+	bundle := &certificatesv1beta1.ClusterTrustBundle{
+		ObjectMeta: metav1.ObjectMeta{Name: "plan-" + ns},
+		Spec:       certificatesv1beta1.ClusterTrustBundleSpec{TrustBundle: string(testgen.CA(t, "plan-ca").PEM())},
+	}
+	bundle, err := c.Client.CertificatesV1beta1().ClusterTrustBundles().Create(ctx, bundle, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Client.CertificatesV1beta1().ClusterTrustBundles().Delete(context.Background(), bundle.Name, metav1.DeleteOptions{})
+	})
+	d := testgen.Deployment(ns, "trusting", 1, []testgen.PodOption{testgen.WithProjectedSources("ca", testgen.BundleByName(bundle.Name))},
+		testgen.WithAnnotation(api.AnnotationEnabled, "true"))
+	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitDeploymentAvailable(t, ns, "trusting")
+
+	_, items := planJSON(t, ns, "--settle-period=0")
+	p, ok := items["trusting"]
+	if !ok || len(p.Sources) != 1 || p.Sources[0].Kind != "ClusterTrustBundle" || p.Sources[0].Name != bundle.Name || len(p.Missing) != 0 {
+		t.Fatalf("plan -n %s: want trusting with ClusterTrustBundle %s as its source, got %+v", ns, bundle.Name, p)
+	}
+	if p.Certificates.Current == "" || p.Reason == api.ReasonNoCertificates {
+		t.Errorf("trusting's certificates: %+v (%s: %s)", p.Certificates, p.Reason, p.Message)
+	}
+
+	time.Sleep(1100 * time.Millisecond) // the change in a later second than the pod's start
+	bundle.Spec.TrustBundle += string(testgen.CA(t, "plan-ca-2").PEM())
+	if _, err := c.Client.CertificatesV1beta1().ClusterTrustBundles().Update(ctx, bundle, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, items = planJSON(t, ns, "--settle-period=0")
+	if p := items["trusting"]; len(p.StalePods) != 1 || p.Action != "Restart" {
+		t.Errorf("after the bundle gained a CA: %s %s (%s), stale %v; want its one pod stale and a restart", p.Action, p.Reason, p.Message, p.StalePods)
+	}
 }

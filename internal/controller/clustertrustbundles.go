@@ -235,7 +235,8 @@ func containsObject(list []client.Object, o client.Object) bool {
 }
 
 // bundlesInDiscovery reports whether the cluster serves ClusterTrustBundles (certificates.k8s.io/v1beta1)
-// to a controller that watches every namespace, the only one that follows them. Asked before the cache
+// to a view that reads them: a controller that watches every namespace, or the CLI's snapshot (namespaces
+// nil). Asked before the cache
 // is built: the cache needs the type's REST mapping for its options, and has none where it is not served.
 func bundlesInDiscovery(cfg *rest.Config, namespaces []string) (bool, error) {
 	if len(namespaces) > 0 {

@@ -72,7 +72,11 @@ func newGatherer(ctx context.Context, mgr manager.Manager, direct client.Reader,
 			}
 		}
 	}
-	if caps.bundles, err = bundlesServed(ctx, mgr.GetRESTMapper(), mgr.GetScheme(), direct, o.Namespaces); err != nil {
+	bundleScope := o.Namespaces
+	if o.bundlesInNamespace {
+		bundleScope = nil
+	}
+	if caps.bundles, err = bundlesServed(ctx, mgr.GetRESTMapper(), mgr.GetScheme(), direct, bundleScope); err != nil {
 		return nil, err
 	}
 	if caps.bundles {

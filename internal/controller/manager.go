@@ -92,6 +92,10 @@ type Options struct {
 	// AllowRepeatedSetup permits several managers in one process (tests that restart the controller);
 	// controller-runtime otherwise refuses a second controller of the same name.
 	AllowRepeatedSetup bool
+
+	// bundlesInNamespace makes a namespaced view read the ClusterTrustBundles its pods project, when its
+	// user may list them: the CLI's snapshot (a namespaced controller never does, see clustertrustbundles.go).
+	bundlesInNamespace bool
 }
 
 // DefaultOptions are the controller's defaults.

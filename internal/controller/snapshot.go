@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	certificatesv1beta1 "k8s.io/api/certificates/v1beta1"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -73,7 +75,10 @@ func NewSnapshot(ctx context.Context, cfg *rest.Config, o Options) (*Snapshot, e
 	if err := requireList(ctx, direct, ns, coreLists()...); err != nil {
 		return nil, err
 	}
-	bundles, err := bundlesInDiscovery(cfg, o.Namespaces)
+	// A bundle is cluster-scoped, but a namespace's plan must see the bundles its pods project: read them
+	// when the user may (bundlesServed asks), whatever the namespace.
+	o.bundlesInNamespace = true
+	bundles, err := bundlesInDiscovery(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +147,9 @@ func (s *Snapshot) sync(ctx context.Context, mgr manager.Manager, pods *podCache
 	}
 	if s.Policies {
 		objs = append(objs, &api.RolloutPolicy{}, &api.CertRollout{})
+	}
+	if s.disc.bundles {
+		objs = append(objs, &certificatesv1beta1.ClusterTrustBundle{})
 	}
 	for _, o := range objs {
 		if _, err := mgr.GetCache().GetInformer(ctx, o); err != nil {
