@@ -131,20 +131,48 @@ func (r *gatherer) bundleSource(ctx context.Context, ref consumers.Ref) (*invent
 // watchBundles adds, when the gatherer follows ClusterTrustBundles, the watch that wakes the workloads of
 // kind k that project a changed bundle.
 func watchBundles(b *builder.Builder, disc *gatherer, k kind, o Options, recorder events.EventRecorder) *builder.Builder {
-	if !disc.bundles || k.name == api.KindPod {
-		return b // bare pods projecting a bundle are reconciled when they change or on resync
+	if !disc.bundles {
+		return b
 	}
-	return b.Watches(&certificatesv1beta1.ClusterTrustBundle{}, bundleHandler(disc.client, k, o, recorder))
+	users := func(ctx context.Context, b *certificatesv1beta1.ClusterTrustBundle) ([]client.Object, error) {
+		return bundleUsers(ctx, disc.client, k, b)
+	}
+	if k.name == api.KindPod {
+		users = func(_ context.Context, b *certificatesv1beta1.ClusterTrustBundle) ([]client.Object, error) {
+			return bareBundleUsers(disc.pods, b), nil
+		}
+	}
+	return b.Watches(&certificatesv1beta1.ClusterTrustBundle{}, bundleHandler(users, o, recorder))
+}
+
+// bareBundleUsers lists the running bare pods, in every watched namespace, that project b. Bare pods have
+// no index of their own here (the pod cache's are per namespace): they are few, and a bundle changes
+// rarely.
+func bareBundleUsers(pods *podCache, b *certificatesv1beta1.ClusterTrustBundle) []client.Object {
+	var out []client.Object
+	for _, p := range pods.bare("") {
+		if p.Spec == nil {
+			continue
+		}
+		uses := consumers.FromPodSpec(p.Spec, p.Annotations)
+		byName := slices.ContainsFunc(consumers.Refs(uses), func(r consumers.Ref) bool {
+			return r.Kind == consumers.KindClusterTrustBundle && r.Name == b.Name
+		})
+		if byName || projectsBundle(uses, b) {
+			out = append(out, p.pod())
+		}
+	}
+	return out
 }
 
 // bundleHandler maps a ClusterTrustBundle that appears, goes, or changes its CAs, signer or labels to the
-// workloads of kind k, in every watched namespace, that project it by name or may project it by signer,
+// workloads of one kind, in every watched namespace, that project it by name or signer (bundleUsers),
 // and enqueues them after the settle period: each is then decided on as for a Secret change, so one
 // renewal is one rollout per workload. A change of CAs also tells each of them, in an Event, whether it
 // only adds CAs or removes some.
-func bundleHandler(c client.Reader, k kind, o Options, recorder events.EventRecorder) handler.EventHandler {
+func bundleHandler(bundleUsers func(context.Context, *certificatesv1beta1.ClusterTrustBundle) ([]client.Object, error), o Options, recorder events.EventRecorder) handler.EventHandler {
 	wake := func(ctx context.Context, b *certificatesv1beta1.ClusterTrustBundle, change *inventory.CAChange, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		users, err := bundleUsers(ctx, c, k, b)
+		users, err := bundleUsers(ctx, b)
 		if err != nil {
 			log.FromContext(ctx).Error(err, "Failed to find the workloads that project a ClusterTrustBundle", "object", "ClusterTrustBundle/"+b.Name)
 			return

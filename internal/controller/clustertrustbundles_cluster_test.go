@@ -10,6 +10,8 @@ import (
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 
 	certificatesv1beta1 "k8s.io/api/certificates/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/certrollout/certrollout/internal/clustertest"
@@ -55,9 +57,26 @@ func TestAClusterTrustBundleChangeRollsItsConsumersInEveryNamespaceOnce(t *testi
 	other.deploy(deployment(other.ns, "by-signer", true, testgen.WithProjectedSources("ca", testgen.BundleBySigner(signer, map[string]string{"tier": "prod"}))))
 	// A consumer that did not opt in is neither rolled nor told.
 	e.deploy(deployment(e.ns, "bystander", false, testgen.WithProjectedSources("ca", testgen.BundleByName(bundle.Name))))
+	// A bare pod is a workload of its own: it is woken by the bundle too, and deleted as it allows.
+	lonely := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: other.ns, Name: "lonely", Annotations: map[string]string{api.AnnotationEnabled: "true", api.AnnotationDeleteStalePods: "true"}},
+		Spec: testgen.PodSpec(testgen.WithProjectedSources("ca", testgen.BundleBySigner(signer, map[string]string{"tier": "prod"})))}
+	if _, err := e.c.Client.CoreV1().Pods(other.ns).Create(ctx, lonely, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lonelyGone := func(ctx context.Context) (bool, error) {
+		p, err := e.c.Client.CoreV1().Pods(other.ns).Get(ctx, "lonely", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return err == nil && p.DeletionTimestamp != nil, err
+	}
 	e.waitAvailable("by-name")
 	e.waitAvailable("bystander")
 	other.waitAvailable("by-signer")
+	clustertest.Eventually(t, time.Minute, "the bare pod lonely to run", func(ctx context.Context) (bool, error) {
+		p, err := e.c.Client.CoreV1().Pods(other.ns).Get(ctx, "lonely", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning, err
+	})
 	logs := e.logJSON(1)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -80,6 +99,9 @@ func TestAClusterTrustBundleChangeRollsItsConsumersInEveryNamespaceOnce(t *testi
 	// The same CAs, reordered and with text around them: nothing to roll.
 	update([]byte("# corp roots\n"), oldB.PEM(), oldA.PEM())
 	quietlyBoth(4*time.Second, e, "by-name", &other, "by-signer")
+	if gone, err := lonelyGone(ctx); err != nil || gone {
+		t.Errorf("the bare pod was deleted for a bundle whose CAs did not change (%v)", err)
+	}
 
 	// The next root joins the bundle: trust-first, every consumer rolls once and hears it only adds.
 	next := testgen.CA(t, "corp-root-c", testgen.WithValidity(time.Now().Add(-time.Hour), time.Now().Add(2*365*days)))
@@ -88,6 +110,8 @@ func TestAClusterTrustBundleChangeRollsItsConsumersInEveryNamespaceOnce(t *testi
 	waitRollouts(&other, "by-signer", 2)
 	waitBundleEvent(e, "by-name", "adds 1 CA only")
 	waitBundleEvent(&other, "by-signer", "adds 1 CA only")
+	waitBundleEvent(&other, "lonely", "adds 1 CA only")
+	clustertest.Eventually(t, time.Minute, "the bare pod lonely to be deleted", lonelyGone)
 	quietlyBoth(4*time.Second, e, "by-name", &other, "by-signer")
 	if n := e.rollouts("bystander"); n != 1 {
 		t.Errorf("the Deployment that did not opt in rolled: %d ReplicaSets", n)
