@@ -403,11 +403,15 @@ func TestProbesRestartOnlyWhatServesAnOldCertificateAndVerifyTheRestart(t *testi
 	// Truth in metrics: stubborn's new pods serve an old certificate, so they count as stale; hot's old
 	// pods serve the new one, so they do not.
 	clustertest.Eventually(t, time.Minute, "the stale-pod gauge to count stubborn's pods and none of hot's", func(context.Context) (bool, error) {
-		if got := stalePodsGauge(t, e.ns); got["stubborn"] != 2 || got["hot"] != 0 || got["cold"] != 0 {
+		if got := workloadGauge(t, "certrollout_workload_stale_pods", e.ns); got["stubborn"] != 2 || got["hot"] != 0 || got["cold"] != 0 {
 			return false, fmt.Errorf("gauge %v", got)
 		}
 		return true, nil
 	})
+	// And the alert's series: only stubborn has a restart that did not help.
+	if got := workloadGauge(t, "certrollout_workload_serving_old_pods", e.ns); len(got) != 1 || got["stubborn"] != 2 {
+		t.Errorf("certrollout_workload_serving_old_pods = %v; want stubborn alone, with its 2 pods", got)
+	}
 
 	e.quietly(3*time.Second, "hot", "cold", "stubborn")
 	for name, want := range map[string]int{"hot": 1, "cold": 2, "stubborn": 2} {
@@ -562,8 +566,9 @@ func TestAPodWhoseContainersRestartedInPlaceAfterTheRenewalIsCurrent(t *testing.
 	}
 }
 
-// stalePodsGauge reads certrollout_workload_stale_pods for the workloads of ns, by name.
-func stalePodsGauge(t *testing.T, ns string) map[string]float64 {
+// workloadGauge reads a per-workload gauge (certrollout_workload_stale_pods, ...) for the workloads of ns,
+// by name.
+func workloadGauge(t *testing.T, name, ns string) map[string]float64 {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(workloads)
@@ -573,7 +578,7 @@ func stalePodsGauge(t *testing.T, ns string) map[string]float64 {
 	}
 	out := map[string]float64{}
 	for _, f := range families {
-		if f.GetName() != "certrollout_workload_stale_pods" {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {

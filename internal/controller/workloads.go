@@ -21,6 +21,9 @@ var (
 	runningNotAfterDesc = prometheus.NewDesc("certrollout_workload_running_certificate_expiry_timestamp_seconds",
 		"When the earliest-expiring certificate a workload's pods actually run on expires (Unix time): the older set while any pod predates the current one.",
 		[]string{"namespace", "kind", "name"}, nil)
+	servingOldDesc = prometheus.NewDesc("certrollout_workload_serving_old_pods",
+		"Pods of a workload that exist now and that a probe after certrollout's restart or reload saw still serving an old certificate: the restart did not help (NotVerified). Only workloads with such a record have the series.",
+		[]string{"namespace", "kind", "name"}, nil)
 	restartBlockedDesc = prometheus.NewDesc("certrollout_workload_restart_blocked",
 		"1 while a workload's due restart is blocked, with the reason.",
 		[]string{"namespace", "kind", "name", "reason"}, nil)
@@ -163,6 +166,17 @@ func (s *workloadState) stale(ns string) int {
 	return n
 }
 
+// servingOldNow counts the pods a verification saw serving an old certificate that still exist.
+func (s *workloadState) servingOldNow(ns string) int {
+	n := 0
+	s.pods.each(ns, func(p *cachedPod) {
+		if slices.Contains(s.servingOld, p.Name) {
+			n++
+		}
+	})
+	return n
+}
+
 // running is the expiry of what the pods run on, given how many are stale; 0 when unknown.
 func (s *workloadState) running(stale int) int64 {
 	if stale == 0 {
@@ -175,6 +189,7 @@ func (g *workloadGauges) Describe(ch chan<- *prometheus.Desc) {
 	ch <- stalePodsDesc
 	ch <- workloadNotAfterDesc
 	ch <- runningNotAfterDesc
+	ch <- servingOldDesc
 	ch <- restartBlockedDesc
 }
 
@@ -187,6 +202,9 @@ func (g *workloadGauges) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(workloadNotAfterDesc, prometheus.GaugeValue, float64(s.current), k.namespace, k.kind, k.name)
 		if running := s.running(stale); running != 0 {
 			ch <- prometheus.MustNewConstMetric(runningNotAfterDesc, prometheus.GaugeValue, float64(running), k.namespace, k.kind, k.name)
+		}
+		if len(s.servingOld) > 0 {
+			ch <- prometheus.MustNewConstMetric(servingOldDesc, prometheus.GaugeValue, float64(s.servingOldNow(k.namespace)), k.namespace, k.kind, k.name)
 		}
 		if s.blocked != "" {
 			ch <- prometheus.MustNewConstMetric(restartBlockedDesc, prometheus.GaugeValue, 1, k.namespace, k.kind, k.name, s.blocked)
