@@ -157,11 +157,14 @@ func holdsSlot(p api.RolloutPhase) bool {
 	return p == api.PhaseQuiescing || p == api.PhaseRestarting || p == api.PhaseRestoring
 }
 
-// awaitCache waits, briefly, until the cache shows the rollout that just took a slot. The next rollout's
-// start is decided by counting the running ones in the cache: a cache a moment behind this write would
-// let it take the same slot, and a namespace would run more than its share.
+// awaitCache waits until the cache shows the rollout that just took a slot. The next rollout's start is
+// decided by counting the running ones in the cache: a cache a moment behind this write would let it take
+// the same slot, and a namespace would run more than its share. The cache shows it within milliseconds
+// as a rule; the bound is generous because a loaded API server can lag by seconds (a 2 s bound let a third
+// rollout of one namespace start on a loaded machine), and holding the one rollout worker that long is
+// the price of a correct count.
 func (r *rolloutReconciler) awaitCache(ctx context.Context, ro *api.CertRollout) {
-	_ = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 2*time.Second, true, func(ctx context.Context) (bool, error) {
+	_ = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		var seen api.CertRollout
 		if err := r.client.Get(ctx, client.ObjectKeyFromObject(ro), &seen); err != nil {
 			return apierrors.IsNotFound(err), nil
