@@ -4,8 +4,10 @@
 //
 //	go test -json ./... 2>&1 | go run ./hack/testreport -failures bin/failures.txt | tee bin/test.log
 //
-// Lines that are not JSON (a build error, a vet failure) are passed through and kept for the digest of
-// the package they came before. It exits 0: go test's own exit status is the verdict.
+// A test still running when its package failed (a timeout, a panic in another goroutine) is reported as
+// failed with its lines: go test sends no event for it. Build failures are reported under the package
+// that did not build. Lines that are not JSON are passed through and kept under "(not go test's)". It
+// exits 0: go test's own exit status is the verdict.
 package main
 
 import (
@@ -18,16 +20,24 @@ import (
 	"strings"
 )
 
-// event is the part of a test2json event this reads.
+// event is the part of a test2json event this reads. Build events name their package in ImportPath.
 type event struct {
-	Action  string
-	Package string
-	Test    string
-	Output  string
+	Action     string
+	Package    string
+	ImportPath string
+	Test       string
+	Output     string
 }
 
-// perTest is how many of a failed test's last lines the digest keeps.
-const perTest = 40
+// head and tail are how many of a failed test's first and last lines the digest keeps: a panic's or a
+// timeout's message comes first, an assertion's last.
+const head, tail = 15, 40
+
+// sep joins a package and a test in a key: import paths of builds hold spaces ("q [q.test]").
+const sep = "\x00"
+
+// stray is the key of lines that are not go test's events.
+const stray = "(not go test's)"
 
 func main() {
 	failures := flag.String("failures", "", "write the digest of failures to this file (empty: only stdout)")
@@ -48,12 +58,15 @@ func main() {
 
 // digest collects each test's output and which tests and packages failed.
 type digest struct {
-	lines  map[string][]string // key: package + " " + test ("" for the package itself)
-	failed []string            // keys, in the order they failed
-	last   string              // the package of the last event, for lines that are not JSON
+	lines   map[string][]string // key: package + sep + test ("" for the package itself)
+	failed  []string            // keys, in the order they failed
+	seen    map[string]bool     // keys already in failed
+	running map[string][]string // by package: tests that started and have not ended
 }
 
-func newDigest() *digest { return &digest{lines: map[string][]string{}} }
+func newDigest() *digest {
+	return &digest{lines: map[string][]string{}, seen: map[string]bool{}, running: map[string][]string{}}
+}
 
 // read copies the text of every event of r to w and records it.
 func (d *digest) read(r io.Reader, w io.Writer) error {
@@ -64,18 +77,36 @@ func (d *digest) read(r io.Reader, w io.Writer) error {
 		var e event
 		if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &e) != nil {
 			fmt.Fprintln(w, line)
-			d.add(d.last+" ", line+"\n")
+			d.add(stray, line)
 			continue
 		}
-		d.last = e.Package
-		key := e.Package + " " + e.Test
+		pkg := e.Package
+		if pkg == "" {
+			pkg = e.ImportPath
+		}
+		key := pkg + sep + e.Test
 		switch e.Action {
 		case "output", "build-output":
 			fmt.Fprint(w, e.Output)
 			d.add(key, e.Output)
+		case "run":
+			d.running[pkg] = append(d.running[pkg], e.Test)
+		case "pass", "skip":
+			d.ended(pkg, e.Test)
 		case "fail", "build-fail":
-			d.failed = append(d.failed, key)
+			d.ended(pkg, e.Test)
+			if e.Test == "" {
+				// Tests the package's failure cut short sent no event: they failed with it.
+				for _, t := range d.running[pkg] {
+					d.fail(pkg + sep + t)
+				}
+				delete(d.running, pkg)
+			}
+			d.fail(key)
 		}
+	}
+	if len(d.lines[stray]) > 0 && len(d.failed) > 0 {
+		d.fail(stray)
 	}
 	return sc.Err()
 }
@@ -84,14 +115,34 @@ func (d *digest) add(key, out string) {
 	d.lines[key] = append(d.lines[key], strings.TrimRight(out, "\n"))
 }
 
-// String is the digest: per failed test, its own lines other than the framework's markers, the last
-// perTest of them. A parent whose failure is only its subtests' says so in one line.
+func (d *digest) ended(pkg, test string) {
+	if test == "" {
+		return
+	}
+	r := d.running[pkg]
+	for i, t := range r {
+		if t == test {
+			d.running[pkg] = append(r[:i:i], r[i+1:]...)
+			return
+		}
+	}
+}
+
+func (d *digest) fail(key string) {
+	if !d.seen[key] {
+		d.seen[key] = true
+		d.failed = append(d.failed, key)
+	}
+}
+
+// String is the digest: per failed test, its own lines other than the framework's markers, the first
+// head and last tail of them.
 func (d *digest) String() string {
 	if len(d.failed) == 0 {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Why each failed (%d; the last %d lines of each):\n", len(d.failed), perTest)
+	fmt.Fprintf(&b, "Why each failed (tests, packages and anything else, %d in all):\n", len(d.failed))
 	for _, key := range d.failed {
 		var own []string
 		for _, l := range d.lines[key] {
@@ -100,14 +151,18 @@ func (d *digest) String() string {
 			}
 			own = append(own, l)
 		}
-		pkg, test, _ := strings.Cut(key, " ")
-		if test == "" {
-			test = "(package)"
+		title := stray
+		if key != stray {
+			pkg, test, _ := strings.Cut(key, sep)
+			if test == "" {
+				test = "(package)"
+			}
+			title = pkg + " " + test
 		}
-		fmt.Fprintf(&b, "\n## %s %s\n", pkg, test)
-		if len(own) > perTest {
-			fmt.Fprintf(&b, "   (%d lines before these)\n", len(own)-perTest)
-			own = own[len(own)-perTest:]
+		fmt.Fprintf(&b, "\n## %s\n", title)
+		if len(own) > head+tail {
+			cut := len(own) - head - tail
+			own = append(append(own[:head:head], fmt.Sprintf("   (%d lines left out)", cut)), own[len(own)-tail:]...)
 		}
 		for _, l := range own {
 			fmt.Fprintln(&b, l)
