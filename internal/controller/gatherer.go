@@ -93,7 +93,7 @@ func newGatherer(ctx context.Context, mgr manager.Manager, direct client.Reader,
 	if o.RestartRate > 0 && o.RestartBurst > 0 {
 		limiter = rate.NewLimiter(rate.Limit(o.RestartRate), o.RestartBurst)
 	}
-	return &gatherer{client: mgr.GetClient(), direct: direct, pods: pods, linker: linker, opts: o, capabilities: caps, limiter: limiter, prober: newProber(o)}, nil
+	return &gatherer{client: mgr.GetClient(), direct: direct, pods: pods, linker: linker, opts: o, capabilities: caps, limiter: limiter, prober: newProber(o), served: newServedDecisions()}, nil
 }
 
 // servedIssuers is the controller's issuerAccess: each issuer kind the cluster serves (its RBAC grants

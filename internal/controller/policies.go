@@ -244,10 +244,9 @@ func (r *gatherer) policyInput(ctx context.Context, p *api.RolloutPolicy) (gover
 		if err != nil {
 			return in, err
 		}
-		// Decided as the workload's own reconciler decides, probes included: a workload that reloaded by
+		// Decided as the workload's own reconciler decides, with its probes: a workload that reloaded by
 		// itself, is still receiving its files, or is being reloaded through its hook is not due.
-		d, _ := r.decideServing(ctx, w.kind, w.obj, &pin)
-		in.Workloads = append(in.Workloads, governor.Workload{Ref: w.ref(), Decision: d,
+		in.Workloads = append(in.Workloads, governor.Workload{Ref: w.ref(), Decision: r.decideGoverned(ctx, w.kind, w.obj, &pin),
 			RunningNotAfter: decide.ReadLedger(w.obj.GetAnnotations()).NotAfter})
 	}
 	in.Rollouts, err = r.rolloutsOf(ctx, p)

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 
 	api "github.com/certrollout/certrollout/api/v1alpha1"
 	"github.com/certrollout/certrollout/internal/decide"
-	"github.com/certrollout/certrollout/internal/inventory"
 	"github.com/certrollout/certrollout/internal/probe"
 )
 
@@ -34,33 +32,13 @@ type prober struct {
 	probe.Prober
 	// slots bound the probes in flight across all workloads.
 	slots chan struct{}
-
-	// verdicts remember each recent verdict for verdictTTL: a governed workload is decided by its own
-	// reconciler and by its policy's, and a rollout's pod events wake the policy's often; they share one
-	// probe of each pod.
-	mu       sync.Mutex
-	verdicts map[verdictKey]verdictAt
-}
-
-// verdictTTL is how long a verdict is reused; well under the re-probe period of a pod that is still
-// propagating (decide's poll), so no decision waits on a stale verdict for a whole poll.
-const verdictTTL = 5 * time.Second
-
-// verdictKey is what a verdict answers: one pod, probed on ports with a server name, judged against a
-// certificate set.
-type verdictKey struct{ ip, ports, serverName, set string }
-
-type verdictAt struct {
-	serves probe.Verdict
-	at     time.Time
 }
 
 func newProber(o Options) *prober {
 	if !o.Probes {
 		return nil
 	}
-	return &prober{Prober: probe.Prober{Dialer: o.ProbeDialer, Timeout: o.ProbeTimeout}, slots: make(chan struct{}, 4*probesPerWorkload),
-		verdicts: map[verdictKey]verdictAt{}}
+	return &prober{Prober: probe.Prober{Dialer: o.ProbeDialer, Timeout: o.ProbeTimeout}, slots: make(chan struct{}, 4*probesPerWorkload)}
 }
 
 // decideServing decides on the workload as decide.Restart does and, when that decision would restart it
@@ -70,84 +48,132 @@ func newProber(o Options) *prober {
 // or reload declarations, when that matters to this decision, for the caller to report; an unusable
 // reload hook is ignored and a bad probe entry dropped.
 func (r *gatherer) decideServing(ctx context.Context, k kind, obj client.Object, in *decide.Input) (decide.Decision, []problem) {
+	d, work, problems := r.probePlan(k, obj, in)
+	key := workloadKey{obj.GetNamespace(), k.name, obj.GetName()}
+	if work == nil {
+		r.served.drop(key)
+		return d, problems
+	}
+	r.prober.judge(ctx, in.Pods, work.todo, work.ports, probe.ServerName(in.Set.ServerNames), in.Set.Expectation())
+	d = decide.Restart(*in)
+	r.served.set(key, in.Set.Hash, d)
+	return d, problems
+}
+
+// probeWork is what decideServing probes: the indexes of in.Pods, on ports.
+type probeWork struct {
+	todo  []int
+	ports []probe.Port
+}
+
+// probePlan decides on the workload as decide.Restart does, and says what to probe when probes can change
+// that decision (nil when they cannot), preparing in for it.
+func (r *gatherer) probePlan(k kind, obj client.Object, in *decide.Input) (decide.Decision, *probeWork, []problem) {
 	h, declared, reloadErr := decide.ParseReloadHook(obj.GetAnnotations())
 	if declared && reloadErr == nil && !in.NeverRefreshed {
 		in.Reload = &h
 	}
 	d := decide.Restart(*in)
 	if d.Action != decide.ActionRestart && d.Action != decide.ActionDelegate {
-		return d, nil
+		return d, nil, nil
 	}
 	var problems []problem
 	if reloadErr != nil {
 		problems = append(problems, problem{api.ReasonInvalidReload, reloadErr.Error() + "; the workload is restarted instead"})
 	}
 	if r.prober == nil || len(in.Set.Leaves) == 0 {
-		return d, problems // nothing to probe with, or for: a set of CAs says nothing of what a pod serves
+		return d, nil, problems // nothing to probe with, or for: a set of CAs says nothing of what a pod serves
 	}
 	ports, err := probe.Ports(obj.GetAnnotations(), k.podSpec(obj))
 	if err != nil {
 		problems = append(problems, problem{api.ReasonInvalidProbe, err.Error() + "; those entries are not probed"})
 	}
 	if len(ports) == 0 {
-		return d, problems
+		return d, nil, problems
 	}
-	var todo []int
+	work := &probeWork{ports: ports}
 	for i, p := range in.Pods {
 		if p.IP != "" && decide.Stale(p.Started, in.Set.IssuedAt) {
-			todo = append(todo, i)
+			work.todo = append(work.todo, i)
 		}
 	}
-	if len(todo) > maxProbedPods {
+	if len(work.todo) > maxProbedPods {
 		// Too many pods to prove a reload of each: judge the first ones, restart rather than reload.
-		todo, in.Reload = todo[:maxProbedPods], nil
+		work.todo, in.Reload = work.todo[:maxProbedPods], nil
 	}
 	in.Probed, in.ProbeGrace = true, r.opts.ProbeGrace
-	r.prober.judge(ctx, in.Pods, todo, ports, probe.ServerName(in.Set.ServerNames), in.Set)
-	return decide.Restart(*in), problems
+	return d, work, problems
+}
+
+// decideGoverned is decideServing for the policy reconciler, which decides on every workload its policy
+// governs. In the controller it never dials: where probes can change the decision it takes the one the
+// workload's own reconciler made with them for the same certificates, or waits for it, so one tenant's
+// pods that never answer cannot hold the one policy worker every namespace shares. A CLI snapshot, where
+// no workload reconciler runs, probes when it has no such decision.
+func (r *gatherer) decideGoverned(ctx context.Context, k kind, obj client.Object, in *decide.Input) decide.Decision {
+	key := workloadKey{obj.GetNamespace(), k.name, obj.GetName()}
+	probed := *in
+	d, work, _ := r.probePlan(k, obj, &probed)
+	if work == nil {
+		return d
+	}
+	if sd, ok := r.served.get(key, in.Set.Hash); ok {
+		return sd
+	}
+	if !r.acting {
+		d, _ := r.decideServing(ctx, k, obj, in)
+		return d
+	}
+	return decide.Decision{Action: decide.ActionWait, Reason: api.ReasonPropagating, RequeueAfter: servedPoll, Set: in.Set, StalePods: d.StalePods,
+		Message: "probes decide whether its pods need a restart; waiting for the workload's own reconciler to probe them"}
+}
+
+// servedPoll is how soon a policy looks again for a governed workload's probed decision.
+const servedPoll = 5 * time.Second
+
+// servedDecisions keeps, per workload, the last decision its own reconciler made with probes and the
+// certificate set it was for (decideGoverned).
+type servedDecisions struct {
+	mu sync.Mutex
+	m  map[workloadKey]servedDecision
+}
+
+type servedDecision struct {
+	hash string
+	d    decide.Decision
+}
+
+func newServedDecisions() *servedDecisions {
+	return &servedDecisions{m: map[workloadKey]servedDecision{}}
+}
+
+func (s *servedDecisions) set(k workloadKey, hash string, d decide.Decision) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[k] = servedDecision{hash: hash, d: d}
+}
+
+func (s *servedDecisions) get(k workloadKey, hash string) (decide.Decision, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sd, ok := s.m[k]
+	return sd.d, ok && sd.hash == hash
+}
+
+func (s *servedDecisions) drop(k workloadKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, k)
 }
 
 // problem is something wrong with a workload's declarations, reported as a Warning Event with reason.
 type problem struct{ reason, message string }
 
-// judge probes pods[i] for each i in todo and records in pods[i].Serves what it serves, judged against
-// set; a verdict younger than verdictTTL is reused.
-func (p *prober) judge(ctx context.Context, pods []decide.Pod, todo []int, ports []probe.Port, serverName string, set inventory.Set) {
-	expected := set.Expectation()
-	portList := fmt.Sprint(ports)
+// judge probes pods[i] for each i in todo and records the verdict in pods[i].Serves.
+func (p *prober) judge(ctx context.Context, pods []decide.Pod, todo []int, ports []probe.Port, serverName string, expected probe.Expectation) {
 	p.each(ctx, todo, func(i int) {
-		key := verdictKey{ip: pods[i].IP, ports: portList, serverName: serverName, set: set.Hash}
-		if v, ok := p.recent(key); ok {
-			pods[i].Serves = v
-			return
-		}
 		pods[i].Serves = expected.Judge(p.Pod(ctx, pods[i].IP, ports, serverName))
-		p.remember(key, pods[i].Serves)
 	})
-}
-
-func (p *prober) recent(key verdictKey) (probe.Verdict, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	v, ok := p.verdicts[key]
-	if !ok || time.Since(v.at) >= verdictTTL {
-		return "", false
-	}
-	return v.serves, true
-}
-
-// remember records a verdict and forgets the expired ones, so the map holds only what was probed in the
-// last verdictTTL.
-func (p *prober) remember(key verdictKey, v probe.Verdict) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := time.Now()
-	for k, old := range p.verdicts {
-		if now.Sub(old.at) >= verdictTTL {
-			delete(p.verdicts, k)
-		}
-	}
-	p.verdicts[key] = verdictAt{serves: v, at: now}
 }
 
 // each calls fn for each index in todo, probesPerWorkload at a time and within the prober's slots across

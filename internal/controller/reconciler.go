@@ -52,6 +52,8 @@ type gatherer struct {
 	// acting is set on the controller's own gatherer, not a CLI snapshot's: what the controller cannot
 	// do (probe, with --probe=false) makes a policy that requires it invalid.
 	acting bool
+	// served are the workloads' latest decisions made with probes, for their policies (decideGoverned).
+	served *servedDecisions
 }
 
 func (r *workloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -158,7 +160,7 @@ func (r *gatherer) gather(ctx context.Context, k kind, obj client.Object) (decid
 			return decide.Input{}, nil, err
 		}
 		if found {
-			in.Policy = p.Name
+			in.Policy, in.PolicySuspended = p.Name, p.Spec.Suspend
 			if p.Spec.MinRestartInterval != nil {
 				in.MinRestartInterval = p.Spec.MinRestartInterval.Duration
 			}
@@ -364,6 +366,7 @@ func (r *workloadReconciler) key(obj client.Object) workloadKey {
 
 func (r *workloadReconciler) forget(ns, name string) {
 	workloads.forget(workloadKey{ns, r.kind.name, name})
+	r.served.drop(workloadKey{ns, r.kind.name, name})
 }
 
 // maxNote is the longest Event note the API server accepts.

@@ -126,6 +126,9 @@ type Input struct {
 	// Policy names the RolloutPolicy that governs the workload, if any: selecting a workload opts it in,
 	// and its restarts are delegated to the policy's CertRollouts.
 	Policy string
+	// PolicySuspended is the governing policy's spec.suspend: a change freeze, during which certrollout
+	// calls no reload hook of the workloads it governs either.
+	PolicySuspended bool
 	// RestartBudget is the most restarts certrollout makes of one workload within RestartBudgetWindow;
 	// past it the workload's restarts stop (a circuit breaker for a Secret that keeps changing). 0: no
 	// budget.

@@ -118,9 +118,9 @@ func (a ReloadAttempt) Annotation() string {
 // verified (the workload declares no TLS port) or whose every call failed does not hold the restart.
 // It comes before governed: a workload a RolloutPolicy governs is reloaded too, at once (a reload is not
 // a restart, so the policy's windows and order do not hold it), and only the fallback restart is the
-// policy's.
+// policy's. A suspended policy (a change freeze) holds its reloads too.
 func reloadFirst(in Input, f facts) *Decision {
-	if in.Reload == nil {
+	if in.Reload == nil || in.PolicySuspended {
 		return nil
 	}
 	h := *in.Reload

@@ -97,6 +97,10 @@ func TestAReloadHookIsCalledOnceThenWaitedForThenFallsBackToARestart(t *testing.
 			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: annotations(api.AnnotationReloadAttempt, attempt("new", time.Second, true))}, Set: set, Pods: old, Probed: true, Reload: hook, Policy: "tls"},
 			wantAction: ActionDelegate, wantReason: api.ReasonGovernedByPolicy, wantIn: "RolloutPolicy tls restarts them through a CertRollout; its reload hook failed",
 		},
+		"calls no hook while the governing policy is suspended": {
+			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: annotations()}, Set: set, Pods: old, Probed: true, Reload: hook, Policy: "tls", PolicySuspended: true},
+			wantAction: ActionDelegate, wantReason: api.ReasonGovernedByPolicy, wantIn: "RolloutPolicy tls restarts them",
+		},
 		"restarts when nothing can verify the reload": {
 			in:         Input{Now: now, Workload: Workload{Kind: api.KindDeployment, Annotations: annotations()}, Set: set, Pods: []Pod{{Name: "a", Started: now.Add(-2 * time.Hour)}}, Reload: hook},
 			wantAction: ActionRestart, wantReason: api.ReasonCertificateRenewed, wantIn: "no TLS port to verify it by",
