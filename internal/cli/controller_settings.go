@@ -89,6 +89,7 @@ func (c *ControllerFlags) Resolve(ctx context.Context, r client.Reader, target s
 		}
 	}
 	c.Assumed.Settings = controller.SettingsOf(c.Options)
+	c.Assumed.Settings.Namespaces = c.Options.ModelledNamespaces
 	c.Assumed.Settings.Version = ""
 	if found {
 		c.Assumed.Settings.Version = published.Version

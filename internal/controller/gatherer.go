@@ -74,7 +74,7 @@ func newGatherer(ctx context.Context, mgr manager.Manager, direct client.Reader,
 	}
 	bundleScope := o.Namespaces
 	if o.bundlesInNamespace {
-		bundleScope = nil
+		bundleScope = o.ModelledNamespaces
 	}
 	if caps.bundles, err = bundlesServed(ctx, mgr.GetRESTMapper(), mgr.GetScheme(), direct, bundleScope); err != nil {
 		return nil, err

@@ -93,8 +93,13 @@ type Options struct {
 	// controller-runtime otherwise refuses a second controller of the same name.
 	AllowRepeatedSetup bool
 
-	// bundlesInNamespace makes a namespaced view read the ClusterTrustBundles its pods project, when its
-	// user may list them: the CLI's snapshot (a namespaced controller never does, see clustertrustbundles.go).
+	// ModelledNamespaces, in a CLI snapshot only, are the namespaces the controller whose decisions it
+	// models watches (its published --namespaces; empty: all), while Namespaces is the snapshot's view.
+	// The controller ignores it.
+	ModelledNamespaces []string
+	// bundlesInNamespace makes a snapshot read the ClusterTrustBundles its pods project, whatever its
+	// view, when the modelled controller is cluster-wide and the user may list them (a namespaced
+	// controller never does, see clustertrustbundles.go).
 	bundlesInNamespace bool
 }
 

@@ -66,12 +66,13 @@ func SettingsOf(o Options) Settings {
 }
 
 // Apply returns o with the decision settings replaced by s's (the clock, namespaces and process settings
-// of o stay).
+// of o stay; s's namespaces become o's ModelledNamespaces).
 func (s Settings) Apply(o Options) Options {
 	o.Auto, o.SettlePeriod, o.MinRestartInterval = s.Auto, s.SettlePeriod.Duration, s.MinRestartInterval.Duration
 	o.RestartRate, o.RestartBurst, o.MaxRestartsPerDay = s.RestartRate, s.RestartBurst, s.MaxRestartsPerDay
 	o.MaxConcurrentRollouts, o.MaxConcurrentRolloutsPerNamespace = s.MaxConcurrentRollouts, s.MaxRolloutsPerNamespace
 	o.CACascade, o.ClusterResourceNamespace = s.CACascade, s.ClusterResourceNamespace
+	o.ModelledNamespaces = s.Namespaces
 	return o
 }
 

@@ -31,11 +31,15 @@ func settingsConfigMap(t *testing.T, ns string, o Options) *corev1.ConfigMap {
 func TestSettingsRoundTripThroughTheirPublishedForm(t *testing.T) {
 	o := DefaultOptions()
 	o.Auto, o.SettlePeriod, o.MinRestartInterval, o.MaxRestartsPerDay, o.CACascade = true, time.Minute, time.Hour, 0, true
-	o.ClusterResourceNamespace = "cm"
+	o.ClusterResourceNamespace, o.Namespaces = "cm", []string{"team-a"}
 	got := SettingsOf(o).Apply(DefaultOptions())
 	if got.Auto != o.Auto || got.SettlePeriod != o.SettlePeriod || got.MinRestartInterval != o.MinRestartInterval ||
 		got.MaxRestartsPerDay != o.MaxRestartsPerDay || !got.CACascade || got.ClusterResourceNamespace != "cm" {
 		t.Errorf("applying the published settings lost some: %+v", got)
+	}
+	// The namespaces a controller watches are what a snapshot models, not its view.
+	if len(got.Namespaces) != 0 || len(got.ModelledNamespaces) != 1 || got.ModelledNamespaces[0] != "team-a" {
+		t.Errorf("namespaces %v, modelled %v; want none and team-a", got.Namespaces, got.ModelledNamespaces)
 	}
 }
 

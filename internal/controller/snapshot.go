@@ -75,10 +75,11 @@ func NewSnapshot(ctx context.Context, cfg *rest.Config, o Options) (*Snapshot, e
 	if err := requireList(ctx, direct, ns, coreLists()...); err != nil {
 		return nil, err
 	}
-	// A bundle is cluster-scoped, but a namespace's plan must see the bundles its pods project: read them
-	// when the user may (bundlesServed asks), whatever the namespace.
+	// A bundle is cluster-scoped, but a namespace's plan must see the bundles its pods project, as the
+	// cluster-wide controller does: read them when the user may (bundlesServed asks), whatever the view,
+	// unless the modelled controller is namespaced and never reads them.
 	o.bundlesInNamespace = true
-	bundles, err := bundlesInDiscovery(cfg, nil)
+	bundles, err := bundlesInDiscovery(cfg, o.ModelledNamespaces)
 	if err != nil {
 		return nil, err
 	}
