@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	certificatesv1beta1 "k8s.io/api/certificates/v1beta1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -218,6 +220,33 @@ func TestPlanInANamespaceReadsTheClusterTrustBundlesItsPodsProject(t *testing.T)
 	}
 	if p.Certificates.Current == "" || p.Reason == api.ReasonNoCertificates {
 		t.Errorf("trusting's certificates: %+v (%s: %s)", p.Certificates, p.Reason, p.Message)
+	}
+
+	// A user who may read the namespace but not list bundles gets the plan without them, told so; the
+	// bundle is not called missing. (Kubernetes lets every ServiceAccount read bundles,
+	// system:cluster-trust-bundle-discovery, so the reader is a user.)
+	const user = "tenant@example.com"
+	if _, err := c.Client.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "reader"}, Rules: readerRules}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "reader"},
+		Subjects:   []rbacv1.Subject{{Kind: "User", Name: user}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := run(t, "certrollout", "plan", "--kubeconfig", c.Kubeconfig, "--as", user, "-n", ns, "--settle-period=0", "-o", "json")
+	var rep PlanReport
+	if jerr := json.Unmarshal([]byte(out), &rep); err != nil || jerr != nil || len(rep.Items) != 1 {
+		t.Fatalf("plan as a reader: %v %v\n%s\n%s", err, jerr, out, stderr)
+	}
+	if it := rep.Items[0]; !rep.BundlesUnread || len(it.Missing) != 0 || len(it.Unread) != 1 || !strings.Contains(it.Unread[0], bundle.Name) {
+		t.Errorf("plan as a reader: bundlesUnread %t, missing %v, unread %v; want true, none, and the bundle", rep.BundlesUnread, it.Missing, it.Unread)
+	}
+	_, stderr, _ = run(t, "certrollout", "plan", "--kubeconfig", c.Kubeconfig, "--as", user, "-n", ns)
+	if !strings.Contains(stderr, "Not shown: ClusterTrustBundles, which you may not list") {
+		t.Errorf("the table's notes do not say the bundles were not read:\n%s", stderr)
 	}
 
 	time.Sleep(1100 * time.Millisecond) // the change in a later second than the pod's start

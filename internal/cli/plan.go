@@ -195,7 +195,7 @@ func (o *PlanOptions) Run(ctx context.Context) error {
 		found = all
 	}
 	report := PlanReport{APIVersion: ReportAPIVersion, Kind: "PlanReport", GeneratedAt: o.Now().UTC().Truncate(time.Second),
-		Controller: o.Controller.Assumed, Incomplete: snap.CAGraphIncomplete(), Items: []WorkloadPlan{}}
+		Controller: o.Controller.Assumed, Incomplete: snap.CAGraphIncomplete(), BundlesUnread: snap.BundlesUnread, Items: []WorkloadPlan{}}
 	var listed []controller.Workload
 	for i := range found {
 		w := &found[i]
@@ -203,7 +203,7 @@ func (o *PlanOptions) Run(ctx context.Context) error {
 			continue
 		}
 		p := planOf(w, o.Now(), graph)
-		if len(o.Workloads) == 0 && p.Reason == api.ReasonNoCertificates {
+		if len(o.Workloads) == 0 && p.Reason == api.ReasonNoCertificates && len(p.Unread) == 0 {
 			continue // uses Secrets or ConfigMaps, none with certificates
 		}
 		if o.StaleOnly && len(p.StalePods) == 0 {
@@ -226,6 +226,9 @@ func (o *PlanOptions) print(report PlanReport) error {
 		report.Controller.note(o.ErrOut)
 		if report.Incomplete != "" {
 			fmt.Fprintf(o.ErrOut, "Not shown: %s (CA cascades of those issuers cannot hold restarts in this plan).\n", report.Incomplete)
+		}
+		if report.BundlesUnread {
+			fmt.Fprintln(o.ErrOut, "Not shown: ClusterTrustBundles, which you may not list: workloads that project one are planned without it, while the controller restarts them when it changes.")
 		}
 	}
 	switch {

@@ -74,6 +74,9 @@ func planOf(w *controller.Workload, now time.Time, graph *cagraph.Graph) Workloa
 		}
 		p.Sources = append(p.Sources, ps)
 	}
+	for _, m := range w.Unread {
+		p.Unread = append(p.Unread, m.String())
+	}
 	for _, m := range w.Missing {
 		p.Missing = append(p.Missing, m.String())
 	}

@@ -182,6 +182,9 @@ func (p WorkloadPlan) describe(b *strings.Builder, now time.Time) {
 	for _, s := range p.Sources {
 		s.describe(b, p.Namespace, now)
 	}
+	for _, m := range p.Unread {
+		fmt.Fprintf(b, "  %s: you may not read it (the controller does)\n", m)
+	}
 	for _, m := range p.Missing {
 		fmt.Fprintf(b, "  %s: does not exist\n", m)
 	}

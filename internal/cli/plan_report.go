@@ -13,8 +13,11 @@ type PlanReport struct {
 	Controller AssumedSettings `json:"controller"`
 	// Incomplete says which issuers the plan could not read (a user who may not list ClusterIssuers), so
 	// holds for their CA cascades are not shown; empty when it read them all.
-	Incomplete string         `json:"incomplete,omitempty"`
-	Items      []WorkloadPlan `json:"items"`
+	Incomplete string `json:"incomplete,omitempty"`
+	// BundlesUnread is true when the user may not list ClusterTrustBundles, which the controller reads:
+	// workloads that project one are planned without it.
+	BundlesUnread bool           `json:"bundlesUnread,omitempty"`
+	Items         []WorkloadPlan `json:"items"`
 	// Probes are, with --probe, the certificates the listed workloads' pods serve on their TLS ports.
 	Probes []WorkloadProbe `json:"probes,omitempty"`
 }
@@ -39,9 +42,11 @@ type WorkloadPlan struct {
 	NextAt *time.Time `json:"nextAt,omitempty"`
 	// Certificates compares what the pods run on with what the workload uses now.
 	Certificates PlanCertificates `json:"certificates"`
-	// Sources are the Secrets and ConfigMaps it uses; Missing those it names that do not exist.
+	// Sources are the Secrets and ConfigMaps it uses; Missing those it names that do not exist; Unread the
+	// ClusterTrustBundles it projects that the user may not list (see PlanReport.BundlesUnread).
 	Sources []PlanSource `json:"sources"`
 	Missing []string     `json:"missing,omitempty"`
+	Unread  []string     `json:"unread,omitempty"`
 	// Policy is the RolloutPolicy that governs it; absent when none does.
 	Policy *PlanPolicy `json:"policy,omitempty"`
 	// Emergency is the command that restarts it at once (restart --now), given when a restart it needs is

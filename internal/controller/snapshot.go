@@ -40,6 +40,9 @@ type Snapshot struct {
 	CertManager bool
 	// Policies is true when the cluster serves certrollout.io.
 	Policies bool
+	// BundlesUnread is true when the modelled controller reads ClusterTrustBundles but this user may not
+	// list them: workloads that project one are decided without it, and the bundle is not called missing.
+	BundlesUnread bool
 	// direct reads what lies outside the caches' namespace (a ClusterIssuer's CA Secret).
 	direct client.Client
 	stop   context.CancelFunc
@@ -113,9 +116,10 @@ func NewSnapshot(ctx context.Context, cfg *rest.Config, o Options) (*Snapshot, e
 		return nil, err
 	}
 	s := &Snapshot{
-		disc:        disc,
-		CertManager: disc.linker.reader != nil,
-		Policies:    disc.policies,
+		disc:          disc,
+		CertManager:   disc.linker.reader != nil,
+		Policies:      disc.policies,
+		BundlesUnread: bundles && !disc.bundles, // served, modelled, and not followed: forbidden
 		direct:      direct,
 		done:        make(chan error, 1),
 	}
@@ -228,6 +232,8 @@ type Workload struct {
 	Sources map[consumers.Ref]*inventory.Source
 	// Missing are those it names that do not exist.
 	Missing []consumers.Ref
+	// Unread are the ClusterTrustBundles it projects that this user may not list (BundlesUnread).
+	Unread []consumers.Ref
 	// Input is what the decision was made from (pods, certificate set, ledger annotations, time).
 	Input    decide.Input
 	Decision decide.Decision
@@ -347,7 +353,11 @@ func (s *Snapshot) workload(ctx context.Context, k kind, obj client.Object, poli
 			return Workload{}, false, err
 		}
 		if !found {
-			w.Missing = append(w.Missing, ref)
+			if s.BundlesUnread && (ref.Kind == consumers.KindClusterTrustBundle || ref.Kind == consumers.KindClusterTrustBundleSigner) {
+				w.Unread = append(w.Unread, ref)
+			} else {
+				w.Missing = append(w.Missing, ref)
+			}
 			continue
 		}
 		if err := s.disc.linker.link(ctx, src); err != nil {
