@@ -123,6 +123,8 @@ func tally(in Input) facts {
 			if na := w.RunningNotAfter; !na.IsZero() && (g.earliest.IsZero() || na.Before(g.earliest)) {
 				g.earliest = na
 			}
+		case decide.ActionReload:
+			g.waits++ // its own reconciler calls the hook; the policy hears of it when the workload changes
 		case decide.ActionWait:
 			g.waits++
 			if g.requeue == 0 || w.Decision.RequeueAfter < g.requeue {
@@ -163,7 +165,7 @@ func (d *decider) decidePending() metav1.Condition {
 	case g.active != nil:
 		return inProgress(g.active)
 	case len(g.due) == 0 && len(g.stale) > 0:
-		return pending(api.ReasonWaiting, "%d workload(s) on old certificates wait (settle period, cooldown or a blocked rollout; see their Events)", len(g.stale))
+		return pending(api.ReasonWaiting, "%d workload(s) on old certificates wait (settle period, cooldown, a reload or its probes, or a blocked rollout; see their Events)", len(g.stale))
 	case len(g.due) == 0:
 		return metav1.Condition{Type: api.ConditionPending, Status: metav1.ConditionFalse, Reason: api.ReasonUpToDate, Message: "no governed workload waits for a restart"}
 	case in.Parsed.Invalid != "":
