@@ -120,8 +120,8 @@ func NewSnapshot(ctx context.Context, cfg *rest.Config, o Options) (*Snapshot, e
 		CertManager:   disc.linker.reader != nil,
 		Policies:      disc.policies,
 		BundlesUnread: bundles && !disc.bundles, // served, modelled, and not followed: forbidden
-		direct:      direct,
-		done:        make(chan error, 1),
+		direct:        direct,
+		done:          make(chan error, 1),
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = cancel
