@@ -239,6 +239,7 @@ func (r *gatherer) policyInput(ctx context.Context, p *api.RolloutPolicy) (gover
 	if in.Parsed, err = r.parsePolicy(ctx, p, workloads); err != nil {
 		return in, err
 	}
+	probesPending := false
 	for _, w := range workloads {
 		pin, _, err := r.gather(ctx, w.kind, w.obj)
 		if err != nil {
@@ -246,11 +247,27 @@ func (r *gatherer) policyInput(ctx context.Context, p *api.RolloutPolicy) (gover
 		}
 		// Decided as the workload's own reconciler decides, with its probes: a workload that reloaded by
 		// itself, is still receiving its files, or is being reloaded through its hook is not due.
-		in.Workloads = append(in.Workloads, governor.Workload{Ref: w.ref(), Decision: r.decideGoverned(ctx, w.kind, w.obj, &pin),
+		d, pending := r.decideGoverned(ctx, w.kind, w.obj, &pin)
+		probesPending = probesPending || pending
+		in.Workloads = append(in.Workloads, governor.Workload{Ref: w.ref(), Decision: d,
 			RunningNotAfter: decide.ReadLedger(w.obj.GetAnnotations()).NotAfter})
+	}
+	if probesPending {
+		holdForProbes(in.Workloads)
 	}
 	in.Rollouts, err = r.rolloutsOf(ctx, p)
 	return in, err
+}
+
+// holdForProbes turns the due workloads into waiting ones for servedPoll: another governed workload's
+// probes have not decided yet, and the policy's next CertRollout should take them all at once.
+func holdForProbes(ws []governor.Workload) {
+	for i := range ws {
+		if d := &ws[i].Decision; d.Action == decide.ActionDelegate {
+			d.Action, d.RequeueAfter = decide.ActionWait, servedPoll
+			d.Message += "; held a moment for the probes of another workload of the policy, to roll them together"
+		}
+	}
 }
 
 // createRollout creates ro. When its name is taken (a controller that crashed after creating it, or a

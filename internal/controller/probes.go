@@ -110,26 +110,35 @@ func (r *gatherer) probePlan(k kind, obj client.Object, in *decide.Input) (decid
 // workload's own reconciler made with them for the same certificates, or waits for it, so one tenant's
 // pods that never answer cannot hold the one policy worker every namespace shares. A CLI snapshot, where
 // no workload reconciler runs, probes when it has no such decision.
-func (r *gatherer) decideGoverned(ctx context.Context, k kind, obj client.Object, in *decide.Input) decide.Decision {
+//
+// pending is true while such a decision is missing and the certificates changed less than
+// probeBatchWait ago: the policy then holds its other due workloads too, so that one renewal makes one
+// CertRollout rather than one per workload as their reconcilers finish probing.
+func (r *gatherer) decideGoverned(ctx context.Context, k kind, obj client.Object, in *decide.Input) (d decide.Decision, pending bool) {
 	key := workloadKey{obj.GetNamespace(), k.name, obj.GetName()}
 	probed := *in
 	d, work, _ := r.probePlan(k, obj, &probed)
 	if work == nil {
-		return d
+		return d, false
 	}
 	if sd, ok := r.served.get(key, in.Set.Hash); ok {
-		return sd
+		return sd, false
 	}
 	if !r.acting {
 		d, _ := r.decideServing(ctx, k, obj, in)
-		return d
+		return d, false
 	}
+	young := !in.Set.ChangedAt.IsZero() && in.Now.Sub(in.Set.ChangedAt) < probeBatchWait
 	return decide.Decision{Action: decide.ActionWait, Reason: api.ReasonPropagating, RequeueAfter: servedPoll, Set: in.Set, StalePods: d.StalePods,
-		Message: "probes decide whether its pods need a restart; waiting for the workload's own reconciler to probe them"}
+		Message: "probes decide whether its pods need a restart; waiting for the workload's own reconciler to probe them"}, young
 }
 
 // servedPoll is how soon a policy looks again for a governed workload's probed decision.
 const servedPoll = 5 * time.Second
+
+// probeBatchWait bounds how long a policy holds its due workloads for another's probed decision: a
+// workload reconciler that keeps failing must not hold the others for ever.
+const probeBatchWait = time.Minute
 
 // servedDecisions keeps, per workload, the last decision its own reconciler made with probes and the
 // certificate set it was for (decideGoverned).
